@@ -1,0 +1,64 @@
+# V-Rex DRE: RTL generator, golden model and reports. `make help` lists the targets.
+PYTHON  ?= python3
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+CONFIG  ?= edge
+LIBERTY ?=
+JOBS    ?= 2
+BUILD   ?= build
+
+.DEFAULT_GOAL := all
+.PHONY: all help venv check-icarus verilog lint run test sim synth report bench clean distclean
+
+all: verilog run ## set up .venv if needed, generate the Verilog, run ReSV and the baselines on the default workload
+	@$(PY) -m model.summary --build $(BUILD)
+
+help: ## list the targets
+	@echo "usage: make [target] [CONFIG=tiny|edge|server|file.json] [LIBERTY=cells.lib] [JOBS=2]"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-13s %s\n", $$1, $$2}'
+
+# The environment is rebuilt whenever the pins or the project metadata change.
+$(STAMP): requirements.lock pyproject.toml
+	@echo "setting up $(VENV) (pinned dependencies from requirements.lock)"
+	@test -x $(PY) && $(PY) -c 'import sys' 2>/dev/null || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@touch $@
+
+venv: $(STAMP) ## create or refresh .venv only
+
+check-icarus:
+	@command -v iverilog >/dev/null 2>&1 && command -v vvp >/dev/null 2>&1 || { \
+	  echo "error: Icarus Verilog (iverilog, vvp) is needed for the cocotb simulations."; \
+	  echo "       install it with: sudo apt-get install iverilog   (macOS: brew install icarus-verilog)"; \
+	  exit 1; }
+
+verilog: $(STAMP) ## write the Verilog of every block for every preset into build/verilog/ (lint with Verilator when present)
+	@$(PY) -m hw.verilog --out $(BUILD)/verilog --lint
+
+lint: $(STAMP) ## Verilator lint (-Wall, waivers in hw/verilog.py) of the generated Verilog
+	@$(PY) -m hw.verilog --out $(BUILD)/verilog --lint --require-verilator
+
+run: $(STAMP) ## the main job: ReSV and the baselines on the default streaming workload -> build/resv/
+	@$(PY) -m model.main --out $(BUILD)/resv
+
+test: $(STAMP) check-icarus ## the whole regression: model, Amaranth-simulator and cocotb tests
+	@$(PY) -m pytest -n $(JOBS)
+
+sim: $(STAMP) check-icarus ## only the cocotb runs on the generated Verilog
+	@$(PY) -m pytest -n $(JOBS) -m cocotb
+
+synth: $(STAMP) ## area and FPGA reports for CONFIG (LIBERTY=path for um^2) -> build/reports/
+	@$(PY) -m synth.flow --config $(CONFIG) $(if $(LIBERTY),--liberty $(LIBERTY)) --out $(BUILD)/reports
+
+report: $(STAMP) ## print the summary of the last synthesis run again and redraw its plots
+	@$(PY) -m synth.report --out $(BUILD)/reports
+
+bench: $(STAMP) check-icarus ## model speed at a 40K cache, retrieval table, HCU and WTU figures -> build/bench/
+	@$(PY) -m sim.bench --out $(BUILD)/bench
+
+clean: ## remove build outputs
+	rm -rf $(BUILD) sim_build results.xml
+
+distclean: clean ## also remove .venv
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Amaranth components of the dynamic KV-cache retrieval engine (DRE)."""

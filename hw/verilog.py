@@ -1,0 +1,133 @@
+"""Write the Verilog of every DRE block for the presets, and lint it with Verilator.
+
+Usage::
+
+    python -m hw.verilog [--config PRESET_OR_JSON ...] [--blocks hcu wtu ...] --out build/verilog
+                         [--lint] [--require-verilator]
+
+Without ``--config`` it writes every preset (``tiny``, ``edge``, ``server``). Files are named
+``BLOCK_PRESET.v`` (``BLOCK_NAME.v`` for a JSON file); the top-level module of each is the block
+name, with ports ``clk``, ``rst`` and the stream ports ``<port>__valid/__ready/__payload``.
+
+Lint runs ``verilator --lint-only -Wall`` on each file with the waivers of :data:`LINT_WAIVERS`
+only: patterns that Amaranth's Verilog output always raises, each with its reason.
+"""
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from model.config import PRESETS, load_config
+from hw.registry import BASELINES, BLOCKS, build_component
+
+__all__ = ["LINT_WAIVERS", "generate", "lint", "main"]
+
+#: (Verilator rule, message pattern, why Amaranth's output always raises it).
+LINT_WAIVERS = [
+    ("UNUSEDSIGNAL", "*Signal is not used: '*.*'*",
+     "Amaranth emits a named alias wire for every field of a struct-layout port or signal "
+     "('i__payload.a'); the alias is for waveforms and is unused when the field is."),
+    ("UNUSEDSIGNAL", "*Signal is not used: '*$*'*",
+     "Amaranth/Yosys internal nets ('$auto$...', '$1') that the backend keeps for "
+     "initialisation or debugging."),
+    ("UNUSEDSIGNAL", "*Bits of signal are not used: '*.*'*",
+     "Partly used struct-field aliases, as above."),
+    ("UNUSEDSIGNAL", "*Bits of signal are not used: '*$*'*",
+     "Partly used internal nets, as above."),
+    ("UNUSEDSIGNAL", "*Signal is not used: 'rst'*",
+     "Amaranth adds a 'rst' port to every design with a sync domain, used or not."),
+]
+
+
+def _config_label(name_or_path):
+    return name_or_path if name_or_path in PRESETS else Path(name_or_path).stem
+
+
+def generate(block, config, path):
+    """Convert block ``block`` for ``config`` to Verilog at ``path`` (top module = block name)."""
+    from amaranth.back import verilog
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(verilog.convert(build_component(block, config), name=block))
+    return path
+
+
+def _waiver_file(folder):
+    lines = ["`verilator_config"]
+    lines += [f'lint_off -rule {rule} -file "*" -match "{pattern}"'
+              for rule, pattern, _ in LINT_WAIVERS]
+    path = folder / "lint_waivers.vlt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def lint(path, waivers):
+    """Run Verilator lint on ``path``; returns the list of warning/error lines (empty = clean)."""
+    result = subprocess.run(
+        ["verilator", "--lint-only", "-Wall", str(waivers), str(path)],
+        capture_output=True, text=True)
+    lines = [line for line in (result.stdout + result.stderr).splitlines()
+             if line.startswith("%")]
+    if result.returncode and not lines:
+        lines = [f"%Error: verilator exited with {result.returncode}"]
+    return lines
+
+
+def main(argv=None):
+    """Command-line entry point; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m hw.verilog", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", nargs="+", default=list(PRESETS),
+                        help="presets or JSON files [all presets]")
+    parser.add_argument("--blocks", nargs="+", default=list(BLOCKS) + list(BASELINES),
+                        help="blocks to write [all blocks and baselines]")
+    parser.add_argument("--out", type=Path, default=Path("build/verilog"), help="output folder")
+    parser.add_argument("--lint", action="store_true", help="lint each file with Verilator")
+    parser.add_argument("--require-verilator", action="store_true",
+                        help="fail when Verilator is missing instead of skipping the lint")
+    args = parser.parse_args(argv)
+    try:
+        configs = [(_config_label(name), load_config(name)) for name in args.config]
+    except (ValueError, TypeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    do_lint = args.lint
+    if do_lint and shutil.which("verilator") is None:
+        if args.require_verilator:
+            print("error: Verilator is needed for the lint; install it with "
+                  "'sudo apt-get install verilator'", file=sys.stderr)
+            return 1
+        print("note: Verilator not found, lint skipped (sudo apt-get install verilator)")
+        do_lint = False
+    args.out.mkdir(parents=True, exist_ok=True)
+    waivers = _waiver_file(args.out) if do_lint else None
+    failures = 0
+    for label, config in configs:
+        for block in args.blocks:
+            path = args.out / f"{block}_{label}.v"
+            start = time.perf_counter()
+            try:
+                generate(block, config, path)
+            except Exception as error:  # report every block, then fail
+                print(f"  {path}: FAILED to generate: {type(error).__name__}: {error}")
+                failures += 1
+                continue
+            status = ""
+            if do_lint:
+                problems = lint(path, waivers)
+                status = "lint clean" if not problems else f"lint: {len(problems)} problem(s)"
+                failures += bool(problems)
+                for line in problems[:10]:
+                    print(f"    {line}")
+            print(f"  {path}  {path.stat().st_size / 1024:8.1f} KiB  "
+                  f"{time.perf_counter() - start:5.1f} s  {status}")
+    if failures:
+        print(f"error: {failures} block(s) failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""cocotb testbenches, the block file interface (``python -m sim.run``) and benchmarks."""

