@@ -1,0 +1,137 @@
+"""Loader of user-supplied KV dumps (``.npz``), so the main job runs on a real model's cache.
+
+A dump holds one streaming session of one model (``python -m model.main --kv-dump FILE``):
+
+``keys``
+    float ``[layers, kv_heads, tokens, head_dim]``: post-RoPE keys, in arrival order.
+``values``
+    float, the shape of ``keys``.
+``frame_of_token``
+    int ``[tokens]``: frame number of every token, starting at 0, non-decreasing, without gaps
+    (every frame has at least one token; interval and text tokens belong to the frame they
+    follow).
+``queries``
+    float ``[layers, kv_heads, query_frames, rows, head_dim]``: post-RoPE query rows of the
+    frames in ``query_frames``, for each KV head (rows of all query heads of its GQA group; every
+    row attends to all of its frame's tokens and to the past cache).
+``query_frames`` (optional)
+    int ``[query_frames]``: strictly increasing frame numbers of the ``queries`` axis 2; when
+    missing, ``queries`` must hold every frame.
+
+Errors name the file and what is wrong (:mod:`model.npzio` for keys, dimensions and dtypes).
+"""
+
+import numpy as np
+
+from .npzio import ArraySpec, check_arrays, load_arrays, save_arrays
+
+__all__ = ["SPECS", "KVDump", "load_kv_dump", "save_kv_dump"]
+
+SPECS = [
+    ArraySpec("keys", "f", 4, "post-RoPE keys [layers, kv_heads, tokens, head_dim]"),
+    ArraySpec("values", "f", 4, "values [layers, kv_heads, tokens, head_dim]"),
+    ArraySpec("frame_of_token", "i", 1, "frame of every token [tokens], 0, 0, ..., 1, 1, ..."),
+    ArraySpec("queries", "f", 5,
+              "post-RoPE query rows [layers, kv_heads, query_frames, rows, head_dim]"),
+    ArraySpec("query_frames", "i", 1, "frames of the queries' axis 2 [query_frames]",
+              optional=True),
+]
+
+
+class KVDump:
+    """A validated KV dump (see the module docstring for the layout).
+
+    Parameters
+    ----------
+    arrays : dict
+        As returned by :func:`model.npzio.load_arrays` with :data:`SPECS`.
+    source : str
+        Name of the file, for error messages.
+
+    Raises
+    ------
+    ValueError
+        If the arrays are inconsistent; the message names ``source`` and the key.
+    """
+
+    def __init__(self, arrays, source="kv dump"):
+        keys, values = arrays["keys"], arrays["values"]
+        frame_of_token, queries = arrays["frame_of_token"], arrays["queries"]
+        layers, kv_heads, tokens, head_dim = keys.shape
+        if min(keys.shape) == 0:
+            raise ValueError(f"{source}: key 'keys' must not be empty, shape {keys.shape}")
+        if values.shape != keys.shape:
+            raise ValueError(f"{source}: key 'values' must have the shape of 'keys' "
+                             f"{keys.shape}, not {values.shape}")
+        if frame_of_token.shape != (tokens,):
+            raise ValueError(f"{source}: key 'frame_of_token' must have shape ({tokens},), "
+                             f"not {frame_of_token.shape}")
+        steps = np.diff(frame_of_token)
+        if frame_of_token[0] != 0 or np.any((steps != 0) & (steps != 1)):
+            raise ValueError(f"{source}: key 'frame_of_token' must start at 0 and grow by 0 or 1 "
+                             f"from token to token")
+        frames = int(frame_of_token[-1]) + 1
+        if queries.shape[:2] != (layers, kv_heads) or queries.shape[4] != head_dim \
+                or queries.shape[3] == 0:
+            raise ValueError(f"{source}: key 'queries' must have shape ({layers}, {kv_heads}, "
+                             f"query_frames, rows, {head_dim}), not {queries.shape}")
+        query_frames = arrays.get("query_frames")
+        if query_frames is None:
+            if queries.shape[2] != frames:
+                raise ValueError(f"{source}: key 'queries' holds {queries.shape[2]} frames but "
+                                 f"the dump has {frames}; add 'query_frames' to name them")
+            query_frames = np.arange(frames)
+        elif query_frames.shape != (queries.shape[2],) or query_frames.size == 0 or \
+                np.any(np.diff(query_frames) <= 0) or query_frames[0] < 0 or \
+                query_frames[-1] >= frames:
+            raise ValueError(f"{source}: key 'query_frames' must list {queries.shape[2]} strictly "
+                             f"increasing frames from 0 to {frames - 1}")
+        self._arrays = {"keys": keys, "values": values, "queries": queries}
+        self._query_index = {int(frame): index for index, frame in enumerate(query_frames)}
+        self.source = source
+        self.layers, self.kv_heads, self.tokens, self.head_dim = layers, kv_heads, tokens, head_dim
+        self.frames = frames
+        self.query_rows = queries.shape[3]
+        self.query_frames = np.asarray(query_frames, dtype=np.int64)
+        self.frame_of_token = frame_of_token
+        self.frame_starts = np.searchsorted(frame_of_token, np.arange(frames + 1))
+
+    def keys(self, layer, kv_head):
+        """Keys of one (layer, KV head): float64 (tokens, head_dim)."""
+        return self._arrays["keys"][layer, kv_head]
+
+    def values(self, layer, kv_head):
+        """Values of one (layer, KV head): float64 (tokens, head_dim)."""
+        return self._arrays["values"][layer, kv_head]
+
+    def queries(self, layer, kv_head, frame):
+        """Query rows of one frame (rows, head_dim), or None if the dump has none for it."""
+        index = self._query_index.get(int(frame))
+        return None if index is None else self._arrays["queries"][layer, kv_head, index]
+
+
+def load_kv_dump(path):
+    """Load and validate a KV dump ``.npz`` file; returns a :class:`KVDump`.
+
+    Raises
+    ------
+    ValueError
+        Naming the file and the problem (missing key, wrong shape or dtype, inconsistency).
+    """
+    return KVDump(load_arrays(path, SPECS), str(path))
+
+
+def save_kv_dump(path, keys, values, frame_of_token, queries, query_frames=None):
+    """Validate and write a KV dump ``.npz`` file (layout in the module docstring).
+
+    Raises
+    ------
+    ValueError
+        If the arrays do not form a valid dump.
+    """
+    arrays = {"keys": keys, "values": values, "frame_of_token": frame_of_token,
+              "queries": queries}
+    if query_frames is not None:
+        arrays["query_frames"] = query_frames
+    KVDump(check_arrays(str(path), SPECS, arrays), str(path))
+    save_arrays(path, {name: np.asarray(array) for name, array in arrays.items()})
