@@ -1,0 +1,417 @@
+"""Retrieval buffer of the DRE: selected clusters in, KV fetch descriptors ``(base, length)`` out.
+
+The buffer follows the WiCSum threshold unit. Per (layer, KV head, frame) problem it receives
+the selected clusters as a stream in ascending cluster index, keeps every one of them (dynamic
+mode), the ``topk_k`` best (top-k mode) or the best ones within a token budget (budgeted
+dynamic mode), and emits fetch descriptors of the cluster-contiguous KV layout in ascending
+address order with adjacent ranges merged. The bit-exact contract and the cycle model are in
+:mod:`model.retrieval_buffer`; the two are equal, outputs and cycles.
+
+Design rationale
+----------------
+*Layout in the input stream.* Each input beat carries the cluster's ``base`` and ``count``
+besides its ``score``. The layout already exists upstream: the KV manager owns the addresses,
+the hash-cluster table and the threshold unit's count memory hold the counts, all updated while a
+frame is clustered; a second copy inside the buffer would cost ``max_clusters x
+(kv_token_bits + count_bits)`` bits of memory (16 KiB for ``edge``) and a write port that must
+be kept coherent with the first. The producer joins the selected cluster index with one table
+read, which it needs anyway. The buffer is then stateless between problems and needs no cluster
+index at all: ties go to the earlier beat, which is the lower index.
+
+*Runtime mode.* Every beat has a ``topk`` bit; the value on a problem's first beat holds for the
+whole problem, so one instance serves the DRE (dynamic) and the fixed top-k baselines. The token
+budget is a configuration constant (``token_budget``); 0 builds no budget logic.
+
+*Sorted insertion buffer.* Top-k and budgeted dynamic modes collect candidates in a
+``topk_k``-entry register array kept sorted by score (ties: the older entry stays first). A new
+candidate is compared with every entry in parallel and inserted in one cycle, entries behind it
+shift by one. For the budget each entry keeps the running token total up to and including itself,
+so an insertion adds the new count to the entries behind it: ``topk_k`` adders in parallel, no
+carry chain through the array, and the entries whose total passes the budget fall off the end.
+The best-ranked cluster ever dropped is remembered (its score): a later candidate ranked behind
+it can never be kept and is refused, which makes the streamed result equal to the prefix rule.
+
+*Drain in address order.* After the last beat the kept entries leave one per cycle, lowest base
+first (a ``topk_k``-input minimum tree), into the same merger the dynamic mode uses directly.
+
+*Merger* (:class:`DescriptorMerger`). One pending descriptor register grows while the next
+range starts where it ends; a range that does not continue it pushes it to the output register.
+The last range of a problem leaves a flush cycle that emits the pending descriptor with
+``last = 1`` (a length-0 beat if nothing was kept). The descriptor length is
+``kv_token_bits + 1`` bits, enough for the whole address space, so nothing saturates, wraps or
+splits.
+
+*Timing.* One input beat per cycle in every mode; the output register breaks the path from
+``i`` to ``o`` (``i.ready`` does depend on ``o.ready``). Per problem, from its first input
+transfer to its last output transfer with no stalls: ``beats + 2`` cycles in dynamic mode
+without a budget, ``beats + max(1, kept) + 2`` in top-k and budgeted dynamic mode, where
+``beats = max(1, selected clusters)`` (:func:`model.retrieval_buffer.problem_cycles`).
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from model.config import DREConfig
+from model.retrieval_buffer import BEATS_PER_CYCLE, FLUSH_CYCLES, problem_cycles
+
+__all__ = ["cluster_layout", "range_layout", "descriptor_layout", "DescriptorMerger",
+           "RetrievalBuffer"]
+
+
+def cluster_layout(config):
+    """Payload of the input stream: one selected cluster of a problem.
+
+    Fields (first in the lowest bits): ``score`` (``score_bits``), ``base`` (``kv_token_bits``),
+    ``count`` (``count_bits``), ``selected`` (0 only on the single beat of an empty selection;
+    such a beat carries no cluster), ``topk`` (mode: 0 dynamic, 1 top-k; read on a problem's
+    first beat), ``last`` (last beat of the problem).
+    """
+    return data.StructLayout({
+        "score": config.score_bits,
+        "base": config.kv_token_bits,
+        "count": config.count_bits,
+        "selected": 1,
+        "topk": 1,
+        "last": 1,
+    })
+
+
+def range_layout(config):
+    """Payload of the merger's input: one token range (or none) of a problem.
+
+    Fields: ``base`` (``kv_token_bits``), ``count`` (``count_bits``), ``present`` (0: the beat
+    carries no range, only ``last``), ``last`` (last range of the problem).
+    """
+    return data.StructLayout({
+        "base": config.kv_token_bits,
+        "count": config.count_bits,
+        "present": 1,
+        "last": 1,
+    })
+
+
+def descriptor_layout(config):
+    """Payload of the output stream: one fetch descriptor.
+
+    Fields: ``base`` (``kv_token_bits``), ``length`` (``kv_token_bits + 1``; 0 only on the single
+    beat of a problem with nothing kept), ``last`` (last descriptor of the problem).
+    """
+    return data.StructLayout({
+        "base": config.kv_token_bits,
+        "length": config.kv_token_bits + 1,
+        "last": 1,
+    })
+
+
+class DescriptorMerger(wiring.Component):
+    """Merges a problem's ascending token ranges into fetch descriptors.
+
+    A pending descriptor grows while the next range starts where it ends; a range that does not
+    continue it pushes it into the output register. After a problem's last range one flush
+    cycle emits the pending descriptor with ``last = 1``, or a length-0 beat when the problem
+    had no range. Ranges must be ascending and end at most at ``2**kv_token_bits``; the
+    ``kv_token_bits + 1`` bit length then holds any merged length exactly.
+
+    Parameters
+    ----------
+    config : DREConfig
+        Supplies ``kv_token_bits`` and ``count_bits``.
+
+    Members
+    -------
+    i : In(stream.Signature(range_layout(config)))
+        Ranges, one per cycle; ``ready`` is low only in the flush cycle and when the output
+        register is full and not being read.
+    o : Out(stream.Signature(descriptor_layout(config)))
+        Descriptors, from a register (no combinational path from ``i``).
+    """
+
+    def __init__(self, config):
+        if not isinstance(config, DREConfig):
+            raise TypeError(f"config must be a DREConfig, not {config!r}")
+        self._config = config
+        super().__init__({
+            "i": In(stream.Signature(range_layout(config))),
+            "o": Out(stream.Signature(descriptor_layout(config))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        kv_bits = self._config.kv_token_bits
+        piece = self.i.payload
+        out = self.o.payload
+        pending = Signal()
+        pending_base = Signal(kv_bits)
+        pending_len = Signal(kv_bits + 1)
+        flush = Signal()
+        out_free = ~self.o.valid | self.o.ready
+        m.d.comb += self.i.ready.eq(~flush & out_free)
+
+        with m.If(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(self.i.valid & self.i.ready):
+            with m.If(piece.present):
+                with m.If(pending & (piece.base == pending_base + pending_len)):
+                    m.d.sync += pending_len.eq(pending_len + piece.count)
+                with m.Else():
+                    with m.If(pending):
+                        m.d.sync += [self.o.valid.eq(1), out.base.eq(pending_base),
+                                     out.length.eq(pending_len), out.last.eq(0)]
+                    m.d.sync += [pending.eq(1), pending_base.eq(piece.base),
+                                 pending_len.eq(piece.count)]
+            with m.If(piece.last):
+                m.d.sync += flush.eq(1)
+        with m.Elif(flush & out_free):
+            m.d.sync += [self.o.valid.eq(1),
+                         out.base.eq(Mux(pending, pending_base, 0)),
+                         out.length.eq(Mux(pending, pending_len, 0)),
+                         out.last.eq(1),
+                         flush.eq(0), pending.eq(0)]
+        return m
+
+
+class RetrievalBuffer(wiring.Component):
+    """Dynamic / top-k retrieval buffer emitting merged KV fetch descriptors.
+
+    Parameters
+    ----------
+    config : DREConfig
+        Supplies ``score_bits``, ``count_bits``, ``kv_token_bits``, ``topk_k`` (the capacity of
+        the sorted buffer) and ``token_budget``.
+
+    Members
+    -------
+    i : In(stream.Signature(cluster_layout(config)))
+        Selected clusters of a problem, ascending cluster index.
+    o : Out(stream.Signature(descriptor_layout(config)))
+        Fetch descriptors, ascending base, adjacent ranges merged.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a :class:`DREConfig`.
+    """
+
+    def __init__(self, config):
+        if not isinstance(config, DREConfig):
+            raise TypeError(f"config must be a DREConfig, not {config!r}")
+        self._config = config
+        super().__init__({
+            "i": In(stream.Signature(cluster_layout(config))),
+            "o": Out(stream.Signature(descriptor_layout(config))),
+        })
+
+    @property
+    def config(self):
+        """The :class:`DREConfig` the buffer was built for."""
+        return self._config
+
+    @property
+    def capacity(self):
+        """Entries of the sorted buffer (``topk_k``)."""
+        return self._config.topk_k
+
+    @property
+    def beats_per_cycle(self):
+        """Input beats accepted per cycle while collecting (throughput)."""
+        return BEATS_PER_CYCLE
+
+    @property
+    def flush_latency(self):
+        """Cycles from the last merged range to the transfer of the last descriptor."""
+        return FLUSH_CYCLES
+
+    def cycles(self, selected, kept, mode):
+        """Cycles of one problem (first input to last output transfer, no stalls).
+
+        ``selected`` and ``kept`` are the per-cluster masks, ``mode`` 0 (dynamic) or 1 (top-k).
+        """
+        return problem_cycles(self._config, selected, kept, mode)
+
+    def elaborate(self, platform):
+        m = Module()
+        config = self._config
+        k = config.topk_k
+        beat = self.i.payload
+        m.submodules.merger = merger = DescriptorMerger(config)
+        wiring.connect(m, merger.o, wiring.flipped(self.o))
+
+        # The mode of a problem's first beat holds for the whole problem.
+        in_problem = Signal()
+        mode_topk = Signal()
+        draining = Signal()
+        beat_topk = Mux(in_problem, mode_topk, beat.topk)
+        beat_buffered = beat_topk | (config.token_budget > 0)
+        candidate = beat.selected & (beat.count != 0)
+        take = Signal()
+        m.d.comb += [
+            self.i.ready.eq(~draining & merger.i.ready),
+            take.eq(self.i.valid & self.i.ready),
+        ]
+        with m.If(take):
+            m.d.sync += [in_problem.eq(~beat.last), mode_topk.eq(beat_topk)]
+        with m.If(take & beat_buffered & beat.last):
+            m.d.sync += draining.eq(1)
+
+        # Sorted buffer: entry 0 holds the best-ranked cluster.
+        entries = self._entries()
+        self._insertion(m, entries, beat, take & beat_buffered & candidate,
+                        budget_active=Const(config.token_budget > 0) & ~beat_topk)
+
+        # Drain: the kept entry of lowest base, one per cycle, into the merger.
+        lowest = self._lowest_base(m, entries)
+        lowest_onehot = Signal(k)
+        with m.Switch(lowest["index"]):
+            for n in range(k):
+                with m.Case(n):
+                    m.d.comb += lowest_onehot.eq(1 << n)
+        others_valid = Signal()
+        m.d.comb += others_valid.eq((Cat(entries["valid"]) & ~lowest_onehot).any())
+        drain_step = draining & merger.i.ready
+        with m.If(drain_step):
+            for n in range(k):
+                with m.If(lowest_onehot[n]):
+                    m.d.sync += entries["valid"][n].eq(0)
+            with m.If(~others_valid):
+                m.d.sync += [draining.eq(0), entries["dropped_valid"].eq(0)]
+
+        # Merger input: the input beat (dynamic mode without budget) or the drained entry.
+        piece = merger.i.payload
+        with m.If(draining):
+            m.d.comb += [merger.i.valid.eq(1), piece.present.eq(lowest["valid"]),
+                         piece.base.eq(lowest["base"]), piece.count.eq(lowest["count"]),
+                         piece.last.eq(~others_valid)]
+        with m.Else():
+            m.d.comb += [merger.i.valid.eq(self.i.valid & ~draining & ~beat_buffered),
+                         piece.present.eq(candidate), piece.base.eq(beat.base),
+                         piece.count.eq(beat.count), piece.last.eq(beat.last)]
+        return m
+
+    def _entries(self):
+        """The registers of the sorted buffer, as a dict of per-entry signal lists."""
+        config = self._config
+        fields = {"valid": 1, "score": config.score_bits, "base": config.kv_token_bits,
+                  "count": config.count_bits}
+        if config.token_budget > 0:
+            fields["total"] = self._total_bits
+        entries = {field: [Signal(width, name=f"entry{n}_{field}")
+                           for n in range(config.topk_k)]
+                   for field, width in fields.items()}
+        entries["dropped_valid"] = Signal()
+        entries["dropped_score"] = Signal(config.score_bits)
+        return entries
+
+    @property
+    def _total_bits(self):
+        # Running totals of kept entries are at most token_budget <= 2**kv_token_bits; one
+        # insertion adds at most max_count before the comparison.
+        return max(self._config.kv_token_bits + 1, self._config.count_bits) + 1
+
+    def _insertion(self, m, entries, beat, offered, budget_active):
+        """Insert ``beat`` when ``offered`` and ranked before the best dropped cluster.
+
+        Every entry compares its score with the beat's in parallel; entries with a score at
+        least as high stay (older entries win ties), the beat takes the first other position,
+        the rest shift by one. Position ``topk_k`` is the one pushed out. With a budget each
+        entry's running total becomes the total of the entry before it plus the new count.
+        """
+        config = self._config
+        k = config.topk_k
+        use_budget = config.token_budget > 0
+        inserted = {"valid": Const(1), "score": beat.score, "base": beat.base,
+                    "count": beat.count}
+        stays = []
+        for n in range(k):
+            stays.append(Signal(name=f"entry{n}_stays"))
+            m.d.comb += stays[n].eq(entries["valid"][n] & (entries["score"][n] >= beat.score))
+        stays.append(Const(0))
+
+        following, keep = [], []
+        for n in range(k + 1):
+            after_new = stays[n - 1] if n > 0 else Const(1)
+            fields = ("valid", "score") if n == k else ("valid", "score", "base", "count")
+            nxt = {}
+            for field in fields:
+                mine = entries[field][n] if n < k else 0
+                shifted = entries[field][n - 1] if n > 0 else 0
+                value = Mux(stays[n], mine, Mux(after_new, inserted[field], shifted))
+                if n < k:  # named for waveforms; position k is only an expression
+                    nxt[field] = Signal(len(entries[field][n]), name=f"next{n}_{field}")
+                    m.d.comb += nxt[field].eq(value)
+                else:
+                    nxt[field] = value
+            within = Const(1)
+            if use_budget and n < k:
+                # lossless: a kept total is at most 2**kv_token_bits, plus one count
+                behind_total = ((entries["total"][n - 1] + beat.count)[:self._total_bits]
+                                if n > 0 else beat.count)
+                nxt["total"] = Signal(self._total_bits, name=f"next{n}_total")
+                m.d.comb += nxt["total"].eq(Mux(stays[n], entries["total"][n], behind_total))
+                within = ~budget_active | (nxt["total"] <= config.token_budget)
+            if n < k:
+                keep.append(Signal(name=f"next{n}_keep"))
+                m.d.comb += keep[n].eq(nxt["valid"] & within)
+            else:
+                keep.append(Const(0))
+            following.append(nxt)
+
+        # Best-ranked cluster this insertion drops: the first position not kept. Occupied and
+        # kept positions are both prefixes (running totals grow with the position), so that
+        # position is one-hot and its score a balanced OR tree, not a priority chain.
+        first_dropped = [following[n]["valid"] & ~keep[n] & (keep[n - 1] if n > 0 else 1)
+                         for n in range(k + 1)]
+        any_dropped = Signal()
+        first_dropped_score = Signal(config.score_bits)
+        m.d.comb += [
+            any_dropped.eq(Cat(first_dropped).any()),
+            first_dropped_score.eq(_or_tree([
+                following[n]["score"] & first_dropped[n].replicate(config.score_bits)
+                for n in range(k + 1)])),
+        ]
+        refused = entries["dropped_valid"] & ~(beat.score > entries["dropped_score"])
+        with m.If(offered & ~refused):
+            for n in range(k):
+                m.d.sync += entries["valid"][n].eq(keep[n])
+                for field in following[n]:
+                    if field != "valid":
+                        m.d.sync += entries[field][n].eq(following[n][field])
+            with m.If(any_dropped):
+                m.d.sync += [entries["dropped_valid"].eq(1),
+                             entries["dropped_score"].eq(first_dropped_score)]
+
+    @staticmethod
+    def _lowest_base(m, entries):
+        """Minimum tree over the entries: ``valid``, ``base``, ``count``, ``index`` of the
+        valid entry of lowest base."""
+        k = len(entries["valid"])
+        index_bits = max(1, (k - 1).bit_length())
+        nodes = [{"valid": entries["valid"][n], "base": entries["base"][n],
+                  "count": entries["count"][n], "index": Const(n, index_bits)}
+                 for n in range(k)]
+        level = 0
+        while len(nodes) > 1:
+            merged = []
+            for pair in range(0, len(nodes) - 1, 2):
+                a, b = nodes[pair], nodes[pair + 1]
+                pick_b = b["valid"] & (~a["valid"] | (b["base"] < a["base"]))
+                node = {}
+                for field in a:
+                    node[field] = Signal(len(a[field]), name=f"lowest_l{level}_{pair // 2}_{field}")
+                    value = a["valid"] | b["valid"] if field == "valid" else Mux(pick_b, b[field],
+                                                                                 a[field])
+                    m.d.comb += node[field].eq(value)
+                merged.append(node)
+            if len(nodes) % 2:
+                merged.append(nodes[-1])
+            nodes = merged
+            level += 1
+        return nodes[0]
+
+
+def _or_tree(values):
+    """Bitwise OR of ``values`` as a balanced tree (logarithmic depth)."""
+    while len(values) > 1:
+        values = [values[n] | values[n + 1] if n + 1 < len(values) else values[n]
+                  for n in range(0, len(values), 2)]
+    return values[0]

@@ -1,0 +1,52 @@
+"""RTL engine of the retrieval buffer for ``python -m sim.run buffer --engine rtl``.
+
+Writes the validated problem into the run folder, runs the ``file_run`` cocotb test of
+:mod:`sim.test_retrieval_buffer` on the generated Verilog under Icarus Verilog, and reads back the
+descriptors and the measured cycle count: the same keys as
+:func:`model.retrieval_buffer.run_arrays`.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from model.npzio import check_arrays, load_arrays, save_arrays
+from model.retrieval_buffer import INPUTS, MODE_DYNAMIC, OUTPUTS, validate_problem
+from sim.runner import run_cocotb
+
+__all__ = ["run_arrays"]
+
+
+def run_arrays(config, arrays, workdir):
+    """Run one problem on the RTL; returns ``desc_base``, ``desc_len`` and ``cycles``.
+
+    Parameters
+    ----------
+    config : DREConfig
+        The configuration the Verilog is generated for.
+    arrays : dict
+        Input arrays (see :data:`model.retrieval_buffer.INPUTS`).
+    workdir : pathlib.Path
+        Build folder of the run.
+
+    Raises
+    ------
+    ValueError
+        If an input is outside its range or breaks the layout contract (checked before any
+        simulation starts).
+    """
+    arrays = check_arrays("buffer input", INPUTS, arrays)
+    validate_problem(config, arrays["selected"], arrays["scores"], arrays["base"],
+                     arrays["count"], arrays.get("mode", MODE_DYNAMIC))
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    stimulus = workdir / "buffer_input.npz"
+    result = workdir / "buffer_output.npz"
+    save_arrays(stimulus, arrays)
+    if result.exists():
+        result.unlink()
+    run_cocotb("buffer", config, "sim.test_retrieval_buffer", tag="rtl", testcase="file_run",
+               env={"BUFFER_INPUT": stimulus, "BUFFER_OUTPUT": result}, build_root=workdir)
+    outputs = load_arrays(result, OUTPUTS)
+    return {"desc_base": outputs["desc_base"], "desc_len": outputs["desc_len"],
+            "cycles": np.uint64(outputs["cycles"])}
