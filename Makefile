@@ -11,7 +11,11 @@ BUILD   ?= build
 .DEFAULT_GOAL := all
 .PHONY: all help venv check-icarus verilog lint run test sim synth report bench clean distclean
 
-all: verilog run ## set up .venv if needed, generate the Verilog, run ReSV and the baselines on the default workload
+all: $(STAMP) ## set up .venv if needed, write the Verilog of CONFIG, run ReSV and the baselines on the default workload
+	@echo "== Verilog of the $(CONFIG) configuration -> $(BUILD)/verilog/"
+	@$(PY) -m hw.verilog --config $(CONFIG) --out $(BUILD)/verilog --lint
+	@echo "== ReSV and the baselines on the default streaming workload -> $(BUILD)/resv/"
+	@$(PY) -m model.main --out $(BUILD)/resv --config $(CONFIG)
 	@$(PY) -m model.summary --build $(BUILD)
 
 help: ## list the targets
@@ -33,7 +37,7 @@ check-icarus:
 	  echo "       install it with: sudo apt-get install iverilog   (macOS: brew install icarus-verilog)"; \
 	  exit 1; }
 
-verilog: $(STAMP) ## write the Verilog of every block for every preset into build/verilog/ (lint with Verilator when present)
+verilog: $(STAMP) ## write the Verilog of every block for every preset into build/verilog/, Verilator-linted
 	@$(PY) -m hw.verilog --out $(BUILD)/verilog --lint
 
 lint: $(STAMP) ## Verilator lint (-Wall, waivers in hw/verilog.py) of the generated Verilog

@@ -6,7 +6,7 @@ Usage::
                          [--lint] [--require-verilator]
 
 Without ``--config`` it writes every preset (``tiny``, ``edge``, ``server``). Files are named
-``BLOCK_PRESET.v`` (``BLOCK_NAME.v`` for a JSON file); the top-level module of each is the block
+``PRESET/BLOCK.v`` (``NAME/BLOCK.v`` for a JSON file ``NAME.json``); the top-level module of each is the block
 name, with ports ``clk``, ``rst`` and the stream ports ``<port>__valid/__ready/__payload``.
 
 Lint runs ``verilator --lint-only -Wall`` on each file with the waivers of :data:`LINT_WAIVERS`
@@ -37,6 +37,13 @@ LINT_WAIVERS = [
      "Partly used struct-field aliases, as above."),
     ("UNUSEDSIGNAL", "*Bits of signal are not used: '*$*'*",
      "Partly used internal nets, as above."),
+    ("WIDTH", "*",
+     "Amaranth's backend writes operands at their own width and relies on Verilog's "
+     "context-determined zero-extension ('a + b' into a wider result, '!x' on a vector as a "
+     "reduction, constants trimmed to their value); the widths are those of the Amaranth IR, "
+     "which the Amaranth-simulator and cocotb tests check bit-exactly."),
+    ("DECLFILENAME", "*",
+     "Amaranth writes every submodule into the top's file as module 'top.sub'."),
     ("UNUSEDSIGNAL", "*Signal is not used: 'rst'*",
      "Amaranth adds a 'rst' port to every design with a sync domain, used or not."),
 ]
@@ -106,7 +113,7 @@ def main(argv=None):
     failures = 0
     for label, config in configs:
         for block in args.blocks:
-            path = args.out / f"{block}_{label}.v"
+            path = args.out / label / f"{block}.v"
             start = time.perf_counter()
             try:
                 generate(block, config, path)
