@@ -43,7 +43,7 @@ def write_verilog(block, config, path):
 
 
 def run_cocotb(block, config, test_module, *, tag="default", testcase=None, env=None, seed=None,
-               build_root=BUILD_ROOT):
+               build_root=BUILD_ROOT, build_args=()):
     """Run cocotb module ``test_module`` on block ``block``'s Verilog for ``config``.
 
     Parameters
@@ -63,6 +63,10 @@ def run_cocotb(block, config, test_module, *, tag="default", testcase=None, env=
         Extra environment variables for the cocotb side (paths of stimulus files, ...).
     seed : int, optional
         cocotb's random seed.
+    build_args : sequence of str, optional
+        Extra ``iverilog`` options, after the runner's ``-g2012`` (e.g. ``-g2005``, under which
+        Icarus runs ``always @*`` blocks at time 0 also when their inputs keep their initial
+        values, as the Verilog that Amaranth writes expects).
 
     Returns
     -------
@@ -89,6 +93,7 @@ def run_cocotb(block, config, test_module, *, tag="default", testcase=None, env=
     waves = os.environ.get("WAVES", "0") not in ("", "0")
     runner = get_runner("icarus")
     runner.build(sources=[verilog_path], hdl_toplevel=top, build_dir=build_dir, always=True,
+                 build_args=list(build_args),
                  timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
     results = build_dir / "results.xml"
     if results.exists():

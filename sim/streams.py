@@ -56,7 +56,22 @@ async def reset_dut(dut, cycles=3):
     dut.rst.value = 0
 
 
-class StreamSource:
+class _StreamEnd:
+    """The handles of stream port ``prefix`` of ``dut``, a payload layout and a stall source."""
+
+    def __init__(self, dut, prefix, layout, rng, stall):
+        if not 0.0 <= stall < 1.0:
+            raise ValueError(f"stall must be a probability from 0 to below 1, not {stall!r}")
+        self._clk = dut.clk
+        self._valid = getattr(dut, f"{prefix}__valid")
+        self._ready = getattr(dut, f"{prefix}__ready")
+        self._payload = getattr(dut, f"{prefix}__payload")
+        self._layout = layout
+        self._rng = rng
+        self._stall = stall
+
+
+class StreamSource(_StreamEnd):
     """Drives the stream port ``prefix`` of ``dut`` with payloads, stalling ``valid`` at random.
 
     Parameters
@@ -70,17 +85,11 @@ class StreamSource:
     rng : random.Random, optional
         Source of the stalls.
     stall : float
-        Probability of an idle cycle before each transfer, 0 to 1.
+        Probability of an idle cycle before each transfer, from 0 to below 1.
     """
 
     def __init__(self, dut, prefix, layout, rng=None, stall=0.0):
-        self._clk = dut.clk
-        self._valid = getattr(dut, f"{prefix}__valid")
-        self._ready = getattr(dut, f"{prefix}__ready")
-        self._payload = getattr(dut, f"{prefix}__payload")
-        self._layout = layout
-        self._rng = rng or random.Random(0)
-        self._stall = stall
+        super().__init__(dut, prefix, layout, rng or random.Random(0), stall)
         self._valid.value = 0
 
     async def send(self, payloads):
@@ -98,7 +107,7 @@ class StreamSource:
         self._valid.value = 0
 
 
-class StreamSink:
+class StreamSink(_StreamEnd):
     """Receives from the stream port ``prefix`` of ``dut``, stalling ``ready`` at random.
 
     Parameters are those of :class:`StreamSource`; ``stall`` is the probability that ``ready``
@@ -106,13 +115,7 @@ class StreamSink:
     """
 
     def __init__(self, dut, prefix, layout, rng=None, stall=0.0):
-        self._clk = dut.clk
-        self._valid = getattr(dut, f"{prefix}__valid")
-        self._ready = getattr(dut, f"{prefix}__ready")
-        self._payload = getattr(dut, f"{prefix}__payload")
-        self._layout = layout
-        self._rng = rng or random.Random(1)
-        self._stall = stall
+        super().__init__(dut, prefix, layout, rng or random.Random(1), stall)
         self._ready.value = 0
 
     async def receive(self, count=None, until=None):
