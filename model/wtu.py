@@ -1,0 +1,302 @@
+"""Bit-exact numpy twin of the WiCSum threshold unit (WTU): the clusters that carry a row's mass.
+
+One *problem* is one (layer, KV head, frame): ``N`` clusters (1 to ``max_clusters``) with token
+counts ``n_j`` and ``R`` query rows (1 to ``max_rows``) of unsigned integer scores ``s_ij``. For
+each row the WTU selects every cluster whose score is at least a *cutoff*; the rows' selections
+are OR-ed into the problem's selection. Everything below is what the RTL (``hw/wtu.py``) computes,
+bit for bit and cycle for cycle.
+
+Widths and arithmetic (all exact, nothing saturates)
+----------------------------------------------------
+* score ``s``: ``score_bits`` (S) unsigned; count ``n``: ``count_bits`` unsigned.
+* mass ``s * n``: ``S + count_bits`` bits; the row's weighted sum ``W = sum_j s_j * n_j`` and every
+  bucket mass fit ``weight_bits`` (``S + count_bits + cluster_id_bits``), so no sum can overflow.
+* threshold ``T``: :func:`model.resv.wicsum_threshold`, the one place of the rounding rule
+  (``(W * code + 2**(ratio_bits - 1)) >> ratio_bits``, round half up, ``code`` =
+  ``wicsum_ratio_code``; the product takes ``threshold_bits``). ``0 <= T <= W`` because
+  ``code <= 2**ratio_bits``.
+
+Exact WiCSum (the reference, :func:`model.resv.exact_wicsum`)
+-------------------------------------------------------------
+``v*`` is the largest score present in the row such that the mass of the clusters scoring at
+least ``v*`` reaches ``T``; the selection is every cluster with ``s >= v*``. ``T = 0`` selects
+nothing, and a score of 0 is never selected (for ``T > 0``, ``v* > 0`` anyway).
+
+Buckets (integer rule: by score bits, from the top)
+---------------------------------------------------
+With ``b = bucket_bits`` and ``P = full_refine_depth``, pass ``p`` (0 to ``P``) resolves the
+score bits from ``shift_p = max(0, S - (p + 1) * b)`` up: ``shift = [S-b, S-2b, ..., 0]``. Pass 0
+puts every cluster in bucket ``s >> shift_0`` (``2**(S - shift_0)`` buckets). Pass ``p >= 1``
+only looks at the members of the bucket that crossed the threshold in pass ``p - 1`` (those with
+``s >> shift_(p-1) == prefix``) and splits them into ``2**(shift_(p-1) - shift_p)`` sub-buckets
+``(s >> shift_p) & (2**(shift_(p-1) - shift_p) - 1)``. Boundaries are fixed by the score bits
+(not by the row's min/max) so that pass 0 can be built while the row streams in.
+
+Crossing bucket, early exit, refinement
+---------------------------------------
+``mass_above`` is the mass of every cluster above the current bucket range (0 at pass 0). The
+crossing bucket of a pass is the **highest non-empty** bucket ``c`` whose suffix mass reaches the
+rest of the threshold: ``mass_above + sum_{k >= c} mass_k >= T``. Buckets ``k > c`` are selected
+outright (``mass_above`` grows by their mass); the buckets below ``c`` are never looked at again.
+``prefix`` becomes ``(prefix << bits_p) | c``. The unit refines ``c`` (runs pass ``p + 1``) only
+when all three hold: ``p < wtu_refine_depth``, ``shift_p > 0`` (the bucket spans more than one
+value) and ``c`` holds at least 2 clusters (with one member, refining cannot change the result).
+After the last pass ``P_row``, ``cutoff = max(1, prefix << shift_(P_row))`` and the row selects
+``s >= cutoff``. ``T = 0`` is decided at the first decide cycle without a bucket: ``cutoff =
+2**S`` (``score_bits + 1`` wide), nothing selected, 0 buckets visited. With
+``wtu_refine_depth = full_refine_depth`` this is exact WiCSum; with less it is a superset of it,
+still closed under "higher score" (the crossing bucket always contains ``v*``).
+``buckets_visited`` adds, per pass, the buckets from the top one down to ``c`` inclusive.
+Tie-breaks: clusters of equal score always share a bucket, so they are selected together; the
+order of clusters never matters, and the crossing bucket of a pass is unique.
+
+Microarchitecture and cycle model (what ``cycles`` counts)
+----------------------------------------------------------
+Cluster ``j`` lives in lane ``j % wtu_lanes`` at address ``j // wtu_lanes``. Per lane, the WTU
+keeps a linked list per bucket of the lane's clusters (head, tail, next pointer: the bucket
+sorter), so a refinement pass touches only the members of the crossing bucket.
+
+* counts of a problem: ``ceil(N / lanes)`` beats, once per problem (not in ``cycles``).
+* per row, ``cycles`` =
+  ``ceil(N / lanes)`` load beats (``lanes`` scores per beat: ``W``, min, max, the pass-0 bucket
+  masses and lists are all built while the row streams in, no extra pass)
+  ``+ 1`` per pass (the decide cycle: suffix masses of all buckets, threshold compare, crossing
+  bucket, in one cycle)
+  ``+`` per refinement pass, ``max over lanes`` of the crossing bucket's members in that lane
+  (each lane walks its own list, one cluster per cycle, with its own multiplier; an adder tree per
+  bucket sums the lanes).
+  Cycles stalled by the input or output streams are not counted.
+* after the decision, ``ceil(N / lanes)`` emission beats per row (the row's bitmask, OR-ed into the
+  aggregate) and, after the last row, the aggregate stream: per chunk of ``lanes`` clusters up to
+  the last selected one, 1 cycle plus 1 per selected cluster, or 1 cycle for the single "empty"
+  beat when no row selected anything (:func:`aggregate_cycles`). These are reported separately
+  (``emit_cycles``, ``aggregate_cycles``).
+
+Reference: full scan-and-sort on the same lanes (:func:`scan_sort_cycles`)
+--------------------------------------------------------------------------
+``ceil(N / lanes) * (1 + ceil(log2 N))`` (load, then a merge sort moving ``lanes`` elements per
+cycle through ``ceil(log2 N)`` merge levels) ``+ ceil(k / lanes)`` (scan of the sorted row with
+early exit, ``k`` = clusters selected by exact WiCSum) ``+ 1`` (decide).
+"""
+
+import numpy as np
+
+from model.npzio import ArraySpec, check_arrays
+from model.resv import wicsum_threshold
+
+__all__ = ["INPUTS", "OUTPUTS", "bucket_shifts", "bucket_pass_bits",
+           "wtu_row", "wtu_problem", "scan_sort_cycles", "aggregate_cycles", "run_arrays",
+           "check_problem"]
+
+INPUTS = [
+    ArraySpec("scores", "u", 2, "per-row cluster scores, rows x clusters, below 2**score_bits"),
+    ArraySpec("counts", "u", 1, "token count per cluster, below 2**count_bits"),
+]
+
+OUTPUTS = [
+    ArraySpec("row_selected", "b", 2, "per-row selected clusters, rows x clusters"),
+    ArraySpec("selected", "b", 1, "OR of row_selected over the rows"),
+    ArraySpec("selected_score", "u", 1,
+              "max score over the rows of each selected cluster (0 if not selected)"),
+    ArraySpec("cycles", "u", 1, "per-row cycles: load + decide passes + refinement walks"),
+    ArraySpec("buckets_visited", "u", 1, "per-row buckets from the top down to the crossing one"),
+    ArraySpec("passes", "u", 1, "per-row bucket passes (1 + refinements)"),
+    ArraySpec("touched", "u", 1, "per-row clusters walked by refinement passes"),
+    ArraySpec("cutoff", "u", 1,
+              "per-row cutoff: the row selects scores >= cutoff (2**score_bits: none)"),
+    ArraySpec("weighted_sum", "u", 1, "per-row W = sum of score x count"),
+    ArraySpec("threshold", "u", 1, "per-row threshold (model.resv.wicsum_threshold)"),
+    ArraySpec("min_score", "u", 1, "per-row minimum score"),
+    ArraySpec("max_score", "u", 1, "per-row maximum score"),
+    ArraySpec("emit_cycles", "u", 1, "per-row emission beats of the row bitmask"),
+    ArraySpec("aggregate_cycles", "u", 1, "cycles of the aggregate stream (one value)"),
+    ArraySpec("count_cycles", "u", 1, "beats loading the counts (one value)"),
+]
+
+
+def _mass_dtype(config):
+    # Exact products and sums: uint64 while they fit, Python ints beyond.
+    return np.uint64 if config.weight_bits <= 63 else object
+
+
+def _masses(scores, counts, config):
+    dtype = _mass_dtype(config)
+    return scores.astype(dtype) * counts.astype(dtype)
+
+
+def bucket_shifts(config):
+    """``shift_p`` of every pass ``p`` from 0 to ``full_refine_depth`` (module docstring)."""
+    bits = config.bucket_bits
+    return [max(0, config.score_bits - (p + 1) * bits) for p in range(config.full_refine_depth + 1)]
+
+
+def bucket_pass_bits(config):
+    """Score bits each pass resolves: ``S - shift_0``, then ``shift_(p-1) - shift_p``.
+
+    Pass ``p`` has ``2**bucket_pass_bits(config)[p]`` buckets (at most ``wtu_buckets``).
+    """
+    shifts = bucket_shifts(config)
+    return [(config.score_bits if p == 0 else shifts[p - 1]) - shifts[p]
+            for p in range(len(shifts))]
+
+
+def _lanes_cycles(count, lanes):
+    return -(-count // lanes)
+
+
+def wtu_row(scores, counts, config):
+    """Run the WTU on one row; returns a dict of the row's results (see :data:`OUTPUTS`).
+
+    Parameters
+    ----------
+    scores, counts : numpy arrays of unsigned integers, one per cluster
+        Already validated against the configuration.
+    config : DREConfig
+    """
+    scores = np.asarray(scores, dtype=np.uint64)
+    clusters = len(scores)
+    lanes = config.wtu_lanes
+    mass = _masses(scores, np.asarray(counts, dtype=np.uint64), config)
+    weighted_sum = int(mass.sum())
+    threshold = wicsum_threshold(weighted_sum, config)
+    lane_of = np.arange(clusters) % lanes
+    shifts = bucket_shifts(config)
+    pass_bits = bucket_pass_bits(config)
+    member = np.ones(clusters, dtype=bool)
+    mass_above = prefix = visited = touched = 0
+    cycles = _lanes_cycles(clusters, lanes) + 1
+    p = 0
+    if threshold == 0:
+        return _row_result(scores, 1 << config.score_bits, cycles, 0, 1, 0, weighted_sum,
+                           threshold)
+    while True:
+        bits = pass_bits[p]
+        sub = ((scores >> np.uint64(shifts[p])) & np.uint64((1 << bits) - 1)).astype(np.int64)
+        bucket_mass = np.zeros(1 << bits, dtype=object)
+        np.add.at(bucket_mass, sub[member], mass[member].astype(object))
+        bucket_members = np.bincount(sub[member], minlength=1 << bits)
+        suffix = np.cumsum(bucket_mass[::-1])[::-1]
+        crossing = int(np.flatnonzero((bucket_members > 0)
+                                      & (mass_above + suffix >= threshold))[-1])
+        if crossing + 1 < (1 << bits):
+            mass_above += int(suffix[crossing + 1])
+        prefix = (prefix << bits) | crossing
+        visited += (1 << bits) - crossing
+        if p < config.wtu_refine_depth and shifts[p] > 0 and bucket_members[crossing] >= 2:
+            member &= sub == crossing
+            cycles += int(np.bincount(lane_of[member], minlength=lanes).max()) + 1
+            touched += int(bucket_members[crossing])
+            p += 1
+            continue
+        break
+    return _row_result(scores, max(1, prefix << shifts[p]), cycles, visited, p + 1, touched,
+                       weighted_sum, threshold)
+
+
+def _row_result(scores, cutoff, cycles, visited, passes, touched, weighted_sum, threshold):
+    return {"row_selected": scores >= cutoff, "cycles": cycles,
+            "buckets_visited": visited, "passes": passes, "touched": touched, "cutoff": cutoff,
+            "weighted_sum": weighted_sum, "threshold": threshold,
+            "min_score": int(scores.min()), "max_score": int(scores.max())}
+
+
+def aggregate_cycles(selected, lanes):
+    """Cycles of the aggregate stream: per chunk up to the last selected one, 1 + its selections.
+
+    An empty aggregate takes 1 cycle (its single "empty" beat).
+    """
+    if not selected.any():
+        return 1
+    last = int(np.flatnonzero(selected)[-1])
+    return last // lanes + 1 + int(np.count_nonzero(selected))
+
+
+def scan_sort_cycles(clusters, selected_count, lanes):
+    """Cycles of the reference full scan-and-sort of one row on ``lanes`` lanes (module doc)."""
+    beats = _lanes_cycles(clusters, lanes)
+    levels = max(0, (clusters - 1).bit_length())
+    return beats * (1 + levels) + _lanes_cycles(selected_count, lanes) + 1
+
+
+def check_problem(config, scores, counts):
+    """Validate one problem's arrays against ``config``; returns them as ``uint64`` arrays.
+
+    Raises
+    ------
+    ValueError
+        Naming the key and the allowed range: wrong shapes, too many rows or clusters, scores
+        or counts out of range.
+    """
+    scores = np.asarray(scores)
+    counts = np.asarray(counts)
+    if scores.ndim != 2 or counts.ndim != 1:
+        raise ValueError(f"scores must be 2-D (rows x clusters) and counts 1-D, not shapes "
+                         f"{scores.shape} and {counts.shape}")
+    rows, clusters = scores.shape
+    if not 1 <= clusters <= config.max_clusters:
+        raise ValueError(f"scores must have from 1 to {config.max_clusters} clusters "
+                         f"(max_clusters), not {clusters}")
+    if not 1 <= rows <= config.max_rows:
+        raise ValueError(f"scores must have from 1 to {config.max_rows} rows (max_rows), "
+                         f"not {rows}")
+    if len(counts) != clusters:
+        raise ValueError(f"counts must have one value per cluster ({clusters}), not {len(counts)}")
+    for name, array, highest in (("scores", scores, config.max_score),
+                                 ("counts", counts, config.max_count)):
+        if array.dtype.kind not in "iu" or array.min() < 0 or array.max() > highest:
+            raise ValueError(f"{name} must hold integers from 0 to {highest}, found "
+                             f"{array.min()} to {array.max()} ({array.dtype})")
+    return scores.astype(np.uint64), counts.astype(np.uint64)
+
+
+def wtu_problem(config, scores, counts):
+    """Run the WTU on one problem (rows x clusters scores, per-cluster counts).
+
+    Returns
+    -------
+    dict of numpy arrays
+        The keys of :data:`OUTPUTS`.
+
+    Raises
+    ------
+    ValueError
+        See :func:`check_problem`.
+    """
+    scores, counts = check_problem(config, scores, counts)
+    rows = [wtu_row(row, counts, config) for row in scores]
+    result = {"row_selected": np.array([row["row_selected"] for row in rows])}
+    for key in ("cycles", "buckets_visited", "passes", "touched", "cutoff", "weighted_sum",
+                "threshold", "min_score", "max_score"):
+        values = [row[key] for row in rows]
+        # Sums past 64 bits (weight_bits > 64) stay exact as Python ints.
+        wide = max(values) >> 64
+        result[key] = np.array(values, dtype=object if wide else np.uint64)
+    selected = result["row_selected"].any(axis=0)
+    clusters = scores.shape[1]
+    beats = _lanes_cycles(clusters, config.wtu_lanes)
+    result.update(
+        selected=selected,
+        selected_score=np.where(selected, scores.max(axis=0), 0).astype(np.uint64),
+        emit_cycles=np.full(len(rows), beats, dtype=np.uint64),
+        aggregate_cycles=np.array([aggregate_cycles(selected, config.wtu_lanes)], dtype=np.uint64),
+        count_cycles=np.array([beats], dtype=np.uint64))
+    return result
+
+
+def run_arrays(config, arrays):
+    """File interface (``python -m sim.run wtu``): ``scores``, ``counts`` in, :data:`OUTPUTS` out.
+
+    Raises
+    ------
+    ValueError
+        If the inputs do not fit ``config``, or a row's weighted sum does not fit 64 bits (only
+        possible when ``weight_bits`` exceeds 64).
+    """
+    arrays = check_arrays("wtu input", INPUTS, arrays)
+    result = wtu_problem(config, arrays["scores"], arrays["counts"])
+    for key in ("weighted_sum", "threshold"):
+        if result[key].dtype == object:
+            raise ValueError(f"{key} reaches {max(result[key])}, past the 64 bits of the file "
+                             f"interface (weight_bits is {config.weight_bits}); use "
+                             f"model.wtu.wtu_problem for exact values")
+    return result
