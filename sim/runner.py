@@ -14,7 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
-__all__ = ["ICARUS_HINT", "require_icarus", "write_verilog", "run_cocotb", "cocotb_config",
+__all__ = ["ICARUS_HINT", "ICARUS_ARGS", "require_icarus", "write_verilog", "run_cocotb", "cocotb_config",
            "cocotb_path"]
 
 ICARUS_HINT = ("Icarus Verilog (iverilog, vvp) is needed for the cocotb simulations; "
@@ -42,8 +42,16 @@ def write_verilog(block, config, path):
     return block
 
 
+#: Icarus options for Amaranth's Verilog. The runner compiles with ``-g2012``; under it Icarus
+#: executes declaration initialisers before any process starts, so the time-0 trigger that
+#: Amaranth's backend writes (a ``reg`` initialised to 0 read by every ``always @*``) never fires
+#: and combinational outputs read X until an input changes (amaranth-lang/amaranth#1629).
+#: Under ``-g2005`` the initialiser is an event at time 0, as the backend expects.
+ICARUS_ARGS = ("-g2005",)
+
+
 def run_cocotb(block, config, test_module, *, tag="default", testcase=None, env=None, seed=None,
-               build_root=BUILD_ROOT, build_args=()):
+               build_root=BUILD_ROOT):
     """Run cocotb module ``test_module`` on block ``block``'s Verilog for ``config``.
 
     Parameters
@@ -63,10 +71,6 @@ def run_cocotb(block, config, test_module, *, tag="default", testcase=None, env=
         Extra environment variables for the cocotb side (paths of stimulus files, ...).
     seed : int, optional
         cocotb's random seed.
-    build_args : sequence of str, optional
-        Extra ``iverilog`` options, after the runner's ``-g2012`` (e.g. ``-g2005``, under which
-        Icarus runs ``always @*`` blocks at time 0 also when their inputs keep their initial
-        values, as the Verilog that Amaranth writes expects).
 
     Returns
     -------
@@ -93,7 +97,7 @@ def run_cocotb(block, config, test_module, *, tag="default", testcase=None, env=
     waves = os.environ.get("WAVES", "0") not in ("", "0")
     runner = get_runner("icarus")
     runner.build(sources=[verilog_path], hdl_toplevel=top, build_dir=build_dir, always=True,
-                 build_args=list(build_args),
+                 build_args=list(ICARUS_ARGS),
                  timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
     results = build_dir / "results.xml"
     if results.exists():
