@@ -1,0 +1,186 @@
+"""Tests of the HCU twin (model/hcu.py): hand-worked cases, the reference rule, the cycle model."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from model.clustering import leader_cluster
+from model.config import PRESETS, DREConfig
+from model.hcu import (OUTPUTS, HashClusterTwin, bank_capacities, check_hashes, directed_streams,
+                       exit_beats, hash_cluster, run_arrays, summarize, synthetic_hashes)
+
+TINY = PRESETS["tiny"]  # hash_bits 16, threshold 4, 2 lanes, 4 bits per cycle, 16 entries
+
+
+def small_config(**changes):
+    values = dict(hash_bits=16, hamming_threshold=4, hcu_lanes=2, hcu_bits_per_cycle=4,
+                  hash_mem_entries=16, max_clusters=64, topk_k=4)
+    values.update(changes)
+    return DREConfig(**values)
+
+
+def assignments(result):
+    return (result["cluster"].astype(np.int64).tolist(), result["new"].astype(bool).tolist(),
+            result["distance"].astype(np.int64).tolist())
+
+
+def test_hand_worked_tiny_stream():
+    # Worked by hand on the tiny preset (16-bit hashes, threshold 4, 2 lanes, 4 bits per beat).
+    # Assignments and per-bank work w (beats, bank = slot mod 2) against the table before each:
+    #   0x0000: empty table -> new 0 (slot 0); w = [0, 0].
+    #   0x0001: vs 0x0000 distance 1 over all 4 beats -> joins 0 at 1; w = [4, 0].
+    #   0x0003: distance 2 -> joins 0 at 2; w = [4, 0].
+    #   0xffff: beat 0 already differs in 4 bits -> new 1 (slot 1); w = [1, 0].
+    #   0xfff0: slot 0 stops after beat 2, slot 1 after beat 1 -> new 2 (slot 2); w = [2, 1].
+    #   0x0007: slot 0 distance 3 (4 beats) + slot 2 stops after 2; slot 1 after 2 -> joins 0 at
+    #           3; w = [6, 2].
+    #   0x0000: slot 0 (4) + slot 2 (2), slot 1 (1) -> joins 0 at 0; w = [6, 1].
+    # Timing (module docstring): lane l walks bank (l + t) mod 2; the lane on the bank the
+    # previous token may write (opened mod 2 before it: 0, 1, 1, 1, 0, 1) waits for its decision.
+    #   t0: a 0, lanes start 1, empty banks take 1 cycle, free at 2 -> d 2, cycles 2.
+    #   t1: a 1; lane 0 (bank 1, empty) 2..2; lane 1 (bank 0, waits for d0) 3..6 -> d 7, 5.
+    #   t2: a 2; lane 0 (bank 0) 3..6; lane 1 (bank 1, waits for d1) 8 -> d 9, cycles 2.
+    #   t3: a 7; lane 0 (bank 1, waits for d2) 10; lane 1 (bank 0) 9 -> d 11, cycles 2.
+    #   t4: a 9; lane 0 (bank 0) 11..12; lane 1 (bank 1, waits for d3) 12 -> d 13, cycles 2.
+    #   t5: a 11; lane 0 (bank 1) 13..14; lane 1 (bank 0, waits for d4) 14..19 -> d 20, 7.
+    #   t6: a 13; lane 0 (bank 0) 15..20; lane 1 (bank 1, waits for d5) 21 -> d 22, cycles 2.
+    result = hash_cluster(TINY, [0x0000, 0x0001, 0x0003, 0xffff, 0xfff0, 0x0007, 0x0000])
+    assert result["cluster"].tolist() == [0, 0, 0, 1, 2, 0, 0]
+    assert result["new"].tolist() == [True, False, False, True, True, False, False]
+    assert result["distance"].tolist() == [0, 1, 2, 0, 0, 3, 0]
+    assert result["cycles"].tolist() == [2, 5, 2, 2, 2, 7, 2]
+    assert result["useful_cycles"].tolist() == [0, 4, 4, 1, 3, 8, 7]
+
+
+def test_exit_beats_hand_worked():
+    # Worked by hand: 0x00f0 vs 0x0000 at threshold 4, 4 bits per beat: beat 0 adds 0, beat 1
+    # adds 4 -> stops after beat 2 with partial distance 4; 0x0111 vs 0x0000: 1 bit in each of
+    # beats 0..2 -> runs all 4 beats, a match at distance 3.
+    beats, match, distance = exit_beats(TINY, 0x0000, np.array([0x00f0, 0x0111], np.uint64))
+    assert beats.tolist() == [2, 4]
+    assert match.tolist() == [False, True]
+    assert distance.tolist() == [4, 3]
+
+
+def test_directed_streams_hit_their_cases():
+    # Expected values follow from how directed_streams builds each stream (its docstring).
+    threshold = TINY.hamming_threshold
+    entries = TINY.hash_mem_entries
+    streams = directed_streams(TINY)
+    result = {name: hash_cluster(TINY, hashes) for name, hashes in streams.items()}
+    assert assignments(result["empty_table"]) == ([0], [True], [0])
+    assert assignments(result["threshold_minus_one"]) == ([0, 0], [True, False],
+                                                           [0, threshold - 1])
+    assert assignments(result["threshold"]) == ([0, 1], [True, True], [0, 0])
+    assert assignments(result["tie"]) == ([0, 1, 0], [True, True, False], [0, 0, threshold - 1])
+    wrap = result["tie_after_wrap"]
+    assert wrap["new"][:entries + 1].all() and wrap["cluster"][entries] == entries
+    assert (wrap["cluster"][-1], wrap["new"][-1], wrap["distance"][-1]) == (1, False,
+                                                                           threshold - 1)
+    assert assignments(result["identical_frame"]) == ([0] * 10, [True] + [False] * 9, [0] * 10)
+    full = result["full_table"]
+    kept = entries // 2  # 1.5 tables of distinct hashes, then 8 evicted ones, then 8 kept ones
+    assert full["new"][:entries + kept].all()
+    assert full["new"][entries + kept:entries + 2 * kept].all()    # evicted: opened again
+    assert not full["new"][entries + 2 * kept:].any()               # still in the table
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1),
+       shape=st.sampled_from([(8, 2), (16, 4), (32, 7), (32, 3)]),
+       lanes=st.sampled_from([1, 2, 3, 4, 16]),
+       bits=st.sampled_from([1, 2, 4, 8]),
+       entries=st.sampled_from([16, 32]),
+       count=st.integers(0, 120))
+def test_early_exit_never_changes_an_assignment(seed, shape, lanes, bits, entries, count):
+    """The twin (early exit at any lanes / bits per cycle) equals the reference leader rule."""
+    hash_bits, threshold = shape
+    config = small_config(hash_bits=hash_bits, hamming_threshold=threshold, hcu_lanes=lanes,
+                          hcu_bits_per_cycle=min(bits, hash_bits), hash_mem_entries=entries,
+                          max_clusters=256)
+    hashes = synthetic_hashes(config, count, np.random.default_rng(seed))
+    cluster, new, distance = leader_cluster(hashes, threshold, entries, 256)
+    result = hash_cluster(config, hashes)
+    assert assignments(result) == (cluster.tolist(), new.tolist(), distance.tolist())
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), lanes=st.sampled_from([1, 2, 3, 4, 16]),
+       bits=st.sampled_from([1, 4, 16]))
+def test_cycle_model_bounds(seed, lanes, bits):
+    """Decisions at most one per cycle and within a full walk; lanes never overbooked."""
+    config = small_config(hcu_lanes=lanes, hcu_bits_per_cycle=bits)
+    result = hash_cluster(config, synthetic_hashes(config, 60, np.random.default_rng(seed)))
+    cycles = result["cycles"].astype(np.int64)
+    full_walk = bank_capacities(config).max() * config.hcu_beats_per_hash
+    assert (cycles >= 1).all() and (cycles <= 1 + full_walk).all()
+    # Every beat of tokens 0..t happens before the decision of token t.
+    assert (np.cumsum(result["useful_cycles"].astype(np.int64))
+            <= lanes * (np.cumsum(cycles) - 1)).all()
+
+
+def test_no_early_exit_at_full_threshold():
+    # With a threshold of hash_bits no compare can stop before its last beat.
+    config = small_config(hamming_threshold=16)
+    hashes = synthetic_hashes(config, 30, np.random.default_rng(3))
+    result = hash_cluster(config, hashes)
+    assert (result["useful_cycles"] == result["compared"] * config.hcu_beats_per_hash).all()
+    assert summarize(config, result)["early_exit_ratio"] == 1.0
+
+
+def test_overflow_raises_or_flags():
+    # 20 hashes pairwise at least the threshold apart: each opens a cluster until the 17th.
+    config = small_config(hash_mem_entries=16, max_clusters=16)
+    words = [int(word) for word in directed_streams(config)["full_table"][:20]]
+    with pytest.raises(ValueError, match=r"more than max_clusters = 16 clusters"):
+        hash_cluster(config, words)
+    flagged = hash_cluster(config, words + words[14:16], on_overflow="flag")
+    assert flagged["overflow"].tolist() == [False] * 16 + [True] * 4 + [False, False]
+    assert flagged["cluster"][16:20].tolist() == [0] * 4
+    assert not flagged["new"][16:].any()
+    assert flagged["cluster"][20:].tolist() == [14, 15]  # the table is unchanged by overflows
+
+
+def test_twin_matches_reference_on_workload_trace():
+    from model.traces import hcu_trace
+
+    hashes = hcu_trace(TINY, workload="tiny")["hashes"]
+    cluster, new, distance = leader_cluster(hashes, TINY.hamming_threshold,
+                                            TINY.hash_mem_entries, TINY.max_clusters)
+    result = run_arrays(TINY, {"hashes": hashes})
+    assert sorted(result) == sorted(spec.name for spec in OUTPUTS)
+    assert assignments(result) == (cluster.tolist(), new.tolist(), distance.tolist())
+
+
+def test_invalid_inputs():
+    with pytest.raises(ValueError, match=r"hashes must be from 0 to 2\*\*hash_bits - 1 = 65535"):
+        hash_cluster(TINY, [1, 1 << 16])
+    with pytest.raises(ValueError, match=r"hashes must be from 0 to .* found -1"):
+        check_hashes(TINY, np.array([3, -1]))
+    with pytest.raises(ValueError, match=r"hashes must be one-dimensional, not shape \(2, 2\)"):
+        hash_cluster(TINY, np.zeros((2, 2), np.uint64))
+    with pytest.raises(ValueError, match=r"hashes must hold integers"):
+        hash_cluster(TINY, np.array([0.5]))
+    with pytest.raises(ValueError, match=r"on_overflow must be 'raise' or 'flag'"):
+        HashClusterTwin(TINY, on_overflow="ignore")
+    with pytest.raises(ValueError, match=r"missing key 'hashes'"):
+        run_arrays(TINY, {})
+    with pytest.raises(ValueError, match=r"key 'hashes' must have 1 dimension"):
+        run_arrays(TINY, {"hashes": np.zeros((1, 3), np.uint64)})
+    with pytest.raises(ValueError, match=r"hashes must be from 0 to 2\*\*hash_bits - 1"):
+        run_arrays(TINY, {"hashes": np.array([70000], np.uint64)})
+
+
+def test_cli_model_engine(tmp_path):
+    from model.npzio import save_arrays
+    from sim.run import main
+
+    save_arrays(tmp_path / "in.npz", {"hashes": np.array([0, 1, 0xffff], np.uint64)})
+    assert main(["hcu", "--config", "tiny", "--input", str(tmp_path / "in.npz"),
+                 "--output", str(tmp_path / "out.npz")]) == 0
+    with np.load(tmp_path / "out.npz") as archive:
+        # Worked by hand: distances 1 and 16; the first two tokens as in the tiny stream above,
+        # then lane 1 (empty bank 1) waits for the second decision (cycle 7): decided in 9.
+        assert archive["cluster"].tolist() == [0, 0, 1]
+        assert archive["cycles"].tolist() == [2, 5, 2]
