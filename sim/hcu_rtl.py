@@ -7,14 +7,13 @@ cycles are exact) and records each assignment and the cycles since the previous 
 is read back with the keys of the model engine (:data:`model.hcu.OUTPUTS`).
 """
 
-from pathlib import Path
 from xml.etree import ElementTree
 
 import numpy as np
 
 from model.hcu import INPUTS, OUTPUTS, check_hashes, overflow_message
-from model.npzio import check_arrays, save_arrays
-from sim.runner import run_cocotb
+from model.npzio import check_arrays
+from sim.runner import run_file_testcase
 
 __all__ = ["run_arrays", "simulate"]
 
@@ -39,17 +38,8 @@ def simulate(config, hashes, workdir, *, tag="rtl"):
         wall time of the simulation itself (without the Verilog build).
     """
     hashes = check_hashes(config, hashes)
-    workdir = Path(workdir).resolve()
-    input_path = workdir / f"{tag}_input.npz"
-    output_path = workdir / f"{tag}_output.npz"
-    save_arrays(input_path, {"hashes": hashes})
-    if output_path.exists():
-        output_path.unlink()
-    build_dir = run_cocotb("hcu", config, "sim.test_hcu", tag=tag, testcase="trace_run",
-                           build_root=workdir,
-                           env={"HCU_INPUT": input_path, "HCU_OUTPUT": output_path})
-    with np.load(output_path) as archive:
-        result = {key: archive[key] for key in archive.files}
+    result, build_dir = run_file_testcase("hcu", config, "sim.test_hcu", "trace_run",
+                                          {"hashes": hashes}, workdir, tag=tag)
     result["sim_seconds"] = np.array(_simulation_seconds(build_dir / "results.xml"))
     return result
 

@@ -6,13 +6,11 @@ descriptors and the measured cycle count: the same keys as
 :func:`model.retrieval_buffer.run_arrays`.
 """
 
-from pathlib import Path
-
 import numpy as np
 
-from model.npzio import check_arrays, load_arrays, save_arrays
+from model.npzio import check_arrays
 from model.retrieval_buffer import INPUTS, MODE_DYNAMIC, OUTPUTS, validate_problem
-from sim.runner import run_cocotb
+from sim.runner import run_file_testcase
 
 __all__ = ["run_arrays"]
 
@@ -38,15 +36,8 @@ def run_arrays(config, arrays, workdir):
     arrays = check_arrays("buffer input", INPUTS, arrays)
     validate_problem(config, arrays["selected"], arrays["scores"], arrays["base"],
                      arrays["count"], arrays.get("mode", MODE_DYNAMIC))
-    workdir = Path(workdir).resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    stimulus = workdir / "buffer_input.npz"
-    result = workdir / "buffer_output.npz"
-    save_arrays(stimulus, arrays)
-    if result.exists():
-        result.unlink()
-    run_cocotb("buffer", config, "sim.test_retrieval_buffer", tag="rtl", testcase="file_run",
-               env={"BUFFER_INPUT": stimulus, "BUFFER_OUTPUT": result}, build_root=workdir)
-    outputs = load_arrays(result, OUTPUTS)
+    response, _ = run_file_testcase("buffer", config, "sim.test_retrieval_buffer", "file_run",
+                                    arrays, workdir)
+    outputs = check_arrays("buffer RTL response", OUTPUTS, response)
     return {"desc_base": outputs["desc_base"], "desc_len": outputs["desc_len"],
             "cycles": np.uint64(outputs["cycles"])}

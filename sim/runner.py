@@ -9,19 +9,22 @@ cocotb test failed or none ran. The cocotb side reads the configuration and its 
 Waveforms are opt-in: set ``WAVES=1`` to get an FST/VCD in the build folder.
 """
 
-import json
 import os
 import shutil
 from pathlib import Path
 
-__all__ = ["ICARUS_HINT", "ICARUS_ARGS", "require_icarus", "write_verilog", "run_cocotb", "cocotb_config",
-           "cocotb_path"]
+__all__ = ["ICARUS_HINT", "ICARUS_ARGS", "STIMULUS_ENV", "RESPONSE_ENV", "require_icarus",
+           "write_verilog", "run_cocotb", "run_file_testcase", "cocotb_config", "cocotb_path"]
 
 ICARUS_HINT = ("Icarus Verilog (iverilog, vvp) is needed for the cocotb simulations; "
                "install it with 'sudo apt-get install iverilog' (Debian/Ubuntu) or "
                "'brew install icarus-verilog' (macOS)")
 
 BUILD_ROOT = Path("build") / "sim"
+
+#: Environment variables naming the stimulus and response ``.npz`` of a file-engine testcase.
+STIMULUS_ENV = "DRE_STIMULUS"
+RESPONSE_ENV = "DRE_RESPONSE"
 
 
 def require_icarus():
@@ -119,6 +122,35 @@ def run_cocotb(block, config, test_module, *, tag="default", testcase=None, env=
         raise AssertionError(f"{failed} of {total} cocotb tests of {test_module} failed "
                              f"(log: {build_dir / 'test.log'})")
     return build_dir
+
+
+def run_file_testcase(block, config, test_module, testcase, arrays, workdir, *, tag="rtl"):
+    """Run one cocotb testcase that reads ``arrays`` and writes a response ``.npz``.
+
+    The RTL engines of ``python -m sim.run`` use this: ``arrays`` go to
+    ``workdir/TAG_input.npz``, whose path the testcase finds in :data:`STIMULUS_ENV`; it writes
+    its results to the path in :data:`RESPONSE_ENV`.
+
+    Returns
+    -------
+    tuple of (dict, pathlib.Path)
+        The response arrays as written by the testcase, and the run's build folder.
+    """
+    import numpy as np
+
+    from model.npzio import save_arrays
+
+    workdir = Path(workdir).resolve()
+    stimulus = workdir / f"{tag}_input.npz"
+    response = workdir / f"{tag}_output.npz"
+    save_arrays(stimulus, arrays)
+    if response.exists():
+        response.unlink()
+    build_dir = run_cocotb(block, config, test_module, tag=tag, testcase=testcase,
+                           build_root=workdir,
+                           env={STIMULUS_ENV: stimulus, RESPONSE_ENV: response})
+    with np.load(response, allow_pickle=False) as archive:
+        return {key: archive[key] for key in archive.files}, build_dir
 
 
 def cocotb_config():

@@ -9,8 +9,8 @@ when neither stream stalls the cycles between consecutive assignments must equal
 
 Tests (the pytest wrappers in ``tests/test_cocotb_hcu.py`` pick them with ``testcase``):
 ``directed``, ``random_hashes``, ``stalls``, ``workload``, ``reset_mid_frame``, ``overflow``, and
-``trace_run``, which runs the ``hashes`` of the ``.npz`` in ``HCU_INPUT`` without stalls and
-writes the assignments and measured cycles to ``HCU_OUTPUT`` (the RTL engine of
+``trace_run``, which runs the ``hashes`` of the stimulus ``.npz`` (``DRE_STIMULUS``) without
+stalls and writes the assignments and measured cycles to ``DRE_RESPONSE`` (the RTL engine of
 ``python -m sim.run hcu --engine rtl``).
 """
 
@@ -20,14 +20,13 @@ import random
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.simtime import get_sim_time
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from hw.hcu import assignment_layout, token_layout
 from model.hcu import codewords, directed_streams, hash_cluster, synthetic_hashes
 from model.npzio import save_arrays
 from model.traces import hcu_trace
-from sim.runner import cocotb_config, cocotb_path
+from sim.runner import RESPONSE_ENV, STIMULUS_ENV, cocotb_config, cocotb_path
 from sim.streams import StreamSink, StreamSource, pack, reset_dut, unpack
 
 #: Clock period of the testbench in ns.
@@ -268,13 +267,13 @@ async def overflow(dut):
 
 @cocotb.test()
 async def trace_run(dut):
-    """Run the hashes in HCU_INPUT unstalled; write assignments and cycles to HCU_OUTPUT."""
+    """File engine: the hashes of the stimulus file unstalled; assignments and cycles to the response."""
     bench = HcuBench(dut)
-    with np.load(cocotb_path("HCU_INPUT")) as archive:
+    with np.load(cocotb_path(STIMULUS_ENV)) as archive:
         hashes = archive["hashes"].astype(np.uint64)
     await bench.reset()
     received, cycles = await bench.run_unstalled(hashes)
     result = {field: np.array([payload[field] for payload in received], np.uint64)
               for field in ASSIGNMENT_FIELDS}
     result["cycles"] = cycles.astype(np.uint64)
-    save_arrays(cocotb_path("HCU_OUTPUT"), result)
+    save_arrays(cocotb_path(RESPONSE_ENV), result)

@@ -8,7 +8,7 @@ twin's cycle model defines it.
 
 Environment (all optional): ``BUFFER_SEED`` seeds the random problems and stalls, ``BUFFER_STALL``
 is the stall probability of both ends, ``BUFFER_PROBLEMS`` the number of random problems;
-``BUFFER_INPUT``/``BUFFER_OUTPUT`` are the ``.npz`` files of :func:`file_run`.
+``DRE_STIMULUS``/``DRE_RESPONSE`` are the ``.npz`` files of :func:`file_run`.
 """
 
 import os
@@ -23,7 +23,7 @@ from hw.retrieval_buffer import cluster_layout, descriptor_layout
 from model.npzio import load_arrays, save_arrays
 from model.retrieval_buffer import (INPUTS, MODE_DYNAMIC, MODE_TOPK, descriptors_from_beats,
                                     input_beats, output_beats, random_problem, retrieve)
-from sim.runner import cocotb_config, cocotb_path
+from sim.runner import RESPONSE_ENV, STIMULUS_ENV, cocotb_config, cocotb_path
 from sim.streams import StreamSink, StreamSource, reset_dut, unpack
 
 
@@ -135,15 +135,14 @@ async def reset_mid_stream(dut):
 
 @cocotb.test()
 async def file_run(dut):
-    """The RTL engine: one problem from ``BUFFER_INPUT`` to ``BUFFER_OUTPUT`` (no stalls)."""
-    assert "BUFFER_INPUT" in os.environ, "file_run needs BUFFER_INPUT and BUFFER_OUTPUT"
+    """The RTL engine: one problem from the stimulus file to the response file (no stalls)."""
     tb = TB(dut)
     await tb.reset()
-    arrays = load_arrays(cocotb_path("BUFFER_INPUT"), INPUTS)
+    arrays = load_arrays(cocotb_path(STIMULUS_ENV), INPUTS)
     problem = {"selected": arrays["selected"], "scores": arrays["scores"],
                "base": arrays["base"], "count": arrays["count"],
                "mode": int(arrays.get("mode", MODE_DYNAMIC))}
     (beats, cycles), = await tb.run([problem])
     desc_base, desc_len = descriptors_from_beats(beats)
-    save_arrays(cocotb_path("BUFFER_OUTPUT"),
+    save_arrays(cocotb_path(RESPONSE_ENV),
                 {"desc_base": desc_base, "desc_len": desc_len, "cycles": np.uint64(cycles)})

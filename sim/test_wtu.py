@@ -4,7 +4,7 @@ Run through :func:`sim.runner.run_cocotb` (pytest wrappers in ``tests/test_cocot
 :class:`WTUBench` drives the three input streams and the three output streams with seeded random
 stalls and records every transfer with its cycle; problems are encoded and decoded by
 :mod:`sim.wtu_rtl`, so the comparison with the twin is on whole transaction streams. Stimulus
-from files comes through environment variables: ``WTU_INPUT``/``WTU_OUTPUT`` (test ``run_file``,
+from files comes through environment variables: ``DRE_STIMULUS``/``DRE_RESPONSE`` (test ``run_file``,
 the RTL engine of ``python -m sim.run``) and ``WTU_TRACE`` (test ``workload_rows``).
 """
 
@@ -19,7 +19,7 @@ from cocotb.triggers import ReadOnly, RisingEdge
 from hw.wtu import WTULayouts
 from model.npzio import load_arrays, save_arrays
 from model.wtu import INPUTS, wtu_problem
-from sim.runner import cocotb_config, cocotb_path
+from sim.runner import RESPONSE_ENV, STIMULUS_ENV, cocotb_config, cocotb_path
 from sim.streams import StreamSink, StreamSource, reset_dut, unpack
 from sim.wtu_rtl import STAT_KEYS, decode_transactions, problem_transactions
 
@@ -197,11 +197,11 @@ async def workload_rows(dut):
 
 @cocotb.test()
 async def run_file(dut):
-    """File engine: ``WTU_INPUT`` in, ``WTU_OUTPUT`` out, no stalls, cycles measured."""
+    """File engine: the stimulus file in, the response file out, no stalls, cycles measured."""
     bench = WTUBench(dut, seed=0, stall=0.0)
     config = bench.config
     await bench.reset()
-    arrays = load_arrays(cocotb_path("WTU_INPUT"), INPUTS)
+    arrays = load_arrays(cocotb_path(STIMULUS_ENV), INPUTS)
     scores, counts = arrays["scores"], arrays["counts"]
     (result,), (timing,) = await bench.run([(scores, counts)])
     rows, clusters = scores.shape
@@ -220,5 +220,5 @@ async def run_file(dut):
                                           dtype=np.uint64)
     count_cycles = timing["counts"]
     result["count_cycles"] = np.array([count_cycles[-1] - count_cycles[0] + 1], dtype=np.uint64)
-    save_arrays(cocotb_path("WTU_OUTPUT"), result)
+    save_arrays(cocotb_path(RESPONSE_ENV), result)
 

@@ -8,11 +8,10 @@ tests, the cocotb tests and this engine compare the hardware with the twin the s
 ``sim.test_wtu``).
 """
 
-from pathlib import Path
 
 import numpy as np
 
-from model.npzio import check_arrays, load_arrays, save_arrays
+from model.npzio import check_arrays
 from model.wtu import INPUTS, OUTPUTS, check_problem
 
 __all__ = ["problem_transactions", "decode_transactions", "run_arrays", "STAT_KEYS"]
@@ -107,18 +106,9 @@ def run_arrays(config, arrays, workdir):
     ValueError
         If the inputs do not fit ``config``.
     """
-    from sim.runner import run_cocotb
+    from sim.runner import run_file_testcase
 
     arrays = check_arrays("wtu input", INPUTS, arrays)
     check_problem(config, arrays["scores"], arrays["counts"])
-    workdir = Path(workdir).resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    stimulus = workdir / "wtu_input.npz"
-    response = workdir / "wtu_output.npz"
-    save_arrays(stimulus, arrays)
-    if response.exists():
-        response.unlink()
-    run_cocotb("wtu", config, "sim.test_wtu", tag="run_file", testcase="run_file",
-               env={"WTU_INPUT": stimulus, "WTU_OUTPUT": response},
-               build_root=workdir / "sim")
-    return load_arrays(response, OUTPUTS)
+    response, _ = run_file_testcase("wtu", config, "sim.test_wtu", "run_file", arrays, workdir)
+    return check_arrays("wtu RTL response", OUTPUTS, response)
