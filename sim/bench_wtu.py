@@ -19,7 +19,6 @@ Figures (all from the bit-exact twin, :mod:`model.wtu`, whose cycle counts the R
 
 import json
 import time
-from xml.etree import ElementTree
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ from model.config import PRESETS
 from model.resv import quantize_scores, wicsum_select
 from model.traces import wtu_trace
 from model.wtu import scan_sort_cycles, wtu_problem
+from sim.runner import build_folder, simulation_seconds
 
 __all__ = ["run"]
 
@@ -105,8 +105,7 @@ def _rtl_run(config, problem, out_dir):
     result = run_arrays(config, dict(problem), workdir)
     seconds = time.perf_counter() - start
     # The cocotb test's own wall time: simulation only, without conversion and compilation.
-    report = ElementTree.parse(workdir / "sim" / "wtu" / "run_file" / "results.xml")
-    simulation = sum(float(case.get("time", 0.0)) for case in report.iter("testcase"))
+    simulation = simulation_seconds(build_folder("wtu", "rtl", workdir))
     twin = wtu_problem(config, problem["scores"], problem["counts"])
     agrees = all(np.array_equal(result[key], twin[key]) for key in twin)
     rows = len(problem["scores"])

@@ -7,13 +7,12 @@ cycles are exact) and records each assignment and the cycles since the previous 
 is read back with the keys of the model engine (:data:`model.hcu.OUTPUTS`).
 """
 
-from xml.etree import ElementTree
 
 import numpy as np
 
 from model.hcu import INPUTS, OUTPUTS, check_hashes, overflow_message
 from model.npzio import check_arrays
-from sim.runner import run_file_testcase
+from sim.runner import run_file_testcase, simulation_seconds
 
 __all__ = ["run_arrays", "simulate"]
 
@@ -40,14 +39,8 @@ def simulate(config, hashes, workdir, *, tag="rtl"):
     hashes = check_hashes(config, hashes)
     result, build_dir = run_file_testcase("hcu", config, "sim.test_hcu", "trace_run",
                                           {"hashes": hashes}, workdir, tag=tag)
-    result["sim_seconds"] = np.array(_simulation_seconds(build_dir / "results.xml"))
+    result["sim_seconds"] = np.array(simulation_seconds(build_dir))
     return result
-
-
-def _simulation_seconds(results_path):
-    # Wall time of the cocotb test itself (without building the Verilog), from its results.
-    testcase = ElementTree.parse(results_path).getroot().find(".//testcase")
-    return float(testcase.get("time"))
 
 
 def run_arrays(config, arrays, workdir):

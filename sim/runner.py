@@ -14,7 +14,8 @@ import shutil
 from pathlib import Path
 
 __all__ = ["ICARUS_HINT", "ICARUS_ARGS", "STIMULUS_ENV", "RESPONSE_ENV", "require_icarus",
-           "write_verilog", "run_cocotb", "run_file_testcase", "cocotb_config", "cocotb_path"]
+           "write_verilog", "build_folder", "run_cocotb", "run_file_testcase",
+           "simulation_seconds", "cocotb_config", "cocotb_path"]
 
 ICARUS_HINT = ("Icarus Verilog (iverilog, vvp) is needed for the cocotb simulations; "
                "install it with 'sudo apt-get install iverilog' (Debian/Ubuntu) or "
@@ -51,6 +52,22 @@ def write_verilog(block, config, path):
 #: and combinational outputs read X until an input changes (amaranth-lang/amaranth#1629).
 #: Under ``-g2005`` the initialiser is an event at time 0, as the backend expects.
 ICARUS_ARGS = ("-g2005",)
+
+
+def build_folder(block, tag="default", build_root=BUILD_ROOT):
+    """The build folder of the cocotb run ``tag`` of ``block``: ``build_root/block/tag``."""
+    return (Path(build_root) / block / tag).resolve()
+
+
+def simulation_seconds(build_dir):
+    """Wall time of the cocotb tests of a finished run, without building the Verilog.
+
+    Read from the run's ``results.xml`` (the sum over its test cases).
+    """
+    from xml.etree import ElementTree
+
+    report = ElementTree.parse(Path(build_dir) / "results.xml")
+    return sum(float(case.get("time", 0.0)) for case in report.iter("testcase"))
 
 
 def run_cocotb(block, config, test_module, *, tag="default", testcase=None, env=None, seed=None,
@@ -91,7 +108,7 @@ def run_cocotb(block, config, test_module, *, tag="default", testcase=None, env=
     from cocotb_tools.runner import get_runner
 
     require_icarus()
-    build_dir = (Path(build_root) / block / tag).resolve()
+    build_dir = build_folder(block, tag, build_root)
     build_dir.mkdir(parents=True, exist_ok=True)
     verilog_path = build_dir / f"{block}.v"
     top = write_verilog(block, config, verilog_path)
