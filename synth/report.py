@@ -1,0 +1,382 @@
+"""Reports of a synthesis run: JSON (one schema), Markdown tables, PNG plots, one-screen summary.
+
+``python -m synth.report --out build/reports`` prints the summary of the last run again and
+redraws the plots from ``report.json``.
+
+JSON schema ``vrex-dre-synth-report/1`` (``build/reports/report.json``)
+----------------------------------------------------------------------
+Top level:
+
+``schema``, ``created`` (UTC ISO time), ``command``, ``seconds`` (wall time of the run)
+``config_name``, ``config`` (every :class:`DREConfig` parameter), ``derived`` (derived widths)
+``liberty``: ``null``, or ``{path, nand2_cell, nand2_um2, memory_um2_per_bit}``
+``area_model``: ``gates`` (Yosys cell type -> GE), ``gates_source``, ``memory`` (bit-cell area,
+    array efficiency, ``ge_per_bit``, sources), ``node_14nm`` (NAND2 area, paper figures)
+``fpga_flow``: ``families`` (family -> Yosys command), ``pnr_family``
+``blocks``: list, one per registered block or baseline, in registry order (each step result,
+``asic``, ``fpga[family]`` and ``fmax``, carries ``cached: true`` when it was reused from the
+last run because its inputs were unchanged):
+
+    ``name``, ``kind`` (``block`` | ``baseline``), ``class`` (``module:Class``),
+    ``status`` (``ok`` | ``error``), ``errors`` (list of ``{step, message}``; steps
+    ``elaborate``, ``asic``, ``ecp5``, ``ice40``, ``fmax``), ``port_bits``,
+    ``asic``: ``null`` or ``{generic: {cells, cells_by_type, flip_flops}, memories: [{name,
+    width, depth, read_ports, write_ports, sync_read, bits}], memory_bits, ge_logic, ge_memory, ge
+    (= ge_logic + ge_memory), liberty: null or {cells, logic_um2, sequential_um2, memory_um2,
+    total_um2 (= logic + memory)}, seconds}``,
+    ``fpga``: ``{family: {resources: {luts, ffs, carry, dsp, bram, lutram, widemux, other},
+    cells_by_type, lut_mapper, seconds}}`` for the families that ran,
+    ``fmax``: ``null`` or ``{platform, device, fmax_mhz, clock, target_mhz, utilisation,
+    seconds}``,
+    ``estimate_14nm``: ``null`` or ``{mm2, logic_mm2, memory_mm2, core_percent, paper_percent,
+    paper_counterpart, paper_mm2}``
+
+``totals`` (the DRE: ``kind == "block"`` entries with an ASIC result; baselines excluded):
+    ``blocks``, ``missing``, ``ge``, ``ge_logic``, ``ge_memory``, ``memory_bits``, ``cells``,
+    ``flip_flops``, ``liberty`` (``{logic_um2, memory_um2, total_um2}`` or ``null``), ``fpga``
+    (family -> summed resources), ``estimate_14nm``; every sum equals the sum of the blocks'.
+``baseline``: ``null`` or ``{sorter, compared, sorter_design, area_ratio: {ge, ge_logic, um2,
+    luts_ecp5, luts_ice40, fmax} (compared / sorter), cycles: null or [{workload, description,
+    clusters, rows,
+    wtu_decide_cycles, wtu_cycles, sorter_cycles, scan_sort_cycles, ratio_wtu_to_sorter}],
+    note}``
+``sweep``: ``null`` or a list of ``{parameter, value, block, ge, ge_logic, ge_memory}``.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["SCHEMA", "write_reports", "markdown", "summary_lines", "print_summary", "plot",
+           "load_report", "main"]
+
+SCHEMA = "vrex-dre-synth-report/1"
+
+
+def load_report(out):
+    """The report dict of ``OUT/report.json``.
+
+    Raises
+    ------
+    ValueError
+        If there is no report or its schema is not :data:`SCHEMA`.
+    """
+    path = Path(out) / "report.json"
+    if not path.is_file():
+        raise ValueError(f"no report at {path}: run `make synth` first")
+    report = json.loads(path.read_text())
+    if report.get("schema") != SCHEMA:
+        raise ValueError(f"{path}: schema must be {SCHEMA!r}, not {report.get('schema')!r}")
+    return report
+
+
+def _number(value, digits=0):
+    if value is None:
+        return "-"
+    if isinstance(value, float) and digits:
+        return f"{value:,.{digits}f}"
+    return f"{value:,.0f}"
+
+
+def _fpga_cell(entry, family, key):
+    found = entry["fpga"].get(family)
+    return _number(found["resources"][key]) if found else "-"
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+def _area_rows(report):
+    rows = []
+    for entry in report["blocks"] + [{"name": "**DRE total**", "total": True}]:
+        if entry.get("total"):
+            totals = report["totals"]
+            liberty = totals["liberty"]
+            rows.append(["**DRE total**", "", _number(totals["cells"]), _number(totals["flip_flops"]),
+                         _number(totals["memory_bits"]), _number(totals["ge_logic"]),
+                         _number(totals["ge_memory"]), _number(totals["ge"]),
+                         _number(liberty["total_um2"]) if liberty else "-"])
+            continue
+        asic = entry["asic"]
+        if asic is None:
+            rows.append([entry["name"], entry["kind"], "error", "", "", "", "", "", ""])
+            continue
+        liberty = asic["liberty"]
+        rows.append([entry["name"], entry["kind"], _number(asic["generic"]["cells"]),
+                     _number(asic["generic"]["flip_flops"]), _number(asic["memory_bits"]),
+                     _number(asic["ge_logic"]), _number(asic["ge_memory"]), _number(asic["ge"]),
+                     _number(liberty["total_um2"]) if liberty else "-"])
+    return rows
+
+
+def markdown(report):
+    """The Markdown report (tables of area, FPGA, 14 nm estimate, baseline, sweep, errors)."""
+    config = report["config_name"]
+    lines = [f"# Synthesis report: configuration `{config}`", "",
+             f"Created {report['created']} by `{report['command']}` in {report['seconds']} s.", ""]
+    liberty = report["liberty"]
+    lines += ["## Area per block", ""]
+    lines += _table(["block", "kind", "generic cells", "FFs", "memory bits", "GE logic",
+                     "GE memory", "GE total", "um^2 (liberty)"], _area_rows(report))
+    model = report["area_model"]
+    lines += ["", f"GE: NAND2 = 1; gate weights from {model['gates_source']}",
+              "", f"Memories: {model['memory']['description']} "
+              f"{model['memory']['ge_per_bit']} GE per bit = {model['memory']['bitcell_um2_14nm']} "
+              f"um^2 ({model['memory']['bitcell_source']}) / {model['memory']['array_efficiency']} "
+              f"({model['memory']['array_efficiency_source']}) / "
+              f"{model['node_14nm']['nand2_um2']} um^2 (NAND2 at 14 nm).", ""]
+    if liberty:
+        lines += [f"Liberty: `{liberty['path']}`; NAND2 = `{liberty['nand2_cell']}` "
+                  f"({liberty['nand2_um2']} um^2); memories at {liberty['memory_um2_per_bit']} "
+                  f"um^2 per bit (GE per bit x this NAND2).", ""]
+        lines += _table(["block", "cells", "logic um^2", "of which sequential", "memory um^2",
+                         "total um^2"],
+                        [[entry["name"], _number(entry["asic"]["liberty"]["cells"]),
+                          _number(entry["asic"]["liberty"]["logic_um2"]),
+                          _number(entry["asic"]["liberty"]["sequential_um2"]),
+                          _number(entry["asic"]["liberty"]["memory_um2"]),
+                          _number(entry["asic"]["liberty"]["total_um2"])]
+                         for entry in report["blocks"]
+                         if entry["asic"] and entry["asic"]["liberty"]])
+        lines.append("")
+    memories = [(entry["name"], memory) for entry in report["blocks"] if entry["asic"]
+                for memory in entry["asic"]["memories"]]
+    if memories:
+        lines += ["### Memories", ""]
+        lines += _table(["block", "memory", "width", "depth", "read ports", "write ports",
+                         "read", "bits"],
+                        [[name, memory["name"], memory["width"], memory["depth"],
+                          memory["read_ports"], memory["write_ports"],
+                          "clocked" if memory.get("sync_read") else "asynchronous",
+                          _number(memory["bits"])]
+                         for name, memory in memories])
+        lines += ["", "Memories with asynchronous reads map to LUT RAM on FPGAs and to register "
+                  "files or latch arrays on a chip: for them the SRAM-bit model is optimistic.", ""]
+        lines.append("")
+    lines += ["## FPGA resources", ""]
+    families = list(report["fpga_flow"]["families"])
+    header = ["block"]
+    for family in families:
+        header += [f"{family} {key}" for key in ("LUT", "FF", "carry", "DSP", "BRAM")]
+    rows = []
+    for entry in report["blocks"]:
+        row = [entry["name"]]
+        for family in families:
+            row += [_fpga_cell(entry, family, key) for key in ("luts", "ffs", "carry", "dsp", "bram")]
+        rows.append(row)
+    lines += _table(header, rows)
+    lines += ["", "Yosys commands: " + ", ".join(f"{family}: `{command}`" for family, command
+                                                 in report["fpga_flow"]["families"].items()), ""]
+    fmax_rows = [[entry["name"], entry["fmax"]["platform"], entry["fmax"]["device"],
+                  _number(entry["fmax"]["fmax_mhz"], 1), entry["fmax"]["target_mhz"],
+                  ", ".join(entry["fmax"]["utilisation"])]
+                 for entry in report["blocks"] if entry["fmax"]]
+    if fmax_rows:
+        lines += ["### fmax (nextpnr, registered I/O harness)", ""]
+        lines += _table(["block", "platform", "device", "fmax MHz", "board clock MHz",
+                         "utilisation"], fmax_rows)
+        lines.append("")
+    lines += ["## First-order 14 nm estimate (beside the paper's Table III)", "",
+              f"**Estimate**, not a layout: GE x {model['node_14nm']['nand2_um2']} um^2 "
+              f"({model['node_14nm']['nand2_source']}). Paper: {model['node_14nm']['paper']['source']}.",
+              ""]
+    estimate_rows = []
+    for entry in report["blocks"] + [{"name": "DRE total",
+                                      "estimate_14nm": report["totals"]["estimate_14nm"]}]:
+        estimate = entry.get("estimate_14nm")
+        if not estimate:
+            continue
+        paper = estimate.get("paper_percent")
+        if entry["name"] == "DRE total":
+            paper = model["node_14nm"]["paper"]["share_percent"]["total"]
+        estimate_rows.append([entry["name"], f"{estimate['logic_mm2']:.5f}",
+                              f"{estimate['memory_mm2']:.5f}", f"{estimate['mm2']:.5f}",
+                              f"{estimate['core_percent']:.2f}%",
+                              f"{paper:.2f}% ({estimate.get('paper_counterpart') or 'DRE'})"
+                              if paper is not None else "-"])
+    lines += _table(["block", "logic mm^2", "memory mm^2", "total mm^2", "of a 1.89 mm^2 core",
+                     "paper"], estimate_rows)
+    lines.append("")
+    baseline = report["baseline"]
+    if baseline:
+        lines += ["## Against the sorter baseline", "", f"Baseline `{baseline['sorter']}`: "
+                  f"{baseline['sorter_design']}.", ""]
+        if baseline["area_ratio"]:
+            lines += _table(["ratio (WTU / sorter)", "value"],
+                            [[key, f"{value:.3f}"] for key, value in baseline["area_ratio"].items()])
+            lines.append("")
+        if baseline["cycles"]:
+            lines += _table(["workload", "clusters", "rows", "WTU decide cycles",
+                             "WTU cycles (with row emission)", "sorter cycles",
+                             "scan-and-sort model", "WTU / sorter"],
+                            [[f"{case['workload']}: {case['description']}", case["clusters"], case["rows"],
+                              case["wtu_decide_cycles"], case["wtu_cycles"], case["sorter_cycles"],
+                              case["scan_sort_cycles"], case["ratio_wtu_to_sorter"]]
+                             for case in baseline["cycles"]])
+            lines += ["", "Cycles per row from the twins (`model.wtu.wtu_problem`, "
+                      "`model.topk_sorter.cycles_per_row`), no stalls.", ""]
+        if baseline["note"]:
+            lines += [baseline["note"], ""]
+    if report["sweep"]:
+        lines += ["## Sweep (generic GE)", ""]
+        lines += _table(["parameter", "value", "block", "GE logic", "GE memory", "GE"],
+                        [[item["parameter"], item["value"], item["block"],
+                          _number(item["ge_logic"]), _number(item["ge_memory"]), _number(item["ge"])]
+                         for item in report["sweep"]])
+        lines.append("")
+    errors = [(entry["name"], error) for entry in report["blocks"] for error in entry["errors"]]
+    if errors:
+        lines += ["## Errors", ""]
+        lines += [f"- `{name}` ({error['step']}): {error['message']}" for name, error in errors]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def summary_lines(report):
+    """The one-screen summary (about 25 lines)."""
+    lines = [f"== synth: config {report['config_name']}, {report['seconds']} s "
+             f"(reports in report.json / report.md / *.png) =="]
+    liberty = report["liberty"]
+    families = list(report["fpga_flow"]["families"])
+    header = f"{'block':<12}{'GE logic':>10}{'GE mem':>10}{'GE':>10}{'um^2':>12}"
+    header += "".join(f"{family + ' LUT':>11}" for family in families) + f"{'fmax':>7}"
+    lines.append(header)
+
+    def row(name, ge_logic, ge_memory, ge, um2, luts, fmax):
+        text = f"{name:<12}{_number(ge_logic):>10}{_number(ge_memory):>10}{_number(ge):>10}"
+        text += f"{_number(um2):>12}" + "".join(f"{luts.get(family, '-'):>11}" for family in families)
+        return text + f"{fmax:>7}"
+
+    for entry in report["blocks"]:
+        asic = entry["asic"]
+        if asic is None:
+            message = entry["errors"][0]["message"] if entry["errors"] else "not measured"
+            lines.append(f"{entry['name']:<12}ERROR {message[:100]}")
+            continue
+        luts = {family: _fpga_cell(entry, family, "luts") for family in families}
+        fmax = _number(entry["fmax"]["fmax_mhz"], 1) if entry["fmax"] else "-"
+        lines.append(row(entry["name"] + ("*" if entry["kind"] == "baseline" else ""),
+                         asic["ge_logic"], asic["ge_memory"], asic["ge"],
+                         asic["liberty"]["total_um2"] if asic["liberty"] else None, luts, fmax))
+        for error in entry["errors"]:
+            lines.append(f"{'':<12}error in {error['step']}: {error['message'][:90]}")
+    totals = report["totals"]
+    luts = {family: _number(totals["fpga"][family]["luts"]) for family in totals["fpga"]}
+    lines.append(row("DRE total", totals["ge_logic"], totals["ge_memory"], totals["ge"],
+                     totals["liberty"]["total_um2"] if totals["liberty"] else None, luts, ""))
+    lines.append("(* baseline, not in the total; GE: NAND2 = 1, memories as SRAM bits "
+                 f"at {report['area_model']['memory']['ge_per_bit']} GE/bit)")
+    if liberty:
+        lines.append(f"um^2 with {Path(liberty['path']).name} (NAND2 {liberty['nand2_cell']} = "
+                     f"{liberty['nand2_um2']} um^2)")
+    estimate = totals["estimate_14nm"]
+    if estimate:
+        paper = report["area_model"]["node_14nm"]["paper"]
+        parts = [f"{entry['name']} {entry['estimate_14nm']['core_percent']:.2f}%"
+                 f" (paper {entry['estimate_14nm']['paper_percent']}%)"
+                 for entry in report["blocks"] if entry["kind"] == "block" and entry["estimate_14nm"]]
+        lines.append(f"14 nm ESTIMATE: DRE {estimate['mm2']:.4f} mm^2 = {estimate['core_percent']:.2f}% "
+                     f"of the {paper['core_mm2']} mm^2 core (paper {paper['share_percent']['total']}%)")
+        lines.append("  " + ", ".join(parts))
+    baseline = report["baseline"]
+    if baseline:
+        ratio = baseline["area_ratio"] or {}
+        text = ", ".join(f"{key} {value:.2f}" for key, value in ratio.items())
+        lines.append(f"WTU / sorter baseline area: {text or 'n/a'}")
+        for case in baseline["cycles"] or []:
+            lines.append(f"  cycles per row, {case['workload']} ({case['clusters']} clusters): WTU {case['wtu_cycles']} vs "
+                         f"sorter {case['sorter_cycles']} (x{case['ratio_wtu_to_sorter']})")
+        if baseline["note"]:
+            lines.append("  " + baseline["note"])
+    if report["sweep"] is None:
+        lines.append(f"(lanes / bits-per-cycle sweep and its plot: python -m synth.flow --config "
+                     f"{report['config_name']} --sweep --no-fpga)")
+    return lines
+
+
+def print_summary(report):
+    """Print :func:`summary_lines`."""
+    print("\n".join(summary_lines(report)), flush=True)
+
+
+def plot(report, out):
+    """Draw ``area_per_block.png`` and, with a sweep, ``area_sweep.png`` into ``out``."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    paths = []
+    measured = [entry for entry in report["blocks"] if entry["asic"]]
+    if measured:
+        figure, axis = plt.subplots(figsize=(7, 4))
+        names = [entry["name"] for entry in measured]
+        logic = [entry["asic"]["ge_logic"] / 1e3 for entry in measured]
+        memory = [entry["asic"]["ge_memory"] / 1e3 for entry in measured]
+        axis.bar(names, logic, label="logic")
+        axis.bar(names, memory, bottom=logic, label="memory (SRAM bits model)")
+        axis.set_ylabel("kGE (NAND2 equivalents)")
+        axis.set_title(f"Area per block, config {report['config_name']}")
+        axis.legend()
+        figure.tight_layout()
+        path = out / "area_per_block.png"
+        figure.savefig(path, dpi=120)
+        plt.close(figure)
+        paths.append(path)
+    if report["sweep"]:
+        parameters = sorted({item["parameter"] for item in report["sweep"]})
+        figure, axes = plt.subplots(1, len(parameters), figsize=(6 * len(parameters), 4),
+                                    squeeze=False)
+        for axis, parameter in zip(axes[0], parameters):
+            items = [item for item in report["sweep"] if item["parameter"] == parameter]
+            for block in sorted({item["block"] for item in items}):
+                points = sorted((item["value"], item["ge"] / 1e3) for item in items
+                                if item["block"] == block)
+                axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=block)
+            axis.set_xscale("log", base=2)
+            axis.set_ylim(bottom=0)
+            axis.set_xlabel(parameter)
+            axis.set_ylabel("kGE")
+            axis.legend()
+        figure.suptitle(f"Area against lanes / bits per cycle, around {report['config_name']}")
+        figure.tight_layout()
+        path = out / "area_sweep.png"
+        figure.savefig(path, dpi=120)
+        plt.close(figure)
+        paths.append(path)
+    return paths
+
+
+def write_reports(report, out):
+    """Write ``report.json``, ``report.md`` and the plots into ``out``; returns their paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / "report.json"
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    markdown_path = out / "report.md"
+    markdown_path.write_text(markdown(report) + "\n")
+    return [json_path, markdown_path, *plot(report, out)]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m synth.report",
+                                     description="print the last synthesis summary, redraw plots")
+    parser.add_argument("--out", type=Path, default=Path("build/reports"), help="report folder")
+    args = parser.parse_args(argv)
+    try:
+        report = load_report(args.out)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    plot(report, args.out)
+    (Path(args.out) / "report.md").write_text(markdown(report) + "\n")
+    print_summary(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

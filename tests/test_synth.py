@@ -1,0 +1,266 @@
+"""The synthesis flow on the ``tiny`` preset: report structure and internal consistency.
+
+One module-scoped run (every registered block, the project's own liberty file, ECP5 resources,
+no place and route) feeds most tests; the parsers and the area model have their own small
+cases. Long sweeps and place and route are left to ``make synth``.
+"""
+
+import importlib
+import json
+from pathlib import Path
+
+import pytest
+
+from hw import registry
+from model import topk_sorter as sorter_twin
+from model.config import PRESETS
+from synth import area_lib, flow, report as report_module
+from synth.fpga import _fmax_from_log, _overfull, count_resources
+
+DEMO_LIBERTY = Path(__file__).parent / "data" / "demo_cells.lib"
+
+
+def _importable(name):
+    module_name = {**registry.BLOCKS, **registry.BASELINES}[name].split(":")[0]
+    try:
+        importlib.import_module(module_name)
+    except ImportError:
+        return False
+    return True
+
+
+def test_tiny_flow_report(tmp_path):
+    """One run of the flow (every block, own liberty, ECP5 resources, no P&R) checked in parts.
+
+    A single test, not a module fixture shared by several, so that ``pytest -n`` does not run
+    the tools once per worker.
+    """
+    out = tmp_path / "reports"
+    result = flow.run_flow("tiny", out, liberty=DEMO_LIBERTY, fpga=True, pnr=False,
+                           families=["ecp5"], jobs=2)
+    _check_every_registered_block_is_reported(result)
+    _check_block_areas_add_up(result)
+    _check_liberty_area_is_bounded_by_its_cells(result)
+    _check_memories_are_counted_as_bits(result)
+    _check_baseline_ratios(result)
+    _check_reports_are_written_and_reprinted(result, out)
+    _check_unchanged_steps_are_reused(result, out)
+
+
+def _check_every_registered_block_is_reported(result):
+    assert result["schema"] == report_module.SCHEMA
+    names = [entry["name"] for entry in result["blocks"]]
+    assert names == list(registry.BLOCKS) + list(registry.BASELINES)
+    for entry in result["blocks"]:
+        if _importable(entry["name"]):
+            assert entry["status"] == "ok", entry["errors"]
+            assert entry["asic"]["ge"] > 0
+            assert entry["asic"]["generic"]["cells"] > 0
+            assert entry["fpga"]["ecp5"]["resources"]["luts"] > 0
+            assert entry["fpga"]["ecp5"]["resources"]["ffs"] > 0
+
+
+def _check_block_areas_add_up(result):
+    measured = [entry for entry in result["blocks"] if entry["asic"]]
+    for entry in measured:
+        asic = entry["asic"]
+        assert asic["ge"] == pytest.approx(asic["ge_logic"] + asic["ge_memory"], abs=0.11)
+        assert asic["memory_bits"] == sum(memory["width"] * memory["depth"]
+                                          for memory in asic["memories"])
+        assert asic["ge_memory"] == pytest.approx(asic["memory_bits"] * area_lib.memory_ge_per_bit(),
+                                                  abs=0.06)
+        ge_logic, unknown = area_lib.gate_equivalents(asic["generic"]["cells_by_type"])
+        assert unknown == []
+        assert asic["ge_logic"] == pytest.approx(ge_logic, abs=0.06)
+        liberty = asic["liberty"]
+        assert liberty["total_um2"] == pytest.approx(liberty["logic_um2"] + liberty["memory_um2"],
+                                                     abs=0.11)
+    totals = result["totals"]
+    blocks = [entry for entry in measured if entry["kind"] == "block"]
+    assert totals["blocks"] == [entry["name"] for entry in blocks]
+    for key in ("ge", "ge_logic", "ge_memory"):
+        assert totals[key] == pytest.approx(sum(entry["asic"][key] for entry in blocks),
+                                            abs=0.1 * len(blocks) + 0.01)
+    assert totals["memory_bits"] == sum(entry["asic"]["memory_bits"] for entry in blocks)
+    assert totals["liberty"]["total_um2"] == pytest.approx(
+        sum(entry["asic"]["liberty"]["total_um2"] for entry in blocks), abs=0.1 * len(blocks) + 0.01)
+    assert totals["fpga"]["ecp5"]["luts"] == sum(entry["fpga"]["ecp5"]["resources"]["luts"]
+                                                 for entry in blocks)
+
+
+def _check_liberty_area_is_bounded_by_its_cells(result):
+    # demo_cells.lib: the smallest cell is 0.75 um^2 (demo_inv), the largest 4.5 (demo_dff),
+    # its NAND2 is demo_nand2 at 1.0 (the 1.5 um^2 demo_nand2_x2 is not the smallest).
+    assert result["liberty"]["nand2_cell"] == "demo_nand2"
+    assert result["liberty"]["nand2_um2"] == 1.0
+    for entry in result["blocks"]:
+        if entry["asic"]:
+            liberty = entry["asic"]["liberty"]
+            assert 0.75 * liberty["cells"] <= liberty["logic_um2"] <= 4.5 * liberty["cells"]
+            assert liberty["memory_um2"] == pytest.approx(entry["asic"]["ge_memory"], abs=0.06)
+
+
+def _check_memories_are_counted_as_bits(result):
+    entries = {entry["name"]: entry for entry in result["blocks"]}
+    assert _importable("hcu"), "the HCU is registered but cannot be imported"
+    hcu = entries["hcu"]["asic"]
+    config = PRESETS["tiny"]
+    # The HCU keeps hash_mem_entries hashes of hash_bits bits on chip (PAPER.md section 3).
+    assert hcu["memory_bits"] >= config.hash_mem_entries * config.hash_bits
+    assert hcu["generic"]["flip_flops"] < config.hash_mem_entries * config.hash_bits
+
+
+def _check_baseline_ratios(result):
+    baseline = result["baseline"]
+    entries = {entry["name"]: entry for entry in result["blocks"]}
+    wtu, sorter = entries["wtu"]["asic"], entries["topk_sorter"]["asic"]
+    assert baseline["area_ratio"]["ge"] == pytest.approx(wtu["ge"] / sorter["ge"], abs=1e-3)
+    assert baseline["area_ratio"]["um2"] == pytest.approx(
+        wtu["liberty"]["total_um2"] / sorter["liberty"]["total_um2"], abs=1e-3)
+    assert baseline["cycles"], baseline["note"]
+    for case in baseline["cycles"]:
+        assert case["sorter_cycles"] == sorter_twin.cycles_per_row(PRESETS["tiny"], case["clusters"])
+        assert case["ratio_wtu_to_sorter"] == pytest.approx(
+            case["wtu_cycles"] / case["sorter_cycles"], abs=1e-3)
+
+
+def _check_reports_are_written_and_reprinted(result, out):
+    assert json.loads((out / "report.json").read_text()) == json.loads(json.dumps(result))
+    assert "## Area per block" in (out / "report.md").read_text()
+    assert (out / "area_per_block.png").stat().st_size > 1000
+    printed = "\n".join(report_module.summary_lines(report_module.load_report(out)))
+    for name in list(registry.BLOCKS) + list(registry.BASELINES):
+        assert name in printed
+    assert "DRE total" in printed and "14 nm ESTIMATE" in printed
+
+
+def _check_unchanged_steps_are_reused(result, out):
+    again = flow.run_flow("tiny", out, liberty=DEMO_LIBERTY, blocks=["hcu"], pnr=False,
+                          families=["ecp5"])
+    entry, = again["blocks"]
+    first = {item["name"]: item for item in result["blocks"]}["hcu"]
+    assert entry["asic"].pop("cached") is True
+    assert entry["fpga"]["ecp5"].pop("cached") is True
+    assert entry["asic"] == first["asic"]
+    assert entry["fpga"] == first["fpga"]
+
+
+def test_report_cli_reprints_the_last_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(registry.BLOCKS, "ghost", "hw.ghost_block_that_does_not_exist:Ghost")
+    flow.run_flow("tiny", tmp_path, blocks=["ghost"], fpga=False)
+    capsys.readouterr()
+    assert report_module.main(["--out", str(tmp_path)]) == 0
+    assert "ghost       ERROR ModuleNotFoundError" in capsys.readouterr().out
+    assert report_module.main(["--out", str(tmp_path / "nothing")]) == 2
+
+
+def test_missing_block_is_an_error_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(registry.BLOCKS, "ghost", "hw.ghost_block_that_does_not_exist:Ghost")
+    result = flow.run_flow("tiny", tmp_path, blocks=["ghost"], fpga=False)
+    entry, = result["blocks"]
+    assert entry["status"] == "error"
+    assert entry["errors"][0]["step"] == "elaborate"
+    assert "ModuleNotFoundError" in entry["errors"][0]["message"]
+    assert result["totals"]["missing"] == ["ghost"]
+    assert "ghost       ERROR ModuleNotFoundError" in capsys.readouterr().out
+
+
+def test_flow_rejects_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="block must be one of"):
+        flow.run_flow("tiny", tmp_path, blocks=["nonsense"])
+    with pytest.raises(ValueError, match="liberty must be a readable liberty file"):
+        flow.run_flow("tiny", tmp_path, liberty=tmp_path / "missing.lib")
+    with pytest.raises(ValueError, match="pnr_family must be one of"):
+        flow.run_flow("tiny", tmp_path, pnr_family="virtex")
+    with pytest.raises(ValueError, match="families must be a subset of"):
+        flow.run_flow("tiny", tmp_path, families=["virtex"])
+    with pytest.raises(ValueError, match="jobs must be a positive integer"):
+        flow.run_flow("tiny", tmp_path, jobs=0)
+    with pytest.raises(ValueError, match="config must be a preset"):
+        flow.run_flow("no-such-preset", tmp_path)
+    with pytest.raises(ValueError, match="no report at"):
+        report_module.load_report(tmp_path / "empty")
+
+
+def test_gate_equivalents_worked_example():
+    # Worked by hand from nand2_areas.json: 3 NAND (3) + 2 NOT (2 x 0.667) + 1 DFF (5.667)
+    # = 10.001; one unknown cell type is reported, not weighed.
+    ge, unknown = area_lib.gate_equivalents({"$_NAND_": 3, "$_NOT_": 2, "$_DFF_P_": 1,
+                                             "$_FANCY_": 4})
+    assert ge == pytest.approx(10.001)
+    assert unknown == ["$_FANCY_"]
+
+
+def test_memory_ge_per_bit_from_stated_constants():
+    # 0.0588 um^2 bit cell / 0.5 array efficiency / 0.0838 um^2 NAND2 = 1.4033 GE per bit.
+    assert area_lib.memory_ge_per_bit() == pytest.approx(1.4033, abs=1e-4)
+
+
+def test_parse_memories():
+    dump = """
+  attribute \\src "x.py:1"
+  cell $mem_v2 \\hash_mem
+    parameter \\ABITS 4
+    parameter \\WIDTH 16
+    parameter \\SIZE 16
+    parameter \\RD_PORTS 1
+    parameter \\WR_PORTS 1
+    parameter \\RD_CLK_ENABLE 1'1
+    connect \\CLK 1'0
+  end
+  cell $mem_v2 \\scores
+    parameter \\WIDTH 8
+    parameter \\SIZE 32'00000000000000000000000001000000
+    parameter \\RD_PORTS 2
+    parameter \\WR_PORTS 1
+    parameter \\RD_CLK_ENABLE 2'01
+  end
+"""
+    memories = area_lib.parse_memories(dump)
+    assert [memory.to_dict() for memory in memories] == [
+        {"name": "hash_mem", "width": 16, "depth": 16, "read_ports": 1, "write_ports": 1,
+         "sync_read": True, "bits": 256},
+        {"name": "scores", "width": 8, "depth": 64, "read_ports": 2, "write_ports": 1,
+         "sync_read": False, "bits": 512}]
+
+
+def test_liberty_without_nand2_is_rejected(tmp_path):
+    path = tmp_path / "inv_only.lib"
+    path.write_text('library(x) { cell(inv) { area : 1 ; pin(Y) { function : "!A" ; } } }')
+    with pytest.raises(ValueError, match="has no 2-input NAND cell"):
+        area_lib.liberty_nand2_area(path)
+
+
+def test_count_resources_and_fmax_parsing():
+    counts = count_resources({"LUT4": 10, "TRELLIS_FF": 4, "CCU2C": 2, "DP16KD": 1,
+                              "MULT18X18D": 3, "PFUMX": 5, "$scopeinfo": 7, "TRELLIS_IO": 2},
+                             "ecp5")
+    assert counts == {"luts": 10, "ffs": 4, "carry": 2, "dsp": 3, "bram": 1, "lutram": 0,
+                      "widemux": 5, "other": 2}
+    log = ("Info: Max frequency for clock 'clk': 50.00 MHz (PASS at 25.00 MHz)\n"
+           "Info: Max frequency for clock 'clk': 42.50 MHz (PASS at 25.00 MHz)\n"
+           "Info: Max frequency for clock 'other': 99.00 MHz (PASS at 25.00 MHz)\n")
+    # The last report of each clock counts; the slowest clock is the fmax.
+    assert _fmax_from_log(log) == (42.5, "clk")
+    assert _fmax_from_log("no timing here") == (None, None)
+
+
+def test_overfull_design_is_detected(tmp_path):
+    log = tmp_path / "top.tim"
+    log.write_text("Info: Device utilisation:\n"
+                   "Info: \t        TRELLIS_FF:    6563/  83640     7%\n")
+    assert _overfull(log) == ""
+    with log.open("a") as handle:
+        handle.write("Info: \t      TRELLIS_COMB:   87355/  83640   104%\n")
+    assert _overfull(log) == "does not fit the device: TRELLIS_COMB 87355/83640"
+    assert _overfull(tmp_path / "missing.tim") == ""
+
+
+def test_sweep_points_follow_the_configuration_rules():
+    points = flow.sweep_points(PRESETS["tiny"])
+    assert [(parameter, value) for parameter, value, _ in points] == [
+        ("wtu_lanes", 4), ("wtu_lanes", 8), ("wtu_lanes", 16), ("wtu_lanes", 32),
+        ("hcu_bits_per_cycle", 1), ("hcu_bits_per_cycle", 2), ("hcu_bits_per_cycle", 4),
+        ("hcu_bits_per_cycle", 8)]
+    for parameter, value, config in points:
+        assert getattr(config, parameter) == value
