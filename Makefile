@@ -5,6 +5,13 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 CONFIG  ?= edge
 LIBERTY ?=
+SWEEP   ?=
+# FPGA families of the resource counts and board of the fmax run: iCE40 (iCEBreaker) only for
+# `tiny`, the one preset that fits an iCE40; the edge blocks exceed the largest iCE40 many times.
+FAMILIES    ?= $(if $(filter tiny,$(CONFIG)),ecp5 ice40,ecp5)
+PNR_FAMILY  ?= $(if $(filter tiny,$(CONFIG)),ice40,ecp5)
+PNR_TIMEOUT ?= 300
+SYNTH_FLAGS ?=
 JOBS    ?= 2
 BUILD   ?= build
 
@@ -19,7 +26,7 @@ all: $(STAMP) ## set up .venv if needed, write the Verilog of CONFIG, run ReSV a
 	@$(PY) -m model.summary --build $(BUILD)
 
 help: ## list the targets
-	@echo "usage: make [target] [CONFIG=tiny|edge|server|file.json] [LIBERTY=cells.lib] [JOBS=2]"
+	@echo "usage: make [target] [CONFIG=tiny|edge|server|file.json] [LIBERTY=cells.lib] [SWEEP=1] [JOBS=2]"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-13s %s\n", $$1, $$2}'
 
 # The environment is rebuilt whenever the pins or the project metadata change.
@@ -52,8 +59,9 @@ test: $(STAMP) check-icarus ## the whole regression: model, Amaranth-simulator a
 sim: $(STAMP) check-icarus ## only the cocotb runs on the generated Verilog
 	@$(PY) -m pytest -n $(JOBS) -m cocotb
 
-synth: $(STAMP) ## area and FPGA reports for CONFIG (LIBERTY=path for um^2) -> build/reports/
-	@$(PY) -m synth.flow --config $(CONFIG) $(if $(LIBERTY),--liberty $(LIBERTY)) --out $(BUILD)/reports
+synth: $(STAMP) ## area and FPGA reports for CONFIG (LIBERTY=cells.lib for um^2, SWEEP=1, FAMILIES=, PNR_FAMILY=) -> build/reports/
+	@$(PY) -m synth.flow --config $(CONFIG) $(if $(LIBERTY),--liberty $(LIBERTY)) $(if $(SWEEP),--sweep) \
+	  --families $(FAMILIES) --pnr-family $(PNR_FAMILY) --pnr-timeout $(PNR_TIMEOUT) $(SYNTH_FLAGS) --out $(BUILD)/reports
 
 report: $(STAMP) ## print the summary of the last synthesis run again and redraw its plots
 	@$(PY) -m synth.report --out $(BUILD)/reports
