@@ -2,7 +2,7 @@
 
 ``python -m model.summary --build build``
 
-Lists the generated Verilog (``build/verilog/*.v`` with sizes) and the headline ReSV numbers of
+Lists the generated Verilog (``build/verilog/PRESET/*.v`` with sizes) and the headline ReSV numbers of
 the main job (``build/resv/results.json``). Missing parts are reported, never an error: the exit
 status is 0 whenever the summary could be printed.
 """
@@ -17,12 +17,13 @@ __all__ = ["summary_lines", "main"]
 
 def _verilog_lines(build):
     folder = build / "verilog"
-    files = sorted(folder.glob("*.v")) if folder.is_dir() else []
+    files = sorted(folder.glob("*/*.v")) if folder.is_dir() else []
     if not files:
         return [f"Verilog: none in {folder} (run `make verilog`)"]
     lines = [f"Verilog in {folder}: {len(files)} file(s)"]
     for path in files:
-        lines.append(f"  {path.name:<40} {path.stat().st_size / 1024:8.1f} KiB")
+        name = str(path.relative_to(folder))
+        lines.append(f"  {name:<40} {path.stat().st_size / 1024:8.1f} KiB")
     return lines
 
 

@@ -78,10 +78,11 @@ def test_summary(tiny_run, tmp_path, capsys):
     assert summary.main(["--build", str(build)]) == 0
     out = capsys.readouterr().out
     assert "Verilog: none" in out and "ReSV retrieves" in out
-    (build / "verilog").mkdir()
-    (build / "verilog" / "hcu.v").write_text("module hcu; endmodule\n")
+    # The layout `python -m hw.verilog` writes: build/verilog/PRESET/BLOCK.v.
+    (build / "verilog" / "edge").mkdir(parents=True)
+    (build / "verilog" / "edge" / "hcu.v").write_text("module hcu; endmodule\n")
     assert summary.main(["--build", str(build)]) == 0
-    assert "hcu.v" in capsys.readouterr().out
+    assert "edge/hcu.v" in capsys.readouterr().out
     assert summary.main(["--build", str(tmp_path / "empty")]) == 0
     assert "ReSV results: none" in capsys.readouterr().out
 
