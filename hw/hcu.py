@@ -3,34 +3,42 @@
 For every token hash on ``i`` the unit finds the cluster of its on-chip table whose hash is
 nearest in Hamming distance below ``hamming_threshold`` (ties to the lowest cluster id), or opens
 a new cluster, and sends the assignment on ``o``. The behaviour, bit for bit and cycle for cycle,
-is that of the twin :mod:`model.hcu`, whose docstring is the contract.
+is that of the twin :mod:`model.hcu`, whose docstring is the contract ("Cycle model" gives the
+schedule below as rules).
 
-Microarchitecture: banked table, rotating lanes, two tokens in flight
----------------------------------------------------------------------
-The ``hash_mem_entries`` (E) cluster hashes are split over ``hcu_lanes`` (L) banks, one
-:class:`amaranth.lib.memory.Memory` each: table slot ``s`` (cluster ``c`` lives in slot
-``c mod E``) is row ``s // L`` of bank ``s mod L``. For token ``t`` (counted from reset), lane
-``l`` walks the valid rows of bank ``(l + t) mod L``, ``hcu_bits_per_cycle`` (B) bits per cycle,
-and abandons a row as soon as the partial distance reaches the threshold (early exit); its next
-row is read in the same cycle, so a lane never idles between rows. The unit holds two tokens:
-the oldest, decided (argmin of (distance, cluster id) over the lanes' best matches, table
-write, output transfer) in the cycle after its last lane finishes, and the next one, which each
-lane starts as soon as it has finished the oldest. Only the lane whose bank the oldest token
-may write waits for its decision, so the next token sees a cluster the oldest one opens
-(spatial clustering within a frame) and never a cluster it evicts; the table persists across
-frames (temporal clustering). Each bank has one read port per token in flight, and crossbars
-connect the lanes to the banks of their rotation.
+Microarchitecture: a pool of lanes fed one compare per cycle, several tokens in flight
+--------------------------------------------------------------------------------------
+The ``hash_mem_entries`` (E) cluster hashes live in one :class:`amaranth.lib.memory.Memory`
+with one synchronous read port and one write port (cluster ``c`` in slot ``c mod E``). The unit
+holds up to ``hcu_tokens_in_flight`` (K) tokens. A dispatcher starts at most one *job* (the
+compare of one token with one cluster) per cycle: it reads the cluster's hash and, in the next
+cycle, hands ``hash XOR token`` to the lowest-numbered free lane of ``hcu_lanes``
+:class:`SimilarityLane` units. A lane compares ``hcu_bits_per_cycle`` bits per cycle and stops
+as soon as the partial distance reaches the threshold (early exit), keeping its best match per
+token. A lane that finishes in a cycle can be given the next job in that same cycle, so a lane
+with work never idles.
 
-Why this organisation: banks let lanes advance independently, without waiting for each other
-row by row. Bank sizes differ and one cluster (the one most tokens join) is compared to the last
-bit for almost every token, so with a fixed lane-to-bank mapping the same lane would be the
-slowest for every token, and overlapping tokens would not help. Rotating the mapping gives that
-work to a different lane for every token, and the second token in flight lets the other lanes
-fill the gap meanwhile: lane utilisation on the edge preset rises from about 0.46-0.76 (fixed
-banks, one token at a time) to 0.57-0.94 on the streaming workload and to 0.98 on a full table.
-More tokens in flight would add little and would need more read ports. The timing is a plain
-function of the per-row early-exit points and of which bank the oldest token may write, so the
-twin's cycle model (:mod:`model.hcu`, "Cycle model") is exact.
+Jobs come from the tokens in order. Each token first *walks* the table downwards from the newest
+cluster it saw on arrival; meanwhile the older tokens are decided, and every cluster one of them
+opens is compared with the younger tokens by a *catch-up* job (catch-ups go first, oldest token
+first), so a token sees exactly the table the leader rule gives it: clusters opened earlier in
+its own frame (spatial) and in earlier frames (temporal). The walk of a younger token stops
+short of the clusters an older one may still evict until that one is decided. The oldest token
+is decided, its assignment sent and the table written, in the cycle after its last compare ends
+(argmin of (distance, cluster id) over the lanes' best matches).
+
+Why this organisation: a bit-serial lane spends several cycles on each compare (at least
+``ceil(hamming_threshold / hcu_bits_per_cycle)``), so one table read per cycle feeds many lanes
+and no lane is tied to a part of the table. Early in a stream the table holds about as many
+clusters as there are lanes, and the compare with the cluster a token joins runs to the last
+bit; with a lane per bank (the previous organisation of this unit), lanes idled whenever the
+clusters did not split evenly, and lane utilisation on the edge preset's streaming workload was
+0.57-0.80 over the first 100 frames. Pooled lanes with K = 4 tokens in flight keep them 0.95-0.97
+busy there and cut the cycles per token from 27-38 to 16-32, with one read port instead of two
+per bank. The price is that the dispatch rate caps the work: with compares shorter than
+``hcu_lanes`` cycles on average (wide ``hcu_bits_per_cycle``, or a full table of far-apart
+hashes) the lanes wait for jobs. The timing is a plain function of the compares' early-exit
+points, so the twin's cycle model is exact.
 
 Streams and frames
 ------------------
@@ -45,8 +53,8 @@ When a token would open cluster number ``max_clusters`` (its id would not fit
 ``cluster_id_bits``), the unit sends it with ``overflow = 1``, ``cluster = 0``, ``new = 0``,
 ``distance = 0``, leaves the table unchanged, keeps joining later tokens to existing clusters,
 and raises the sticky ``overflow`` status output until reset (the twin's ``on_overflow="flag"``).
-Reset empties the table (the row counters are cleared; the memories keep stale data that is
-never read).
+Reset empties the table (the counters are cleared; the memory keeps stale data that is never
+read).
 """
 
 from amaranth.hdl import Array, Cat, Module, Mux, Signal, unsigned
@@ -55,7 +63,6 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from model.config import DREConfig
-from model.hcu import TOKENS_IN_FLIGHT, bank_capacities
 
 __all__ = ["token_layout", "assignment_layout", "SimilarityLane", "HashClusterUnit"]
 
@@ -85,162 +92,117 @@ def _popcount(value):
     return sum(value[index] for index in range(len(value)))
 
 
-def _pick(parity, pair):
-    """``pair[parity]`` for a 1-bit ``parity`` (a two-way multiplexer)."""
-    return Mux(parity, pair[1], pair[0])
-
-
 def _modulo_sum(left, right, modulus):
     """``(left + right) mod modulus`` for operands below ``modulus``."""
+    if modulus == 1:
+        return 0
     total = left + right
     return Mux(total >= modulus, total - modulus, total)
 
 
-class SimilarityLane(wiring.Component):
-    """One similarity lane of the HCU: walks one table bank per token with early exit.
+def _better(distance, cluster, best_distance, best_cluster):
+    """``(distance, cluster)`` is before ``(best_distance, best_cluster)`` in argmin order."""
+    return (distance < best_distance) | ((distance == best_distance) & (cluster < best_cluster))
 
-    The unit holds up to two tokens, one per *parity* (0 and 1, alternating with the token
-    index). The lane processes them in order: for the token of parity ``p`` it walks the valid
-    rows of bank ``(lane + rotation[p]) mod hcu_lanes``, ``hcu_bits_per_cycle`` bits per cycle,
-    abandoning a row once the partial distance reaches the threshold, keeps the best match
-    (smallest distance, then lowest cluster id), then reports it in ``result_*[p]``, raises
-    ``done[p]`` and moves to the other parity. It waits while the token is not in flight, while
-    ``done[p]`` is still set (the older token of that parity is not yet decided), and, for the
-    younger token, while its bank is the one the older token may write (``write_bank``).
+
+class SimilarityLane(wiring.Component):
+    """One similarity lane of the HCU: one compare at a time, with early exit.
+
+    A job arrives with ``load`` as the difference ``cluster hash XOR token hash``, the token's
+    slot among the tokens in flight (``load_tag``) and the cluster id. The lane counts the
+    differing bits ``hcu_bits_per_cycle`` at a time from the least significant end, the first
+    beat in the cycle of ``load``, and stops after the beat at which the count reaches
+    ``hamming_threshold`` or after the last beat. A compare that runs to the end below the
+    threshold is a match; the lane keeps the best match of each token slot (smallest distance,
+    then lowest cluster id) in ``best_distance`` / ``best_cluster`` (``hamming_threshold``:
+    none), which ``clear`` resets when a new token takes the slot.
 
     Parameters
     ----------
     config : DREConfig
-    lane : int
-        Index of the lane, 0 to ``hcu_lanes - 1``.
 
     Members
     -------
-    in_flight, token, rotation, bank_rows, read_data : In, one per parity
-        Whether a token of the parity is held, its hash, its index mod ``hcu_lanes``, and the
-        valid rows and read data of the bank this lane walks for it.
-    oldest : In(1)
-        Parity of the oldest token (the one decided next).
-    release : In(1)
-        The oldest token is decided: clear ``done[oldest]``.
-    write_bank, epoch, write_slot : In
-        Bank of the next table write; ``opened // hash_mem_entries`` and
-        ``opened mod hash_mem_entries``, from which the cluster id of a slot follows.
-    read_addr : Out, one per parity
-        Row the lane reads, on its port of that parity, for the next cycle.
-    done, result_distance, result_cluster : Out, one per parity
-        The lane's walk for the token of that parity is finished, with its best match
-        (``result_distance == hamming_threshold``: none).
+    load : In(1)
+        A job starts this cycle (only when ``available``).
+    load_difference, load_tag, load_cluster : In
+        The job's bit difference, token slot and cluster id.
+    clear : In(hcu_tokens_in_flight)
+        Forget the best match of these token slots.
+    working : Out(1)
+        The lane compares in this cycle.
+    available : Out(1)
+        The lane can take a job this cycle: idle, or in the last beat of its compare.
+    tag : Out(range(hcu_tokens_in_flight))
+        Token slot of the compare in this cycle (when ``working``).
+    best_distance, best_cluster : Out, one per token slot
+        Best match so far of each token slot.
     """
 
-    def __init__(self, config, *, lane):
+    def __init__(self, config):
         _check_config(config)
-        if not isinstance(lane, int) or not 0 <= lane < config.hcu_lanes:
-            raise ValueError(f"lane must be from 0 to {config.hcu_lanes - 1}, not {lane!r}")
         self._config = config
-        self._lane = lane
-        depth = -(-config.hash_mem_entries // config.hcu_lanes)
-        lanes = config.hcu_lanes
-        pair = lambda member: data.ArrayLayout(member, 2)
+        slots = config.hcu_tokens_in_flight
         super().__init__({
-            "in_flight": In(2),
-            "token": In(pair(unsigned(config.hash_bits))),
-            "rotation": In(pair(range(lanes))),
-            "bank_rows": In(pair(range(depth + 1))),
-            "read_data": In(pair(unsigned(config.hash_bits))),
-            "oldest": In(1),
-            "release": In(1),
-            "write_bank": In(range(lanes)),
-            "epoch": In(range((config.max_clusters // config.hash_mem_entries) + 1)),
-            "write_slot": In(range(config.hash_mem_entries)),
-            "read_addr": Out(pair(range(depth))),
-            "done": Out(2),
-            "result_distance": Out(pair(range(config.hash_bits + 1))),
-            "result_cluster": Out(pair(unsigned(config.cluster_id_bits))),
+            "load": In(1),
+            "load_difference": In(config.hash_bits),
+            "load_tag": In(range(slots)),
+            "load_cluster": In(config.cluster_id_bits),
+            "clear": In(slots),
+            "working": Out(1),
+            "available": Out(1),
+            "tag": Out(range(slots)),
+            "best_distance": Out(data.ArrayLayout(range(config.hash_bits + 1), slots)),
+            "best_cluster": Out(data.ArrayLayout(config.cluster_id_bits, slots)),
         })
-
-    def bank_for(self, parity):
-        """Bank index the lane walks for the token of ``parity`` (a value)."""
-        return _modulo_sum(self._lane, self.rotation[parity], self._config.hcu_lanes)
 
     def elaborate(self, platform):
         config = self._config
         m = Module()
-        lanes = config.hcu_lanes
         threshold = config.hamming_threshold
+        width = config.hcu_bits_per_cycle
         beats = config.hcu_beats_per_hash
-        depth = -(-config.hash_mem_entries // lanes)
 
-        parity = Signal()                              # parity of the token being walked
-        row = Signal(range(depth + 1))
-        beat = Signal(range(beats))
-        partial = Signal(range(threshold + 1))
-        best_distance = Signal(range(config.hash_bits + 1), init=threshold)
-        best_cluster = Signal(config.cluster_id_bits)
-
-        bank = Signal(range(lanes))
-        rows = Signal(range(depth + 1))
-        m.d.comb += [bank.eq(_pick(parity, [self.bank_for(0), self.bank_for(1)])),
-                     rows.eq(_pick(parity, [self.bank_rows[0], self.bank_rows[1]]))]
-        younger = parity != self.oldest
-        ready = Signal()
-        m.d.comb += ready.eq(_pick(parity, self.in_flight) & ~_pick(parity, self.done)
-                             & ~(younger & (bank == self.write_bank)))
-        empty = row == rows
         active = Signal()
-        m.d.comb += active.eq(ready & ~empty)
+        difference = Signal(config.hash_bits)
+        beat = Signal(range(beats))
+        partial = Signal(range(threshold))
+        tag = Signal.like(self.load_tag)
+        cluster = Signal(config.cluster_id_bits)
 
-        difference = (_pick(parity, [self.read_data[0], self.read_data[1]])
-                      ^ _pick(parity, [self.token[0], self.token[1]]))
-        if beats > 1:
-            difference = difference.word_select(beat, config.hcu_bits_per_cycle)
-        distance = Signal(range(threshold + config.hcu_bits_per_cycle + 1))
+        # The compare of this cycle: a job loaded now, or the one in progress.
+        current_difference = Mux(self.load, self.load_difference, difference)
+        current_beat = Mux(self.load, 0, beat)
+        current_partial = Mux(self.load, 0, partial)
+        current_cluster = Mux(self.load, self.load_cluster, cluster)
+        distance = Signal(range(threshold + width))
         reached = Signal()
         last_beat = Signal()
-        advance = Signal()
-        match = Signal()
-        finish = Signal()
+        finishing = Signal()
         m.d.comb += [
-            distance.eq(partial + _popcount(difference)),
-            last_beat.eq(beat == beats - 1),
+            self.working.eq(active | self.load),
+            self.tag.eq(Mux(self.load, self.load_tag, tag)),
+            distance.eq(current_partial + _popcount(current_difference[:width])),
             reached.eq(distance >= threshold),
-            advance.eq(active & (reached | last_beat)),
-            match.eq(active & last_beat & ~reached),
-            finish.eq(ready & (empty | (advance & (row + 1 == rows)))),
+            last_beat.eq(current_beat == beats - 1),
+            finishing.eq(self.working & (reached | last_beat)),
+            self.available.eq(~self.working | finishing),
         ]
-
-        # Cluster id of the row's slot: slots below the write pointer hold the current epoch.
-        slot = Signal(range(depth * lanes + lanes))
-        m.d.comb += slot.eq(row * lanes + bank)
-        epoch = Signal.like(self.epoch)
-        m.d.comb += epoch.eq(Mux(slot[:config.hash_slot_bits] >= self.write_slot,
-                                 self.epoch - 1, self.epoch))
-        cluster = Signal(config.cluster_id_bits)
-        m.d.comb += cluster.eq(Cat(slot[:config.hash_slot_bits], epoch))
-        better = Signal()
-        m.d.comb += better.eq(match & ((distance < best_distance) | (
-            (distance == best_distance) & (cluster < best_cluster))))
-        final_distance = Mux(better, distance, best_distance)
-        final_cluster = Mux(better, cluster, best_cluster)
-
-        next_row = Mux(finish, 0, row + advance)
-        for index in range(2):
-            m.d.comb += self.read_addr[index].eq(Mux(parity == index, next_row, 0))
-        with m.If(self.release):
-            m.d.sync += self.done.bit_select(self.oldest, 1).eq(0)
-        with m.If(finish):
-            m.d.sync += [
-                self.done.bit_select(parity, 1).eq(1),
-                self.result_distance[parity].eq(final_distance),
-                self.result_cluster[parity].eq(final_cluster),
-                parity.eq(~parity), row.eq(0), beat.eq(0), partial.eq(0),
-                best_distance.eq(threshold), best_cluster.eq(0),
-            ]
-        with m.Elif(advance):
-            m.d.sync += [row.eq(row + 1), beat.eq(0), partial.eq(0),
-                         best_distance.eq(final_distance), best_cluster.eq(final_cluster)]
-        with m.Elif(active):
-            m.d.sync += [beat.eq(beat + 1), partial.eq(distance)]
+        with m.If(self.working & ~finishing):
+            m.d.sync += [active.eq(1), difference.eq(current_difference >> width),
+                         beat.eq(current_beat + 1), partial.eq(distance), tag.eq(self.tag),
+                         cluster.eq(current_cluster)]
+        with m.If(finishing):
+            m.d.sync += active.eq(0)
+            best_distance = self.best_distance[self.tag]
+            best_cluster = self.best_cluster[self.tag]
+            with m.If(~reached & _better(distance, current_cluster, best_distance,
+                                         best_cluster)):
+                m.d.sync += [best_distance.eq(distance), best_cluster.eq(current_cluster)]
+        for slot in range(config.hcu_tokens_in_flight):
+            with m.If(self.clear[slot]):
+                m.d.sync += [self.best_distance[slot].eq(threshold),
+                             self.best_cluster[slot].eq(0)]
         return m
 
 
@@ -251,7 +213,7 @@ class HashClusterUnit(wiring.Component):
     ----------
     config : DREConfig
         Uses ``hash_bits``, ``hamming_threshold``, ``hcu_lanes``, ``hcu_bits_per_cycle``,
-        ``hash_mem_entries`` and ``max_clusters``.
+        ``hcu_tokens_in_flight``, ``hash_mem_entries`` and ``max_clusters``.
 
     Members
     -------
@@ -283,19 +245,14 @@ class HashClusterUnit(wiring.Component):
         return self._config
 
     @property
-    def bank_depth(self):
-        """Rows of each bank, ``ceil(hash_mem_entries / hcu_lanes)``."""
-        return -(-self._config.hash_mem_entries // self._config.hcu_lanes)
-
-    @property
     def tokens_in_flight(self):
-        """Tokens the unit holds at once (the oldest being decided, the next being compared)."""
-        return TOKENS_IN_FLIGHT
+        """Tokens the unit holds at once, ``hcu_tokens_in_flight``."""
+        return self._config.hcu_tokens_in_flight
 
     @property
     def min_latency(self):
-        """Fewest cycles from a token's input transfer to its assignment: the lanes need one
-        cycle even for an empty table, and the assignment follows in the next."""
+        """Fewest cycles from a token's input transfer to its assignment: the token is held
+        from the next cycle, its (empty) walk ends there, and it is decided in the one after."""
         return 2
 
     @property
@@ -305,9 +262,11 @@ class HashClusterUnit(wiring.Component):
 
     @property
     def max_token_cycles(self):
-        """Most cycles between two assignments without stalls: a lane that waits for the previous
-        decision walks a full bank without early exit."""
-        return 1 + self.bank_depth * self._config.hcu_beats_per_hash
+        """Most cycles between two assignments without stalls. Once a token is the oldest its
+        jobs go first; each of its at most ``hash_mem_entries`` compares waits at most one
+        compare (``hcu_beats_per_hash`` cycles) for a lane, the last runs as long, and the
+        decision takes one more cycle."""
+        return (self._config.hash_mem_entries + 1) * self._config.hcu_beats_per_hash + 1
 
     @property
     def peak_throughput(self):
@@ -317,82 +276,44 @@ class HashClusterUnit(wiring.Component):
     def elaborate(self, platform):
         config = self._config
         m = Module()
-        lanes = config.hcu_lanes
+        slots = config.hcu_tokens_in_flight
         entries = config.hash_mem_entries
         threshold = config.hamming_threshold
+        cluster_range = range(config.max_clusters + 1)
 
-        # Tokens in flight, one register set per parity.
-        token = [Signal(config.hash_bits, name=f"token{index}") for index in range(2)]
-        last = [Signal(name=f"last{index}") for index in range(2)]
-        rotation = [Signal(range(lanes), name=f"rotation{index}") for index in range(2)]
-        in_flight = Signal(2)
-        oldest = Signal()
-        next_rotation = Signal(range(lanes))
+        # Tokens in flight, in a ring of slots: ``head`` holds the oldest, age ``a`` the slot
+        # (head + a) mod K. ``seen`` is the next cluster id the token has not yet been compared
+        # with by a catch-up job.
+        token = Array(Signal(config.hash_bits, name=f"token{slot}") for slot in range(slots))
+        last = Array(Signal(name=f"last{slot}") for slot in range(slots))
+        seen = Array(Signal(cluster_range, name=f"seen{slot}") for slot in range(slots))
+        head = Signal(range(slots))
+        held = Signal(range(slots + 1))
+        opened = Signal(cluster_range)
+        walk_age = Signal(range(slots + 1))        # age of the token walking the table
+        walk_begun = Signal()
+        walk_top = Signal(cluster_range)           # its next walk cluster is walk_top - 1
+        slot_of_age = [_modulo_sum(head, age, slots) for age in range(slots)]
 
-        opened = Signal(range(config.max_clusters + 1))
-        write_bank = Signal(range(lanes))
-        write_row = Signal(range(self.bank_depth))
-        write_slot = Signal(range(entries))
-        bank_rows = [Signal(range(self.bank_depth + 1), name=f"bank{index}_rows")
-                     for index in range(lanes)]
-        capacities = [int(capacity) for capacity in bank_capacities(config)]
-
-        lane_units = []
-        for index in range(lanes):
-            lane = SimilarityLane(config, lane=index)
+        lanes = []
+        for index in range(config.hcu_lanes):
+            lane = SimilarityLane(config)
             m.submodules[f"lane{index}"] = lane
-            lane_units.append(lane)
+            lanes.append(lane)
 
-        # The banks: one write port, one read port per parity (each driven by the lane that
-        # walks the bank for that parity's token), transparent so a write is seen at once.
-        write_en = Signal()
-        read_data = [[None, None] for _ in range(lanes)]
-        read_addr = [[None, None] for _ in range(lanes)]
-        for index in range(lanes):
-            memory = Memory(shape=unsigned(config.hash_bits), depth=self.bank_depth, init=[])
-            m.submodules[f"bank{index}"] = memory
-            write = memory.write_port()
-            m.d.comb += [write.en.eq(write_en & (write_bank == index)), write.addr.eq(write_row),
-                         write.data.eq(_pick(oldest, token))]
-            for parity in range(2):
-                read = memory.read_port(transparent_for=(write,))
-                read_data[index][parity] = read.data
-                read_addr[index][parity] = read.addr
-            with m.If(write_en & (write_bank == index) & (bank_rows[index] < capacities[index])):
-                m.d.sync += bank_rows[index].eq(bank_rows[index] + 1)
+        memory = Memory(shape=unsigned(config.hash_bits), depth=entries, init=[])
+        m.submodules.table = memory
+        write = memory.write_port()
+        read = memory.read_port()
 
-        release = Signal()
-        for lane in lane_units:
-            m.d.comb += [
-                lane.in_flight.eq(in_flight),
-                lane.oldest.eq(oldest),
-                lane.release.eq(release),
-                lane.write_bank.eq(write_bank),
-                lane.epoch.eq(opened >> config.hash_slot_bits),
-                lane.write_slot.eq(write_slot),
-            ]
-            for parity in range(2):
-                bank = lane.bank_for(parity)
-                m.d.comb += [
-                    lane.token[parity].eq(token[parity]),
-                    lane.rotation[parity].eq(rotation[parity]),
-                    lane.bank_rows[parity].eq(Array(bank_rows)[bank]),
-                    lane.read_data[parity].eq(
-                        Array(read_data[index][parity] for index in range(lanes))[bank]),
-                ]
-        for index in range(lanes):
-            for parity in range(2):
-                walker = _modulo_sum(index, lanes - rotation[parity], lanes) if lanes > 1 else 0
-                m.d.comb += read_addr[index][parity].eq(
-                    Array(lane.read_addr[parity] for lane in lane_units)[walker])
-
-        # Argmin over the lanes' results for the oldest token: a balanced comparator tree.
-        candidates = [(_pick(oldest, lane.result_distance), _pick(oldest, lane.result_cluster))
-                      for lane in lane_units]
+        # Decide: the oldest token, once its walk is done, every cluster opened before it has
+        # been compared and no lane still works on it.
+        busy = Cat(lane.working & (lane.tag == head) for lane in lanes).any()
+        candidates = [(lane.best_distance[head], lane.best_cluster[head]) for lane in lanes]
         while len(candidates) > 1:
             paired = []
             for left, right in zip(candidates[0::2], candidates[1::2]):
-                take_right = (right[0] < left[0]) | ((right[0] == left[0]) & (right[1] < left[1]))
+                take_right = _better(right[0], right[1], left[0], left[1])
                 distance = Signal(range(config.hash_bits + 1))
                 cluster = Signal(config.cluster_id_bits)
                 m.d.comb += [distance.eq(Mux(take_right, right[0], left[0])),
@@ -402,55 +323,110 @@ class HashClusterUnit(wiring.Component):
                 paired.append(candidates[-1])
             candidates = paired
         best_distance, best_cluster = candidates[0]
-
         found = Signal()
         full = Signal()
-        m.d.comb += [found.eq(best_distance < threshold), full.eq(opened == config.max_clusters)]
-        all_done = Cat(_pick(oldest, [lane.done[0], lane.done[1]]) for lane in lane_units).all()
+        decide = Signal()
         m.d.comb += [
-            self.o.valid.eq(_pick(oldest, in_flight) & all_done),
-            self.o.payload.last.eq(_pick(oldest, last)),
+            found.eq(best_distance < threshold),
+            full.eq(opened == config.max_clusters),
+            self.o.valid.eq((held != 0) & (walk_age != 0) & (seen[head] == opened) & ~busy),
+            self.o.payload.last.eq(last[head]),
             self.o.payload.cluster.eq(Mux(found, best_cluster,
                                           Mux(full, 0, opened[:config.cluster_id_bits]))),
             self.o.payload.new.eq(~found & ~full),
             self.o.payload.distance.eq(Mux(found, best_distance, 0)),
             self.o.payload.overflow.eq(~found & full),
+            decide.eq(self.o.valid & self.o.ready),
+            write.addr.eq(opened[:config.hash_slot_bits]),
+            write.data.eq(token[head]),
         ]
-
-        # Decide: transfer the oldest token's assignment and update the table.
-        decide = Signal()
-        m.d.comb += decide.eq(self.o.valid & self.o.ready)
         with m.If(decide):
-            m.d.comb += release.eq(1)
-            m.d.sync += [in_flight.bit_select(oldest, 1).eq(0), oldest.eq(~oldest)]
             with m.If(~found & ~full):
-                m.d.comb += write_en.eq(1)
+                m.d.comb += write.en.eq(1)
                 m.d.sync += opened.eq(opened + 1)
-                with m.If(write_slot == entries - 1):
-                    m.d.sync += [write_slot.eq(0), write_bank.eq(0), write_row.eq(0)]
-                with m.Elif(write_bank == lanes - 1):
-                    m.d.sync += [write_slot.eq(write_slot + 1), write_bank.eq(0),
-                                 write_row.eq(write_row + 1)]
-                with m.Else():
-                    m.d.sync += [write_slot.eq(write_slot + 1), write_bank.eq(write_bank + 1)]
             with m.If(~found & full):
                 m.d.sync += self.overflow.eq(1)
 
-        # Accept: into the free parity; at most two tokens in flight.
-        youngest_after = Signal()
+        # Dispatch: the catch-up of the oldest eligible token, else the walk token's next cluster.
+        catch_up = Signal()
+        catch_slot = Signal(range(slots))
+        for age in reversed(range(slots)):
+            walked_past = (age < walk_age) | ((age == walk_age) & walk_begun)
+            with m.If((age < held) & walked_past & (seen[slot_of_age[age]] < opened)):
+                m.d.comb += [catch_up.eq(1), catch_slot.eq(slot_of_age[age])]
+        walk_slot = Signal(range(slots))
+        walk_token = Signal()
+        top = Signal(cluster_range)
+        walk_job = Signal()
         m.d.comb += [
-            self.i.ready.eq(~in_flight.all() | decide),
-            youngest_after.eq(Mux(decide,
-                                  Mux(_pick(~oldest, in_flight), oldest, ~oldest),
-                                  Mux(_pick(oldest, in_flight), ~oldest, oldest))),
+            walk_slot.eq(_modulo_sum(head, walk_age[:len(head)], slots)),
+            walk_token.eq(walk_age < held),
+            top.eq(Mux(walk_begun, walk_top, seen[walk_slot])),
+            walk_job.eq(walk_token & ~catch_up & (top != 0)
+                        & (top + entries >= opened + walk_age + 1)),
         ]
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [in_flight.bit_select(youngest_after, 1).eq(1),
-                         next_rotation.eq(_modulo_sum(next_rotation, 1, lanes)
-                                          if lanes > 1 else 0)]
-            for parity in range(2):
-                with m.If(youngest_after == parity):
-                    m.d.sync += [token[parity].eq(self.i.payload.hash),
-                                 last[parity].eq(self.i.payload.last),
-                                 rotation[parity].eq(next_rotation)]
+        free_lane = Signal(range(config.hcu_lanes))
+        any_free = Signal()
+        for index in reversed(range(config.hcu_lanes)):
+            with m.If(lanes[index].available):
+                m.d.comb += [any_free.eq(1), free_lane.eq(index)]
+        job_slot = Signal(range(slots))
+        job_cluster = Signal(config.cluster_id_bits)
+        dispatch = Signal()
+        m.d.comb += [
+            job_slot.eq(Mux(catch_up, catch_slot, walk_slot)),
+            job_cluster.eq(Mux(catch_up, seen[catch_slot], top - 1)),
+            dispatch.eq((catch_up | walk_job) & any_free),
+            read.addr.eq(job_cluster[:config.hash_slot_bits]),
+        ]
+        with m.If(dispatch & catch_up):
+            m.d.sync += seen[catch_slot].eq(seen[catch_slot] + 1)
+
+        # The job reaches its lane in the next cycle, with the table hash just read.
+        load = Signal()
+        load_lane = Signal.like(free_lane)
+        load_tag = Signal(range(slots))
+        load_cluster = Signal(config.cluster_id_bits)
+        m.d.sync += [load.eq(dispatch), load_lane.eq(free_lane), load_tag.eq(job_slot),
+                     load_cluster.eq(job_cluster)]
+        for index, lane in enumerate(lanes):
+            m.d.comb += [
+                lane.load.eq(load & (load_lane == index)),
+                lane.load_difference.eq(read.data ^ token[load_tag]),
+                lane.load_tag.eq(load_tag),
+                lane.load_cluster.eq(load_cluster),
+            ]
+
+        # The walk: done when nothing is left below it, or (for the oldest token) the rest has
+        # been evicted; the next token walks from the next cycle.
+        walked = Signal()
+        after = Signal(cluster_range)
+        advance = Signal()
+        m.d.comb += [
+            walked.eq(dispatch & walk_job),
+            after.eq(top - walked),
+            advance.eq(walk_token & ((after == 0)
+                                     | ((walk_age == 0) & (after + entries <= opened)))),
+        ]
+        with m.If(advance):
+            m.d.sync += walk_begun.eq(0)
+        with m.Elif(walked):
+            m.d.sync += [walk_begun.eq(1), walk_top.eq(after)]
+
+        # Accept into the slot after the youngest; the oldest leaves on its decision.
+        accept = Signal()
+        tail = Signal(range(slots))
+        m.d.comb += [
+            self.i.ready.eq((held < slots) | decide),
+            accept.eq(self.i.valid & self.i.ready),
+            tail.eq(_modulo_sum(head, held[:len(head)], slots) if slots > 1 else 0),
+        ]
+        with m.If(accept):
+            m.d.sync += [token[tail].eq(self.i.payload.hash), last[tail].eq(self.i.payload.last),
+                         seen[tail].eq(opened)]
+            for lane in lanes:
+                m.d.comb += lane.clear.bit_select(tail, 1).eq(1)
+        m.d.sync += [held.eq(held + accept - decide), walk_age.eq(walk_age + advance - decide)]
+        with m.If(decide):
+            m.d.sync += head.eq(_modulo_sum(head, 1, slots))
         return m

@@ -58,6 +58,7 @@ _RULES = {
     "wicsum_ratio_code": (0, None, None, ""),  # highest: 2**wicsum_ratio_bits
     "hcu_lanes": (1, 256, None, ""),
     "hcu_bits_per_cycle": (1, 64, None, ""),
+    "hcu_tokens_in_flight": (1, 16, None, ""),  # highest also: hash_mem_entries, checked below
     "hash_mem_entries": (2, 1 << 16, _is_power_of_two, "a power of two"),
     "max_clusters": (2, 1 << 16, _is_power_of_two, "a power of two"),
     "score_bits": (2, 32, None, ""),
@@ -97,6 +98,9 @@ class DREConfig:
     hcu_bits_per_cycle : int
         Hash bits one lane compares per cycle: 1 is fully bit-serial, ``hash_bits`` fully
         parallel. Must divide ``hash_bits``.
+    hcu_tokens_in_flight : int
+        Tokens the HCU compares at once, 1 to 16 and at most ``hash_mem_entries``: a younger
+        token's compares fill the lanes while older ones finish (see :mod:`hw.hcu`).
     hash_mem_entries : int
         Cluster hashes the HCU keeps on chip, a power of two from 2 to 65536.
     max_clusters : int
@@ -137,6 +141,7 @@ class DREConfig:
     wicsum_ratio_code: int = 77
     hcu_lanes: int = 16
     hcu_bits_per_cycle: int = 1
+    hcu_tokens_in_flight: int = 4
     hash_mem_entries: int = 1024
     max_clusters: int = 4096
     score_bits: int = 16
@@ -167,6 +172,9 @@ class DREConfig:
         if self.hcu_lanes > self.hash_mem_entries:
             raise ValueError(f"hcu_lanes must be at most hash_mem_entries ({self.hash_mem_entries}), "
                              f"not {self.hcu_lanes!r}")
+        if self.hcu_tokens_in_flight > self.hash_mem_entries:
+            raise ValueError(f"hcu_tokens_in_flight must be at most hash_mem_entries "
+                             f"({self.hash_mem_entries}), not {self.hcu_tokens_in_flight!r}")
         if self.max_clusters < self.hash_mem_entries:
             raise ValueError(f"max_clusters must be at least hash_mem_entries "
                              f"({self.hash_mem_entries}), not {self.max_clusters!r}")

@@ -26,34 +26,44 @@ Full table, too many clusters
     RTL does: the token is reported with ``overflow = 1``, ``cluster = 0``, ``new = 0``,
     ``distance = 0``, the table is left unchanged, and later tokens still join existing clusters.
 Early exit
-    Table slot ``s`` is row ``s // hcu_lanes`` of bank ``s mod hcu_lanes``. A compare of the
-    token with a slot runs ``hcu_bits_per_cycle`` (B) bits per cycle, least significant bits
-    first (beat ``b`` covers bits ``b*B`` to ``b*B + B - 1``), and stops after the first beat at
-    which the partial distance reaches ``hamming_threshold``, or after the last beat
-    (``hcu_beats_per_hash``). A stopped compare can never be a match (its full distance is at
-    least the threshold), so early exit never changes an assignment.
+    A compare of the token with a table hash runs ``hcu_bits_per_cycle`` (B) bits per cycle,
+    least significant bits first (beat ``b`` covers bits ``b*B`` to ``b*B + B - 1``), and stops
+    after the first beat at which the partial distance reaches ``hamming_threshold``, or after
+    the last beat (``hcu_beats_per_hash``). A stopped compare can never be a match (its full
+    distance is at least the threshold), so early exit never changes an assignment.
 Cycle model
-    ``exit(s)`` is the number of beats the compare with slot ``s`` takes. Token ``t`` (counted
-    from 0 after reset) is compared by lane ``l`` with the valid rows of bank
-    ``(l + t) mod hcu_lanes`` (the lane-to-bank mapping rotates every token), which keeps lane
-    ``l`` busy ``w_l(t) = sum of exit(s)`` over those rows. At most ``TOKENS_IN_FLIGHT = 2``
-    tokens are held: the oldest, decided next, and the one after it, which a lane starts as
-    soon as it is free, except the lane whose bank the oldest token may write (bank
-    ``(opened mod hash_mem_entries) mod hcu_lanes``), which waits for that decision. With
-    neither stream stalling, in clock cycles counted from the input transfer of token 0:
+    A *job* is the compare of one token with one cluster; ``beats(t, c)`` is the number of
+    beats it takes. Token ``t`` is compared with exactly the clusters in the table when it is
+    decided (ids ``max(0, O - E)`` to ``O - 1``, ``O`` the clusters opened before it), in an
+    order set by the schedule below; the ids below ``seen(t)`` (``O`` when the token was
+    accepted) by a downward *walk*, the ids from ``seen(t)`` up by *catch-up* jobs as older
+    tokens open clusters. Up to ``K = hcu_tokens_in_flight`` tokens are held; a token's *age* is
+    the number of held tokens older than it. Every clock cycle ``x``, from the state at its
+    start (``O`` counts the decisions before ``x``):
 
-    * token ``t`` is accepted in ``a(0) = 0``, ``a(1) = 1``,
-      ``a(t) = max(a(t-1) + 1, d(t-2))``;
-    * lane ``l`` starts it in ``S = max(a(t) + 1, F_l, d(t-1) + 1 if l waits)``, is busy
-      ``max(w_l(t), 1)`` cycles (an empty bank still takes one) and is free again from
-      ``F_l = S + max(w_l(t), 1)`` (``F_l = 0`` after reset);
-    * its assignment is valid, transferred and written to the table in cycle
-      ``d(t) = max(max_l F_l, d(t-1) + 1)``.
+    * **decide**: the oldest token is decided in ``x`` if its walk is done, ``seen == O`` and
+      none of its jobs works in ``x`` or later; it leaves, a new cluster is written, ``O``
+      counts it from ``x + 1``;
+    * **accept**: a token is accepted in ``x`` when fewer than ``K`` are held or one is
+      decided in ``x``; its ``seen`` is ``O``;
+    * **dispatch**: at most one job starts. Lane ``l`` is free in ``x`` if its last job's
+      last beat is at most ``x``. The *walk token* is the oldest token whose walk is not done;
+      with age ``a``, it walks down from ``u`` (``seen`` before its first walk job). The job
+      is, in priority order, the catch-up of the oldest token that is older than the walk token
+      or is the walk token with its walk begun, and has ``seen < O`` (cluster ``seen``, then
+      ``seen`` counts up); else the walk token's cluster ``u - 1`` if ``u >= 1`` and
+      ``u - 1 >= O + a - E`` (the older tokens cannot evict it; then ``u`` counts down). It
+      goes to the lowest-numbered free lane, whose beats are cycles ``x + 1`` to
+      ``x + beats``; no free lane, no job. The walk is done (from ``x + 1``) when, after this
+      cycle's job, ``u == 0`` or ``a == 0`` and ``u + E <= O`` (the rest are evicted).
 
-    A token's ``cycles`` is ``d(t) - d(t-1)`` (token 0: ``d(0) - a(0)``), the interval between
-    assignments, so the cycles of a stream add up to its time from first input to last output.
-    ``useful_cycles = sum_l w_l(t)`` counts the lane-cycles spent comparing; lane utilisation is
-    ``useful_cycles / (hcu_lanes * cycles)``.
+    With neither stream stalling, token ``t`` (counted after reset) is offered from the cycle
+    after token ``t - 1`` is accepted (token 0 in cycle 0). ``d(t)``, the cycle of its decision,
+    is also the cycle its assignment is transferred and written to the table. A token's
+    ``cycles`` is ``d(t) - d(t-1)`` (token 0: ``d(0)``, counted from its acceptance in cycle
+    0), the interval between assignments, so the cycles of a stream add up to its time from
+    first input to last output. ``useful_cycles``, the sum of its jobs' beats, counts the
+    lane-cycles spent comparing; lane utilisation is ``useful_cycles / (hcu_lanes * cycles)``.
 
 File interface (``python -m sim.run hcu``): input ``hashes``; outputs ``cluster``, ``new``,
 ``distance`` and ``cycles`` (clock cycles per token without stalls, as above).
@@ -65,12 +75,9 @@ import numpy as np
 
 from model.npzio import ArraySpec, check_arrays
 
-__all__ = ["TOKENS_IN_FLIGHT", "INPUTS", "OUTPUTS", "TokenResult", "HashClusterTwin",
-           "check_hashes", "overflow_message", "exit_beats", "bank_capacities", "hash_cluster",
+__all__ = ["INPUTS", "OUTPUTS", "TokenAssignment", "HashClusterTwin", "schedule",
+           "check_hashes", "overflow_message", "exit_beats", "hash_cluster",
            "run_arrays", "summarize", "codewords", "synthetic_hashes", "directed_streams"]
-
-#: Tokens the HCU holds at once: the oldest, being decided, and the next, being compared.
-TOKENS_IN_FLIGHT = 2
 
 INPUTS = [
     ArraySpec("hashes", "u", 1, "token hashes in arrival order, each below 2**hash_bits"),
@@ -83,10 +90,10 @@ OUTPUTS = [
     ArraySpec("cycles", "u", 1, "HCU clock cycles from the previous assignment to this one"),
 ]
 
-#: One token's assignment and timing (see the module docstring for each field).
-TokenResult = collections.namedtuple(
-    "TokenResult", ["cluster", "new", "distance", "overflow", "cycles", "useful_cycles",
-                    "compared"])
+#: One token's assignment, the lowest cluster id in the table and the beats of its compare with
+#: each cluster of the table from that id up (see the module docstring).
+TokenAssignment = collections.namedtuple(
+    "TokenAssignment", ["cluster", "new", "distance", "overflow", "first_id", "beats"])
 
 _OVERFLOW_MODES = ("raise", "flag")
 
@@ -156,14 +163,11 @@ def exit_beats(config, token_hash, table_hashes):
     return beats.astype(np.int64), match, distance
 
 
-def bank_capacities(config):
-    """Slots of each lane's bank: slot ``s`` of the table belongs to bank ``s mod hcu_lanes``."""
-    lanes = config.hcu_lanes
-    return np.array([len(range(lane, config.hash_mem_entries, lanes)) for lane in range(lanes)])
-
-
 class HashClusterTwin:
-    """The HCU's state (cluster table, clusters opened) stepped one token at a time.
+    """The HCU's table (cluster hashes, clusters opened) stepped one token at a time.
+
+    :meth:`step` gives a token's assignment and the beats of its compare with every cluster of
+    the table; :func:`schedule` turns the beats of a stream into clock cycles.
 
     Parameters
     ----------
@@ -185,57 +189,14 @@ class HashClusterTwin:
         self._on_overflow = on_overflow
         self._table = np.zeros(config.hash_mem_entries, np.uint64)
         self._opened = 0
-        self._banks = np.arange(config.hash_mem_entries) % config.hcu_lanes
-        # Timing state (see "Cycle model"): the cycle from which each lane is free, the decide
-        # cycles of the last two tokens, the accept cycle and the write bank of the last token.
-        self._tokens = 0
-        self._lane_free = np.zeros(config.hcu_lanes, np.int64)
-        self._decided = []
-        self._accepted = 0
-        self._last_write_bank = 0
 
     @property
     def opened(self):
         """Clusters opened so far."""
         return self._opened
 
-    def cluster_ids(self):
-        """Cluster id held by each valid slot, indexed by slot (length ``min(opened, E)``)."""
-        entries = self._config.hash_mem_entries
-        slots = np.arange(min(self._opened, entries))
-        write_slot = self._opened % entries
-        epoch_base = self._opened - write_slot
-        return np.where(slots < write_slot, epoch_base + slots, epoch_base - entries + slots)
-
-    def _advance_time(self, bank_time):
-        """Schedule the lanes' walks of the next token; returns its cycles (decide interval)."""
-        lanes = self._config.hcu_lanes
-        token = self._tokens
-        if token == 0:
-            accepted = 0
-        elif token < TOKENS_IN_FLIGHT:
-            accepted = self._accepted + 1
-        else:
-            accepted = max(self._accepted + 1, self._decided[-TOKENS_IN_FLIGHT])
-        banks = (np.arange(lanes) + token) % lanes
-        start = np.maximum(self._lane_free, accepted + 1)
-        if token:
-            gated = banks == self._last_write_bank
-            start[gated] = np.maximum(start[gated], self._decided[-1] + 1)
-        done = start + np.maximum(bank_time[banks], 1)
-        decided = int(done.max())
-        previous = self._decided[-1] if token else accepted
-        if token:
-            decided = max(decided, previous + 1)
-        self._lane_free = done
-        self._decided = (self._decided + [decided])[-TOKENS_IN_FLIGHT:]
-        self._accepted = accepted
-        self._last_write_bank = self._opened % self._config.hash_mem_entries % lanes
-        self._tokens += 1
-        return decided - previous
-
     def step(self, token_hash):
-        """Assign one token; returns a :class:`TokenResult`.
+        """Assign one token; returns a :class:`TokenAssignment`.
 
         Raises
         ------
@@ -243,25 +204,129 @@ class HashClusterTwin:
             If the token would open cluster ``max_clusters`` and ``on_overflow="raise"``.
         """
         config = self._config
-        valid = min(self._opened, config.hash_mem_entries)
-        beats, match, distance = exit_beats(config, token_hash, self._table[:valid])
-        bank_time = np.bincount(self._banks[:valid], weights=beats,
-                                minlength=config.hcu_lanes).astype(np.int64)
-        cycles = self._advance_time(bank_time)
-        useful = int(beats.sum())
+        entries = config.hash_mem_entries
+        opened = self._opened
+        first = max(0, opened - entries)
+        ids = np.arange(first, opened)
+        beats, match, distance = exit_beats(config, token_hash, self._table[ids % entries])
+        result = dict(overflow=0, first_id=first, beats=beats)
         if match.any():
-            ids = self.cluster_ids()[match]
-            distances = distance[match]
-            best = np.lexsort((ids, distances))[0]
-            return TokenResult(int(ids[best]), 0, int(distances[best]), 0, cycles, useful, valid)
-        if self._opened >= config.max_clusters:
+            best = np.lexsort((ids[match], distance[match]))[0]
+            return TokenAssignment(int(ids[match][best]), 0, int(distance[match][best]),
+                                   **result)
+        if opened >= config.max_clusters:
             if self._on_overflow == "raise":
                 raise ValueError(overflow_message(config))
-            return TokenResult(0, 0, 0, 1, cycles, useful, valid)
-        cluster = self._opened
-        self._table[cluster % config.hash_mem_entries] = token_hash
+            return TokenAssignment(0, 0, 0, **{**result, "overflow": 1})
+        self._table[opened % entries] = token_hash
         self._opened += 1
-        return TokenResult(cluster, 1, 0, 0, cycles, useful, valid)
+        return TokenAssignment(opened, 1, 0, **result)
+
+
+class _HeldToken:
+    """Scheduling state of one token held by the HCU (see "Cycle model")."""
+
+    def __init__(self, index, seen):
+        self.index = index
+        self.seen = seen
+        self.last_beat = -1   # last cycle in which one of its jobs works
+        self.jobs = 0
+
+
+def schedule(config, first_ids, beats, opens):
+    """Clock cycle of every token's decision under the HCU's schedule ("Cycle model").
+
+    Parameters
+    ----------
+    config : DREConfig
+    first_ids : sequence of int
+        Lowest cluster id in the table when each token is decided.
+    beats : sequence of numpy.ndarray
+        Per token, the beats of its compare with clusters ``first_ids[t]``,
+        ``first_ids[t] + 1``, ... (one entry per cluster in the table when it is decided).
+    opens : sequence of bool
+        Whether each token opens a cluster.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        ``d(t)``, the cycle in which token ``t`` is decided (token 0 accepted in cycle 0).
+    """
+    entries = config.hash_mem_entries
+    limit = config.hcu_tokens_in_flight
+    count = len(beats)
+    lane_free = [0] * config.hcu_lanes
+    held = collections.deque()
+    decided = np.zeros(count, np.int64)
+    opened = 0
+    walk_age = 0          # age of the walk token (len(held) when every held walk is done)
+    walk_begun = False
+    walk_top = 0          # u: the walk's next cluster is u - 1
+    next_token = 0
+    cycle = 0
+    while next_token < count or held:
+        oldest = held[0] if held else None
+        decide = (oldest is not None and walk_age >= 1 and oldest.seen == opened
+                  and oldest.last_beat < cycle)
+        accept = next_token < count and (len(held) < limit or decide)
+
+        # Dispatch: a catch-up job, else a walk job, to the lowest-numbered free lane.
+        job = None
+        for token in list(held)[:walk_age + walk_begun]:
+            if token.seen < opened:
+                job = (token, token.seen)
+                break
+        walk_token = held[walk_age] if walk_age < len(held) else None
+        top = walk_top if walk_begun else (walk_token.seen if walk_token else 0)
+        if job is None and walk_token is not None and top >= 1 \
+                and top - 1 >= opened + walk_age - entries:
+            job = (walk_token, top - 1)
+        lane = next((index for index, free in enumerate(lane_free) if free <= cycle), None)
+        walked = dispatched = False
+        if job is not None and lane is not None:
+            token, cluster = job
+            offset = cluster - first_ids[token.index]
+            if not 0 <= offset < len(beats[token.index]):
+                raise AssertionError(f"token {token.index} compared with cluster {cluster}, "
+                                     f"not in its table")
+            lane_free[lane] = cycle + int(beats[token.index][offset])
+            token.last_beat = max(token.last_beat, lane_free[lane])
+            token.jobs += 1
+            walked = token is walk_token and cluster < token.seen
+            if not walked:
+                token.seen += 1
+            dispatched = True
+        advance = False
+        if walk_token is not None:
+            after = top - 1 if walked else top
+            advance = after == 0 or (walk_age == 0 and after + entries <= opened)
+            walk_begun, walk_top = (False, 0) if advance else (walk_begun or walked, after)
+
+        # End of the cycle: the decision, the acceptance and the walk's progress take effect.
+        seen = opened
+        if decide:
+            if oldest.jobs != len(beats[oldest.index]):
+                raise AssertionError(f"token {oldest.index} decided after {oldest.jobs} of "
+                                     f"{len(beats[oldest.index])} compares")
+            held.popleft()
+            decided[oldest.index] = cycle
+            opened += bool(opens[oldest.index])
+            walk_age -= 1
+        if accept:
+            held.append(_HeldToken(next_token, seen))
+            next_token += 1
+        walk_age += advance
+        if decide or accept or dispatched or advance:
+            cycle += 1
+            continue
+        # Nothing changes until a lane frees or the oldest token's last beat passes.
+        events = [free for free in lane_free if free > cycle]
+        if oldest is not None and oldest.last_beat >= cycle:
+            events.append(oldest.last_beat + 1)
+        if not events:
+            raise AssertionError(f"HCU schedule stuck in cycle {cycle}")
+        cycle = min(events)
+    return decided
 
 
 def hash_cluster(config, hashes, *, on_overflow="raise"):
@@ -279,7 +344,7 @@ def hash_cluster(config, hashes, *, on_overflow="raise"):
     -------
     dict of numpy.ndarray
         Per token: ``cluster``, ``new`` (bool), ``distance``, ``overflow`` (bool), ``cycles``,
-        ``useful_cycles`` (lane-cycles spent comparing) and ``compared`` (valid table entries).
+        ``useful_cycles`` (lane-cycles spent comparing) and ``compared`` (clusters compared).
 
     Raises
     ------
@@ -289,11 +354,17 @@ def hash_cluster(config, hashes, *, on_overflow="raise"):
     hashes = check_hashes(config, hashes)
     twin = HashClusterTwin(config, on_overflow=on_overflow)
     rows = [twin.step(int(value)) for value in hashes]
-    columns = list(zip(*rows)) if rows else [()] * len(TokenResult._fields)
-    result = {}
-    for field, column in zip(TokenResult._fields, columns):
-        dtype = bool if field in ("new", "overflow") else np.uint64
-        result[field] = np.array(column, dtype=dtype)
+    decided = schedule(config, [row.first_id for row in rows], [row.beats for row in rows],
+                       [row.new for row in rows])
+    result = {
+        "cluster": np.array([row.cluster for row in rows], np.uint64),
+        "new": np.array([row.new for row in rows], bool),
+        "distance": np.array([row.distance for row in rows], np.uint64),
+        "overflow": np.array([row.overflow for row in rows], bool),
+        "cycles": np.diff(decided, prepend=0).astype(np.uint64),
+        "useful_cycles": np.array([int(row.beats.sum()) for row in rows], np.uint64),
+        "compared": np.array([len(row.beats) for row in rows], np.uint64),
+    }
     return result
 
 

@@ -12,9 +12,11 @@ Figures, for a few (layer, KV head) streams of ``FRAMES`` frames:
 * hash bits compared with early exit over those compared without it (goal <= 0.5).
 
 The same figures for the whole workload (the table fills as the stream goes on), for a table
-kept full (a synthetic stream of mostly new clusters, the regime of a long cache) and for a
-sweep of lanes and bits per cycle show where the goals hold: lanes own banks of the table, so
-while it holds few clusters per lane, lanes idle (see :mod:`hw.hcu`).
+kept full (a synthetic stream of mostly new clusters, the regime of a long cache) and for sweeps
+of lanes x bits per cycle and of tokens in flight show where the goals hold: the dispatcher
+starts one compare per cycle, so lanes wait for work when compares are short (wide
+``hcu_bits_per_cycle``, far-apart hashes), and fewer tokens in flight leave lanes idle while a
+token's last compare runs to the end (see :mod:`hw.hcu`).
 """
 
 import json
@@ -69,6 +71,15 @@ def _sweep(config, hashes, tokens_per_frame):
             variant = config.replace(hcu_lanes=lanes, hcu_bits_per_cycle=bits)
             row = _figures(variant, hash_cluster(variant, hashes), tokens_per_frame)
             rows.append({"lanes": lanes, "bits_per_cycle": bits, **row})
+    return rows
+
+
+def _in_flight_sweep(config, hashes, tokens_per_frame):
+    rows = []
+    for in_flight in (1, 2, 4, 8):
+        variant = config.replace(hcu_tokens_in_flight=in_flight)
+        row = _figures(variant, hash_cluster(variant, hashes), tokens_per_frame)
+        rows.append({"tokens_in_flight": in_flight, **row})
     return rows
 
 
@@ -148,6 +159,7 @@ def run(out_dir, quick=False):
     first = hcu_trace(config, frames=FRAMES, layer=streams[0][0], kv_head=streams[0][1],
                       workload=WORKLOAD)["hashes"]
     sweep = _sweep(config, first, tokens_per_frame)
+    in_flight = _in_flight_sweep(config, first, tokens_per_frame)
     full = _full_table(config, 1500 if quick else 3000)
     rtl_frames = 20 if quick else FRAMES
     rtl = _rtl_confirm(config, first[:rtl_frames * tokens_per_frame], out_dir)
@@ -157,7 +169,8 @@ def run(out_dir, quick=False):
                ("cycles_per_token", "{:.1f}"), ("cycles_per_frame", "{:.0f}"),
                ("lane_utilisation", "{:.3f}"), ("early_exit_ratio", "{:.3f}")]
     _print_table(f"HCU on the edge preset ({config.hcu_lanes} lanes, "
-                 f"{config.hcu_bits_per_cycle} bit/cycle, {config.hash_mem_entries} entries), "
+                 f"{config.hcu_bits_per_cycle} bit/cycle, {config.hcu_tokens_in_flight} tokens "
+                 f"in flight, {config.hash_mem_entries} entries), "
                  f"{WORKLOAD} workload, {FRAMES} frames:", rows, columns)
     if whole:
         _print_table(f"the whole {WORKLOAD} workload ({whole_frames} frames):", whole, columns)
@@ -167,6 +180,9 @@ def run(out_dir, quick=False):
     _print_table(f"lanes x bits per cycle, layer {streams[0][0]} head {streams[0][1]}:", sweep,
                  [("lanes", "{}"), ("bits_per_cycle", "{}"), ("cycles_per_token", "{:.1f}"),
                   ("lane_utilisation", "{:.3f}"), ("early_exit_ratio", "{:.3f}")])
+    _print_table(f"tokens in flight, layer {streams[0][0]} head {streams[0][1]}:", in_flight,
+                 [("tokens_in_flight", "{}"), ("cycles_per_token", "{:.1f}"),
+                  ("lane_utilisation", "{:.3f}"), ("early_exit_ratio", "{:.3f}")])
     print(f"RTL confirmation: {rtl['tokens']} tokens, {rtl['cycles']} cycles, "
           f"cycle count {'equal to' if rtl['cycles_match'] else 'DIFFERENT FROM'} the twin, "
           f"{rtl['sim_seconds_per_1000_tokens']:.2f} s of simulation per 1000 tokens "
@@ -174,6 +190,6 @@ def run(out_dir, quick=False):
     result = {"config": "edge", "workload": WORKLOAD, "frames": FRAMES,
               "tokens_per_frame": tokens_per_frame, "streams": rows,
               "whole_workload": {"frames": whole_frames, "streams": whole}, "full_table": full,
-              "sweep": sweep, "rtl": rtl, "figure": figure}
+              "sweep": sweep, "tokens_in_flight_sweep": in_flight, "rtl": rtl, "figure": figure}
     (out_dir / "hcu.json").write_text(json.dumps(result, indent=2))
     return result

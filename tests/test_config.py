@@ -62,6 +62,9 @@ def test_ratio_code_rounds_half_up():
     ({"hash_mem_entries": 1000}, ValueError, r"hash_mem_entries must be a power of two"),
     ({"max_clusters": 512}, ValueError, r"max_clusters must be at least hash_mem_entries \(1024\)"),
     ({"hcu_lanes": 0}, ValueError, r"hcu_lanes must be from 1 to 256, not 0"),
+    ({"hcu_tokens_in_flight": 0}, ValueError, r"hcu_tokens_in_flight must be from 1 to 16, not 0"),
+    ({"hcu_tokens_in_flight": 17}, ValueError,
+     r"hcu_tokens_in_flight must be from 1 to 16, not 17"),
     ({"wtu_lanes": 12}, ValueError, r"wtu_lanes must be a power of two, not 12"),
     ({"wtu_buckets": 1}, ValueError, r"wtu_buckets must be from 2 to 256, not 1"),
     ({"wtu_refine_depth": 4}, ValueError, r"wtu_refine_depth must be from 0 to 3, not 4"),
@@ -77,6 +80,13 @@ def test_invalid_values_raise_clear_errors(changes, error, message):
 def test_hcu_lanes_cannot_exceed_the_table():
     with pytest.raises(ValueError, match=r"hcu_lanes must be at most hash_mem_entries \(16\), not 32"):
         PRESETS["tiny"].replace(hcu_lanes=32)
+
+
+def test_hcu_tokens_in_flight_cannot_exceed_the_table():
+    small = PRESETS["tiny"].replace(hcu_lanes=2, hash_mem_entries=4, max_clusters=64)
+    with pytest.raises(ValueError,
+                       match=r"hcu_tokens_in_flight must be at most hash_mem_entries \(4\), not 8"):
+        small.replace(hcu_tokens_in_flight=8)
 
 
 def test_from_dict_names_the_source_and_unknown_keys():

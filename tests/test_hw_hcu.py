@@ -79,9 +79,11 @@ def test_directed_streams(name):
     assert_matches_twin(TINY, hashes, received, cycles)
 
 
-@pytest.mark.parametrize("lanes, bits, entries", [(1, 2, 16), (3, 4, 32), (16, 16, 16)])
-def test_random_hashes_match_twin(lanes, bits, entries):
-    config = small_config(hcu_lanes=lanes, hcu_bits_per_cycle=bits, hash_mem_entries=entries)
+@pytest.mark.parametrize("lanes, bits, entries, in_flight",
+                         [(1, 2, 16, 1), (3, 4, 32, 3), (16, 16, 16, 4), (4, 1, 16, 8)])
+def test_random_hashes_match_twin(lanes, bits, entries, in_flight):
+    config = small_config(hcu_lanes=lanes, hcu_bits_per_cycle=bits, hash_mem_entries=entries,
+                          hcu_tokens_in_flight=in_flight)
     hashes = synthetic_hashes(config, 3 * entries, np.random.default_rng(lanes * 100 + bits),
                               centres=2 * entries)
     received, cycles = rtl_hcu(config, hashes)
@@ -152,9 +154,8 @@ def test_overflow_is_flagged_and_sticky():
 
 def test_properties_and_signature():
     dut = HashClusterUnit(PRESETS["edge"])
-    assert dut.bank_depth == 64  # 1024 entries over 16 lanes
-    assert dut.tokens_in_flight == 2 and dut.min_token_cycles == 1
-    assert dut.max_token_cycles == 1 + 64 * 32  # decide + 64 rows x 32 beats (1 bit per cycle)
+    assert dut.tokens_in_flight == 4 and dut.min_token_cycles == 1
+    assert dut.max_token_cycles == 1025 * 32 + 1  # (1024 entries + 1) x 32 beats, + decide
     assert dut.peak_throughput == 1.0
     assert hash_cluster(PRESETS["edge"], [5])["cycles"].tolist() == [dut.min_latency]
     assert dut.i.payload.shape() == token_layout(PRESETS["edge"])
@@ -175,5 +176,5 @@ def test_twin_cycles_stay_within_component_bounds():
 def test_constructor_errors():
     with pytest.raises(TypeError, match=r"config must be a DREConfig, not 'edge'"):
         HashClusterUnit("edge")
-    with pytest.raises(ValueError, match=r"lane must be from 0 to 1, not 2"):
-        SimilarityLane(TINY, lane=2)
+    with pytest.raises(TypeError, match=r"config must be a DREConfig, not None"):
+        SimilarityLane(None)

@@ -129,7 +129,8 @@ def test_constructor_checks():
     with pytest.raises(TypeError, match="config must be a DREConfig"):
         TopKSorter({"wtu_lanes": 4})
     with pytest.raises(ValueError, match="wtu_lanes must be at most max_clusters"):
-        TopKSorter(TINY.replace(hash_mem_entries=2, hcu_lanes=2, max_clusters=2, topk_k=2))
+        TopKSorter(TINY.replace(hash_mem_entries=2, hcu_lanes=2, max_clusters=2, topk_k=2,
+                                hcu_tokens_in_flight=2))
 
 
 def test_converts_to_verilog():
