@@ -6,39 +6,42 @@ a new cluster, and sends the assignment on ``o``. The behaviour, bit for bit and
 is that of the twin :mod:`model.hcu`, whose docstring is the contract ("Cycle model" gives the
 schedule below as rules).
 
-Microarchitecture: a pool of lanes fed one compare per cycle, several tokens in flight
---------------------------------------------------------------------------------------
-The ``hash_mem_entries`` (E) cluster hashes live in one :class:`amaranth.lib.memory.Memory`
-with one synchronous read port and one write port (cluster ``c`` in slot ``c mod E``). The unit
-holds up to ``hcu_tokens_in_flight`` (K) tokens. A dispatcher starts at most one *job* (the
-compare of one token with one cluster) per cycle: it reads the cluster's hash and, in the next
-cycle, hands ``hash XOR token`` to the lowest-numbered free lane of ``hcu_lanes``
+Microarchitecture: a pool of lanes fed from a banked table, several tokens in flight
+-----------------------------------------------------------------------------------
+The ``hash_mem_entries`` (E) cluster hashes live in ``hcu_dispatch_width`` (D) banks, one
+:class:`amaranth.lib.memory.Memory` each with one synchronous read port and one write port
+(cluster ``c`` in bank ``c mod D``, row ``(c mod E) // D``). The unit holds up to
+``hcu_tokens_in_flight`` (K) tokens. A dispatcher starts up to D *jobs* (the compare of one
+token with one cluster) per cycle: it reads the clusters' hashes and, in the next cycle, hands
+``hash XOR token`` to the lowest-numbered free lanes of the ``hcu_lanes``
 :class:`SimilarityLane` units. A lane compares ``hcu_bits_per_cycle`` bits per cycle and stops
 as soon as the partial distance reaches the threshold (early exit), keeping its best match per
 token. A lane that finishes in a cycle can be given the next job in that same cycle, so a lane
 with work never idles.
 
 Jobs come from the tokens in order. Each token first *walks* the table downwards from the newest
-cluster it saw on arrival; meanwhile the older tokens are decided, and every cluster one of them
-opens is compared with the younger tokens by a *catch-up* job (catch-ups go first, oldest token
-first), so a token sees exactly the table the leader rule gives it: clusters opened earlier in
-its own frame (spatial) and in earlier frames (temporal). The walk of a younger token stops
-short of the clusters an older one may still evict until that one is decided. The oldest token
-is decided, its assignment sent and the table written, in the cycle after its last compare ends
-(argmin of (distance, cluster id) over the lanes' best matches).
+cluster it saw on arrival, D consecutive clusters (so D distinct banks) per cycle; meanwhile the
+older tokens are decided, and every cluster one of them opens is compared with the younger
+tokens by a *catch-up* job (one per cycle; catch-ups go first, oldest token first), so a token
+sees exactly the table the leader rule gives it: clusters opened earlier in its own frame
+(spatial) and in earlier frames (temporal). The walk of a younger token stops short of the
+clusters an older one may still evict until that one is decided. The oldest token is decided,
+its assignment sent and the table written, in the cycle after its last compare ends (argmin of
+(distance, cluster id) over the lanes' best matches).
 
 Why this organisation: a bit-serial lane spends several cycles on each compare (at least
-``ceil(hamming_threshold / hcu_bits_per_cycle)``), so one table read per cycle feeds many lanes
-and no lane is tied to a part of the table. Early in a stream the table holds about as many
-clusters as there are lanes, and the compare with the cluster a token joins runs to the last
-bit; with a lane per bank (the previous organisation of this unit), lanes idled whenever the
-clusters did not split evenly, and lane utilisation on the edge preset's streaming workload was
-0.57-0.80 over the first 100 frames. Pooled lanes with K = 4 tokens in flight keep them 0.95-0.97
-busy there and cut the cycles per token from 27-38 to 16-32, with one read port instead of two
-per bank. The price is that the dispatch rate caps the work: with compares shorter than
-``hcu_lanes`` cycles on average (wide ``hcu_bits_per_cycle``, or a full table of far-apart
-hashes) the lanes wait for jobs. The timing is a plain function of the compares' early-exit
-points, so the twin's cycle model is exact.
+``ceil(hamming_threshold / hcu_bits_per_cycle)``), so a few table reads per cycle feed many
+lanes and no lane is tied to a part of the table. Early in a stream the table holds about as
+many clusters as there are lanes, and the compare with the cluster a token joins runs to the
+last bit; with a lane per bank (the previous organisation of this unit, two tokens in flight),
+lanes idled whenever the clusters did not split evenly: lane utilisation on the edge preset's
+streaming workload was 0.57-0.80 over the first 100 frames. Pooled lanes with K = 4 tokens in
+flight and D = 2 reads per cycle keep them 0.98-0.99 busy there, over the whole workload and on
+a full table, and halve the cycles per token early in the stream, with a quarter of the previous
+unit's logic. The dispatch width still caps the work when compares are shorter than
+``hcu_lanes / D`` cycles on average (wide ``hcu_bits_per_cycle``): the lanes then wait for jobs.
+The timing is a plain function of the compares' early-exit points, so the twin's cycle model is
+exact.
 
 Streams and frames
 ------------------
@@ -301,10 +304,17 @@ class HashClusterUnit(wiring.Component):
             m.submodules[f"lane{index}"] = lane
             lanes.append(lane)
 
-        memory = Memory(shape=unsigned(config.hash_bits), depth=entries, init=[])
-        m.submodules.table = memory
-        write = memory.write_port()
-        read = memory.read_port()
+        # The table: ``hcu_dispatch_width`` (D) banks, cluster c in bank c mod D at row
+        # (c mod E) // D, each with one read and one write port.
+        width = config.hcu_dispatch_width
+        bank_bits = width.bit_length() - 1
+        rows = entries // width
+        writes, reads = [], []
+        for bank in range(width):
+            memory = Memory(shape=unsigned(config.hash_bits), depth=rows, init=[])
+            m.submodules[f"table{bank}"] = memory
+            writes.append(memory.write_port())
+            reads.append(memory.read_port())
 
         # Decide: the oldest token, once its walk is done, every cluster opened before it has
         # been compared and no lane still works on it.
@@ -337,12 +347,14 @@ class HashClusterUnit(wiring.Component):
             self.o.payload.distance.eq(Mux(found, best_distance, 0)),
             self.o.payload.overflow.eq(~found & full),
             decide.eq(self.o.valid & self.o.ready),
-            write.addr.eq(opened[:config.hash_slot_bits]),
-            write.data.eq(token[head]),
         ]
+        for bank, write in enumerate(writes):
+            m.d.comb += [write.addr.eq(opened[bank_bits:config.hash_slot_bits]),
+                         write.data.eq(token[head])]
         with m.If(decide):
             with m.If(~found & ~full):
-                m.d.comb += write.en.eq(1)
+                for bank, write in enumerate(writes):
+                    m.d.comb += write.en.eq(opened[:bank_bits] == bank if width > 1 else 1)
                 m.d.sync += opened.eq(opened + 1)
             with m.If(~found & full):
                 m.d.sync += self.overflow.eq(1)
@@ -357,60 +369,87 @@ class HashClusterUnit(wiring.Component):
         walk_slot = Signal(range(slots))
         walk_token = Signal()
         top = Signal(cluster_range)
-        walk_job = Signal()
         m.d.comb += [
             walk_slot.eq(_modulo_sum(head, walk_age[:len(head)], slots)),
             walk_token.eq(walk_age < held),
             top.eq(Mux(walk_begun, walk_top, seen[walk_slot])),
-            walk_job.eq(walk_token & ~catch_up & (top != 0)
-                        & (top + entries >= opened + walk_age + 1)),
         ]
-        free_lane = Signal(range(config.hcu_lanes))
-        any_free = Signal()
-        for index in reversed(range(config.hcu_lanes)):
-            with m.If(lanes[index].available):
-                m.d.comb += [any_free.eq(1), free_lane.eq(index)]
+
+        # Free lanes, lowest-numbered first: job j goes to the j-th free lane.
+        free = [lane.available for lane in lanes]
+        free_lane, free_enough = [], []
+        for job in range(width):
+            chosen = Signal(range(config.hcu_lanes), name=f"free_lane{job}")
+            found_lane = Signal(name=f"free_enough{job}")
+            for index in reversed(range(config.hcu_lanes)):
+                with m.If(free[index]):
+                    m.d.comb += [found_lane.eq(1), chosen.eq(index)]
+            free = [available & (chosen != index) for index, available in enumerate(free)]
+            free_lane.append(chosen)
+            free_enough.append(found_lane)
+
+        # Jobs of this cycle: one catch-up, else walk clusters top - 1, top - 2, ... that exist,
+        # that the older tokens cannot evict, and that have a free lane.
+        job_valid, job_cluster = [], []
+        for job in range(width):
+            valid = Signal(name=f"job{job}_valid")
+            cluster = Signal(config.cluster_id_bits, name=f"job{job}_cluster")
+            walk_ok = (walk_token & ~catch_up & (top >= job + 1)
+                       & (top + entries >= opened + walk_age + job + 1))
+            m.d.comb += [
+                valid.eq(free_enough[job] & (walk_ok | (catch_up if job == 0 else 0))),
+                cluster.eq(Mux(catch_up, seen[catch_slot], top - 1 - job)),
+            ]
+            job_valid.append(valid)
+            job_cluster.append(cluster)
         job_slot = Signal(range(slots))
-        job_cluster = Signal(config.cluster_id_bits)
-        dispatch = Signal()
-        m.d.comb += [
-            job_slot.eq(Mux(catch_up, catch_slot, walk_slot)),
-            job_cluster.eq(Mux(catch_up, seen[catch_slot], top - 1)),
-            dispatch.eq((catch_up | walk_job) & any_free),
-            read.addr.eq(job_cluster[:config.hash_slot_bits]),
-        ]
-        with m.If(dispatch & catch_up):
+        m.d.comb += job_slot.eq(Mux(catch_up, catch_slot, walk_slot))
+        for bank, read in enumerate(reads):
+            # The walk's clusters in this cycle sit in distinct banks: bank b reads the one of
+            # top - D .. top - 1 that is b mod D (or the catch-up cluster).
+            offset = (top - 1 - bank)[:bank_bits] if width > 1 else 0
+            walk_cluster = (top - 1 - offset)[:config.cluster_id_bits]
+            cluster = Mux(catch_up, seen[catch_slot], walk_cluster)
+            m.d.comb += read.addr.eq(cluster[bank_bits:config.hash_slot_bits])
+        with m.If(catch_up & job_valid[0]):
             m.d.sync += seen[catch_slot].eq(seen[catch_slot] + 1)
 
-        # The job reaches its lane in the next cycle, with the table hash just read.
-        load = Signal()
-        load_lane = Signal.like(free_lane)
+        # The jobs reach their lanes in the next cycle, with the table hashes just read.
         load_tag = Signal(range(slots))
-        load_cluster = Signal(config.cluster_id_bits)
-        m.d.sync += [load.eq(dispatch), load_lane.eq(free_lane), load_tag.eq(job_slot),
-                     load_cluster.eq(job_cluster)]
+        m.d.sync += load_tag.eq(job_slot)
+        loads = []
+        for job in range(width):
+            load = Signal(name=f"load{job}")
+            lane_index = Signal.like(free_lane[job], name=f"load{job}_lane")
+            cluster = Signal(config.cluster_id_bits, name=f"load{job}_cluster")
+            m.d.sync += [load.eq(job_valid[job]), lane_index.eq(free_lane[job]),
+                         cluster.eq(job_cluster[job])]
+            bank_data = Array(read.data for read in reads)[cluster[:bank_bits]] \
+                if width > 1 else reads[0].data
+            difference = Signal(config.hash_bits, name=f"load{job}_difference")
+            m.d.comb += difference.eq(bank_data ^ token[load_tag])
+            loads.append((load, lane_index, cluster, difference))
         for index, lane in enumerate(lanes):
-            m.d.comb += [
-                lane.load.eq(load & (load_lane == index)),
-                lane.load_difference.eq(read.data ^ token[load_tag]),
-                lane.load_tag.eq(load_tag),
-                lane.load_cluster.eq(load_cluster),
-            ]
+            m.d.comb += lane.load_tag.eq(load_tag)
+            for load, lane_index, cluster, difference in loads:
+                with m.If(load & (lane_index == index)):
+                    m.d.comb += [lane.load.eq(1), lane.load_difference.eq(difference),
+                                 lane.load_cluster.eq(cluster)]
 
         # The walk: done when nothing is left below it, or (for the oldest token) the rest has
         # been evicted; the next token walks from the next cycle.
-        walked = Signal()
+        walked = Signal(range(width + 1))
         after = Signal(cluster_range)
         advance = Signal()
         m.d.comb += [
-            walked.eq(dispatch & walk_job),
+            walked.eq(Mux(catch_up, 0, sum(job_valid))),
             after.eq(top - walked),
             advance.eq(walk_token & ((after == 0)
                                      | ((walk_age == 0) & (after + entries <= opened)))),
         ]
         with m.If(advance):
             m.d.sync += walk_begun.eq(0)
-        with m.Elif(walked):
+        with m.Elif(walked != 0):
             m.d.sync += [walk_begun.eq(1), walk_top.eq(after)]
 
         # Accept into the slot after the youngest; the oldest leaves on its decision.

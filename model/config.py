@@ -59,6 +59,7 @@ _RULES = {
     "hcu_lanes": (1, 256, None, ""),
     "hcu_bits_per_cycle": (1, 64, None, ""),
     "hcu_tokens_in_flight": (1, 16, None, ""),  # highest also: hash_mem_entries, checked below
+    "hcu_dispatch_width": (1, 16, _is_power_of_two, "a power of two"),  # also <= lanes, entries
     "hash_mem_entries": (2, 1 << 16, _is_power_of_two, "a power of two"),
     "max_clusters": (2, 1 << 16, _is_power_of_two, "a power of two"),
     "score_bits": (2, 32, None, ""),
@@ -101,6 +102,9 @@ class DREConfig:
     hcu_tokens_in_flight : int
         Tokens the HCU compares at once, 1 to 16 and at most ``hash_mem_entries``: a younger
         token's compares fill the lanes while older ones finish (see :mod:`hw.hcu`).
+    hcu_dispatch_width : int
+        Compares the HCU starts per cycle (banks of its hash table), a power of two from 1 to
+        16, at most ``hcu_lanes`` and ``hash_mem_entries``.
     hash_mem_entries : int
         Cluster hashes the HCU keeps on chip, a power of two from 2 to 65536.
     max_clusters : int
@@ -142,6 +146,7 @@ class DREConfig:
     hcu_lanes: int = 16
     hcu_bits_per_cycle: int = 1
     hcu_tokens_in_flight: int = 4
+    hcu_dispatch_width: int = 2
     hash_mem_entries: int = 1024
     max_clusters: int = 4096
     score_bits: int = 16
@@ -175,6 +180,10 @@ class DREConfig:
         if self.hcu_tokens_in_flight > self.hash_mem_entries:
             raise ValueError(f"hcu_tokens_in_flight must be at most hash_mem_entries "
                              f"({self.hash_mem_entries}), not {self.hcu_tokens_in_flight!r}")
+        for limit in ("hcu_lanes", "hash_mem_entries"):
+            if self.hcu_dispatch_width > getattr(self, limit):
+                raise ValueError(f"hcu_dispatch_width must be at most {limit} "
+                                 f"({getattr(self, limit)}), not {self.hcu_dispatch_width!r}")
         if self.max_clusters < self.hash_mem_entries:
             raise ValueError(f"max_clusters must be at least hash_mem_entries "
                              f"({self.hash_mem_entries}), not {self.max_clusters!r}")
@@ -318,7 +327,7 @@ PRESETS = {
                       wtu_lanes=4, wtu_buckets=4, wtu_refine_depth=3, max_rows=8, topk_k=4,
                       kv_token_bits=10, recent_window=8),
     "edge": DREConfig(),
-    "server": DREConfig(hcu_lanes=32, hash_mem_entries=2048, max_clusters=8192, wtu_lanes=32,
+    "server": DREConfig(hcu_lanes=32, hcu_dispatch_width=4, hash_mem_entries=2048, max_clusters=8192, wtu_lanes=32,
                         topk_k=128, kv_token_bits=17, recent_window=128),
 }
 

@@ -46,16 +46,18 @@ Cycle model
       counts it from ``x + 1``;
     * **accept**: a token is accepted in ``x`` when fewer than ``K`` are held or one is
       decided in ``x``; its ``seen`` is ``O``;
-    * **dispatch**: at most one job starts. Lane ``l`` is free in ``x`` if its last job's
-      last beat is at most ``x``. The *walk token* is the oldest token whose walk is not done;
-      with age ``a``, it walks down from ``u`` (``seen`` before its first walk job). The job
-      is, in priority order, the catch-up of the oldest token that is older than the walk token
-      or is the walk token with its walk begun, and has ``seen < O`` (cluster ``seen``, then
-      ``seen`` counts up); else the walk token's cluster ``u - 1`` if ``u >= 1`` and
-      ``u - 1 >= O + a - E`` (the older tokens cannot evict it; then ``u`` counts down). It
-      goes to the lowest-numbered free lane, whose beats are cycles ``x + 1`` to
-      ``x + beats``; no free lane, no job. The walk is done (from ``x + 1``) when, after this
-      cycle's job, ``u == 0`` or ``a == 0`` and ``u + E <= O`` (the rest are evicted).
+    * **dispatch**: lane ``l`` is free in ``x`` if its last job's last beat is at most ``x``.
+      The *walk token* is the oldest token whose walk is not done; with age ``a``, it walks down
+      from ``u`` (``seen`` before its first walk job). If some token that is older than the
+      walk token, or is the walk token with its walk begun, has ``seen < O``, the oldest such
+      one gets one catch-up job (cluster ``seen``, then ``seen`` counts up). Otherwise the walk
+      token gets jobs for its clusters ``u - 1``, ``u - 2``, ... while they are at least 0 and
+      at least ``O + a - E`` (the older tokens cannot evict them), at most
+      ``D = hcu_dispatch_width`` of them and at most one per free lane (``u`` counts down by
+      their number). Job ``j`` of the cycle goes to the ``j``-th lowest-numbered free lane,
+      whose beats are cycles ``x + 1`` to ``x + beats``. The walk is done (from ``x + 1``) when,
+      after this cycle's jobs, ``u == 0`` or ``a == 0`` and ``u + E <= O`` (the rest are
+      evicted).
 
     With neither stream stalling, token ``t`` (counted after reset) is offered from the cycle
     after token ``t - 1`` is accepted (token 0 in cycle 0). ``d(t)``, the cycle of its decision,
@@ -254,6 +256,7 @@ def schedule(config, first_ids, beats, opens):
     """
     entries = config.hash_mem_entries
     limit = config.hcu_tokens_in_flight
+    width = config.hcu_dispatch_width
     count = len(beats)
     lane_free = [0] * config.hcu_lanes
     held = collections.deque()
@@ -270,21 +273,23 @@ def schedule(config, first_ids, beats, opens):
                   and oldest.last_beat < cycle)
         accept = next_token < count and (len(held) < limit or decide)
 
-        # Dispatch: a catch-up job, else a walk job, to the lowest-numbered free lane.
-        job = None
+        # Dispatch: one catch-up job, else up to ``width`` walk jobs, to the lowest-numbered
+        # free lanes.
+        jobs = []
         for token in list(held)[:walk_age + walk_begun]:
             if token.seen < opened:
-                job = (token, token.seen)
+                jobs = [(token, token.seen)]
                 break
         walk_token = held[walk_age] if walk_age < len(held) else None
         top = walk_top if walk_begun else (walk_token.seen if walk_token else 0)
-        if job is None and walk_token is not None and top >= 1 \
-                and top - 1 >= opened + walk_age - entries:
-            job = (walk_token, top - 1)
-        lane = next((index for index, free in enumerate(lane_free) if free <= cycle), None)
-        walked = dispatched = False
-        if job is not None and lane is not None:
-            token, cluster = job
+        free = [index for index, cycle_free in enumerate(lane_free) if cycle_free <= cycle]
+        if not jobs and walk_token is not None:
+            lowest = max(0, opened + walk_age - entries)
+            count_now = max(0, min(width, len(free), top - lowest))
+            jobs = [(walk_token, top - 1 - step) for step in range(count_now)]
+        jobs = jobs[:len(free)]
+        walked = 0
+        for lane, (token, cluster) in zip(free, jobs):
             offset = cluster - first_ids[token.index]
             if not 0 <= offset < len(beats[token.index]):
                 raise AssertionError(f"token {token.index} compared with cluster {cluster}, "
@@ -292,15 +297,16 @@ def schedule(config, first_ids, beats, opens):
             lane_free[lane] = cycle + int(beats[token.index][offset])
             token.last_beat = max(token.last_beat, lane_free[lane])
             token.jobs += 1
-            walked = token is walk_token and cluster < token.seen
-            if not walked:
+            if token is walk_token and cluster < token.seen:
+                walked += 1
+            else:
                 token.seen += 1
-            dispatched = True
+        dispatched = bool(jobs)
         advance = False
         if walk_token is not None:
-            after = top - 1 if walked else top
+            after = top - walked
             advance = after == 0 or (walk_age == 0 and after + entries <= opened)
-            walk_begun, walk_top = (False, 0) if advance else (walk_begun or walked, after)
+            walk_begun, walk_top = (False, 0) if advance else (walk_begun or walked > 0, after)
 
         # End of the cycle: the decision, the acceptance and the walk's progress take effect.
         seen = opened

@@ -64,23 +64,30 @@ def _full_table(config, tokens):
     return summarize(config, warm)
 
 
-def _sweep(config, hashes, tokens_per_frame):
+def _sweep(config, hashes, tokens_per_frame, points):
+    """Figures of ``hashes`` for each point, a dict of parameter changes (keys without ``hcu_``)."""
     rows = []
-    for lanes in (1, 4, 16):
-        for bits in (1, 4, 32):
-            variant = config.replace(hcu_lanes=lanes, hcu_bits_per_cycle=bits)
-            row = _figures(variant, hash_cluster(variant, hashes), tokens_per_frame)
-            rows.append({"lanes": lanes, "bits_per_cycle": bits, **row})
+    for point in points:
+        variant = config.replace(**{f"hcu_{name}": value for name, value in point.items()})
+        rows.append({**point, **_figures(variant, hash_cluster(variant, hashes), tokens_per_frame)})
     return rows
 
 
-def _in_flight_sweep(config, hashes, tokens_per_frame):
-    rows = []
-    for in_flight in (1, 2, 4, 8):
-        variant = config.replace(hcu_tokens_in_flight=in_flight)
-        row = _figures(variant, hash_cluster(variant, hashes), tokens_per_frame)
-        rows.append({"tokens_in_flight": in_flight, **row})
-    return rows
+def _other_cluster_distances(config, hashes, result):
+    """Hamming distances from each token to the table clusters it does not join.
+
+    These compares are the ones early exit can cut short: one that differs in few more bits than
+    the threshold reaches it late in the hash.
+    """
+    leaders = np.asarray(hashes, np.uint64)[result["new"]]
+    distances = []
+    opened = 0
+    for token, value in enumerate(np.asarray(hashes, np.uint64)):
+        ids = np.arange(max(0, opened - config.hash_mem_entries), opened)
+        ids = ids[ids != int(result["cluster"][token])] if not result["new"][token] else ids
+        distances.append(np.bitwise_count(leaders[ids] ^ value))
+        opened += bool(result["new"][token])
+    return np.concatenate(distances) if distances else np.zeros(0, np.uint8)
 
 
 def _rtl_confirm(config, hashes, out_dir):
@@ -158,8 +165,15 @@ def run(out_dir, quick=False):
     whole = [] if quick else _workload_rows(config, whole_frames, streams, tokens_per_frame)
     first = hcu_trace(config, frames=FRAMES, layer=streams[0][0], kv_head=streams[0][1],
                       workload=WORKLOAD)["hashes"]
-    sweep = _sweep(config, first, tokens_per_frame)
-    in_flight = _in_flight_sweep(config, first, tokens_per_frame)
+    sweep = _sweep(config, first, tokens_per_frame,
+                   [{"lanes": lanes, "bits_per_cycle": bits,
+                     "dispatch_width": min(lanes, config.hcu_dispatch_width)}
+                    for lanes in (1, 4, 16) for bits in (1, 4, 32)])
+    in_flight = _sweep(config, first, tokens_per_frame,
+                       [{"tokens_in_flight": count} for count in (1, 2, 4, 8)])
+    others = _other_cluster_distances(config, first, hash_cluster(config, first))
+    other_distance = {"median": float(np.median(others)),
+                      "below_2x_threshold": float(np.mean(others < 2 * config.hamming_threshold))}
     full = _full_table(config, 1500 if quick else 3000)
     rtl_frames = 20 if quick else FRAMES
     rtl = _rtl_confirm(config, first[:rtl_frames * tokens_per_frame], out_dir)
@@ -170,7 +184,8 @@ def run(out_dir, quick=False):
                ("lane_utilisation", "{:.3f}"), ("early_exit_ratio", "{:.3f}")]
     _print_table(f"HCU on the edge preset ({config.hcu_lanes} lanes, "
                  f"{config.hcu_bits_per_cycle} bit/cycle, {config.hcu_tokens_in_flight} tokens "
-                 f"in flight, {config.hash_mem_entries} entries), "
+                 f"in flight, {config.hcu_dispatch_width} compares started per cycle, "
+                 f"{config.hash_mem_entries} entries), "
                  f"{WORKLOAD} workload, {FRAMES} frames:", rows, columns)
     if whole:
         _print_table(f"the whole {WORKLOAD} workload ({whole_frames} frames):", whole, columns)
@@ -178,11 +193,17 @@ def run(out_dir, quick=False):
                  [("tokens", "{}"), ("cycles_per_token", "{:.1f}"),
                   ("lane_utilisation", "{:.3f}"), ("early_exit_ratio", "{:.3f}")])
     _print_table(f"lanes x bits per cycle, layer {streams[0][0]} head {streams[0][1]}:", sweep,
-                 [("lanes", "{}"), ("bits_per_cycle", "{}"), ("cycles_per_token", "{:.1f}"),
+                 [("lanes", "{}"), ("bits_per_cycle", "{}"), ("dispatch_width", "{}"),
+                  ("cycles_per_token", "{:.1f}"),
                   ("lane_utilisation", "{:.3f}"), ("early_exit_ratio", "{:.3f}")])
     _print_table(f"tokens in flight, layer {streams[0][0]} head {streams[0][1]}:", in_flight,
                  [("tokens_in_flight", "{}"), ("cycles_per_token", "{:.1f}"),
                   ("lane_utilisation", "{:.3f}"), ("early_exit_ratio", "{:.3f}")])
+    print(f"distance from a token to the clusters it does not join (layer {streams[0][0]} head "
+          f"{streams[0][1]}): median {other_distance['median']:.0f} bits, "
+          f"{100 * other_distance['below_2x_threshold']:.0f}% below twice the threshold "
+          f"({config.hamming_threshold}): such compares exit late, which bounds the early-exit "
+          f"saving")
     print(f"RTL confirmation: {rtl['tokens']} tokens, {rtl['cycles']} cycles, "
           f"cycle count {'equal to' if rtl['cycles_match'] else 'DIFFERENT FROM'} the twin, "
           f"{rtl['sim_seconds_per_1000_tokens']:.2f} s of simulation per 1000 tokens "
@@ -190,6 +211,7 @@ def run(out_dir, quick=False):
     result = {"config": "edge", "workload": WORKLOAD, "frames": FRAMES,
               "tokens_per_frame": tokens_per_frame, "streams": rows,
               "whole_workload": {"frames": whole_frames, "streams": whole}, "full_table": full,
-              "sweep": sweep, "tokens_in_flight_sweep": in_flight, "rtl": rtl, "figure": figure}
+              "sweep": sweep, "tokens_in_flight_sweep": in_flight,
+              "other_cluster_distance": other_distance, "rtl": rtl, "figure": figure}
     (out_dir / "hcu.json").write_text(json.dumps(result, indent=2))
     return result

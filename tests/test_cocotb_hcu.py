@@ -15,7 +15,8 @@ TINY = PRESETS["tiny"]
 def sweep_config(lanes, bits):
     # Small table (16 entries) with the edge preset's 32-bit hashes and threshold 7.
     return DREConfig(hash_bits=32, hamming_threshold=7, hcu_lanes=lanes, hcu_bits_per_cycle=bits,
-                     hash_mem_entries=16, max_clusters=32, topk_k=4)
+                     hcu_dispatch_width=min(2, lanes), hash_mem_entries=16, max_clusters=32,
+                     topk_k=4)
 
 
 @pytest.mark.cocotb

@@ -20,6 +20,7 @@ def small_config(**changes):
     values = dict(hash_bits=16, hamming_threshold=4, hcu_lanes=2, hcu_bits_per_cycle=4,
                   hash_mem_entries=16, max_clusters=64, topk_k=4)
     values.update(changes)
+    values.setdefault("hcu_dispatch_width", min(2, values["hcu_lanes"]))
     return DREConfig(**values)
 
 
@@ -79,11 +80,12 @@ def test_directed_streams(name):
     assert_matches_twin(TINY, hashes, received, cycles)
 
 
-@pytest.mark.parametrize("lanes, bits, entries, in_flight",
-                         [(1, 2, 16, 1), (3, 4, 32, 3), (16, 16, 16, 4), (4, 1, 16, 8)])
-def test_random_hashes_match_twin(lanes, bits, entries, in_flight):
+@pytest.mark.parametrize("lanes, bits, entries, in_flight, width",
+                         [(1, 2, 16, 1, 1), (3, 4, 32, 3, 2), (16, 16, 16, 4, 4),
+                          (4, 1, 16, 8, 1), (5, 1, 32, 4, 4), (8, 2, 16, 2, 8)])
+def test_random_hashes_match_twin(lanes, bits, entries, in_flight, width):
     config = small_config(hcu_lanes=lanes, hcu_bits_per_cycle=bits, hash_mem_entries=entries,
-                          hcu_tokens_in_flight=in_flight)
+                          hcu_tokens_in_flight=in_flight, hcu_dispatch_width=width)
     hashes = synthetic_hashes(config, 3 * entries, np.random.default_rng(lanes * 100 + bits),
                               centres=2 * entries)
     received, cycles = rtl_hcu(config, hashes)

@@ -17,6 +17,7 @@ def small_config(**changes):
     values = dict(hash_bits=16, hamming_threshold=4, hcu_lanes=2, hcu_bits_per_cycle=4,
                   hash_mem_entries=16, max_clusters=64, topk_k=4)
     values.update(changes)
+    values.setdefault("hcu_dispatch_width", min(2, values["hcu_lanes"]))
     return DREConfig(**values)
 
 
