@@ -28,16 +28,17 @@ def assignments(result):
 
 def test_hand_worked_tiny_stream():
     # Worked by hand on the tiny preset (16-bit hashes, threshold 4, 2 lanes, 4 bits per beat).
-    # Assignments and per-bank work w (beats, bank = slot mod 2) against the table before each:
-    #   0x0000: empty table -> new 0 (slot 0); w = [0, 0].
-    #   0x0001: vs 0x0000 distance 1 over all 4 beats -> joins 0 at 1; w = [4, 0].
-    #   0x0003: distance 2 -> joins 0 at 2; w = [4, 0].
-    #   0xffff: beat 0 already differs in 4 bits -> new 1 (slot 1); w = [1, 0].
-    #   0xfff0: slot 0 stops after beat 2, slot 1 after beat 1 -> new 2 (slot 2); w = [2, 1].
-    #   0x0007: slot 0 distance 3 (4 beats) + slot 2 stops after 2; slot 1 after 2 -> joins 0 at
-    #           3; w = [6, 2].
-    #   0x0000: slot 0 (4) + slot 2 (2), slot 1 (1) -> joins 0 at 0; w = [6, 1].
-    # Timing (module docstring, "Cycle model"; K = 4 tokens in flight, lanes free from 0):
+    # Assignments and the beats of each compare (clusters 0, 1, 2) against the table before each:
+    #   0x0000: empty table -> new 0; no compares.
+    #   0x0001: vs 0x0000 distance 1 over all 4 beats -> joins 0 at 1; beats [4].
+    #   0x0003: distance 2 -> joins 0 at 2; beats [4].
+    #   0xffff: beat 0 already differs in 4 bits -> new 1; beats [1].
+    #   0xfff0: cluster 0 stops after beat 2, cluster 1 after beat 1 -> new 2; beats [2, 1].
+    #   0x0007: cluster 0 distance 3 (4 beats), clusters 1 and 2 stop after 2 -> joins 0 at 3;
+    #           beats [4, 2, 2].
+    #   0x0000: cluster 0 (4), cluster 1 (1), cluster 2 (2) -> joins 0 at 0; beats [4, 1, 2].
+    # Timing (module docstring, "Cycle model"; K = 4 tokens in flight, D = 2, lanes free from 0;
+    # no walk has more than one cluster, so D does not matter here):
     #   c0: t0 accepted (seen 0). c1: t0's walk is empty, done; t1 accepted (seen 0).
     #   c2: t0 decided (opens 0, O = 1 from c3); t2 accepted (seen 0); t1's walk empty, done.
     #   c3: catch-up t1 x c0 to lane 0, beats 4..7; t3 accepted (seen 1); t2's walk done.
@@ -56,6 +57,23 @@ def test_hand_worked_tiny_stream():
     assert result["distance"].tolist() == [0, 1, 2, 0, 0, 3, 0]
     assert result["cycles"].tolist() == [2, 6, 1, 1, 5, 4, 1]
     assert result["useful_cycles"].tolist() == [0, 4, 4, 1, 3, 8, 7]
+
+
+def test_hand_worked_two_compares_per_cycle():
+    # One token in flight, two compares started per cycle (D = 2), 2 lanes, 4 bits per beat,
+    # threshold 4. Beats against clusters 0, 1, 2: 0xffff [1] (new 1); 0x0f0f [1, 2] (new 2);
+    # 0x0001 [4 (distance 1), 2, 3] (joins 0). "Cycle model", worked by hand:
+    #   c0 t0 accepted; c1 its walk is empty; c2 decided (O = 1 from c3), t1 accepted (seen 0).
+    #   c3 t1's walk is empty; c4 catch-up t1 x c0 on lane 0 (beat 5); c6 t1 decided (O = 2),
+    #   t2 accepted (seen 1). c7 walk t2 x c0 on lane 0 (beat 8); c8 catch-up t2 x c1 on lane 0
+    #   (beats 9..10); c11 t2 decided (O = 3), t3 accepted (seen 2). c12: the walk starts two
+    #   compares, t3 x c1 on lane 0 (13..14) and t3 x c0 on lane 1 (13..16); c14 catch-up
+    #   t3 x c2 on lane 0 (15..17); c18 t3 decided. Decisions 2, 6, 11, 18.
+    config = small_config(hcu_tokens_in_flight=1, hcu_dispatch_width=2)
+    result = hash_cluster(config, [0x0000, 0xffff, 0x0f0f, 0x0001])
+    assert assignments(result) == ([0, 1, 2, 0], [True, True, True, False], [0, 0, 0, 1])
+    assert result["cycles"].tolist() == [2, 4, 5, 7]
+    assert result["useful_cycles"].tolist() == [0, 1, 3, 9]
 
 
 def test_exit_beats_hand_worked():
