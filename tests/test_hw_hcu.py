@@ -8,20 +8,13 @@ import pytest
 from amaranth.sim import Simulator
 
 from hw.hcu import HashClusterUnit, SimilarityLane, assignment_layout, token_layout
-from model.config import PRESETS, DREConfig
+from model.config import PRESETS
 from model.hcu import codewords, directed_streams, hash_cluster, synthetic_hashes
 from tests.amaranth_streams import get_all, put_all
+from tests.hcu_configs import small_config
 
 TINY = PRESETS["tiny"]
 FIELDS = ("cluster", "new", "distance", "overflow")
-
-
-def small_config(**changes):
-    values = dict(hash_bits=16, hamming_threshold=4, hcu_lanes=2, hcu_bits_per_cycle=4,
-                  hash_mem_entries=16, max_clusters=64, topk_k=4)
-    values.update(changes)
-    values.setdefault("hcu_dispatch_width", min(2, values["hcu_lanes"]))
-    return DREConfig(**values)
 
 
 def rtl_hcu(config, hashes, *, in_stall=0.0, out_stall=0.0, seed=0):

@@ -6,19 +6,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model.clustering import leader_cluster
-from model.config import PRESETS, DREConfig
+from model.config import PRESETS
 from model.hcu import (OUTPUTS, HashClusterTwin, check_hashes, directed_streams, exit_beats,
                        hash_cluster, run_arrays, summarize, synthetic_hashes)
+from tests.hcu_configs import small_config
 
 TINY = PRESETS["tiny"]  # hash_bits 16, threshold 4, 2 lanes, 4 bits per cycle, 16 entries
-
-
-def small_config(**changes):
-    values = dict(hash_bits=16, hamming_threshold=4, hcu_lanes=2, hcu_bits_per_cycle=4,
-                  hash_mem_entries=16, max_clusters=64, topk_k=4)
-    values.update(changes)
-    values.setdefault("hcu_dispatch_width", min(2, values["hcu_lanes"]))
-    return DREConfig(**values)
 
 
 def assignments(result):
