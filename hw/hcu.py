@@ -3,7 +3,7 @@
 For every token hash on ``i`` the unit finds the cluster of its on-chip table whose hash is
 nearest in Hamming distance below ``hamming_threshold`` (ties to the lowest cluster id), or opens
 a new cluster, and sends the assignment on ``o``. The behaviour, bit for bit and cycle for cycle,
-is that of the twin :mod:`model.hcu`, whose docstring is the contract ("Cycle model" gives the
+is that of the twin :mod:`model.twins.hcu`, whose docstring is the contract ("Cycle model" gives the
 schedule below as rules).
 
 Microarchitecture: a pool of lanes fed from a banked table, several tokens in flight

@@ -5,7 +5,7 @@ the selected clusters as a stream in ascending cluster index, keeps every one of
 mode), the ``topk_k`` best (top-k mode) or the best ones within a token budget (budgeted
 dynamic mode), and emits fetch descriptors of the cluster-contiguous KV layout in ascending
 address order with adjacent ranges merged. The bit-exact contract and the cycle model are in
-:mod:`model.retrieval_buffer`; the two are equal, outputs and cycles.
+:mod:`model.twins.retrieval_buffer`; the two are equal, outputs and cycles.
 
 Design rationale
 ----------------
@@ -45,7 +45,7 @@ splits.
 ``i`` to ``o`` (``i.ready`` does depend on ``o.ready``). Per problem, from its first input
 transfer to its last output transfer with no stalls: ``beats + 2`` cycles in dynamic mode
 without a budget, ``beats + max(1, kept) + 2`` in top-k and budgeted dynamic mode, where
-``beats = max(1, selected clusters)`` (:func:`model.retrieval_buffer.problem_cycles`).
+``beats = max(1, selected clusters)`` (:func:`model.twins.retrieval_buffer.problem_cycles`).
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -53,7 +53,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from model.config import DREConfig
-from model.retrieval_buffer import BEATS_PER_CYCLE, FLUSH_CYCLES, problem_cycles
+from model.twins.retrieval_buffer import BEATS_PER_CYCLE, FLUSH_CYCLES, problem_cycles
 
 __all__ = ["cluster_layout", "range_layout", "descriptor_layout", "DescriptorMerger",
            "RetrievalBuffer"]

@@ -15,7 +15,7 @@ design, made as plainly as possible so that its cost is a fair yardstick:
 Every entry is one unsigned key ``{valid, score, ~cluster}`` (most significant first), so a
 single ``>`` orders entries by score and breaks ties towards the lower cluster index, and an
 empty entry (key 0) ranks below every real one. The bit-exact contract and the cycle model are
-in :mod:`model.topk_sorter`.
+in :mod:`model.twins.topk_sorter`.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -23,7 +23,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from model.config import DREConfig
-from model.topk_sorter import LATENCY
+from model.twins.topk_sorter import LATENCY
 
 __all__ = ["TopKSorter", "input_layout", "output_layout"]
 

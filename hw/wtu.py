@@ -1,6 +1,6 @@
 """WiCSum threshold unit (WTU): per query row, the clusters carrying the attention mass, no sort.
 
-The unit is the RTL of :mod:`model.wtu` (the bit-exact twin, whose docstring fixes the arithmetic,
+The unit is the RTL of :mod:`model.twins.wtu` (the bit-exact twin, whose docstring fixes the arithmetic,
 the bucket rule, the early exit and the cycle model); this module explains how the hardware gets
 there and defines the payload layouts of its streams (:class:`WTULayouts`).
 
@@ -64,7 +64,7 @@ beat is valid exactly ``cycles`` cycles after the row's first ``scores`` transfe
 :meth:`WiCSumThresholdUnit.max_row_cycles`. A row then occupies the unit for 1 ``stats`` cycle
 and :meth:`WiCSumThresholdUnit.load_beats` emission beats, so without stalls one row takes
 ``cycles + 1 + ceil(N / lanes)`` cycles; a problem adds ``ceil(N / lanes)`` count beats, one
-header cycle and the aggregate stream (:func:`model.wtu.aggregate_cycles`).
+header cycle and the aggregate stream (:func:`model.twins.wtu.aggregate_cycles`).
 
 Choices and limits
 ------------------
@@ -82,7 +82,7 @@ from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from model.config import DREConfig
-from model.wtu import bucket_pass_bits, bucket_shifts
+from model.twins.wtu import bucket_pass_bits, bucket_shifts
 
 __all__ = ["WTULayouts", "WiCSumThresholdUnit"]
 
@@ -281,7 +281,7 @@ class WiCSumThresholdUnit(wiring.Component):
         bucket_members = [Signal(config.cluster_id_bits + 1, name=f"bucket_members{k}")
                           for k in range(buckets)]
 
-        # model.resv.wicsum_threshold: round half up. (Expressions, not named signals, where
+        # model.reference.resv.wicsum_threshold: round half up. (Expressions, not named signals, where
         # Amaranth would otherwise leave an unused alias wire in the Verilog.)
         threshold = ((weighted_sum * config.wicsum_ratio_code + (1 << (ratio_bits - 1)))
                      >> ratio_bits)[:weight_bits]

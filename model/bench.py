@@ -2,7 +2,7 @@
 
 :func:`run` (used by ``make bench``) measures the model's time for **one frame over all 32 layers x
 8 KV heads** of the VideoLLM-online shape with a 40K-token cache (goal: under 1 s on 2 cores), the
-median of several runs. What is timed is the per-frame step of :meth:`model.resv.ResvHead.step`
+median of several runs. What is timed is the per-frame step of :meth:`model.reference.resv.ResvHead.step`
 for each of the 256 (layer, KV head) pairs: hash the new frame's 11 keys, cluster them
 incrementally against the 1024-entry hash table, score the frame's 44 query rows against every
 cluster representative, quantize, WiCSum-select per row, OR-aggregate, and map the selected
@@ -11,7 +11,7 @@ clusters to token indices.
 Set-up (not timed): the 40K-token cluster state of **one** (layer, KV head) is built from the
 workload (layer 0, KV head 0, all frames but the last) and reused for all 256 pairs (with the same
 last frame's keys and queries); after each pair's step the state is rolled back exactly
-(:meth:`model.resv.ResvHead.undo_last`), so every pair sees the same 40K-token cache.
+(:meth:`model.reference.resv.ResvHead.undo_last`), so every pair sees the same 40K-token cache.
 
 Then the main job (:mod:`model.main`) runs on the default workload (the tiny one when ``quick``)
 and its table is printed.
@@ -27,10 +27,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from .config import PRESETS  # noqa: E402
-from .main import WorkloadSource, format_table, run_job, write_outputs  # noqa: E402
-from .resv import ResvHead, make_hyperplanes, quantize_scores, wicsum_select  # noqa: E402
-from .workload import WORKLOADS, StreamingWorkload  # noqa: E402
+from model.config import PRESETS  # noqa: E402
+from model.main import WorkloadSource, format_table, run_job, write_outputs  # noqa: E402
+from model.reference.resv import ResvHead, make_hyperplanes, quantize_scores, wicsum_select  # noqa: E402
+from model.stimulus.workload import WORKLOADS, StreamingWorkload  # noqa: E402
 
 __all__ = ["prepare_head", "time_frame", "run", "CACHE_TOKENS"]
 

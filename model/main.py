@@ -3,11 +3,11 @@
 ``python -m model.main --out build/resv [--workload default] [--kv-dump FILE] [--config edge]``
 
 For every (layer, KV head) the stream is replayed frame by frame through the ReSV float model
-(:class:`model.resv.ResvHead`): every frame's keys are hashed and clustered; on the evaluated
+(:class:`model.reference.resv.ResvHead`): every frame's keys are hashed and clustered; on the evaluated
 frames (``--eval-frames`` of them, evenly spread over the stream) the frame's queries are scored,
 WiCSum-selected and OR-ed, and ReSV's retrieved set and every baseline's
-(:mod:`model.baselines`, same token budget as ReSV for the same layer, head and frame) are
-measured against full-cache attention (:mod:`model.metrics`).
+(:mod:`model.evaluation.baselines`, same token budget as ReSV for the same layer, head and frame) are
+measured against full-cache attention (:mod:`model.evaluation.metrics`).
 
 Outputs in ``--out``: ``results.json`` (per-method means, per-layer ReSV retrieval, clustering
 statistics, HC table overhead, configuration, runtime) and ``retrieval.png`` (tokens retrieved vs
@@ -29,13 +29,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from .baselines import BASELINES, RetrievalProblem
-from .config import load_config
-from .kvdump import load_kv_dump
-from .kvmem import hc_entry_bytes, hc_table_overhead
-from .metrics import FrameAttention, summarize
-from .resv import ResvHead, cluster_summary, make_hyperplanes
-from .workload import WORKLOADS, StreamingWorkload
+from model.evaluation.baselines import BASELINES, RetrievalProblem
+from model.config import load_config
+from model.stimulus.kvdump import load_kv_dump
+from model.evaluation.kvmem import hc_entry_bytes, hc_table_overhead
+from model.evaluation.metrics import FrameAttention, summarize
+from model.reference.resv import ResvHead, cluster_summary, make_hyperplanes
+from model.stimulus.workload import WORKLOADS, StreamingWorkload
 
 __all__ = ["WorkloadSource", "run_job", "format_table", "write_outputs", "main", "METHODS"]
 
@@ -44,7 +44,7 @@ METHODS = ("resv",) + tuple(BASELINES)
 
 
 class WorkloadSource:
-    """The synthetic workload behind the same interface as :class:`model.kvdump.KVDump`."""
+    """The synthetic workload behind the same interface as :class:`model.stimulus.kvdump.KVDump`."""
 
     def __init__(self, wcfg, name="workload"):
         self._stream = StreamingWorkload(wcfg)
@@ -118,7 +118,7 @@ def run_job(source, config, eval_count=24, seed=0, progress=None):
 
     Parameters
     ----------
-    source : WorkloadSource or model.kvdump.KVDump
+    source : WorkloadSource or model.stimulus.kvdump.KVDump
     config : model.config.DREConfig
     eval_count : int
         Frames to evaluate per (layer, KV head).

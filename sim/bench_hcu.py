@@ -1,6 +1,6 @@
 """HCU figures of ``make bench``: the edge preset over the streaming workload, from the twin.
 
-Every figure comes from the cycle-exact twin (:mod:`model.hcu`), whose per-token cycle count
+Every figure comes from the cycle-exact twin (:mod:`model.twins.hcu`), whose per-token cycle count
 equals the RTL's; one RTL run (:mod:`sim.hcu_rtl`, the generated Verilog under Icarus) on a slice
 of the same stream confirms the count token by token and gives the simulation time per 1000
 tokens.
@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from model.config import PRESETS
-from model.hcu import hash_cluster, summarize, synthetic_hashes
-from model.traces import hcu_trace
-from model.workload import WORKLOADS
+from model.twins.hcu import hash_cluster, summarize, synthetic_hashes
+from model.stimulus.traces import hcu_trace
+from model.stimulus.workload import WORKLOADS
 
 __all__ = ["WORKLOAD", "FRAMES", "STREAMS", "run"]
 

@@ -1,18 +1,18 @@
 """``make bench`` section of the WTU: cycles per row against a scan-and-sort, selection quality.
 
-Figures (all from the bit-exact twin, :mod:`model.wtu`, whose cycle counts the RTL equals):
+Figures (all from the bit-exact twin, :mod:`model.twins.wtu`, whose cycle counts the RTL equals):
 
 * WTU cycles per row on the ``edge`` preset over rows of the streaming workload (``default``
   workload, several (layer, KV head) streams, scored by the ReSV float model), against the
-  reference full scan-and-sort on the same lanes (:func:`model.wtu.scan_sort_cycles`); both with
+  reference full scan-and-sort on the same lanes (:func:`model.twins.wtu.scan_sort_cycles`); both with
   and without the ``ceil(N / lanes)`` emission beats that every design needs to OR the rows.
 * The same on synthetic full-memory rows (``max_clusters`` = 4096 clusters: logits drawn
-  Gaussian with the workload's spread, quantized by :func:`model.resv.quantize_scores`, counts
+  Gaussian with the workload's spread, quantized by :func:`model.reference.resv.quantize_scores`, counts
   resampled from the workload's), where the load no longer dominates the comparison.
 * How often refinement was needed (rows with more than one pass), the clusters it walked (as a
   fraction of the row: the paper's "16% of a row is processed"), and per refinement depth the
   token ratio and attention-mass recall of the selection against exact WiCSum
-  (:func:`model.resv.wicsum_select`).
+  (:func:`model.reference.resv.wicsum_select`).
 * One RTL run (cocotb + Icarus) of a workload problem on ``edge``: simulation time per row, and
   whether its outputs equal the twin's.
 """
@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from model.config import PRESETS
-from model.resv import quantize_scores, wicsum_select
-from model.traces import wtu_trace
-from model.wtu import scan_sort_cycles, wtu_problem
+from model.reference.resv import quantize_scores, wicsum_select
+from model.stimulus.traces import wtu_trace
+from model.twins.wtu import scan_sort_cycles, wtu_problem
 from sim.runner import build_folder, simulation_seconds
 
 __all__ = ["run"]

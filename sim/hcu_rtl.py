@@ -4,13 +4,13 @@ The input hashes are written to the run's build folder, the cocotb test ``trace_
 :mod:`sim.test_hcu` streams them through the Verilog under Icarus (no stalls, so the measured
 cycles are exact) and records each assignment and the cycles since the previous assignment
 (the first: since its input transfer), and the result
-is read back with the keys of the model engine (:data:`model.hcu.OUTPUTS`).
+is read back with the keys of the model engine (:data:`model.twins.hcu.OUTPUTS`).
 """
 
 
 import numpy as np
 
-from model.hcu import INPUTS, OUTPUTS, check_hashes, overflow_message
+from model.twins.hcu import INPUTS, OUTPUTS, check_hashes, overflow_message
 from model.npzio import check_arrays
 from sim.runner import run_file_testcase, simulation_seconds
 
@@ -44,7 +44,7 @@ def simulate(config, hashes, workdir, *, tag="rtl"):
 
 
 def run_arrays(config, arrays, workdir):
-    """File-interface entry point: the same keys as :func:`model.hcu.run_arrays`, from the RTL.
+    """File-interface entry point: the same keys as :func:`model.twins.hcu.run_arrays`, from the RTL.
 
     Raises
     ------

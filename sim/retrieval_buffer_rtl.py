@@ -3,13 +3,13 @@
 Writes the validated problem into the run folder, runs the ``file_run`` cocotb test of
 :mod:`sim.test_retrieval_buffer` on the generated Verilog under Icarus Verilog, and reads back the
 descriptors and the measured cycle count: the same keys as
-:func:`model.retrieval_buffer.run_arrays`.
+:func:`model.twins.retrieval_buffer.run_arrays`.
 """
 
 import numpy as np
 
 from model.npzio import check_arrays
-from model.retrieval_buffer import INPUTS, MODE_DYNAMIC, OUTPUTS, validate_problem
+from model.twins.retrieval_buffer import INPUTS, MODE_DYNAMIC, OUTPUTS, validate_problem
 from sim.runner import run_file_testcase
 
 __all__ = ["run_arrays"]
@@ -23,7 +23,7 @@ def run_arrays(config, arrays, workdir):
     config : DREConfig
         The configuration the Verilog is generated for.
     arrays : dict
-        Input arrays (see :data:`model.retrieval_buffer.INPUTS`).
+        Input arrays (see :data:`model.twins.retrieval_buffer.INPUTS`).
     workdir : pathlib.Path
         Build folder of the run.
 

@@ -25,9 +25,9 @@ __all__ = ["ENGINES", "run_block", "main"]
 #: and ``OUTPUTS`` (lists of :class:`model.npzio.ArraySpec`) and ``run_arrays(config, arrays)``;
 #: each RTL module defines ``run_arrays(config, arrays, workdir)`` with the same result keys.
 ENGINES = {
-    "hcu": ("model.hcu", "sim.hcu_rtl"),
-    "wtu": ("model.wtu", "sim.wtu_rtl"),
-    "buffer": ("model.retrieval_buffer", "sim.retrieval_buffer_rtl"),
+    "hcu": ("model.twins.hcu", "sim.hcu_rtl"),
+    "wtu": ("model.twins.wtu", "sim.wtu_rtl"),
+    "buffer": ("model.twins.retrieval_buffer", "sim.retrieval_buffer_rtl"),
 }
 
 

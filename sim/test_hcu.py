@@ -2,7 +2,7 @@
 
 Every test drives token hashes into ``i`` and collects assignments from ``o`` through the shared
 stream drivers (:mod:`sim.streams`), while a :class:`HandshakeMonitor` records the clock cycle of
-every transfer. The scoreboard is :func:`model.hcu.hash_cluster` (with ``on_overflow="flag"``,
+every transfer. The scoreboard is :func:`model.twins.hcu.hash_cluster` (with ``on_overflow="flag"``,
 the RTL's behaviour): the assignments must be equal, in order, none lost or duplicated, and
 when neither stream stalls the cycles between consecutive assignments must equal the twin's
 ``cycles`` exactly.
@@ -23,9 +23,9 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from hw.hcu import assignment_layout, token_layout
-from model.hcu import codewords, directed_streams, hash_cluster, synthetic_hashes
+from model.twins.hcu import codewords, directed_streams, hash_cluster, synthetic_hashes
 from model.npzio import save_arrays
-from model.traces import hcu_trace
+from model.stimulus.traces import hcu_trace
 from sim.runner import RESPONSE_ENV, STIMULUS_ENV, cocotb_config, cocotb_path
 from sim.streams import StreamSink, StreamSource, pack, reset_dut, unpack
 

@@ -21,7 +21,7 @@ from cocotb.triggers import RisingEdge
 
 from hw.retrieval_buffer import cluster_layout, descriptor_layout
 from model.npzio import load_arrays, save_arrays
-from model.retrieval_buffer import (INPUTS, MODE_DYNAMIC, MODE_TOPK, descriptors_from_beats,
+from model.twins.retrieval_buffer import (INPUTS, MODE_DYNAMIC, MODE_TOPK, descriptors_from_beats,
                                     input_beats, output_beats, random_problem, retrieve)
 from sim.runner import RESPONSE_ENV, STIMULUS_ENV, cocotb_config, cocotb_path
 from sim.streams import StreamSink, StreamSource, reset_dut, unpack

@@ -1,4 +1,4 @@
-"""cocotb tests of the WTU's generated Verilog against the twin (:mod:`model.wtu`).
+"""cocotb tests of the WTU's generated Verilog against the twin (:mod:`model.twins.wtu`).
 
 Run through :func:`sim.runner.run_cocotb` (pytest wrappers in ``tests/test_cocotb_wtu.py``).
 :class:`WTUBench` drives the three input streams and the three output streams with seeded random
@@ -18,7 +18,7 @@ from cocotb.triggers import ReadOnly, RisingEdge
 
 from hw.wtu import WTULayouts
 from model.npzio import load_arrays, save_arrays
-from model.wtu import INPUTS, wtu_problem
+from model.twins.wtu import INPUTS, wtu_problem
 from sim.runner import RESPONSE_ENV, STIMULUS_ENV, cocotb_config, cocotb_path
 from sim.streams import StreamSink, StreamSource, reset_dut, unpack
 from sim.wtu_rtl import STAT_KEYS, decode_transactions, problem_transactions

@@ -2,7 +2,7 @@
 
 :func:`problem_transactions` turns a problem (``scores`` rows x clusters, ``counts``) into the
 beats of the WTU's input streams, and :func:`decode_transactions` turns the beats received on its
-output streams back into the arrays of :data:`model.wtu.OUTPUTS`, so the Amaranth-simulator
+output streams back into the arrays of :data:`model.twins.wtu.OUTPUTS`, so the Amaranth-simulator
 tests, the cocotb tests and this engine compare the hardware with the twin the same way.
 :func:`run_arrays` runs the generated Verilog under cocotb and Icarus (cocotb test ``run_file`` of
 ``sim.test_wtu``).
@@ -12,11 +12,11 @@ tests, the cocotb tests and this engine compare the hardware with the twin the s
 import numpy as np
 
 from model.npzio import check_arrays
-from model.wtu import INPUTS, OUTPUTS, check_problem
+from model.twins.wtu import INPUTS, OUTPUTS, check_problem
 
 __all__ = ["problem_transactions", "decode_transactions", "run_arrays", "STAT_KEYS"]
 
-#: Per-row keys of :data:`model.wtu.OUTPUTS` carried by the ``stats`` stream (same field names).
+#: Per-row keys of :data:`model.twins.wtu.OUTPUTS` carried by the ``stats`` stream (same field names).
 STAT_KEYS = ("cycles", "buckets_visited", "passes", "touched", "cutoff", "weighted_sum",
              "threshold", "min_score", "max_score")
 
@@ -34,7 +34,7 @@ def problem_transactions(config, scores, counts):
     Raises
     ------
     ValueError
-        If the problem does not fit ``config`` (see :func:`model.wtu.check_problem`).
+        If the problem does not fit ``config`` (see :func:`model.twins.wtu.check_problem`).
     """
     scores, counts = check_problem(config, scores, counts)
     rows, clusters = scores.shape
@@ -47,7 +47,7 @@ def problem_transactions(config, scores, counts):
 
 
 def decode_transactions(config, rows, clusters, stats, masks, selected):
-    """The result arrays (keys of :data:`model.wtu.OUTPUTS` except the cycle constants).
+    """The result arrays (keys of :data:`model.twins.wtu.OUTPUTS` except the cycle constants).
 
     Parameters
     ----------
@@ -68,7 +68,7 @@ def decode_transactions(config, rows, clusters, stats, masks, selected):
     result = {}
     for key in STAT_KEYS:
         values = [int(beat[key]) for beat in stats]
-        # As in model.wtu: sums past 64 bits stay exact as Python ints.
+        # As in model.twins.wtu: sums past 64 bits stay exact as Python ints.
         result[key] = np.array(values, dtype=object if max(values) >> 64 else np.uint64)
     assert [int(beat["row"]) for beat in stats] == list(range(rows)), "stats rows out of order"
     row_selected = np.zeros((rows, beats * lanes), dtype=bool)
@@ -96,7 +96,7 @@ def decode_transactions(config, rows, clusters, stats, masks, selected):
 
 
 def run_arrays(config, arrays, workdir):
-    """File interface on the RTL: the same keys as :func:`model.wtu.run_arrays`.
+    """File interface on the RTL: the same keys as :func:`model.twins.wtu.run_arrays`.
 
     The per-row ``cycles`` and statistics come from the hardware's ``stats`` stream; the
     emission and aggregate cycle counts come from the cycles the Verilog took to deliver them.

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from hw import registry
-from model import topk_sorter as sorter_twin
+from model.twins import topk_sorter as sorter_twin
 from model.config import PRESETS, load_config
 from synth import area_lib
 from synth.asic import run_asic
@@ -147,13 +147,13 @@ class _Block:
 def wtu_cycles(config):
     """Cycles per row of the WTU (from its twin) and of the sorter baseline (from its twin).
 
-    Two workloads: the project's trace of one frame (``model.traces.wtu_trace``, the ``default``
+    Two workloads: the project's trace of one frame (``model.stimulus.traces.wtu_trace``, the ``default``
     workload when the configuration has room for its query rows, else ``tiny``), and a full row
     of ``max_clusters`` clusters with seeded softmax-like scores. Returns a dict, or raises
     ImportError when the WTU twin is not there.
     """
-    from model import wtu as wtu_twin
-    from model.traces import wtu_trace
+    from model.twins import wtu as wtu_twin
+    from model.stimulus.traces import wtu_trace
 
     cases = []
     for workload in ("default", "tiny"):

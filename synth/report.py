@@ -217,8 +217,8 @@ def markdown(report):
                               case["wtu_decide_cycles"], case["wtu_cycles"], case["sorter_cycles"],
                               case["scan_sort_cycles"], case["ratio_wtu_to_sorter"]]
                              for case in baseline["cycles"]])
-            lines += ["", "Cycles per row from the twins (`model.wtu.wtu_problem`, "
-                      "`model.topk_sorter.cycles_per_row`), no stalls.", ""]
+            lines += ["", "Cycles per row from the twins (`model.twins.wtu.wtu_problem`, "
+                      "`model.twins.topk_sorter.cycles_per_row`), no stalls.", ""]
         if baseline["note"]:
             lines += [baseline["note"], ""]
     if report["sweep"]:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from model.baselines import (BASELINES, QUEST_PAGE, SINK_TOKENS, RetrievalProblem, full,
+from model.evaluation.baselines import (BASELINES, QUEST_PAGE, SINK_TOKENS, RetrievalProblem, full,
                              infinigen, quest, rekv, streamingllm, topk_oracle)
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from model.clustering import LeaderClusterer, hamming_distance, leader_cluster
+from model.reference.clustering import LeaderClusterer, hamming_distance, leader_cluster
 
 
 def brute_force(hashes, threshold, entries, max_clusters):

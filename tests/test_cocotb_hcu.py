@@ -5,7 +5,7 @@ import pytest
 
 from model.config import PRESETS, DREConfig
 from model.npzio import save_arrays
-from model.traces import hcu_trace
+from model.stimulus.traces import hcu_trace
 from sim.run import main, run_block
 from sim.runner import run_cocotb
 

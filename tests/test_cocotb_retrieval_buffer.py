@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from model.config import PRESETS
-from model.retrieval_buffer import MODE_DYNAMIC, MODE_TOPK
-from model.traces import buffer_trace
+from model.twins.retrieval_buffer import MODE_DYNAMIC, MODE_TOPK
+from model.stimulus.traces import buffer_trace
 from sim.run import main as run_main
 from sim.retrieval_buffer_rtl import run_arrays as rtl_run_arrays
 from sim.runner import run_cocotb

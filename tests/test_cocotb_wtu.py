@@ -12,8 +12,8 @@ import pytest
 
 from model.config import PRESETS
 from model.npzio import save_arrays
-from model.traces import wtu_trace
-from model.wtu import OUTPUTS
+from model.stimulus.traces import wtu_trace
+from model.twins.wtu import OUTPUTS
 from sim.run import main as run_main
 from sim.runner import run_cocotb
 

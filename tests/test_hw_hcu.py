@@ -9,7 +9,7 @@ from amaranth.sim import Simulator
 
 from hw.hcu import HashClusterUnit, SimilarityLane, assignment_layout, token_layout
 from model.config import PRESETS
-from model.hcu import codewords, directed_streams, hash_cluster, synthetic_hashes
+from model.twins.hcu import codewords, directed_streams, hash_cluster, synthetic_hashes
 from tests.amaranth_streams import get_all, put_all
 from tests.hcu_configs import small_config
 

@@ -17,10 +17,10 @@ from amaranth.sim import Simulator
 from hw.retrieval_buffer import (DescriptorMerger, RetrievalBuffer, cluster_layout,
                                  descriptor_layout)
 from model.config import PRESETS
-from model.retrieval_buffer import (BEATS_PER_CYCLE, FLUSH_CYCLES, MODE_DYNAMIC, MODE_TOPK,
+from model.twins.retrieval_buffer import (BEATS_PER_CYCLE, FLUSH_CYCLES, MODE_DYNAMIC, MODE_TOPK,
                                     input_beats, make_problem, output_beats, random_problem,
                                     retrieve)
-from model.traces import buffer_trace
+from model.stimulus.traces import buffer_trace
 from tests.amaranth_streams import stream_get, stream_put
 
 TINY = PRESETS["tiny"]

@@ -3,7 +3,7 @@
 
 Every case runs the component with seeded random valid/ready stalls on all six streams and
 compares the decoded transactions (per-row statistics and cycles, row bitmasks, aggregate ids and
-scores) with :func:`model.wtu.wtu_problem`.
+scores) with :func:`model.twins.wtu.wtu_problem`.
 """
 
 import random
@@ -14,8 +14,8 @@ from amaranth.sim import Simulator
 
 from hw.wtu import WiCSumThresholdUnit, WTULayouts
 from model.config import PRESETS
-from model.traces import wtu_trace
-from model.wtu import wtu_problem
+from model.stimulus.traces import wtu_trace
+from model.twins.wtu import wtu_problem
 from sim.wtu_rtl import decode_transactions, problem_transactions, STAT_KEYS
 from tests.amaranth_streams import get_all, put_all
 

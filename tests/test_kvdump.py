@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from model.kvdump import load_kv_dump, save_kv_dump
+from model.stimulus.kvdump import load_kv_dump, save_kv_dump
 from model.npzio import save_arrays
 
 LAYERS, HEADS, FRAMES, TOKENS_PER_FRAME, ROWS, DIM = 2, 2, 5, 3, 4, 8

@@ -3,7 +3,7 @@
 import pytest
 
 from model.config import PRESETS
-from model.kvmem import (GIB, bytes_per_hour, bytes_per_token, cache_bytes, hc_entry_bytes,
+from model.evaluation.kvmem import (GIB, bytes_per_hour, bytes_per_token, cache_bytes, hc_entry_bytes,
                          hc_table_overhead)
 
 

@@ -9,8 +9,8 @@ from model import main as main_job
 from model import summary
 from model.bench import prepare_head, time_frame
 from model.config import PRESETS
-from model.kvdump import save_kv_dump
-from model.workload import WORKLOADS, StreamingWorkload
+from model.stimulus.kvdump import save_kv_dump
+from model.stimulus.workload import WORKLOADS, StreamingWorkload
 
 TINY_ARGS = ["--workload", "tiny", "--config", "tiny", "--eval-frames", "4"]
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from model.metrics import FrameAttention, summarize
+from model.evaluation.metrics import FrameAttention, summarize
 
 
 def test_worked_by_hand():

@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model.clustering import leader_cluster
+from model.reference.clustering import leader_cluster
 from model.config import PRESETS
-from model.hcu import (OUTPUTS, HashClusterTwin, check_hashes, directed_streams, exit_beats,
+from model.twins.hcu import (OUTPUTS, HashClusterTwin, check_hashes, directed_streams, exit_beats,
                        hash_cluster, run_arrays, summarize, synthetic_hashes)
 from tests.hcu_configs import small_config
 
@@ -175,7 +175,7 @@ def test_overflow_raises_or_flags():
 
 
 def test_twin_matches_reference_on_workload_trace():
-    from model.traces import hcu_trace
+    from model.stimulus.traces import hcu_trace
 
     hashes = hcu_trace(TINY, workload="tiny")["hashes"]
     cluster, new, distance = leader_cluster(hashes, TINY.hamming_threshold,

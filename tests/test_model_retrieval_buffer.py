@@ -1,4 +1,4 @@
-"""Tests of the retrieval buffer's numpy twin (:mod:`model.retrieval_buffer`) and file interface."""
+"""Tests of the retrieval buffer's numpy twin (:mod:`model.twins.retrieval_buffer`) and file interface."""
 
 import numpy as np
 import pytest
@@ -6,9 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model.config import PRESETS
-from model.retrieval_buffer import (MODE_DYNAMIC, MODE_TOPK, kept_clusters, make_problem,
+from model.twins.retrieval_buffer import (MODE_DYNAMIC, MODE_TOPK, kept_clusters, make_problem,
                                     merge_ranges, random_problem, retrieve, run_arrays)
-from model.traces import buffer_trace
+from model.stimulus.traces import buffer_trace
 from sim.run import main as run_main
 
 TINY = PRESETS["tiny"]  # topk_k = 4, kv_token_bits = 10, count_bits = 8, score_bits = 8

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from model.config import PRESETS
-from model.resv import exact_wicsum
-from model.wtu import (INPUTS, OUTPUTS, aggregate_cycles, bucket_pass_bits, bucket_shifts,
+from model.reference.resv import exact_wicsum
+from model.twins.wtu import (INPUTS, OUTPUTS, aggregate_cycles, bucket_pass_bits, bucket_shifts,
                        run_arrays, scan_sort_cycles, wtu_problem, wtu_row)
 
 TINY = PRESETS["tiny"]
@@ -86,7 +86,7 @@ def test_all_scores_equal_refine_to_the_value():
 ])
 def test_zero_threshold_selects_nothing(scores, counts, code):
     # Worked by hand: T = (W * code + 128) >> 8 = 0 in each case, and T = 0 selects nothing
-    # (model.resv rule); cutoff 2**8, one load beat and one decide cycle.
+    # (model.reference.resv rule); cutoff 2**8, one load beat and one decide cycle.
     row = wtu_row(np.array(scores), np.array(counts), TINY.replace(wicsum_ratio_code=code))
     assert not row["row_selected"].any()
     assert (row["threshold"], row["cutoff"], row["cycles"], row["buckets_visited"]) == \

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from model.clustering import leader_cluster
+from model.reference.clustering import leader_cluster
 from model.config import PRESETS
-from model.resv import (ResvHead, exact_wicsum, hash_keys, make_hyperplanes, quantize_scores,
+from model.reference.resv import (ResvHead, exact_wicsum, hash_keys, make_hyperplanes, quantize_scores,
                         wicsum_select, wicsum_threshold)
-from model.traces import buffer_trace, hcu_trace, wtu_trace
-from model.workload import WORKLOADS, StreamingWorkload
+from model.stimulus.traces import buffer_trace, hcu_trace, wtu_trace
+from model.stimulus.workload import WORKLOADS, StreamingWorkload
 
 EDGE = PRESETS["edge"]
 TINY = PRESETS["tiny"]

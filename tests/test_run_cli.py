@@ -5,7 +5,7 @@ import pytest
 
 from model.config import PRESETS
 from model.npzio import load_arrays
-from model.traces import buffer_trace, hcu_trace, wtu_trace
+from model.stimulus.traces import buffer_trace, hcu_trace, wtu_trace
 from sim.run import ENGINES, block_model, main, run_block
 
 TRACES = {"hcu": hcu_trace, "wtu": wtu_trace, "buffer": buffer_trace}

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hw import registry
-from model import topk_sorter as sorter_twin
+from model.twins import topk_sorter as sorter_twin
 from model.config import PRESETS
 from synth import area_lib, flow, report as report_module
 from synth.fpga import _fmax_from_log, _overfull, count_resources

@@ -8,7 +8,7 @@ from amaranth.back import verilog
 from amaranth.sim import Simulator
 
 from hw.topk_sorter import TopKSorter
-from model import topk_sorter as twin
+from model.twins import topk_sorter as twin
 from model.config import PRESETS
 from tests.amaranth_streams import get_all, put_all
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from model.workload import WORKLOADS, StreamingWorkload, WorkloadConfig, apply_rope
+from model.stimulus.workload import WORKLOADS, StreamingWorkload, WorkloadConfig, apply_rope
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ Errors name the file and what is wrong (:mod:`model.npzio` for keys, dimensions 
 
 import numpy as np
 
-from .npzio import ArraySpec, check_arrays, load_arrays, save_arrays
+from model.npzio import ArraySpec, check_arrays, load_arrays, save_arrays
 
 __all__ = ["SPECS", "KVDump", "load_kv_dump", "save_kv_dump"]
 

@@ -11,12 +11,12 @@ Widths and arithmetic (all exact, nothing saturates)
 * score ``s``: ``score_bits`` (S) unsigned; count ``n``: ``count_bits`` unsigned.
 * mass ``s * n``: ``S + count_bits`` bits; the row's weighted sum ``W = sum_j s_j * n_j`` and every
   bucket mass fit ``weight_bits`` (``S + count_bits + cluster_id_bits``), so no sum can overflow.
-* threshold ``T``: :func:`model.resv.wicsum_threshold`, the one place of the rounding rule
+* threshold ``T``: :func:`model.reference.resv.wicsum_threshold`, the one place of the rounding rule
   (``(W * code + 2**(ratio_bits - 1)) >> ratio_bits``, round half up, ``code`` =
   ``wicsum_ratio_code``; the product takes ``threshold_bits``). ``0 <= T <= W`` because
   ``code <= 2**ratio_bits``.
 
-Exact WiCSum (the reference, :func:`model.resv.exact_wicsum`)
+Exact WiCSum (the reference, :func:`model.reference.resv.exact_wicsum`)
 -------------------------------------------------------------
 ``v*`` is the largest score present in the row such that the mass of the clusters scoring at
 least ``v*`` reaches ``T``; the selection is every cluster with ``s >= v*``. ``T = 0`` selects
@@ -82,7 +82,7 @@ early exit, ``k`` = clusters selected by exact WiCSum) ``+ 1`` (decide).
 import numpy as np
 
 from model.npzio import ArraySpec, check_arrays
-from model.resv import wicsum_threshold
+from model.reference.resv import wicsum_threshold
 
 __all__ = ["INPUTS", "OUTPUTS", "bucket_shifts", "bucket_pass_bits",
            "wtu_row", "wtu_problem", "scan_sort_cycles", "aggregate_cycles", "run_arrays",
@@ -105,7 +105,7 @@ OUTPUTS = [
     ArraySpec("cutoff", "u", 1,
               "per-row cutoff: the row selects scores >= cutoff (2**score_bits: none)"),
     ArraySpec("weighted_sum", "u", 1, "per-row W = sum of score x count"),
-    ArraySpec("threshold", "u", 1, "per-row threshold (model.resv.wicsum_threshold)"),
+    ArraySpec("threshold", "u", 1, "per-row threshold (model.reference.resv.wicsum_threshold)"),
     ArraySpec("min_score", "u", 1, "per-row minimum score"),
     ArraySpec("max_score", "u", 1, "per-row maximum score"),
     ArraySpec("emit_cycles", "u", 1, "per-row emission beats of the row bitmask"),
@@ -298,5 +298,5 @@ def run_arrays(config, arrays):
         if result[key].dtype == object:
             raise ValueError(f"{key} reaches {max(result[key])}, past the 64 bits of the file "
                              f"interface (weight_bits is {config.weight_bits}); use "
-                             f"model.wtu.wtu_problem for exact values")
+                             f"model.twins.wtu.wtu_problem for exact values")
     return result

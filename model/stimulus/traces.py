@@ -1,7 +1,7 @@
 """Seeded input traces for the DRE block tests, cut from the workload and the ReSV float model.
 
-Each function runs the streaming workload (:mod:`model.workload`) through the ReSV float model
-(:mod:`model.resv`) for one (layer, KV head) and returns the arrays one block of the DRE sees:
+Each function runs the streaming workload (:mod:`model.stimulus.workload`) through the ReSV float model
+(:mod:`model.reference.resv`) for one (layer, KV head) and returns the arrays one block of the DRE sees:
 
 :func:`hcu_trace`
     the key hashes in arrival order (HCU input);
@@ -19,9 +19,9 @@ raises ValueError.
 
 import numpy as np
 
-from .clustering import LeaderClusterer
-from .resv import ResvHead, hash_keys, make_hyperplanes
-from .workload import WORKLOADS, StreamingWorkload
+from model.reference.clustering import LeaderClusterer
+from model.reference.resv import ResvHead, hash_keys, make_hyperplanes
+from model.stimulus.workload import WORKLOADS, StreamingWorkload
 
 __all__ = ["hcu_trace", "wtu_trace", "buffer_trace"]
 
@@ -55,7 +55,7 @@ def hcu_trace(config, frames=None, seed=0, layer=0, kv_head=0, workload="tiny"):
     seed, layer, kv_head : int
         Seed of the workload and of the hyperplanes; the stream to hash.
     workload : str
-        A key of :data:`model.workload.WORKLOADS`.
+        A key of :data:`model.stimulus.workload.WORKLOADS`.
 
     Returns
     -------
@@ -112,7 +112,7 @@ def wtu_trace(config, frames=None, seed=0, layer=0, kv_head=0, workload="tiny", 
     """One frame's WTU problem: quantized scores per query row and clipped counts per cluster.
 
     The cache of frames ``0..frame`` (inclusive, default: the last frame that fits) is clustered
-    with :func:`model.clustering.leader_cluster` rules (``hamming_threshold``,
+    with :func:`model.reference.clustering.leader_cluster` rules (``hamming_threshold``,
     ``hash_mem_entries``, ``max_clusters``); a cluster's representative key is the mean of its
     members' keys; the frame's query rows are scored and quantized to ``score_bits``; counts are
     clipped to ``max_count``.

@@ -3,7 +3,7 @@
 No public KV dumps of a streaming video LLM come with this project, so the golden model runs on a
 generator whose statistics have what ReSV exploits (V-Rex, arXiv 2512.12284: iterative prefill of
 frames, temporal and spatial redundancy of the keys), and users can swap in real dumps with
-:mod:`model.kvdump`.
+:mod:`model.stimulus.kvdump`.
 
 Generative story (all Gaussian, all seeded):
 

@@ -6,7 +6,7 @@ the paper is silent, per (layer, KV head), frame by frame:
 1. **Hash** the new frame's post-RoPE keys: bit ``i`` of a hash is 1 when the projection on
    hyperplane ``i`` is ``> 0`` (bit 0 = first hyperplane = LSB), :func:`hash_keys`. Hyperplanes are
    seeded Gaussians per (layer, KV head), :func:`make_hyperplanes`.
-2. **Cluster** the new tokens incrementally with :class:`model.clustering.LeaderClusterer`
+2. **Cluster** the new tokens incrementally with :class:`model.reference.clustering.LeaderClusterer`
    (``hamming_threshold``, ``hash_mem_entries`` table entries, ``max_clusters``). Every cluster
    keeps the running sum of its members' keys; its representative key is their mean. Clusters
    that left the HCU's hash table can no longer be joined but are still scored and retrieved.
@@ -19,7 +19,7 @@ the paper is silent, per (layer, KV head), frame by frame:
 
 Attention on the frame's own tokens is **full within the frame**: every query row of the frame sees
 all of the frame's tokens (they are prefilled together and on chip) besides the retrieved past
-tokens; the retrieved set only restricts the past cache (:mod:`model.metrics`).
+tokens; the retrieved set only restricts the past cache (:mod:`model.evaluation.metrics`).
 
 Exact WiCSum rule (the bit-exact contract the WTU is tested against)
 --------------------------------------------------------------------
@@ -45,7 +45,7 @@ import math
 
 import numpy as np
 
-from .clustering import LeaderClusterer
+from model.reference.clustering import LeaderClusterer
 
 __all__ = ["make_hyperplanes", "hash_keys", "quantize_scores", "wicsum_threshold",
            "exact_wicsum", "wicsum_select", "check_wicsum_inputs", "ResvHead", "FrameStep",
@@ -327,7 +327,7 @@ class ResvHead:
         Returns
         -------
         (cluster, new, distance)
-            As :meth:`model.clustering.LeaderClusterer.assign`.
+            As :meth:`model.reference.clustering.LeaderClusterer.assign`.
         """
         keys = np.asarray(keys, dtype=np.float64)
         start = self._tokens

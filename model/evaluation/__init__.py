@@ -1,0 +1,1 @@
+"""Evaluation: the baselines ReSV is compared with, retrieval metrics, KV memory accounting."""

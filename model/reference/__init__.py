@@ -1,0 +1,1 @@
+"""The float ReSV reference: SimHash, leader clustering and the exact WiCSum rule (the algorithm)."""

@@ -1,0 +1,1 @@
+"""Inputs: the streaming workload, KV dumps, block traces and synthetic stimulus generators."""
