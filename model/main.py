@@ -34,6 +34,7 @@ from model.config import load_config
 from model.stimulus.kvdump import load_kv_dump
 from model.evaluation.kvmem import hc_entry_bytes, hc_table_overhead
 from model.evaluation.metrics import FrameAttention, summarize
+from model.evaluation.trace_study import format_study, run_study, write_study
 from model.reference.resv import ResvHead, cluster_summary, make_hyperplanes
 from model.stimulus.workload import WORKLOADS, StreamingWorkload
 
@@ -268,6 +269,8 @@ def main(argv=None):
     parser.add_argument("--eval-frames", type=int, default=24,
                         help="frames evaluated per (layer, KV head) (default 24)")
     parser.add_argument("--seed", type=int, default=0, help="seed of workload and hyperplanes")
+    parser.add_argument("--no-study", action="store_true",
+                        help="with --kv-dump: skip the trace study (study.json, study.png)")
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
@@ -284,12 +287,22 @@ def main(argv=None):
               file=sys.stderr)
         results = run_job(source, config, args.eval_frames, args.seed,
                           progress=lambda line: print(line, file=sys.stderr, flush=True))
+        study = None
+        if args.kv_dump and not args.no_study:   # the study of a real trace (trace_study.py)
+            study = run_study(source, config, results, results["evaluated_frames"], args.seed,
+                              progress=lambda line: print(line, file=sys.stderr, flush=True))
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     json_path, png_path = write_outputs(results, args.out)
     print(format_table(results))
     print(f"\nwrote {json_path} and {png_path} ({results['runtime_s']:.1f} s)")
+    if study is not None:
+        sidecar = Path(args.kv_dump).with_suffix(".json")
+        info = json.loads(sidecar.read_text()) if sidecar.is_file() else None
+        study_paths = write_study(study, args.out)
+        print("\n" + format_study(study, info))
+        print(f"\nwrote {study_paths[0]} and {study_paths[1]}")
     return 0
 
 

@@ -221,13 +221,14 @@ class LlamaModel:
             if record is not None:
                 record(layer, q, k, v)
             keys, values = cache.append(layer, k, v)
-            logits = np.einsum("kgnd,ktd->kgnt", q.reshape(kv_heads, group, n, dim), keys)
-            logits *= np.float32(1.0 / np.sqrt(dim))
+            # query head h reads KV head h // group: (kv_heads, group * n, dim) @ (.., dim, t)
+            logits = q.reshape(kv_heads, group * n, dim) @ keys.transpose(0, 2, 1)
+            logits = logits.reshape(kv_heads, group, n, -1) * np.float32(1.0 / np.sqrt(dim))
             logits = np.where(allowed, logits, -np.inf)
             logits -= logits.max(axis=-1, keepdims=True)
             weights = np.exp(logits)
             weights /= weights.sum(axis=-1, keepdims=True)
-            out = np.einsum("kgnt,ktd->kgnd", weights, values).reshape(heads, n, dim)
+            out = (weights.reshape(kv_heads, group * n, -1) @ values).reshape(heads, n, dim)
             x = x + out.transpose(1, 0, 2).reshape(n, heads * dim) @ w("attn_output").T
             h = _rms_norm(x, w("ffn_norm"), eps)
             gate = h @ w("ffn_gate").T

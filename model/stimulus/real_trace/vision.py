@@ -85,6 +85,8 @@ class VisionEncoder:
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = int(threads)
             options.log_severity_level = 3
+            # no busy-waiting of idle pool threads: the machine is shared
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self._session = onnxruntime.InferenceSession(str(cut), options,
                                                          providers=["CPUExecutionProvider"])
         self.source = os.fspath(onnx_path)
