@@ -83,7 +83,7 @@ FPS      ?= 10
 FRAMES   ?= 0
 .PHONY: real-trace
 
-$(RT_STAMP): requirements-realtrace.lock $(STAMP)
+$(RT_STAMP): requirements-realtrace.lock | $(STAMP)
 	@echo "installing the optional group realtrace (requirements-realtrace.lock, about 425 MB)"
 	@start=$$(date +%s); \
 	  $(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-realtrace.lock && \

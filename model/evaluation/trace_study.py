@@ -161,24 +161,47 @@ def _per_layer_head(source, frame_stats, key):
 
 
 def _conclusion(sweep, ratios):
-    """Which transform reproduces the paper's ~1/3 of the tokens at ratio 0.3, with its recall."""
+    """Which score transform and ratio reproduce the paper's ~1/3 of the tokens, with recall.
+
+    The share compared is the one WiCSum selects (``selected``, the recent window left out): the
+    paper's caches hold 1K to 40K tokens, where a 64-token window is negligible, while on a trace
+    of about a thousand tokens the window alone is a large part of the early frames' past.
+
+    Rule: a transform whose share at ratio 0.3 is within 10 points of the paper's 32.7% is the
+    paper's reading, and the default is that transform at 0.3 (the one with the higher recall if
+    both are). Otherwise each transform is taken at the ratio whose share is nearest a third, and
+    the default is the transform with the higher recall there (equal token counts), at that ratio.
+    """
     at = ratios.index(0.3)
-    lines, gaps = [], {}
+    lines, gaps, third = [], {}, {}
     for name, curves in sweep.items():
-        share, recall = curves["ratio"][at], curves["recall"][at]
-        third = ratios[int(np.argmin(np.abs(np.asarray(curves["ratio"]) - 1 / 3)))]
+        share, recall = curves["selected"][at], curves["recall"][at]
+        nearest = int(np.argmin(np.abs(np.asarray(curves["selected"]) - 1 / 3)))
+        third[name] = (ratios[nearest], curves["selected"][nearest], curves["recall"][nearest])
         gaps[name] = abs(share - PAPER["retrieved_at_0.3"])
-        lines.append(f"{name}: ratio 0.3 retrieves {100 * share:.1f}% of the past tokens at "
-                     f"recall {recall:.3f}; about a third is retrieved at ratio {third}")
-    best = min(gaps, key=gaps.get)
-    close = gaps[best] <= 0.10
-    verdict = (f"{best} scores reproduce the paper's {100 * PAPER['retrieved_at_0.3']:.1f}% at "
-               f"Thr_wics = 0.3 (within {100 * gaps[best]:.1f} points)" if close else
-               f"neither reading reproduces {100 * PAPER['retrieved_at_0.3']:.1f}% at 0.3 within "
-               f"10 points (closest: {best}, {100 * gaps[best]:.1f} points off)")
-    return {"lines": lines, "closest_transform": best, "within_10_points": close,
-            "verdict": verdict,
-            "default": {"score_transform": best, "wicsum_ratio": 0.3} if close else None}
+        lines.append(f"{name}: ratio 0.3 selects {100 * share:.1f}% of the past tokens "
+                     f"({100 * curves['ratio'][at]:.1f}% with the recent window) at recall "
+                     f"{recall:.3f}; ratio {third[name][0]} selects {100 * third[name][1]:.1f}% "
+                     f"at recall {third[name][2]:.3f}")
+    paper_share = f"{100 * PAPER['retrieved_at_0.3']:.1f}%"
+    matching = [name for name in sweep if gaps[name] <= 0.10]
+    if matching:
+        best = max(matching, key=lambda name: sweep[name]["recall"][at])
+        verdict = (f"{best} scores reproduce the paper's {paper_share} at Thr_wics = 0.3 "
+                   f"(within {100 * gaps[best]:.1f} points)")
+        default = {"score_transform": best, "wicsum_ratio": 0.3}
+    else:
+        best = max(third, key=lambda name: third[name][2])
+        others = ", ".join(f"{name} {third[name][2]:.3f} at ratio {third[name][0]}"
+                           for name in third if name != best)
+        verdict = (f"neither reading reproduces {paper_share} at Thr_wics = 0.3 within 10 points "
+                   + "(" + ", ".join(f"{name} {100 * sweep[name]['selected'][at]:.1f}%"
+                                     for name in sweep) + "); "
+                   f"at about a third of the tokens {best} keeps the higher recall "
+                   f"({third[best][2]:.3f} at ratio {third[best][0]}; {others})")
+        default = {"score_transform": best, "wicsum_ratio": third[best][0]}
+    return {"lines": lines, "reproduces_at_0.3": matching, "verdict": verdict,
+            "default": default}
 
 
 def run_study(source, config, results, eval_frames, seed=0, pairs=4000, progress=None,
@@ -264,27 +287,28 @@ def format_study(study, trace_info=None):
              "  at ReSV's token count: " + ", ".join(
                  f"{m} recall {row['recall']:.3f} err {row['output_error']:.3f}"
                  for m, row in study["methods"].items() if m != "full"),
-             "  WiCSum ratio sweep (retrieved % / recall):",
-             "    ratio        " + "".join(f"{ratio:>13}" for ratio in
+             "  WiCSum ratio sweep (selected % without the recent window / with it / recall):",
+             "    ratio        " + "".join(f"{ratio:>16}" for ratio in
                                           study["wicsum_sweep"]["ratios"])]
     for name in TRANSFORMS:
         curves = study["wicsum_sweep"][name]
         lines.append(f"    {name:<13}" + "".join(
-            f"{100 * share:>6.1f}/{recall:.3f}"
-            for share, recall in zip(curves["ratio"], curves["recall"])))
+            f"{100 * alone:>5.1f}/{100 * share:4.1f}/{recall:.3f}"
+            for alone, share, recall in zip(curves["selected"], curves["ratio"],
+                                            curves["recall"])))
     conclusion = study["conclusion"]
     lines += ["  " + line for line in conclusion["lines"]]
     lines.append(f"  conclusion: {conclusion['verdict']}")
-    if conclusion["default"]:
-        lines.append(f"  default it leads to: score transform {conclusion['default']['score_transform']}"
-                     f", wicsum_ratio {conclusion['default']['wicsum_ratio']}")
+    lines.append(f"  default it leads to: score transform "
+                 f"{conclusion['default']['score_transform']}, wicsum_ratio "
+                 f"{conclusion['default']['wicsum_ratio']}")
     if trace_info:
         group = trace_info.get("optional_group", {})
         took = trace_info.get("timings_s", {}).get("total_s")
         lines.append(f"  trace: {trace_info.get('clip', {}).get('name')} through "
                      f"{trace_info.get('language_model', {}).get('model')}, written in "
                      f"{took} s; optional group: {group.get('packages')} packages, "
-                     f"{group.get('disk_mb')} MB on disk, installed in "
+                     f"{group.get('disk_mb')} MB on disk, last install step "
                      f"{group.get('install_s')} s")
     return "\n".join(lines)
 

@@ -48,7 +48,7 @@ def main(argv=None):
         build_trace(options, out, progress=lambda line: print(line, file=sys.stderr, flush=True),
                     extra={"optional_group": group})
         took = "" if args.install_seconds is None else \
-            f", installed in {args.install_seconds:.0f} s on this machine"
+            f", its last install step took {args.install_seconds:.0f} s"
         print(f"optional group realtrace: {len(installed)} packages, {size / 1e6:.0f} MB on disk"
               f"{took}", file=sys.stderr)
     except (ValueError, assets.MissingAsset) as error:
