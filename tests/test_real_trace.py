@@ -67,7 +67,7 @@ def test_perplexity_in_range_and_needs_the_unpermuted_rows(lm):
     # targets, above 30 a damaged forward pass such as that wrong convention.
     good = lm.perplexity(PARAGRAPH)
     assert 5.0 < good < 30.0
-    weights = dict(lm._w)
+    weights = lm.weights
     for layer in range(lm.layers):
         for name, heads in (("attn_q", 9), ("attn_k", 3)):
             key = f"blk.{layer}.{name}.weight"
@@ -123,8 +123,8 @@ def test_chunked_prefill_equals_one_pass(lm):
     for first in range(0, len(ids), 5):
         lm.prefill(lm.embed(ids[first:first + 5]), chunked, layers=4)
     assert chunked.length == whole.length == len(ids)
-    np.testing.assert_allclose(chunked._keys[:, :, :len(ids)], whole._keys[:, :, :len(ids)],
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(chunked.keys, whole.keys, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(chunked.values, whole.values, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="layers must be an integer from 1 to 30"):
         lm.prefill(lm.embed(ids), lm.new_cache(), layers=31)
 

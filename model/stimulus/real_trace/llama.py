@@ -88,6 +88,16 @@ class KVCache:
         self._values[layer, :, self.length:end] = values
         return self._keys[layer, :, :end], self._values[layer, :, :end]
 
+    @property
+    def keys(self):
+        """Stored post-RoPE keys: float32 (layers, kv_heads, length, head_dim), a view."""
+        return self._keys[:, :, :self.length]
+
+    @property
+    def values(self):
+        """Stored values: float32 (layers, kv_heads, length, head_dim), a view."""
+        return self._values[:, :, :self.length]
+
     def advance(self, n):
         """Mark ``n`` more tokens as stored in every layer."""
         self.length += int(n)
@@ -164,6 +174,12 @@ class LlamaModel:
         tokenizer = BPETokenizer(field("tokenizer.ggml.tokens"), field("tokenizer.ggml.merges"),
                                  field("tokenizer.ggml.token_type"))
         return cls(hparams, weights, tokenizer)
+
+    @property
+    def weights(self):
+        """The weights by GGUF tensor name (float32, Q/K rows in rotate-half order), a copy of
+        the mapping (the arrays are shared)."""
+        return dict(self._w)
 
     @property
     def layers(self):

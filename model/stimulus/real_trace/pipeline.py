@@ -181,8 +181,7 @@ def build_trace(options, out_path, progress=None, model=None, extra=None):
     timings["prefill_s"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    keys, values = cache._keys[:, :, :tokens], cache._values[:, :, :tokens]
-    save_kv_dump(out_path, keys, values, frame_of_token, queries, token_kind=kinds)
+    save_kv_dump(out_path, cache.keys, cache.values, frame_of_token, queries, token_kind=kinds)
     timings["write_s"] = time.perf_counter() - mark
     timings["total_s"] = time.perf_counter() - started
     info = {
