@@ -90,6 +90,6 @@ $(RT_STAMP): requirements-realtrace.lock | $(STAMP)
 	  echo $$(( $$(date +%s) - start )) > $@
 
 real-trace: $(RT_STAMP) ## a real clip through a real LM, KV dump (CLIP=bikes|bigbuckbunny|carphone FPS=10 FRAMES=0) -> build/traces/
-	@$(PY) -m model.stimulus.real_trace --clip $(CLIP) --fps $(FPS) --frames $(FRAMES) \
-	  --out $(BUILD)/traces/$(CLIP).npz --install-seconds $$(cat $(RT_STAMP))
+	@seconds=$$(cat $(RT_STAMP)); $(PY) -m model.stimulus.real_trace --clip $(CLIP) --fps $(FPS) \
+	  --frames $(FRAMES) --out $(BUILD)/traces/$(CLIP).npz $${seconds:+--install-seconds $$seconds}
 	@echo "next: $(PY) -m model.main --kv-dump $(BUILD)/traces/$(CLIP).npz --out $(BUILD)/resv-$(CLIP)"

@@ -264,6 +264,11 @@ def test_main_job_and_study_accept_the_trace(trace, hash_bits, threshold):
     for name in ("softmax", "shifted_dot"):
         shares = study["wicsum_sweep"][name]["ratio"]
         assert len(shares) == 9 and np.all(np.diff(shares) >= -1e-12)   # monotone in the ratio
+    # the sweep's softmax row at 0.3 (code 77 of 256, edge's own) replays the main job's ReSV
+    assert config.wicsum_ratio_code == config.with_ratio(0.3).wicsum_ratio_code == 77
+    resv = results["methods"]["resv"]
+    assert study["wicsum_sweep"]["softmax"]["ratio"][2] == pytest.approx(resv["ratio"])
+    assert study["wicsum_sweep"]["softmax"]["recall"][2] == pytest.approx(resv["recall"])
 
 
 def test_main_cli_on_the_trace_writes_the_study(trace, tmp_path, capsys):

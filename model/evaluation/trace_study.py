@@ -95,8 +95,7 @@ def hamming_cosine_correlation(keys, hyperplanes, pairs, rng):
     first = rng.integers(0, len(keys), pairs)
     second = (first + rng.integers(1, len(keys), pairs)) % len(keys)    # never the same token
     hashes = hash_keys(keys, hyperplanes)
-    distance = np.array([bin(int(a ^ b)).count("1")
-                         for a, b in zip(hashes[first], hashes[second])], dtype=np.float64)
+    distance = np.bitwise_count(hashes[first] ^ hashes[second]).astype(np.float64)
     norms = np.maximum(np.linalg.norm(keys, axis=1), 1e-30)
     cosine = np.einsum("nd,nd->n", keys[first], keys[second]) / (norms[first] * norms[second])
     if distance.std() == 0 or cosine.std() == 0:
@@ -117,35 +116,34 @@ def wicsum_sweep(source, config, layer, kv_head, eval_frames, seed, ratios=RATIO
     ``output_error``
     """
     keys, values = source.keys(layer, kv_head), source.values(layer, kv_head)
-    planes = make_hyperplanes(config.hash_bits, source.head_dim, seed, layer, kv_head)
-    head = ResvHead(config, source.head_dim, planes, source.tokens)
+    head = ResvHead(config, source.head_dim,
+                    make_hyperplanes(config.hash_bits, source.head_dim, seed, layer, kv_head),
+                    source.tokens)
     configs = [config.with_ratio(ratio) for ratio in ratios]
     shape = (len(ratios), len(eval_frames))
     sweep = {name: {metric: np.zeros(shape) for metric in ("ratio", "selected", "recall",
                                                             "output_error")}
              for name in TRANSFORMS}
-    evaluate = {int(frame): column for column, frame in enumerate(eval_frames)}
-    starts = source.frame_starts
-    for frame in range(source.frames):
-        begin, end = int(starts[frame]), int(starts[frame + 1])
-        if frame not in evaluate:
-            head.add_keys(keys[begin:end])
-            continue
+    clustered = 0
+    for column, frame in enumerate(eval_frames):
+        past, end = int(source.frame_starts[frame]), int(source.frame_starts[frame + 1])
+        if past > clustered:        # the frames before this one, in one call (same clusters)
+            head.add_keys(keys[clustered:past])
+        clustered = end
         queries = source.queries(layer, kv_head, frame)
-        step = head.step(keys[begin:end], queries)
-        attention = FrameAttention(queries, keys[:begin], values[:begin], keys[begin:end],
-                                   values[begin:end])
-        members = head.token_cluster[:begin]
+        step = head.step(keys[past:end], queries)
+        attention = FrameAttention(queries, keys[:past], values[:past], keys[past:end],
+                                   values[past:end])
+        members = head.token_cluster[:past]
         for name, transform in TRANSFORMS.items():
             scores = transform(step.logits, config.score_bits, source.head_dim)
             for row, ratio_config in enumerate(configs):
-                selected = wicsum_select(scores, step.counts, ratio_config).any(axis=0)
-                retrieved = selected[members]
-                sweep[name]["selected"][row, evaluate[frame]] = retrieved.mean() if begin else 0
-                retrieved[max(0, begin - config.recent_window):] = True
+                retrieved = wicsum_select(scores, step.counts, ratio_config).any(axis=0)[members]
+                sweep[name]["selected"][row, column] = retrieved.mean() if past else 0.0
+                retrieved[max(0, past - config.recent_window):] = True
                 metrics = attention.evaluate(retrieved, config.recent_window)
                 for metric in ("ratio", "recall", "output_error"):
-                    sweep[name][metric][row, evaluate[frame]] = metrics[metric]
+                    sweep[name][metric][row, column] = metrics[metric]
     return sweep
 
 

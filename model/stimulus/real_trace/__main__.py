@@ -42,7 +42,10 @@ def main(argv=None):
         options = TraceOptions(args.clip, args.fps, args.frames, args.layers, args.chunk_frames,
                                args.projector_seed)
         out = args.out or f"build/traces/{options.clip}.npz"
-        size, installed, _ = assets.group_disk_usage()
+        try:
+            size, installed, _ = assets.group_disk_usage()
+        except assets.MissingAsset:                 # not run from a checkout: no lock to read
+            size, installed = 0, []
         group = {"packages": len(installed), "disk_mb": round(size / 1e6, 1),
                  "install_s": args.install_seconds}
         build_trace(options, out, progress=lambda line: print(line, file=sys.stderr, flush=True),

@@ -83,6 +83,8 @@ def group_disk_usage(lock=GROUP_LOCK):
     """
     from importlib import metadata
 
+    if not Path(lock).is_file():
+        raise MissingAsset(f"{lock}: no such lock file (run from a checkout of the project)")
     total, installed, missing = 0, [], []
     for line in Path(lock).read_text().splitlines():
         name = line.split("#", 1)[0].strip().split("==")[0]
