@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from model.config import PRESETS
-from model.twins.hcu import hash_cluster, summarize, synthetic_hashes
+from model.twins.hcu import hash_cluster, summarize
+from model.stimulus.hashes import synthetic_hashes
 from model.stimulus.traces import hcu_trace
 from model.stimulus.workload import WORKLOADS
 
@@ -91,10 +92,11 @@ def _other_cluster_distances(config, hashes, result):
 
 
 def _rtl_confirm(config, hashes, out_dir):
-    from sim.hcu_rtl import simulate
+    from sim.run import run_rtl
 
     start = time.perf_counter()
-    rtl = simulate(config, hashes, Path(out_dir) / "hcu_rtl", tag="bench")
+    rtl = run_rtl("hcu", config, {"hashes": np.asarray(hashes, np.uint64)},
+                  Path(out_dir) / "hcu_rtl", tag="bench")
     wall = time.perf_counter() - start
     model = hash_cluster(config, hashes)
     same = all(np.array_equal(rtl[key].astype(np.int64), model[key].astype(np.int64))
