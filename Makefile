@@ -34,9 +34,10 @@ $(STAMP): requirements.lock pyproject.toml
 	@echo "setting up $(VENV) (pinned dependencies from requirements.lock)"
 	@test -x $(PY) && $(PY) -c 'import sys' 2>/dev/null || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
-venv: $(STAMP) ## create or refresh .venv only
+venv: $(STAMP) ## create or refresh .venv only (pinned dependencies, the project installed editable: vrex-dre)
 
 check-icarus:
 	@command -v iverilog >/dev/null 2>&1 && command -v vvp >/dev/null 2>&1 || { \
