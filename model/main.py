@@ -265,7 +265,7 @@ def main(argv=None):
     parser.add_argument("--out", default="build/resv", help="output folder (default build/resv)")
     parser.add_argument("--workload", default="default", choices=sorted(WORKLOADS),
                         help="synthetic workload preset (default: default)")
-    parser.add_argument("--kv-dump", help="run on a KV dump .npz instead (see model/kvdump.py)")
+    parser.add_argument("--kv-dump", help="run on a KV dump .npz instead (see model/stimulus/kvdump.py)")
     parser.add_argument("--config", default="edge", help="DRE preset or JSON file (default edge)")
     parser.add_argument("--eval-frames", type=int, default=24,
                         help="frames evaluated per (layer, KV head) (default 24)")

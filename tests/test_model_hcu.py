@@ -1,4 +1,4 @@
-"""Tests of the HCU twin (model/hcu.py): hand-worked cases, the reference rule, the cycle model."""
+"""Tests of the HCU twin (model/twins/hcu.py): hand-worked cases, the reference rule, the cycle model."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""ReSV float reference (model/resv.py) and the block traces (model/traces.py)."""
+"""ReSV float reference (model/reference/resv.py) and the block traces (model/stimulus/traces.py)."""
 
 import math
 
