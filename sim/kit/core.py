@@ -13,7 +13,8 @@ to Amaranth's simulator, :mod:`sim.kit.cocotb_sim` to cocotb on the generated Ve
 
 The controller (:func:`control`) runs until the test's completion predicate holds, then keeps
 the clock running for :data:`DRAIN_CYCLES` idle cycles with every output ready and fails on any
-beat that arrives then (:class:`ExtraBeatError`). It fails with :class:`DeadlockError`, naming
+beat that arrives then (:class:`ExtraBeatError`). Monitors check each output's stream contract
+as they go (:class:`ProtocolError`). It fails with :class:`DeadlockError`, naming
 the streams that stopped moving, when the run exceeds its cycle limit (:func:`cycle_limit`:
 derived from the twin's exact cycle count).
 """
@@ -23,6 +24,7 @@ import math
 import random
 
 __all__ = ["DRAIN_CYCLES", "LIMIT_FACTOR", "LIMIT_SLACK", "DeadlockError", "ExtraBeatError",
+           "ProtocolError",
            "StallPattern", "StreamDriver", "StreamMonitor", "cycle_limit", "control"]
 
 #: Idle cycles after the last expected beat in which any further beat is an error.
@@ -39,6 +41,10 @@ class DeadlockError(AssertionError):
 
 class ExtraBeatError(AssertionError):
     """A beat arrived on an output after the last expected one."""
+
+
+class ProtocolError(AssertionError):
+    """An output broke the stream contract: ``valid`` or the payload changed while stalled."""
 
 
 def cycle_limit(twin_cycles, *stall_probabilities):
@@ -179,7 +185,12 @@ class StreamDriver(_StreamEnd):
 
 
 class StreamMonitor(_StreamEnd):
-    """Takes every beat of an output stream, dropping ``ready`` at random."""
+    """Takes every beat of an output stream, dropping ``ready`` at random.
+
+    It also checks the stream contract of the output (``amaranth.lib.stream``): once ``valid``
+    is high at an edge without ``ready``, it must still be high at the next edge with the same
+    payload (:class:`ProtocolError` otherwise).
+    """
 
     def __init__(self, *args):
         super().__init__(*args)
@@ -189,16 +200,26 @@ class StreamMonitor(_StreamEnd):
     async def run(self, sim):
         """The monitor process (runs for the whole simulation)."""
         port = self.port
+        held = None          # payload offered without ready at the last edge
         while True:
             ready = self.always_ready or not self.stalls.idle()
             sim.set(port.ready, int(ready))
             reset, valid, payload = await sim.edge(sim.reset_signal, port.valid, port.payload)
             self.cycle += 1
             self.valid_seen = bool(valid)
-            if ready and valid and not reset:
-                if payload is None:
-                    raise AssertionError(f"output stream {self.name!r}: payload has unknown "
-                                         f"(X/Z) bits in a transfer at cycle {self.cycle - 1}")
+            if reset:
+                held = None
+                continue
+            if held is not None and (not valid or payload != held):
+                raise ProtocolError(
+                    f"output stream {self.name!r}: at cycle {self.cycle - 1} "
+                    + ("valid dropped" if not valid else "the payload changed")
+                    + " before the stalled beat was taken")
+            if valid and payload is None:
+                raise ProtocolError(f"output stream {self.name!r}: payload has unknown (X/Z) "
+                                    f"bits while valid at cycle {self.cycle - 1}")
+            held = payload if valid and not ready else None
+            if ready and valid:
                 self.transfers.append((self.cycle - 1, self._unpack(self.layout, payload)))
                 self.last_move = self.cycle
 
