@@ -136,7 +136,8 @@ class RetrievalProfile:
                 and (layer is None or s.layer == layer)]
 
     def summary(self):
-        """Per cache size: mean ratios, recall, clusters, DRE cycles (JSON-ready)."""
+        """Per cache size: mean ratios (per layer, per ``layer/kv_head``), recall, clusters, DRE
+        cycles (JSON-ready)."""
         rows = []
         for size in self.cache_tokens:
             here = self.at(size)
@@ -148,6 +149,9 @@ class RetrievalProfile:
                           for m in ("resv", "rekv", "infinigen")},
                 "resv_ratio_per_layer": {str(layer): float(np.mean(
                     [s.ratio("resv") for s in self.at(size, layer)])) for layer in self.layers},
+                "resv_ratio_per_head": {f"{s.layer}/{s.kv_head}": float(np.mean(
+                    [t.ratio("resv") for t in here if (t.layer, t.kv_head) ==
+                     (s.layer, s.kv_head)])) for s in here},
                 "resv_recall": float(np.mean([s.recall for s in here])),
                 "clusters_mean": float(np.mean([s.clusters for s in here])),
                 "selected_clusters_mean": float(np.mean([s.selected.sum() for s in here])),
