@@ -8,6 +8,7 @@ import pytest
 
 from model.config import PRESETS
 from model.main import WorkloadSource
+from model.stimulus.kvdump import save_kv_dump
 from model.stimulus.workload import WORKLOADS
 from model.system import __main__ as cli
 from model.reference.resv import hash_keys, make_hyperplanes
@@ -274,3 +275,28 @@ def test_measure_rejects_sizes_beyond_the_stream():
         measure(source, PRESETS["tiny"], (1000,))
     with pytest.raises(ValueError, match="cache_tokens must be increasing"):
         measure(source, PRESETS["tiny"], (20, 10))
+
+
+def test_cli_measures_a_kv_dump(tmp_path, capsys):
+    # A dump cut from the tiny workload: 1 layer, 2 KV heads, 30 frames of 4 tokens, queries of
+    # every frame (8 rows each).
+    workload = WORKLOADS["tiny"].replace(frames=30)
+    stream = WorkloadSource(workload, "tiny")
+    keys = np.stack([[stream.keys(0, head) for head in range(2)]])
+    values = np.stack([[stream.values(0, head) for head in range(2)]])
+    queries = np.stack([[np.stack([stream.queries(0, head, f) for f in range(30)])
+                         for head in range(2)]])
+    path = tmp_path / "dump.npz"
+    save_kv_dump(path, keys, values, stream.frame_of_token, queries)
+    out = tmp_path / "system"
+    argv = ["--out", str(out), "--kv-dump", str(path), "--config", "tiny", "--cache-tokens",
+            "40,80", "--layers", "1", "--kv-heads", "2", "--dre-heads", "1"]
+    assert cli.main(argv) == 0
+    document = json.loads((out / "system.json").read_text())
+    assert document["sampling"].startswith(str(path))
+    assert [row["samples"] for row in document["retrieval"]] == [4, 4]
+    capsys.readouterr()
+    # a cache size beyond the dump is an error naming the file
+    argv[argv.index("40,80")] = "40,800"
+    assert cli.main(argv) == 2
+    assert f"{path}: no frame with queries has 800 past tokens" in capsys.readouterr().err
