@@ -204,7 +204,8 @@ def _edited(tmp_path, change):
 
 
 @pytest.mark.parametrize("change, error, message", [
-    (lambda d: d["systems"]["vrex8"].pop("cores"), ValueError, r"systems\.vrex8: missing key\(s\) cores"),
+    (lambda d: d["systems"]["vrex8"].pop("cores"), ValueError,
+     r"systems\.vrex8: missing key\(s\) cores"),
     (lambda d: d["model"].update(extra={"value": 1, "source": "x"}), ValueError,
      r"model: unknown key\(s\) extra"),
     (lambda d: d["systems"]["vrex8"]["cores"].update(value=0), ValueError,

@@ -194,7 +194,8 @@ _SYSTEM_RULES = {
     "link_pj_per_byte": (float, 0.0, None), "store": (str, _STORES, None),
     "store_granule_bytes": (int, 1, 1 << 20), "store_pj_per_byte": (float, 0.0, None),
     "kv_resident_tokens": (int, 0, None),
-    "dpe_mw": (float, 0.0, None), "vpe_mw": (float, 0.0, None), "onchip_memory_mw": (float, 0.0, None),
+    "dpe_mw": (float, 0.0, None), "vpe_mw": (float, 0.0, None),
+    "onchip_memory_mw": (float, 0.0, None),
     "hcu_mw": (float, 0.0, None), "wtu_mw": (float, 0.0, None), "kvmu_mw": (float, 0.0, None),
     "lxe_ops_per_hash_compare": (float, 0.0, None),
 }

@@ -20,7 +20,10 @@ cached tokens. Its parts, in order (the paper's iterative prefill):
    predicts its KV set (``resv_dre``, ``vrex``: :func:`model.system.dre.frame_cycles`) and the
    **link** fetches it from the offload store (plus the evicted tokens written to the store).
    A layer takes ``max(LXE, link, DRE)``; the first layer's prediction and fetch are exposed
-   once (pipeline fill).
+   once (pipeline fill). Once a stream's cache exceeds its resident tokens, every frame evicts
+   as many tokens as it adds: read from DRAM, written over the link to the store (with the
+   KVMU into their clusters' ranges; the reorder costs no bytes beyond the write, our
+   assumption).
 3. **LM head** for ``lm_head_tokens`` per frame.
 
 Methods: ``offload`` fetches every offloaded past token (no prediction); ``rekv`` and
@@ -299,7 +302,8 @@ def frame(model, system, dre_config, profile, method, batch, cache_tokens, ratio
         evicted = t * per_token_layer if cache_tokens > resident else 0.0
         layer_link = batch * (bytes_read + evicted)
         attention = _attention(model, batch, attended)
-        attention.add(dram=batch * (bytes_read + evicted))   # fetched K/V land in DRAM, evicted leave it
+        # fetched K/V land in DRAM, evicted K/V leave it
+        attention.add(dram=batch * (bytes_read + evicted))
         predict = _prediction(model, system, dre_config, method, samples, batch)
         predict.flops *= lxe_prediction_scale
         predict.ops *= lxe_prediction_scale

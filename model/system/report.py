@@ -139,7 +139,7 @@ def compare(results, paper_results, systems_file, dre_config, profile):
                                      paper, table["vrex8"]["vrex"]["1"]["frame_ms"][index[size]]))
         ours = results["vrex8"]["vrex"]["1"]
         for size in sizes:
-            rows.append(_row(f"V-Rex8 KV prediction share at {size} tokens", 
+            rows.append(_row(f"V-Rex8 KV prediction share at {size} tokens",
                              PAPER["kv_prediction_share"], ours["kv_prediction_share"][index[size]],
                              "DRE cycles / clock + LXE scoring, over the frame time"))
         lxe = results["vrex8"]["resv_lxe"]["1"]["lxe_prediction_share_of_compute"]
@@ -211,7 +211,8 @@ def _needed_lxe_scale(systems_file, dre_config, profile):
 def _needed_dram_efficiency(systems_file, dre_config, profile):
     """DRAM efficiency for which V-Rex (batch 1) meets the paper at the smallest cache size."""
     size = profile.cache_tokens[0]
-    targets = {"vrex8": PAPER["vrex8_frame_ms"].get(size), "vrex48": PAPER["vrex48_frame_ms_range"][0]}
+    targets = {"vrex8": PAPER["vrex8_frame_ms"].get(size),
+               "vrex48": PAPER["vrex48_frame_ms_range"][0]}
     answer = {}
     for name, target in targets.items():
         if name not in systems_file.systems or target is None:
@@ -239,9 +240,10 @@ def format_table(results, cache_tokens):
             for i, size in enumerate(cache_tokens):
                 for method, series in methods.items():
                     row = series[batch]
-                    lines.append(f"{size:>7} {method:<10}{row['frame_ms'][i]:>10.1f}"
-                                 f"{row['fps'][i]:>8.2f}{100 * row['kv_prediction_share'][i]:>10.2f}"
-                                 f"{row['fetched_bytes'][i] / 1e6:>12.1f}{row['frame_mj'][i]:>10.0f}")
+                    share = 100 * row["kv_prediction_share"][i]
+                lines.append(f"{size:>7} {method:<10}{row['frame_ms'][i]:>10.1f}"
+                             f"{row['fps'][i]:>8.2f}{share:>10.2f}"
+                             f"{row['fetched_bytes'][i] / 1e6:>12.1f}{row['frame_mj'][i]:>10.0f}")
     return "\n".join(lines)
 
 
