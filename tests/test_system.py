@@ -259,7 +259,16 @@ def test_cli_writes_the_documented_json(tmp_path, capsys):
     assert dre["dre_ms"][1] == pytest.approx(dre["dre_cycles"][1] / 400e6 * 1e3)
     for name in ("latency_breakdown.png", "fps.png", "energy.png"):
         assert (out / name).stat().st_size > 0
-    assert "ms/frame" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    # the table: one row per cache size and method for every system and batch
+    for system, batches in (("vrex8", ("1", "4")), ("vrex48", ("1", "8"))):
+        for batch in batches:
+            block = printed.split(f"\n{system}, batch {batch}\n")[1].split("\n\n")[0]
+            rows = [line.split() for line in block.splitlines()[1:]]
+            assert [(int(r[0]), r[1]) for r in rows] == [(size, method) for size in (40, 80)
+                                                         for method in METHODS]
+            ms = document["results"][system]["vrex"][batch]["frame_ms"][1]
+            assert float(rows[-1][2]) == pytest.approx(ms, abs=0.05)
 
 
 def test_cli_rejects_an_unknown_system(tmp_path, capsys):

@@ -241,9 +241,10 @@ def format_table(results, cache_tokens):
                 for method, series in methods.items():
                     row = series[batch]
                     share = 100 * row["kv_prediction_share"][i]
-                lines.append(f"{size:>7} {method:<10}{row['frame_ms'][i]:>10.1f}"
-                             f"{row['fps'][i]:>8.2f}{share:>10.2f}"
-                             f"{row['fetched_bytes'][i] / 1e6:>12.1f}{row['frame_mj'][i]:>10.0f}")
+                    megabytes = row["fetched_bytes"][i] / 1e6
+                    lines.append(f"{size:>7} {method:<10}{row['frame_ms'][i]:>10.1f}"
+                                 f"{row['fps'][i]:>8.2f}{share:>10.2f}{megabytes:>12.1f}"
+                                 f"{row['frame_mj'][i]:>10.0f}")
     return "\n".join(lines)
 
 
