@@ -70,6 +70,11 @@ report: $(STAMP) ## print the summary of the last synthesis run again and redraw
 bench: $(STAMP) check-icarus ## model speed at a 40K cache, retrieval table, HCU and WTU figures -> build/bench/
 	@$(PY) -m sim.bench --out $(BUILD)/bench
 
+.PHONY: system
+system: $(STAMP) ## V-Rex system model: ms/frame, FPS, KV prediction share, MB fetched, mJ vs cache size (CLOCK_MHZ=, KV_DUMP=) -> build/system/
+	@$(PY) -m model.system --out $(BUILD)/system --config $(CONFIG) $(if $(CLOCK_MHZ),--clock-mhz $(CLOCK_MHZ)) \
+	  $(if $(KV_DUMP),--kv-dump $(KV_DUMP)) $(SYSTEM_FLAGS)
+
 clean: ## remove build outputs
 	rm -rf $(BUILD) sim_build results.xml
 
