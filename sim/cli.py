@@ -19,6 +19,7 @@ COMMANDS = {
     "bench": ("sim.bench", "the measured figures of the model and the blocks"),
     "synth": ("synth.flow", "area, timing and FPGA reports"),
     "report": ("synth.report", "print the last synthesis report again"),
+    "system": ("model.system.__main__", "the V-Rex system model: frame latency, FPS, energy"),
 }
 
 

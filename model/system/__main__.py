@@ -14,17 +14,14 @@ import os
 import sys
 import time
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-from model.config import load_config  # noqa: E402
-from model.main import WorkloadSource  # noqa: E402
-from model.stimulus.kvdump import load_kv_dump  # noqa: E402
-from model.stimulus.workload import WORKLOADS  # noqa: E402
-from model.system.params import DEFAULT_SYSTEMS_FILE, load_systems  # noqa: E402
-from model.system.report import (compare, evaluate, format_comparison, format_table,  # noqa: E402
+from model.config import load_config
+from model.main import WorkloadSource, one_blas_thread
+from model.stimulus.kvdump import load_kv_dump
+from model.stimulus.workload import WORKLOADS
+from model.system.params import DEFAULT_SYSTEMS_FILE, load_systems
+from model.system.report import (compare, evaluate, format_comparison, format_table,
                                  paper_scale, plot, write_json)
-from model.system.retrieval import measure  # noqa: E402
+from model.system.retrieval import measure
 
 #: The paper's cache sizes (past tokens per stream).
 CACHE_TOKENS = (1000, 5000, 10000, 20000, 40000)
@@ -128,6 +125,7 @@ def run(args, progress=None):
     }
 
 
+@one_blas_thread
 def main(argv=None):
     args = _parser().parse_args(argv)
     try:
