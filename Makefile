@@ -35,9 +35,10 @@ $(STAMP): requirements.lock pyproject.toml
 	@echo "setting up $(VENV) (pinned dependencies from requirements.lock)"
 	@test -x $(PY) && $(PY) -c 'import sys' 2>/dev/null || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
-venv: $(STAMP) ## create or refresh .venv only
+venv: $(STAMP) ## create or refresh .venv only (pinned dependencies, the project installed editable: vrex-dre)
 
 check-icarus:
 	@command -v iverilog >/dev/null 2>&1 && command -v vvp >/dev/null 2>&1 || { \
@@ -69,6 +70,11 @@ report: $(STAMP) ## print the summary of the last synthesis run again and redraw
 
 bench: $(STAMP) check-icarus ## model speed at a 40K cache, retrieval table, HCU and WTU figures -> build/bench/
 	@$(PY) -m sim.bench --out $(BUILD)/bench
+
+.PHONY: system
+system: $(STAMP) ## V-Rex system model: ms/frame, FPS, KV prediction share, MB fetched, mJ vs cache size (CLOCK_MHZ=, KV_DUMP=) -> build/system/
+	@$(PY) -m model.system --out $(BUILD)/system --config $(CONFIG) $(if $(CLOCK_MHZ),--clock-mhz $(CLOCK_MHZ)) \
+	  $(if $(KV_DUMP),--kv-dump $(KV_DUMP)) $(SYSTEM_FLAGS)
 
 clean: ## remove build outputs
 	rm -rf $(BUILD) sim_build results.xml

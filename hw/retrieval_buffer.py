@@ -45,7 +45,8 @@ splits.
 ``i`` to ``o`` (``i.ready`` does depend on ``o.ready``). Per problem, from its first input
 transfer to its last output transfer with no stalls: ``beats + 2`` cycles in dynamic mode
 without a budget, ``beats + max(1, kept) + 2`` in top-k and budgeted dynamic mode, where
-``beats = max(1, selected clusters)`` (:func:`model.twins.retrieval_buffer.problem_cycles`).
+``beats = max(1, selected clusters)`` (:attr:`RetrievalBuffer.flush_latency` is the 2; the twin
+:mod:`model.twins.retrieval_buffer` states the same cycle model independently).
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -53,7 +54,6 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from model.config import DREConfig
-from model.twins.retrieval_buffer import BEATS_PER_CYCLE, FLUSH_CYCLES, problem_cycles
 
 __all__ = ["cluster_layout", "range_layout", "descriptor_layout", "DescriptorMerger",
            "RetrievalBuffer"]
@@ -212,22 +212,12 @@ class RetrievalBuffer(wiring.Component):
         """Entries of the sorted buffer (``topk_k``)."""
         return self._config.topk_k
 
-    @property
-    def beats_per_cycle(self):
-        """Input beats accepted per cycle while collecting (throughput)."""
-        return BEATS_PER_CYCLE
-
-    @property
-    def flush_latency(self):
-        """Cycles from the last merged range to the transfer of the last descriptor."""
-        return FLUSH_CYCLES
-
-    def cycles(self, selected, kept, mode):
-        """Cycles of one problem (first input to last output transfer, no stalls).
-
-        ``selected`` and ``kept`` are the per-cluster masks, ``mode`` 0 (dynamic) or 1 (top-k).
-        """
-        return problem_cycles(self._config, selected, kept, mode)
+    #: Input beats accepted per cycle in every mode (throughput).
+    beats_per_cycle = 1
+    #: Cycles after the last input beat (pass-through) or the last drained entry (buffered
+    #: modes) until the last descriptor is transferred: the merger's flush cycle, then its
+    #: output register.
+    flush_latency = 2
 
     def elaborate(self, platform):
         m = Module()

@@ -23,7 +23,6 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from model.config import DREConfig
-from model.twins.topk_sorter import LATENCY
 
 __all__ = ["TopKSorter", "input_layout", "output_layout"]
 
@@ -115,22 +114,15 @@ class TopKSorter(wiring.Component):
     ------
     TypeError
         If ``config`` is not a :class:`DREConfig`.
-    ValueError
-        If ``wtu_lanes`` exceeds ``max_clusters`` (a beat would not fit in a row).
     """
 
-    #: Cycles from a row's last input handshake to its first output entry (no stalls).
-    latency = LATENCY
+    #: Cycles from a row's last input handshake to its first output entry (no stalls): the
+    #: registered sorting network, then the merge into the buffer register.
+    latency = 2
 
     def __init__(self, config):
-        # A rejected instance is never elaborated; keep Amaranth from warning that it was unused.
-        self._MustUse__silence = True
         if not isinstance(config, DREConfig):
             raise TypeError(f"config must be a DREConfig, not {config!r}")
-        if config.wtu_lanes > config.max_clusters:
-            raise ValueError(f"config.wtu_lanes must be at most max_clusters "
-                             f"({config.max_clusters}), not {config.wtu_lanes!r}")
-        self._MustUse__silence = False
         self._config = config
         super().__init__({
             "i": In(stream.Signature(input_layout(config))),

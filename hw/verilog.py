@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from model.config import PRESETS, load_config
-from hw.registry import BASELINES, BLOCKS, build_component
+from hw.registry import BLOCKS, build_component
 
 __all__ = ["LINT_WAIVERS", "generate", "lint", "main"]
 
@@ -85,7 +85,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m hw.verilog", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", nargs="+", default=list(PRESETS),
                         help="presets or JSON files [all presets]")
-    parser.add_argument("--blocks", nargs="+", default=list(BLOCKS) + list(BASELINES),
+    parser.add_argument("--blocks", nargs="+", default=list(BLOCKS),
                         help="blocks to write [all blocks and baselines]")
     parser.add_argument("--out", type=Path, default=Path("build/verilog"), help="output folder")
     parser.add_argument("--lint", action="store_true", help="lint each file with Verilator")

@@ -22,15 +22,12 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from model.config import PRESETS  # noqa: E402
-from model.main import WorkloadSource, format_table, run_job, write_outputs  # noqa: E402
-from model.reference.resv import ResvHead, make_hyperplanes, quantize_scores, wicsum_select  # noqa: E402
-from model.stimulus.workload import WORKLOADS, StreamingWorkload  # noqa: E402
+from model.config import PRESETS
+from model.main import WorkloadSource, format_table, one_blas_thread, run_job, write_outputs
+from model.reference.resv import ResvHead, make_hyperplanes, quantize_scores, wicsum_select
+from model.stimulus.workload import WORKLOADS, StreamingWorkload
 
 __all__ = ["prepare_head", "time_frame", "run", "CACHE_TOKENS"]
 
@@ -85,6 +82,7 @@ def _stage_times(head, step, queries, config, repeats=20):
     return times
 
 
+@one_blas_thread
 def run(out_dir, quick=False):
     """Measure the model's per-frame time at a 40K cache and run the main job.
 

@@ -113,7 +113,8 @@ class DREConfig:
     score_bits, count_bits : int
         Widths of the unsigned cluster score and token count, 2 to 32.
     wtu_lanes : int
-        Score x count multipliers of the WTU per cycle, a power of two from 1 to 256.
+        Score x count multipliers of the WTU per cycle, a power of two from 1 to 256, at most
+        ``max_clusters // 2``.
     wtu_buckets : int
         Buckets of one WTU bucket pass, a power of two from 2 to 256.
     wtu_refine_depth : int
@@ -187,6 +188,10 @@ class DREConfig:
         if self.max_clusters < self.hash_mem_entries:
             raise ValueError(f"max_clusters must be at least hash_mem_entries "
                              f"({self.hash_mem_entries}), not {self.max_clusters!r}")
+        if self.wtu_lanes > self.max_clusters // 2:
+            # The WTU's lane memories need two addresses each; the sorter a row of whole beats.
+            raise ValueError(f"wtu_lanes must be at most max_clusters // 2 "
+                             f"({self.max_clusters // 2}), not {self.wtu_lanes!r}")
 
     def _dependent_highest(self, name, highest):
         """The highest value of ``name`` where it depends on parameters validated before it."""

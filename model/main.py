@@ -18,16 +18,12 @@ line per layer to stderr.
 import argparse
 import dataclasses
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-# Many small matrix products: one BLAS thread each is faster than threads fighting for 2 cores.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-import numpy as np  # noqa: E402
+import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from model.evaluation.baselines import BASELINES, RetrievalProblem
 from model.config import load_config
@@ -258,13 +254,19 @@ def write_outputs(results, out_dir):
     return out_dir / "results.json", out_dir / "retrieval.png"
 
 
+#: Many small matrix products: one BLAS thread is faster than threads fighting for the cores.
+#: Applied around the entry points only (nothing is changed at import).
+one_blas_thread = ThreadpoolController().wrap(limits=1, user_api="blas")
+
+
+@one_blas_thread
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m model.main",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="build/resv", help="output folder (default build/resv)")
     parser.add_argument("--workload", default="default", choices=sorted(WORKLOADS),
                         help="synthetic workload preset (default: default)")
-    parser.add_argument("--kv-dump", help="run on a KV dump .npz instead (see model/kvdump.py)")
+    parser.add_argument("--kv-dump", help="run on a KV dump .npz instead (see model/stimulus/kvdump.py)")
     parser.add_argument("--config", default="edge", help="DRE preset or JSON file (default edge)")
     parser.add_argument("--eval-frames", type=int, default=24,
                         help="frames evaluated per (layer, KV head) (default 24)")

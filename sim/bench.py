@@ -14,14 +14,14 @@ import sys
 import time
 from pathlib import Path
 
+from hw.registry import blocks
+
 __all__ = ["SECTIONS", "main"]
 
-#: (section name, module): the model at a 40K-token cache and the retrieval table, then the blocks.
-SECTIONS = [
-    ("resv", "model.bench"),
-    ("hcu", "sim.bench_hcu"),
-    ("wtu", "sim.bench_wtu"),
-]
+#: (section name, module): the model at a 40K-token cache and the retrieval table, then the
+#: bench section of every registered block that has one.
+SECTIONS = [("resv", "model.bench")] + [(entry.name, entry.bench) for entry in blocks()
+                                         if entry.bench]
 
 
 def main(argv=None):

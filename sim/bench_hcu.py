@@ -1,7 +1,7 @@
 """HCU figures of ``make bench``: the edge preset over the streaming workload, from the twin.
 
 Every figure comes from the cycle-exact twin (:mod:`model.twins.hcu`), whose per-token cycle count
-equals the RTL's; one RTL run (:mod:`sim.hcu_rtl`, the generated Verilog under Icarus) on a slice
+equals the RTL's; one RTL run (:func:`sim.run.run_rtl`, the generated Verilog under Icarus) on a slice
 of the same stream confirms the count token by token and gives the simulation time per 1000
 tokens.
 
@@ -14,8 +14,9 @@ Figures, for a few (layer, KV head) streams of ``FRAMES`` frames:
 The same figures for the whole workload (the table fills as the stream goes on), for a table
 kept full (a synthetic stream of mostly new clusters, the regime of a long cache) and for sweeps
 of lanes x bits per cycle and of tokens in flight show where the goals hold: the dispatcher
-starts one compare per cycle, so lanes wait for work when compares are short (wide
-``hcu_bits_per_cycle``, far-apart hashes), and fewer tokens in flight leave lanes idle while a
+starts at most ``hcu_dispatch_width`` compares per cycle, so lanes wait for work when compares
+are shorter than ``hcu_lanes / hcu_dispatch_width`` cycles (wide ``hcu_bits_per_cycle``,
+far-apart hashes), and fewer tokens in flight leave lanes idle while a
 token's last compare runs to the end (see :mod:`hw.hcu`).
 """
 
@@ -26,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from model.config import PRESETS
-from model.twins.hcu import hash_cluster, summarize, synthetic_hashes
+from model.twins.hcu import hash_cluster, summarize
+from model.stimulus.hashes import synthetic_hashes
 from model.stimulus.traces import hcu_trace
 from model.stimulus.workload import WORKLOADS
 
@@ -91,10 +93,11 @@ def _other_cluster_distances(config, hashes, result):
 
 
 def _rtl_confirm(config, hashes, out_dir):
-    from sim.hcu_rtl import simulate
+    from sim.run import run_rtl
 
     start = time.perf_counter()
-    rtl = simulate(config, hashes, Path(out_dir) / "hcu_rtl", tag="bench")
+    rtl = run_rtl("hcu", config, {"hashes": np.asarray(hashes, np.uint64)},
+                  Path(out_dir) / "hcu_rtl", tag="bench")
     wall = time.perf_counter() - start
     model = hash_cluster(config, hashes)
     same = all(np.array_equal(rtl[key].astype(np.int64), model[key].astype(np.int64))

@@ -27,7 +27,6 @@ from model.config import PRESETS
 from model.reference.resv import quantize_scores, wicsum_select
 from model.stimulus.traces import wtu_trace
 from model.twins.wtu import scan_sort_cycles, wtu_problem
-from sim.runner import build_folder, simulation_seconds
 
 __all__ = ["run"]
 
@@ -98,14 +97,14 @@ def _figures(config, problems):
 
 
 def _rtl_run(config, problem, out_dir):
-    from sim.wtu_rtl import run_arrays
+    from sim.run import run_rtl
 
     workdir = Path(out_dir) / "wtu_rtl"
     start = time.perf_counter()
-    result = run_arrays(config, dict(problem), workdir)
+    result = run_rtl("wtu", config, dict(problem), workdir)
     seconds = time.perf_counter() - start
     # The cocotb test's own wall time: simulation only, without conversion and compilation.
-    simulation = simulation_seconds(build_folder("wtu", "rtl", workdir))
+    simulation = float(result["sim_seconds"])
     twin = wtu_problem(config, problem["scores"], problem["counts"])
     agrees = all(np.array_equal(result[key], twin[key]) for key in twin)
     rows = len(problem["scores"])

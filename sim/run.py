@@ -2,69 +2,86 @@
 
 Usage::
 
-    python -m sim.run {hcu,wtu,buffer} --config PRESET_OR_JSON --input IN.npz --output OUT.npz \
+    python -m sim.run BLOCK --config PRESET_OR_JSON --input IN.npz --output OUT.npz \
         [--engine model|rtl]
 
-``--engine model`` runs the block's bit-exact numpy twin (``model/``); ``--engine rtl`` runs the
-generated Verilog under cocotb and Icarus Verilog and writes the same keys. The keys of each
-block are listed by ``python -m sim.run BLOCK --help`` and in the README.
+``BLOCK`` is any block of :mod:`hw.registry` with a file interface. ``--engine model`` runs its
+bit-exact numpy twin (``model/twins/``); ``--engine rtl`` runs the generated Verilog under cocotb
+and Icarus Verilog (the ``file_run`` test of its testbench, which drives the file's arrays as one
+problem through the block's codec) and writes the same keys. The keys of each block are listed by
+``python -m sim.run BLOCK --help`` and in the README.
 """
 
 import argparse
-import importlib
 import sys
 import time
 from pathlib import Path
 
+from hw.registry import block as registered_block
+from hw.registry import blocks
 from model.config import load_config
-from model.npzio import load_arrays, save_arrays
+from model.npzio import check_arrays, load_arrays, save_arrays
 
-__all__ = ["ENGINES", "run_block", "main"]
-
-#: block name -> (model twin module, RTL engine module). Each model module defines ``INPUTS``
-#: and ``OUTPUTS`` (lists of :class:`model.npzio.ArraySpec`) and ``run_arrays(config, arrays)``;
-#: each RTL module defines ``run_arrays(config, arrays, workdir)`` with the same result keys.
-ENGINES = {
-    "hcu": ("model.twins.hcu", "sim.hcu_rtl"),
-    "wtu": ("model.twins.wtu", "sim.wtu_rtl"),
-    "buffer": ("model.twins.retrieval_buffer", "sim.retrieval_buffer_rtl"),
-}
+__all__ = ["run_block", "run_rtl", "main"]
 
 
-def block_model(block):
-    """The model twin module of ``block``."""
-    if block not in ENGINES:
-        raise ValueError(f"block must be one of {', '.join(ENGINES)}, not {block!r}")
-    return importlib.import_module(ENGINES[block][0])
+def run_rtl(name, config, arrays, workdir, *, tag="rtl"):
+    """Run block ``name``'s Verilog on ``arrays`` (one problem); every array the RTL produced.
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        The codec's decoded arrays, plus ``sim_seconds``: the wall time of the simulation
+        itself (without the Verilog build).
+    """
+    import numpy as np
+
+    from sim.runner import run_file_testcase, simulation_seconds
+
+    entry = registered_block(name)
+    result, build_dir = run_file_testcase(name, config, entry.testbench, "file_run", arrays,
+                                          workdir, tag=tag)
+    result["sim_seconds"] = np.array(simulation_seconds(build_dir))
+    return result
 
 
-def run_block(block, config, arrays, engine="model", workdir=None):
-    """Run ``block`` on validated input ``arrays`` with ``engine`` and return its output arrays.
+def run_block(name, config, arrays, engine="model", workdir=None):
+    """Run block ``name`` on ``arrays`` with ``engine`` and return its output arrays.
 
     Parameters
     ----------
-    block : str
-        ``hcu``, ``wtu`` or ``buffer``.
+    name : str
+        A block of :mod:`hw.registry` with a file interface.
     config : DREConfig
-        The configuration.
     arrays : dict
-        Input arrays, already checked against the block's ``INPUTS``.
+        Input arrays (checked against the twin's ``INPUTS``).
     engine : str
         ``model`` (numpy twin) or ``rtl`` (cocotb on the generated Verilog).
     workdir : pathlib.Path, optional
-        Build folder of the RTL run (default ``build/run/BLOCK``).
+        Build folder of the RTL run (default ``build/run/NAME``).
+
+    Raises
+    ------
+    ValueError
+        If the block, the engine or an input is invalid, or the RTL's outputs break the
+        contract the twin's checks enforce (an overflowing HCU stream, ...).
     """
-    twin = block_model(block)
+    entry = registered_block(name)
+    if not entry.has_file_interface:
+        raise ValueError(f"block {name!r} has no file interface")
+    twin = entry.twin_module()
+    arrays = check_arrays(f"{name} input", twin.INPUTS, arrays)
     if engine == "model":
         return twin.run_arrays(config, arrays)
     if engine == "rtl":
-        rtl = importlib.import_module(ENGINES[block][1])
-        return rtl.run_arrays(config, arrays, Path(workdir or Path("build") / "run" / block))
+        codec = entry.make_codec()
+        codec.input_beats(config, [arrays])  # invalid problems stop here, before any build
+        decoded = run_rtl(name, config, arrays, Path(workdir or Path("build") / "run" / name))
+        return codec.engine_outputs(config, decoded, twin)
     raise ValueError(f"engine must be 'model' or 'rtl', not {engine!r}")
 
 
-def _key_help(block):
-    twin = block_model(block)
+def _key_help(twin):
     def rows(specs):
         return "\n".join(f"  {spec.name:14s} {spec.doc}" for spec in specs)
     return f"input keys:\n{rows(twin.INPUTS)}\noutput keys:\n{rows(twin.OUTPUTS)}"
@@ -76,9 +93,9 @@ def main(argv=None):
         prog="python -m sim.run", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="block", required=True, metavar="BLOCK")
-    for block in ENGINES:
-        block_parser = sub.add_parser(block, help=f"run the {block} on a .npz trace",
-                                      epilog=_key_help(block),
+    for entry in blocks(file_interface=True):
+        block_parser = sub.add_parser(entry.name, help=f"run the {entry.name} on a .npz trace",
+                                      epilog=_key_help(entry.twin_module()),
                                       formatter_class=argparse.RawDescriptionHelpFormatter)
         block_parser.add_argument("--config", default="edge",
                                   help="preset name (tiny, edge, server) or JSON file [edge]")
@@ -91,7 +108,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
-        arrays = load_arrays(args.input, block_model(args.block).INPUTS)
+        twin = registered_block(args.block).twin_module()
+        arrays = load_arrays(args.input, twin.INPUTS)
         start = time.perf_counter()
         result = run_block(args.block, config, arrays, args.engine, args.workdir)
     except (ValueError, TypeError) as error:

@@ -82,7 +82,7 @@ def run_cocotb(block, config, test_module, *, tag="default", testcase=None, env=
         The configuration the Verilog is generated for; the cocotb side gets it back through
         :func:`cocotb_config`.
     test_module : str
-        Dotted name of the cocotb test module (e.g. ``sim.test_hcu``).
+        Dotted name of the cocotb test module (e.g. ``sim.tb_hcu``).
     tag : str
         Name of the build folder of this run under ``build_root/block``.
     testcase : str, optional

@@ -6,7 +6,7 @@ Usage::
         [--blocks NAME ...] [--no-fpga] [--no-pnr] [--pnr-family ecp5|ice40]
         [--families ecp5 ice40] [--sweep] [--jobs N] [--no-cache] [--pnr-timeout S]
 
-Every block of :data:`hw.registry.BLOCKS` and :data:`hw.registry.BASELINES` is elaborated with
+Every block of :data:`hw.registry.BLOCKS` (the DRE's and the baselines) is elaborated with
 ``build_component(name, config)`` and written as RTLIL, then measured by independent tool runs:
 
 - ``asic``: generic gates, NAND2 gate equivalents and (with ``--liberty``) standard-cell area,
@@ -135,7 +135,7 @@ class _Block:
         self.name = name
         self.kind = kind
         self.entry = {"name": name, "kind": kind,
-                      "class": {**registry.BLOCKS, **registry.BASELINES}[name],
+                      "class": registry.block(name).component,
                       "status": "ok", "errors": [], "port_bits": None, "asic": None,
                       "fpga": {}, "fmax": None}
 
@@ -367,7 +367,7 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
     started = time.monotonic()
     config = load_config(config_argument)
     config_name = _config_name(config_argument)
-    known = {**registry.BLOCKS, **registry.BASELINES}
+    known = registry.BLOCKS
     names = list(known) if not blocks else list(blocks)
     for name in names:
         if name not in known:
@@ -396,7 +396,7 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
     entries = {}
     tasks = []
     for index, name in enumerate(names, 1):
-        kind = "block" if name in registry.BLOCKS else "baseline"
+        kind = "baseline" if registry.block(name).baseline else "block"
         block = entries[name] = _Block(name, kind)
         workdir = out / "work" / config_name / name
         step_start = time.monotonic()

@@ -1,4 +1,4 @@
-"""Peer retrieval rules (model/baselines.py): hand-worked selections and budgets."""
+"""Peer retrieval rules (model/evaluation/baselines.py): hand-worked selections and budgets."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Leader clustering (model/clustering.py): hand-worked cases and a brute-force oracle."""
+"""Leader clustering (model/reference/clustering.py): hand-worked cases and a brute-force oracle."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ from model.reference.clustering import LeaderClusterer, hamming_distance, leader
 
 
 def brute_force(hashes, threshold, entries, max_clusters):
-    """The rule of model/clustering.py written as plainly as possible (test oracle)."""
+    """The rule of model/reference/clustering.py written as plainly as possible (test oracle)."""
     leaders, result = [], []
     for value in (int(h) for h in hashes):
         candidates = [((value ^ leaders[c]).bit_count(), c)

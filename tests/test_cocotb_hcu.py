@@ -1,4 +1,4 @@
-"""cocotb regressions of the HCU's Verilog under Icarus (sim/test_hcu.py) and its RTL engine."""
+"""cocotb regressions of the HCU's Verilog under Icarus (sim/tb_hcu.py) and its RTL engine."""
 
 import numpy as np
 import pytest
@@ -21,7 +21,7 @@ def sweep_config(lanes, bits):
 
 @pytest.mark.cocotb
 def test_tiny_directed_random_stalls_workload_reset_overflow():
-    run_cocotb("hcu", TINY, "sim.test_hcu", tag="tiny",
+    run_cocotb("hcu", TINY, "sim.tb_hcu", tag="tiny",
                testcase="directed,random_hashes,stalls,workload,reset_mid_frame,overflow", seed=1)
 
 
@@ -29,7 +29,7 @@ def test_tiny_directed_random_stalls_workload_reset_overflow():
 @pytest.mark.parametrize("lanes", [1, 4, 16])
 @pytest.mark.parametrize("bits", [1, 4, 32])
 def test_sweep_lanes_and_bits_per_cycle(lanes, bits):
-    run_cocotb("hcu", sweep_config(lanes, bits), "sim.test_hcu", tag=f"sweep_l{lanes}_b{bits}",
+    run_cocotb("hcu", sweep_config(lanes, bits), "sim.tb_hcu", tag=f"sweep_l{lanes}_b{bits}",
                testcase="random_hashes", env={"HCU_TOKENS": 32, "HCU_SEED": lanes + bits},
                seed=2)
 
@@ -55,14 +55,14 @@ def test_workload_trace_engines_agree(tmp_path):
 
 def test_rtl_engine_rejects_overflow(tmp_path, monkeypatch):
     """The RTL flags a token beyond max_clusters; the engine raises the model's error for it."""
-    import sim.hcu_rtl
+    import sim.run
 
-    def flagged(config, hashes, workdir):  # what the RTL returns for a stream that overflows
-        count = len(hashes)
+    def flagged(name, config, arrays, workdir):  # what the RTL returns for a stream that overflows
+        count = len(arrays["hashes"])
         return {"cluster": np.zeros(count, np.uint64), "new": np.zeros(count, np.uint64),
                 "distance": np.zeros(count, np.uint64), "cycles": np.ones(count, np.uint64),
                 "overflow": np.array([0] * (count - 1) + [1], np.uint64)}
 
-    monkeypatch.setattr(sim.hcu_rtl, "simulate", flagged)
+    monkeypatch.setattr(sim.run, "run_rtl", flagged)
     with pytest.raises(ValueError, match=r"more than max_clusters = 64 clusters"):
         run_block("hcu", TINY, {"hashes": np.arange(3, dtype=np.uint64)}, "rtl", tmp_path)

@@ -1,7 +1,7 @@
 """cocotb regressions of the retrieval buffer's generated Verilog (Icarus), against the numpy twin.
 
 Each case builds the Verilog for its own configuration in its own build folder and runs the
-cocotb module :mod:`sim.test_retrieval_buffer` (random problems in both modes, reset mid-stream);
+cocotb module :mod:`sim.tb_retrieval_buffer` (random problems in both modes, reset mid-stream);
 the agreement tests run ``python -m sim.run buffer`` with both engines on workload traces.
 """
 
@@ -12,7 +12,7 @@ from model.config import PRESETS
 from model.twins.retrieval_buffer import MODE_DYNAMIC, MODE_TOPK
 from model.stimulus.traces import buffer_trace
 from sim.run import main as run_main
-from sim.retrieval_buffer_rtl import run_arrays as rtl_run_arrays
+from sim.run import run_block
 from sim.runner import run_cocotb
 
 TINY = PRESETS["tiny"]
@@ -30,7 +30,7 @@ CASES = [
 @pytest.mark.cocotb
 @pytest.mark.parametrize("tag, config, stall, seed", CASES, ids=[case[0] for case in CASES])
 def test_random_problems_and_reset(tag, config, stall, seed):
-    run_cocotb("buffer", config, "sim.test_retrieval_buffer", tag=tag,
+    run_cocotb("buffer", config, "sim.tb_retrieval_buffer", tag=tag,
                testcase="random_problems,reset_mid_stream", seed=seed,
                env={"BUFFER_SEED": seed, "BUFFER_STALL": stall, "BUFFER_PROBLEMS": 16})
 
@@ -71,5 +71,5 @@ def test_rtl_engine_rejects_invalid_input_before_simulating(tmp_path):
     arrays = {"selected": np.array([1, 1]), "scores": np.array([1, 2]),
               "base": np.array([0, 1]), "count": np.array([2, 1])}  # cluster 0 overlaps 1
     with pytest.raises(ValueError, match=r"cluster-contiguous layout"):
-        rtl_run_arrays(TINY, arrays, tmp_path)
+        run_block("buffer", TINY, arrays, "rtl", tmp_path)
     assert not (tmp_path / "buffer").exists()  # no build was started

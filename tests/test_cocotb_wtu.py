@@ -1,7 +1,7 @@
 """cocotb regressions of the WTU's generated Verilog (Icarus) against the twin, and the RTL engine.
 
 Each case builds the Verilog for one configuration into its own folder and runs cocotb tests of
-``sim/test_wtu.py``: directed cases, seeded random problems, a reset in the middle of a row,
+``sim/tb_wtu.py``: directed cases, seeded random problems, a reset in the middle of a row,
 rows of the streaming workload, all under random valid/ready stalls, and a parameter sweep over
 lanes, buckets and refinement depth. The last test checks that ``python -m sim.run wtu`` gives
 the same arrays with ``--engine rtl`` as with ``--engine model`` on a workload trace.
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.cocotb
 def test_tiny_directed_random_reset_workload(tmp_path):
     trace = wtu_trace(TINY, seed=0)
     save_arrays(tmp_path / "trace.npz", trace)
-    run_cocotb("wtu", TINY, "sim.test_wtu", tag="tiny_regression",
+    run_cocotb("wtu", TINY, "sim.tb_wtu", tag="tiny_regression",
                testcase="directed,random_rows,reset_mid_row,workload_rows",
                env={"WTU_SEED": 3, "WTU_TRACE": tmp_path / "trace.npz"})
 
@@ -34,7 +34,7 @@ def test_tiny_directed_random_reset_workload(tmp_path):
 def test_parameter_sweep(lanes, buckets, depth):
     config = TINY.replace(wtu_lanes=lanes, wtu_buckets=buckets, wtu_refine_depth=0)
     config = config.replace(wtu_refine_depth=min(depth, config.full_refine_depth))
-    run_cocotb("wtu", config, "sim.test_wtu", tag=f"sweep_{lanes}_{buckets}_{depth}",
+    run_cocotb("wtu", config, "sim.tb_wtu", tag=f"sweep_{lanes}_{buckets}_{depth}",
                testcase="random_rows", env={"WTU_SEED": lanes + buckets})
 
 

@@ -80,6 +80,15 @@ def test_invalid_values_raise_clear_errors(changes, error, message):
         PRESETS["edge"].replace(**changes)
 
 
+def test_wtu_lanes_need_two_addresses_per_lane():
+    # Before any component is built: load_config and replace reject it, not make verilog.
+    tiny = PRESETS["tiny"]  # max_clusters 64 -> at most 32 lanes
+    assert tiny.replace(wtu_lanes=32).wtu_lanes == 32
+    with pytest.raises(ValueError, match=r"wtu_lanes must be at most max_clusters // 2 \(32\), "
+                                         r"not 64"):
+        tiny.replace(wtu_lanes=64)
+
+
 def test_hcu_lanes_cannot_exceed_the_table():
     with pytest.raises(ValueError, match=r"hcu_lanes must be at most hash_mem_entries \(16\), not 32"):
         PRESETS["tiny"].replace(hcu_lanes=32)

@@ -1,4 +1,4 @@
-"""KV dump loader (model/kvdump.py): a valid round trip and clear errors for malformed files."""
+"""KV dump loader (model/stimulus/kvdump.py): a valid round trip and clear errors for malformed files."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""KV memory accounting (model/kvmem.py)."""
+"""KV memory accounting (model/evaluation/kvmem.py)."""
 
 import pytest
 

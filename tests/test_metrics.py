@@ -1,4 +1,4 @@
-"""Retrieval metrics against full-cache attention (model/metrics.py)."""
+"""Retrieval metrics against full-cache attention (model/evaluation/metrics.py)."""
 
 import math
 

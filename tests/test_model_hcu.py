@@ -1,4 +1,4 @@
-"""Tests of the HCU twin (model/hcu.py): hand-worked cases, the reference rule, the cycle model."""
+"""Tests of the HCU twin (model/twins/hcu.py): hand-worked cases, the reference rule, the cycle model."""
 
 import numpy as np
 import pytest
@@ -7,8 +7,9 @@ from hypothesis import strategies as st
 
 from model.reference.clustering import leader_cluster
 from model.config import PRESETS
-from model.twins.hcu import (OUTPUTS, HashClusterTwin, check_hashes, directed_streams, exit_beats,
-                       hash_cluster, run_arrays, summarize, synthetic_hashes)
+from model.stimulus.hashes import codewords, directed_streams, synthetic_hashes
+from model.twins.hcu import (OUTPUTS, HashClusterTwin, check_hashes, exit_beats, hash_cluster,
+                             run_arrays, summarize)
 from tests.hcu_configs import small_config
 
 TINY = PRESETS["tiny"]  # hash_bits 16, threshold 4, 2 lanes, 4 bits per cycle, 16 entries

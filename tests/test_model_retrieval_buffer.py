@@ -6,8 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model.config import PRESETS
-from model.twins.retrieval_buffer import (MODE_DYNAMIC, MODE_TOPK, kept_clusters, make_problem,
-                                    merge_ranges, random_problem, retrieve, run_arrays)
+from model.stimulus.buffer_problems import make_problem, random_problem
+from model.twins.retrieval_buffer import (MODE_DYNAMIC, MODE_TOPK, kept_clusters, merge_ranges,
+                                          retrieve, run_arrays)
 from model.stimulus.traces import buffer_trace
 from sim.run import main as run_main
 

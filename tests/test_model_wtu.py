@@ -1,4 +1,4 @@
-"""Tests of the WTU twin (``model/wtu.py``): exactness, coarse supersets, worked cases, errors."""
+"""Tests of the WTU twin (``model/twins/wtu.py``): exactness, coarse supersets, worked cases, errors."""
 
 import numpy as np
 import pytest

@@ -10,6 +10,7 @@ import json
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from model import main as main_job
 from model.config import PRESETS
@@ -25,11 +26,19 @@ from model.stimulus.real_trace.pipeline import PROMPT, TraceOptions, build_trace
 from model.stimulus.real_trace.projector import FixedProjector
 from model.stimulus.real_trace.tokenizer import byte_alphabet
 from model.stimulus.real_trace.vision import frame_tokens, normalize_pixels
+from model.system.__main__ import main as system_main
 from model.twins.hcu import hash_cluster
 from model.twins.wtu import wtu_problem
 
 SLICE = TraceOptions(clip="carphone", fps=5.0, frames=3, layers=2)
 EDGE = PRESETS["edge"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_blas_thread():
+    """One BLAS thread, as the entry points use (small products; xdist runs a worker per core)."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -281,6 +290,14 @@ def test_main_cli_on_the_trace_writes_the_study(trace, tmp_path, capsys):
     assert set(study["wicsum_sweep"]) == {"ratios", "wicsum_ratio_bits", "softmax",
                                           "shifted_dot"}
     assert (tmp_path / "study.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_system_model_accepts_the_trace(trace, tmp_path):
+    path, _ = trace
+    args = ["--kv-dump", str(path), "--cache-tokens", "60", "--layers", "2", "--kv-heads", "3",
+            "--frames-per-size", "1", "--out", str(tmp_path)]
+    assert system_main(args) == 0
+    assert (tmp_path / "system.json").is_file()
 
 
 def test_block_twins_accept_the_trace(trace):

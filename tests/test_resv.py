@@ -1,4 +1,4 @@
-"""ReSV float reference (model/resv.py) and the block traces (model/traces.py)."""
+"""ReSV float reference (model/reference/resv.py) and the block traces (model/stimulus/traces.py)."""
 
 import math
 
@@ -195,7 +195,7 @@ def test_wtu_and_buffer_traces_fit_the_config(config):
 
 def test_traces_reject_what_does_not_fit():
     small = TINY.replace(hash_mem_entries=2, max_clusters=2, hcu_lanes=2, topk_k=2,
-                         hcu_tokens_in_flight=2)
+                         hcu_tokens_in_flight=2, wtu_lanes=1)
     with pytest.raises(ValueError, match=r"frames=40 does not fit the configuration"):
         wtu_trace(small, frames=40)
     with pytest.raises(ValueError, match=r"has 44 query rows per frame but max_rows is 8"):

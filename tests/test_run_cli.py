@@ -6,12 +6,14 @@ import pytest
 from model.config import PRESETS
 from model.npzio import load_arrays
 from model.stimulus.traces import buffer_trace, hcu_trace, wtu_trace
-from sim.run import ENGINES, block_model, main, run_block
+from hw.registry import block as registered_block
+from hw.registry import blocks
+from sim.run import main, run_block
 
 TRACES = {"hcu": hcu_trace, "wtu": wtu_trace, "buffer": buffer_trace}
 
 
-@pytest.mark.parametrize("block", sorted(ENGINES))
+@pytest.mark.parametrize("block", [entry.name for entry in blocks(file_interface=True)])
 def test_model_engine_writes_the_documented_keys(tmp_path, block, capsys):
     config = PRESETS["tiny"]
     trace = TRACES[block](config, seed=3)
@@ -19,7 +21,7 @@ def test_model_engine_writes_the_documented_keys(tmp_path, block, capsys):
     np.savez(source, **trace)
     assert main([block, "--config", "tiny", "--input", str(source), "--output", str(target)]) == 0
     assert f"{block} (model)" in capsys.readouterr().out
-    twin = block_model(block)
+    twin = registered_block(block).twin_module()
     written = load_arrays(target, twin.OUTPUTS)
     expected = run_block(block, config, load_arrays(source, twin.INPUTS))
     assert set(written) == set(expected)
@@ -58,8 +60,9 @@ def test_out_of_range_values_are_rejected_not_wrapped(tmp_path, capsys):
 
 
 def test_unknown_block_and_engine_are_rejected():
-    with pytest.raises(ValueError, match=r"block must be one of hcu, wtu, buffer, not 'kvmu'"):
-        block_model("kvmu")
+    with pytest.raises(ValueError, match=r"block must be one of hcu, wtu, buffer, topk_sorter, "
+                                         r"not 'kvmu'"):
+        run_block("kvmu", PRESETS["tiny"], {})
     with pytest.raises(ValueError, match=r"engine must be 'model' or 'rtl', not 'gpu'"):
         run_block("hcu", PRESETS["tiny"], {"hashes": np.arange(2, dtype=np.uint64)}, engine="gpu")
 
@@ -69,5 +72,6 @@ def test_help_lists_the_keys_of_each_block(capsys):
         main(["wtu", "--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for spec in block_model("wtu").INPUTS + block_model("wtu").OUTPUTS:
+    twin = registered_block("wtu").twin_module()
+    for spec in twin.INPUTS + twin.OUTPUTS:
         assert spec.name in out

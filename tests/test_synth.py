@@ -21,7 +21,7 @@ DEMO_LIBERTY = Path(__file__).parent / "data" / "demo_cells.lib"
 
 
 def _importable(name):
-    module_name = {**registry.BLOCKS, **registry.BASELINES}[name].split(":")[0]
+    module_name = registry.block(name).component.split(":")[0]
     try:
         importlib.import_module(module_name)
     except ImportError:
@@ -50,7 +50,7 @@ def test_tiny_flow_report(tmp_path):
 def _check_every_registered_block_is_reported(result):
     assert result["schema"] == report_module.SCHEMA
     names = [entry["name"] for entry in result["blocks"]]
-    assert names == list(registry.BLOCKS) + list(registry.BASELINES)
+    assert names == list(registry.BLOCKS)
     for entry in result["blocks"]:
         if _importable(entry["name"]):
             assert entry["status"] == "ok", entry["errors"]
@@ -130,7 +130,7 @@ def _check_reports_are_written_and_reprinted(result, out):
     assert "## Area per block" in (out / "report.md").read_text()
     assert (out / "area_per_block.png").stat().st_size > 1000
     printed = "\n".join(report_module.summary_lines(report_module.load_report(out)))
-    for name in list(registry.BLOCKS) + list(registry.BASELINES):
+    for name in list(registry.BLOCKS):
         assert name in printed
     assert "DRE total" in printed and "14 nm ESTIMATE" in printed
 
@@ -147,7 +147,8 @@ def _check_unchanged_steps_are_reused(result, out):
 
 
 def test_report_cli_reprints_the_last_run(tmp_path, capsys, monkeypatch):
-    monkeypatch.setitem(registry.BLOCKS, "ghost", "hw.ghost_block_that_does_not_exist:Ghost")
+    monkeypatch.setitem(registry.BLOCKS, "ghost",
+                       registry.Block("ghost", "hw.ghost_block_that_does_not_exist:Ghost"))
     flow.run_flow("tiny", tmp_path, blocks=["ghost"], fpga=False)
     capsys.readouterr()
     assert report_module.main(["--out", str(tmp_path)]) == 0
@@ -156,7 +157,8 @@ def test_report_cli_reprints_the_last_run(tmp_path, capsys, monkeypatch):
 
 
 def test_missing_block_is_an_error_line(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(registry.BLOCKS, "ghost", "hw.ghost_block_that_does_not_exist:Ghost")
+    monkeypatch.setitem(registry.BLOCKS, "ghost",
+                       registry.Block("ghost", "hw.ghost_block_that_does_not_exist:Ghost"))
     result = flow.run_flow("tiny", tmp_path, blocks=["ghost"], fpga=False)
     entry, = result["blocks"]
     assert entry["status"] == "error"

@@ -1,66 +1,20 @@
-"""The sorter-based top-k baseline against its twin: outputs with stalls, cycles without."""
+# amaranth: UnusedElaboratable=no
+"""The sorter-based top-k baseline against its twin: entries with stalls, latency and span without.
 
-import random
+Rows go through the stream kit (:func:`sim.kit.amaranth_sim.check_block`); the codec
+(:class:`sim.payloads.SorterCodec`) decodes each row's ``topk_k`` entries and its timing.
+"""
 
 import numpy as np
 import pytest
 from amaranth.back import verilog
-from amaranth.sim import Simulator
 
 from hw.topk_sorter import TopKSorter
-from model.twins import topk_sorter as twin
 from model.config import PRESETS
-from tests.amaranth_streams import get_all, put_all
+from model.twins import topk_sorter as twin
+from sim.kit.amaranth_sim import check_block
 
 TINY = PRESETS["tiny"]
-
-
-def ref_topk(config, rows):
-    """Expected output entries of ``rows``, as (cluster, score, valid, last) tuples."""
-    entries = []
-    for row in rows:
-        clusters, scores, valid = twin.topk_row(config, row)
-        for index in range(config.topk_k):
-            entries.append((int(clusters[index]), int(scores[index]), int(valid[index]),
-                            int(index == config.topk_k - 1)))
-    return entries
-
-
-def rtl_topk(config, rows, stall=0.0, seed=0):
-    """Run ``rows`` through the RTL; returns the output entries and the input handshake cycles."""
-    dut = TopKSorter(config)
-    lanes = config.wtu_lanes
-    beats = []
-    for row in rows:
-        count = len(row) // lanes
-        for beat in range(count):
-            beats.append({"scores": [int(value) for value in row[beat * lanes:(beat + 1) * lanes]],
-                          "last": int(beat == count - 1)})
-    received, accepted = [], []
-
-    async def producer(ctx):
-        await put_all(ctx, dut.i, beats, random.Random(seed), stall)
-
-    async def consumer(ctx):
-        received.extend(await get_all(ctx, dut.o, len(rows) * config.topk_k,
-                                      random.Random(seed + 1), stall))
-
-    async def monitor(ctx):
-        cycle = 0
-        async for _, _, valid, ready, last in ctx.tick().sample(dut.i.valid, dut.i.ready,
-                                                                 dut.i.payload.last):
-            if valid and ready:
-                accepted.append((cycle, last))
-            cycle += 1
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.add_process(monitor)
-    sim.run()
-    entries = [(int(p.cluster), int(p.score), int(p.valid), int(p.last)) for p in received]
-    return entries, accepted
 
 
 def random_rows(config, count, rng, max_beats=None):
@@ -81,20 +35,14 @@ def test_matches_twin_with_stalls(config):
     rng = np.random.default_rng(7)
     rows = random_rows(config, 6, rng)
     rows.append(np.full(config.wtu_lanes, config.max_score))  # one beat, all tied
-    entries, _ = rtl_topk(config, rows, stall=0.3, seed=3)
-    assert entries == ref_topk(config, rows)
+    check_block("topk_sorter", config, [{"scores": row} for row in rows], stall=0.3, seed=3)
 
 
-def test_cycles_per_row_match_twin():
-    config = TINY
-    rng = np.random.default_rng(11)
-    rows = random_rows(config, 4, rng)
-    entries, accepted = rtl_topk(config, rows)
-    assert entries == ref_topk(config, rows)
-    firsts = [accepted[0][0]] + [accepted[index + 1][0] for index, (_, last)
-                                 in enumerate(accepted[:-1]) if last]
-    periods = np.diff(firsts).tolist()
-    assert periods == [twin.cycles_per_row(config, len(row)) for row in rows[:-1]]
+def test_latency_and_span_match_twin_and_component():
+    rows = random_rows(TINY, 4, np.random.default_rng(11))
+    dut = TopKSorter(TINY)
+    results = check_block("topk_sorter", TINY, [{"scores": row} for row in rows], component=dut)
+    assert {int(result["latency"]) for result in results} == {dut.latency}
 
 
 def test_twin_worked_example():
@@ -128,9 +76,6 @@ def test_twin_rejects_bad_rows():
 def test_constructor_checks():
     with pytest.raises(TypeError, match="config must be a DREConfig"):
         TopKSorter({"wtu_lanes": 4})
-    with pytest.raises(ValueError, match="wtu_lanes must be at most max_clusters"):
-        TopKSorter(TINY.replace(hash_mem_entries=2, hcu_lanes=2, max_clusters=2, topk_k=2,
-                                hcu_tokens_in_flight=2))
 
 
 def test_converts_to_verilog():

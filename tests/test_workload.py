@@ -1,4 +1,4 @@
-"""Streaming workload generator (model/workload.py): shapes, determinism, validation."""
+"""Streaming workload generator (model/stimulus/workload.py): shapes, determinism, validation."""
 
 import numpy as np
 import pytest

@@ -46,9 +46,7 @@ Cycle model
     back: a problem's count does not depend on its neighbours. Stalls change the timing, never
     the descriptors.
 Streams
-    :func:`input_beats` and :func:`output_beats` give the beats of one problem as field dicts
-    of :func:`hw.retrieval_buffer.cluster_layout` and
-    :func:`hw.retrieval_buffer.descriptor_layout`.
+    The beats of the block's streams are the codec's (:class:`sim.payloads.BufferCodec`).
 """
 
 import numpy as np
@@ -57,8 +55,8 @@ from model.npzio import ArraySpec, check_arrays
 
 __all__ = ["MODE_DYNAMIC", "MODE_TOPK", "BEATS_PER_CYCLE", "FLUSH_CYCLES", "INPUTS", "OUTPUTS",
            "validate_problem", "rank_order", "kept_clusters", "merge_ranges", "buffered",
-           "problem_cycles", "input_beats", "output_beats", "descriptors_from_beats", "retrieve",
-           "run_arrays", "make_problem", "random_problem"]
+           "problem_cycles", "retrieve",
+           "run_arrays"]
 
 #: Dynamic mode: every selected cluster (within the token budget, when there is one).
 MODE_DYNAMIC = 0
@@ -192,35 +190,6 @@ def problem_cycles(config, selected, kept, mode=MODE_DYNAMIC):
     return beats + max(1, int(np.count_nonzero(kept))) + FLUSH_CYCLES
 
 
-def input_beats(selected, scores, base, count, mode=MODE_DYNAMIC):
-    """The input stream of one problem: one payload dict per selected cluster, ascending.
-
-    An empty selection is one beat with ``selected = 0``. Fields: ``score``, ``base``,
-    ``count``, ``selected``, ``topk`` (the mode), ``last``.
-    """
-    indices = np.flatnonzero(np.asarray(selected).astype(bool))
-    if indices.size == 0:
-        return [dict(score=0, base=0, count=0, selected=0, topk=int(mode), last=1)]
-    return [dict(score=int(scores[c]), base=int(base[c]), count=int(count[c]), selected=1,
-                 topk=int(mode), last=int(n == indices.size - 1))
-            for n, c in enumerate(indices)]
-
-
-def descriptors_from_beats(beats):
-    """``(desc_base, desc_len)`` of one problem's output beats (a length-0 beat is none)."""
-    kept = [beat for beat in beats if beat["length"] > 0]
-    return (np.array([beat["base"] for beat in kept], dtype=np.uint64),
-            np.array([beat["length"] for beat in kept], dtype=np.uint64))
-
-
-def output_beats(desc_base, desc_len):
-    """The output stream of one problem as payload dicts (``base``, ``length``, ``last``)."""
-    if len(desc_base) == 0:
-        return [dict(base=0, length=0, last=1)]
-    return [dict(base=int(b), length=int(n), last=int(i == len(desc_base) - 1))
-            for i, (b, n) in enumerate(zip(desc_base, desc_len))]
-
-
 def retrieve(config, selected, scores, base, count, mode=MODE_DYNAMIC):
     """Run the retrieval buffer on one problem.
 
@@ -249,52 +218,3 @@ def run_arrays(config, arrays):
                       arrays["count"], arrays.get("mode", MODE_DYNAMIC))
     return {"desc_base": result["desc_base"], "desc_len": result["desc_len"],
             "cycles": np.uint64(result["cycles"])}
-
-
-def make_problem(scores, counts, selected=None, gaps=None, mode=MODE_DYNAMIC):
-    """A problem (the input dict of :func:`retrieve`) in a cluster-contiguous layout.
-
-    Cluster ``c`` starts ``gaps[c]`` tokens (default 0) after the end of cluster ``c - 1``
-    (cluster 0 after address 0); ``selected`` defaults to all ones.
-    """
-    count = np.asarray(counts, dtype=np.int64)
-    gaps = np.zeros_like(count) if gaps is None else np.asarray(gaps, dtype=np.int64)
-    base = np.cumsum(gaps) + np.concatenate(([0], np.cumsum(count)[:-1]))
-    selected = (np.ones(count.shape, bool) if selected is None
-                else np.asarray(selected).astype(bool))
-    return {"selected": selected, "scores": np.asarray(scores, dtype=np.int64),
-            "base": base.astype(np.int64), "count": count, "mode": int(mode)}
-
-
-def random_problem(config, rng, clusters=None, mode=None):
-    """A seeded random valid problem: the input dict of :func:`retrieve` (stimulus for tests).
-
-    Scores come from a narrow range (ties are common), about a third of the gaps between
-    clusters are zero (merges are common), some counts are 0 or ``max_count`` when the address
-    space allows it.
-
-    Parameters
-    ----------
-    config : DREConfig
-        Supplies the widths.
-    rng : numpy.random.Generator
-        The seeded generator.
-    clusters : int, optional
-        Clusters of the problem (default: random, 1 to ``min(max_clusters, 24)``).
-    mode : int, optional
-        The mode (default: random).
-    """
-    if clusters is None:
-        clusters = int(rng.integers(1, min(config.max_clusters, 24) + 1))
-    address_space = 1 << config.kv_token_bits
-    largest = min(config.max_count, address_space // (2 * clusters))
-    count = rng.integers(0, largest + 1, clusters)
-    count[rng.random(clusters) < 0.1] = largest
-    count[rng.random(clusters) < 0.1] = 0
-    gaps = rng.integers(0, largest + 1, clusters) * (rng.random(clusters) < 0.6)
-    score_range = int(rng.choice([2, 8, config.max_score + 1]))
-    scores = rng.integers(max(0, config.max_score + 1 - score_range), config.max_score + 1,
-                          clusters)
-    selected = rng.random(clusters) < rng.choice([0.0, 0.5, 0.9, 1.0])
-    return make_problem(scores, count, selected, gaps,
-                        int(rng.integers(0, 2)) if mode is None else mode)

@@ -5,19 +5,20 @@
 """
 
 import argparse
-import os
 import sys
 
-# One BLAS thread: the prefill's matrix products are small, and on a shared 2-core machine two
-# threads per process spin against other work (measured: 1.4 s per 88-token chunk with one thread,
-# 15 to 30 s with two, under a load of 8). Set before numpy is imported.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+from threadpoolctl import ThreadpoolController
 
-from model.stimulus.real_trace import assets  # noqa: E402
-from model.stimulus.real_trace.pipeline import TraceOptions, build_trace  # noqa: E402
+from model.stimulus.real_trace import assets
+from model.stimulus.real_trace.pipeline import TraceOptions, build_trace
+
+#: One BLAS thread around the entry point (nothing is changed at import): the prefill's matrix
+#: products are small, and on a shared 2-core machine two threads per process spin against other
+#: work (measured: 1.4 s per 88-token chunk with one thread, 15 to 30 s with two, at a load of 8).
+one_blas_thread = ThreadpoolController().wrap(limits=1, user_api="blas")
 
 
+@one_blas_thread
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m model.stimulus.real_trace",
                                      description=__doc__.split("\n")[0].split(": ", 1)[1])
