@@ -320,7 +320,8 @@ def _plot(study, path):
     corr = np.asarray(study["hamming_cosine"]["per_layer_head"])
     image = axes[0, 0].imshow(corr.T, aspect="auto", cmap="viridis")
     figure.colorbar(image, ax=axes[0, 0])
-    axes[0, 0].set(xlabel="layer", ylabel="KV head", title="Hamming vs cosine correlation")
+    axes[0, 0].set(xlabel="layer", ylabel="KV head", title="Hamming vs cosine correlation",
+                   yticks=range(corr.shape[1]))
     retrieval = 100 * np.asarray(study["resv_retrieval"]["per_layer_head"])
     for kv_head in range(retrieval.shape[1]):
         axes[0, 1].plot(retrieval[:, kv_head], marker=".", label=f"KV head {kv_head}")
@@ -329,8 +330,10 @@ def _plot(study, path):
     axes[0, 1].legend(fontsize=7)
     sweep = study["wicsum_sweep"]
     for name in TRANSFORMS:
-        axes[1, 0].plot(sweep["ratios"], 100 * np.asarray(sweep[name]["ratio"]), marker="o",
-                        label=name)
+        line, = axes[1, 0].plot(sweep["ratios"], 100 * np.asarray(sweep[name]["selected"]),
+                                marker="o", label=f"{name}: selected")
+        axes[1, 0].plot(sweep["ratios"], 100 * np.asarray(sweep[name]["ratio"]), ls="--",
+                        color=line.get_color(), label=f"{name}: with the recent window")
         axes[1, 1].plot(100 * np.asarray(sweep[name]["ratio"]), sweep[name]["recall"],
                         marker="o", label=f"{name} (ratios 0.1-0.9)")
     axes[1, 0].axhline(100 * study["paper"]["retrieved_at_0.3"], color="grey", ls="--",
