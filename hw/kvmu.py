@@ -105,12 +105,14 @@ def select_layout(config):
 
 def move_layout(config):
     """Payload of ``moves``: ``src`` (recent-window slot), ``dst`` (store address), ``length``
-    (tokens; 0 only on the single beat of a problem that moves nothing), ``full`` (the store had
-    no page for a token since the restart; meaningful on ``last``), ``last``."""
+    (tokens; 0 only on the single beat of a problem that moves nothing), ``dropped`` (the tokens
+    found no page and were not stored; ``dst`` is 0), ``full`` (the store had no page for a
+    token since the restart; meaningful on ``last``), ``last``."""
     return data.StructLayout({
         "src": _bits(max(config.recent_window, 1) - 1),
         "dst": config.kv_token_bits,
         "length": _bits(config.max_frame_tokens),
+        "dropped": 1,
         "full": 1,
         "last": 1,
     })
@@ -164,6 +166,9 @@ class KVManagementUnit(wiring.Component):
     cycles_per_assign = 2
     #: Cycles per page of a fetch walk.
     cycles_per_page = 1
+    #: Cycles from the last fetch step to the last descriptor's transfer (the merger's flush
+    #: cycle and output register).
+    flush_latency = 2
 
     def __init__(self, config):
         if not isinstance(config, DREConfig):
@@ -275,6 +280,7 @@ class KVManagementUnit(wiring.Component):
         move_src = Signal(len(moves.payload.src))
         move_dst = Signal(config.kv_token_bits)
         move_len = Signal(len(moves.payload.length))
+        move_dropped = Signal()
 
         ring_read_next = Mux(ring_read == ring_depth - 1, 0, ring_read + 1)
         m.d.comb += [ring_rd.addr.eq(ring_read), ring_wr.addr.eq(ring_write),
@@ -312,7 +318,7 @@ class KVManagementUnit(wiring.Component):
                 m.d.comb += [table_rd.en.eq(0), ring_rd.addr.eq(ring_read_next)]
                 self._offload_step(m, word, table_wr, next_wr, moves, moves_free, store_full,
                                    next_page, window_slot,
-                                   (move_pending, move_src, move_dst, move_len))
+                                   (move_pending, move_src, move_dst, move_len, move_dropped))
                 with m.If(moves_free):
                     m.d.sync += [remaining.eq(remaining - 1), ring_read.eq(ring_read_next),
                                  window_slot.eq(Mux(window_slot == slots - 1, 0,
@@ -328,6 +334,7 @@ class KVManagementUnit(wiring.Component):
                                  moves.payload.src.eq(Mux(move_pending, move_src, 0)),
                                  moves.payload.dst.eq(Mux(move_pending, move_dst, 0)),
                                  moves.payload.length.eq(Mux(move_pending, move_len, 0)),
+                                 moves.payload.dropped.eq(move_pending & move_dropped),
                                  moves.payload.full.eq(store_full),
                                  moves.payload.last.eq(1),
                                  move_pending.eq(0)]
@@ -426,15 +433,16 @@ class KVManagementUnit(wiring.Component):
         config = self._config
         page_tokens = config.kvmu_page_tokens
         page_shift = page_tokens.bit_length() - 1
-        move_pending, move_src, move_dst, move_len = pending
+        move_pending, move_src, move_dst, move_len, move_dropped = pending
         need_page = (word.fill == 0) | (word.fill == page_tokens)
         no_page = need_page & (next_page == self.pages)
         page = Mux(need_page, next_page, word.tail)
         slot = Mux(need_page, 0, word.fill)
         dst = Signal(config.kv_token_bits)
-        m.d.comb += dst.eq(Cat(slot[:page_shift], page)[:config.kv_token_bits])
-        continues = (move_pending & (window_slot == move_src + move_len)
-                     & (dst == move_dst + move_len))
+        m.d.comb += dst.eq(Mux(no_page, 0, Cat(slot[:page_shift], page)[:config.kv_token_bits]))
+        continues = (move_pending & (move_dropped == no_page)
+                     & (window_slot == move_src + move_len)
+                     & (no_page | (dst == move_dst + move_len)))
         with m.If(moves_free & no_page):
             m.d.sync += store_full.eq(1)
         with m.Elif(moves_free):
@@ -447,6 +455,7 @@ class KVManagementUnit(wiring.Component):
                          next_wr.en.eq(need_page & (word.fill != 0))]
             with m.If(need_page):
                 m.d.sync += next_page.eq(next_page + 1)
+        with m.If(moves_free):
             with m.If(continues):
                 m.d.sync += move_len.eq(move_len + 1)
             with m.Else():
@@ -454,6 +463,7 @@ class KVManagementUnit(wiring.Component):
                     m.d.sync += [moves.valid.eq(1), moves.payload.src.eq(move_src),
                                  moves.payload.dst.eq(move_dst),
                                  moves.payload.length.eq(move_len),
+                                 moves.payload.dropped.eq(move_dropped),
                                  moves.payload.full.eq(0), moves.payload.last.eq(0)]
                 m.d.sync += [move_pending.eq(1), move_src.eq(window_slot), move_dst.eq(dst),
-                             move_len.eq(1)]
+                             move_len.eq(1), move_dropped.eq(no_page)]

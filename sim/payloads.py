@@ -526,7 +526,7 @@ class KVMUCodec(BlockCodec):
             results.append(kvmu_twin.collect(
                 stream["restart"],
                 [[beat["count"] for beat in count_groups[f]] for f in own],
-                [self._ranges(move_groups[f], ("src", "dst", "length")) for f in own],
+                [self._ranges(move_groups[f], ("src", "dst", "length", "dropped")) for f in own],
                 [self._ranges(fetch_groups[f], ("base", "length")) for f in own],
                 [bool(move_groups[f][-1]["full"]) for f in own],
                 [fetch_ends[f] - starts[f] + 1 for f in own]))

@@ -28,9 +28,10 @@ Problem (frame) ``f`` with ``n`` new tokens, ``1 <= n <= max_frame_tokens``
        is 0 or ``P``; its move goes from window slot ``src = t mod W`` (0 when ``W = 0``) to
        address ``dst = page * P + slot``. A move extends the previous one of the problem when
        ``src = prev_src + prev_len`` and ``dst = prev_dst + prev_len`` (no wrap-around).
-       When no page is left (``next == 2**kv_token_bits / P``) the token is not stored, no move
-       is emitted for it, and ``store_full`` is set until the next restart (nothing is lost
-       silently).
+       When no page is left (``next == 2**kv_token_bits / P``) the token is not stored: its
+       move is flagged ``dropped`` (``dst = 0``; dropped moves merge with dropped moves when
+       ``src`` continues) and ``store_full`` is set until the next restart (nothing is lost
+       silently; the decoding of the layout skips dropped tokens).
     2. *Assign*: for each new token (cluster ``c``, ``new`` flag) in order: a new cluster (``c``
        equal to ``clusters``; ``clusters`` must stay at most ``max_clusters``) starts with
        ``count = 1``, ``fill = 0``; an old one (``c < clusters``) has ``count = min(count + 1,
@@ -94,6 +95,7 @@ OUTPUTS = [
     ArraySpec("move_src", "u", 1, "offload moves: first recent-window slot (token mod W)"),
     ArraySpec("move_dst", "u", 1, "offload moves: first store address"),
     ArraySpec("move_len", "u", 1, "offload moves: tokens"),
+    ArraySpec("move_dropped", "b", 1, "offload moves: the tokens found no page (dst 0, not stored)"),
     ArraySpec("desc_offsets", "u", 1, "problems + 1 offsets into the fetch descriptors"),
     ArraySpec("desc_base", "u", 1, "fetch descriptors: first store address"),
     ArraySpec("desc_len", "u", 1, "fetch descriptors: tokens"),
@@ -213,7 +215,7 @@ class KVMUContext:
     def offload(self):
         """Offload the tokens leaving the window; returns ``(moves, departing)``.
 
-        ``moves`` is a list of ``[src, dst, length]`` (merged).
+        ``moves`` is a list of ``[src, dst, length, dropped]`` (merged).
         """
         window, page_tokens = self._config.recent_window, self._config.kvmu_page_tokens
         first, stop = max(0, self.past_prev - window), max(0, self.past - window)
@@ -221,10 +223,12 @@ class KVMUContext:
         for token in range(first, stop):
             c = self.token_cluster[token]
             fill = self.fill[c]
-            if fill in (0, page_tokens):
-                if self.next_page == self.pages:
-                    self.store_full = True
-                    continue
+            src = token % window if window else 0
+            dropped = fill in (0, page_tokens) and self.next_page == self.pages
+            if dropped:
+                self.store_full = True
+                page, slot = 0, 0
+            elif fill in (0, page_tokens):
                 page, slot = self.next_page, 0
                 self.next_page += 1
                 if fill == 0:
@@ -235,12 +239,19 @@ class KVMUContext:
             else:
                 page, slot = self.tail[c], fill
                 self.fill[c] = fill + 1
-            src, dst = (token % window if window else 0), page * page_tokens + slot
-            if moves and src == moves[-1][0] + moves[-1][2] and dst == moves[-1][1] + moves[-1][2]:
+            dst = page * page_tokens + slot
+            if moves and self._continues(moves[-1], src, dst, dropped):
                 moves[-1][2] += 1
             else:
-                moves.append([src, dst, 1])
+                moves.append([src, dst, 1, dropped])
         return moves, stop - first
+
+    @staticmethod
+    def _continues(move, src, dst, dropped):
+        """Whether a token's move extends ``move`` (same kind, ``src`` and ``dst`` continue)."""
+        previous_src, previous_dst, length, previous_dropped = move
+        return (dropped == previous_dropped and src == previous_src + length
+                and (dropped or dst == previous_dst + length))
 
     def assign(self, cluster, new):
         """Take the frame's cluster assignments (the past moves on by their number)."""
@@ -284,11 +295,14 @@ class KVMUContext:
         return descriptors, pages_per_beat or [0]
 
 
-def layout_from_moves(move_dst, move_len):
+def layout_from_moves(move_dst, move_len, move_dropped=None):
     """Store address -> token index, from a stream's moves in order (token ``k`` is the ``k``-th
-    offloaded; a restart starts a new stream)."""
-    addresses = [dst + k for dst, length in zip(move_dst, move_len) for k in range(int(length))]
-    return {int(address): token for token, address in enumerate(addresses)}
+    leaving the window, stored or dropped; a restart starts a new stream)."""
+    dropped = np.zeros(len(move_dst), bool) if move_dropped is None else move_dropped
+    addresses = [None if lost else int(dst) + k
+                 for dst, length, lost in zip(move_dst, move_len, dropped)
+                 for k in range(int(length))]
+    return {address: token for token, address in enumerate(addresses) if address is not None}
 
 
 def fetched_tokens(desc_base, desc_len, address_token):
@@ -319,13 +333,14 @@ def _flatten(groups, dtype=np.uint64):
 def decoded_fetch_tokens(restart, moves, descriptors):
     """Per problem, the fetched token indices, decoding its descriptors through the moves of
     its stream so far (``moves``, ``descriptors``: per problem lists of tuples)."""
-    fetched, dst, length = [], [], []
+    fetched, dst, length, dropped = [], [], [], []
     for problem, (own_moves, own_descriptors) in enumerate(zip(moves, descriptors)):
         if restart[problem]:
-            dst, length = [], []
+            dst, length, dropped = [], [], []
         dst += [move[1] for move in own_moves]
         length += [move[2] for move in own_moves]
-        address_token = layout_from_moves(dst, length)
+        dropped += [bool(move[3]) for move in own_moves]
+        address_token = layout_from_moves(dst, length, dropped)
         fetched.append(fetched_tokens([d[0] for d in own_descriptors],
                                       [d[1] for d in own_descriptors], address_token).tolist())
     return fetched
@@ -338,11 +353,12 @@ def collect(restart, counts, moves, descriptors, store_full, cycles):
     move_offsets, move_values = _flatten(moves)
     desc_offsets, desc_values = _flatten(descriptors)
     fetch_offsets, fetch_values = _flatten(decoded_fetch_tokens(restart, moves, descriptors))
-    move_values = move_values.reshape(-1, 3)
+    move_values = move_values.reshape(-1, 4)
     desc_values = desc_values.reshape(-1, 2)
     return {"count_offsets": count_offsets, "counts": count_values,
             "move_offsets": move_offsets, "move_src": move_values[:, 0],
             "move_dst": move_values[:, 1], "move_len": move_values[:, 2],
+            "move_dropped": move_values[:, 3].astype(bool),
             "desc_offsets": desc_offsets, "desc_base": desc_values[:, 0],
             "desc_len": desc_values[:, 1],
             "fetch_offsets": fetch_offsets, "fetch_token": fetch_values,
