@@ -71,7 +71,8 @@ import numpy as np
 from model.npzio import ArraySpec, check_arrays
 
 __all__ = ["INPUTS", "OUTPUTS", "FLUSH_CYCLES", "KVMUContext", "check_stream", "problem_cycles",
-           "layout_from_moves", "fetched_tokens", "run_stream", "run_arrays"]
+           "layout_from_moves", "fetched_tokens", "decoded_fetch_tokens", "collect", "run_stream",
+           "run_arrays"]
 
 #: Cycles from the last fetch step to the last descriptor's transfer: the merger's flush cycle
 #: and its output register.
