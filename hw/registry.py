@@ -88,6 +88,8 @@ BLOCKS = {entry.name: entry for entry in (
           codec="sim.payloads:WTUCodec", testbench="sim.tb_wtu", bench="sim.bench_wtu"),
     Block("buffer", "hw.retrieval_buffer:RetrievalBuffer", twin="model.twins.retrieval_buffer",
           codec="sim.payloads:BufferCodec", testbench="sim.tb_retrieval_buffer"),
+    Block("kvmu", "hw.kvmu:KVManagementUnit", twin="model.twins.kvmu",
+          codec="sim.payloads:KVMUCodec", testbench="sim.tb_kvmu", bench="sim.bench_kvmu"),
     Block("topk_sorter", "hw.topk_sorter:TopKSorter", twin="model.twins.topk_sorter",
           codec="sim.payloads:SorterCodec", baseline=True),
 )}

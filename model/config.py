@@ -72,6 +72,8 @@ _RULES = {
     "kv_token_bits": (4, 32, None, ""),
     "token_budget": (0, None, None, ""),  # highest: 2**kv_token_bits
     "recent_window": (0, None, None, ""),  # highest: 2**kv_token_bits
+    "kvmu_page_tokens": (1, None, _is_power_of_two, "a power of two"),  # highest: 2**kv_token_bits
+    "max_frame_tokens": (1, 1 << 16, None, ""),
 }
 
 
@@ -131,6 +133,12 @@ class DREConfig:
     recent_window : int
         Most recent tokens always retrieved besides the selected clusters, 0 to
         ``2**kv_token_bits``.
+    kvmu_page_tokens : int
+        Tokens per page of the KV management unit's offloaded store (each cluster owns a list
+        of pages), a power of two from 1 to ``2**kv_token_bits``.
+    max_frame_tokens : int
+        New tokens per (layer, KV head, frame) problem at most, 1 to 65536 (the KV management
+        unit's ring of cluster ids holds ``recent_window + max_frame_tokens`` tokens).
 
     Raises
     ------
@@ -160,6 +168,8 @@ class DREConfig:
     token_budget: int = 0
     kv_token_bits: int = 16
     recent_window: int = 64
+    kvmu_page_tokens: int = 16
+    max_frame_tokens: int = 64
 
     def __post_init__(self):
         for name, (lowest, highest, rule, rule_text) in _RULES.items():
@@ -202,6 +212,7 @@ class DREConfig:
             "topk_k": lambda: self.max_clusters,
             "token_budget": lambda: 1 << self.kv_token_bits,
             "recent_window": lambda: 1 << self.kv_token_bits,
+            "kvmu_page_tokens": lambda: 1 << self.kv_token_bits,
         }
         return dependent[name]() if name in dependent else highest
 
@@ -330,10 +341,11 @@ PRESETS = {
     "tiny": DREConfig(hash_bits=16, hamming_threshold=4, hcu_lanes=2, hcu_bits_per_cycle=4,
                       hash_mem_entries=16, max_clusters=64, score_bits=8, count_bits=8,
                       wtu_lanes=4, wtu_buckets=4, wtu_refine_depth=3, max_rows=8, topk_k=4,
-                      kv_token_bits=10, recent_window=8),
+                      kv_token_bits=10, recent_window=8, kvmu_page_tokens=4, max_frame_tokens=16),
     "edge": DREConfig(),
     "server": DREConfig(hcu_lanes=32, hcu_dispatch_width=4, hash_mem_entries=2048, max_clusters=8192, wtu_lanes=32,
-                        topk_k=128, kv_token_bits=17, recent_window=128),
+                        topk_k=128, kv_token_bits=17, recent_window=128, kvmu_page_tokens=16,
+                        max_frame_tokens=128),
 }
 
 

@@ -28,12 +28,13 @@ from amaranth.lib import data
 from model.npzio import check_arrays
 
 from model.twins import hcu as hcu_twin
+from model.twins import kvmu as kvmu_twin
 from model.twins import retrieval_buffer as buffer_twin
 from model.twins import topk_sorter as sorter_twin
 from model.twins import wtu as wtu_twin
 
 __all__ = ["PayloadError", "pack", "unpack", "BlockCodec", "HCUCodec", "WTUCodec",
-           "BufferCodec", "SorterCodec"]
+           "BufferCodec", "SorterCodec", "KVMUCodec"]
 
 
 class PayloadError(AssertionError):
@@ -462,3 +463,79 @@ class SorterCodec(BlockCodec):
 
     def twin_cycles(self, config, expected):
         return sorter_twin.LATENCY + config.max_clusters // config.wtu_lanes + config.topk_k
+
+
+class KVMUCodec(BlockCodec):
+    """KV management unit: ``cmd``, ``assign``, ``selected`` in; ``moves``, ``counts``, ``fetch`` out.
+
+    A problem of this codec is one *stream* of frames of a context (the arrays of
+    :data:`model.twins.kvmu.INPUTS`); its first frame is sent with ``restart = 1``, so streams
+    are independent. Per frame: one ``cmd`` beat, one ``assign`` beat per new token, the
+    selected ids (one beat flagged ``empty`` when none); out come the frame's moves (a length-0
+    beat when none), its ``N`` counts and its fetch descriptors (a length-0 beat when none),
+    each closed by ``last``. ``cycles`` of a frame counts from its ``cmd`` transfer to its last
+    ``fetch`` transfer, both included. ``fetch_token`` is decoded through the RTL's own moves.
+    """
+
+    inputs = ("cmd", "assign", "selected")
+    outputs = ("moves", "counts", "fetch")
+    timing_keys = ("cycles",)
+
+    def input_beats(self, config, problems):
+        beats = {"cmd": [], "assign": [], "selected": []}
+        for problem in problems:
+            stream = kvmu_twin.check_stream(config, problem)
+            beats["assign"] += [{"cluster": int(c), "new": int(n)}
+                                for c, n in zip(stream["cluster"], stream["new"])]
+            for new_tokens, restart, ids in zip(stream["new_tokens"], stream["restart"],
+                                                stream["selected"]):
+                beats["cmd"].append({"new_tokens": int(new_tokens), "restart": int(restart)})
+                if ids.size == 0:
+                    beats["selected"].append({"cluster": 0, "empty": 1, "last": 1})
+                beats["selected"] += [{"cluster": int(c), "empty": 0,
+                                       "last": int(n == ids.size - 1)} for n, c in enumerate(ids)]
+        return beats
+
+    @staticmethod
+    def _frames(problems):
+        return sum(len(problem["new_tokens"]) for problem in problems)
+
+    def complete(self, config, problems, received):
+        frames = self._frames(problems)
+        return all(sum(beat["last"] for beat in received[stream]) >= frames
+                   for stream in self.outputs)
+
+    @staticmethod
+    def _ranges(group, fields):
+        present = [beat for beat in group if beat["length"] > 0]
+        _check(len(present) == len(group) or len(group) == 1,
+               f"a length-0 descriptor beside others: {group}")
+        return [tuple(int(beat[field]) for field in fields) for beat in present]
+
+    def decode(self, config, problems, transcript):
+        frames = self._frames(problems)
+        move_groups = _split_at_last(_beats(transcript, "moves"), frames)
+        count_groups = _split_at_last(_beats(transcript, "counts"), frames)
+        fetch_groups = _split_at_last(_beats(transcript, "fetch"), frames)
+        fetch_ends = [cycle for cycle, beat in transcript["fetch"] if beat["last"]]
+        starts = _cycles(transcript, "cmd")
+        results, frame = [], 0
+        for problem in problems:
+            stream = kvmu_twin.check_stream(config, problem)
+            own = range(frame, frame + len(stream["new_tokens"]))
+            results.append(kvmu_twin.collect(
+                stream["restart"],
+                [[beat["count"] for beat in count_groups[f]] for f in own],
+                [self._ranges(move_groups[f], ("src", "dst", "length", "dropped")) for f in own],
+                [self._ranges(fetch_groups[f], ("base", "length")) for f in own],
+                [bool(move_groups[f][-1]["full"]) for f in own],
+                [fetch_ends[f] - starts[f] + 1 for f in own]))
+            frame += len(own)
+        return results
+
+    def expected(self, config, problem):
+        result = kvmu_twin.run_stream(config, problem)
+        return {spec.name: result[spec.name] for spec in kvmu_twin.OUTPUTS}
+
+    def twin_cycles(self, config, expected):
+        return int(expected["cycles"].sum())

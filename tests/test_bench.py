@@ -21,4 +21,5 @@ def test_quick_bench_writes_every_section(tmp_path, capsys):
     # Each block section's RTL run must agree with its twin's cycle-exact prediction.
     assert sections["hcu"]["rtl"]["cycles_match"] is True
     assert sections["wtu"]["rtl"]["equal_to_twin"] is True
+    assert sections["kvmu"]["rtl"]["equal_to_twin"] is True
     assert "wrote" in capsys.readouterr().out

@@ -5,12 +5,12 @@ import pytest
 
 from model.config import PRESETS
 from model.npzio import load_arrays
-from model.stimulus.traces import buffer_trace, hcu_trace, wtu_trace
+from model.stimulus.traces import buffer_trace, hcu_trace, kvmu_trace, wtu_trace
 from hw.registry import block as registered_block
 from hw.registry import blocks
 from sim.run import main, run_block
 
-TRACES = {"hcu": hcu_trace, "wtu": wtu_trace, "buffer": buffer_trace}
+TRACES = {"hcu": hcu_trace, "wtu": wtu_trace, "buffer": buffer_trace, "kvmu": kvmu_trace}
 
 
 @pytest.mark.parametrize("block", [entry.name for entry in blocks(file_interface=True)])
@@ -60,9 +60,9 @@ def test_out_of_range_values_are_rejected_not_wrapped(tmp_path, capsys):
 
 
 def test_unknown_block_and_engine_are_rejected():
-    with pytest.raises(ValueError, match=r"block must be one of hcu, wtu, buffer, topk_sorter, "
-                                         r"not 'kvmu'"):
-        run_block("kvmu", PRESETS["tiny"], {})
+    with pytest.raises(ValueError, match=r"block must be one of hcu, wtu, buffer, kvmu, "
+                                         r"topk_sorter, not 'ghost'"):
+        run_block("ghost", PRESETS["tiny"], {})
     with pytest.raises(ValueError, match=r"engine must be 'model' or 'rtl', not 'gpu'"):
         run_block("hcu", PRESETS["tiny"], {"hashes": np.arange(2, dtype=np.uint64)}, engine="gpu")
 

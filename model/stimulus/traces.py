@@ -10,7 +10,10 @@ Each function runs the streaming workload (:mod:`model.stimulus.workload`) throu
     input);
 :func:`buffer_trace`
     the OR-ed WiCSum selection, per-cluster scores (max over rows), and the cluster-contiguous
-    layout (base address, count) of the retrieval buffer.
+    layout (base address, count) of the retrieval buffer;
+:func:`kvmu_trace`
+    the stream of one (layer, KV head) for the KV management unit: tokens per frame, ReSV's
+    cluster assignments and selected clusters per frame.
 
 ``frames=None`` takes as many frames of the workload as fit the configuration (clusters at most
 ``max_clusters``, tokens below ``2**kv_token_bits``); an explicit ``frames`` that does not fit
@@ -21,9 +24,10 @@ import numpy as np
 
 from model.reference.clustering import LeaderClusterer
 from model.reference.resv import ResvHead, hash_keys, make_hyperplanes
+from model.stimulus.kvmu_streams import workload_stream
 from model.stimulus.workload import WORKLOADS, StreamingWorkload
 
-__all__ = ["hcu_trace", "wtu_trace", "buffer_trace"]
+__all__ = ["hcu_trace", "wtu_trace", "buffer_trace", "kvmu_trace"]
 
 
 def _workload(workload, frames, seed):
@@ -147,3 +151,20 @@ def buffer_trace(config, frames=None, seed=0, layer=0, kv_head=0, workload="tiny
     base = (np.cumsum(counts, dtype=np.uint64) - counts).astype(np.uint64)
     return {"selected": step.selected, "scores": step.scores.max(axis=0).astype(np.uint64),
             "base": base, "count": counts.astype(np.uint64)}
+
+
+def kvmu_trace(config, frames=None, seed=0, layer=0, kv_head=0, workload="tiny"):
+    """The KV management unit's stream of one (layer, KV head): every frame of the workload
+    (default: as many as fit, see the module docstring), through ReSV's float model.
+
+    Returns
+    -------
+    dict
+        The input arrays of :mod:`model.twins.kvmu` (see
+        :func:`model.stimulus.kvmu_streams.workload_stream`).
+    """
+    stream = _workload(workload, frames, seed)
+    fitting = _fitting_frames(config, stream, seed, layer, kv_head, frames is not None)
+    arrays, _ = workload_stream(config, fitting, workload=workload, layer=layer,
+                                kv_head=kv_head, seed=seed)
+    return arrays

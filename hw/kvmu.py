@@ -1,0 +1,479 @@
+"""KV management unit (KVMU) of the DRE: the layout of one (layer, KV head) context.
+
+Per frame (one *problem*) the KVMU offloads the tokens that leave the recent window to the
+external store and says where they went (move descriptors), takes the frame's cluster
+assignments from the HCU, hands the WTU the token count of every cluster, and turns the WTU's
+selected clusters into fetch descriptors ``(base, length)`` of the store. The bit-exact contract
+and the cycle model are in :mod:`model.twins.kvmu`; the two are equal, outputs and cycles.
+
+Design rationale: a linked list of pages per cluster
+----------------------------------------------------
+The paper stores a cluster's tokens at contiguous addresses so that one transfer fetches a
+whole cluster, and reorders the store as clusters grow. A cluster grows for the whole stream
+(VideoLLM-online never evicts), so any fixed contiguous slot is eventually outgrown and must be
+moved, and the moves grow with the cluster: reorder traffic without bound. Here the store is
+cut into pages of ``P = kvmu_page_tokens`` tokens; each cluster owns a list of pages, allocated
+on demand from a bump pointer and never moved or freed (until the stream restarts):
+
+* *no reorder traffic*: every offloaded token is written once, where it stays;
+* *bounded fragmentation*: at most ``P - 1`` unused slots per cluster (its tail page);
+* *descriptors*: one per run of consecutive pages of a selected cluster (one per page at
+  worst, ``ceil(tokens / P)``); pages of clusters that grow together interleave, so ``P``
+  trades descriptors (larger ``P``: fewer) against unused slots (larger ``P``: more);
+* *state*: a few pointers per cluster and one per page, no per-token table.
+
+Measured (``make bench``, section ``kvmu``: ``edge``, four 480-frame (layer, KV head) streams of
+the ``default`` workload; ``make synth``): 2.77 fetch descriptors per selected cluster (13.4
+tokens each); 5552 B offloaded per frame (10.8 tokens of 512 B), 0 B of reorder traffic; 8.1
+unused slots per cluster (16.7 % of the allocated slots); 181 cycles per frame on average;
+235063 bits of state per context, 4023 GE of logic beside 235008 SRAM bits. Pages of 1, 4, 16, 64
+tokens give 32.8, 9.3, 2.8, 1.3 descriptors per selected cluster against 0, 1.6, 8.1, 42.1 unused
+slots per cluster: 16 balances the two. The state is dominated by the cluster table (its
+``count`` duplicates the WTU's count memory, which a composed top could share) and the page
+pointers.
+
+On-chip state (all of one context; a later context port reaches every item)
+---------------------------------------------------------------------------
+With ``C = max_clusters``, ``G = 2**kv_token_bits / P`` pages, ``g = log2(G)`` (at least 1),
+``R = recent_window + max_frame_tokens``:
+
+* ``cluster_table`` memory, ``C`` words of ``2 g + bits(P) + count_bits``: per cluster the
+  ``head`` and ``tail`` pages, ``fill`` (0: nothing offloaded yet, else the tokens in the tail
+  page, 1 to ``P``; the offloaded count modulo the page, all the layout needs) and ``count``
+  (members so far, saturated at ``max_count``: the WTU's count);
+* ``page_next`` memory, ``G`` words of ``g`` bits: the page that follows each page in its list;
+* ``ring`` memory, ``R`` words of ``cluster_id_bits``: the cluster of the last ``R`` tokens
+  (the window plus the current frame), read when a token leaves the window;
+* registers: ``clusters`` (``cluster_id_bits + 1``), ``window_tokens`` (tokens given and not
+  yet offloaded, ``bits(R)``), the ring's read and write pointers and the window slot of the
+  next leaving token (``bits(R - 1)``, ``bits(R - 1)``, ``bits(W - 1)``), ``next_page``
+  (``g + 1``), ``store_full`` (1). :meth:`KVManagementUnit.state_bits` counts them.
+
+A restart (``cmd.restart``) or a reset empties the context by clearing the registers only: a
+cluster's table word is initialised when the HCU opens it (``assign.new``) and a page's
+``next`` when it is linked, so no memory is ever cleared.
+
+Microarchitecture
+-----------------
+One finite-state machine walks the phases of a problem; the three memories have synchronous
+read ports (SRAM macros), one read and one write port each. Offload: ``IDLE`` takes the command
+and issues the ring read of the first leaving token, then per token ``OFF_READ`` reads its
+cluster's word and ``OFF_UPDATE`` writes it back (a new page linked when the tail is full),
+merges the move into the pending move descriptor and issues the next ring read; ``MOVE_FLUSH``
+emits the pending move with ``last`` (a length-0 beat when nothing moved) and the sticky
+``full`` flag. Assign: per token ``ASSIGN_READ`` takes the beat, writes the ring and reads the
+word; ``ASSIGN_UPDATE`` writes it. A word is written in the cycle before the next read of any
+word, so no read ever sees a stale value. ``COUNT`` reads one count per cycle into the count
+output register (a read whose register is stalled is held by the read port's enable).
+Fetch: per selected beat ``SELECT`` takes it and reads the cluster's word, ``SELECT_HEAD``
+starts its page walk, and ``WALK`` hands one page a cycle to the
+:class:`hw.retrieval_buffer.DescriptorMerger` while it reads the next page pointer. Every
+output has a register; a stalled output holds the machine in the step that feeds it. Cycles per
+problem without stalls: :func:`model.twins.kvmu.problem_cycles`; steps per token and per page
+are :attr:`KVManagementUnit.cycles_per_offload`, :attr:`~KVManagementUnit.cycles_per_assign`,
+:attr:`~KVManagementUnit.cycles_per_page`.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hw.retrieval_buffer import DescriptorMerger, descriptor_layout
+from model.config import DREConfig
+
+__all__ = ["command_layout", "assign_layout", "select_layout", "move_layout", "count_layout",
+           "cluster_word_layout", "KVManagementUnit"]
+
+
+def _bits(value):
+    """Bits of an unsigned field holding 0 .. ``value`` (at least 1)."""
+    return max(1, int(value).bit_length())
+
+
+def _page_bits(config):
+    return _bits((1 << config.kv_token_bits) // config.kvmu_page_tokens - 1)
+
+
+def command_layout(config):
+    """Payload of ``cmd``: ``new_tokens`` (1 to ``max_frame_tokens``), ``restart`` (empty the
+    context first)."""
+    return data.StructLayout({"new_tokens": _bits(config.max_frame_tokens), "restart": 1})
+
+
+def assign_layout(config):
+    """Payload of ``assign``, one per new token: ``cluster`` (``cluster_id_bits``), ``new`` (it
+    opened the cluster)."""
+    return data.StructLayout({"cluster": config.cluster_id_bits, "new": 1})
+
+
+def select_layout(config):
+    """Payload of ``selected``: ``cluster`` (ascending), ``empty`` (the single beat of an empty
+    selection, carrying no cluster), ``last`` (last beat of the problem)."""
+    return data.StructLayout({"cluster": config.cluster_id_bits, "empty": 1, "last": 1})
+
+
+def move_layout(config):
+    """Payload of ``moves``: ``src`` (recent-window slot), ``dst`` (store address), ``length``
+    (tokens; 0 only on the single beat of a problem that moves nothing), ``dropped`` (the tokens
+    found no page and were not stored; ``dst`` is 0), ``full`` (the store had no page for a
+    token since the restart; meaningful on ``last``), ``last``."""
+    return data.StructLayout({
+        "src": _bits(max(config.recent_window, 1) - 1),
+        "dst": config.kv_token_bits,
+        "length": _bits(config.max_frame_tokens),
+        "dropped": 1,
+        "full": 1,
+        "last": 1,
+    })
+
+
+def count_layout(config):
+    """Payload of ``counts``: ``count`` (``count_bits``, saturated), ``last`` (cluster N - 1)."""
+    return data.StructLayout({"count": config.count_bits, "last": 1})
+
+
+def cluster_word_layout(config):
+    """A word of the cluster table: ``head``, ``tail`` (pages), ``fill`` (0 to P), ``count``."""
+    page_bits = _page_bits(config)
+    return data.StructLayout({"head": page_bits, "tail": page_bits,
+                              "fill": _bits(config.kvmu_page_tokens), "count": config.count_bits})
+
+
+class KVManagementUnit(wiring.Component):
+    """KV management unit: offload moves, cluster counts and fetch descriptors of one context.
+
+    Parameters
+    ----------
+    config : DREConfig
+        Supplies ``kvmu_page_tokens``, ``kv_token_bits``, ``recent_window``,
+        ``max_frame_tokens``, ``max_clusters``, ``count_bits``.
+
+    Members
+    -------
+    cmd : In(stream.Signature(command_layout(config)))
+        One beat per problem.
+    assign : In(stream.Signature(assign_layout(config)))
+        The problem's cluster assignments, one per new token (the HCU's).
+    selected : In(stream.Signature(select_layout(config)))
+        The problem's selected clusters (the WTU's), ascending.
+    moves : Out(stream.Signature(move_layout(config)))
+        Offload move descriptors of the problem, merged; ``last`` on the final one.
+    counts : Out(stream.Signature(count_layout(config)))
+        Counts of clusters ``0 .. N - 1`` after the problem's tokens.
+    fetch : Out(stream.Signature(descriptor_layout(config)))
+        Fetch descriptors, merged; ``last`` on the final one (a length-0 beat if none).
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a :class:`DREConfig`.
+    """
+
+    #: Cycles per token leaving the window (cluster-table read, update).
+    cycles_per_offload = 2
+    #: Cycles per new token (take the beat and read, update).
+    cycles_per_assign = 2
+    #: Cycles per page of a fetch walk.
+    cycles_per_page = 1
+    #: Cycles from the last fetch step to the last descriptor's transfer (the merger's flush
+    #: cycle and output register).
+    flush_latency = 2
+
+    def __init__(self, config):
+        if not isinstance(config, DREConfig):
+            raise TypeError(f"config must be a DREConfig, not {config!r}")
+        self._config = config
+        super().__init__({
+            "cmd": In(stream.Signature(command_layout(config))),
+            "assign": In(stream.Signature(assign_layout(config))),
+            "selected": In(stream.Signature(select_layout(config))),
+            "moves": Out(stream.Signature(move_layout(config))),
+            "counts": Out(stream.Signature(count_layout(config))),
+            "fetch": Out(stream.Signature(descriptor_layout(config))),
+        })
+
+    @property
+    def config(self):
+        """The :class:`DREConfig` the unit was built for."""
+        return self._config
+
+    @property
+    def pages(self):
+        """Pages of the store, ``2**kv_token_bits / kvmu_page_tokens``."""
+        return (1 << self._config.kv_token_bits) // self._config.kvmu_page_tokens
+
+    @property
+    def ring_depth(self):
+        """Cluster ids the ring keeps, ``recent_window + max_frame_tokens``."""
+        return self._config.recent_window + self._config.max_frame_tokens
+
+    def state_bits(self):
+        """On-chip state of one context in bits, by item (see the module docstring)."""
+        config = self._config
+        page_bits = _page_bits(config)
+        ring = self.ring_depth
+        return {
+            "cluster_table": config.max_clusters * cluster_word_layout(config).size,
+            "page_next": self.pages * page_bits,
+            "ring": ring * config.cluster_id_bits,
+            "registers": (config.cluster_id_bits + 1 + _bits(ring) + 2 * _bits(ring - 1)
+                          + _bits(max(config.recent_window, 1) - 1) + _bits(self.pages) + 1),
+        }
+
+    def _merger_config(self):
+        # The merger's range count must hold a whole page (P tokens).
+        config = self._config
+        return config.replace(count_bits=max(config.count_bits, _bits(config.kvmu_page_tokens)))
+
+    def elaborate(self, platform):
+        m = Module()
+        config = self._config
+        page_tokens = config.kvmu_page_tokens
+        page_shift = page_tokens.bit_length() - 1
+        window = config.recent_window
+        slots = max(window, 1)
+        ring_depth = self.ring_depth
+
+        m.submodules.cluster_table = table = Memory(
+            shape=cluster_word_layout(config), depth=config.max_clusters, init=[])
+        m.submodules.page_next = page_next = Memory(
+            shape=_page_bits(config), depth=self.pages, init=[])
+        m.submodules.ring = ring = Memory(
+            shape=config.cluster_id_bits, depth=ring_depth, init=[])
+        table_rd, table_wr = table.read_port(), table.write_port()
+        next_rd, next_wr = page_next.read_port(), page_next.write_port()
+        ring_rd, ring_wr = ring.read_port(), ring.write_port()
+        m.submodules.merger = merger = DescriptorMerger(self._merger_config())
+        wiring.connect(m, merger.o, wiring.flipped(self.fetch))
+
+        # Context registers (cleared by a restart or a reset).
+        clusters = Signal(range(config.max_clusters + 1))
+        window_tokens = Signal(range(ring_depth + 1))
+        ring_read = Signal(range(ring_depth))
+        ring_write = Signal(range(ring_depth))
+        window_slot = Signal(range(slots))
+        next_page = Signal(range(self.pages + 1))
+        store_full = Signal()
+        # Problem registers.
+        remaining = Signal(range(max(ring_depth, config.max_frame_tokens) + 1))
+        new_tokens = Signal(range(config.max_frame_tokens + 1))
+        token_cluster = Signal(config.cluster_id_bits)
+        token_new = Signal()
+        count_index = Signal(range(config.max_clusters + 1))
+        select_last = Signal()
+        select_empty = Signal()
+        walk_page = Signal(_page_bits(config))
+        walk_tail = Signal(_page_bits(config))
+        walk_fill = Signal(range(page_tokens + 1))
+
+        word = table_rd.data
+        moves = self.moves
+        moves_free = ~moves.valid | moves.ready
+        with m.If(moves.ready):
+            m.d.sync += moves.valid.eq(0)
+
+        # The count output register, fed by the cluster table's read port one count a cycle.
+        counts = self.counts
+        count_advance = ~counts.valid | counts.ready
+        count_inflight = Signal()
+        count_inflight_last = Signal()
+        count_issue = Signal()
+        with m.If(count_advance):
+            m.d.sync += [counts.valid.eq(count_inflight),
+                         counts.payload.count.eq(word.count),
+                         counts.payload.last.eq(count_inflight_last),
+                         count_inflight.eq(count_issue)]
+
+        # Pending move descriptor.
+        move_pending = Signal()
+        move_src = Signal(len(moves.payload.src))
+        move_dst = Signal(config.kv_token_bits)
+        move_len = Signal(len(moves.payload.length))
+        move_dropped = Signal()
+
+        ring_read_next = Mux(ring_read == ring_depth - 1, 0, ring_read + 1)
+        m.d.comb += [ring_rd.addr.eq(ring_read), ring_wr.addr.eq(ring_write),
+                     ring_wr.data.eq(self.assign.payload.cluster),
+                     table_wr.addr.eq(token_cluster)]
+
+        with m.FSM():
+            with m.State("IDLE"):
+                # Take the command; the ring read of the first leaving token is issued.
+                command = self.cmd.payload
+                leaving = Signal(range(ring_depth + 1))
+                m.d.comb += [self.cmd.ready.eq(1),
+                             leaving.eq(Mux(~command.restart & (window_tokens > window),
+                                            window_tokens - window, 0))]
+                with m.If(self.cmd.valid):
+                    m.d.sync += [remaining.eq(leaving), new_tokens.eq(command.new_tokens)]
+                    with m.If(command.restart):
+                        m.d.sync += [clusters.eq(0), window_tokens.eq(0), ring_read.eq(0),
+                                     ring_write.eq(0), window_slot.eq(0), next_page.eq(0),
+                                     store_full.eq(0)]
+                    with m.Elif(window_tokens > window):
+                        m.d.sync += window_tokens.eq(window)
+                    with m.If(leaving != 0):
+                        m.next = "OFF_READ"
+                    with m.Else():
+                        m.next = "MOVE_FLUSH"
+
+            with m.State("OFF_READ"):
+                # The leaving token's cluster (from the ring) addresses the cluster table.
+                m.d.comb += [table_rd.addr.eq(ring_rd.data)]
+                m.d.sync += token_cluster.eq(ring_rd.data)
+                m.next = "OFF_UPDATE"
+
+            with m.State("OFF_UPDATE"):
+                m.d.comb += [table_rd.en.eq(0), ring_rd.addr.eq(ring_read_next)]
+                self._offload_step(m, word, table_wr, next_wr, moves, moves_free, store_full,
+                                   next_page, window_slot,
+                                   (move_pending, move_src, move_dst, move_len, move_dropped))
+                with m.If(moves_free):
+                    m.d.sync += [remaining.eq(remaining - 1), ring_read.eq(ring_read_next),
+                                 window_slot.eq(Mux(window_slot == slots - 1, 0,
+                                                    window_slot + 1))]
+                    with m.If(remaining == 1):
+                        m.next = "MOVE_FLUSH"
+                    with m.Else():
+                        m.next = "OFF_READ"
+
+            with m.State("MOVE_FLUSH"):
+                with m.If(moves_free):
+                    m.d.sync += [moves.valid.eq(1),
+                                 moves.payload.src.eq(Mux(move_pending, move_src, 0)),
+                                 moves.payload.dst.eq(Mux(move_pending, move_dst, 0)),
+                                 moves.payload.length.eq(Mux(move_pending, move_len, 0)),
+                                 moves.payload.dropped.eq(move_pending & move_dropped),
+                                 moves.payload.full.eq(store_full),
+                                 moves.payload.last.eq(1),
+                                 move_pending.eq(0)]
+                    with m.If(new_tokens != 0):
+                        m.next = "ASSIGN_READ"
+                    with m.Else():
+                        m.d.sync += count_index.eq(0)
+                        m.next = "COUNT"
+
+            with m.State("ASSIGN_READ"):
+                # Take a new token's assignment, keep its cluster in the ring, read its word.
+                m.d.comb += [self.assign.ready.eq(1),
+                             table_rd.addr.eq(self.assign.payload.cluster),
+                             ring_wr.en.eq(self.assign.valid)]
+                with m.If(self.assign.valid):
+                    m.d.sync += [token_cluster.eq(self.assign.payload.cluster),
+                                 token_new.eq(self.assign.payload.new),
+                                 ring_write.eq(Mux(ring_write == ring_depth - 1, 0,
+                                                   ring_write + 1))]
+                    m.next = "ASSIGN_UPDATE"
+
+            with m.State("ASSIGN_UPDATE"):
+                saturated = word.count == config.max_count
+                m.d.comb += [table_rd.en.eq(0), table_wr.en.eq(1),
+                             table_wr.data.head.eq(word.head), table_wr.data.tail.eq(word.tail)]
+                with m.If(token_new):
+                    m.d.comb += [table_wr.data.fill.eq(0), table_wr.data.count.eq(1)]
+                with m.Else():
+                    m.d.comb += [table_wr.data.fill.eq(word.fill),
+                                 table_wr.data.count.eq(Mux(saturated, word.count,
+                                                            word.count + 1))]
+                m.d.sync += [clusters.eq(clusters + token_new), window_tokens.eq(window_tokens + 1),
+                             new_tokens.eq(new_tokens - 1)]
+                with m.If(new_tokens == 1):
+                    m.d.sync += count_index.eq(0)
+                    m.next = "COUNT"
+                with m.Else():
+                    m.next = "ASSIGN_READ"
+
+            with m.State("COUNT"):
+                # One count read a cycle; a stalled output register holds the read (en low).
+                m.d.comb += [table_rd.addr.eq(count_index), table_rd.en.eq(count_advance),
+                             count_issue.eq(count_advance & (count_index < clusters))]
+                with m.If(count_issue):
+                    m.d.sync += [count_index.eq(count_index + 1),
+                                 count_inflight_last.eq(count_index == clusters - 1)]
+                with m.If(count_advance & (count_index == clusters)):
+                    m.next = "SELECT"
+
+            with m.State("SELECT"):
+                m.d.comb += [self.selected.ready.eq(1),
+                             table_rd.addr.eq(self.selected.payload.cluster)]
+                with m.If(self.selected.valid):
+                    m.d.sync += [select_last.eq(self.selected.payload.last),
+                                 select_empty.eq(self.selected.payload.empty)]
+                    m.next = "SELECT_HEAD"
+
+            with m.State("SELECT_HEAD"):
+                m.d.comb += table_rd.en.eq(0)
+                with m.If(select_empty | (word.fill == 0)):
+                    # Nothing offloaded: only the last beat tells the merger the problem ends.
+                    with m.If(select_last):
+                        m.d.comb += [merger.i.valid.eq(1), merger.i.payload.present.eq(0),
+                                     merger.i.payload.last.eq(1)]
+                        with m.If(merger.i.ready):
+                            m.next = "IDLE"
+                    with m.Else():
+                        m.next = "SELECT"
+                with m.Else():
+                    m.d.comb += [next_rd.addr.eq(word.head)]
+                    m.d.sync += [walk_page.eq(word.head), walk_tail.eq(word.tail),
+                                 walk_fill.eq(word.fill)]
+                    m.next = "WALK"
+
+            with m.State("WALK"):
+                # One page a cycle into the merger; the next page's pointer is being read.
+                at_tail = walk_page == walk_tail
+                piece = merger.i.payload
+                m.d.comb += [merger.i.valid.eq(1), piece.present.eq(1),
+                             piece.base.eq(Cat(Const(0, page_shift), walk_page)),
+                             piece.count.eq(Mux(at_tail, walk_fill, page_tokens)),
+                             piece.last.eq(select_last & at_tail),
+                             next_rd.addr.eq(next_rd.data), next_rd.en.eq(merger.i.ready)]
+                with m.If(merger.i.ready):
+                    m.d.sync += walk_page.eq(next_rd.data)
+                    with m.If(at_tail & select_last):
+                        m.next = "IDLE"
+                    with m.Elif(at_tail):
+                        m.next = "SELECT"
+        return m
+
+    def _offload_step(self, m, word, table_wr, next_wr, moves, moves_free, store_full,
+                      next_page, window_slot, pending):
+        """One leaving token (its cluster's word on the read port): its slot, the page list
+        grown when needed, the word written back, the move merged or the pending one emitted."""
+        config = self._config
+        page_tokens = config.kvmu_page_tokens
+        page_shift = page_tokens.bit_length() - 1
+        move_pending, move_src, move_dst, move_len, move_dropped = pending
+        need_page = (word.fill == 0) | (word.fill == page_tokens)
+        no_page = need_page & (next_page == self.pages)
+        page = Mux(need_page, next_page, word.tail)
+        slot = Mux(need_page, 0, word.fill)
+        dst = Signal(config.kv_token_bits)
+        m.d.comb += dst.eq(Mux(no_page, 0, Cat(slot[:page_shift], page)[:config.kv_token_bits]))
+        continues = (move_pending & (move_dropped == no_page)
+                     & (window_slot == move_src + move_len)
+                     & (no_page | (dst == move_dst + move_len)))
+        with m.If(moves_free & no_page):
+            m.d.sync += store_full.eq(1)
+        with m.Elif(moves_free):
+            m.d.comb += [table_wr.en.eq(1),
+                         table_wr.data.head.eq(Mux(word.fill == 0, next_page, word.head)),
+                         table_wr.data.tail.eq(page),
+                         table_wr.data.fill.eq(Mux(need_page, 1, word.fill + 1)),
+                         table_wr.data.count.eq(word.count),
+                         next_wr.addr.eq(word.tail), next_wr.data.eq(next_page),
+                         next_wr.en.eq(need_page & (word.fill != 0))]
+            with m.If(need_page):
+                m.d.sync += next_page.eq(next_page + 1)
+        with m.If(moves_free):
+            with m.If(continues):
+                m.d.sync += move_len.eq(move_len + 1)
+            with m.Else():
+                with m.If(move_pending):
+                    m.d.sync += [moves.valid.eq(1), moves.payload.src.eq(move_src),
+                                 moves.payload.dst.eq(move_dst),
+                                 moves.payload.length.eq(move_len),
+                                 moves.payload.dropped.eq(move_dropped),
+                                 moves.payload.full.eq(0), moves.payload.last.eq(0)]
+                m.d.sync += [move_pending.eq(1), move_src.eq(window_slot), move_dst.eq(dst),
+                             move_len.eq(1), move_dropped.eq(no_page)]

@@ -1,0 +1,418 @@
+"""Bit-exact numpy twin of the KV management unit (KVMU): offload moves, counts, fetch descriptors.
+
+The KVMU keeps the layout of one (layer, KV head) context of the streaming cache. Frames arrive
+in order; per frame (one *problem*) it offloads the tokens that leave the recent window to the
+external store, takes the frame's cluster assignments from the HCU, hands the WTU the token count
+of every cluster, and turns the WTU's selected clusters into fetch descriptors of the store. This
+module is the scoreboard of the RTL (:class:`hw.kvmu.KVManagementUnit`): outputs and cycle
+counts per problem are equal. The design rationale (why pages) is in :mod:`hw.kvmu`.
+
+Contract
+--------
+Store
+    ``2**kv_token_bits`` token slots, in pages of ``P = kvmu_page_tokens`` slots; page ``g``
+    holds the slots ``g * P .. g * P + P - 1``. Pages are handed out by a bump pointer from page
+    0 upwards and never freed until a restart.
+Context state
+    ``past`` (tokens given since the restart), ``clusters`` (clusters opened), per cluster
+    ``head``, ``tail`` (first and last page of its list), ``fill`` (0: no page yet; else
+    1..P, the tokens in the tail page), ``count`` (members so far, saturated at ``max_count``);
+    per page ``next`` (the following page of the same cluster). A restart (the ``restart`` flag
+    of a problem, always on a stream's first problem) empties the context.
+Problem (frame) ``f`` with ``n`` new tokens, ``1 <= n <= max_frame_tokens``
+    1. *Offload*: with ``W = recent_window``, the tokens ``t`` in
+       ``[max(0, past_prev - W), max(0, past - W))`` (``past_prev``: ``past`` before the
+       previous problem; in order) leave the window. Token ``t`` of cluster ``c`` takes the
+       slot ``fill[c]`` of the tail page, or slot 0 of a new page (``next`` pointer bumped,
+       ``head`` set on the cluster's first page, the old tail's ``next`` linked) when ``fill``
+       is 0 or ``P``; its move goes from window slot ``src = t mod W`` (0 when ``W = 0``) to
+       address ``dst = page * P + slot``. A move extends the previous one of the problem when
+       ``src = prev_src + prev_len`` and ``dst = prev_dst + prev_len`` (no wrap-around).
+       When no page is left (``next == 2**kv_token_bits / P``) the token is not stored: its
+       move is flagged ``dropped`` (``dst = 0``; dropped moves merge with dropped moves when
+       ``src`` continues) and ``store_full`` is set until the next restart (nothing is lost
+       silently; the decoding of the layout skips dropped tokens).
+    2. *Assign*: for each new token (cluster ``c``, ``new`` flag) in order: a new cluster (``c``
+       equal to ``clusters``; ``clusters`` must stay at most ``max_clusters``) starts with
+       ``count = 1``, ``fill = 0``; an old one (``c < clusters``) has ``count = min(count + 1,
+       max_count)``. ``past`` grows by ``n``.
+    3. *Counts*: ``count[0 .. clusters - 1]``.
+    4. *Fetch*: for each selected cluster (ascending ids below ``clusters``) with ``fill > 0``,
+       its pages from ``head`` to ``tail``: the range ``(page * P, P)``, the tail's ``(page *
+       P, fill)``; a range that starts where the previous descriptor of the problem ends extends
+       it (the merger of :mod:`model.twins.retrieval_buffer`).
+    The fetched tokens are then exactly the offloaded members of the selected clusters,
+    ``{t < past - W: cluster(t) selected}`` (unless ``store_full``); resident ones are never
+    fetched.
+Cycle model
+    One problem reaches the KVMU as one ``cmd`` beat, ``n`` ``assign`` beats and
+    ``beats = max(1, selected)`` ``selected`` beats (an empty selection is one beat flagged
+    empty). With every input offered when the KVMU is ready for it and every output always
+    ready, counting from the cycle of the ``cmd`` transfer to the cycle of the last ``fetch``
+    transfer, both included::
+
+        cycles = 1 + 2 d + 1 + 2 n + (N + 1) + sum_b (2 + pages_b) + 2
+
+    ``1``: the command (the ring read of the first leaving token issued); ``2 d``: per leaving
+    token, a cluster-table read and its update (the move merged, the next ring read issued);
+    ``1``: the move flush; ``2 n``: per new token, a cluster-table read and its update; ``N +
+    1``: ``N = clusters`` counts read one per cycle through a one-cycle read latency; per
+    selected beat ``b``: its transfer, its cluster-table read, and one cycle per page of its list
+    (``pages_b = 0`` for a cluster with nothing offloaded and for the empty beat); ``2``: the
+    merger's flush cycle and output register. The next command is taken in the cycle after the
+    last fetch step, while the last descriptor is still being flushed. Stalls change the timing,
+    never the outputs.
+Streams
+    The beats of the block's streams are the codec's (:class:`sim.payloads.KVMUCodec`).
+"""
+
+import numpy as np
+
+from model.npzio import ArraySpec, check_arrays
+
+__all__ = ["INPUTS", "OUTPUTS", "FLUSH_CYCLES", "KVMUContext", "check_stream", "problem_cycles",
+           "layout_from_moves", "fetched_tokens", "decoded_fetch_tokens", "collect", "run_stream",
+           "run_arrays"]
+
+#: Cycles from the last fetch step to the last descriptor's transfer: the merger's flush cycle
+#: and its output register.
+FLUSH_CYCLES = 2
+
+INPUTS = [
+    ArraySpec("new_tokens", "u", 1, "per problem (frame): new tokens, 1 to max_frame_tokens"),
+    ArraySpec("cluster", "u", 1, "per new token, problems in order: its cluster id (from the HCU)"),
+    ArraySpec("new", "b", 1, "per new token: 1 when it opened its cluster (id = clusters so far)"),
+    ArraySpec("selected_offsets", "u", 1,
+              "problems + 1 offsets into selected_ids (0, ..., len(selected_ids))"),
+    ArraySpec("selected_ids", "u", 1, "per problem: selected cluster ids, strictly ascending"),
+    ArraySpec("restart", "b", 1,
+              "per problem: empty the context first (implied on the first problem)", optional=True),
+]
+
+OUTPUTS = [
+    ArraySpec("count_offsets", "u", 1, "problems + 1 offsets into counts"),
+    ArraySpec("counts", "u", 1, "per problem: token count of clusters 0..N-1, <= max_count"),
+    ArraySpec("move_offsets", "u", 1, "problems + 1 offsets into the move descriptors"),
+    ArraySpec("move_src", "u", 1, "offload moves: first recent-window slot (token mod W)"),
+    ArraySpec("move_dst", "u", 1, "offload moves: first store address"),
+    ArraySpec("move_len", "u", 1, "offload moves: tokens"),
+    ArraySpec("move_dropped", "b", 1, "offload moves: the tokens found no page (dst 0, not stored)"),
+    ArraySpec("desc_offsets", "u", 1, "problems + 1 offsets into the fetch descriptors"),
+    ArraySpec("desc_base", "u", 1, "fetch descriptors: first store address"),
+    ArraySpec("desc_len", "u", 1, "fetch descriptors: tokens"),
+    ArraySpec("fetch_offsets", "u", 1, "problems + 1 offsets into fetch_token"),
+    ArraySpec("fetch_token", "u", 1,
+              "per problem: ascending token indices the descriptors cover (decoded via the moves)"),
+    ArraySpec("store_full", "b", 1, "per problem: a token found no page (sticky until restart)"),
+    ArraySpec("cycles", "u", 1, "per problem: cycles from its command to its last descriptor"),
+]
+
+
+def _offsets_check(name, offsets, problems, total):
+    offsets = np.asarray(offsets).astype(np.int64)
+    if (offsets.shape != (problems + 1,) or offsets[0] != 0 or offsets[-1] != total
+            or np.any(np.diff(offsets) < 0)):
+        raise ValueError(f"{name} must be {problems + 1} non-decreasing offsets from 0 to "
+                         f"{total}, not {offsets.tolist()}")
+    return offsets
+
+
+def check_stream(config, arrays):
+    """Validate one stream of problems; return it as plain integer arrays and lists.
+
+    Raises
+    ------
+    ValueError
+        Naming the key, the problem and the allowed range.
+    """
+    new_tokens = np.asarray(arrays["new_tokens"]).astype(np.int64)
+    problems = new_tokens.size
+    if problems < 1 or new_tokens.ndim != 1:
+        raise ValueError("new_tokens must be a 1-D array of at least one problem")
+    if new_tokens.min() < 1 or new_tokens.max() > config.max_frame_tokens:
+        raise ValueError(f"new_tokens must be from 1 to {config.max_frame_tokens} "
+                         f"(max_frame_tokens), found {new_tokens.min()} to {new_tokens.max()}")
+    cluster = np.asarray(arrays["cluster"]).astype(np.int64)
+    new = np.asarray(arrays["new"]).astype(bool)
+    tokens = int(new_tokens.sum())
+    for name, array in (("cluster", cluster), ("new", new)):
+        if array.shape != (tokens,):
+            raise ValueError(f"{name} must hold one value per new token ({tokens}), "
+                             f"not shape {array.shape}")
+    restart = np.zeros(problems, dtype=bool)
+    if arrays.get("restart") is not None:
+        restart = np.asarray(arrays["restart"]).astype(bool)
+        if restart.shape != (problems,):
+            raise ValueError(f"restart must hold one flag per problem ({problems}), "
+                             f"not shape {restart.shape}")
+    restart = restart.copy()
+    restart[0] = True
+    selected_ids = np.asarray(arrays["selected_ids"]).astype(np.int64)
+    offsets = _offsets_check("selected_offsets", arrays["selected_offsets"], problems,
+                             selected_ids.size)
+    clusters, token = 0, 0
+    for problem in range(problems):
+        clusters = 0 if restart[problem] else clusters
+        for _ in range(new_tokens[problem]):
+            c, opened = int(cluster[token]), bool(new[token])
+            if opened and c != clusters:
+                raise ValueError(f"cluster of token {token} is flagged new, so it must be "
+                                 f"{clusters} (the clusters opened so far), not {c}")
+            if not opened and not 0 <= c < clusters:
+                raise ValueError(f"cluster of token {token} must be an opened cluster, 0 to "
+                                 f"{clusters - 1}, not {c}")
+            clusters += opened
+            if clusters > config.max_clusters:
+                raise ValueError(f"new opens cluster {clusters - 1} at token {token}, beyond "
+                                 f"max_clusters {config.max_clusters}")
+            token += 1
+        ids = selected_ids[offsets[problem]:offsets[problem + 1]]
+        if ids.size and (np.any(np.diff(ids) <= 0) or ids[0] < 0 or ids[-1] >= clusters):
+            raise ValueError(f"selected_ids of problem {problem} must be strictly ascending "
+                             f"cluster ids from 0 to {clusters - 1}, not {ids.tolist()}")
+    return {"new_tokens": new_tokens, "cluster": cluster, "new": new, "restart": restart,
+            "selected": [selected_ids[offsets[p]:offsets[p + 1]] for p in range(problems)]}
+
+
+def problem_cycles(config, departing, new_tokens, clusters, pages_per_beat):
+    """Cycles of one problem (the module's cycle model).
+
+    Parameters
+    ----------
+    departing, new_tokens, clusters : int
+        Tokens leaving the window (``d``), new tokens (``n``), clusters after the frame (``N``).
+    pages_per_beat : list of int
+        Pages walked for each ``selected`` beat (one 0 for an empty selection).
+    """
+    fetch = sum(2 + pages for pages in pages_per_beat)
+    return 1 + 2 * departing + 1 + 2 * new_tokens + clusters + 1 + fetch + FLUSH_CYCLES
+
+
+class KVMUContext:
+    """The state of one (layer, KV head) context and the KVMU's steps on it.
+
+    Parameters
+    ----------
+    config : DREConfig
+        Supplies ``kvmu_page_tokens``, ``kv_token_bits``, ``recent_window``, ``max_count``.
+    """
+
+    def __init__(self, config):
+        self._config = config
+        self.pages = (1 << config.kv_token_bits) // config.kvmu_page_tokens
+        self.restart()
+
+    def restart(self):
+        """Empty the context (a new stream)."""
+        self.past = 0
+        self.past_prev = 0
+        self.clusters = 0
+        self.next_page = 0
+        self.store_full = False
+        self.head, self.tail, self.fill, self.count = {}, {}, {}, {}
+        self.page_next = {}
+        self.token_cluster = []
+
+    def offload(self):
+        """Offload the tokens leaving the window; returns ``(moves, departing)``.
+
+        ``moves`` is a list of ``[src, dst, length, dropped]`` (merged).
+        """
+        window, page_tokens = self._config.recent_window, self._config.kvmu_page_tokens
+        first, stop = max(0, self.past_prev - window), max(0, self.past - window)
+        moves = []
+        for token in range(first, stop):
+            c = self.token_cluster[token]
+            fill = self.fill[c]
+            src = token % window if window else 0
+            dropped = fill in (0, page_tokens) and self.next_page == self.pages
+            if dropped:
+                self.store_full = True
+                page, slot = 0, 0
+            elif fill in (0, page_tokens):
+                page, slot = self.next_page, 0
+                self.next_page += 1
+                if fill == 0:
+                    self.head[c] = page
+                else:
+                    self.page_next[self.tail[c]] = page
+                self.tail[c], self.fill[c] = page, 1
+            else:
+                page, slot = self.tail[c], fill
+                self.fill[c] = fill + 1
+            dst = page * page_tokens + slot
+            if moves and self._continues(moves[-1], src, dst, dropped):
+                moves[-1][2] += 1
+            else:
+                moves.append([src, dst, 1, dropped])
+        return moves, stop - first
+
+    @staticmethod
+    def _continues(move, src, dst, dropped):
+        """Whether a token's move extends ``move`` (same kind, ``src`` and ``dst`` continue)."""
+        previous_src, previous_dst, length, previous_dropped = move
+        return (dropped == previous_dropped and src == previous_src + length
+                and (dropped or dst == previous_dst + length))
+
+    def assign(self, cluster, new):
+        """Take the frame's cluster assignments (the past moves on by their number)."""
+        for c, opened in zip(cluster, new):
+            c = int(c)
+            if opened:
+                self.clusters += 1
+                self.count[c], self.fill[c] = 1, 0
+            else:
+                self.count[c] = min(self.count[c] + 1, self._config.max_count)
+            self.token_cluster.append(c)
+        self.past_prev, self.past = self.past, self.past + len(cluster)
+
+    def counts(self):
+        """Token counts of clusters ``0 .. clusters - 1``."""
+        return [self.count[c] for c in range(self.clusters)]
+
+    def pages_of(self, c):
+        """The page list of cluster ``c``, head first (empty if nothing was offloaded)."""
+        if self.fill.get(c, 0) == 0:
+            return []
+        pages = [self.head[c]]
+        while pages[-1] != self.tail[c]:
+            pages.append(self.page_next[pages[-1]])
+        return pages
+
+    def fetch(self, selected):
+        """Fetch descriptors ``[base, length]`` of the selected clusters and the pages per beat."""
+        page_tokens = self._config.kvmu_page_tokens
+        descriptors, pages_per_beat = [], []
+        for c in selected:
+            pages = self.pages_of(int(c))
+            pages_per_beat.append(len(pages))
+            for page in pages:
+                base = page * page_tokens
+                length = self.fill[int(c)] if page == self.tail[int(c)] else page_tokens
+                if descriptors and descriptors[-1][0] + descriptors[-1][1] == base:
+                    descriptors[-1][1] += length
+                else:
+                    descriptors.append([base, length])
+        return descriptors, pages_per_beat or [0]
+
+
+def layout_from_moves(move_dst, move_len, move_dropped=None):
+    """Store address -> token index, from a stream's moves in order (token ``k`` is the ``k``-th
+    leaving the window, stored or dropped; a restart starts a new stream)."""
+    dropped = np.zeros(len(move_dst), bool) if move_dropped is None else move_dropped
+    addresses = [None if lost else int(dst) + k
+                 for dst, length, lost in zip(move_dst, move_len, dropped)
+                 for k in range(int(length))]
+    return {address: token for token, address in enumerate(addresses) if address is not None}
+
+
+def fetched_tokens(desc_base, desc_len, address_token):
+    """Ascending token indices the descriptors cover, decoded through ``address_token``.
+
+    Raises
+    ------
+    ValueError
+        If a descriptor covers an address no move has written.
+    """
+    tokens = []
+    for base, length in zip(desc_base, desc_len):
+        for address in range(int(base), int(base) + int(length)):
+            if address not in address_token:
+                raise ValueError(f"fetch descriptor ({base}, {length}) covers address {address}, "
+                                 f"which holds no offloaded token")
+            tokens.append(address_token[address])
+    return np.array(sorted(tokens), dtype=np.uint64)
+
+
+def _flatten(groups, dtype=np.uint64):
+    offsets = np.zeros(len(groups) + 1, dtype=np.uint64)
+    offsets[1:] = np.cumsum([len(group) for group in groups])
+    values = [value for group in groups for value in group]
+    return offsets, np.array(values, dtype=dtype).reshape(len(values), *np.shape(values)[1:])
+
+
+def decoded_fetch_tokens(restart, moves, descriptors):
+    """Per problem, the fetched token indices, decoding its descriptors through the moves of
+    its stream so far (``moves``, ``descriptors``: per problem lists of tuples)."""
+    fetched, dst, length, dropped = [], [], [], []
+    for problem, (own_moves, own_descriptors) in enumerate(zip(moves, descriptors)):
+        if restart[problem]:
+            dst, length, dropped = [], [], []
+        dst += [move[1] for move in own_moves]
+        length += [move[2] for move in own_moves]
+        dropped += [bool(move[3]) for move in own_moves]
+        address_token = layout_from_moves(dst, length, dropped)
+        fetched.append(fetched_tokens([d[0] for d in own_descriptors],
+                                      [d[1] for d in own_descriptors], address_token).tolist())
+    return fetched
+
+
+def collect(restart, counts, moves, descriptors, store_full, cycles):
+    """The file interface's output arrays from per-problem lists (shared by the twin and the
+    RTL decoder, so both flatten alike)."""
+    count_offsets, count_values = _flatten(counts)
+    move_offsets, move_values = _flatten(moves)
+    desc_offsets, desc_values = _flatten(descriptors)
+    fetch_offsets, fetch_values = _flatten(decoded_fetch_tokens(restart, moves, descriptors))
+    move_values = move_values.reshape(-1, 4)
+    desc_values = desc_values.reshape(-1, 2)
+    return {"count_offsets": count_offsets, "counts": count_values,
+            "move_offsets": move_offsets, "move_src": move_values[:, 0],
+            "move_dst": move_values[:, 1], "move_len": move_values[:, 2],
+            "move_dropped": move_values[:, 3].astype(bool),
+            "desc_offsets": desc_offsets, "desc_base": desc_values[:, 0],
+            "desc_len": desc_values[:, 1],
+            "fetch_offsets": fetch_offsets, "fetch_token": fetch_values,
+            "store_full": np.array(store_full, dtype=bool),
+            "cycles": np.array(cycles, dtype=np.uint64)}
+
+
+def run_stream(config, arrays):
+    """Run the KVMU on one stream of problems.
+
+    Parameters
+    ----------
+    config : DREConfig
+    arrays : dict
+        The :data:`INPUTS` keys (``restart`` optional).
+
+    Returns
+    -------
+    dict
+        The :data:`OUTPUTS` arrays, plus ``departing``, ``pages_per_beat`` (per problem lists)
+        and ``context`` (the final :class:`KVMUContext`) for the benchmarks.
+
+    Raises
+    ------
+    ValueError
+        If the stream breaks the contract (see :func:`check_stream`).
+    """
+    stream = check_stream(config, arrays)
+    context = KVMUContext(config)
+    counts, moves, descriptors, store_full, cycles, departing, walked = [], [], [], [], [], [], []
+    token = 0
+    for problem, new_tokens in enumerate(stream["new_tokens"]):
+        if stream["restart"][problem]:
+            context.restart()
+        own_moves, leaving = context.offload()
+        context.assign(stream["cluster"][token:token + new_tokens],
+                       stream["new"][token:token + new_tokens])
+        token += new_tokens
+        counts.append(context.counts())
+        own_descriptors, pages_per_beat = context.fetch(stream["selected"][problem])
+        moves.append([tuple(move) for move in own_moves])
+        descriptors.append([tuple(descriptor) for descriptor in own_descriptors])
+        store_full.append(context.store_full)
+        departing.append(leaving)
+        walked.append(pages_per_beat)
+        cycles.append(problem_cycles(config, leaving, int(new_tokens), context.clusters,
+                                     pages_per_beat))
+    result = collect(stream["restart"], counts, moves, descriptors, store_full, cycles)
+    return {**result, "departing": departing, "pages_per_beat": walked, "context": context}
+
+
+def run_arrays(config, arrays):
+    """File interface (``python -m sim.run kvmu``): validated arrays in, output arrays out."""
+    arrays = check_arrays("kvmu input", INPUTS, arrays)
+    result = run_stream(config, arrays)
+    return {spec.name: result[spec.name] for spec in OUTPUTS}
