@@ -82,7 +82,6 @@ from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from model.config import DREConfig
-from model.twins.wtu import bucket_pass_bits, bucket_shifts
 
 __all__ = ["WTULayouts", "WiCSumThresholdUnit"]
 
@@ -249,8 +248,8 @@ class WiCSumThresholdUnit(wiring.Component):
         lane_bits = lanes.bit_length() - 1
         buckets = config.wtu_buckets
         depth = config.wtu_refine_depth
-        shifts = bucket_shifts(config)[:depth + 1]
-        pass_bits = bucket_pass_bits(config)[:depth + 1]
+        shifts = config.wtu_bucket_shifts[:depth + 1]
+        pass_bits = config.wtu_pass_bits[:depth + 1]
         chunks = self._layouts.chunks
         addr_bits = self._layouts.chunk_bits
         weight_bits = config.weight_bits
