@@ -53,6 +53,12 @@ class TransferMonitor:
         self._task.cancel()
 
 
+def _packed(layout, beats):
+    """``beats`` with each field as one integer, as :func:`sim.streams.pack` takes them (an
+    ``ArrayLayout`` field packed by Amaranth's own layout: lane 0 in the lowest bits)."""
+    return [{name: layout.const(beat)[name].as_value().value for name in beat} for beat in beats]
+
+
 class WTUBench:
     """Clock, reset, stalling drivers and monitors of every WTU stream."""
 
@@ -77,6 +83,12 @@ class WTUBench:
                     for name in ("counts", "scores", "stats", "row_mask", "selected")}
         return sources, sinks, monitors
 
+    def transactions(self, scores, counts):
+        """The input beats of a problem (:func:`sim.wtu_rtl.problem_transactions`), packed."""
+        problem, count_beats, score_beats = problem_transactions(self.config, scores, counts)
+        return (problem, _packed(self.layouts.counts, count_beats),
+                _packed(self.layouts.scores, score_beats))
+
     async def reset(self):
         await reset_dut(self.dut)
 
@@ -90,8 +102,7 @@ class WTUBench:
 
         async def feed():
             for scores, counts in problems:
-                problem, count_beats, score_beats = problem_transactions(self.config, scores,
-                                                                         counts)
+                problem, count_beats, score_beats = self.transactions(scores, counts)
                 await sources["problem"].send(problem)
                 await sources["counts"].send(count_beats)
                 await sources["scores"].send(score_beats)
@@ -174,7 +185,7 @@ async def reset_mid_row(dut):
     await bench.reset()
     rng = np.random.default_rng(_seed() + 7)
     scores, counts = _random_problem(config, rng, 2, min(config.max_clusters, 40))
-    problem, count_beats, score_beats = problem_transactions(config, scores, counts)
+    problem, count_beats, score_beats = bench.transactions(scores, counts)
     sources, _, monitors = bench._streams()
     await sources["problem"].send(problem)
     await sources["counts"].send(count_beats)

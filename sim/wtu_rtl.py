@@ -20,12 +20,12 @@ __all__ = ["problem_transactions", "decode_transactions", "run_arrays", "STAT_KE
 STAT_KEYS = ("cycles", "buckets_visited", "passes", "touched", "cutoff", "weighted_sum",
              "threshold", "min_score", "max_score")
 
-def _packed_beats(values, lanes, width):
-    """``values`` in beats of ``lanes``, lane ``l`` in bits ``l * width`` up (zero padding)."""
+def _lane_beats(values, lanes):
+    """``values`` in beats of ``lanes`` (lists, lane ``l`` of beat ``b`` = value ``b * lanes + l``,
+    zero padding): the ``ArrayLayout`` fields of the ``counts`` and ``scores`` payloads."""
     padded = np.zeros(-(-len(values) // lanes) * lanes, dtype=np.uint64)
     padded[:len(values)] = values
-    return [sum(int(value) << (lane * width) for lane, value in enumerate(chunk))
-            for chunk in padded.reshape(-1, lanes)]
+    return [[int(value) for value in chunk] for chunk in padded.reshape(-1, lanes)]
 
 
 def problem_transactions(config, scores, counts):
@@ -40,9 +40,8 @@ def problem_transactions(config, scores, counts):
     rows, clusters = scores.shape
     lanes = config.wtu_lanes
     problem = [{"clusters_minus_one": clusters - 1, "rows_minus_one": rows - 1}]
-    count_beats = [{"count": beat} for beat in _packed_beats(counts, lanes, config.count_bits)]
-    score_beats = [{"score": beat} for row in scores
-                   for beat in _packed_beats(row, lanes, config.score_bits)]
+    count_beats = [{"count": beat} for beat in _lane_beats(counts, lanes)]
+    score_beats = [{"score": beat} for row in scores for beat in _lane_beats(row, lanes)]
     return problem, count_beats, score_beats
 
 
