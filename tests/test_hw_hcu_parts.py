@@ -272,3 +272,10 @@ def test_lane_issue(lanes, width, slots):
             await ctx.tick()
 
     simulate(dut, testbench, CASES + 2)
+
+
+@pytest.mark.parametrize("part", [TokenRing, Dispatcher, FreeLanePicker, LaneIssue,
+                                  SimilarityLane, ArgminTree])
+def test_parts_reject_a_config_that_is_not_a_dreconfig(part):
+    with pytest.raises(TypeError, match=r"config must be a DREConfig, not \{'hcu_lanes': 2\}"):
+        part({"hcu_lanes": 2})

@@ -420,3 +420,10 @@ def test_sequencer():
         assert len(visited) == 10 and problems > 5, (visited, problems)
 
     simulate(dut, testbench, cycles + 2)
+
+
+@pytest.mark.parametrize("part", [LaneMemories, BucketLists, BucketMasses, RowStatistics,
+                                  Decision, AggregateEmitter, Sequencer])
+def test_parts_reject_a_config_that_is_not_a_dreconfig(part):
+    with pytest.raises(TypeError, match=r"config must be a DREConfig, not None"):
+        part(None)

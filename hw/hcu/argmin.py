@@ -1,16 +1,16 @@
 """The HCU's argmin tree: the best match of the oldest token over all lanes."""
 
 from amaranth.hdl import Module, Mux, Signal
-from amaranth.lib import data, wiring
+from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
+from hw.component import ConfiguredComponent
 from hw.hcu.arith import better
-from hw.hcu.layouts import check_config
 
 __all__ = ["ArgminTree"]
 
 
-class ArgminTree(wiring.Component):
+class ArgminTree(ConfiguredComponent):
     """The smallest ``(distance, cluster)`` pair of ``hcu_lanes`` candidates (combinational).
 
     Pairs are compared in a balanced tree, candidate ``2i`` against ``2i + 1`` at the first
@@ -37,16 +37,14 @@ class ArgminTree(wiring.Component):
         If ``config`` is not a :class:`DREConfig`.
     """
 
-    def __init__(self, config):
-        check_config(config)
-        self._config = config
+    def _members(self, config):
         distance = range(config.hash_bits + 1)
-        super().__init__({
+        return {
             "distance": In(data.ArrayLayout(distance, config.hcu_lanes)),
             "cluster": In(data.ArrayLayout(config.cluster_id_bits, config.hcu_lanes)),
             "best_distance": Out(distance),
             "best_cluster": Out(config.cluster_id_bits),
-        })
+        }
 
     def elaborate(self, platform):
         config = self._config

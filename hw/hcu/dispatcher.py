@@ -1,16 +1,16 @@
 """The HCU's dispatcher: the compares (jobs) started in each cycle, and the walk of the table."""
 
 from amaranth.hdl import Module, Mux, Signal
-from amaranth.lib import data, wiring
+from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
+from hw.component import ConfiguredComponent
 from hw.hcu.arith import modulo_sum
-from hw.hcu.layouts import check_config
 
 __all__ = ["Dispatcher"]
 
 
-class Dispatcher(wiring.Component):
+class Dispatcher(ConfiguredComponent):
     """Up to ``hcu_dispatch_width`` (D) jobs per cycle: a catch-up, else the walk's clusters.
 
     A *catch-up* compares a token with a cluster an older token opened after it arrived: the
@@ -65,13 +65,11 @@ class Dispatcher(wiring.Component):
         If ``config`` is not a :class:`DREConfig`.
     """
 
-    def __init__(self, config):
-        check_config(config)
-        self._config = config
+    def _members(self, config):
         slots, width = config.hcu_tokens_in_flight, config.hcu_dispatch_width
         cluster_range = range(config.max_clusters + 1)
         row_bits = config.hash_slot_bits - (width.bit_length() - 1)
-        super().__init__({
+        return {
             "head": In(range(slots)),
             "held": In(range(slots + 1)),
             "seen": In(data.ArrayLayout(cluster_range, slots)),
@@ -84,7 +82,7 @@ class Dispatcher(wiring.Component):
             "read_row": Out(data.ArrayLayout(row_bits, width)),
             "bump": Out(1),
             "walk_age": Out(range(slots + 1)),
-        })
+        }
 
     def elaborate(self, platform):
         config = self._config

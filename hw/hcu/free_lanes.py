@@ -1,15 +1,15 @@
 """The HCU's free-lane picker: which lanes take the compares started this cycle."""
 
 from amaranth.hdl import Module, Signal
-from amaranth.lib import data, wiring
+from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
-from hw.hcu.layouts import check_config
+from hw.component import ConfiguredComponent
 
 __all__ = ["FreeLanePicker"]
 
 
-class FreeLanePicker(wiring.Component):
+class FreeLanePicker(ConfiguredComponent):
     """The ``hcu_dispatch_width`` (D) lowest-numbered free lanes, lowest first (combinational).
 
     Job ``j`` of a cycle goes to ``lane[j]``, the ``j``-th lowest lane whose ``available`` bit
@@ -35,15 +35,13 @@ class FreeLanePicker(wiring.Component):
         If ``config`` is not a :class:`DREConfig`.
     """
 
-    def __init__(self, config):
-        check_config(config)
-        self._config = config
+    def _members(self, config):
         lanes, width = config.hcu_lanes, config.hcu_dispatch_width
-        super().__init__({
+        return {
             "available": In(lanes),
             "lane": Out(data.ArrayLayout(range(lanes), width)),
             "found": Out(width),
-        })
+        }
 
     def elaborate(self, platform):
         lanes = self._config.hcu_lanes

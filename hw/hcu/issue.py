@@ -1,15 +1,15 @@
 """The HCU's issue stage: the jobs dispatched in one cycle reach their lanes in the next."""
 
 from amaranth.hdl import Module, Signal
-from amaranth.lib import data, wiring
+from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
-from hw.hcu.layouts import check_config
+from hw.component import ConfiguredComponent
 
 __all__ = ["LaneIssue"]
 
 
-class LaneIssue(wiring.Component):
+class LaneIssue(ConfiguredComponent):
     """Registers the dispatched jobs for one cycle and loads them into their lanes.
 
     The table is read synchronously, so a job dispatched in cycle ``t`` reaches its lane in
@@ -47,12 +47,10 @@ class LaneIssue(wiring.Component):
         If ``config`` is not a :class:`DREConfig`.
     """
 
-    def __init__(self, config):
-        check_config(config)
-        self._config = config
+    def _members(self, config):
         lanes, width = config.hcu_lanes, config.hcu_dispatch_width
         slots = config.hcu_tokens_in_flight
-        super().__init__({
+        return {
             "job_valid": In(width),
             "job_lane": In(data.ArrayLayout(range(lanes), width)),
             "job_cluster": In(data.ArrayLayout(config.cluster_id_bits, width)),
@@ -63,7 +61,7 @@ class LaneIssue(wiring.Component):
             "load_difference": Out(data.ArrayLayout(config.hash_bits, lanes)),
             "load_cluster": Out(data.ArrayLayout(config.cluster_id_bits, lanes)),
             "load_tag": Out(range(slots)),
-        })
+        }
 
     def elaborate(self, platform):
         config = self._config

@@ -1,11 +1,11 @@
 """One similarity lane of the HCU: the Hamming compare of one token with one cluster."""
 
 from amaranth.hdl import Module, Mux, Signal
-from amaranth.lib import data, wiring
+from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
+from hw.component import ConfiguredComponent
 from hw.hcu.arith import better
-from hw.hcu.layouts import check_config
 
 __all__ = ["SimilarityLane"]
 
@@ -14,7 +14,7 @@ def _popcount(value):
     return sum(value[index] for index in range(len(value)))
 
 
-class SimilarityLane(wiring.Component):
+class SimilarityLane(ConfiguredComponent):
     """One similarity lane of the HCU: one compare at a time, with early exit.
 
     A job arrives with ``load`` as the difference ``cluster hash XOR token hash``, the token's
@@ -53,11 +53,9 @@ class SimilarityLane(wiring.Component):
         If ``config`` is not a :class:`DREConfig`.
     """
 
-    def __init__(self, config):
-        check_config(config)
-        self._config = config
+    def _members(self, config):
         slots = config.hcu_tokens_in_flight
-        super().__init__({
+        return {
             "load": In(1),
             "load_difference": In(config.hash_bits),
             "load_tag": In(range(slots)),
@@ -68,7 +66,7 @@ class SimilarityLane(wiring.Component):
             "tag": Out(range(slots)),
             "best_distance": Out(data.ArrayLayout(range(config.hash_bits + 1), slots)),
             "best_cluster": Out(data.ArrayLayout(config.cluster_id_bits, slots)),
-        })
+        }
 
     def elaborate(self, platform):
         config = self._config

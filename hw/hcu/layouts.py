@@ -1,11 +1,9 @@
-"""Payload layouts of the HCU's streams, and the configuration check its components share."""
+"""Payload layouts of the HCU's streams."""
 
 from amaranth.hdl import unsigned
 from amaranth.lib import data
 
-from model.config import DREConfig
-
-__all__ = ["token_layout", "assignment_layout", "check_config"]
+__all__ = ["token_layout", "assignment_layout"]
 
 
 def token_layout(config):
@@ -22,9 +20,3 @@ def assignment_layout(config):
         "overflow": unsigned(1),
         "last": unsigned(1),
     })
-
-
-def check_config(config):
-    """Raise ``TypeError`` unless ``config`` is a :class:`DREConfig`."""
-    if not isinstance(config, DREConfig):
-        raise TypeError(f"config must be a DREConfig, not {config!r}")

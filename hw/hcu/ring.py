@@ -1,16 +1,16 @@
 """The HCU's tokens in flight: a ring of slots, oldest first."""
 
-from amaranth.hdl import Module, Signal
-from amaranth.lib import data, wiring
+from amaranth.hdl import Module
+from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
+from hw.component import ConfiguredComponent
 from hw.hcu.arith import modulo_sum
-from hw.hcu.layouts import check_config
 
 __all__ = ["TokenRing"]
 
 
-class TokenRing(wiring.Component):
+class TokenRing(ConfiguredComponent):
     """The tokens the HCU holds: ``hcu_tokens_in_flight`` (K) slots in a ring.
 
     The oldest token is in slot ``head``, the token of age ``a`` in slot ``(head + a) mod K``;
@@ -53,12 +53,10 @@ class TokenRing(wiring.Component):
         If ``config`` is not a :class:`DREConfig`.
     """
 
-    def __init__(self, config):
-        check_config(config)
-        self._config = config
+    def _members(self, config):
         slots = config.hcu_tokens_in_flight
         cluster_range = range(config.max_clusters + 1)
-        super().__init__({
+        return {
             "push": In(1),
             "push_hash": In(config.hash_bits),
             "push_last": In(1),
@@ -72,7 +70,7 @@ class TokenRing(wiring.Component):
             "hash": Out(data.ArrayLayout(config.hash_bits, slots)),
             "last": Out(data.ArrayLayout(1, slots)),
             "seen": Out(data.ArrayLayout(cluster_range, slots)),
-        })
+        }
 
     def elaborate(self, platform):
         slots = self._config.hcu_tokens_in_flight

@@ -66,12 +66,13 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hw.component import check_config
 from hw.hcu.argmin import ArgminTree
 from hw.hcu.dispatcher import Dispatcher
 from hw.hcu.free_lanes import FreeLanePicker
 from hw.hcu.issue import LaneIssue
 from hw.hcu.lane import SimilarityLane
-from hw.hcu.layouts import assignment_layout, check_config, token_layout
+from hw.hcu.layouts import assignment_layout, token_layout
 from hw.hcu.ring import TokenRing
 
 __all__ = ["HashClusterUnit"]

@@ -1,15 +1,16 @@
 """The WTU's aggregate emitter: the OR of the rows' selections, sent as selected cluster ids."""
 
 from amaranth.hdl import Cat, Const, Module, Signal
-from amaranth.lib import data, wiring
+from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
-from hw.wtu.layouts import WTULayouts, check_config
+from hw.component import ConfiguredComponent
+from hw.wtu.layouts import WTULayouts
 
 __all__ = ["AggregateEmitter"]
 
 
-class AggregateEmitter(wiring.Component):
+class AggregateEmitter(ConfiguredComponent):
     """Tracks the aggregate while the row masks are emitted, then lists its clusters.
 
     During the emission (``emit``, one chunk of ``wtu_lanes`` clusters per beat) it records
@@ -57,11 +58,9 @@ class AggregateEmitter(wiring.Component):
         If ``config`` is not a :class:`DREConfig`.
     """
 
-    def __init__(self, config):
-        check_config(config)
-        self._config = config
+    def _members(self, config):
         lanes = config.wtu_lanes
-        super().__init__({
+        return {
             "clear": In(1),
             "chunk": In(WTULayouts(config).chunk_bits),
             "row_select": In(lanes),
@@ -77,7 +76,7 @@ class AggregateEmitter(wiring.Component):
             "any_selected": Out(1),
             "final": Out(1),
             "chunk_done": Out(1),
-        })
+        }
 
     def elaborate(self, platform):
         config = self._config

@@ -1,15 +1,16 @@
 """One WTU lane's bucket sorter: a linked list of the lane's clusters per bucket, and its walk."""
 
 from amaranth.hdl import Module, Signal, unsigned
-from amaranth.lib import memory, wiring
+from amaranth.lib import memory
 from amaranth.lib.wiring import In, Out
 
-from hw.wtu.layouts import WTULayouts, check_config
+from hw.component import ConfiguredComponent
+from hw.wtu.layouts import WTULayouts
 
 __all__ = ["BucketLists"]
 
 
-class BucketLists(wiring.Component):
+class BucketLists(ConfiguredComponent):
     """Per bucket, the list of one lane's cluster addresses in the order they were appended.
 
     Each bucket has a head, a tail and a non-empty flag; the next pointers live in one memory
@@ -49,13 +50,10 @@ class BucketLists(wiring.Component):
         If ``config`` is not a :class:`DREConfig`.
     """
 
-    def __init__(self, config):
-        check_config(config)
-        self._config = config
-        self._layouts = WTULayouts(config)
-        addr_bits = self._layouts.chunk_bits
+    def _members(self, config):
+        addr_bits = WTULayouts(config).chunk_bits
         buckets = range(config.wtu_buckets)
-        super().__init__({
+        return {
             "append": In(1),
             "bucket": In(buckets),
             "address": In(addr_bits),
@@ -66,14 +64,15 @@ class BucketLists(wiring.Component):
             "walk_address": Out(addr_bits),
             "walk_active": Out(1),
             "walk_done": Out(1),
-        })
+        }
 
     def elaborate(self, platform):
         buckets = self._config.wtu_buckets
-        addr_bits = self._layouts.chunk_bits
+        layouts = WTULayouts(self._config)
+        addr_bits = layouts.chunk_bits
         m = Module()
         m.submodules.next = mem = memory.Memory(shape=unsigned(addr_bits),
-                                                depth=self._layouts.chunks, init=[])
+                                                depth=layouts.chunks, init=[])
         next_rd, next_wr = mem.read_port(domain="comb"), mem.write_port()
         head = [Signal(addr_bits, name=f"head{k}") for k in range(buckets)]
         tail = [Signal(addr_bits, name=f"tail{k}") for k in range(buckets)]

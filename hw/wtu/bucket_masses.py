@@ -1,15 +1,16 @@
 """The WTU's bucket histogram: per bucket, the mass ``sum s x n`` and the count of its clusters."""
 
 from amaranth.hdl import Module, Mux
-from amaranth.lib import data, wiring
+from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
-from hw.wtu.layouts import check_config, tree
+from hw.component import ConfiguredComponent
+from hw.wtu.layouts import tree
 
 __all__ = ["BucketMasses"]
 
 
-class BucketMasses(wiring.Component):
+class BucketMasses(ConfiguredComponent):
     """Bucket masses and member counts, ``wtu_lanes`` clusters added per cycle.
 
     Each cycle with ``accumulate``, every lane whose ``active`` bit is set adds its ``product``
@@ -40,11 +41,9 @@ class BucketMasses(wiring.Component):
         If ``config`` is not a :class:`DREConfig`.
     """
 
-    def __init__(self, config):
-        check_config(config)
-        self._config = config
+    def _members(self, config):
         lanes, buckets = config.wtu_lanes, config.wtu_buckets
-        super().__init__({
+        return {
             "accumulate": In(1),
             "active": In(lanes),
             "bucket": In(data.ArrayLayout(range(buckets), lanes)),
@@ -52,7 +51,7 @@ class BucketMasses(wiring.Component):
             "clear": In(1),
             "mass": Out(data.ArrayLayout(config.weight_bits, buckets)),
             "members": Out(data.ArrayLayout(config.cluster_id_bits + 1, buckets)),
-        })
+        }
 
     def elaborate(self, platform):
         lanes = self._config.wtu_lanes

@@ -1,10 +1,11 @@
 """The WTU's decision: the crossing bucket of a pass, early exit, and the row's cutoff."""
 
 from amaranth.hdl import Module, Signal
-from amaranth.lib import data, wiring
+from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
-from hw.wtu.layouts import WTULayouts, check_config
+from hw.component import ConfiguredComponent
+from hw.wtu.layouts import WTULayouts
 
 __all__ = ["Decision", "pass_bucket"]
 
@@ -19,7 +20,7 @@ def pass_bucket(m, config, score, pass_index, bucket):
             m.d.comb += bucket.eq((score >> shifts[p]) & ((1 << pass_bits[p]) - 1))
 
 
-class Decision(wiring.Component):
+class Decision(ConfiguredComponent):
     """One decision per ``step``: the crossing bucket, the buckets selected outright, refinement.
 
     Combinationally, the suffix masses ``sum_{k >= c} mass_k`` of all buckets are compared with
@@ -64,12 +65,10 @@ class Decision(wiring.Component):
         If ``config`` is not a :class:`DREConfig`.
     """
 
-    def __init__(self, config):
-        check_config(config)
-        self._config = config
+    def _members(self, config):
         stats = WTULayouts(config).stats
         buckets, weight_bits = config.wtu_buckets, config.weight_bits
-        super().__init__({
+        return {
             "mass": In(data.ArrayLayout(weight_bits, buckets)),
             "members": In(data.ArrayLayout(config.cluster_id_bits + 1, buckets)),
             "threshold": In(weight_bits),
@@ -81,7 +80,7 @@ class Decision(wiring.Component):
             "cutoff": Out(config.score_bits + 1),
             "visited": Out(stats["buckets_visited"].shape),
             "touched": Out(stats["touched"].shape),
-        })
+        }
 
     def elaborate(self, platform):
         config = self._config

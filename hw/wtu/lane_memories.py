@@ -1,15 +1,16 @@
 """One WTU lane's cluster memories: score, token count, max score over the rows, aggregate bit."""
 
 from amaranth.hdl import Module, Mux, unsigned
-from amaranth.lib import memory, wiring
+from amaranth.lib import memory
 from amaranth.lib.wiring import In, Out
 
-from hw.wtu.layouts import WTULayouts, check_config
+from hw.component import ConfiguredComponent
+from hw.wtu.layouts import WTULayouts
 
 __all__ = ["LaneMemories"]
 
 
-class LaneMemories(wiring.Component):
+class LaneMemories(ConfiguredComponent):
     """The memories of lane ``l``: cluster ``chunk * wtu_lanes + l`` lives at address ``chunk``.
 
     Four memories of ``ceil(max_clusters / wtu_lanes)`` words, each with one asynchronous read
@@ -52,12 +53,9 @@ class LaneMemories(wiring.Component):
         If ``config`` is not a :class:`DREConfig`.
     """
 
-    def __init__(self, config):
-        check_config(config)
-        self._config = config
-        self._chunks = WTULayouts(config).chunks
+    def _members(self, config):
         addr_bits = WTULayouts(config).chunk_bits
-        super().__init__({
+        return {
             "address": In(addr_bits),
             "chunk": In(addr_bits),
             "write_counts": In(1),
@@ -71,15 +69,16 @@ class LaneMemories(wiring.Component):
             "stored_count": Out(config.count_bits),
             "max_score": Out(config.score_bits),
             "aggregate": Out(1),
-        })
+        }
 
     def elaborate(self, platform):
         config = self._config
+        chunks = WTULayouts(config).chunks
         m = Module()
         ports = {}
         for name, width in (("score", config.score_bits), ("count", config.count_bits),
                             ("max_score", config.score_bits), ("aggregate", 1)):
-            m.submodules[name] = mem = memory.Memory(shape=unsigned(width), depth=self._chunks,
+            m.submodules[name] = mem = memory.Memory(shape=unsigned(width), depth=chunks,
                                                      init=[])
             ports[name] = (mem.read_port(domain="comb"), mem.write_port())
         (score_rd, score_wr), (count_rd, count_wr) = ports["score"], ports["count"]

@@ -3,20 +3,14 @@
 from amaranth.hdl import unsigned
 from amaranth.lib import data
 
-from model.config import DREConfig
+from hw.component import check_config
 
-__all__ = ["WTULayouts", "bits_for", "check_config", "tree"]
+__all__ = ["WTULayouts", "bits_for", "tree"]
 
 
 def bits_for(highest):
     """Width of an unsigned value from 0 to ``highest``."""
     return max(1, int(highest).bit_length())
-
-
-def check_config(config):
-    """Raise ``TypeError`` unless ``config`` is a :class:`DREConfig`."""
-    if not isinstance(config, DREConfig):
-        raise TypeError(f"config must be a DREConfig, not {config!r}")
 
 
 def tree(values, combine):

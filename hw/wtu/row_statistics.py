@@ -1,15 +1,16 @@
 """The WTU's row preprocessing: weighted sum, min and max while the row streams in; threshold."""
 
 from amaranth.hdl import Module, Mux
-from amaranth.lib import data, wiring
+from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
-from hw.wtu.layouts import check_config, tree
+from hw.component import ConfiguredComponent
+from hw.wtu.layouts import tree
 
 __all__ = ["RowStatistics"]
 
 
-class RowStatistics(wiring.Component):
+class RowStatistics(ConfiguredComponent):
     """Per load beat, adds the valid lanes' ``s x n`` to ``W`` and updates min and max.
 
     ``threshold`` is :func:`model.reference.resv.wicsum_threshold` of ``weighted_sum``:
@@ -40,11 +41,9 @@ class RowStatistics(wiring.Component):
         If ``config`` is not a :class:`DREConfig`.
     """
 
-    def __init__(self, config):
-        check_config(config)
-        self._config = config
+    def _members(self, config):
         lanes, score_bits = config.wtu_lanes, config.score_bits
-        super().__init__({
+        return {
             "clear": In(1),
             "load": In(1),
             "valid": In(lanes),
@@ -54,7 +53,7 @@ class RowStatistics(wiring.Component):
             "threshold": Out(config.weight_bits),
             "min_score": Out(score_bits),
             "max_score": Out(score_bits),
-        })
+        }
 
     def elaborate(self, platform):
         config = self._config

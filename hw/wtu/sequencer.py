@@ -1,15 +1,15 @@
 """The WTU's sequencer: the state machine that runs one problem, row by row."""
 
 from amaranth.hdl import Module, Signal
-from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.wtu.layouts import WTULayouts, check_config
+from hw.component import ConfiguredComponent
+from hw.wtu.layouts import WTULayouts
 
 __all__ = ["Sequencer"]
 
 
-class Sequencer(wiring.Component):
+class Sequencer(ConfiguredComponent):
     """The control of the WTU: which stream moves and which part acts in each cycle.
 
     States (``m.FSM``): ``IDLE`` (take a problem header) -> ``COUNTS`` (one beat per chunk)
@@ -57,9 +57,7 @@ class Sequencer(wiring.Component):
         If ``config`` is not a :class:`DREConfig`.
     """
 
-    def __init__(self, config):
-        check_config(config)
-        self._config = config
+    def _members(self, config):
         layouts = WTULayouts(config)
         ports = {
             "problem_valid": In(1),
@@ -82,7 +80,7 @@ class Sequencer(wiring.Component):
                      "start_row", "load", "decide", "start_walk", "walking", "emit", "fetch",
                      "send"):
             ports[name] = Out(1)
-        super().__init__(ports)
+        return ports
 
     def elaborate(self, platform):
         lane_bits = self._config.wtu_lanes.bit_length() - 1

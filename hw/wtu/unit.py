@@ -86,12 +86,13 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hw.component import check_config
 from hw.wtu.aggregate import AggregateEmitter
 from hw.wtu.bucket_lists import BucketLists
 from hw.wtu.bucket_masses import BucketMasses
 from hw.wtu.decision import Decision, pass_bucket
 from hw.wtu.lane_memories import LaneMemories
-from hw.wtu.layouts import WTULayouts, check_config
+from hw.wtu.layouts import WTULayouts
 from hw.wtu.row_statistics import RowStatistics
 from hw.wtu.sequencer import Sequencer
 
