@@ -3,7 +3,7 @@
 One *problem* is one (layer, KV head, frame): ``N`` clusters (1 to ``max_clusters``) with token
 counts ``n_j`` and ``R`` query rows (1 to ``max_rows``) of unsigned integer scores ``s_ij``. For
 each row the WTU selects every cluster whose score is at least a *cutoff*; the rows' selections
-are OR-ed into the problem's selection. Everything below is what the RTL (``hw/wtu.py``) computes,
+are OR-ed into the problem's selection. Everything below is what the RTL (``hw/wtu/``) computes,
 bit for bit and cycle for cycle.
 
 Widths and arithmetic (all exact, nothing saturates)
