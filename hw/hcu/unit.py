@@ -44,6 +44,13 @@ half the previous unit's logic gates and a sixth of its FPGA LUTs (``make bench`
 The timing is a plain function of the compares' early-exit points, so the twin's cycle model is
 exact.
 
+The parts (each a component of :mod:`hw.hcu`): :class:`TokenRing` (the tokens in flight),
+:class:`Dispatcher` (catch-up and walk jobs, table reads, the walk's progress),
+:class:`FreeLanePicker` (job ``j`` to the ``j``-th free lane), :class:`LaneIssue` (the jobs
+reach their lanes with the hashes read), ``hcu_lanes`` :class:`SimilarityLane` units and
+:class:`ArgminTree` (the oldest token's best match); the unit wires them, holds the table and
+decides.
+
 Streams and frames
 ------------------
 ``i`` carries :func:`token_layout` (``hash``, ``last``), ``o`` :func:`assignment_layout`
@@ -85,7 +92,8 @@ class HashClusterUnit(wiring.Component):
     ----------
     config : DREConfig
         Uses ``hash_bits``, ``hamming_threshold``, ``hcu_lanes``, ``hcu_bits_per_cycle``,
-        ``hcu_tokens_in_flight``, ``hash_mem_entries`` and ``max_clusters``.
+        ``hcu_tokens_in_flight``, ``hcu_dispatch_width``, ``hash_mem_entries`` and
+        ``max_clusters``.
 
     Members
     -------
