@@ -394,7 +394,7 @@ def test_sequencer():
     config = TINY.replace(max_clusters=16, max_rows=4)
     dut = Sequencer(config)
     rng = random.Random(6)
-    cycles = 3000
+    cycles = 1500
 
     async def testbench(ctx):
         reference = _SequencerReference(config)
