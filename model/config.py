@@ -279,6 +279,24 @@ class DREConfig:
         """Largest token count of a cluster, ``2**count_bits - 1``."""
         return (1 << self.count_bits) - 1
 
+    @property
+    def wtu_bucket_shifts(self):
+        """``shift_p`` of every WTU bucket pass ``p`` from 0 to ``full_refine_depth``.
+
+        Pass ``p`` resolves the score bits from ``shift_p = max(0, score_bits - (p + 1) *
+        bucket_bits)`` up (the bucket rule of :mod:`model.twins.wtu`).
+        """
+        return tuple(max(0, self.score_bits - (p + 1) * self.bucket_bits)
+                     for p in range(self.full_refine_depth + 1))
+
+    @property
+    def wtu_pass_bits(self):
+        """Score bits each WTU bucket pass resolves: ``score_bits - shift_0``, then
+        ``shift_(p-1) - shift_p``; pass ``p`` has ``2**wtu_pass_bits[p]`` buckets."""
+        shifts = self.wtu_bucket_shifts
+        return tuple((self.score_bits if p == 0 else shifts[p - 1]) - shifts[p]
+                     for p in range(len(shifts)))
+
     # Construction and serialisation ---------------------------------------------------------
 
     def replace(self, **changes):
@@ -301,7 +319,7 @@ class DREConfig:
         """The derived widths and values as a dict, for reports."""
         names = ["wicsum_ratio", "bucket_bits", "full_refine_depth", "cluster_id_bits",
                  "hash_slot_bits", "distance_bits", "hcu_beats_per_hash", "weight_bits",
-                 "threshold_bits", "row_bits"]
+                 "threshold_bits", "row_bits", "wtu_bucket_shifts", "wtu_pass_bits"]
         return {name: getattr(self, name) for name in names}
 
     @classmethod

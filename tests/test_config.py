@@ -41,6 +41,23 @@ def test_derived_widths_of_edge():
     assert edge.derived()["row_bits"] == 6
 
 
+def test_wtu_bucket_passes():
+    # Worked by hand from shift_p = max(0, S - (p + 1) * b), pass bits S - shift_0 then
+    # shift_(p-1) - shift_p:
+    # edge: S = 16, 16 buckets -> b = 4, passes 0..3: shifts 12, 8, 4, 0; 4 bits each.
+    # tiny: S = 8, 4 buckets -> b = 2, passes 0..3: shifts 6, 4, 2, 0; 2 bits each.
+    # S = 7, 8 buckets -> b = 3, ceil(7 / 3) = 3 passes: shifts 4, 1, 0; bits 3, 3, 1.
+    edge, tiny = PRESETS["edge"], PRESETS["tiny"]
+    assert edge.wtu_bucket_shifts == (12, 8, 4, 0)
+    assert edge.wtu_pass_bits == (4, 4, 4, 4)
+    assert tiny.wtu_bucket_shifts == (6, 4, 2, 0)
+    assert tiny.wtu_pass_bits == (2, 2, 2, 2)
+    seven_bits = tiny.replace(score_bits=7, wtu_buckets=8, wtu_refine_depth=2)
+    assert seven_bits.wtu_bucket_shifts == (4, 1, 0)
+    assert seven_bits.wtu_pass_bits == (3, 3, 1)
+    assert seven_bits.derived()["wtu_pass_bits"] == (3, 3, 1)
+
+
 def test_ratio_code_rounds_half_up():
     # Worked by hand: 0.3 * 256 = 76.8 -> 77; 0.5/256 * 256 = 0.5 -> 1; 1.0 -> 256.
     assert ratio_code(0.3, 8) == 77

@@ -6,8 +6,8 @@ from hypothesis import given, settings, strategies as st
 
 from model.config import PRESETS
 from model.reference.resv import exact_wicsum
-from model.twins.wtu import (INPUTS, OUTPUTS, aggregate_cycles, bucket_pass_bits, bucket_shifts,
-                       run_arrays, scan_sort_cycles, wtu_problem, wtu_row)
+from model.twins.wtu import (INPUTS, OUTPUTS, aggregate_cycles, run_arrays, scan_sort_cycles,
+                             wtu_problem, wtu_row)
 
 TINY = PRESETS["tiny"]
 
@@ -137,11 +137,6 @@ def test_cycle_helpers():
     selected[[1, 2, 9]] = True
     assert aggregate_cycles(selected, 4) == 6
     assert aggregate_cycles(np.zeros(12, dtype=bool), 4) == 1
-    # tiny: 8 score bits, 2 bits per pass.
-    assert bucket_shifts(TINY) == [6, 4, 2, 0]
-    seven_bits = TINY.replace(score_bits=7, wtu_buckets=8, wtu_refine_depth=2)
-    assert bucket_shifts(seven_bits) == [4, 1, 0]
-    assert bucket_pass_bits(seven_bits) == [3, 3, 1]
 
 
 def test_file_interface_keys():

@@ -3,7 +3,7 @@
 One *problem* is one (layer, KV head, frame): ``N`` clusters (1 to ``max_clusters``) with token
 counts ``n_j`` and ``R`` query rows (1 to ``max_rows``) of unsigned integer scores ``s_ij``. For
 each row the WTU selects every cluster whose score is at least a *cutoff*; the rows' selections
-are OR-ed into the problem's selection. Everything below is what the RTL (``hw/wtu.py``) computes,
+are OR-ed into the problem's selection. Everything below is what the RTL (``hw/wtu/``) computes,
 bit for bit and cycle for cycle.
 
 Widths and arithmetic (all exact, nothing saturates)
@@ -84,9 +84,8 @@ import numpy as np
 from model.npzio import ArraySpec, check_arrays
 from model.reference.resv import wicsum_threshold
 
-__all__ = ["INPUTS", "OUTPUTS", "bucket_shifts", "bucket_pass_bits",
-           "wtu_row", "wtu_problem", "scan_sort_cycles", "aggregate_cycles", "run_arrays",
-           "check_problem"]
+__all__ = ["INPUTS", "OUTPUTS", "wtu_row", "wtu_problem", "scan_sort_cycles", "aggregate_cycles",
+           "run_arrays", "check_problem"]
 
 INPUTS = [
     ArraySpec("scores", "u", 2, "per-row cluster scores, rows x clusters, below 2**score_bits"),
@@ -124,22 +123,6 @@ def _masses(scores, counts, config):
     return scores.astype(dtype) * counts.astype(dtype)
 
 
-def bucket_shifts(config):
-    """``shift_p`` of every pass ``p`` from 0 to ``full_refine_depth`` (module docstring)."""
-    bits = config.bucket_bits
-    return [max(0, config.score_bits - (p + 1) * bits) for p in range(config.full_refine_depth + 1)]
-
-
-def bucket_pass_bits(config):
-    """Score bits each pass resolves: ``S - shift_0``, then ``shift_(p-1) - shift_p``.
-
-    Pass ``p`` has ``2**bucket_pass_bits(config)[p]`` buckets (at most ``wtu_buckets``).
-    """
-    shifts = bucket_shifts(config)
-    return [(config.score_bits if p == 0 else shifts[p - 1]) - shifts[p]
-            for p in range(len(shifts))]
-
-
 def _lanes_cycles(count, lanes):
     return -(-count // lanes)
 
@@ -160,8 +143,8 @@ def wtu_row(scores, counts, config):
     weighted_sum = int(mass.sum())
     threshold = wicsum_threshold(weighted_sum, config)
     lane_of = np.arange(clusters) % lanes
-    shifts = bucket_shifts(config)
-    pass_bits = bucket_pass_bits(config)
+    shifts = config.wtu_bucket_shifts
+    pass_bits = config.wtu_pass_bits
     member = np.ones(clusters, dtype=bool)
     mass_above = prefix = visited = touched = 0
     cycles = _lanes_cycles(clusters, lanes) + 1

@@ -1,0 +1,149 @@
+"""The HCU's dispatcher: the compares (jobs) started in each cycle, and the walk of the table."""
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import data
+from amaranth.lib.wiring import In, Out
+
+from hw.component import ConfiguredComponent
+from hw.hcu.arith import modulo_sum
+
+__all__ = ["Dispatcher"]
+
+
+class Dispatcher(ConfiguredComponent):
+    """Up to ``hcu_dispatch_width`` (D) jobs per cycle: a catch-up, else the walk's clusters.
+
+    A *catch-up* compares a token with a cluster an older token opened after it arrived: the
+    oldest held token whose walk has begun (or ended) and whose ``seen`` is below ``opened``
+    gets one, cluster ``seen``, as job 0 (``bump`` then asks the ring to increment its
+    ``seen``). Otherwise the *walk token* (the token of age ``walk_age``) compares the clusters
+    ``top - 1``, ``top - 2``, ... (one per job, D consecutive ids so D distinct banks), where
+    ``top`` is its ``seen`` when its walk begins; a walk job needs a free lane (``found``), a
+    cluster that exists and one the older tokens cannot evict before it is decided (``top +
+    hash_mem_entries >= opened + walk_age + job + 1``). The walk ends when no cluster is left
+    below it, or, for the oldest token, when the rest has been evicted; the next token walks
+    from the next cycle. ``pop`` (the oldest token decided) ages every walk by one.
+
+    Bank ``b`` reads row ``read_row[b]``: the catch-up cluster, or the walk cluster of this
+    cycle that lies in bank ``b`` (cluster ``c`` is in bank ``c mod D`` at row
+    ``(c mod hash_mem_entries) // D``).
+
+    Parameters
+    ----------
+    config : DREConfig
+        Uses ``hcu_tokens_in_flight`` (K), ``hcu_dispatch_width`` (D), ``hash_mem_entries``
+        and ``max_clusters``.
+
+    Members
+    -------
+    head : In(range(K))
+    held : In(range(K + 1))
+    seen : In(ArrayLayout(range(max_clusters + 1), K))
+        The token ring's state (:class:`hw.hcu.TokenRing`).
+    opened : In(range(max_clusters + 1))
+        Clusters opened so far.
+    found : In(D)
+        Bit ``j``: a lane is free for job ``j`` (:class:`hw.hcu.FreeLanePicker`).
+    pop : In(1)
+        The oldest token is decided this cycle.
+    job_valid : Out(D)
+        Bit ``j``: job ``j`` starts this cycle.
+    job_cluster : Out(ArrayLayout(cluster_id_bits, D))
+        Cluster id of each job.
+    job_slot : Out(range(K))
+        Token slot of this cycle's jobs.
+    read_row : Out(ArrayLayout(hash_slot_bits - log2(D), D))
+        Row each table bank reads this cycle.
+    bump : Out(1)
+        A catch-up starts: increment ``seen`` of slot ``job_slot``.
+    walk_age : Out(range(K + 1))
+        Age of the walk token (``held`` once every held token has walked).
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a :class:`DREConfig`.
+    """
+
+    def _members(self, config):
+        slots, width = config.hcu_tokens_in_flight, config.hcu_dispatch_width
+        cluster_range = range(config.max_clusters + 1)
+        row_bits = config.hash_slot_bits - (width.bit_length() - 1)
+        return {
+            "head": In(range(slots)),
+            "held": In(range(slots + 1)),
+            "seen": In(data.ArrayLayout(cluster_range, slots)),
+            "opened": In(cluster_range),
+            "found": In(width),
+            "pop": In(1),
+            "job_valid": Out(width),
+            "job_cluster": Out(data.ArrayLayout(config.cluster_id_bits, width)),
+            "job_slot": Out(range(slots)),
+            "read_row": Out(data.ArrayLayout(row_bits, width)),
+            "bump": Out(1),
+            "walk_age": Out(range(slots + 1)),
+        }
+
+    def elaborate(self, platform):
+        config = self._config
+        m = Module()
+        slots, width = config.hcu_tokens_in_flight, config.hcu_dispatch_width
+        entries = config.hash_mem_entries
+        bank_bits = width.bit_length() - 1
+        head, held, seen, opened = self.head, self.held, self.seen, self.opened
+        walk_begun = Signal()
+        walk_top = Signal.like(opened)            # the walk's next cluster is walk_top - 1
+
+        # The catch-up of the oldest eligible token (the loop's last match wins).
+        catch_up = Signal()
+        catch_slot = Signal(range(slots))
+        for age in reversed(range(slots)):
+            slot = modulo_sum(head, age, slots)
+            walked_past = (age < self.walk_age) | ((age == self.walk_age) & walk_begun)
+            with m.If((age < held) & walked_past & (seen[slot] < opened)):
+                m.d.comb += [catch_up.eq(1), catch_slot.eq(slot)]
+        walk_slot = Signal(range(slots))
+        walk_token = Signal()
+        top = Signal.like(opened)
+        m.d.comb += [
+            walk_slot.eq(modulo_sum(head, self.walk_age[:len(head)], slots)),
+            walk_token.eq(self.walk_age < held),
+            top.eq(Mux(walk_begun, walk_top, seen[walk_slot])),
+            self.job_slot.eq(Mux(catch_up, catch_slot, walk_slot)),
+            self.bump.eq(catch_up & self.job_valid[0]),
+        ]
+
+        # Jobs: one catch-up, else walk clusters top - 1, top - 2, ... that exist, that the
+        # older tokens cannot evict, and that have a free lane.
+        for job in range(width):
+            walk_ok = (walk_token & ~catch_up & (top >= job + 1)
+                       & (top + entries >= opened + self.walk_age + job + 1))
+            m.d.comb += [
+                self.job_valid[job].eq(self.found[job]
+                                       & (walk_ok | (catch_up if job == 0 else 0))),
+                self.job_cluster[job].eq(Mux(catch_up, seen[catch_slot], top - 1 - job)),
+            ]
+        for bank in range(width):
+            # The walk's clusters in this cycle sit in distinct banks: bank b reads the one of
+            # top - D .. top - 1 that is b mod D (or the catch-up cluster).
+            offset = (top - 1 - bank)[:bank_bits] if width > 1 else 0
+            walk_cluster = (top - 1 - offset)[:config.cluster_id_bits]
+            cluster = Mux(catch_up, seen[catch_slot], walk_cluster)
+            m.d.comb += self.read_row[bank].eq(cluster[bank_bits:config.hash_slot_bits])
+
+        # The walk's progress.
+        walked = Signal(range(width + 1))
+        after = Signal.like(opened)
+        advance = Signal()
+        m.d.comb += [
+            walked.eq(Mux(catch_up, 0, sum(self.job_valid[job] for job in range(width)))),
+            after.eq(top - walked),
+            advance.eq(walk_token & ((after == 0)
+                                     | ((self.walk_age == 0) & (after + entries <= opened)))),
+        ]
+        with m.If(advance):
+            m.d.sync += walk_begun.eq(0)
+        with m.Elif(walked != 0):
+            m.d.sync += [walk_begun.eq(1), walk_top.eq(after)]
+        m.d.sync += self.walk_age.eq(self.walk_age + advance - self.pop)
+        return m

@@ -1,0 +1,117 @@
+"""The WTU's aggregate emitter: the OR of the rows' selections, sent as selected cluster ids."""
+
+from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.lib import data
+from amaranth.lib.wiring import In, Out
+
+from hw.component import ConfiguredComponent
+from hw.wtu.layouts import WTULayouts
+
+__all__ = ["AggregateEmitter"]
+
+
+class AggregateEmitter(ConfiguredComponent):
+    """Tracks the aggregate while the row masks are emitted, then lists its clusters.
+
+    During the emission (``emit``, one chunk of ``wtu_lanes`` clusters per beat) it records
+    whether any row selected a cluster and the highest cluster id selected. After the last row,
+    ``fetch`` loads the aggregate bits of one chunk (read from the lanes' memories) as *pending*
+    and each ``send`` retires the lowest pending one; the ``selected`` payload fields describe
+    that cluster (its id, its max score over the rows, ``last`` on the highest id), or the single
+    ``empty`` beat when no row selected anything.
+
+    Parameters
+    ----------
+    config : DREConfig
+        Uses ``wtu_lanes``, ``max_clusters`` and ``score_bits``.
+
+    Members
+    -------
+    clear : In(1)
+        A new problem: nothing selected yet.
+    chunk : In(chunk_bits)
+        The chunk emitted, fetched or sent.
+    row_select : In(wtu_lanes)
+        The row's selection bits of ``chunk`` (the row-mask payload).
+    emit : In(1)
+        A row-mask beat is transferred: fold ``row_select`` in.
+    aggregate : In(wtu_lanes)
+        The aggregate bits of ``chunk``.
+    max_score : In(ArrayLayout(score_bits, wtu_lanes))
+        The max scores of ``chunk``.
+    fetch : In(1)
+        Load ``aggregate`` as pending.
+    send : In(1)
+        A ``selected`` beat is transferred: retire its cluster.
+    cluster, score, last, empty : Out
+        The ``selected`` payload fields of the lowest pending cluster.
+    any_selected : Out(1)
+        Some row selected a cluster, counting this cycle's ``row_select``.
+    final : Out(1)
+        The lowest pending cluster is the highest selected one.
+    chunk_done : Out(1)
+        No pending cluster is left after the lowest one.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a :class:`DREConfig`.
+    """
+
+    def _members(self, config):
+        lanes = config.wtu_lanes
+        return {
+            "clear": In(1),
+            "chunk": In(WTULayouts(config).chunk_bits),
+            "row_select": In(lanes),
+            "emit": In(1),
+            "aggregate": In(lanes),
+            "max_score": In(data.ArrayLayout(config.score_bits, lanes)),
+            "fetch": In(1),
+            "send": In(1),
+            "cluster": Out(config.cluster_id_bits),
+            "score": Out(config.score_bits),
+            "last": Out(1),
+            "empty": Out(1),
+            "any_selected": Out(1),
+            "final": Out(1),
+            "chunk_done": Out(1),
+        }
+
+    def elaborate(self, platform):
+        config = self._config
+        lanes = config.wtu_lanes
+        m = Module()
+        aggregate_last = Signal(config.cluster_id_bits)
+        aggregate_any = Signal()
+        pending = Signal(lanes)
+        highest_selected = Signal(range(lanes))  # lane of the highest selected bit
+        for l in range(lanes):
+            with m.If(self.row_select[l]):
+                m.d.comb += highest_selected.eq(l)
+        first_pending = Signal(range(lanes))
+        for l in reversed(range(lanes)):
+            with m.If(pending[l]):
+                m.d.comb += first_pending.eq(l)
+        remaining = pending & ~(Const(1, lanes) << first_pending)
+        m.d.comb += [
+            self.cluster.eq(Cat(first_pending, self.chunk)[:config.cluster_id_bits]),
+            self.score.eq(self.max_score[first_pending]),
+            self.last.eq((self.cluster == aggregate_last) | ~aggregate_any),
+            self.empty.eq(~aggregate_any),
+            self.any_selected.eq(aggregate_any | (self.row_select != 0)),
+            self.final.eq(self.cluster == aggregate_last),
+            self.chunk_done.eq(remaining == 0),
+        ]
+        with m.If(self.clear):
+            m.d.sync += [aggregate_last.eq(0), aggregate_any.eq(0)]
+        with m.If(self.emit & (self.row_select != 0)):
+            candidate = Cat(highest_selected, self.chunk)
+            m.d.sync += aggregate_any.eq(1)
+            with m.If(candidate > aggregate_last):
+                m.d.sync += aggregate_last.eq(candidate)
+        with m.If(self.fetch):
+            m.d.sync += pending.eq(self.aggregate)
+        with m.If(self.send):
+            m.d.sync += pending.eq(remaining)
+        return m

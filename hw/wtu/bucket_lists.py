@@ -1,0 +1,103 @@
+"""One WTU lane's bucket sorter: a linked list of the lane's clusters per bucket, and its walk."""
+
+from amaranth.hdl import Module, Signal, unsigned
+from amaranth.lib import memory
+from amaranth.lib.wiring import In, Out
+
+from hw.component import ConfiguredComponent
+from hw.wtu.layouts import WTULayouts
+
+__all__ = ["BucketLists"]
+
+
+class BucketLists(ConfiguredComponent):
+    """Per bucket, the list of one lane's cluster addresses in the order they were appended.
+
+    Each bucket has a head, a tail and a non-empty flag; the next pointers live in one memory
+    (asynchronous read, one write per cycle), so appending costs one cycle and no pass over the
+    row. A *walk* follows the list of one bucket, one address per cycle; while it runs the same
+    clusters can be appended to new lists (after ``clear``), which relinks the next pointers of
+    the walked ones only after the walk has read them (reads see the memory before the edge).
+
+    Parameters
+    ----------
+    config : DREConfig
+        Uses ``wtu_buckets``, ``max_clusters`` and ``wtu_lanes``.
+
+    Members
+    -------
+    append : In(1)
+        Append ``address`` to the list of ``bucket``.
+    bucket : In(range(wtu_buckets))
+    address : In(chunk_bits)
+    clear : In(1)
+        Empty every list (the heads, tails and next pointers keep stale values).
+    start : In(1)
+        Begin a walk of the list of ``start_bucket`` (taken before this cycle's ``clear``).
+    start_bucket : In(range(wtu_buckets))
+    step : In(1)
+        Move the walk to the next address, or end it after the list's tail.
+    walk_address : Out(chunk_bits)
+        The walk's address this cycle.
+    walk_active : Out(1)
+        The walk has not passed the tail (0 also for a walk of an empty list).
+    walk_done : Out(1)
+        This step ends the walk: not active, or at the tail.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a :class:`DREConfig`.
+    """
+
+    def _members(self, config):
+        addr_bits = WTULayouts(config).chunk_bits
+        buckets = range(config.wtu_buckets)
+        return {
+            "append": In(1),
+            "bucket": In(buckets),
+            "address": In(addr_bits),
+            "clear": In(1),
+            "start": In(1),
+            "start_bucket": In(buckets),
+            "step": In(1),
+            "walk_address": Out(addr_bits),
+            "walk_active": Out(1),
+            "walk_done": Out(1),
+        }
+
+    def elaborate(self, platform):
+        buckets = self._config.wtu_buckets
+        layouts = WTULayouts(self._config)
+        addr_bits = layouts.chunk_bits
+        m = Module()
+        m.submodules.next = mem = memory.Memory(shape=unsigned(addr_bits),
+                                                depth=layouts.chunks, init=[])
+        next_rd, next_wr = mem.read_port(domain="comb"), mem.write_port()
+        head = [Signal(addr_bits, name=f"head{k}") for k in range(buckets)]
+        tail = [Signal(addr_bits, name=f"tail{k}") for k in range(buckets)]
+        nonempty = [Signal(name=f"nonempty{k}") for k in range(buckets)]
+        walk_end = Signal(addr_bits)
+        at_tail = self.walk_address == walk_end
+        m.d.comb += [next_rd.addr.eq(self.walk_address),
+                     self.walk_done.eq(~self.walk_active | at_tail),
+                     next_wr.addr.eq(0), next_wr.data.eq(self.address)]
+        for k in range(buckets):
+            with m.If(self.append & (self.bucket == k)):
+                with m.If(nonempty[k]):
+                    m.d.comb += [next_wr.addr.eq(tail[k]), next_wr.en.eq(1)]
+                with m.Else():
+                    m.d.sync += head[k].eq(self.address)
+                m.d.sync += [tail[k].eq(self.address), nonempty[k].eq(1)]
+        with m.If(self.clear):
+            m.d.sync += [flag.eq(0) for flag in nonempty]
+        for k in range(buckets):
+            with m.If(self.start & (self.start_bucket == k)):
+                m.d.sync += [self.walk_address.eq(head[k]), walk_end.eq(tail[k]),
+                             self.walk_active.eq(nonempty[k])]
+        with m.If(self.step):
+            with m.If(at_tail):
+                m.d.sync += self.walk_active.eq(0)
+            with m.Else():
+                m.d.sync += self.walk_address.eq(next_rd.data)
+        return m

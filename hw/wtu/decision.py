@@ -1,0 +1,126 @@
+"""The WTU's decision: the crossing bucket of a pass, early exit, and the row's cutoff."""
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import data
+from amaranth.lib.wiring import In, Out
+
+from hw.component import ConfiguredComponent
+from hw.wtu.layouts import WTULayouts
+
+__all__ = ["Decision", "pass_bucket"]
+
+
+def pass_bucket(m, config, score, pass_index, bucket):
+    """Drive ``bucket`` (comb) with the bucket of ``score`` in pass ``pass_index``:
+    ``(score >> shift_p) & (2**bits_p - 1)`` (:attr:`DREConfig.wtu_bucket_shifts`,
+    :attr:`DREConfig.wtu_pass_bits`), an if/elif chain over the passes."""
+    shifts, pass_bits = config.wtu_bucket_shifts, config.wtu_pass_bits
+    for p in range(config.wtu_refine_depth + 1):
+        with (m.If if p == 0 else m.Elif)(pass_index == p):
+            m.d.comb += bucket.eq((score >> shifts[p]) & ((1 << pass_bits[p]) - 1))
+
+
+class Decision(ConfiguredComponent):
+    """One decision per ``step``: the crossing bucket, the buckets selected outright, refinement.
+
+    Combinationally, the suffix masses ``sum_{k >= c} mass_k`` of all buckets are compared with
+    the rest of the threshold (``threshold - mass_above``); the crossing bucket is the highest
+    non-empty bucket whose suffix mass reaches it. A ``step`` records the pass (the rules of
+    :mod:`model.twins.wtu`): ``mass_above`` grows by the buckets above the crossing one,
+    ``cutoff |= crossing << shift_p``, ``visited`` adds the buckets from the top one down to the
+    crossing one; when ``refine`` (threshold not 0, ``p < wtu_refine_depth``, ``shift_p > 0`` and
+    at least 2 members) the next pass begins (``touched`` adds the members walked). A threshold
+    of 0 selects nothing (``cutoff = 2**score_bits``, 0 buckets visited); a final cutoff of 0
+    becomes 1 (a score of 0 is never selected).
+
+    Parameters
+    ----------
+    config : DREConfig
+        Uses ``wtu_buckets``, ``wtu_refine_depth``, ``score_bits``, ``count_bits`` and
+        ``max_clusters``.
+
+    Members
+    -------
+    mass : In(ArrayLayout(weight_bits, wtu_buckets))
+    members : In(ArrayLayout(cluster_id_bits + 1, wtu_buckets))
+        This pass's buckets (:class:`hw.wtu.BucketMasses`).
+    threshold : In(weight_bits)
+    clear : In(1)
+        Start a row (pass 0, nothing above, cutoff 0, counters 0).
+    step : In(1)
+        Take the decision of this cycle.
+    crossing : Out(range(wtu_buckets))
+        The crossing bucket (combinational).
+    refine : Out(1)
+        This decision refines the crossing bucket (combinational).
+    pass_index : Out(range(wtu_refine_depth + 1))
+    cutoff : Out(score_bits + 1)
+        The row selects scores >= cutoff (the lower bound of the crossing range until the end).
+    visited, touched : Out
+        Buckets visited and clusters walked so far (widths of the ``stats`` fields).
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a :class:`DREConfig`.
+    """
+
+    def _members(self, config):
+        stats = WTULayouts(config).stats
+        buckets, weight_bits = config.wtu_buckets, config.weight_bits
+        return {
+            "mass": In(data.ArrayLayout(weight_bits, buckets)),
+            "members": In(data.ArrayLayout(config.cluster_id_bits + 1, buckets)),
+            "threshold": In(weight_bits),
+            "clear": In(1),
+            "step": In(1),
+            "crossing": Out(range(buckets)),
+            "refine": Out(1),
+            "pass_index": Out(range(config.wtu_refine_depth + 1)),
+            "cutoff": Out(config.score_bits + 1),
+            "visited": Out(stats["buckets_visited"].shape),
+            "touched": Out(stats["touched"].shape),
+        }
+
+    def elaborate(self, platform):
+        config = self._config
+        buckets, weight_bits = config.wtu_buckets, config.weight_bits
+        depth = config.wtu_refine_depth
+        shifts, pass_bits = config.wtu_bucket_shifts, config.wtu_pass_bits
+        m = Module()
+        mass_above = Signal(weight_bits)
+        suffix = [self.mass[buckets - 1]]
+        for k in reversed(range(buckets - 1)):
+            suffix.insert(0, (self.mass[k] + suffix[0])[:weight_bits])
+        remaining = (self.threshold - mass_above)[:weight_bits]
+        mass_over = Signal(weight_bits)    # mass of the buckets above the crossing one
+        crossing_members = Signal.like(self.members[0])
+        for k in range(buckets):
+            with m.If((self.members[k] != 0) & (suffix[k] >= remaining)):
+                m.d.comb += [self.crossing.eq(k), crossing_members.eq(self.members[k]),
+                             mass_over.eq(suffix[k + 1] if k + 1 < buckets else 0)]
+        pass_buckets = Signal(range(buckets + 1))
+        pass_shift = Signal(range(config.score_bits + 1))
+        may_refine = Signal()
+        for p in range(depth + 1):
+            with (m.If if p == 0 else m.Elif)(self.pass_index == p):
+                m.d.comb += [pass_buckets.eq(1 << pass_bits[p]), pass_shift.eq(shifts[p]),
+                             may_refine.eq((p < depth) and shifts[p] > 0)]
+        m.d.comb += self.refine.eq((self.threshold != 0) & may_refine & (crossing_members >= 2))
+
+        with m.If(self.clear):
+            m.d.sync += [mass_above.eq(0), self.cutoff.eq(0), self.pass_index.eq(0),
+                         self.visited.eq(0), self.touched.eq(0)]
+        with m.Elif(self.step):
+            cutoff = self.cutoff | (self.crossing << pass_shift)
+            m.d.sync += [self.visited.eq(self.visited + pass_buckets - self.crossing),
+                         mass_above.eq(mass_above + mass_over), self.cutoff.eq(cutoff)]
+            with m.If(self.threshold == 0):
+                # Nothing to reach: nothing selected, no bucket looked at.
+                m.d.sync += [self.cutoff.eq(1 << config.score_bits), self.visited.eq(0)]
+            with m.Elif(self.refine):
+                m.d.sync += [self.touched.eq(self.touched + crossing_members),
+                             self.pass_index.eq(self.pass_index + 1)]
+            with m.Elif(cutoff == 0):
+                m.d.sync += self.cutoff.eq(1)   # a score of 0 is never selected
+        return m

@@ -1,0 +1,279 @@
+"""WiCSum threshold unit (WTU): per query row, the clusters carrying the attention mass, no sort.
+
+The unit is the RTL of :mod:`model.twins.wtu` (the bit-exact twin, whose docstring fixes the
+arithmetic, the bucket rule, the early exit and the cycle model); this module explains how the
+hardware gets there. The payload layouts of its streams are :class:`hw.wtu.WTULayouts`.
+
+Why this microarchitecture
+--------------------------
+A full scan-and-sort of a row costs ``ceil(N / lanes)`` beats to load and ``ceil(log2 N)`` more
+such passes to sort. The WTU instead does all its full-row work *while the row streams in*:
+
+* Banked lanes: cluster ``j`` lives in lane ``j % lanes`` at address ``j // lanes``; each lane has
+  its own score, count, next-pointer, max-score and aggregate-bit memories, one multiplier and one
+  port per memory, so ``lanes`` clusters are handled per cycle without multi-port RAMs.
+* Preprocessing on the fly: each load beat adds ``lanes`` products ``s x n`` to the weighted sum
+  (``weight_bits`` wide, cannot overflow), updates min and max, and adds every product to the mass
+  of its pass-0 bucket (the score's top ``bucket_bits`` bits) through one adder tree per bucket.
+* Bucket sorter: each lane also appends the cluster's address to a per-lane linked list of its
+  bucket (head, tail and non-empty flag per lane and bucket, one next-pointer write per lane per
+  cycle). No extra pass over the row is needed before the first decision.
+* Decide in one cycle: the suffix masses of all buckets are compared with the rest of the
+  threshold and the highest non-empty bucket that reaches it is the crossing bucket (early exit:
+  everything below it is dropped, everything above it is selected).
+* Refinement touches only the crossing bucket: each lane walks its own list of that bucket, one
+  cluster per cycle, splitting it into sub-buckets (new masses, new lists, by relinking the same
+  next pointers) for the next decision. A pass costs ``max over lanes`` of the lane's members of
+  the bucket, usually a few cycles, instead of a row scan.
+
+The parts (each a component of :mod:`hw.wtu`): per lane a :class:`LaneMemories` and a
+:class:`BucketLists`; :class:`RowStatistics` (``W``, min, max, threshold), :class:`BucketMasses`
+(the adder trees), :class:`Decision` (crossing bucket, cutoff, refinement),
+:class:`AggregateEmitter` and the :class:`Sequencer` (``m.FSM``) that runs them.
+
+So a row costs its load beats plus a handful of cycles; the row's bitmask is then emitted (and
+OR-ed into the aggregate bit memory, with the per-cluster max score tracked during the loads) in
+``ceil(N / lanes)`` beats, and after the problem's last row the aggregate is streamed as cluster
+ids.
+
+Streams (payload layouts in :class:`WTULayouts`)
+------------------------------------------------
+``problem`` (in)
+    One beat per problem: ``clusters_minus_one``, ``rows_minus_one`` (every encoding is valid).
+``counts`` (in)
+    ``ceil(N / lanes)`` beats of ``lanes`` token counts in ``count`` (an ``ArrayLayout``: lane
+    ``l`` in bits ``l * count_bits`` up of the packed payload; lane ``l`` of beat ``b`` is
+    cluster ``b * lanes + l``; lanes past ``N`` are ignored).
+``scores`` (in)
+    Per row, ``ceil(N / lanes)`` beats of ``lanes`` scores packed the same way in ``score``,
+    rows in order.
+``stats`` (out)
+    One beat per row once it is decided: ``row``, ``cutoff`` (the row selects scores >= cutoff;
+    ``2**score_bits``, selecting nothing, when the threshold is 0),
+    ``weighted_sum``, ``threshold``, ``min_score``, ``max_score``, ``passes``,
+    ``buckets_visited``, ``touched``, ``cycles``.
+``row_mask`` (out)
+    Per row, after its ``stats`` beat: ``ceil(N / lanes)`` beats of the row's selection bitmask
+    (``row``, ``chunk``, ``mask`` bit ``l`` = cluster ``chunk * lanes + l``, ``last``).
+``selected`` (out)
+    After the last row: the aggregate (OR over the rows) as one beat per selected cluster, in
+    increasing id order: ``cluster``, ``score`` (the cluster's max score over all rows of the
+    problem), ``last`` on the final one, ``empty`` 0. When no row selected anything (every row's
+    threshold was 0), a single beat with ``empty`` 1 and ``last`` 1 instead.
+
+Latency and throughput
+----------------------
+Cycles stalled on a stream are not counted in ``stats.cycles``; without stalls the ``stats``
+beat is valid exactly ``cycles`` cycles after the row's first ``scores`` transfer
+(:attr:`WiCSumThresholdUnit.stats_latency` is 0 extra cycles), at most
+:meth:`WiCSumThresholdUnit.max_row_cycles`. A row then occupies the unit for 1 ``stats`` cycle
+and :meth:`WiCSumThresholdUnit.load_beats` emission beats, so without stalls one row takes
+``cycles + 1 + ceil(N / lanes)`` cycles; a problem adds ``ceil(N / lanes)`` count beats, one
+header cycle and the aggregate stream (:func:`model.twins.wtu.aggregate_cycles`).
+
+Choices and limits
+------------------
+Bucket boundaries follow the score bits rather than the row's min and max, so that pass 0 can be
+built during the load, before min and max are known (they are reported in ``stats``). Rows
+whose scores all share their top bits cost one extra walk per shared level. The lane memories
+are read asynchronously (``domain="comb"``), which keeps the walk at one cluster per cycle per
+lane; in an ASIC flow they map to register files or latch arrays, not to synchronous SRAM
+macros. Rows are processed one after another: the next row's load waits for the emission of the
+previous one (double-buffering the score memory would hide it, at twice the score storage).
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.component import check_config
+from hw.wtu.aggregate import AggregateEmitter
+from hw.wtu.bucket_lists import BucketLists
+from hw.wtu.bucket_masses import BucketMasses
+from hw.wtu.decision import Decision, pass_bucket
+from hw.wtu.lane_memories import LaneMemories
+from hw.wtu.layouts import WTULayouts
+from hw.wtu.row_statistics import RowStatistics
+from hw.wtu.sequencer import Sequencer
+
+__all__ = ["WiCSumThresholdUnit"]
+
+
+class WiCSumThresholdUnit(wiring.Component):
+    """The WTU: bucketed WiCSum selection with early exit and range refinement, per row, OR-ed.
+
+    Parameters
+    ----------
+    config : DREConfig
+        Uses ``score_bits``, ``count_bits``, ``max_clusters``, ``max_rows``, ``wtu_lanes``,
+        ``wtu_buckets``, ``wtu_refine_depth``, ``wicsum_ratio_bits``, ``wicsum_ratio_code``.
+
+    Members
+    -------
+    problem, counts, scores : In(stream.Signature(...))
+        Inputs (layouts in :attr:`layouts`).
+    stats, row_mask, selected : Out(stream.Signature(...))
+        Outputs.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a :class:`DREConfig`.
+    ValueError
+        If ``wtu_lanes`` exceeds ``max_clusters // 2`` (each lane bank needs two addresses).
+    """
+
+    #: Extra cycles between the decision and the ``stats`` beat (none).
+    stats_latency = 0
+    #: Cycles of one decision (suffix masses, threshold compare, crossing bucket).
+    decide_cycles = 1
+
+    def __init__(self, config):
+        check_config(config)
+        if config.wtu_lanes > config.max_clusters // 2:
+            raise ValueError(f"wtu_lanes must be at most max_clusters // 2 "
+                             f"({config.max_clusters // 2}), not {config.wtu_lanes!r}")
+        self._config = config
+        self._layouts = WTULayouts(config)
+        super().__init__({
+            "problem": In(stream.Signature(self._layouts.problem)),
+            "counts": In(stream.Signature(self._layouts.counts)),
+            "scores": In(stream.Signature(self._layouts.scores)),
+            "stats": Out(stream.Signature(self._layouts.stats)),
+            "row_mask": Out(stream.Signature(self._layouts.row_mask)),
+            "selected": Out(stream.Signature(self._layouts.selected)),
+        })
+
+    @property
+    def config(self):
+        """The :class:`DREConfig` the unit was built for."""
+        return self._config
+
+    @property
+    def layouts(self):
+        """The :class:`WTULayouts` of the streams."""
+        return self._layouts
+
+    def load_beats(self, clusters):
+        """Beats of one row (or of the counts) of ``clusters`` clusters: ``ceil(clusters / lanes)``.
+
+        Also the beats of a row's ``row_mask`` emission.
+        """
+        return -(-clusters // self._config.wtu_lanes)
+
+    def max_row_cycles(self, clusters):
+        """Most ``stats.cycles`` a row of ``clusters`` clusters can take.
+
+        The load, one decide cycle per pass, and refinement walks of at most the load's beats
+        (all of a lane's clusters in the crossing bucket) for each of ``wtu_refine_depth``
+        passes.
+        """
+        beats = self.load_beats(clusters)
+        depth = self._config.wtu_refine_depth
+        return beats + self.decide_cycles * (depth + 1) + depth * beats
+
+    def elaborate(self, platform):
+        # Design rationale in the module docstring. The Sequencer's strobes drive every part;
+        # the lanes' datapath (address, score, product, bucket) is wired here.
+        config = self._config
+        lanes = config.wtu_lanes
+        m = Module()
+        m.submodules.sequencer = sequencer = Sequencer(config)
+        m.submodules.statistics = statistics = RowStatistics(config)
+        m.submodules.masses = masses = BucketMasses(config)
+        m.submodules.decision = decision = Decision(config)
+        m.submodules.aggregate = aggregate = AggregateEmitter(config)
+        memories, lists = [], []
+        for l in range(lanes):
+            m.submodules[f"memories{l}"] = lane_memories = LaneMemories(config)
+            m.submodules[f"lists{l}"] = lane_lists = BucketLists(config)
+            memories.append(lane_memories)
+            lists.append(lane_lists)
+        row_select = Signal(lanes)
+        self._connect_sequencer(m, sequencer, decision, aggregate, memories, lists)
+
+        walking, load, chunk = sequencer.walking, sequencer.load, sequencer.chunk
+        for l, (lane_memories, lane_lists) in enumerate(zip(memories, lists)):
+            lane_valid = Signal(name=f"lane_valid{l}")  # cluster chunk * lanes + l exists
+            active = Signal(name=f"active{l}")          # the lane's cluster counts this cycle
+            address = Signal.like(chunk, name=f"address{l}")
+            score = Signal(config.score_bits, name=f"score{l}")
+            product = Signal(config.score_bits + config.count_bits, name=f"product{l}")
+            bucket = Signal(range(config.wtu_buckets), name=f"bucket{l}")
+            pass_bucket(m, config, score, decision.pass_index, bucket)
+            m.d.comb += [
+                lane_valid.eq(Cat(Const(l, lanes.bit_length() - 1), chunk)
+                              <= sequencer.clusters_minus_one),
+                address.eq(Mux(walking, lane_lists.walk_address, chunk)),
+                score.eq(Mux(walking, lane_memories.stored_score, self.scores.payload.score[l])),
+                product.eq(score * lane_memories.stored_count),
+                active.eq(Mux(walking, lane_lists.walk_active, load & lane_valid)),
+                row_select[l].eq(lane_valid & (lane_memories.stored_score >= decision.cutoff)),
+                lane_memories.address.eq(address), lane_memories.chunk.eq(chunk),
+                lane_memories.write_counts.eq(sequencer.write_counts),
+                lane_memories.count.eq(self.counts.payload.count[l]),
+                lane_memories.write_scores.eq(load), lane_memories.score.eq(score),
+                lane_memories.first_row.eq(sequencer.row == 0),
+                lane_memories.write_aggregate.eq(sequencer.emit),
+                lane_memories.select.eq(row_select[l]),
+                lane_lists.append.eq(active), lane_lists.bucket.eq(bucket),
+                lane_lists.address.eq(address),
+                lane_lists.clear.eq(sequencer.start_row | sequencer.start_walk),
+                lane_lists.start.eq(sequencer.start_walk),
+                lane_lists.start_bucket.eq(decision.crossing), lane_lists.step.eq(walking),
+                masses.active[l].eq(active), masses.bucket[l].eq(bucket),
+                masses.product[l].eq(product),
+                statistics.valid[l].eq(lane_valid), statistics.score[l].eq(score),
+                statistics.product[l].eq(product),
+                aggregate.max_score[l].eq(lane_memories.max_score),
+                aggregate.aggregate[l].eq(lane_memories.aggregate),
+            ]
+
+        m.d.comb += [
+            statistics.clear.eq(sequencer.start_row), statistics.load.eq(load),
+            masses.accumulate.eq(load | walking),
+            masses.clear.eq(sequencer.start_row | sequencer.start_walk),
+            decision.mass.eq(masses.mass), decision.members.eq(masses.members),
+            decision.threshold.eq(statistics.threshold),
+            decision.clear.eq(sequencer.start_row), decision.step.eq(sequencer.decide),
+            aggregate.clear.eq(sequencer.start_problem), aggregate.chunk.eq(chunk),
+            aggregate.row_select.eq(row_select), aggregate.emit.eq(sequencer.emit),
+            aggregate.fetch.eq(sequencer.fetch), aggregate.send.eq(sequencer.send),
+        ]
+        stats, row_mask, selected = self.stats.payload, self.row_mask.payload, self.selected.payload
+        m.d.comb += [
+            stats.row.eq(sequencer.row), stats.cutoff.eq(decision.cutoff),
+            stats.weighted_sum.eq(statistics.weighted_sum),
+            stats.threshold.eq(statistics.threshold),
+            stats.min_score.eq(statistics.min_score), stats.max_score.eq(statistics.max_score),
+            stats.passes.eq(decision.pass_index + 1), stats.buckets_visited.eq(decision.visited),
+            stats.touched.eq(decision.touched), stats.cycles.eq(sequencer.cycles),
+            row_mask.row.eq(sequencer.row), row_mask.chunk.eq(chunk), row_mask.mask.eq(row_select),
+            row_mask.last.eq(sequencer.last_chunk),
+            selected.cluster.eq(aggregate.cluster), selected.score.eq(aggregate.score),
+            selected.last.eq(aggregate.last), selected.empty.eq(aggregate.empty),
+        ]
+        return m
+
+    def _connect_sequencer(self, m, sequencer, decision, aggregate, memories, lists):
+        """The sequencer's inputs, and the streams' handshakes it drives."""
+        m.d.comb += [
+            sequencer.problem_valid.eq(self.problem.valid),
+            sequencer.problem_clusters_minus_one.eq(self.problem.payload.clusters_minus_one),
+            sequencer.problem_rows_minus_one.eq(self.problem.payload.rows_minus_one),
+            self.problem.ready.eq(sequencer.problem_ready),
+            sequencer.counts_valid.eq(self.counts.valid),
+            self.counts.ready.eq(sequencer.counts_ready),
+            sequencer.scores_valid.eq(self.scores.valid),
+            self.scores.ready.eq(sequencer.scores_ready),
+            self.stats.valid.eq(sequencer.stats_valid), sequencer.stats_ready.eq(self.stats.ready),
+            self.row_mask.valid.eq(sequencer.row_mask_valid),
+            sequencer.row_mask_ready.eq(self.row_mask.ready),
+            self.selected.valid.eq(sequencer.selected_valid),
+            sequencer.selected_ready.eq(self.selected.ready),
+            sequencer.refine.eq(decision.refine),
+            sequencer.walk_done.eq(Cat(lane.walk_done for lane in lists).all()),
+            sequencer.any_selected.eq(aggregate.any_selected),
+            sequencer.chunk_empty.eq(Cat(lane.aggregate for lane in memories) == 0),
+            sequencer.final.eq(aggregate.final), sequencer.chunk_done.eq(aggregate.chunk_done),
+        ]

@@ -1,0 +1,281 @@
+# amaranth: UnusedElaboratable=no
+"""Amaranth-simulator tests of the HCU's sub-components (``hw/hcu/``), one by one.
+
+Each part is driven with seeded random inputs, cycle by cycle, and compared with a small Python
+reference of its rule written here (not with the twin, which models the whole unit). Every
+simulation has a cycle limit (:func:`tests.bounded_sim.simulate`).
+"""
+
+import random
+
+import pytest
+
+from hw.hcu import (ArgminTree, Dispatcher, FreeLanePicker, LaneIssue, SimilarityLane,
+                    TokenRing)
+from tests.bounded_sim import PERIOD, simulate
+from tests.hcu_configs import small_config
+
+CASES = 300
+
+
+@pytest.mark.parametrize("lanes, width", [(1, 1), (5, 2), (16, 4)])
+def test_free_lane_picker(lanes, width):
+    config = small_config(hcu_lanes=lanes, hcu_dispatch_width=width)
+    dut = FreeLanePicker(config)
+    rng = random.Random(lanes)
+
+    async def testbench(ctx):
+        for _ in range(CASES):
+            available = rng.getrandbits(lanes)
+            ctx.set(dut.available, available)
+            await ctx.delay(PERIOD)
+            free = [lane for lane in range(lanes) if available >> lane & 1]
+            for job in range(width):
+                # Reference: job j takes the j-th lowest free lane.
+                assert ctx.get(dut.found[job]) == (job < len(free)), (available, job)
+                if job < len(free):
+                    assert ctx.get(dut.lane[job]) == free[job], (available, job)
+
+    simulate(dut, testbench, CASES + 1, clocked=False)
+
+
+@pytest.mark.parametrize("lanes", [1, 5, 16])
+def test_argmin_tree(lanes):
+    config = small_config(hcu_lanes=lanes, hcu_dispatch_width=1)
+    dut = ArgminTree(config)
+    rng = random.Random(lanes)
+
+    async def testbench(ctx):
+        for _ in range(CASES):
+            # Few values, so equal distances and equal pairs are common.
+            pairs = [(rng.randrange(3), rng.randrange(4)) for _ in range(lanes)]
+            for index, (distance, cluster) in enumerate(pairs):
+                ctx.set(dut.distance[index], distance)
+                ctx.set(dut.cluster[index], cluster)
+            await ctx.delay(PERIOD)
+            # Reference: the smallest (distance, cluster) pair.
+            assert (ctx.get(dut.best_distance), ctx.get(dut.best_cluster)) == min(pairs), pairs
+
+    simulate(dut, testbench, CASES + 1, clocked=False)
+
+
+@pytest.mark.parametrize("slots", [1, 3, 4])
+def test_token_ring(slots):
+    config = small_config(hcu_tokens_in_flight=slots)
+    dut = TokenRing(config)
+    rng = random.Random(slots)
+
+    async def testbench(ctx):
+        head, tokens = 0, []            # reference: tokens[a] = [hash, last, seen] of age a
+        for _ in range(CASES):
+            held = len(tokens)
+            pop = held > 0 and rng.random() < 0.4
+            push = (held < slots or pop) and rng.random() < 0.6
+            bump = held > 0 and rng.random() < 0.5
+            bump_age = rng.randrange(held) if bump else 0
+            token = [rng.getrandbits(config.hash_bits), rng.getrandbits(1), rng.randrange(60)]
+            for port, value in ((dut.push, push), (dut.pop, pop), (dut.bump, bump),
+                                (dut.bump_slot, (head + bump_age) % slots),
+                                (dut.push_hash, token[0]), (dut.push_last, token[1]),
+                                (dut.push_seen, token[2])):
+                ctx.set(port, value)
+            assert ctx.get(dut.head) == head and ctx.get(dut.held) == held
+            assert ctx.get(dut.tail) == (head + held) % slots
+            for age, (hash_, last, seen) in enumerate(tokens):
+                slot = (head + age) % slots
+                assert ctx.get(dut.hash[slot]) == hash_, (age, slot)
+                assert ctx.get(dut.last[slot]) == last, (age, slot)
+                assert ctx.get(dut.seen[slot]) == seen, (age, slot)
+            await ctx.tick()
+            if bump:
+                tokens[bump_age][2] += 1
+            if pop:
+                tokens.pop(0)
+                head = (head + 1) % slots
+            if push:
+                tokens.append(token)
+
+    simulate(dut, testbench, CASES + 2)
+
+
+def _popcount(value):
+    return bin(value).count("1")
+
+
+@pytest.mark.parametrize("bits, threshold, slots", [(4, 4, 4), (1, 3, 2), (16, 16, 1)])
+def test_similarity_lane(bits, threshold, slots):
+    config = small_config(hcu_bits_per_cycle=bits, hamming_threshold=threshold,
+                          hcu_tokens_in_flight=slots)
+    dut = SimilarityLane(config)
+    rng = random.Random(bits)
+    beats, mask = config.hcu_beats_per_hash, (1 << bits) - 1
+
+    async def testbench(ctx):
+        job = None                      # reference: [difference, beat, partial, cluster, tag]
+        best = [(0, 0)] * slots          # the reset value; the unit clears a slot before use
+        finished = 0
+        for cycle in range(CASES):
+            load = job is None and rng.random() < 0.7   # a job loads once the last one ended
+            # Differences of few set bits often match; random ones exit early.
+            difference = (rng.getrandbits(config.hash_bits) if rng.random() < 0.5 else
+                          (1 << rng.randrange(config.hash_bits)) * rng.randrange(2))
+            new_job = [difference, 0, 0, rng.randrange(8), rng.randrange(slots)]
+            clear = rng.getrandbits(slots) if rng.random() < 0.1 else 0
+            clear |= (1 << slots) - 1 if cycle == 0 else 0
+            for port, value in ((dut.load, load), (dut.load_difference, difference),
+                                (dut.load_cluster, new_job[3]), (dut.load_tag, new_job[4]),
+                                (dut.clear, clear)):
+                ctx.set(port, value)
+            current = new_job if load else job
+            # Available: idle, or in the last beat of the compare (the next job may load then).
+            available = current is None or current[1] == beats - 1 or \
+                current[2] + _popcount(current[0] & mask) >= threshold
+            assert ctx.get(dut.available) == available
+            assert ctx.get(dut.working) == (current is not None)
+            if current is not None:
+                assert ctx.get(dut.tag) == current[4]
+            for slot in range(slots):
+                assert (ctx.get(dut.best_distance[slot]), ctx.get(dut.best_cluster[slot])) == \
+                    best[slot], slot
+            await ctx.tick()
+            job = None
+            if current is not None:
+                difference, beat, partial, cluster, tag = current
+                distance = partial + _popcount(difference & mask)
+                if distance < threshold and beat < beats - 1:
+                    job = [difference >> bits, beat + 1, distance, cluster, tag]
+                elif distance < threshold:                          # a match, at the last beat
+                    best[tag] = min(best[tag], (distance, cluster))
+                    finished += 1
+            best = [(threshold, 0) if clear >> slot & 1 else best[slot] for slot in range(slots)]
+        assert finished > 0, "no compare ran to a match"
+
+    simulate(dut, testbench, CASES + 2)
+
+
+def _dispatch_reference(config, state, inputs):
+    """One cycle of the dispatcher's rule (:class:`hw.hcu.Dispatcher` docstring).
+
+    ``state`` is ``[walk_age, walk_begun, walk_top]``, updated in place; returns the expected
+    outputs ``(jobs, slot, bump)``, ``jobs`` a list of ``(valid, cluster)``.
+    """
+    slots, width = config.hcu_tokens_in_flight, config.hcu_dispatch_width
+    entries = config.hash_mem_entries
+    head, held, seen, opened, found, pop = inputs
+    walk_age, walk_begun, walk_top = state
+    catch = None
+    for age in range(held):                                 # oldest eligible token first
+        slot = (head + age) % slots
+        if (age < walk_age or (age == walk_age and walk_begun)) and seen[slot] < opened:
+            catch = slot
+            break
+    walk_slot = (head + walk_age) % slots
+    walk_token = walk_age < held
+    top = walk_top if walk_begun else seen[walk_slot]
+    if catch is not None:
+        jobs = [(found > 0, seen[catch])] + [(False, 0)] * (width - 1)
+    else:
+        jobs = [(job < found and walk_token and top >= job + 1
+                 and top + entries >= opened + walk_age + job + 1, top - 1 - job)
+                for job in range(width)]
+    walked = 0 if catch is not None else sum(valid for valid, _ in jobs)
+    after = top - walked
+    advance = walk_token and (after == 0 or (walk_age == 0 and after + entries <= opened))
+    if advance:
+        state[1] = False
+    elif walked:
+        state[1:] = [True, after]
+    state[0] = walk_age + advance - pop
+    return jobs, catch if catch is not None else walk_slot, catch is not None and found > 0
+
+
+@pytest.mark.parametrize("slots, width, entries", [(4, 2, 16), (3, 4, 16), (1, 1, 16),
+                                                   (2, 8, 16)])
+def test_dispatcher(slots, width, entries):
+    config = small_config(hcu_tokens_in_flight=slots, hcu_dispatch_width=width,
+                          hcu_lanes=max(width, 2), hash_mem_entries=entries)
+    dut = Dispatcher(config)
+    rng = random.Random(slots * 10 + width)
+    bank_bits = width.bit_length() - 1
+
+    async def testbench(ctx):
+        state = [0, False, 0]
+        jobs_seen = catch_ups = 0
+        for _ in range(CASES):
+            walk_age = state[0]
+            held = rng.randint(walk_age, slots)
+            opened = rng.randrange(config.max_clusters + 1)
+            # Tokens that saw up to two tables' worth fewer clusters: walks near eviction.
+            seen = [rng.randint(max(0, opened - 2 * entries), opened) for _ in range(slots)]
+            inputs = (rng.randrange(slots), held, seen, opened, rng.randint(0, width),
+                      walk_age > 0 and rng.random() < 0.2)
+            head, _, _, _, found, pop = inputs
+            for port, value in ((dut.head, head), (dut.held, held), (dut.opened, opened),
+                                (dut.found, (1 << found) - 1), (dut.pop, pop)):
+                ctx.set(port, value)
+            for slot in range(slots):
+                ctx.set(dut.seen[slot], seen[slot])
+            assert ctx.get(dut.walk_age) == walk_age
+            jobs, slot, bump = _dispatch_reference(config, state, inputs)
+            assert ctx.get(dut.bump) == bump
+            for job, (valid, cluster) in enumerate(jobs):
+                assert ctx.get(dut.job_valid[job]) == valid, (inputs, job)
+                if valid:
+                    assert ctx.get(dut.job_cluster[job]) == cluster, (inputs, job)
+                    # The job's bank reads the cluster's row.
+                    bank = cluster % width
+                    assert ctx.get(dut.read_row[bank]) == (cluster % entries) >> bank_bits
+                    assert ctx.get(dut.job_slot) == slot
+                    jobs_seen += 1
+            catch_ups += bump
+            await ctx.tick()
+        assert jobs_seen > 0 and catch_ups > 0, "no walk or no catch-up job was exercised"
+
+    simulate(dut, testbench, CASES + 2)
+
+
+@pytest.mark.parametrize("lanes, width, slots", [(5, 2, 3), (4, 4, 4), (1, 1, 1)])
+def test_lane_issue(lanes, width, slots):
+    config = small_config(hcu_lanes=lanes, hcu_dispatch_width=width,
+                          hcu_tokens_in_flight=slots)
+    dut = LaneIssue(config)
+    rng = random.Random(lanes)
+
+    async def testbench(ctx):
+        previous = ([], 0)               # reference: last cycle's (valid jobs, slot)
+        for _ in range(CASES):
+            chosen = rng.sample(range(lanes), rng.randint(0, width))
+            jobs = [(lane, rng.randrange(config.max_clusters)) for lane in chosen]
+            job_slot = rng.randrange(slots)
+            bank_data = [rng.getrandbits(config.hash_bits) for _ in range(width)]
+            tokens = [rng.getrandbits(config.hash_bits) for _ in range(slots)]
+            ctx.set(dut.job_valid, (1 << len(jobs)) - 1)
+            ctx.set(dut.job_slot, job_slot)
+            for job in range(width):
+                lane, cluster = jobs[job] if job < len(jobs) else (0, 0)
+                ctx.set(dut.job_lane[job], lane)
+                ctx.set(dut.job_cluster[job], cluster)
+                ctx.set(dut.bank_data[job], bank_data[job])
+            for slot in range(slots):
+                ctx.set(dut.token[slot], tokens[slot])
+            # Reference: last cycle's jobs load their lanes with this cycle's bank data.
+            loaded = {lane: cluster for lane, cluster in previous[0]}
+            assert ctx.get(dut.load_tag) == previous[1]
+            for lane in range(lanes):
+                assert ctx.get(dut.load[lane]) == (lane in loaded), lane
+                if lane in loaded:
+                    cluster = loaded[lane]
+                    assert ctx.get(dut.load_cluster[lane]) == cluster
+                    assert ctx.get(dut.load_difference[lane]) == \
+                        bank_data[cluster % width] ^ tokens[previous[1]]
+            previous = (jobs, job_slot)
+            await ctx.tick()
+
+    simulate(dut, testbench, CASES + 2)
+
+
+@pytest.mark.parametrize("part", [TokenRing, Dispatcher, FreeLanePicker, LaneIssue,
+                                  SimilarityLane, ArgminTree])
+def test_parts_reject_a_config_that_is_not_a_dreconfig(part):
+    with pytest.raises(TypeError, match=r"config must be a DREConfig, not \{'hcu_lanes': 2\}"):
+        part({"hcu_lanes": 2})

@@ -1,0 +1,429 @@
+# amaranth: UnusedElaboratable=no
+"""Amaranth-simulator tests of the WTU's sub-components (``hw/wtu/``), one by one.
+
+Each part is driven with seeded random inputs, cycle by cycle, and compared with a small Python
+reference of its rule written here (not with the twin, which models the whole unit). Every
+simulation has a cycle limit (:func:`tests.bounded_sim.simulate`).
+"""
+
+import random
+
+import pytest
+
+from hw.wtu import (AggregateEmitter, BucketLists, BucketMasses, Decision, LaneMemories,
+                    RowStatistics, Sequencer, WTULayouts)
+from model.config import PRESETS
+from tests.bounded_sim import simulate
+
+TINY = PRESETS["tiny"]
+CASES = 300
+
+
+def _set_all(ctx, pairs):
+    for port, value in pairs:
+        ctx.set(port, value)
+
+
+def test_lane_memories():
+    config = TINY
+    dut = LaneMemories(config)
+    depth = WTULayouts(config).chunks
+    rng = random.Random(1)
+
+    async def testbench(ctx):
+        # Reference: four lists of words; reset contents are never read by the unit, so each
+        # word is written before the first check that reads it.
+        memory = {name: [0] * depth for name in ("score", "count", "max", "aggregate")}
+        written = {name: set() for name in memory}
+        for _ in range(CASES):
+            address, chunk = rng.randrange(depth), rng.randrange(depth)
+            ops = {name: rng.random() < 0.4 for name in ("counts", "scores", "aggregate")}
+            score, count = rng.randrange(config.max_score + 1), rng.randrange(256)
+            first_row, select = rng.random() < 0.3, rng.getrandbits(1)
+            _set_all(ctx, [(dut.address, address), (dut.chunk, chunk),
+                           (dut.write_counts, ops["counts"]), (dut.count, count),
+                           (dut.write_scores, ops["scores"]), (dut.score, score),
+                           (dut.first_row, first_row), (dut.write_aggregate, ops["aggregate"]),
+                           (dut.select, select)])
+            for port, name, at in ((dut.stored_score, "score", address),
+                                   (dut.stored_count, "count", address),
+                                   (dut.max_score, "max", chunk),
+                                   (dut.aggregate, "aggregate", chunk)):
+                if at in written[name]:
+                    assert ctx.get(port) == memory[name][at], (name, at)
+            await ctx.tick()
+            if ops["counts"]:
+                memory["count"][chunk] = count
+            if ops["scores"]:
+                memory["score"][chunk] = score
+                old = memory["max"][chunk]
+                memory["max"][chunk] = score if first_row or score > old else old
+            if ops["aggregate"]:
+                memory["aggregate"][chunk] = select | (memory["aggregate"][chunk] & (not first_row))
+            for name, op in (("count", "counts"), ("score", "scores"), ("max", "scores"),
+                             ("aggregate", "aggregate")):
+                if ops[op] and (name not in ("max", "aggregate") or first_row):
+                    written[name].add(chunk)
+
+    simulate(dut, testbench, CASES + 2)
+
+
+def test_bucket_lists():
+    """Append to lists, walk one while relinking its members into new lists, walk those."""
+    config = TINY
+    dut = BucketLists(config)
+    buckets, depth = config.wtu_buckets, WTULayouts(config).chunks
+    rng = random.Random(2)
+    walks = 40
+
+    async def idle(ctx):
+        _set_all(ctx, [(dut.append, 0), (dut.clear, 0), (dut.start, 0), (dut.step, 0)])
+
+    async def testbench(ctx):
+        lists = None                    # reference: the address lists of every bucket
+        for _ in range(walks):
+            if lists is None:           # a fresh row: clear, then append a row's addresses
+                lists = {k: [] for k in range(buckets)}
+                _set_all(ctx, [(dut.clear, 1)])
+                await ctx.tick()
+                await idle(ctx)
+                for address in rng.sample(range(depth), rng.randint(0, depth)):
+                    bucket = rng.randrange(buckets)
+                    _set_all(ctx, [(dut.append, 1), (dut.bucket, bucket),
+                                   (dut.address, address)])
+                    lists[bucket].append(address)
+                    await ctx.tick()
+                await idle(ctx)
+            # Start the walk of one list and clear all of them in the same cycle (as a refine).
+            walked_bucket = rng.randrange(buckets)
+            expected = lists[walked_bucket]
+            lists = {k: [] for k in range(buckets)}
+            _set_all(ctx, [(dut.start, 1), (dut.start_bucket, walked_bucket), (dut.clear, 1)])
+            await ctx.tick()
+            await idle(ctx)
+            walked = []
+            for _ in range(depth + 1):
+                active = ctx.get(dut.walk_active)
+                done = ctx.get(dut.walk_done)
+                bucket = rng.randrange(buckets)
+                _set_all(ctx, [(dut.step, 1), (dut.append, active), (dut.bucket, bucket),
+                               (dut.address, ctx.get(dut.walk_address))])
+                if active:
+                    walked.append(ctx.get(dut.walk_address))
+                    lists[bucket].append(walked[-1])
+                await ctx.tick()
+                if done:
+                    break
+            await idle(ctx)
+            assert walked == expected, walked_bucket
+            assert not ctx.get(dut.walk_active)
+            if rng.random() < 0.3:
+                lists = None
+
+    simulate(dut, testbench, walks * (2 * depth + 6))
+
+
+def test_bucket_masses():
+    config = TINY
+    dut = BucketMasses(config)
+    lanes, buckets = config.wtu_lanes, config.wtu_buckets
+    rng = random.Random(3)
+
+    async def testbench(ctx):
+        mass, members = [0] * buckets, [0] * buckets      # reference, cleared first
+        _set_all(ctx, [(dut.clear, 1)])
+        await ctx.tick()
+        for _ in range(CASES):
+            active = rng.getrandbits(lanes)
+            bucket = [rng.randrange(buckets) for _ in range(lanes)]
+            product = [rng.randrange(1 << 16) for _ in range(lanes)]
+            accumulate, clear = rng.random() < 0.8, rng.random() < 0.05
+            _set_all(ctx, [(dut.active, active), (dut.accumulate, accumulate),
+                           (dut.clear, clear)])
+            for lane in range(lanes):
+                _set_all(ctx, [(dut.bucket[lane], bucket[lane]),
+                               (dut.product[lane], product[lane])])
+            await ctx.tick()
+            if clear:
+                mass, members = [0] * buckets, [0] * buckets
+            elif accumulate:
+                for lane in range(lanes):
+                    if active >> lane & 1:
+                        mass[bucket[lane]] += product[lane]
+                        members[bucket[lane]] += 1
+            for k in range(buckets):
+                assert ctx.get(dut.mass[k]) == mass[k], k
+                assert ctx.get(dut.members[k]) == members[k], k
+
+    simulate(dut, testbench, CASES + 3)
+
+
+@pytest.mark.parametrize("code", [77, 0, 256])
+def test_row_statistics(code):
+    config = TINY.replace(wicsum_ratio_code=code)
+    dut = RowStatistics(config)
+    lanes, bits = config.wtu_lanes, config.wicsum_ratio_bits
+    rng = random.Random(code)
+
+    async def testbench(ctx):
+        total, low, high = 0, 0, 0                          # reference (reset values)
+        for cycle in range(CASES):
+            clear = cycle == 0 or rng.random() < 0.05
+            load, valid = rng.random() < 0.7, rng.getrandbits(lanes)
+            scores = [rng.randrange(config.max_score + 1) for _ in range(lanes)]
+            counts = [rng.randrange(config.max_count + 1) for _ in range(lanes)]
+            _set_all(ctx, [(dut.clear, clear), (dut.load, load), (dut.valid, valid)])
+            for lane in range(lanes):
+                _set_all(ctx, [(dut.score[lane], scores[lane]),
+                               (dut.product[lane], scores[lane] * counts[lane])])
+            await ctx.tick()
+            taken = [lane for lane in range(lanes) if valid >> lane & 1]
+            if clear:
+                total, low, high = 0, config.max_score, 0
+            elif load:
+                total += sum(scores[lane] * counts[lane] for lane in taken)
+                low = min([low] + [scores[lane] for lane in taken])
+                high = max([high] + [scores[lane] for lane in taken])
+            assert (ctx.get(dut.weighted_sum), ctx.get(dut.min_score),
+                    ctx.get(dut.max_score)) == (total, low, high)
+            # model.reference.resv.wicsum_threshold: round half up.
+            assert ctx.get(dut.threshold) == (total * code + (1 << (bits - 1))) >> bits
+
+    simulate(dut, testbench, CASES + 2)
+
+
+def _decision_reference(config, state, mass, members, threshold):
+    """The expected ``(crossing, refine)`` of one decision; applies the step to ``state``
+    (``[mass_above, cutoff, pass_index, visited, touched]``)."""
+    weight_mask = (1 << config.weight_bits) - 1
+    above, cutoff, pass_index, visited, touched = state
+    shift, bits = config.wtu_bucket_shifts[pass_index], config.wtu_pass_bits[pass_index]
+    remaining = (threshold - above) & weight_mask
+    suffix = [sum(mass[k:]) for k in range(len(mass))] + [0]
+    crossing = max((k for k in range(len(mass)) if members[k] and suffix[k] >= remaining),
+                   default=None)
+    crossing_members = members[crossing] if crossing is not None else 0
+    mass_over = suffix[crossing + 1] if crossing is not None else 0
+    crossing = crossing or 0
+    refine = (threshold != 0 and pass_index < config.wtu_refine_depth and shift > 0
+              and crossing_members >= 2)
+    visited_mask = (1 << WTULayouts(config).stats["buckets_visited"].shape.width) - 1
+    new_cutoff = cutoff | (crossing << shift)
+    state[:] = [(above + mass_over) & weight_mask, new_cutoff & ((2 << config.score_bits) - 1),
+                pass_index, (visited + (1 << bits) - crossing) & visited_mask, touched]
+    if threshold == 0:
+        state[1], state[3] = 1 << config.score_bits, 0
+    elif refine:
+        state[2], state[4] = pass_index + 1, touched + crossing_members
+    elif new_cutoff == 0:
+        state[1] = 1
+    return crossing, refine
+
+
+def test_decision():
+    config = TINY
+    dut = Decision(config)
+    buckets = config.wtu_buckets
+    rng = random.Random(4)
+
+    async def testbench(ctx):
+        state = None
+        refinements = 0
+        for _ in range(CASES):
+            if state is None or rng.random() < 0.2:        # a new row
+                _set_all(ctx, [(dut.clear, 1), (dut.step, 0)])
+                await ctx.tick()
+                state = [0, 0, 0, 0, 0]
+                threshold = 0 if rng.random() < 0.1 else rng.randrange(1 << 14)
+            # Masses whose sum fits weight_bits; few members, so 0, 1 and >= 2 all occur.
+            mass = [rng.randrange(1 << 13) for _ in range(buckets)]
+            members = [rng.choice([0, 1, 2, 5]) for _ in range(buckets)]
+            exact = rng.randrange(buckets)         # often, a suffix that reaches T exactly
+            need = threshold - state[0] - sum(mass[exact + 1:])
+            if rng.random() < 0.3 and 0 <= need < 1 << 13:
+                mass[exact], members[exact] = need, max(1, members[exact])
+            _set_all(ctx, [(dut.clear, 0), (dut.step, 1), (dut.threshold, threshold)])
+            for k in range(buckets):
+                _set_all(ctx, [(dut.mass[k], mass[k]), (dut.members[k], members[k])])
+            crossing, refine = _decision_reference(config, state, mass, members, threshold)
+            assert (ctx.get(dut.crossing), ctx.get(dut.refine)) == (crossing, refine), \
+                (mass, members, threshold)
+            refinements += refine
+            await ctx.tick()
+            assert [ctx.get(dut.cutoff), ctx.get(dut.pass_index), ctx.get(dut.visited),
+                    ctx.get(dut.touched)] == state[1:], (mass, members, threshold)
+            if state[2] == config.wtu_refine_depth or not refine:
+                state = None                               # the row is decided
+        assert refinements > 0, "no refinement was exercised"
+
+    simulate(dut, testbench, 2 * CASES + 2)
+
+
+def test_aggregate_emitter():
+    config = TINY
+    dut = AggregateEmitter(config)
+    lanes, chunks = config.wtu_lanes, WTULayouts(config).chunks
+    id_mask = (1 << config.cluster_id_bits) - 1
+    rng = random.Random(5)
+
+    async def testbench(ctx):
+        last, any_, pending = 0, False, 0                 # reference (reset values)
+        for _ in range(CASES):
+            chunk, row_select = rng.randrange(chunks), rng.getrandbits(lanes)
+            aggregate = rng.getrandbits(lanes)
+            scores = [rng.randrange(config.max_score + 1) for _ in range(lanes)]
+            op = rng.choice(["clear", "emit", "emit", "fetch", "send", "send", "send", "none"])
+            _set_all(ctx, [(dut.chunk, chunk), (dut.row_select, row_select),
+                           (dut.aggregate, aggregate)] +
+                     [(getattr(dut, name), op == name) for name in ("clear", "emit", "fetch",
+                                                                     "send")])
+            for lane in range(lanes):
+                ctx.set(dut.max_score[lane], scores[lane])
+            first = (pending & -pending).bit_length() - 1 if pending else 0
+            cluster = (chunk * lanes + first) & id_mask
+            assert ctx.get(dut.cluster) == cluster
+            assert ctx.get(dut.score) == scores[first]
+            assert ctx.get(dut.final) == (cluster == last)
+            assert ctx.get(dut.last) == (cluster == last or not any_)
+            assert ctx.get(dut.empty) == (not any_)
+            assert ctx.get(dut.any_selected) == (any_ or row_select != 0)
+            assert ctx.get(dut.chunk_done) == (pending & ~(1 << first) == 0)
+            await ctx.tick()
+            if op == "clear":
+                last, any_ = 0, False
+            elif op == "emit" and row_select:
+                any_ = True
+                last = max(last, chunk * lanes + row_select.bit_length() - 1)
+            elif op == "fetch":
+                pending = aggregate
+            elif op == "send":
+                pending &= ~(1 << first)
+
+    simulate(dut, testbench, CASES + 2)
+
+
+class _SequencerReference:
+    """The sequencer's rule (:class:`hw.wtu.Sequencer` docstring), one cycle at a time."""
+
+    def __init__(self, config):
+        self.config = config
+        self.layouts = WTULayouts(config)
+        self.state, self.chunk, self.row, self.cycles = "IDLE", 0, 0, 0
+        self.clusters_m1 = self.rows_m1 = 0
+
+    def outputs(self, i):
+        """The expected outputs of this cycle for inputs ``i`` (a dict)."""
+        state, lane_bits = self.state, self.config.wtu_lanes.bit_length() - 1
+        last = self.chunk == self.clusters_m1 >> lane_bits
+        o = dict.fromkeys(("problem_ready", "counts_ready", "scores_ready", "stats_valid",
+                           "row_mask_valid", "selected_valid", "start_problem", "write_counts",
+                           "start_row", "load", "decide", "start_walk", "walking", "emit",
+                           "fetch", "send"), 0)
+        o.update(chunk=self.chunk, row=self.row, cycles=self.cycles, last_chunk=last,
+                 clusters_minus_one=self.clusters_m1)
+        if state == "IDLE":
+            o.update(problem_ready=1, start_problem=i["problem_valid"])
+        elif state == "COUNTS":
+            o.update(counts_ready=1, write_counts=i["counts_valid"],
+                     start_row=i["counts_valid"] and last)
+        elif state == "LOAD":
+            o.update(scores_ready=1, load=i["scores_valid"])
+        elif state == "DECIDE":
+            o.update(decide=1, start_walk=i["refine"])
+        elif state == "WALK":
+            o.update(walking=1)
+        elif state == "STATS":
+            o.update(stats_valid=1)
+        elif state == "EMIT":
+            o.update(row_mask_valid=1, emit=i["row_mask_ready"],
+                     start_row=i["row_mask_ready"] and last and self.row != self.rows_m1)
+        elif state == "AGG_FETCH":
+            o.update(fetch=1)
+        else:
+            o.update(selected_valid=1, send=state == "AGG_SEND" and i["selected_ready"])
+        return o
+
+    def step(self, i, o):
+        """Advance one cycle with inputs ``i`` and this cycle's outputs ``o``."""
+        chunk_mask = (1 << self.layouts.chunk_bits) - 1
+        state, next_chunk = self.state, (self.chunk + 1) & chunk_mask
+        if o["start_row"]:
+            self.cycles, self.chunk = 0, 0
+        if state == "IDLE" and i["problem_valid"]:
+            self.clusters_m1, self.rows_m1 = i["clusters_minus_one"], i["rows_minus_one"]
+            self.chunk, self.row, self.state = 0, 0, "COUNTS"
+        elif state == "COUNTS" and i["counts_valid"]:
+            if o["last_chunk"]:
+                self.state = "LOAD"
+            else:
+                self.chunk = next_chunk
+        elif state == "LOAD" and i["scores_valid"]:
+            self.cycles, self.chunk = self.cycles + 1, next_chunk
+            self.state = "DECIDE" if o["last_chunk"] else "LOAD"
+        elif state == "DECIDE":
+            self.cycles += 1
+            self.state = "WALK" if i["refine"] else "STATS"
+        elif state == "WALK":
+            self.cycles += 1
+            self.state = "DECIDE" if i["walk_done"] else "WALK"
+        elif state == "STATS" and i["stats_ready"]:
+            self.chunk, self.state = 0, "EMIT"
+        elif state == "EMIT" and i["row_mask_ready"]:
+            if not o["last_chunk"]:
+                self.chunk = next_chunk
+            elif self.row == self.rows_m1:
+                self.chunk = 0
+                self.state = "AGG_FETCH" if i["any_selected"] else "AGG_EMPTY"
+            else:
+                self.row, self.state = self.row + 1, "LOAD"
+        elif state == "AGG_FETCH":
+            if i["chunk_empty"]:
+                self.chunk = next_chunk
+            else:
+                self.state = "AGG_SEND"
+        elif state == "AGG_SEND" and i["selected_ready"]:
+            if i["final"]:
+                self.state = "IDLE"
+            elif i["chunk_done"]:
+                self.chunk, self.state = next_chunk, "AGG_FETCH"
+        elif state == "AGG_EMPTY" and i["selected_ready"]:
+            self.state = "IDLE"
+
+
+def test_sequencer():
+    config = TINY.replace(max_clusters=16, max_rows=4)
+    dut = Sequencer(config)
+    rng = random.Random(6)
+    cycles = 1500
+
+    async def testbench(ctx):
+        reference = _SequencerReference(config)
+        visited, problems = set(), 0
+        for _ in range(cycles):
+            i = {name: rng.random() < 0.7 for name in (
+                "problem_valid", "counts_valid", "scores_valid", "stats_ready",
+                "row_mask_ready", "selected_ready", "any_selected", "final", "chunk_done")}
+            i.update(refine=rng.random() < 0.4, walk_done=rng.random() < 0.5,
+                     chunk_empty=rng.random() < 0.3,
+                     clusters_minus_one=rng.randrange(config.max_clusters),
+                     rows_minus_one=rng.randrange(config.max_rows))
+            for name, value in i.items():
+                port = f"problem_{name}" if name.endswith("minus_one") else name
+                ctx.set(getattr(dut, port), value)
+            expected = reference.outputs(i)
+            for name, value in expected.items():
+                assert ctx.get(getattr(dut, name)) == value, (reference.state, name)
+            visited.add(reference.state)
+            problems += expected["start_problem"]
+            reference.step(i, expected)
+            await ctx.tick()
+        assert len(visited) == 10 and problems > 5, (visited, problems)
+
+    simulate(dut, testbench, cycles + 2)
+
+
+@pytest.mark.parametrize("part", [LaneMemories, BucketLists, BucketMasses, RowStatistics,
+                                  Decision, AggregateEmitter, Sequencer])
+def test_parts_reject_a_config_that_is_not_a_dreconfig(part):
+    with pytest.raises(TypeError, match=r"config must be a DREConfig, not None"):
+        part(None)
