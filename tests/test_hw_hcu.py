@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""Amaranth-simulator tests of the HCU component (hw/hcu.py) against its twin (model/twins/hcu.py).
+"""Amaranth-simulator tests of the HCU component (hw/hcu/) against its twin (model/twins/hcu.py).
 
 Every run goes through the stream kit (:func:`sim.kit.amaranth_sim.check_block`): the
 assignments and ``last`` flags always, and the cycles between assignments when nothing stalls,

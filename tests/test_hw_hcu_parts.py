@@ -3,7 +3,7 @@
 
 Each part is driven with seeded random inputs, cycle by cycle, and compared with a small Python
 reference of its rule written here (not with the twin, which models the whole unit). Every
-simulation has a cycle limit (:func:`tests.bounded_sim.simulate`).
+simulation has a cycle limit (:func:`sim.kit.amaranth_sim.simulate`).
 """
 
 import random
@@ -12,7 +12,7 @@ import pytest
 
 from hw.hcu import (ArgminTree, Dispatcher, FreeLanePicker, LaneIssue, SimilarityLane,
                     TokenRing)
-from tests.bounded_sim import PERIOD, simulate
+from sim.kit.amaranth_sim import PERIOD, simulate
 from tests.hcu_configs import small_config
 
 CASES = 300

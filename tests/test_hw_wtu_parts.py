@@ -3,7 +3,7 @@
 
 Each part is driven with seeded random inputs, cycle by cycle, and compared with a small Python
 reference of its rule written here (not with the twin, which models the whole unit). Every
-simulation has a cycle limit (:func:`tests.bounded_sim.simulate`).
+simulation has a cycle limit (:func:`sim.kit.amaranth_sim.simulate`).
 """
 
 import random
@@ -13,7 +13,7 @@ import pytest
 from hw.wtu import (AggregateEmitter, BucketLists, BucketMasses, Decision, LaneMemories,
                     RowStatistics, Sequencer, WTULayouts)
 from model.config import PRESETS
-from tests.bounded_sim import simulate
+from sim.kit.amaranth_sim import simulate
 
 TINY = PRESETS["tiny"]
 CASES = 300

@@ -5,7 +5,8 @@ pulse, gives each of its stream ports a :class:`~sim.kit.core.StreamDriver` or
 :class:`~sim.kit.core.StreamMonitor` with seeded stalls, and runs until the test's completion
 predicate holds (then drains, see :func:`sim.kit.core.control`), within a cycle limit.
 :func:`check_block` is the usual test: problems through the RTL, decoded and compared with the
-twin by the block's codec.
+twin by the block's codec. :func:`simulate` runs one testbench that drives a part cycle by
+cycle (the sub-component tests), with a cycle limit.
 """
 
 import functools
@@ -15,11 +16,12 @@ from amaranth.lib import data
 from amaranth.sim import Simulator
 
 from hw.registry import block as registered_block
-from sim.kit.core import DRAIN_CYCLES, StallPattern, StreamDriver, StreamMonitor, control
+from sim.kit.core import (DRAIN_CYCLES, DeadlockError, StallPattern, StreamDriver,
+                          StreamMonitor, control)
 from sim.kit.scoreboard import compare, expected_run
 from sim.payloads import pack, unpack
 
-__all__ = ["AmaranthAdapter", "AmaranthBench", "check_block"]
+__all__ = ["AmaranthAdapter", "AmaranthBench", "check_block", "PERIOD", "simulate"]
 
 
 def _value(signal):
@@ -111,7 +113,7 @@ class AmaranthBench:
             Write a waveform there.
         """
         sim = Simulator(self.top)
-        sim.add_clock(1e-6)
+        sim.add_clock(PERIOD)
         for end in [*self.drivers.values(), *self.monitors.values()]:
             sim.add_testbench(functools.partial(self._process, end), background=True)
 
@@ -172,3 +174,41 @@ def check_block(name, config, problems, *, stall=0.0, seed=0, component=None, sc
                            scenario=prologue)
     return compare(codec, config, problems, transcript, expected,
                    timed=not any(bench.stall_probabilities))
+
+
+#: Clock period of the kit's simulations (seconds); a combinational part's testbench waits this
+#: long between two cases.
+PERIOD = 1e-6
+
+
+def simulate(dut, testbench, max_cycles, *, clocked=True):
+    """Run ``testbench(ctx)`` on ``dut`` for at most ``max_cycles`` periods.
+
+    Parameters
+    ----------
+    dut : wiring.Component
+    testbench : async callable
+        Takes the simulator context; returns when its checks are done.
+    max_cycles : int
+        Cycle limit.
+    clocked : bool
+        Add a clock to the ``sync`` domain (False for a purely combinational part).
+
+    Raises
+    ------
+    DeadlockError
+        If the testbench has not finished within ``max_cycles`` periods.
+    """
+    finished = []
+
+    async def bench(ctx):
+        await testbench(ctx)
+        finished.append(True)
+
+    sim = Simulator(dut)
+    if clocked:
+        sim.add_clock(PERIOD)
+    sim.add_testbench(bench)
+    sim.run_until(max_cycles * PERIOD)
+    if not finished:
+        raise DeadlockError(f"the testbench did not finish within {max_cycles} cycles")
