@@ -280,7 +280,8 @@ class WTUCodec(BlockCodec):
                                              clusters, beats))
             group = selected_groups[index]
             result.update(self._decode_selected(group, clusters))
-            first_scores = _cycles(transcript, "scores")[row0 * beats:(row0 + rows) * beats:beats]
+            # Problems before this one had rows x beats score beats each (``mask0`` of them).
+            first_scores = _cycles(transcript, "scores")[mask0:mask0 + rows * beats:beats]
             stats_cycles = [cycle for cycle, _ in stats]
             mask_ends = [cycle for cycle, _ in masks][beats - 1::beats]
             counts = _cycles(transcript, "counts")

@@ -114,6 +114,12 @@ def test_timing_unstalled_and_declared_bounds():
     assert result["emit_cycles"].tolist() == [unit.load_beats(37)] * 2
 
 
+def test_timing_of_back_to_back_problems_of_different_sizes():
+    rng = np.random.default_rng(8)
+    check(TINY, [random_problem(TINY, rng, rows=rows, clusters=clusters)
+                 for rows, clusters in ((2, 9), (3, 40), (1, 5))], stall=0.0)
+
+
 def test_constructor_errors():
     with pytest.raises(TypeError, match="config must be a DREConfig"):
         WiCSumThresholdUnit({"wtu_lanes": 4})
