@@ -83,7 +83,7 @@ from hw.retrieval_buffer import DescriptorMerger, descriptor_layout
 from model.config import DREConfig
 
 __all__ = ["command_layout", "assign_layout", "select_layout", "move_layout", "count_layout",
-           "cluster_word_layout", "KVManagementUnit"]
+           "cluster_word_layout", "context_state_bits", "KVManagementUnit"]
 
 
 def _bits(value):
@@ -139,6 +139,23 @@ def cluster_word_layout(config):
     return data.StructLayout({"head": page_bits, "tail": page_bits,
                               "fill": _bits(config.kvmu_page_tokens), "count": config.count_bits})
 
+
+
+def context_state_bits(config):
+    """On-chip state of one KVMU context in bits, by item (see the module docstring).
+
+    A function of the configuration alone, so reports need not build the component.
+    """
+    page_bits = _page_bits(config)
+    pages = (1 << config.kv_token_bits) // config.kvmu_page_tokens
+    ring = config.recent_window + config.max_frame_tokens
+    return {
+        "cluster_table": config.max_clusters * cluster_word_layout(config).size,
+        "page_next": pages * page_bits,
+        "ring": ring * config.cluster_id_bits,
+        "registers": (config.cluster_id_bits + 1 + _bits(ring) + 2 * _bits(ring - 1)
+                      + _bits(max(config.recent_window, 1) - 1) + _bits(pages) + 1),
+    }
 
 class KVManagementUnit(wiring.Component):
     """KV management unit: offload moves, cluster counts and fetch descriptors of one context.
@@ -209,17 +226,8 @@ class KVManagementUnit(wiring.Component):
         return self._config.recent_window + self._config.max_frame_tokens
 
     def state_bits(self):
-        """On-chip state of one context in bits, by item (see the module docstring)."""
-        config = self._config
-        page_bits = _page_bits(config)
-        ring = self.ring_depth
-        return {
-            "cluster_table": config.max_clusters * cluster_word_layout(config).size,
-            "page_next": self.pages * page_bits,
-            "ring": ring * config.cluster_id_bits,
-            "registers": (config.cluster_id_bits + 1 + _bits(ring) + 2 * _bits(ring - 1)
-                          + _bits(max(config.recent_window, 1) - 1) + _bits(self.pages) + 1),
-        }
+        """On-chip state of one context in bits, by item (see :func:`context_state_bits`)."""
+        return context_state_bits(self._config)
 
     def _merger_config(self):
         # The merger's range count must hold a whole page (P tokens).

@@ -17,7 +17,7 @@ Figures, per stream and over all of them:
 * bytes fetched per frame;
 * allocated-but-unused slots at the end of the stream (all clusters' tail pages), as slots and
   as a share of the allocated ones;
-* on-chip state of one context in bits (:meth:`hw.kvmu.KVManagementUnit.state_bits`);
+* on-chip state of one context in bits (:func:`hw.kvmu.context_state_bits`);
 * cycles per frame (mean, max) of the KVMU;
 * a sweep of the page size (``kvmu_page_tokens``): descriptors per selected cluster against
   unused slots, the trade-off the page size sets.
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.kvmu import KVManagementUnit
+from hw.kvmu import context_state_bits
 from model.config import PRESETS
 from model.stimulus.kvmu_streams import workload_stream
 from model.stimulus.workload import WORKLOADS
@@ -162,11 +162,11 @@ def run(out_dir, quick=False):
         variant_rows = [_costs(variant, arrays, run_stream(variant, arrays), token_bytes)
                         for _, _, arrays in inputs]
         sweep.append({"kvmu_page_tokens": page_tokens,
-                      "state_bits": sum(KVManagementUnit(variant).state_bits().values()),
+                      "state_bits": sum(context_state_bits(variant).values()),
                       **{key: value for key, value in _summary(variant_rows).items()
                          if key in ("descriptors_per_selected_cluster", "unused_slots_per_cluster",
                                     "unused_share", "tokens_per_descriptor")}})
-    state = KVManagementUnit(config).state_bits()
+    state = context_state_bits(config)
     rtl = _rtl_confirm(config, inputs[0][2], 20 if quick else RTL_FRAMES, out_dir)
 
     print(f"KVMU on the edge preset (pages of {config.kvmu_page_tokens} tokens, window "
