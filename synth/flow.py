@@ -5,7 +5,7 @@ Usage::
     python -m synth.flow --config PRESET_OR_JSON [--liberty PATH] --out build/reports
         [--blocks NAME ...] [--no-fpga] [--no-pnr] [--pnr-family ecp5|ice40]
         [--families ecp5 ice40] [--sweep] [--jobs N] [--no-cache] [--pnr-timeout S]
-        [--pdk-root DIR] [--clock-ns NS]
+        [--pdk-root DIR] [--pdk-corner CORNER] [--clock-ns NS]
 
 Every block of :data:`hw.registry.BLOCKS` and :data:`hw.registry.BASELINES` is elaborated with
 ``build_component(name, config)`` and written as RTLIL, then measured by independent tool runs:
@@ -49,7 +49,7 @@ from model.config import PRESETS, load_config
 from synth import area_lib, silicon
 from synth.asic import run_asic
 from synth.fpga import FAMILIES, run_fmax, run_fpga_synth
-from synth.pdk import find_pdk
+from synth.pdk import DEFAULT_CORNER, find_pdk
 from synth.report import SCHEMA, print_summary, write_reports
 from synth.tools import ToolError, progress, stop_all
 
@@ -335,7 +335,8 @@ def _run_sweep(config, out, jobs, use_cache):
 
 def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=True,
              pnr_family="ecp5", families=None, sweep=False, jobs=2, use_cache=True,
-             pnr_timeout=600, pdk_root=None, clock_ns=silicon.DEFAULT_CLOCK_NS):
+             pnr_timeout=600, pdk_root=None, clock_ns=silicon.DEFAULT_CLOCK_NS,
+             pdk_corner=DEFAULT_CORNER):
     """Run the flow and write the reports; returns the report dict (schema in :mod:`synth.report`).
 
     Parameters
@@ -370,6 +371,8 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
         generic gate levels and says what it could not measure.
     clock_ns : float
         Clock period of the timing constraint and of ABC's delay target (``pdk`` step).
+    pdk_corner : str
+        The liberty corner of the PDK (default the typical corner).
 
     Raises
     ------
@@ -391,7 +394,7 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
         raise ValueError(f"families must be a subset of {', '.join(FAMILIES)}, not {families!r}")
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, not {jobs!r}")
-    pdk = silicon.check_arguments(pdk_root, clock_ns, find_pdk)
+    pdk = silicon.check_arguments(pdk_root, clock_ns, lambda root: find_pdk(root, pdk_corner))
     out = Path(out)
     liberty_info = None
     if liberty is not None:
@@ -404,7 +407,8 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
     out.mkdir(parents=True, exist_ok=True)
     progress(f"synth: {len(names)} blocks, config {config_name}, "
              f"liberty {liberty if liberty else 'none'}, fpga {'on' if fpga else 'off'}, "
-             f"fmax {pnr_family if (fpga and pnr) else 'off'}, jobs {jobs}")
+             f"fmax {pnr_family if (fpga and pnr) else 'off'}, "
+             f"pdk {pdk.root if pdk else 'none'}, jobs {jobs}")
 
     entries = {}
     tasks = []
@@ -544,6 +548,8 @@ def main(argv=None):
                              "(default: $PDK_ROOT)")
     parser.add_argument("--clock-ns", type=float, default=silicon.DEFAULT_CLOCK_NS,
                         help=f"clock period of the timing (default {silicon.DEFAULT_CLOCK_NS})")
+    parser.add_argument("--pdk-corner", default=DEFAULT_CORNER,
+                        help=f"liberty corner of the PDK (default {DEFAULT_CORNER})")
     parser.add_argument("--no-cache", action="store_true",
                         help="run every tool again even when its inputs are unchanged")
     args = parser.parse_args(argv)
@@ -552,7 +558,8 @@ def main(argv=None):
                           fpga=not args.no_fpga, pnr=not args.no_pnr, pnr_family=args.pnr_family,
                           families=args.families, use_cache=not args.no_cache,
                           pnr_timeout=args.pnr_timeout, pdk_root=args.pdk_root,
-                          clock_ns=args.clock_ns, sweep=args.sweep, jobs=args.jobs)
+                          clock_ns=args.clock_ns, pdk_corner=args.pdk_corner,
+                          sweep=args.sweep, jobs=args.jobs)
     except (ValueError, TypeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

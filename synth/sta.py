@@ -111,8 +111,10 @@ def parse_path(text, period_ns):
             stages.append({"pin": match.group(4), "cell": match.group(5),
                            "incr_ns": float(match.group(1)), "time_ns": float(match.group(2))})
     startpoint, endpoint = start.group(1), end.group(1)
-    launch = startpoint.split("/")[0] if "/" in startpoint else None
-    capture = stages[-1]["pin"].split("/")[0] if stages and "/" in stages[-1]["pin"] else None
+    # The launching element (first stage) and the capturing one (last stage) are not levels;
+    # a port stage (``name (in)``, ``name (out)``) has no ``/`` and is not a cell.
+    launch = stages[0]["pin"].rsplit("/", 1)[0] if stages else None
+    capture = stages[-1]["pin"].rsplit("/", 1)[0] if stages else None
     levels = len({stage["pin"].rsplit("/", 1)[0] for stage in stages
                   if "/" in stage["pin"]} - {launch, capture})
     slack_ns = float(slack.group(1))
