@@ -59,8 +59,9 @@ each block's ``area``: ``{logic_um2 (standard cells + register files), macro_um2
     (= logic + macro), macros: [{memory, macro, count, area_um2}]}``; with a PDK also
     ``stdcell_um2``, ``register_file_um2``, ``mapped_um2`` (Yosys's total, = total_um2),
     ``sequential_um2`` and ``memories`` (``[{name, width, depth, read_ports, write_ports,
-    sync_read, bits, kind ("macro" | "register_file"), macro, macro_count, tiling, register_file,
-    area_um2, reason}]``); without one the figures are ``null`` and ``note`` says why.
+    sync_read, bits, kind ("macro" | "register_file" | "logic"), macro, macro_count, tiling,
+    register_file, area_um2, reason}]``); without one the figures are ``null`` and ``note``
+    says why.
 each block's ``pdk``: ``null`` or ``{register_files: [{name, depth, width, read_ports,
     write_ports, area_um2, cells, read_ns, clock_to_out_ns, setup_ns, seconds}], cells,
     cells_by_type, seconds}``.

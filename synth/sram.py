@@ -11,6 +11,8 @@
   one whose tiling (``ceil(depth / words)`` x ``ceil(width / bits)`` x copies) has the
   smallest area is taken: depth tiles are selected by the high address bits (write enables
   decoded, read data multiplexed by the registered high bits), width tiles side by side.
+- **logic** for a ROM: its constants become gates (``memory_map``), counted in the standard
+  cells;
 - **a register file of flip-flops** otherwise, or when the register file is smaller than the
   best macro tiling (a memory too small for any macro: IHP's smallest 2P macro, 64x22, is
   39,384 um^2). Its area and timing come from :mod:`synth.regfile`.
@@ -37,7 +39,7 @@ class MemoryPlan:
     -------
     memory : synth.area_lib.Memory
     kind : str
-        ``macro`` or ``register_file``.
+        ``macro``, ``register_file`` or ``logic`` (a ROM mapped to gates).
     reason : str
         Why (one sentence, printed in the report).
     macro : synth.pdk.Macro or None
@@ -121,11 +123,15 @@ def plan_memory(memory, macros, register_file_um2):
         return MemoryPlan(memory, "register_file", register_file=name,
                           reason="read asynchronously: an SRAM macro's output is registered, "
                                  "so this memory is a register file of flip-flops")
-    if memory.write_ports != 1:
-        why = ("a ROM (no write port): the SRAM macros hold no initial contents"
-               if memory.write_ports == 0 else
-               f"{memory.write_ports} write ports: a macro copy per read port takes one")
-        return MemoryPlan(memory, "register_file", register_file=name, reason=why)
+    if memory.write_ports == 0:
+        return MemoryPlan(memory, "logic",
+                          reason="a ROM (no write port): the SRAM macros hold no initial "
+                                 "contents, so its constants become logic gates (in the "
+                                 "standard-cell area)")
+    if memory.write_ports > 1:
+        return MemoryPlan(memory, "register_file", register_file=name,
+                          reason=f"{memory.write_ports} write ports: a macro copy per read port "
+                                 "takes only one")
     tilings = _macro_tilings(memory, macros)
     if not tilings:
         return MemoryPlan(memory, "register_file", register_file=name,
@@ -287,7 +293,7 @@ def techmap_verilog(plans):
         If a plan's memory has no ``MEMID`` (a dump without it cannot be mapped).
     """
     branches = []
-    for index, plan in enumerate(plans):
+    for index, plan in enumerate(plan for plan in plans if plan.kind != "logic"):
         memid = plan.memory.memid
         if memid is None:
             raise ValueError(f"memory {plan.memory.name} has no MEMID in the Yosys dump")

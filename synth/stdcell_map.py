@@ -5,11 +5,15 @@ memories (:mod:`synth.sram`: SRAM macros and register files become instances of 
 Yosys knows as black boxes from their liberty files), then maps:
 
 - flip-flops with ``dfflibmap -liberty`` (reset and enable legalised to the library's cells);
-- logic with ``abc -liberty ... -D <ps> -constr``: ABC's delay-driven mapping to the delay target
-  (the clock period), followed, because a constraint file is given, by ``buffer`` (buffer trees
-  on high-fanout nets), ``upsize`` and ``dnsize`` (gate sizing to the target) and ``stime``. The
-  constraint file names the driving cell of the inputs (the library's smallest buffer) and the
-  load of the outputs.
+- logic with ``abc -liberty ... -constr`` and the script of :func:`abc_script`: ``strash; dc2;
+  &nf -D <ps>; buffer; upsize -D <ps>; dnsize -D <ps>; stime -p``, i.e. delay-driven mapping to
+  the delay target (the clock period), ``buffer`` (buffer trees on high-fanout nets), ``upsize``
+  and ``dnsize`` (gate sizing to the target). The constraint file names the driving cell of the
+  inputs (the library's smallest buffer) and the load of the outputs. Yosys's default script
+  for ``-constr`` adds ``&fraig``, ``scorr`` and ``&dch`` before the same mapping: it ran for
+  more than six minutes on the edge WTU without finishing, so one ``dc2`` pass replaces them
+  (as in :data:`synth.asic.ABC_SCRIPT`). The classic ``map -D`` failed inside ABC on the edge
+  sorter (no output netlist), hence ``&nf``.
 
 A memory left without a techmap branch (the register-file characterisation of
 :mod:`synth.regfile` relies on this) becomes flip-flops and multiplexers (``memory_map``).
@@ -26,7 +30,7 @@ from pathlib import Path
 from synth.area_lib import liberty_cells
 from synth.tools import relative, run_tool
 
-__all__ = ["OUTPUT_LOAD_PF", "driving_cell", "mapping_script", "run_mapping"]
+__all__ = ["OUTPUT_LOAD_PF", "driving_cell", "abc_script", "mapping_script", "run_mapping"]
 
 #: Load on every output in the ABC constraint (pF): a few gate inputs.
 OUTPUT_LOAD_PF = 0.01
@@ -46,6 +50,13 @@ def driving_cell(stdcell):
     if not buffers:
         raise ValueError(f"liberty file {stdcell} has no buffer cell (function \"A\")")
     return min(buffers)[1]
+
+
+def abc_script(delay_ps):
+    """The ABC script (Yosys ``-script +...`` form) for a delay target of ``delay_ps``."""
+    delay = int(delay_ps)
+    return (f"+strash;dc2;&get,-n;&nf,-D,{delay};&put;buffer;upsize,-D,{delay};"
+            f"dnsize,-D,{delay};stime,-p")
 
 
 def mapping_script(top, read_commands, stdcell, cell_libraries, delay_ps, techmap=None):
@@ -73,7 +84,7 @@ def mapping_script(top, read_commands, stdcell, cell_libraries, delay_ps, techma
     lines += [
         "opt -fast -full", "memory_map", "opt -full", "techmap", "opt -fast",
         f"dfflibmap -liberty {stdcell}",
-        f"abc -liberty {stdcell} -D {int(delay_ps)} -constr abc.constr",
+        f"abc -liberty {stdcell} -constr abc.constr -script {abc_script(delay_ps)}",
         "opt_clean -purge",
         "setundef -zero",
         f"tee -q -o stat_pdk.json stat -json -liberty {stdcell} "
