@@ -60,7 +60,8 @@ each block's ``area``: ``{logic_um2 (standard cells + register files), macro_um2
     ``stdcell_um2``, ``register_file_um2``, ``mapped_um2`` (Yosys's total, = total_um2),
     ``sequential_um2`` and ``memories`` (``[{name, width, depth, read_ports, write_ports,
     sync_read, bits, kind ("macro" | "register_file" | "logic"), macro, macro_count, tiling,
-    register_file, area_um2, reason}]``); without one the figures are ``null`` and ``note``
+    register_file, area_um2, reason, alternatives ({macro_um2} or {register_file_um2_at_least},
+    the option not taken)}]``); without one the figures are ``null`` and ``note``
     says why.
 each block's ``pdk``: ``null`` or ``{register_files: [{name, depth, width, read_ports,
     write_ports, area_um2, cells, read_ns, clock_to_out_ns, setup_ns, seconds}], cells,

@@ -78,7 +78,7 @@ class MemoryPlan:
                 "tiling": ({"depth": self.depth_tiles, "width": self.width_tiles,
                             "copies": self.copies} if self.kind == "macro" else None),
                 "register_file": self.register_file, "area_um2": round(self.area_um2, 1),
-                "reason": self.reason}
+                "reason": self.reason, "alternatives": self.alternatives}
 
 
 def register_file_name(memory):
@@ -119,15 +119,15 @@ def plan_memory(memory, macros, register_file_um2):
         only when a macro tiling exists, to keep the cheaper.
     """
     name = register_file_name(memory)
-    if not memory.sync_read:
-        return MemoryPlan(memory, "register_file", register_file=name,
-                          reason="read asynchronously: an SRAM macro's output is registered, "
-                                 "so this memory is a register file of flip-flops")
     if memory.write_ports == 0:
         return MemoryPlan(memory, "logic",
                           reason="a ROM (no write port): the SRAM macros hold no initial "
                                  "contents, so its constants become logic gates (in the "
                                  "standard-cell area)")
+    if not memory.sync_read:
+        return MemoryPlan(memory, "register_file", register_file=name,
+                          reason="read asynchronously: an SRAM macro's output is registered, "
+                                 "so this memory is a register file of flip-flops")
     if memory.write_ports > 1:
         return MemoryPlan(memory, "register_file", register_file=name,
                           reason=f"{memory.write_ports} write ports: a macro copy per read port "

@@ -226,7 +226,7 @@ def test_plan_makes_register_files_and_says_why():
     plan = sram.plan_memory(_memory(8, 16, sync_read=False), macros, _never)
     assert plan.kind == "register_file" and "read asynchronously" in plan.reason
     assert plan.register_file == "vrex_rf_8x16_1r1w"
-    plan = sram.plan_memory(_memory(8, 16, write_ports=0), macros, _never)
+    plan = sram.plan_memory(_memory(8, 16, write_ports=0, sync_read=False), macros, _never)
     assert plan.kind == "logic" and plan.reason.startswith("a ROM")
     assert "ROM" not in sram.techmap_verilog([plan])  # left to memory_map: gates
     plan = sram.plan_memory(_memory(8, 16, write_ports=2), macros, _never)
