@@ -124,7 +124,7 @@ class Memory:
     """
 
     def __init__(self, name, width, depth, read_ports, write_ports, sync_read, memid=None,
-                 abits=None):
+                 abits=None, word_write=False):
         self.name = name
         self.width = width
         self.depth = depth
@@ -134,6 +134,8 @@ class Memory:
         #: Yosys memory id (``MEMID``) and address width (``ABITS``), for the macro mapping.
         self.memid = memid
         self.abits = abits
+        #: True when one write enable covers the whole word (every ``WR_EN`` bit the same net).
+        self.word_write = word_write
 
     @property
     def bits(self):
@@ -166,5 +168,20 @@ def parse_memories(dump_text):
         memories.append(Memory(name.lstrip("\\"), number("WIDTH"), number("SIZE"),
                                number("RD_PORTS"), number("WR_PORTS"), sync_read,
                                memid=memid.group(1) if memid else None,
-                               abits=number("ABITS") if "ABITS" in parameters else None))
+                               abits=number("ABITS") if "ABITS" in parameters else None,
+                               word_write=_word_write(chunk, number("WIDTH"),
+                                                      number("WR_PORTS"))))
     return memories
+
+
+def _word_write(chunk, width, write_ports):
+    """True when the one write port's ``WR_EN`` is one net repeated over the word (or 1 bit)."""
+    if write_ports != 1:
+        return False
+    if width == 1:
+        return True
+    enables = re.search(r"connect \\WR_EN \{([^}]*)\}", chunk)
+    if enables is None:
+        return False
+    bits = re.findall(r"\\\S+(?: \[\d+\])?|\d+'[01xz]+", enables.group(1))
+    return len(bits) == width and len(set(bits)) == 1

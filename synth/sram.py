@@ -20,7 +20,8 @@
 :func:`techmap_verilog` writes the Yosys ``techmap`` file that replaces every ``$mem_v2`` cell
 by its plan: instances of the macro cells (pins from :class:`synth.pdk.Macro`: ``A`` the write
 port, ``B`` the read port, built-in self-test inputs tied low, ``DLY`` tied high, ``MEN`` and
-``REN``/``WEN`` active high, ``BM`` the per-bit write enables where the macro has a bit mask),
+``REN``/``WEN`` active high, ``BM`` the per-bit write enables where the macro has a bit mask, all ones when one enable
+covers the word),
 or one instance of the register-file cell. The netlist is for area and timing, not simulation.
 """
 
@@ -223,13 +224,18 @@ def _macro_branch(plan):
     address = macro.address_bits
     select_bits = max(1, (depth_tiles - 1).bit_length())
     row = width_tiles * macro.bits
+    # A whole-word write enable drives WEN and MEN only (bit mask all ones): one net into a
+    # few macro pins instead of every bit of the mask, which ABC cannot buffer (macro pins are
+    # outside the logic it maps).
     write = {"CLK": "WR_CLK[0]", "ADDR": "wa", "DIN": "wdata[w*MB +: MB]",
-             "WEN": "wen", "MEN": "wen", "REN": "1'b0", "BM": "wmask[w*MB +: MB]"}
+             "WEN": "wen", "MEN": "wen", "REN": "1'b0",
+             "BM": "{MB{1'b1}}" if plan.memory.word_write else "wmask[w*MB +: MB]"}
     read = {"CLK": "RD_CLK[r]", "ADDR": "ra", "DIN": "{MB{1'b0}}", "WEN": "1'b0",
             "MEN": "ren", "REN": "ren", "BM": "{MB{1'b0}}",
             "DOUT": "dout[(d*WT + w)*MB +: MB]"}
     if macro.ports == 1:  # single-ported memory (one read or one write port) on port A
         raise ValueError(f"{plan.memory.name}: single-port macro plans are not generated")
+    enable = "WR_EN[0]" if plan.memory.word_write else "(|WR_EN[WIDTH-1:0])"
     pins_a = ", ".join(_macro_pins(macro, "A", write))
     pins_b = ", ".join(_macro_pins(macro, "B", read))
     return f"""      // {plan.memory.name}: {plan.reason}
@@ -246,7 +252,7 @@ def _macro_branch(plan):
         always @(posedge RD_CLK[r]) if (RD_EN[r]) rsel <= rsel_next;
         wire [DT*WT*MB-1:0] dout;
         for (d = 0; d < DT; d = d + 1) begin : deep
-          wire wen = (|WR_EN[WIDTH-1:0]) && (DT == 1 || wsel == d);
+          wire wen = {enable} && (DT == 1 || wsel == d);
           wire ren = RD_EN[r] && (DT == 1 || rsel_next == d);
           for (w = 0; w < WT; w = w + 1) begin : wide
             {macro.name} macro ({pins_a}, {pins_b});
