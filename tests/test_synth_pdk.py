@@ -21,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 from hw import registry
 from synth import flow, regfile, sram, sta
 from synth import report as report_module
-from synth.area_lib import Memory, liberty_cells
+from synth.area_lib import Memory, liberty_cells, parse_memories
 from synth.pdk import Macro, find_pdk, parse_macro
 from synth.silicon import run_silicon
 
@@ -254,6 +254,39 @@ def test_macro_tiling_netlist_and_access_time(tmp_path):
     path = result["timing"]["classes"]["reg_to_out"]
     assert "macro" in path["startpoint"] and path["critical_path_ns"] >= DEMO_MACRO_ACCESS_NS
     assert path["stages"][1]["cell"] == DEMO_MACRO
+
+
+def test_whole_word_write_enables_are_recognised():
+    dump = """
+  cell $mem_v2 \\word
+    parameter \\MEMID "\\\\word"
+    parameter \\WIDTH 3
+    parameter \\SIZE 8
+    parameter \\ABITS 3
+    parameter \\RD_PORTS 1
+    parameter \\WR_PORTS 1
+    parameter \\RD_CLK_ENABLE 1'1
+    connect \\WR_EN { \\en \\en \\en }
+  end
+  cell $mem_v2 \\bytes
+    parameter \\MEMID "\\\\bytes"
+    parameter \\WIDTH 3
+    parameter \\SIZE 8
+    parameter \\ABITS 3
+    parameter \\RD_PORTS 1
+    parameter \\WR_PORTS 1
+    parameter \\RD_CLK_ENABLE 1'1
+    connect \\WR_EN { \\en [1] \\en [1] \\en [0] }
+  end
+"""
+    word, partial = parse_memories(dump)
+    assert (word.word_write, word.memid, word.abits) == (True, "\\\\word", 3)
+    assert partial.word_write is False
+    macros = [_macro(16, 16, 2, 300.0)]
+    huge = lambda memory, limit: 1e9  # noqa: E731
+    word_map = sram.techmap_verilog([sram.plan_memory(word, macros, huge)])
+    partial_map = sram.techmap_verilog([sram.plan_memory(partial, macros, huge)])
+    assert "wire wen = WR_EN[0]" in word_map and "(|WR_EN[WIDTH-1:0])" in partial_map
 
 
 def test_techmap_rejects_memories_without_memid():
