@@ -68,7 +68,7 @@ def markdown_lines(report):
                     "clocked" if memory["sync_read"] else "asynchronous", memory["kind"],
                     memory["macro"] or memory["register_file"], memory["macro_count"],
                     memory["area_um2"], memory["reason"]]
-                   for entry in report["blocks"] if entry.get("area") and entry["area"].get("memories")
+                   for entry in report["blocks"] if (entry.get("area") or {}).get("memories")
                    for memory in entry["area"]["memories"]]
     if memory_rows:
         lines += ["### Memories", ""]

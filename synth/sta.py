@@ -182,7 +182,8 @@ def run_sta(workdir, liberties, netlist, top, period_ns, label, clock_port="clk"
     run_script([sta_binary(), "-no_init", "-no_splash", "-exit", "sta.tcl"], workdir, log,
                label, timeout)
     if not report.is_file() or "=== end" not in report.read_text():
-        raise ToolError(f"{label}: OpenSTA wrote no complete report (console: {workdir / 'sta.console'})")
+        raise ToolError(f"{label}: OpenSTA wrote no complete report "
+                        f"(console: {workdir / 'sta.console'})")
     try:
         classes = parse_report(report.read_text(), period_ns)
     except ValueError as error:
