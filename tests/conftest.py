@@ -15,3 +15,9 @@ def pytest_collection_modifyitems(config, items):
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = [item for item in items if not item.get_closest_marker("pdk")]
+
+
+def pytest_report_header(config):
+    if os.environ.get("PDK_ROOT"):
+        return f"pdk tests: on, PDK_ROOT={os.environ['PDK_ROOT']}"
+    return "pdk tests: deselected (PDK_ROOT unset; CI sets PDK_ROOT=../shared/pdk)"
