@@ -13,11 +13,14 @@ FAMILIES    ?= $(if $(filter tiny,$(CONFIG)),ecp5 ice40,ecp5)
 PNR_FAMILY  ?= $(if $(filter tiny,$(CONFIG)),ice40,ecp5)
 PNR_TIMEOUT ?= 300
 SYNTH_FLAGS ?=
+# IHP SG13G2 PDK checkout (the open ASIC flows' convention) for SRAM macros, standard cells and
+# OpenSTA timing in `make synth`; CI uses ../shared/pdk. Unset: generic gates only.
+PDK_ROOT ?=
 JOBS    ?= 2
 BUILD   ?= build
 
 .DEFAULT_GOAL := all
-.PHONY: all help venv check-icarus verilog lint run test sim synth report bench clean distclean
+.PHONY: all help venv check-icarus check-sta verilog lint run test sim synth report bench clean distclean
 
 all: $(STAMP) ## set up .venv if needed, write the Verilog of CONFIG, run ReSV and the baselines on the default workload
 	@echo "== Verilog of the $(CONFIG) configuration -> $(BUILD)/verilog/"
@@ -27,7 +30,7 @@ all: $(STAMP) ## set up .venv if needed, write the Verilog of CONFIG, run ReSV a
 	@$(PY) -m model.summary --build $(BUILD)
 
 help: ## list the targets
-	@echo "usage: make [target] [CONFIG=tiny|edge|server|file.json] [LIBERTY=cells.lib] [SWEEP=1] [JOBS=2]"
+	@echo "usage: make [target] [CONFIG=tiny|edge|server|file.json] [LIBERTY=cells.lib] [PDK_ROOT=dir] [SWEEP=1] [JOBS=2]"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-13s %s\n", $$1, $$2}'
 
 # The environment is rebuilt whenever the pins or the project metadata change.
@@ -46,6 +49,12 @@ check-icarus:
 	  echo "       install it with: sudo apt-get install iverilog   (macOS: brew install icarus-verilog)"; \
 	  exit 1; }
 
+check-sta: ## check that OpenSTA (binary sta) is installed, for the static timing of make synth PDK_ROOT= and make test
+	@command -v sta >/dev/null 2>&1 || { \
+	  echo "error: OpenSTA (binary sta) is needed for static timing (make synth PDK_ROOT=..., make test)."; \
+	  echo "       install it with: sudo apt-get install opensta"; \
+	  exit 1; }
+
 verilog: $(STAMP) ## write the Verilog of every block for every preset into build/verilog/, Verilator-linted
 	@$(PY) -m hw.verilog --out $(BUILD)/verilog --lint
 
@@ -55,14 +64,15 @@ lint: $(STAMP) ## Verilator lint (-Wall, waivers in hw/verilog.py) of the genera
 run: $(STAMP) ## the main job: ReSV and the baselines on the default streaming workload -> build/resv/
 	@$(PY) -m model.main --out $(BUILD)/resv
 
-test: $(STAMP) $(RT_STAMP) check-icarus ## the whole regression: model, Amaranth-simulator and cocotb tests
+test: $(STAMP) $(RT_STAMP) check-icarus check-sta ## the whole regression: model, Amaranth-simulator and cocotb tests
 	@$(PY) -m pytest -n $(JOBS)
 
 sim: $(STAMP) check-icarus ## only the cocotb runs on the generated Verilog
 	@$(PY) -m pytest -n $(JOBS) -m cocotb
 
-synth: $(STAMP) ## area and FPGA reports for CONFIG (LIBERTY=cells.lib for um^2, SWEEP=1, FAMILIES=, PNR_FAMILY=) -> build/reports/
+synth: $(STAMP) $(if $(PDK_ROOT),check-sta) ## area and FPGA reports for CONFIG (PDK_ROOT=dir: SRAM macros + OpenSTA timing; LIBERTY=, SWEEP=1, FAMILIES=, PNR_FAMILY=) -> build/reports/
 	@$(PY) -m synth.flow --config $(CONFIG) $(if $(LIBERTY),--liberty $(LIBERTY)) $(if $(SWEEP),--sweep) \
+	  $(if $(PDK_ROOT),--pdk-root $(PDK_ROOT)) \
 	  --families $(FAMILIES) --pnr-family $(PNR_FAMILY) --pnr-timeout $(PNR_TIMEOUT) $(SYNTH_FLAGS) --out $(BUILD)/reports
 
 report: $(STAMP) ## print the summary of the last synthesis run again and redraw its plots

@@ -14,8 +14,8 @@ import json
 import re
 from pathlib import Path
 
-__all__ = ["area_table", "gate_equivalents", "memory_ge_per_bit", "liberty_nand2_area",
-           "parse_memories", "Memory"]
+__all__ = ["area_table", "gate_equivalents", "memory_ge_per_bit", "liberty_cells",
+           "liberty_nand2_area", "parse_memories", "Memory"]
 
 _TABLE_PATH = Path(__file__).with_name("nand2_areas.json")
 
@@ -66,6 +66,18 @@ def _read_liberty(path):
         return handle.read()
 
 
+def liberty_cells(path):
+    """``(name, area or None, output functions, flip-flop?)`` of every cell of a liberty file."""
+    text = _read_liberty(path)
+    matches = list(re.finditer(r"\bcell\s*\(\s*\"?([\w$.]+)\"?\s*\)\s*\{", text))
+    for match, following in zip(matches, matches[1:] + [None]):
+        body = text[match.end():following.start() if following else len(text)]
+        area = re.search(r"\barea\s*:\s*([0-9.eE+-]+)", body)
+        functions = re.findall(r"\bfunction\s*:\s*\"([^\"]+)\"", body)
+        flip_flop = re.search(r"\bff\s*\(", body) is not None
+        yield match.group(1), float(area.group(1)) if area else None, functions, flip_flop
+
+
 def liberty_nand2_area(path):
     """Area of the smallest 2-input NAND cell of a liberty file (its GE unit), and its name.
 
@@ -77,19 +89,9 @@ def liberty_nand2_area(path):
     ValueError
         If the file has no 2-input NAND cell with an area.
     """
-    text = _read_liberty(path)
     best = None
-    for match in re.finditer(r"\bcell\s*\(\s*\"?([\w$.]+)\"?\s*\)\s*\{", text):
-        name = match.group(1)
-        following = text[match.end():match.end() + 20000]
-        end = re.search(r"\bcell\s*\(", following)
-        body = following[:end.start()] if end else following
-        area = re.search(r"\barea\s*:\s*([0-9.eE+-]+)", body)
-        functions = re.findall(r"\bfunction\s*:\s*\"([^\"]+)\"", body)
-        if area is None or len(functions) != 1:
-            continue
-        if _is_nand2(functions[0]):
-            value = float(area.group(1))
+    for name, value, functions, _ in liberty_cells(path):
+        if value is not None and len(functions) == 1 and _is_nand2(functions[0]):
             if best is None or value < best[0]:
                 best = (value, name)
     if best is None:
@@ -121,13 +123,19 @@ class Memory:
     optimistic estimate for it.
     """
 
-    def __init__(self, name, width, depth, read_ports, write_ports, sync_read):
+    def __init__(self, name, width, depth, read_ports, write_ports, sync_read, memid=None,
+                 abits=None, word_write=False):
         self.name = name
         self.width = width
         self.depth = depth
         self.read_ports = read_ports
         self.write_ports = write_ports
         self.sync_read = sync_read
+        #: Yosys memory id (``MEMID``) and address width (``ABITS``), for the macro mapping.
+        self.memid = memid
+        self.abits = abits
+        #: True when one write enable covers the whole word (every ``WR_EN`` bit the same net).
+        self.word_write = word_write
 
     @property
     def bits(self):
@@ -156,6 +164,24 @@ def parse_memories(dump_text):
 
         clock_enable = parameters.get("RD_CLK_ENABLE", "")
         sync_read = "'" in clock_enable and set(clock_enable.split("'")[1]) == {"1"}
+        memid = re.search(r'parameter \\MEMID "((?:[^"\\]|\\.)*)"', chunk)
         memories.append(Memory(name.lstrip("\\"), number("WIDTH"), number("SIZE"),
-                               number("RD_PORTS"), number("WR_PORTS"), sync_read))
+                               number("RD_PORTS"), number("WR_PORTS"), sync_read,
+                               memid=memid.group(1) if memid else None,
+                               abits=number("ABITS") if "ABITS" in parameters else None,
+                               word_write=_word_write(chunk, number("WIDTH"),
+                                                      number("WR_PORTS"))))
     return memories
+
+
+def _word_write(chunk, width, write_ports):
+    """True when the one write port's ``WR_EN`` is one net repeated over the word (or 1 bit)."""
+    if write_ports != 1:
+        return False
+    if width == 1:
+        return True
+    enables = re.search(r"connect \\WR_EN \{([^}]*)\}", chunk)
+    if enables is None:
+        return False
+    bits = re.findall(r"\\\S+(?: \[\d+\])?|\d+'[01xz]+", enables.group(1))
+    return len(bits) == width and len(set(bits)) == 1

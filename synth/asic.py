@@ -9,7 +9,9 @@ After ``techmap`` the design is saved once and mapped twice:
 
 - **generic**: every flip-flop is legalised to a plain ``$_DFF_P_`` (reset and enable become
   gates), then ``abc -g cmos`` maps the logic to NAND/NOR/AOI/OAI/MUX/XOR cells, which the
-  NAND2 table weighs into gate equivalents;
+  NAND2 table weighs into gate equivalents; ``ltp -noff`` gives the gate levels of the
+  longest path between flip-flops (memories as single cells), the logic depth of a run
+  without a PDK;
 - **liberty** (when a liberty file is given): ``dfflibmap`` and ``abc -liberty``, then
   ``stat -liberty`` gives the cell area in the library's unit (um^2).
 
@@ -18,6 +20,7 @@ take many minutes on wide multipliers and area, not delay, is what is measured h
 """
 
 import json
+import re
 from pathlib import Path
 
 from synth.area_lib import gate_equivalents, memory_ge_per_bit, parse_memories
@@ -43,6 +46,7 @@ def asic_script(top, rtlil_name, liberty_name=None):
         f"abc -g cmos -script {ABC_SCRIPT}",
         "opt_clean",
         "tee -q -o stat_generic.json stat -json",
+        "tee -q -o ltp.txt ltp -noff",
     ]
     if liberty_name is not None:
         lines += [
@@ -64,6 +68,12 @@ def _logic_cells(cells_by_type):
     """Cells that are logic: not memories, not ``$scopeinfo`` (hierarchy names, no hardware)."""
     return {cell: count for cell, count in cells_by_type.items()
             if not cell.startswith("$mem") and cell != "$scopeinfo"}
+
+
+def _longest_path(ltp_text):
+    """Gate levels of ``ltp -noff`` (``Longest topological path in TOP (length=N)``), or None."""
+    match = re.search(r"Longest topological path in \S+ \(length=(\d+)\)", ltp_text)
+    return int(match.group(1)) if match else None
 
 
 def run_asic(workdir, top, rtlil_name, label, liberty=None, nand2_um2=None, timeout=1800):
@@ -89,7 +99,7 @@ def run_asic(workdir, top, rtlil_name, label, liberty=None, nand2_um2=None, time
     Returns
     -------
     dict
-        ``generic`` (cells, cells_by_type, flip_flops, ge_logic), ``memories`` (list),
+        ``generic`` (cells, cells_by_type, flip_flops, logic_levels), ``memories`` (list),
         ``memory_bits``, ``ge_memory``, ``ge`` (logic + memory), ``liberty`` (or None), ``seconds``.
     """
     workdir = Path(workdir)
@@ -110,6 +120,7 @@ def run_asic(workdir, top, rtlil_name, label, liberty=None, nand2_um2=None, time
             "cells": sum(cells.values()),
             "cells_by_type": dict(sorted(cells.items())),
             "flip_flops": cells.get("$_DFF_P_", 0),
+            "logic_levels": _longest_path((workdir / "ltp.txt").read_text()),
         },
         "memories": [memory.to_dict() for memory in memories],
         "memory_bits": memory_bits,

@@ -5,6 +5,7 @@ Usage::
     python -m synth.flow --config PRESET_OR_JSON [--liberty PATH] --out build/reports
         [--blocks NAME ...] [--no-fpga] [--no-pnr] [--pnr-family ecp5|ice40]
         [--families ecp5 ice40] [--sweep] [--jobs N] [--no-cache] [--pnr-timeout S]
+        [--pdk-root DIR] [--pdk-corner CORNER] [--clock-ns NS]
 
 Every block of :data:`hw.registry.BLOCKS` (the DRE's and the baselines) is elaborated with
 ``build_component(name, config)`` and written as RTLIL, then measured by independent tool runs:
@@ -13,7 +14,9 @@ Every block of :data:`hw.registry.BLOCKS` (the DRE's and the baselines) is elabo
   memories costed by bits (:mod:`synth.asic`, :mod:`synth.area_lib`);
 - ``fpga``: ECP5 and iCE40 resources (:mod:`synth.fpga`);
 - ``fmax``: place and route on an amaranth-boards platform with registered I/O (ECP5 ULX3S-85F
-  by default), for every block.
+  by default), for every block;
+- ``pdk`` (with ``--pdk-root``, default ``$PDK_ROOT``): memories as SRAM macros or register
+  files, logic in the PDK's standard cells, static timing with OpenSTA (:mod:`synth.silicon`).
 
 A block that cannot be imported or elaborated, or a tool run that fails, becomes an error entry
 of the report; the other blocks and steps go on. The registry is read at run time, so a new
@@ -31,6 +34,7 @@ import contextlib
 import datetime
 import hashlib
 import json
+import os
 import re
 import sys
 import time
@@ -42,29 +46,30 @@ import numpy as np
 from hw import registry
 from model.twins import topk_sorter as sorter_twin
 from model.config import PRESETS, load_config
-from synth import area_lib
+from synth import area_lib, silicon
 from synth.asic import run_asic
 from synth.fpga import FAMILIES, run_fmax, run_fpga_synth
+from synth.pdk import DEFAULT_CORNER, find_pdk
 from synth.report import SCHEMA, print_summary, write_reports
 from synth.tools import ToolError, progress, stop_all
 
 __all__ = ["main", "run_flow", "elaborate", "sweep_points", "wtu_cycles"]
 
 #: Relative cost of the steps, to start the longest first (measured on the edge preset).
-_STEP_WEIGHT = {"fmax": 3.0, "ecp5": 1.2, "ice40": 1.0, "asic": 1.5}
+_STEP_WEIGHT = {"fmax": 3.0, "ecp5": 1.2, "ice40": 1.0, "asic": 1.5, "pdk": 2.0}
 
 #: The sorter baseline and the block it is compared with.
 SORTER, WTU = "topk_sorter", "wtu"
 
 
-def _cache_key(step, rtlil_path, liberty, pnr_family):
+def _cache_key(step, rtlil_path, liberty, pnr_family, extra=""):
     """Digest of everything a step's result depends on: step, RTLIL, the step's flow module
-    (and area table), the liberty file."""
-    digest = hashlib.sha256(f"{step}|{pnr_family}|".encode())
+    (and area table), the liberty file, ``extra`` (the ``pdk`` step's inputs)."""
+    digest = hashlib.sha256(f"{step}|{pnr_family}|{extra}|".encode())
     digest.update(Path(rtlil_path).read_bytes())
     here = Path(__file__).parent
     sources = ([here / "asic.py", here / "area_lib.py", here / "nand2_areas.json"]
-               if step == "asic" else [here / "fpga.py"])
+               if step == "asic" else silicon.SOURCES if step == "pdk" else [here / "fpga.py"])
     for source in sources:
         digest.update(source.read_bytes())
     if liberty is not None and step == "asic":
@@ -83,9 +88,10 @@ def _stopping_tools(pool):
         raise
 
 
-def _cached(step, block_dir, rtlil_path, liberty, pnr_family, use_cache, label, compute):
+def _cached(step, block_dir, rtlil_path, liberty, pnr_family, use_cache, label, compute,
+            extra=""):
     """``compute()``, or its stored result when the step's inputs are unchanged (:func:`_cache_key`)."""
-    key = _cache_key(step, rtlil_path, liberty, pnr_family)
+    key = _cache_key(step, rtlil_path, liberty, pnr_family, extra)
     cache = Path(block_dir) / f"{step}.result.json"
     if use_cache and cache.is_file():
         stored = json.loads(cache.read_text())
@@ -137,7 +143,7 @@ class _Block:
         self.entry = {"name": name, "kind": kind,
                       "class": registry.block(name).component,
                       "status": "ok", "errors": [], "port_bits": None, "asic": None,
-                      "fpga": {}, "fmax": None}
+                      "fpga": {}, "fmax": None, "pdk": None, "timing": None, "area": None}
 
     def fail(self, step, error):
         self.entry["status"] = "error"
@@ -329,7 +335,8 @@ def _run_sweep(config, out, jobs, use_cache):
 
 def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=True,
              pnr_family="ecp5", families=None, sweep=False, jobs=2, use_cache=True,
-             pnr_timeout=600):
+             pnr_timeout=600, pdk_root=None, clock_ns=silicon.DEFAULT_CLOCK_NS,
+             pdk_corner=DEFAULT_CORNER):
     """Run the flow and write the reports; returns the report dict (schema in :mod:`synth.report`).
 
     Parameters
@@ -358,6 +365,14 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
     use_cache : bool
         Reuse a step's result from the last run when its inputs are unchanged (the block's
         RTLIL, the flow's scripts and area table, the liberty file); see :func:`_cache_key`.
+    pdk_root : pathlib.Path, optional
+        ``PDK_ROOT`` of IHP SG13G2 (:func:`synth.pdk.find_pdk`): SRAM macros, standard-cell
+        area and OpenSTA timing per block (the ``pdk`` step). Without it the report gives the
+        generic gate levels and says what it could not measure.
+    clock_ns : float
+        Clock period of the timing constraint and of ABC's delay target (``pdk`` step).
+    pdk_corner : str
+        The liberty corner of the PDK (default the typical corner).
 
     Raises
     ------
@@ -379,6 +394,7 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
         raise ValueError(f"families must be a subset of {', '.join(FAMILIES)}, not {families!r}")
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, not {jobs!r}")
+    pdk = silicon.check_arguments(pdk_root, clock_ns, lambda root: find_pdk(root, pdk_corner))
     out = Path(out)
     liberty_info = None
     if liberty is not None:
@@ -391,7 +407,8 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
     out.mkdir(parents=True, exist_ok=True)
     progress(f"synth: {len(names)} blocks, config {config_name}, "
              f"liberty {liberty if liberty else 'none'}, fpga {'on' if fpga else 'off'}, "
-             f"fmax {pnr_family if (fpga and pnr) else 'off'}, jobs {jobs}")
+             f"fmax {pnr_family if (fpga and pnr) else 'off'}, "
+             f"pdk {pdk.root if pdk else 'none'}, jobs {jobs}")
 
     entries = {}
     tasks = []
@@ -413,18 +430,23 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
             tasks += [(family, name, workdir, rtlil_name) for family in families]
             if pnr:
                 tasks.append(("fmax", name, workdir / f"pnr_{pnr_family}", None))
+        if pdk is not None:
+            tasks.append(("pdk", name, workdir, rtlil_name))
 
     def run_task(task):
         step, name, workdir, rtlil_name = task
         label = f"{name} {step}"
         block_dir = out / "work" / config_name / name
         return _cached(step, block_dir, block_dir / f"{name}.il", liberty, pnr_family, use_cache,
-                       label, lambda: measure(step, name, workdir, rtlil_name, label))
+                       label, lambda: measure(step, name, workdir, rtlil_name, label),
+                       extra=silicon.inputs_digest(pdk, clock_ns) if step == "pdk" else "")
 
     def measure(step, name, workdir, rtlil_name, label):
         if step == "asic":
             return run_asic(workdir, name, rtlil_name, label, liberty,
                             liberty_info["nand2_um2"] if liberty_info else None)
+        if step == "pdk":
+            return silicon.run_silicon(workdir, name, rtlil_name, label, pdk, clock_ns, use_cache)
         if step == "fmax":
             component = registry.build_component(name, config)
             return run_fmax(component, pnr_family, workdir, label, timeout=pnr_timeout)
@@ -456,6 +478,9 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
                 message = f"{result['ge']:.0f} GE ({result['memory_bits']} memory bits)"
                 if result["liberty"]:
                     message += f", {result['liberty']['total_um2']:.0f} um^2"
+            elif step == "pdk":
+                block.entry["pdk"] = result
+                message = silicon.progress_message(result)
             elif step == "fmax":
                 block.entry["fmax"] = result
                 message = f"fmax {result['fmax_mhz']} MHz on {result['platform']}"
@@ -468,6 +493,7 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
     blocks_out = [entries[name].entry for name in names]
     for entry in blocks_out:
         entry["estimate_14nm"] = _estimate_14nm(entry)
+        entry.update(silicon.timing_and_area(entry))
     by_name = {entry["name"]: entry for entry in blocks_out}
     report = {
         "schema": SCHEMA,
@@ -477,11 +503,12 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
         "config": config.to_dict(),
         "derived": config.derived(),
         "liberty": liberty_info,
+        "pdk": silicon.pdk_section(pdk, clock_ns),
         "area_model": _area_model(),
         "fpga_flow": {"families": {family: FAMILIES[family] for family in families} if fpga else {},
                       "pnr_family": pnr_family if fpga and pnr else None},
         "blocks": blocks_out,
-        "totals": _totals(blocks_out),
+        "totals": {**_totals(blocks_out), "silicon": silicon.totals(blocks_out)},
         "baseline": _baseline_section(config, by_name) if SORTER in by_name else None,
         "sweep": _run_sweep(config, out, jobs, use_cache) if sweep else None,
         "seconds": None,
@@ -516,6 +543,13 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=2, help="tool runs at a time (default 2)")
     parser.add_argument("--pnr-timeout", type=float, default=600,
                         help="seconds allowed to one block's place and route (default 600)")
+    parser.add_argument("--pdk-root", type=Path, default=os.environ.get("PDK_ROOT") or None,
+                        help="IHP SG13G2 PDK_ROOT: SRAM macros, standard cells, OpenSTA timing "
+                             "(default: $PDK_ROOT)")
+    parser.add_argument("--clock-ns", type=float, default=silicon.DEFAULT_CLOCK_NS,
+                        help=f"clock period of the timing (default {silicon.DEFAULT_CLOCK_NS})")
+    parser.add_argument("--pdk-corner", default=DEFAULT_CORNER,
+                        help=f"liberty corner of the PDK (default {DEFAULT_CORNER})")
     parser.add_argument("--no-cache", action="store_true",
                         help="run every tool again even when its inputs are unchanged")
     args = parser.parse_args(argv)
@@ -523,7 +557,8 @@ def main(argv=None):
         report = run_flow(args.config, args.out, liberty=args.liberty, blocks=args.blocks,
                           fpga=not args.no_fpga, pnr=not args.no_pnr, pnr_family=args.pnr_family,
                           families=args.families, use_cache=not args.no_cache,
-                          pnr_timeout=args.pnr_timeout,
+                          pnr_timeout=args.pnr_timeout, pdk_root=args.pdk_root,
+                          clock_ns=args.clock_ns, pdk_corner=args.pdk_corner,
                           sweep=args.sweep, jobs=args.jobs)
     except (ValueError, TypeError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -41,12 +41,40 @@ last run because its inputs were unchanged):
     wtu_decide_cycles, wtu_cycles, sorter_cycles, scan_sort_cycles, ratio_wtu_to_sorter}],
     note}``
 ``sweep``: ``null`` or a list of ``{parameter, value, block, ge, ge_logic, ge_memory}``.
+
+Silicon (``make synth PDK_ROOT=DIR``, :mod:`synth.silicon`):
+
+``pdk``: ``{used: false, clock_ns, note}`` (what a run without a PDK cannot report), or
+    ``{used: true, clock_ns, clock_note, root, corner, stdcell, macros: [{name, words, bits,
+    ports, area_um2, file}]}``.
+each block's ``timing``: ``{source ("OpenSTA" | "generic gate levels" | null),
+    critical_path_ns, fmax_mhz, startpoint, endpoint, logic_levels}``; with a PDK also
+    ``path_class``, ``period_ns``, ``meets_period``, ``slack_ns``... of the worst class,
+    ``stages`` (``[{pin, cell, incr_ns, time_ns}]`` of the critical path) and ``classes``
+    (``reg_to_reg``, ``in_to_reg``, ``reg_to_out``, ``in_to_out``: each ``null`` or
+    ``{critical_path_ns, slack_ns, arrival_ns, startpoint, endpoint, logic_levels}``); without
+    a PDK ``critical_path_ns`` and ``fmax_mhz`` are ``null``, ``logic_levels`` the generic gate
+    levels (``asic.generic.logic_levels``) and ``note`` says why.
+each block's ``area``: ``{logic_um2 (standard cells + register files), macro_um2, total_um2
+    (= logic + macro), macros: [{memory, macro, count, area_um2}]}``; with a PDK also
+    ``stdcell_um2``, ``register_file_um2``, ``mapped_um2`` (Yosys's total, = total_um2),
+    ``sequential_um2`` and ``memories`` (``[{name, width, depth, read_ports, write_ports,
+    sync_read, bits, kind ("macro" | "register_file" | "logic"), macro, macro_count, tiling,
+    register_file, area_um2, reason, alternatives ({macro_um2} or {register_file_um2_at_least},
+    the option not taken)}]``); without one the figures are ``null`` and ``note``
+    says why.
+each block's ``pdk``: ``null`` or ``{register_files: [{name, depth, width, read_ports,
+    write_ports, area_um2, cells, read_ns, clock_to_out_ns, setup_ns, seconds}], cells,
+    cells_by_type, seconds}``.
+``totals.silicon``: ``null`` or ``{logic_um2, macro_um2, total_um2}`` summed over the blocks.
 """
 
 import argparse
 import json
 import sys
 from pathlib import Path
+
+from synth import silicon_report
 
 __all__ = ["SCHEMA", "write_reports", "markdown", "summary_lines", "print_summary", "plot",
            "load_report", "main"]
@@ -228,6 +256,7 @@ def markdown(report):
                           _number(item["ge_logic"]), _number(item["ge_memory"]), _number(item["ge"])]
                          for item in report["sweep"]])
         lines.append("")
+    lines += silicon_report.markdown_lines(report)
     errors = [(entry["name"], error) for entry in report["blocks"] for error in entry["errors"]]
     if errors:
         lines += ["## Errors", ""]
@@ -292,6 +321,7 @@ def summary_lines(report):
                          f"sorter {case['sorter_cycles']} (x{case['ratio_wtu_to_sorter']})")
         if baseline["note"]:
             lines.append("  " + baseline["note"])
+    lines += silicon_report.summary_lines(report)
     if report["sweep"] is None:
         lines.append(f"(lanes / bits-per-cycle sweep and its plot: python -m synth.flow --config "
                      f"{report['config_name']} --sweep --no-fpga)")
@@ -348,6 +378,9 @@ def plot(report, out):
         figure.savefig(path, dpi=120)
         plt.close(figure)
         paths.append(path)
+    silicon_plot = silicon_report.plot(report, out)
+    if silicon_plot is not None:
+        paths.append(silicon_plot)
     return paths
 
 
