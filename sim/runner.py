@@ -77,7 +77,7 @@ def run_cocotb(block, config, test_module, *, tag="default", testcase=None, env=
     Parameters
     ----------
     block : str
-        A name of :data:`hw.registry.BLOCKS` or :data:`hw.registry.BASELINES`.
+        A name of :data:`hw.registry.BLOCKS`.
     config : DREConfig
         The configuration the Verilog is generated for; the cocotb side gets it back through
         :func:`cocotb_config`.
