@@ -77,12 +77,8 @@ async def reset_mid_frame(dut):
     await tb.reset()
     rng = np.random.default_rng(seed + 2)
     tb.send([{"hashes": synthetic_hashes(tb.config, 30, rng)}])
-    for _ in range(2000):  # until a few tokens are done and the unit is busy comparing
-        await tb.cycles(1)
-        if len(tb.monitors["o"].transfers) >= 5 and not dut.o__valid.value:
-            break
-    else:
-        raise AssertionError("the HCU never became busy with five tokens done")
+    await tb.wait_until(lambda: len(tb.monitors["o"].transfers) >= 5 and not dut.o__valid.value,
+                        2000, "five tokens done and the unit busy comparing")
     await tb.reset()
     await tb.cycles(2)
     assert not dut.o__valid.value, "an assignment is pending after reset"

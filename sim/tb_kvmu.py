@@ -44,8 +44,8 @@ async def reset_mid_stream(dut):
     rng = np.random.default_rng(seed)
     streams = _streams(tb, rng)
     tb.send(streams[:1])
-    while len(tb.drivers["assign"].transfers) < len(tb.drivers["assign"].pending) // 2:
-        await tb.cycles(1)
+    await tb.wait_until(lambda: len(tb.drivers["assign"].transfers)
+                        >= len(tb.drivers["assign"].pending) // 2, 20000, "half the assignments")
     await tb.reset()
     tb.set_stall(knob("KVMU_STALL", 0.0))
     await tb.check(streams)

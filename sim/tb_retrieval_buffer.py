@@ -38,8 +38,7 @@ async def reset_mid_stream(dut):
     partial = random_problem(tb.config, rng, clusters=10, mode=MODE_TOPK)
     partial["selected"][:] = True
     tb.drivers["i"].send(tb.codec.input_beats(tb.config, [partial])["i"][:6])
-    while tb.drivers["i"].pending:
-        await tb.cycles(1)
+    await tb.wait_until(lambda: not tb.drivers["i"].pending, 1000, "the partial problem's beats")
     await tb.reset()
     tb.set_stall(knob("BUFFER_STALL", 0.0))
     await tb.check([partial] + [random_problem(tb.config, rng) for _ in range(3)])

@@ -69,8 +69,9 @@ async def reset_mid_row(dut):
     tb.drivers["problem"].send(beats["problem"])
     tb.drivers["counts"].send(beats["counts"])
     tb.drivers["scores"].send(beats["scores"][:row_beats // 2 + 1])  # into row 0
-    while any(tb.drivers[name].pending for name in ("problem", "counts", "scores")):
-        await tb.cycles(1)
+    await tb.wait_until(lambda: not any(tb.drivers[name].pending
+                                        for name in ("problem", "counts", "scores")),
+                        5000, "the partial problem's beats")
     await tb.reset()
     await tb.check([_random_problem(config, rng, 2, min(config.max_clusters, 23))])
 

@@ -15,7 +15,7 @@ from model.config import PRESETS
 from model.stimulus.hashes import codewords, directed_streams, synthetic_hashes
 from model.twins.hcu import hash_cluster
 from sim.kit.amaranth_sim import AmaranthBench, check_block
-from sim.kit.core import cycle_limit
+from sim.kit.core import cycle_limit, wait_until
 from tests.hcu_configs import small_config
 
 TINY = PRESETS["tiny"]
@@ -78,8 +78,8 @@ def test_overflow_status_stays_until_reset():
     seen = []
 
     async def reset_after_overflow(sim, bench):
-        while len(bench.monitors["o"].transfers) < len(hashes):
-            await sim.edge()
+        await wait_until(sim, lambda: len(bench.monitors["o"].transfers) == len(hashes), 2000,
+                         "every assignment")
         seen.append(sim.get(bench.dut.overflow))
         sim.set(sim.reset_signal, 1)
         await sim.edge()

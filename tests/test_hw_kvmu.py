@@ -17,6 +17,7 @@ from model.config import PRESETS
 from model.stimulus.kvmu_streams import random_stream, workload_stream
 from model.twins.kvmu import run_stream
 from sim.kit.amaranth_sim import check_block
+from sim.kit.core import wait_until
 from sim.payloads import KVMUCodec
 
 TINY = PRESETS["tiny"]
@@ -132,8 +133,8 @@ def test_reset_mid_stream(reset_after):
 
     async def partial_stream_then_reset(sim, bench):
         bench.send(beats)
-        while len(bench.drivers["assign"].transfers) < reset_after:
-            await sim.edge()
+        await wait_until(sim, lambda: len(bench.drivers["assign"].transfers) >= reset_after,
+                         5000, f"{reset_after} assignments")
         await bench.reset(sim)
 
     check_block("kvmu", TINY, streams, scenario=partial_stream_then_reset)

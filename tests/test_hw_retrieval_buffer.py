@@ -17,6 +17,7 @@ from model.stimulus.buffer_problems import make_problem, random_problem
 from model.stimulus.traces import buffer_trace
 from model.twins.retrieval_buffer import MODE_DYNAMIC, MODE_TOPK
 from sim.kit.amaranth_sim import check_block
+from sim.kit.core import wait_until
 from sim.payloads import BufferCodec
 
 TINY = PRESETS["tiny"]
@@ -116,8 +117,8 @@ def test_reset_mid_stream(reset_after):
 
     async def partial_problem_then_reset(sim, bench):
         bench.drivers["i"].send(first[:reset_after + 1])
-        while len(bench.drivers["i"].transfers) < reset_after:
-            await sim.edge()
+        await wait_until(sim, lambda: len(bench.drivers["i"].transfers) >= reset_after, 1000,
+                         f"{reset_after} input beats")
         await bench.reset(sim)
 
     check_block("buffer", TINY, problems, scenario=partial_problem_then_reset)

@@ -17,7 +17,7 @@ from amaranth.sim import Simulator
 
 from hw.registry import block as registered_block
 from sim.kit.core import (DRAIN_CYCLES, DeadlockError, StallPattern, StreamDriver,
-                          StreamMonitor, control)
+                          StreamMonitor, control, describe_streams)
 from sim.kit.scoreboard import compare, expected_run
 from sim.payloads import pack, unpack
 
@@ -124,7 +124,15 @@ class AmaranthBench:
             self.cycles = await control(adapter, self.drivers, self.monitors, complete, limit,
                                         drain)
 
+        async def watchdog(ctx):
+            # The whole run, scenario included, within twice the limit plus the drain.
+            for _ in range(2 * limit + drain):
+                await ctx.tick()
+            raise DeadlockError(f"the simulation ran past {2 * limit + drain} cycles:\n  "
+                                + describe_streams(self.drivers, self.monitors))
+
         sim.add_testbench(controller)
+        sim.add_testbench(watchdog, background=True)
         if vcd is None:
             sim.run()
         else:

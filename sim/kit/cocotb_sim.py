@@ -21,7 +21,8 @@ from cocotb.triggers import RisingEdge
 
 from hw.registry import block as registered_block
 from model.npzio import load_arrays, save_arrays
-from sim.kit.core import (DRAIN_CYCLES, StallPattern, StreamDriver, StreamMonitor, control)
+from sim.kit.core import (DRAIN_CYCLES, StallPattern, StreamDriver, StreamMonitor, control,
+                           wait_until)
 from sim.kit.scoreboard import compare, expected_run
 from sim.payloads import pack, unpack
 from sim.runner import RESPONSE_ENV, STIMULUS_ENV, cocotb_config, cocotb_path
@@ -136,6 +137,10 @@ class TB:
         """Let ``count`` clock cycles pass."""
         for _ in range(count):
             await RisingEdge(self.dut.clk)
+
+    async def wait_until(self, predicate, limit, what):
+        """Let cycles pass until ``predicate()``; a DeadlockError naming ``what`` after ``limit``."""
+        await wait_until(self.adapter, predicate, limit, what)
 
     def send(self, problems):
         """Queue the input beats of ``problems``."""

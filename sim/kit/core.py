@@ -24,7 +24,7 @@ import math
 import random
 
 __all__ = ["DRAIN_CYCLES", "LIMIT_FACTOR", "LIMIT_SLACK", "DeadlockError", "ExtraBeatError",
-           "ProtocolError",
+           "ProtocolError", "describe_streams", "wait_until",
            "StallPattern", "StreamDriver", "StreamMonitor", "cycle_limit", "control"]
 
 #: Idle cycles after the last expected beat in which any further beat is an error.
@@ -230,6 +230,24 @@ class StreamMonitor(_StreamEnd):
                 f"{self.cycle - self.last_move} cycles ago")
 
 
+def describe_streams(drivers, monitors):
+    """The progress of every stream end, one line each (for deadlock reports)."""
+    return "\n  ".join(end.describe() for end in [*drivers.values(), *monitors.values()])
+
+
+async def wait_until(sim, predicate, limit, what):
+    """Let clock cycles pass until ``predicate()``; a :class:`DeadlockError` after ``limit``.
+
+    Every wait of a test scenario goes through this, so no loop of a test can hang.
+    """
+    for _ in range(limit):
+        if predicate():
+            return
+        await sim.edge()
+    if not predicate():
+        raise DeadlockError(f"waited {limit} cycles for {what}")
+
+
 async def control(sim, drivers, monitors, complete, limit, drain=DRAIN_CYCLES):
     """Run until ``complete()`` and the drivers are done, then drain; raise on a deadlock.
 
@@ -260,9 +278,8 @@ async def control(sim, drivers, monitors, complete, limit, drain=DRAIN_CYCLES):
     cycles = 0
     while not (complete() and all(driver.done for driver in drivers.values())):
         if cycles >= limit:
-            stalled = [end.describe() for end in [*drivers.values(), *monitors.values()]]
             raise DeadlockError(f"no completion within the cycle limit of {limit} cycles:\n  "
-                                + "\n  ".join(stalled))
+                                + describe_streams(drivers, monitors))
         await sim.edge()
         cycles += 1
     counts = {name: len(monitor.transfers) for name, monitor in monitors.items()}
