@@ -111,6 +111,8 @@ class ProblemResult:
         ``(base, length)`` fetch descriptors.
     fetch_token : numpy.ndarray
         Ascending token indices the descriptors cover.
+    pages_per_beat : list of int
+        Pages the KVMU walked for each selected cluster (0: nothing offloaded yet).
     phase_cycles : dict
         Cycles of each phase (``command``, ``hcu``, ``handoff``, ``kvmu``, ``wtu``, ``status``).
     """
@@ -127,11 +129,15 @@ class ProblemResult:
     moves: list = dataclasses.field(default_factory=list)
     descriptors: list = dataclasses.field(default_factory=list)
     fetch_token: np.ndarray = None
+    pages_per_beat: list = dataclasses.field(default_factory=list)
     phase_cycles: dict = dataclasses.field(default_factory=dict)
 
     @property
     def cycles(self):
-        """Cycles of the problem, command to status (the module's cycle model)."""
+        """Cycles of the problem, command to status (the module's cycle model); None when the
+        problem was run untimed."""
+        if None in self.phase_cycles.values():
+            return None
         return int(sum(self.phase_cycles.values()))
 
 
@@ -188,7 +194,7 @@ class DRETwin:
         self._address_token = {}
         self._offloaded = 0
 
-    def problem(self, command, hashes, lxe):
+    def problem(self, command, hashes, lxe, *, timed=True):
         """Run one problem.
 
         Parameters
@@ -201,6 +207,9 @@ class DRETwin:
             has made them; ``lxe.score_rows(clusters)`` returns the ``rows x clusters``
             unsigned scores (not called when ``rows = 0``), e.g.
             :class:`model.stimulus.lxe.LXEFrame`.
+        timed : bool
+            False skips the HCU's schedule (its phase's cycles are then None), to move a
+            context forward quickly between the problems a benchmark times.
 
         Returns
         -------
@@ -225,9 +234,12 @@ class DRETwin:
         self._last_frame = command.frame
         opened_before = self._hcu.opened
         steps = [self._hcu.step(int(value)) for value in hashes]
-        decided = hcu_twin.schedule(config, [step.first_id for step in steps],
-                                    [step.beats for step in steps], [step.new for step in steps],
-                                    opened=opened_before)
+        hcu_cycles = None
+        if timed:
+            decided = hcu_twin.schedule(config, [step.first_id for step in steps],
+                                        [step.beats for step in steps],
+                                        [step.new for step in steps], opened=opened_before)
+            hcu_cycles = int(decided[-1]) + 1
         cluster = np.array([step.cluster for step in steps], np.uint64)
         new = np.array([step.new for step in steps], bool)
         overflow = np.array([step.overflow for step in steps], bool)
@@ -261,7 +273,8 @@ class DRETwin:
             cluster=cluster, new=new, overflow=overflow, counts=counts, scores=scores,
             selected=selected, moves=[tuple(move) for move in moves],
             descriptors=[tuple(d) for d in descriptors], fetch_token=fetch_token,
-            phase_cycles={"command": COMMAND_CYCLES, "hcu": int(decided[-1]) + 1,
+            pages_per_beat=list(pages_per_beat),
+            phase_cycles={"command": COMMAND_CYCLES, "hcu": hcu_cycles,
                           "handoff": HANDOFF_CYCLES, "kvmu": kvmu_cycles, "wtu": wtu_cycles,
                           "status": STATUS_CYCLES})
 
