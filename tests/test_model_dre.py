@@ -136,12 +136,16 @@ def test_hcu_schedule_of_a_batch_after_a_table_of_clusters():
     args = ([s.first_id for s in steps], [s.beats for s in steps], [s.new for s in steps])
     np.testing.assert_array_equal(hcu_twin.schedule(TINY, *args, opened=0),
                                   hcu_twin.schedule(TINY, *args))
-    # A later batch compares with the clusters opened before it (its walks start there).
+    # A later batch: the schedule checks that each token ran every compare of its table
+    # before its decision (AssertionError otherwise), so it passes with the right ``opened``
+    # and fails when the table's clusters are left out.
+    before = twin.opened
     later = [twin.step(int(value)) for value in rng.integers(0, 1 << TINY.hash_bits, 4)]
-    decided = hcu_twin.schedule(TINY, [s.first_id for s in later], [s.beats for s in later],
-                                [s.new for s in later], opened=twin.opened - sum(
-                                    s.new for s in later))
-    assert decided[-1] >= len(later) - 1
+    args = ([s.first_id for s in later], [s.beats for s in later], [s.new for s in later])
+    decided = hcu_twin.schedule(TINY, *args, opened=before)
+    assert np.all(np.diff(decided) > 0)
+    with pytest.raises(AssertionError, match="compare"):
+        hcu_twin.schedule(TINY, *args, opened=0)
 
 
 class _FixedLXE:
@@ -202,8 +206,8 @@ def test_a_rejected_command_leaves_the_stream_as_it_was():
             if reject and frame == 3:
                 dre.problem(_command(restart=False, frame=frame, rows=99), frame_hashes,
                             _FixedLXE(1))
-            results.append(dre.problem(_command(restart=frame == 0, frame=frame, new_tokens=3, rows=2),
-                                       frame_hashes, _FixedLXE(2)))
+            command = _command(restart=frame == 0, frame=frame, new_tokens=3, rows=2)
+            results.append(dre.problem(command, frame_hashes, _FixedLXE(2)))
         runs.append(results)
     for plain, with_reject in zip(*runs):
         assert plain.cycles == with_reject.cycles

@@ -19,7 +19,8 @@ import numpy as np
 from model.npzio import ArraySpec
 from model.reference.resv import hash_keys, make_hyperplanes, quantize_scores
 
-__all__ = ["OUTPUTS", "LXEHead", "LXEFrame", "problem_slice", "check_dump_fits", "flatten", "empty_outputs"]
+__all__ = ["OUTPUTS", "LXEHead", "LXEFrame", "problem_slice", "check_dump_fits", "flatten",
+           "empty_outputs"]
 
 OUTPUTS = [
     ArraySpec("problem_frame", "u", 1, "frame of each problem [P], (frame, layer, head) order"),

@@ -5,8 +5,8 @@ quantised score rows. One context (the state of one (layer, KV head) stream: the
 the KVMU's layout and counts) is on chip; the blocks keep it between the problems of a stream
 and a ``restart`` command empties it. This module composes the block twins
 (:mod:`model.twins.hcu`, :mod:`model.twins.kvmu`, :mod:`model.twins.wtu`) through their
-functions only, never through a copy of their cycle formulas, so the frame twin stays exact
-when a block's twin changes.
+functions only, never through a copy of their cycle formulas, so the frame twin follows a
+block's twin when that changes.
 
 Contract
 --------
@@ -25,29 +25,36 @@ Phases of an accepted problem, one after another
        says: it is counted and stored with cluster 0, never lost.
     2. *KVMU* (one KVMU problem): offload moves out; the buffered assignments; the counts of
        every cluster, packed ``wtu_lanes`` per beat into the WTU; the WTU's selected ids; fetch
-       descriptors out.
+       descriptors out, decoded through the moves into ``fetch_token``.
     3. *WTU* (inside the KVMU's problem, after its counts): ``rows`` score rows in (the LXE's
-       ``quantize_scores`` of its queries against the clusters' representative keys), the
-       selected cluster ids (OR over rows) into a FIFO, then into the KVMU.
+       ``quantize_scores`` of its queries against the clusters' representative keys, computed
+       from this problem's assignments), the selected cluster ids (OR over rows) to the KVMU.
     4. *Status*: cycles, flags (``rejected``, ``hcu_overflow``, ``store_full``).
 Cycle model (no stall on any port)
     From the command's transfer to the status beat's transfer, both included::
 
         cycles = COMMAND_CYCLES + hcu + HANDOFF_CYCLES + kvmu + wtu + STATUS_CYCLES
 
-    ``hcu``: cycles from the first hash's acceptance to the last assignment, inclusive
-    (:func:`model.twins.hcu.schedule` with the table's clusters opened before the frame);
-    ``kvmu``: :func:`model.twins.kvmu.problem_cycles` of the frame (the KVMU never waits: its
-    assignments are buffered, its selected ids are buffered until the WTU is done);
-    ``wtu``: every row's ``cycles`` and ``emit_cycles`` and the ``aggregate_cycles`` of
-    :func:`model.twins.wtu.wtu_problem` (its count load overlaps the KVMU's count phase, which
-    the KVMU's cycles include); 0 when ``rows = 0``. A rejected command takes
-    ``COMMAND_CYCLES + STATUS_CYCLES``.
+    ``hcu``: cycles from the first hash's acceptance to the last assignment, both included
+    (:func:`model.twins.hcu.schedule` with the clusters opened before the frame, the HCU idle
+    when the frame starts); ``kvmu``: :func:`model.twins.kvmu.problem_cycles` of the frame (its
+    assignments come from the FIFO, always ready); ``wtu``: every row's ``cycles`` and
+    ``emit_cycles`` and the ``aggregate_cycles`` of :func:`model.twins.wtu.wtu_problem`, the
+    time the KVMU waits for its selected ids (its counts load overlaps the KVMU's count phase,
+    which the KVMU's cycles include); 0 when ``rows = 0``. A rejected command takes
+    ``COMMAND_CYCLES + STATUS_CYCLES``. Every term is a block twin's function or a constant of
+    the top, so the sum follows a block twin that changes.
 
-The RTL top that this schedule describes (``hw/dre.py``) is the next step; the constants below
-are the adapter cycles it declares. Context save/restore (one DRE serving all 32 x 8 contexts)
-needs state access inside the blocks and is not built either: :func:`context_state_bits` lists
-the state one context would move.
+Status of the RTL
+    This schedule is the one the RTL top (``hw/dre.py``, the next step) is to follow and be
+    compared with, exactly; it is not built yet. Its exactness rests on two boundaries the
+    block twins do not state as properties today: the KVMU waits for its first ``selected``
+    beat in the cycle after its last ``counts`` transfer, and the WTU starts its first row in
+    the cycle after its last counts beat. Context save/restore (one DRE serving all 32 x 8
+    contexts) needs state access inside the blocks, which are being re-pipelined: it is not
+    built either; :func:`context_state_bits` lists the state one context would move (HCU table
+    and its counter; KVMU cluster table with the counts, page pointers, ring and registers; the
+    stream's identity) and :func:`context_bytes` its size.
 """
 
 import dataclasses
