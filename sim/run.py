@@ -5,7 +5,9 @@ Usage::
     python -m sim.run BLOCK --config PRESET_OR_JSON --input IN.npz --output OUT.npz \
         [--engine model|rtl]
 
-``BLOCK`` is any block of :mod:`hw.registry` with a file interface. ``--engine model`` runs its
+``BLOCK`` is any block of :mod:`hw.registry` with a file interface, or a frame twin of
+:data:`hw.registry.FRAME_TWINS` (``dre``), which reads a KV dump and takes ``--frames``,
+``--layers``, ``--heads`` slices and ``--seed``. ``--engine model`` runs its
 bit-exact numpy twin (``model/twins/``); ``--engine rtl`` runs the generated Verilog under cocotb
 and Icarus Verilog (the ``file_run`` test of its testbench, which drives the file's arrays as one
 problem through the block's codec) and writes the same keys. The keys of each block are listed by
