@@ -301,3 +301,28 @@ def test_a_frame_larger_than_the_configuration_names_the_dump(tmp_path, capsys):
                  str(tmp_path / "out.npz")]) == 2
     assert "dump.npz: frame 0 has 4 tokens, more than max_frame_tokens = 2" \
         in capsys.readouterr().err
+
+
+def test_frames_without_queries_cluster_and_offload_without_fetching():
+    """A dump with queries for a few frames only (``query_frames``): the other frames are
+    problems with 0 rows; at the query frames the fetch is still ReSV's."""
+    arrays = dre_trace(12, seed=2, layers=1, kv_heads=1)
+    query_frames = np.array([5, 11])
+    arrays["queries"] = arrays["queries"][:, :, query_frames]
+    dump = KVDump({**arrays, "query_frames": query_frames}, "sparse dump")
+    out = run_dump(TINY, dump)
+    np.testing.assert_array_equal(out["rows"], [8 if f in (5, 11) else 0 for f in range(12)])
+    planes = make_hyperplanes(TINY.hash_bits, dump.head_dim, 0, 0, 0)
+    resv = ResvHead(TINY, dump.head_dim, planes, dump.tokens)
+    for frame in range(12):
+        start, stop = dump.frame_starts[frame], dump.frame_starts[frame + 1]
+        fetched = _part(out, "fetch_token", "fetch_offsets", frame)
+        if frame not in query_frames:
+            resv.add_keys(dump.keys(0, 0)[start:stop])
+            assert fetched.size == 0 and out["cycles_wtu"][frame] == 0
+            continue
+        step = resv.step(dump.keys(0, 0)[start:stop], dump.queries(0, 0, frame))
+        retrieved = np.zeros(start, bool)
+        retrieved[fetched.astype(int)] = True
+        retrieved[max(0, start - TINY.recent_window):] = True
+        np.testing.assert_array_equal(retrieved, step.retrieved)
