@@ -98,7 +98,7 @@ class Command:
 
 @dataclasses.dataclass
 class ProblemResult:
-    """What the DRE did for one problem (empty arrays when the command was rejected).
+    """What the DRE did for one problem (the arrays are None when the command was rejected).
 
     Members
     -------
