@@ -47,7 +47,8 @@ Cycle model (no stall on any port)
 
 Status of the RTL
     This schedule is the one the RTL top (``hw/dre.py``, the next step) is to follow and be
-    compared with, exactly; it is not built yet. Its exactness rests on two boundaries the
+    compared with, exactly; it is not built yet. Of its adapters, the count packer (KVMU counts
+    into the WTU's lanes, :class:`hw.count_packer.CountPacker`) exists and is tested. Its exactness rests on two boundaries the
     block twins do not state as properties today: the KVMU waits for its first ``selected``
     beat in the cycle after its last ``counts`` transfer, and the WTU starts its first row in
     the cycle after its last counts beat. Context save/restore (one DRE serving all 32 x 8
