@@ -19,7 +19,7 @@ entry here, and its tests (README, "Adding a block").
 import dataclasses
 import importlib
 
-__all__ = ["Block", "BLOCKS", "blocks", "block", "component_class", "build_component"]
+__all__ = ["Block", "BLOCKS", "FRAME_TWINS", "blocks", "block", "component_class", "build_component"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +93,11 @@ BLOCKS = {entry.name: entry for entry in (
     Block("topk_sorter", "hw.topk_sorter:TopKSorter", twin="model.twins.topk_sorter",
           codec="sim.payloads:SorterCodec", baseline=True),
 )}
+
+
+#: Engines run on a KV dump by their frame twin alone while their RTL top is the next step
+#: (name -> twin module with ``INPUT_KIND = "kvdump"``): ``python -m sim.run NAME --engine model``.
+FRAME_TWINS = {"dre": "model.twins.dre"}
 
 
 def blocks(*, baselines=True, file_interface=False):

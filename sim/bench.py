@@ -21,7 +21,7 @@ __all__ = ["SECTIONS", "main"]
 #: (section name, module): the model at a 40K-token cache and the retrieval table, then the
 #: bench section of every registered block that has one.
 SECTIONS = [("resv", "model.bench")] + [(entry.name, entry.bench) for entry in blocks()
-                                         if entry.bench]
+                                         if entry.bench] + [("dre", "sim.bench_dre")]
 
 
 def main(argv=None):

@@ -5,7 +5,9 @@ Usage::
     python -m sim.run BLOCK --config PRESET_OR_JSON --input IN.npz --output OUT.npz \
         [--engine model|rtl]
 
-``BLOCK`` is any block of :mod:`hw.registry` with a file interface. ``--engine model`` runs its
+``BLOCK`` is any block of :mod:`hw.registry` with a file interface, or a frame twin of
+:data:`hw.registry.FRAME_TWINS` (``dre``), which reads a KV dump and takes ``--frames``,
+``--layers``, ``--heads`` slices and ``--seed``. ``--engine model`` runs its
 bit-exact numpy twin (``model/twins/``); ``--engine rtl`` runs the generated Verilog under cocotb
 and Icarus Verilog (the ``file_run`` test of its testbench, which drives the file's arrays as one
 problem through the block's codec) and writes the same keys. The keys of each block are listed by
@@ -17,12 +19,12 @@ import sys
 import time
 from pathlib import Path
 
+from hw.registry import FRAME_TWINS, blocks
 from hw.registry import block as registered_block
-from hw.registry import blocks
 from model.config import load_config
 from model.npzio import check_arrays, load_arrays, save_arrays
 
-__all__ = ["run_block", "run_rtl", "main"]
+__all__ = ["run_block", "run_rtl", "run_dump_engine", "main"]
 
 
 def run_rtl(name, config, arrays, workdir, *, tag="rtl"):
@@ -81,6 +83,44 @@ def run_block(name, config, arrays, engine="model", workdir=None):
     raise ValueError(f"engine must be 'model' or 'rtl', not {engine!r}")
 
 
+def run_dump_engine(name, config, path, engine="model", **slices):
+    """Run the frame twin ``name`` of :data:`hw.registry.FRAME_TWINS` on the KV dump ``path``.
+
+    Raises
+    ------
+    ValueError
+        If the dump is malformed or does not fit ``config``, a slice is out of range, or the
+        engine is not ``model`` (its RTL top is not built yet).
+    """
+    import importlib
+
+    from model.stimulus.kvdump import load_kv_dump
+
+    if engine != "model":
+        raise ValueError(f"engine must be 'model' for {name} (its RTL top is not built yet), "
+                         f"not {engine!r}")
+    twin = importlib.import_module(FRAME_TWINS[name])
+    return twin.run_dump(config, load_kv_dump(path), **slices)
+
+
+def _dump_parser(sub, name):
+    import importlib
+
+    twin = importlib.import_module(FRAME_TWINS[name])
+    parser = sub.add_parser(name, help=f"run the {name} on a KV dump (frame twin)",
+                            epilog=_key_help(twin),
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="edge",
+                        help="preset name (tiny, edge, server) or JSON file [edge]")
+    parser.add_argument("--input", required=True, type=Path, help="KV dump .npz")
+    parser.add_argument("--output", required=True, type=Path, help="output .npz")
+    parser.add_argument("--engine", choices=("model", "rtl"), default="model",
+                        help="frame twin (rtl: not built yet) [model]")
+    for option, what in (("--frames", "frames"), ("--layers", "layers"), ("--heads", "KV heads")):
+        parser.add_argument(option, default=None, help=f"{what} A:B to report [all]")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the hyperplanes [0]")
+
+
 def _key_help(twin):
     def rows(specs):
         return "\n".join(f"  {spec.name:14s} {spec.doc}" for spec in specs)
@@ -105,13 +145,20 @@ def main(argv=None):
                                   help="numpy twin or RTL simulation [model]")
         block_parser.add_argument("--workdir", type=Path, default=None,
                                   help="build folder of the RTL run [build/run/BLOCK]")
+    for name in FRAME_TWINS:
+        _dump_parser(sub, name)
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
-        twin = registered_block(args.block).twin_module()
-        arrays = load_arrays(args.input, twin.INPUTS)
         start = time.perf_counter()
-        result = run_block(args.block, config, arrays, args.engine, args.workdir)
+        if args.block in FRAME_TWINS:
+            result = run_dump_engine(args.block, config, args.input, args.engine,
+                                     frames=args.frames, layers=args.layers, heads=args.heads,
+                                     seed=args.seed)
+        else:
+            twin = registered_block(args.block).twin_module()
+            arrays = load_arrays(args.input, twin.INPUTS)
+            result = run_block(args.block, config, arrays, args.engine, args.workdir)
     except (ValueError, TypeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

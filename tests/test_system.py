@@ -12,8 +12,11 @@ from model.stimulus.kvdump import save_kv_dump
 from model.stimulus.workload import WORKLOADS
 from model.system import __main__ as cli
 from model.reference.resv import hash_keys, make_hyperplanes
-from model.twins.hcu import hash_cluster
-from model.system.dre import frame_cycles, problem_cycles, table_leaders
+from model.reference.resv import ResvHead
+from model.stimulus.kvdump import KVDump
+from model.stimulus.traces import dre_trace
+from model.system.dre import StreamCycles, frame_cycles
+from model.twins.dre import run_dump
 from model.system.layout import cluster_layout_bytes, granule_bytes, token_order_bytes
 from model.system.params import DEFAULT_SYSTEMS_FILE, load_systems
 from model.system.perf import METHODS, frame, resident_tokens
@@ -114,47 +117,32 @@ def test_frame_cycles_spread_problems_over_cores():
         frame_cycles([1], kv_heads=8, batch=1, cores=0)
 
 
-def test_problem_cycles_replay_matches_the_whole_stream(tiny_profile):
+def test_problem_cycles_are_the_frame_twins(tiny_profile):
     timed = [s for s in tiny_profile.samples if s.dre is not None]
     assert {s.cache_tokens for s in timed} == set(TINY_SIZES)
     for sample in timed:
-        assert sample.dre["total"] == sample.dre["hcu"] + sample.dre["wtu"] + sample.dre["buffer"]
-        assert sample.dre["hcu"] > 0 and sample.dre["wtu"] > 0
+        dre = sample.dre
+        assert dre["total"] == dre["hcu"] + dre["kvmu"] + dre["wtu"] + dre["top"]
+        assert dre["hcu"] > 0 and dre["wtu"] > 0
 
 
-def test_table_replay_assigns_like_the_whole_stream():
-    # The HCU twin runs from an empty table: replaying the leaders of the clusters in the table
-    # must give the frame's tokens the clusters the whole stream gives them, also after the
-    # table (4 entries here) has evicted clusters.
-    config = PRESETS["tiny"].replace(hash_mem_entries=4)
-    workload = WORKLOADS["tiny"]
-    stream = WorkloadSource(workload, "tiny")
-    planes = make_hyperplanes(config.hash_bits, workload.head_dim, 0, 0, 0)
-    hashes = hash_keys(stream.keys(0, 0), planes)
-    whole = hash_cluster(config, hashes)
-    tpf = workload.tokens_per_frame
-    rng = np.random.default_rng(5)
-    checked = 0
-    for frame_index in range(1, workload.frames):
-        begin, end = frame_index * tpf, (frame_index + 1) * tpf
-        opened = int(whole["new"][:begin].sum())
-        leaders = table_leaders(config, whole["cluster"][:begin].astype(np.int64), opened)
-        clusters = int(whole["new"][:end].sum())
-        scores = rng.integers(0, config.max_score + 1, (3, clusters))
-        counts = np.bincount(whole["cluster"][:end].astype(np.int64), minlength=clusters)
-        result = problem_cycles(config, hashes[leaders], hashes[begin:end], scores,
-                                np.minimum(counts, config.max_count))
-        shift = max(0, opened - config.hash_mem_entries)
-        assert np.array_equal(result["cluster"] + shift, whole["cluster"][begin:end])
-        checked += shift > 0
-    assert checked > 0      # some frames came after evictions
-
-
-def test_table_leaders_rejects_gaps():
+def test_stream_cycles_equal_the_frame_twin_on_a_dump():
+    # The system model's timing of a stream's frame is the frame twin's run on the same frames
+    # (the DRE's file interface on a KV dump of the workload).
     config = PRESETS["tiny"]
-    assert list(table_leaders(config, np.array([0, 0, 1, 2, 1]), 3)) == [0, 2, 3]
-    with pytest.raises(ValueError, match="opening order"):
-        table_leaders(config, np.array([0, 2]), 3)
+    dump = KVDump(dre_trace(10, seed=3, layers=1, kv_heads=1), "dump")
+    expected = run_dump(config, dump, seed=3)
+    planes = make_hyperplanes(config.hash_bits, dump.head_dim, 3, 0, 0)
+    hashes = hash_keys(dump.keys(0, 0), planes)
+    head = ResvHead(config, dump.head_dim, planes, dump.tokens)
+    stream = StreamCycles(config, 0, 0)
+    for frame in range(10):
+        begin, end = dump.frame_starts[frame], dump.frame_starts[frame + 1]
+        step = head.step(dump.keys(0, 0)[begin:end], dump.queries(0, 0, frame))
+        timed = stream.frame(hashes[begin:end], step if frame % 3 == 2 else None)
+        if timed is not None:
+            assert timed["total"] == expected["cycles"][frame]
+            assert timed["hcu"] == expected["cycles_hcu"][frame]
 
 
 def test_dre_time_is_cycles_times_clock_period(systems, tiny_profile):

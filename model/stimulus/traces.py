@@ -27,7 +27,7 @@ from model.reference.resv import ResvHead, hash_keys, make_hyperplanes
 from model.stimulus.kvmu_streams import workload_stream
 from model.stimulus.workload import WORKLOADS, StreamingWorkload
 
-__all__ = ["hcu_trace", "wtu_trace", "buffer_trace", "kvmu_trace"]
+__all__ = ["hcu_trace", "wtu_trace", "buffer_trace", "kvmu_trace", "dre_trace"]
 
 
 def _workload(workload, frames, seed):
@@ -168,3 +168,28 @@ def kvmu_trace(config, frames=None, seed=0, layer=0, kv_head=0, workload="tiny")
     arrays, _ = workload_stream(config, fitting, workload=workload, layer=layer,
                                 kv_head=kv_head, seed=seed)
     return arrays
+
+
+def dre_trace(frames, seed=0, workload="tiny", layers=None, kv_heads=None):
+    """A KV dump (the arrays of :mod:`model.stimulus.kvdump`) of the workload's first ``frames``
+    frames, for the DRE's file interface (``python -m sim.run dre``).
+
+    Parameters
+    ----------
+    frames : int
+    seed : int
+    workload : str
+    layers, kv_heads : int, optional
+        Only the first ``layers`` layers and ``kv_heads`` KV heads (default: all).
+    """
+    stream = _workload(workload, frames, seed)
+    wcfg = stream.config
+    layer_ids = range(wcfg.layers if layers is None else layers)
+    head_ids = range(wcfg.kv_heads if kv_heads is None else kv_heads)
+    return {
+        "keys": np.array([[stream.keys(l, h, frames) for h in head_ids] for l in layer_ids]),
+        "values": np.array([[stream.values(l, h, frames) for h in head_ids] for l in layer_ids]),
+        "frame_of_token": stream.frame_of_token(),
+        "queries": np.array([[[stream.queries(l, h, f) for f in range(frames)] for h in head_ids]
+                             for l in layer_ids]),
+    }

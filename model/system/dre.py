@@ -1,26 +1,11 @@
-"""The DRE's cycles for the system model, composed from the block twins.
+"""The DRE's cycles for the system model, from the DRE's frame twin.
 
-The DRE top (its frame twin) does not exist yet, so one retrieval problem (one layer, KV head and
-frame of one stream) is timed by running the three block twins one after the other, the way the
-blocks hand data to each other:
-
-1. the HCU (:func:`model.twins.hcu.hash_cluster`) clusters the frame's token hashes against the
-   cluster hashes of its table;
-2. the WTU (:func:`model.twins.wtu.wtu_problem`) thresholds the frame's query rows against every
-   cluster (the scores come from the LXE);
-3. the retrieval buffer (:func:`model.twins.retrieval_buffer.retrieve`) turns the selected
-   clusters into fetch descriptors of the cluster-contiguous layout.
-
-:func:`problem_cycles` is the one place a frame twin of the DRE top will replace. Its
-assumptions: the three blocks run back to back (no overlap between them inside a problem); the
-WTU's time is its counts load, every row's load, decide, refinement and bitmask emission, and the
-aggregate stream (the components its twin reports); the HCU's time is the sum of the frame's
-tokens' ``cycles`` (intervals between assignments) when its table holds the clusters the
-stream has opened so far. The HCU twin starts from an empty table, so the table is rebuilt by
-replaying the hashes of the clusters it holds (their leaders, in opening order: each opens its
-cluster again, in the same slot order) before the frame's hashes; the frame's assignments are
-then exactly those of the whole stream (checked), and only the HCU pipeline at the frame's first
-token differs (it holds the replay's last tokens instead of the previous frame's).
+One retrieval problem (one layer, KV head and frame of one stream) is timed by the frame twin of
+the DRE top (:class:`model.twins.dre.DRETwin`, the one place that composes the HCU, KVMU and WTU
+twins into the top's schedule). The twin keeps the stream's context (HCU table, KVMU layout), so
+:class:`StreamCycles` runs every frame of a sampled stream through it: untimed (no score rows)
+up to a timed frame, then timed with the frame's quantised scores from the ReSV model (the LXE's
+rows: the DRE's clustering is checked equal to ReSV's).
 
 :func:`frame_cycles` spreads the problems of one layer over the DREs (one per core) and adds the
 layers: ``sum over layers of ceil(kv_heads * batch / cores) * cycles of the layer's problem``.
@@ -30,85 +15,76 @@ import math
 
 import numpy as np
 
-from model.twins.hcu import hash_cluster
-from model.twins.retrieval_buffer import retrieve
-from model.twins.wtu import wtu_problem
+from model.twins.dre import Command, DRETwin
 
-__all__ = ["problem_cycles", "frame_cycles", "table_leaders"]
+__all__ = ["StreamCycles", "frame_cycles"]
 
 
-def table_leaders(config, token_cluster, clusters):
-    """Indices of the leader tokens of the clusters in the HCU table, in opening order.
+class _ResvLXE:
+    """The LXE of a timed problem: the ReSV model's quantised scores of the frame."""
 
-    Parameters
-    ----------
-    config : model.config.DREConfig
-        ``hash_mem_entries`` is the table size.
-    token_cluster : int array (tokens,)
-        Cluster of every past token (clusters numbered in opening order).
-    clusters : int
-        Clusters opened by the past tokens.
+    def __init__(self, step):
+        self._step = step
 
-    Returns
-    -------
-    int64 array
-        The first token of each of the ``min(clusters, hash_mem_entries)`` most recent clusters.
-    """
-    ids, first = np.unique(np.asarray(token_cluster), return_index=True)
-    if ids.size != clusters or (clusters and ids[-1] != clusters - 1):
-        raise ValueError(f"token_cluster must number its {clusters} clusters 0 to "
-                         f"{clusters - 1} in opening order")
-    return first[max(0, clusters - config.hash_mem_entries):].astype(np.int64)
+    @property
+    def rows(self):
+        return 0 if self._step is None else len(self._step.scores)
+
+    def assignments(self, cluster):
+        if self._step is not None and not np.array_equal(cluster, self._step.cluster):
+            raise AssertionError("the DRE frame twin and the ReSV model cluster the frame "
+                                 "differently")
+
+    def score_rows(self, clusters):
+        return self._step.scores
 
 
-def problem_cycles(config, table_hashes, frame_hashes, scores, counts):
-    """DRE cycles of one retrieval problem, from the block twins (the module's composition).
+class StreamCycles:
+    """The frame twin on one (layer, KV head) stream, frame by frame.
 
     Parameters
     ----------
     config : model.config.DREConfig
-    table_hashes : uint array
-        Hashes of the clusters in the HCU table, in opening order (at most ``hash_mem_entries``).
-    frame_hashes : uint array
-        Hashes of the frame's tokens, in arrival order.
-    scores : uint array (rows, clusters)
-        The frame's quantized scores against every cluster (the frame's own clusters included).
-    counts : uint array (clusters,)
-        Token count of every cluster, clipped to ``max_count``.
-
-    Returns
-    -------
-    dict
-        ``hcu``, ``wtu``, ``buffer`` and ``total`` cycles; ``cluster`` (the frame's tokens'
-        clusters numbered from the first table cluster), ``selected`` (the WTU's selection) and
-        ``descriptors`` (fetch descriptors of the buffer).
-
-    Raises
-    ------
-    ValueError
-        If an input does not fit ``config`` (the twins' messages).
+    layer, kv_head : int
     """
-    table_hashes = np.asarray(table_hashes, dtype=np.uint64)
-    if table_hashes.size > config.hash_mem_entries:
-        raise ValueError(f"table_hashes must hold at most hash_mem_entries "
-                         f"({config.hash_mem_entries}) hashes, not {table_hashes.size}")
-    frame_hashes = np.asarray(frame_hashes, dtype=np.uint64)
-    hcu = hash_cluster(config, np.concatenate([table_hashes, frame_hashes]))
-    replay = table_hashes.size
-    if not hcu["new"][:replay].all():
-        raise ValueError("table_hashes must be the leaders of distinct clusters: one of them "
-                         "joined an earlier one")
-    hcu_cycles = int(hcu["cycles"][replay:].sum())
-    wtu = wtu_problem(config, scores, counts)
-    wtu_cycles = int(wtu["count_cycles"].sum() + wtu["cycles"].sum() + wtu["emit_cycles"].sum()
-                     + wtu["aggregate_cycles"].sum())
-    counts = np.asarray(counts, dtype=np.uint64)
-    base = np.cumsum(counts, dtype=np.uint64) - counts
-    buffer = retrieve(config, wtu["selected"], np.asarray(scores).max(axis=0), base, counts)
-    return {"hcu": hcu_cycles, "wtu": wtu_cycles, "buffer": int(buffer["cycles"]),
-            "total": hcu_cycles + wtu_cycles + int(buffer["cycles"]),
-            "cluster": hcu["cluster"][replay:].astype(np.int64), "selected": wtu["selected"],
-            "descriptors": int(buffer["desc_base"].size)}
+
+    def __init__(self, config, layer, kv_head):
+        self._twin = DRETwin(config)
+        self._layer, self._kv_head = int(layer), int(kv_head)
+        self._frames = 0
+
+    def frame(self, hashes, step=None):
+        """Run the stream's next frame; ``step`` (a :class:`model.reference.resv.FrameStep` of the
+        same frame) times it.
+
+        Returns
+        -------
+        dict or None
+            For a timed frame: ``hcu``, ``kvmu``, ``wtu``, ``top`` (the top's adapter cycles)
+            and ``total`` cycles, ``descriptors`` (fetch descriptors); None otherwise.
+
+        Raises
+        ------
+        AssertionError
+            If the frame twin's clusters differ from the ReSV model's, or its selection misses
+            a cluster exact WiCSum selects.
+        """
+        lxe = _ResvLXE(step)
+        command = Command(self._layer, self._kv_head, self._frames, len(hashes), lxe.rows,
+                          restart=self._frames == 0)
+        result = self._twin.problem(command, hashes, lxe, timed=step is not None)
+        if result.rejected:
+            raise ValueError(f"the frame twin rejected frame {self._frames}: "
+                             f"{len(hashes)} tokens, {lxe.rows} rows")
+        self._frames += 1
+        if step is None:
+            return None
+        if not np.array_equal(result.selected | step.selected, result.selected):
+            raise AssertionError("the WTU twin's selection misses a cluster exact WiCSum selects")
+        phases = result.phase_cycles
+        top = phases["command"] + phases["handoff"] + phases["status"]
+        return {"hcu": phases["hcu"], "kvmu": phases["kvmu"], "wtu": phases["wtu"], "top": top,
+                "total": result.cycles, "descriptors": len(result.descriptors)}
 
 
 def frame_cycles(layer_problem_cycles, kv_heads, batch, cores):

@@ -226,12 +226,12 @@ def _prediction(model, system, dre_config, method, samples, batch):
 
 
 def _dre_problem_cycles(samples_dre):
-    """Mean DRE cycles of one problem and of its HCU and WTU parts (0 without samples)."""
+    """Mean DRE cycles of one problem and of its HCU, KVMU, WTU and top parts."""
     if not samples_dre:
         raise ValueError("the DRE methods need problems timed by the block twins "
                          "(dre_heads of at least 1)")
     return {part: float(np.mean([d[part] for d in samples_dre]))
-            for part in ("hcu", "wtu", "buffer", "total")}
+            for part in ("hcu", "kvmu", "wtu", "top", "total")}
 
 
 def frame(model, system, dre_config, profile, method, batch, cache_tokens, ratio_scale=None,
@@ -345,7 +345,7 @@ def frame(model, system, dre_config, profile, method, batch, cache_tokens, ratio
     if dre:     # busy cycles summed over the DREs: every problem of the step once
         problems = model.llm_layers * model.kv_heads * batch
         hcu_cycles = problems * dre["hcu"]
-        wtu_cycles = problems * (dre["wtu"] + dre["buffer"])
+        wtu_cycles = problems * dre["wtu"]     # the KVMU's power counts the whole step
     mw = 1e-3
     energy = {
         "dpe": system.dpe_mw * mw * system.cores * totals["flops"] / system.dpe_flops,

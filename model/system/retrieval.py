@@ -7,8 +7,8 @@ are evaluated: ReSV's retrieved past tokens (selected clusters plus the recent w
 attention recall, the clusters, and the same problem solved by the peers' rules
 (:mod:`model.evaluation.baselines`): InfiniGen with its own budget, ReKV at the paper's ratio
 (58.4% of the past tokens; the project's ReKV rule picks which frames). For the first
-``dre_heads`` sampled heads, the DRE's cycles of the problem come from the block twins
-(:func:`model.system.dre.problem_cycles`).
+``dre_heads`` sampled heads, the DRE's cycles of the problem come from the DRE's frame twin
+(:class:`model.system.dre.StreamCycles`, which runs every frame of the stream through it).
 
 A :class:`Sample` keeps the masks, so the system model can lay the fetched tokens out for any
 number of DRAM-resident tokens (:mod:`model.system.layout`).
@@ -22,7 +22,7 @@ import numpy as np
 from model.evaluation.baselines import RetrievalProblem, infinigen, rekv
 from model.evaluation.metrics import FrameAttention
 from model.reference.resv import ResvHead, hash_keys, make_hyperplanes
-from model.system.dre import problem_cycles, table_leaders
+from model.system.dre import StreamCycles
 from model.system.layout import cluster_layout_bytes, token_order_bytes
 
 __all__ = ["Sample", "RetrievalProfile", "measure", "spread", "PAPER_RATIOS", "METHOD_MASKS"]
@@ -58,7 +58,7 @@ class Sample:
     recall : float
         Share of the full-cache attention mass (over past and frame tokens) on ReSV's set.
     dre : dict or None
-        :func:`model.system.dre.problem_cycles` of the problem (without its arrays).
+        :meth:`model.system.dre.StreamCycles.frame` of the problem.
     """
 
     layer: int
@@ -157,7 +157,7 @@ class RetrievalProfile:
                 "selected_clusters_mean": float(np.mean([s.selected.sum() for s in here])),
                 "dre_problems_timed": len(dre),
                 "dre_cycles": {part: float(np.mean([d[part] for d in dre]))
-                               for part in ("hcu", "wtu", "buffer", "total")} if dre else None,
+                               for part in ("hcu", "kvmu", "wtu", "top", "total")} if dre else None,
             })
         return rows
 
@@ -184,19 +184,6 @@ def _plan(source, cache_tokens, frames_per_size):
     return plan
 
 
-def _dre_cycles(config, hashes, step, head_tokens, clusters_before, begin):
-    """The DRE's cycles of one problem, checked against the ReSV model's clustering."""
-    leaders = table_leaders(config, head_tokens[:begin], clusters_before)
-    cycles = problem_cycles(config, hashes[leaders], hashes[begin:begin + len(step.cluster)],
-                            step.scores, step.counts)
-    first = max(0, clusters_before - config.hash_mem_entries)
-    if not np.array_equal(cycles["cluster"] + first, step.cluster):
-        raise AssertionError("the HCU twin and the ReSV model cluster the frame differently")
-    if not np.array_equal(cycles["selected"] | step.selected, cycles["selected"]):
-        raise AssertionError("the WTU twin's selection misses a cluster exact WiCSum selects")
-    return {key: cycles[key] for key in ("hcu", "wtu", "buffer", "total", "descriptors")}
-
-
 def _measure_head(source, config, layer, kv_head, plan, seed, with_dre):
     keys = source.keys(layer, kv_head)
     planes = make_hyperplanes(config.hash_bits, source.head_dim, seed, layer, kv_head)
@@ -204,18 +191,20 @@ def _measure_head(source, config, layer, kv_head, plan, seed, with_dre):
     starts = source.frame_starts
     hashes = hash_keys(keys[:starts[last + 1]], planes) if with_dre else None
     head = ResvHead(config, source.head_dim, planes, int(starts[last + 1]))
+    stream = StreamCycles(config, layer, kv_head) if with_dre else None
     samples = []
     for frame in range(last + 1):
         begin, end = int(starts[frame]), int(starts[frame + 1])
         if frame not in plan:
             head.add_keys(keys[begin:end])
+            if stream:
+                stream.frame(hashes[begin:end])
             continue
         queries = source.queries(layer, kv_head, frame)
         if queries.shape[0] > config.max_rows:
             raise ValueError(f"{source.source}: {queries.shape[0]} query rows per frame exceed "
                              f"max_rows ({config.max_rows}) of the DRE configuration")
         clusters_before = head.clusters
-        past_clusters = head.token_cluster.copy()
         step = head.step(keys[begin:end], queries)
         problem = RetrievalProblem(keys[:begin], queries, source.frame_of_token[:begin],
                                    int(round(PAPER_RATIOS["rekv"] * begin)), config.recent_window)
@@ -223,8 +212,9 @@ def _measure_head(source, config, layer, kv_head, plan, seed, with_dre):
         attention = FrameAttention(queries, keys[:begin], values[:begin], keys[begin:end],
                                    values[begin:end])
         dre = None
-        if with_dre and plan[frame] not in {s.cache_tokens for s in samples if s.dre}:
-            dre = _dre_cycles(config, hashes, step, past_clusters, clusters_before, begin)
+        if stream:
+            timed = plan[frame] not in {s.cache_tokens for s in samples if s.dre}
+            dre = stream.frame(hashes[begin:end], step if timed else None)
         samples.append(Sample(
             layer=layer, kv_head=kv_head, frame=frame, past=begin, cache_tokens=plan[frame],
             masks={"resv": step.retrieved, "rekv": rekv(problem), "infinigen": infinigen(problem)},

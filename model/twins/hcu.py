@@ -235,8 +235,13 @@ class _HeldToken:
         self.jobs = 0
 
 
-def schedule(config, first_ids, beats, opens):
+def schedule(config, first_ids, beats, opens, *, opened=0):
     """Clock cycle of every token's decision under the HCU's schedule ("Cycle model").
+
+    The HCU is idle when the first token arrives (no token held, every lane free) and its
+    table holds the ``opened`` clusters of the stream so far (0: after a reset). A unit that
+    feeds the HCU one batch at a time (the DRE top, one frame per problem) times each batch
+    with the clusters opened before it.
 
     Parameters
     ----------
@@ -248,6 +253,8 @@ def schedule(config, first_ids, beats, opens):
         ``first_ids[t] + 1``, ... (one entry per cluster in the table when it is decided).
     opens : sequence of bool
         Whether each token opens a cluster.
+    opened : int
+        Clusters opened before the first token (the table's state when the batch starts).
 
     Returns
     -------
@@ -261,7 +268,6 @@ def schedule(config, first_ids, beats, opens):
     lane_free = [0] * config.hcu_lanes
     held = collections.deque()
     decided = np.zeros(count, np.int64)
-    opened = 0
     walk_age = 0          # age of the walk token (len(held) when every held walk is done)
     walk_begun = False
     walk_top = 0          # u: the walk's next cluster is u - 1

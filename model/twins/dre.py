@@ -1,0 +1,407 @@
+"""Frame twin of the DRE top: the HCU, KVMU and WTU twins composed into one engine, per problem.
+
+One *problem* is one (layer, KV head, frame): a command, the frame's token hashes, the LXE's
+quantised score rows. One context (the state of one (layer, KV head) stream: the HCU's table,
+the KVMU's layout and counts) is on chip; the blocks keep it between the problems of a stream
+and a ``restart`` command empties it. This module composes the block twins
+(:mod:`model.twins.hcu`, :mod:`model.twins.kvmu`, :mod:`model.twins.wtu`) through their
+functions only, never through a copy of their cycle formulas, so the frame twin follows a
+block's twin when that changes.
+
+Contract
+--------
+Command
+    ``layer``, ``kv_head``, ``frame``, ``new_tokens``, ``rows``, ``restart``. It is *rejected*
+    (flag ``rejected``, nothing else happens, the context is unchanged) when ``layer`` is not
+    below ``2**LAYER_BITS``, ``kv_head`` not below ``2**KV_HEAD_BITS``, ``frame`` not below
+    ``2**FRAME_BITS``, ``new_tokens`` not from 1 to ``max_frame_tokens``, ``rows`` above
+    ``max_rows``, or when it continues a stream (``restart = 0``) that is not the one on chip:
+    no context yet, another (layer, KV head), or a frame not after the context's last frame.
+    ``rows = 0`` clusters and offloads without selecting (no score rows, no fetch).
+Phases of an accepted problem, one after another
+    1. *HCU*: the ``new_tokens`` hashes; each assignment goes out to the LXE and into a FIFO of
+       ``max_frame_tokens`` entries. A token that would open cluster ``max_clusters`` is
+       flagged (``hcu_overflow``) and assigned to cluster 0, as the HCU twin's ``"flag"`` mode
+       says: it is counted and stored with cluster 0, never lost.
+    2. *KVMU* (one KVMU problem): offload moves out; the buffered assignments; the counts of
+       every cluster, packed ``wtu_lanes`` per beat into the WTU; the WTU's selected ids; fetch
+       descriptors out, decoded through the moves into ``fetch_token``.
+    3. *WTU* (inside the KVMU's problem, after its counts): ``rows`` score rows in (the LXE's
+       ``quantize_scores`` of its queries against the clusters' representative keys, computed
+       from this problem's assignments), the selected cluster ids (OR over rows) to the KVMU.
+    4. *Status*: cycles, flags (``rejected``, ``hcu_overflow``, ``store_full``).
+Cycle model (no stall on any port)
+    From the command's transfer to the status beat's transfer, both included::
+
+        cycles = COMMAND_CYCLES + hcu + HANDOFF_CYCLES + kvmu + wtu + STATUS_CYCLES
+
+    ``hcu``: cycles from the first hash's acceptance to the last assignment, both included
+    (:func:`model.twins.hcu.schedule` with the clusters opened before the frame, the HCU idle
+    when the frame starts); ``kvmu``: :func:`model.twins.kvmu.problem_cycles` of the frame (its
+    assignments come from the FIFO, always ready); ``wtu``: every row's ``cycles`` and
+    ``emit_cycles`` and the ``aggregate_cycles`` of :func:`model.twins.wtu.wtu_problem`, the
+    time the KVMU waits for its selected ids (its counts load overlaps the KVMU's count phase,
+    which the KVMU's cycles include); 0 when ``rows = 0``. A rejected command takes
+    ``COMMAND_CYCLES + STATUS_CYCLES``. Every term is a block twin's function or a constant of
+    the top, so the sum follows a block twin that changes.
+
+Status of the RTL
+    This schedule is the one the RTL top (``hw/dre.py``, the next step) is to follow and be
+    compared with, exactly; it is not built yet. Of its adapters, the count packer (KVMU counts
+    into the WTU's lanes, :class:`hw.count_packer.CountPacker`) exists and is tested. Its exactness rests on two boundaries the
+    block twins do not state as properties today: the KVMU waits for its first ``selected``
+    beat in the cycle after its last ``counts`` transfer, and the WTU starts its first row in
+    the cycle after its last counts beat. Context save/restore (one DRE serving all 32 x 8
+    contexts) needs state access inside the blocks, which are being re-pipelined: it is not
+    built either; :func:`context_state_bits` lists the state one context would move (HCU table
+    and its counter; KVMU cluster table with the counts, page pointers, ring and registers; the
+    stream's identity) and :func:`context_bytes` its size.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from model.stimulus import kvdump
+from model.stimulus import lxe as lxe_model
+from model.twins import hcu as hcu_twin
+from model.twins import kvmu as kvmu_twin
+from model.twins import wtu as wtu_twin
+
+__all__ = ["COMMAND_CYCLES", "HANDOFF_CYCLES", "STATUS_CYCLES", "LAYER_BITS", "KV_HEAD_BITS",
+           "FRAME_BITS", "Command", "ProblemResult", "DRETwin", "command_errors",
+           "context_state_bits", "context_bytes", "run_dump", "collect", "INPUT_KIND",
+           "INPUTS", "OUTPUTS", "run_arrays"]
+
+#: Cycles of the command beat: taken, range-checked, the phase started.
+COMMAND_CYCLES = 1
+#: Cycles from the HCU's last assignment to the KVMU's command.
+HANDOFF_CYCLES = 1
+#: Cycles of the status beat.
+STATUS_CYCLES = 1
+#: Widths of the command's identifying fields (Llama-3-8B: 32 layers, 8 KV heads).
+LAYER_BITS = 5
+KV_HEAD_BITS = 3
+FRAME_BITS = 16
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """One command beat (one problem)."""
+
+    layer: int
+    kv_head: int
+    frame: int
+    new_tokens: int
+    rows: int
+    restart: bool = False
+
+
+@dataclasses.dataclass
+class ProblemResult:
+    """What the DRE did for one problem (the arrays are None when the command was rejected).
+
+    Members
+    -------
+    rejected, hcu_overflow, store_full : bool
+        Status flags (``store_full`` is sticky until a restart, as the KVMU's).
+    cluster, new, overflow : numpy.ndarray
+        Per new token: assignment out to the LXE.
+    counts : numpy.ndarray
+        Token count of every cluster after the frame (saturated at ``max_count``).
+    scores : numpy.ndarray
+        The score rows (rows x clusters) the WTU took.
+    selected : numpy.ndarray of bool
+        Per cluster, the OR over the rows.
+    moves : list of tuple
+        ``(src, dst, length, dropped)`` offload moves.
+    descriptors : list of tuple
+        ``(base, length)`` fetch descriptors.
+    fetch_token : numpy.ndarray
+        Ascending token indices the descriptors cover.
+    pages_per_beat : list of int
+        Pages the KVMU walked for each selected cluster (0: nothing offloaded yet).
+    phase_cycles : dict
+        Cycles of each phase (``command``, ``hcu``, ``handoff``, ``kvmu``, ``wtu``, ``status``).
+    """
+
+    rejected: bool
+    hcu_overflow: bool = False
+    store_full: bool = False
+    cluster: np.ndarray = None
+    new: np.ndarray = None
+    overflow: np.ndarray = None
+    counts: np.ndarray = None
+    scores: np.ndarray = None
+    selected: np.ndarray = None
+    moves: list = dataclasses.field(default_factory=list)
+    descriptors: list = dataclasses.field(default_factory=list)
+    fetch_token: np.ndarray = None
+    pages_per_beat: list = dataclasses.field(default_factory=list)
+    phase_cycles: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def cycles(self):
+        """Cycles of the problem, command to status (the module's cycle model); None when the
+        problem was run untimed."""
+        if None in self.phase_cycles.values():
+            return None
+        return int(sum(self.phase_cycles.values()))
+
+
+def command_errors(config, command):
+    """The range errors of ``command`` (empty when its fields are in range), one text each."""
+    errors = []
+    for name, bits in (("layer", LAYER_BITS), ("kv_head", KV_HEAD_BITS), ("frame", FRAME_BITS)):
+        value = getattr(command, name)
+        if not 0 <= value < (1 << bits):
+            errors.append(f"{name} must be from 0 to {(1 << bits) - 1}, not {value}")
+    if not 1 <= command.new_tokens <= config.max_frame_tokens:
+        errors.append(f"new_tokens must be from 1 to {config.max_frame_tokens} "
+                      f"(max_frame_tokens), not {command.new_tokens}")
+    if not 0 <= command.rows <= config.max_rows:
+        errors.append(f"rows must be from 0 to {config.max_rows} (max_rows), not {command.rows}")
+    return errors
+
+
+class DRETwin:
+    """One DRE with one context on chip, stepped one problem at a time.
+
+    Parameters
+    ----------
+    config : DREConfig
+    """
+
+    def __init__(self, config):
+        self._config = config
+        self._hcu = None
+        self._kvmu = kvmu_twin.KVMUContext(config)
+        self._stream = None           # (layer, kv_head) of the context on chip
+        self._last_frame = None
+        self._address_token = {}
+        self._offloaded = 0
+
+    @property
+    def config(self):
+        """The configuration."""
+        return self._config
+
+    @property
+    def clusters(self):
+        """Clusters opened in the context on chip."""
+        return self._kvmu.clusters
+
+    def _continues(self, command):
+        return (self._stream == (command.layer, command.kv_head)
+                and command.frame > self._last_frame)
+
+    def _restart(self, command):
+        self._hcu = hcu_twin.HashClusterTwin(self._config, on_overflow="flag")
+        self._kvmu.restart()
+        self._stream = (command.layer, command.kv_head)
+        self._address_token = {}
+        self._offloaded = 0
+
+    def problem(self, command, hashes, lxe, *, timed=True):
+        """Run one problem.
+
+        Parameters
+        ----------
+        command : Command
+        hashes : array-like of int
+            The frame's ``new_tokens`` token hashes (ignored when the command is rejected).
+        lxe : object
+            The LXE: ``lxe.assignments(cluster)`` takes the frame's assignments once the HCU
+            has made them; ``lxe.score_rows(clusters)`` returns the ``rows x clusters``
+            unsigned scores (not called when ``rows = 0``), e.g.
+            :class:`model.stimulus.lxe.LXEFrame`.
+        timed : bool
+            False skips the HCU's schedule (its phase's cycles are then None), to move a
+            context forward quickly between the problems a benchmark times.
+
+        Returns
+        -------
+        ProblemResult
+
+        Raises
+        ------
+        ValueError
+            If ``hashes`` or the score rows do not match the accepted command.
+        """
+        config = self._config
+        if command_errors(config, command) or not (command.restart or self._continues(command)):
+            return ProblemResult(rejected=True, store_full=self._kvmu.store_full,
+                                 phase_cycles={"command": COMMAND_CYCLES,
+                                               "status": STATUS_CYCLES})
+        hashes = hcu_twin.check_hashes(config, hashes)
+        if hashes.size != command.new_tokens:
+            raise ValueError(f"hashes must hold new_tokens = {command.new_tokens} values, "
+                             f"not {hashes.size}")
+        if command.restart:
+            self._restart(command)
+        self._last_frame = command.frame
+        opened_before = self._hcu.opened
+        steps = [self._hcu.step(int(value)) for value in hashes]
+        hcu_cycles = None
+        if timed:
+            decided = hcu_twin.schedule(config, [step.first_id for step in steps],
+                                        [step.beats for step in steps],
+                                        [step.new for step in steps], opened=opened_before)
+            hcu_cycles = int(decided[-1]) + 1
+        cluster = np.array([step.cluster for step in steps], np.uint64)
+        new = np.array([step.new for step in steps], bool)
+        overflow = np.array([step.overflow for step in steps], bool)
+        lxe.assignments(cluster)
+
+        moves, departing = self._kvmu.offload()
+        self._record_layout(moves)
+        self._kvmu.assign(cluster, new)
+        counts = np.array(self._kvmu.counts(), np.uint64)
+        clusters = counts.size
+        selected = np.zeros(clusters, bool)
+        scores = np.zeros((0, clusters), np.uint64)
+        wtu_cycles = 0
+        if command.rows:
+            scores = np.asarray(lxe.score_rows(clusters))
+            if scores.shape != (command.rows, clusters):
+                raise ValueError(f"score rows must have shape ({command.rows}, {clusters}), "
+                                 f"not {scores.shape}")
+            wtu = wtu_twin.wtu_problem(config, scores, counts)
+            selected = wtu["selected"]
+            scores = scores.astype(np.uint64)
+            wtu_cycles = int(wtu["cycles"].sum() + wtu["emit_cycles"].sum()
+                             + wtu["aggregate_cycles"].sum())
+        descriptors, pages_per_beat = self._kvmu.fetch(np.flatnonzero(selected))
+        fetch_token = kvmu_twin.fetched_tokens([d[0] for d in descriptors],
+                                               [d[1] for d in descriptors], self._address_token)
+        kvmu_cycles = kvmu_twin.problem_cycles(config, departing, command.new_tokens, clusters,
+                                               pages_per_beat)
+        return ProblemResult(
+            rejected=False, hcu_overflow=bool(overflow.any()), store_full=self._kvmu.store_full,
+            cluster=cluster, new=new, overflow=overflow, counts=counts, scores=scores,
+            selected=selected, moves=[tuple(move) for move in moves],
+            descriptors=[tuple(d) for d in descriptors], fetch_token=fetch_token,
+            pages_per_beat=list(pages_per_beat),
+            phase_cycles={"command": COMMAND_CYCLES, "hcu": hcu_cycles,
+                          "handoff": HANDOFF_CYCLES, "kvmu": kvmu_cycles, "wtu": wtu_cycles,
+                          "status": STATUS_CYCLES})
+
+    def _record_layout(self, moves):
+        """Store address -> token of the moves (the ``k``-th leaving token is token ``k``)."""
+        for _, dst, length, dropped in moves:
+            for step in range(length):
+                if not dropped:
+                    self._address_token[dst + step] = self._offloaded
+                self._offloaded += 1
+
+
+def context_state_bits(config):
+    """Bits of the state of one (layer, KV head) context that a context port would move.
+
+    ``hcu_table``: ``hash_mem_entries`` cluster hashes of ``hash_bits``; ``hcu_opened``: the
+    clusters-opened counter (``cluster_id_bits + 1``); ``kvmu``: the KVMU's on-chip state
+    (:func:`hw.kvmu.context_state_bits`: cluster table with counts, page pointers, ring,
+    registers); ``stream``: layer, KV head and last frame of the context.
+    """
+    from hw.kvmu import context_state_bits as kvmu_state_bits
+
+    return {"hcu_table": config.hash_mem_entries * config.hash_bits,
+            "hcu_opened": config.cluster_id_bits + 1,
+            "kvmu": sum(kvmu_state_bits(config).values()),
+            "stream": LAYER_BITS + KV_HEAD_BITS + FRAME_BITS}
+
+
+def context_bytes(config):
+    """Bytes one context would move per save or restore (:func:`context_state_bits`, rounded
+    up to whole bytes)."""
+    return -(-sum(context_state_bits(config).values()) // 8)
+
+
+def run_dump(config, dump, *, frames=None, layers=None, heads=None, seed=0):
+    """Run the frame twin on a KV dump, the model playing the LXE (:mod:`model.stimulus.lxe`).
+
+    Every (layer, KV head) stream has its own context (a DRE per context, or one DRE whose
+    context port saves and restores them: the results are the same); its first frame restarts
+    it.
+
+    Parameters
+    ----------
+    config : DREConfig
+    dump : model.stimulus.kvdump.KVDump
+    frames, layers, heads : str, optional
+        ``A:B`` slices (default: all); frames before ``A`` are run but not reported.
+    seed : int
+        Seed of the hyperplanes (:func:`model.reference.resv.make_hyperplanes`).
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        The keys of :data:`model.stimulus.lxe.OUTPUTS`.
+
+    Raises
+    ------
+    ValueError
+        If a slice is out of range or a frame does not fit the configuration.
+    """
+    frame_range, layer_range, head_range = lxe_model.problem_slice(dump, frames, layers, heads)
+    lxe_model.check_dump_fits(config, dump, frame_range)
+    outputs = lxe_model.empty_outputs(config, dump, seed)
+    streams = {(layer, head): (DRETwin(config),
+                               lxe_model.LXEHead(config, dump.keys(layer, head),
+                                                 outputs["hyperplanes"][layer, head].T))
+               for layer in layer_range for head in head_range}
+    records = []
+    for frame in range(frame_range.stop):
+        start, stop = int(dump.frame_starts[frame]), int(dump.frame_starts[frame + 1])
+        for (layer, head), (twin, lxe_head) in streams.items():
+            lxe = lxe_model.LXEFrame(lxe_head, start, dump.queries(layer, head, frame))
+            hashes = lxe_head.hashes(start, stop)
+            command = Command(layer, head, frame, stop - start, lxe.rows, restart=frame == 0)
+            result = twin.problem(command, hashes, lxe)
+            outputs["token_hash"][layer, head, start:stop] = hashes
+            outputs["token_cluster"][layer, head, start:stop] = result.cluster
+            if frame in frame_range:
+                records.append((frame, layer, head, start, result))
+    return {**outputs, **collect(records)}
+
+
+def collect(records):
+    """The per-problem output arrays of ``records`` (``(frame, layer, head, past, result)`` in
+    problem order), flattened with offsets (shared by both engines)."""
+    flatten = lxe_model.flatten
+    results = [record[4] for record in records]
+    out = {name: np.array([record[index] for record in records], np.uint64)
+           for index, name in enumerate(("problem_frame", "problem_layer", "problem_head",
+                                         "past_tokens"))}
+    out["cluster_offsets"], out["cluster_count"] = flatten([r.counts for r in results])
+    out["selected"] = flatten([r.selected for r in results], bool)[1]
+    out["score_offsets"], out["score"] = flatten([r.scores for r in results])
+    out["rows"] = np.array([len(r.scores) for r in results], np.uint64)
+    moves = [np.array(r.moves, np.uint64).reshape(-1, 4) for r in results]
+    out["move_offsets"], move_src = flatten([m[:, 0] for m in moves])
+    for column, name in ((1, "move_dst"), (2, "move_len")):
+        out[name] = flatten([m[:, column] for m in moves])[1]
+    out["move_src"] = move_src
+    out["move_dropped"] = flatten([m[:, 3] for m in moves], bool)[1]
+    descriptors = [np.array(r.descriptors, np.uint64).reshape(-1, 2) for r in results]
+    out["desc_offsets"], out["desc_base"] = flatten([d[:, 0] for d in descriptors])
+    out["desc_len"] = flatten([d[:, 1] for d in descriptors])[1]
+    out["fetch_offsets"], out["fetch_token"] = flatten([r.fetch_token for r in results])
+    for name in ("hcu_overflow", "store_full"):
+        out[name] = np.array([getattr(r, name) for r in results], bool)
+    out["cycles"] = np.array([r.cycles for r in results], np.uint64)
+    for phase in ("hcu", "kvmu", "wtu"):
+        out[f"cycles_{phase}"] = np.array([r.phase_cycles[phase] for r in results], np.uint64)
+    return out
+
+
+#: The DRE's file interface reads a KV dump (``python -m sim.run dre``), not plain arrays.
+INPUT_KIND = "kvdump"
+INPUTS = kvdump.SPECS
+OUTPUTS = lxe_model.OUTPUTS
+
+
+def run_arrays(config, arrays, **slices):
+    """File interface: the validated arrays of a KV dump in, :data:`OUTPUTS` out
+    (``slices``: ``frames``, ``layers``, ``heads``, ``seed`` of :func:`run_dump`)."""
+    return run_dump(config, kvdump.KVDump(arrays, "dre input"), **slices)
