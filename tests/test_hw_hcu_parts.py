@@ -220,15 +220,16 @@ def test_dispatcher(slots, width, entries):
     async def testbench(ctx):
         state = [0, False, 0]
         jobs_seen = catch_ups = 0
+        head = 0                        # the ring's head: moves up by one on each pop
         for _ in range(CASES):
             walk_age = state[0]
             held = rng.randint(walk_age, slots)
             opened = rng.randrange(config.max_clusters + 1)
             # Tokens that saw up to two tables' worth fewer clusters: walks near eviction.
             seen = [rng.randint(max(0, opened - 2 * entries), opened) for _ in range(slots)]
-            inputs = (rng.randrange(slots), held, seen, opened, rng.randint(0, width),
+            inputs = (head, held, seen, opened, rng.randint(0, width),
                       walk_age > 0 and rng.random() < 0.2)
-            head, _, _, _, found, pop = inputs
+            _, _, _, _, found, pop = inputs
             for port, value in ((dut.head, head), (dut.held, held), (dut.opened, opened),
                                 (dut.found, (1 << found) - 1), (dut.pop, pop)):
                 ctx.set(port, value)
@@ -247,6 +248,7 @@ def test_dispatcher(slots, width, entries):
                     assert ctx.get(dut.job_slot) == slot
                     jobs_seen += 1
             catch_ups += bump
+            head = (head + pop) % slots
             await ctx.tick()
         assert jobs_seen > 0 and catch_ups > 0, "no walk or no catch-up job was exercised"
 
