@@ -315,3 +315,13 @@ def test_lane_issue(lanes, width, slots):
 def test_parts_reject_a_config_that_is_not_a_dreconfig(part):
     with pytest.raises(TypeError, match=r"config must be a DREConfig, not \{'hcu_lanes': 2\}"):
         part({"hcu_lanes": 2})
+
+
+def test_part_latencies_are_the_twins_cycle_model():
+    # The twin's "Cycle model" names these delays; the parts declare them as properties.
+    from model.twins.hcu import DECIDE_DELAY, FIRST_BEAT_DELAY, LANE_MIN_CYCLES
+
+    config = small_config()
+    assert LaneIssue(config).latency == FIRST_BEAT_DELAY
+    assert SimilarityLane(config).min_job_cycles == LANE_MIN_CYCLES
+    assert ArgminTree(config).latency == DECIDE_DELAY
