@@ -39,24 +39,30 @@ def test_free_lane_picker(lanes, width):
     simulate(dut, testbench, CASES + 1, clocked=False)
 
 
-@pytest.mark.parametrize("lanes", [1, 5, 16])
+@pytest.mark.parametrize("lanes", [1, 2, 5, 16])
 def test_argmin_tree(lanes):
     config = small_config(hcu_lanes=lanes, hcu_dispatch_width=1)
     dut = ArgminTree(config)
     rng = random.Random(lanes)
 
+    assert dut.latency == 2
+
     async def testbench(ctx):
+        history = [None, None]           # the candidates of two cycles ago, of one cycle ago
         for _ in range(CASES):
             # Few values, so equal distances and equal pairs are common.
             pairs = [(rng.randrange(3), rng.randrange(4)) for _ in range(lanes)]
             for index, (distance, cluster) in enumerate(pairs):
                 ctx.set(dut.distance[index], distance)
                 ctx.set(dut.cluster[index], cluster)
-            await ctx.delay(PERIOD)
-            # Reference: the smallest (distance, cluster) pair.
-            assert (ctx.get(dut.best_distance), ctx.get(dut.best_cluster)) == min(pairs), pairs
+            if history[0] is not None:
+                # Reference: the smallest (distance, cluster) pair of two cycles ago.
+                assert (ctx.get(dut.best_distance), ctx.get(dut.best_cluster)) == \
+                    min(history[0]), history[0]
+            history = [history[1], pairs]
+            await ctx.tick()
 
-    simulate(dut, testbench, CASES + 1, clocked=False)
+    simulate(dut, testbench, CASES + 2)
 
 
 @pytest.mark.parametrize("slots", [1, 3, 4])
@@ -110,27 +116,39 @@ def test_similarity_lane(bits, threshold, slots):
     rng = random.Random(bits)
     beats, mask = config.hcu_beats_per_hash, (1 << bits) - 1
 
+    ahead = (1 << min(3 * bits, config.hash_bits)) - 1
+    assert dut.min_job_cycles == 3
+
     async def testbench(ctx):
         job = None                      # reference: [difference, beat, partial, cluster, tag]
         best = [(0, 0)] * slots          # the reset value; the unit clears a slot before use
-        finished = 0
+        finished = loads = 0
+        reserves = [False, False]        # reserved two cycles ago, one cycle ago
+        available = True                 # the reset value
         for cycle in range(CASES):
-            load = job is None and rng.random() < 0.7   # a job loads once the last one ended
+            assert ctx.get(dut.available) == available
+            reserve = available and rng.random() < 0.7
+            load = reserves[0]                          # a job loads two cycles after reserve
+            assert not (load and job is not None), "a job loads while a compare runs"
             # Differences of few set bits often match; random ones exit early.
             difference = (rng.getrandbits(config.hash_bits) if rng.random() < 0.5 else
                           (1 << rng.randrange(config.hash_bits)) * rng.randrange(2))
             new_job = [difference, 0, 0, rng.randrange(8), rng.randrange(slots)]
             clear = rng.getrandbits(slots) if rng.random() < 0.1 else 0
             clear |= (1 << slots) - 1 if cycle == 0 else 0
-            for port, value in ((dut.load, load), (dut.load_difference, difference),
+            for port, value in ((dut.reserve, reserve), (dut.load, load),
+                                (dut.load_difference, difference),
                                 (dut.load_cluster, new_job[3]), (dut.load_tag, new_job[4]),
                                 (dut.clear, clear)):
                 ctx.set(port, value)
             current = new_job if load else job
-            # Available: idle, or in the last beat of the compare (the next job may load then).
-            available = current is None or current[1] == beats - 1 or \
-                current[2] + _popcount(current[0] & mask) >= threshold
-            assert ctx.get(dut.available) == available
+            # Available next cycle: nothing reserved now or one cycle ago (both still to load),
+            # and the compare of this cycle, if any, ends in this beat or one of the next two.
+            ends_soon = current is None or current[1] + 2 >= beats - 1 or \
+                current[2] + _popcount(current[0] & ahead) >= threshold
+            loads += load
+            available = not reserve and not reserves[1] and ends_soon
+            reserves = [reserves[1], reserve]
             assert ctx.get(dut.working) == (current is not None)
             if current is not None:
                 assert ctx.get(dut.tag) == current[4]
@@ -149,6 +167,7 @@ def test_similarity_lane(bits, threshold, slots):
                     finished += 1
             best = [(threshold, 0) if clear >> slot & 1 else best[slot] for slot in range(slots)]
         assert finished > 0, "no compare ran to a match"
+        assert loads > 0, "no job was reserved and loaded"
 
     simulate(dut, testbench, CASES + 2)
 
@@ -201,15 +220,16 @@ def test_dispatcher(slots, width, entries):
     async def testbench(ctx):
         state = [0, False, 0]
         jobs_seen = catch_ups = 0
+        head = 0                        # the ring's head: moves up by one on each pop
         for _ in range(CASES):
             walk_age = state[0]
             held = rng.randint(walk_age, slots)
             opened = rng.randrange(config.max_clusters + 1)
             # Tokens that saw up to two tables' worth fewer clusters: walks near eviction.
             seen = [rng.randint(max(0, opened - 2 * entries), opened) for _ in range(slots)]
-            inputs = (rng.randrange(slots), held, seen, opened, rng.randint(0, width),
+            inputs = (head, held, seen, opened, rng.randint(0, width),
                       walk_age > 0 and rng.random() < 0.2)
-            head, _, _, _, found, pop = inputs
+            _, _, _, _, found, pop = inputs
             for port, value in ((dut.head, head), (dut.held, held), (dut.opened, opened),
                                 (dut.found, (1 << found) - 1), (dut.pop, pop)):
                 ctx.set(port, value)
@@ -228,6 +248,7 @@ def test_dispatcher(slots, width, entries):
                     assert ctx.get(dut.job_slot) == slot
                     jobs_seen += 1
             catch_ups += bump
+            head = (head + pop) % slots
             await ctx.tick()
         assert jobs_seen > 0 and catch_ups > 0, "no walk or no catch-up job was exercised"
 
@@ -240,9 +261,14 @@ def test_lane_issue(lanes, width, slots):
                           hcu_tokens_in_flight=slots)
     dut = LaneIssue(config)
     rng = random.Random(lanes)
+    assert dut.latency == 2
 
     async def testbench(ctx):
-        previous = ([], 0)               # reference: last cycle's (valid jobs, slot)
+        # Reference: the jobs (lane, cluster) and slot of the two previous cycles, and the
+        # bank data of the previous cycle (the macros' output for the jobs of two cycles ago).
+        history = [([], 0), ([], 0)]
+        previous_data = [0] * width
+        loads = 0
         for _ in range(CASES):
             chosen = rng.sample(range(lanes), rng.randint(0, width))
             jobs = [(lane, rng.randrange(config.max_clusters)) for lane in chosen]
@@ -258,18 +284,28 @@ def test_lane_issue(lanes, width, slots):
                 ctx.set(dut.bank_data[job], bank_data[job])
             for slot in range(slots):
                 ctx.set(dut.token[slot], tokens[slot])
-            # Reference: last cycle's jobs load their lanes with this cycle's bank data.
-            loaded = {lane: cluster for lane, cluster in previous[0]}
-            assert ctx.get(dut.load_tag) == previous[1]
+            # This cycle's jobs reserve their lanes.
+            for lane in range(lanes):
+                assert ctx.get(dut.reserve[lane]) == (lane in chosen), lane
+            # Last cycle's jobs are in the read stage.
+            assert ctx.get(dut.read_valid) == bool(history[1][0])
+            if history[1][0]:
+                assert ctx.get(dut.read_slot) == history[1][1]
+            # The jobs of two cycles ago load their lanes with the bank data of the last cycle.
+            loaded = {lane: cluster for lane, cluster in history[0][0]}
+            assert ctx.get(dut.load_tag) == history[0][1]
             for lane in range(lanes):
                 assert ctx.get(dut.load[lane]) == (lane in loaded), lane
                 if lane in loaded:
                     cluster = loaded[lane]
                     assert ctx.get(dut.load_cluster[lane]) == cluster
                     assert ctx.get(dut.load_difference[lane]) == \
-                        bank_data[cluster % width] ^ tokens[previous[1]]
-            previous = (jobs, job_slot)
+                        previous_data[cluster % width] ^ tokens[history[0][1]]
+                    loads += 1
+            history = [history[1], (jobs, job_slot)]
+            previous_data = bank_data
             await ctx.tick()
+        assert loads > 0, "no job reached a lane"
 
     simulate(dut, testbench, CASES + 2)
 
@@ -279,3 +315,13 @@ def test_lane_issue(lanes, width, slots):
 def test_parts_reject_a_config_that_is_not_a_dreconfig(part):
     with pytest.raises(TypeError, match=r"config must be a DREConfig, not \{'hcu_lanes': 2\}"):
         part({"hcu_lanes": 2})
+
+
+def test_part_latencies_are_the_twins_cycle_model():
+    # The twin's "Cycle model" names these delays; the parts declare them as properties.
+    from model.twins.hcu import DECIDE_DELAY, FIRST_BEAT_DELAY, LANE_MIN_CYCLES
+
+    config = small_config()
+    assert LaneIssue(config).latency == FIRST_BEAT_DELAY
+    assert SimilarityLane(config).min_job_cycles == LANE_MIN_CYCLES
+    assert ArgminTree(config).latency == DECIDE_DELAY

@@ -1,21 +1,23 @@
-"""The HCU's argmin tree: the best match of the oldest token over all lanes."""
+"""The HCU's argmin tree: the best match of one token slot over all lanes, pipelined."""
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent
-from hw.hcu.arith import better
 
 __all__ = ["ArgminTree"]
 
 
 class ArgminTree(ConfiguredComponent):
-    """The smallest ``(distance, cluster)`` pair of ``hcu_lanes`` candidates (combinational).
+    """The smallest ``(distance, cluster)`` pair of ``hcu_lanes`` candidates, two cycles later.
 
     Pairs are compared in a balanced tree, candidate ``2i`` against ``2i + 1`` at the first
-    level; a pair is ordered by distance, then by cluster id, so ties go to the lowest cluster id
-    whatever lane holds it (two equal pairs: the lower-numbered candidate).
+    level; a pair is ordered by distance, then by cluster id (one unsigned compare of the key
+    ``distance * 2**cluster_id_bits + cluster``), so ties go to the lowest cluster id whatever
+    lane holds it (two equal pairs: the lower-numbered candidate). The tree is a pipeline of
+    two registered stages (:attr:`latency`): the first ``ceil(levels / 2)`` levels, then the
+    rest; ``best_*`` in cycle ``y + 2`` is the minimum of the candidates of cycle ``y``.
 
     Parameters
     ----------
@@ -26,10 +28,10 @@ class ArgminTree(ConfiguredComponent):
     -------
     distance : In(ArrayLayout(range(hash_bits + 1), hcu_lanes))
     cluster : In(ArrayLayout(cluster_id_bits, hcu_lanes))
-        The candidates (each lane's best match of the oldest token).
+        The candidates (each lane's best match of one token slot).
     best_distance : Out(range(hash_bits + 1))
     best_cluster : Out(cluster_id_bits)
-        The smallest candidate.
+        The smallest candidate of two cycles before (registers).
 
     Raises
     ------
@@ -46,23 +48,39 @@ class ArgminTree(ConfiguredComponent):
             "best_cluster": Out(config.cluster_id_bits),
         }
 
+    @property
+    def latency(self):
+        """Cycles from the candidates to ``best_*``."""
+        return 2
+
     def elaborate(self, platform):
         config = self._config
         m = Module()
-        candidates = [(self.distance[index], self.cluster[index])
+        key_bits = len(self.best_distance) + config.cluster_id_bits
+        candidates = [Cat(self.cluster[index], self.distance[index])
                       for index in range(config.hcu_lanes)]
-        while len(candidates) > 1:
+        levels = (config.hcu_lanes - 1).bit_length()
+        split = (levels + 1) // 2
+        for level in range(levels + 1):
+            if level == split:
+                # Cycle y: the first levels, registered.
+                staged = []
+                for index, candidate in enumerate(candidates):
+                    register = Signal(key_bits, name=f"stage1_key{index}")
+                    m.d.sync += register.eq(candidate)
+                    staged.append(register)
+                candidates = staged
+            if level == levels:
+                break
             paired = []
             for left, right in zip(candidates[0::2], candidates[1::2]):
-                take_right = better(right[0], right[1], left[0], left[1])
-                distance = Signal(range(config.hash_bits + 1))
-                cluster = Signal(config.cluster_id_bits)
-                m.d.comb += [distance.eq(Mux(take_right, right[0], left[0])),
-                             cluster.eq(Mux(take_right, right[1], left[1]))]
-                paired.append((distance, cluster))
+                key = Signal(key_bits)
+                m.d.comb += key.eq(Mux(right < left, right, left))
+                paired.append(key)
             if len(candidates) % 2:
                 paired.append(candidates[-1])
             candidates = paired
-        m.d.comb += [self.best_distance.eq(candidates[0][0]),
-                     self.best_cluster.eq(candidates[0][1])]
+        # Cycle y + 1: the remaining levels, registered.
+        m.d.sync += [self.best_cluster.eq(candidates[0][:config.cluster_id_bits]),
+                     self.best_distance.eq(candidates[0][config.cluster_id_bits:])]
         return m

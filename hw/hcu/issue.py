@@ -1,6 +1,6 @@
-"""The HCU's issue stage: the jobs dispatched in one cycle reach their lanes in the next."""
+"""The HCU's issue stages: the jobs dispatched in one cycle reach their lanes two cycles later."""
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Array, Module, Signal
 from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
@@ -10,12 +10,16 @@ __all__ = ["LaneIssue"]
 
 
 class LaneIssue(ConfiguredComponent):
-    """Registers the dispatched jobs for one cycle and loads them into their lanes.
+    """Carries the dispatched jobs through the table read to their lanes (two pipeline cycles).
 
-    The table is read synchronously, so a job dispatched in cycle ``t`` reaches its lane in
-    cycle ``t + 1``, together with the hash its bank read: job ``j`` takes the data of bank
-    ``job_cluster[j] mod D``, XOR-ed with the hash of its token slot, and loads lane
-    ``job_lane[j]`` (lanes given no job see ``load`` 0 and zero operands).
+    A job dispatched in cycle ``t`` reserves its lane (``reserve``) in ``t``; the table banks
+    read it synchronously at the clock edge ending ``t``. Per pipeline cycle:
+
+    * ``t + 1`` (*read*): the job waits in the ``read_*`` registers while the banks' macros
+      output the hashes, which are registered (``read_data``) before any logic uses them;
+    * ``t + 2`` (*load*): job ``j`` takes the registered data of bank ``job_cluster[j] mod D``,
+      XOR-ed with the hash of its token slot, and loads lane ``job_lane[j]`` (lanes given no
+      job see ``load`` 0 and zero operands).
 
     Parameters
     ----------
@@ -34,6 +38,11 @@ class LaneIssue(ConfiguredComponent):
         The table banks' read data, for the jobs of the previous cycle.
     token : In(ArrayLayout(hash_bits, K))
         The hashes of the token slots (:class:`hw.hcu.TokenRing`).
+    reserve : Out(hcu_lanes)
+        Bit ``l``: lane ``l`` is given a job this cycle.
+    read_valid : Out(1)
+    read_slot : Out(range(K))
+        A job dispatched in the previous cycle is in the read stage, and its token slot.
     load : Out(hcu_lanes)
         Bit ``l``: lane ``l`` starts a compare.
     load_difference : Out(ArrayLayout(hash_bits, hcu_lanes))
@@ -57,25 +66,50 @@ class LaneIssue(ConfiguredComponent):
             "job_slot": In(range(slots)),
             "bank_data": In(data.ArrayLayout(config.hash_bits, width)),
             "token": In(data.ArrayLayout(config.hash_bits, slots)),
+            "reserve": Out(lanes),
+            "read_valid": Out(1),
+            "read_slot": Out(range(slots)),
             "load": Out(lanes),
             "load_difference": Out(data.ArrayLayout(config.hash_bits, lanes)),
             "load_cluster": Out(data.ArrayLayout(config.cluster_id_bits, lanes)),
             "load_tag": Out(range(slots)),
         }
 
+    @property
+    def latency(self):
+        """Cycles from a job's dispatch to its lane's ``load``."""
+        return 2
+
     def elaborate(self, platform):
         config = self._config
         width = config.hcu_dispatch_width
         bank_bits = width.bit_length() - 1
         m = Module()
-        m.d.sync += self.load_tag.eq(self.job_slot)
+        # Cycle t + 1 (read): the job waits while the banks output their hashes.
+        m.d.sync += [self.read_slot.eq(self.job_slot),
+                     self.read_valid.eq(self.job_valid.any())]
+        # Cycle t + 2 (load): the registered hashes, XOR-ed with the token's, reach the lanes.
+        m.d.sync += self.load_tag.eq(self.read_slot)
+        read_data = []
+        for bank in range(width):
+            registered = Signal(config.hash_bits, name=f"read_data{bank}")
+            m.d.sync += registered.eq(self.bank_data[bank])
+            read_data.append(registered)
+        read_data = Array(read_data)
         for job in range(width):
+            for index in range(config.hcu_lanes):
+                with m.If(self.job_valid[job] & (self.job_lane[job] == index)):
+                    m.d.comb += self.reserve[index].eq(1)
+            read = Signal(name=f"read{job}")
+            read_lane = Signal.like(self.job_lane[job], name=f"read{job}_lane")
+            read_cluster = Signal(config.cluster_id_bits, name=f"read{job}_cluster")
+            m.d.sync += [read.eq(self.job_valid[job]), read_lane.eq(self.job_lane[job]),
+                         read_cluster.eq(self.job_cluster[job])]
             load = Signal(name=f"load{job}")
             lane = Signal.like(self.job_lane[job], name=f"load{job}_lane")
             cluster = Signal(config.cluster_id_bits, name=f"load{job}_cluster")
-            m.d.sync += [load.eq(self.job_valid[job]), lane.eq(self.job_lane[job]),
-                         cluster.eq(self.job_cluster[job])]
-            bank_data = self.bank_data[cluster[:bank_bits]] if width > 1 else self.bank_data[0]
+            m.d.sync += [load.eq(read), lane.eq(read_lane), cluster.eq(read_cluster)]
+            bank_data = read_data[cluster[:bank_bits]] if width > 1 else read_data[0]
             difference = Signal(config.hash_bits, name=f"load{job}_difference")
             m.d.comb += difference.eq(bank_data ^ self.token[self.load_tag])
             for index in range(config.hcu_lanes):

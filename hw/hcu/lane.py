@@ -26,14 +26,23 @@ class SimilarityLane(ConfiguredComponent):
     then lowest cluster id) in ``best_distance`` / ``best_cluster`` (``hamming_threshold``:
     none), which ``clear`` resets when a new token takes the slot.
 
+    ``available`` is a register, so the dispatcher's choice of lanes starts from flip-flops: it
+    is set for cycle ``y + 1`` in cycle ``y`` when the lane was given no job (``reserve``) in
+    ``y`` or ``y - 1`` and the compare of cycle ``y`` (if any) ends within two more beats. A job
+    reserved in cycle ``x`` is loaded in ``x + 2`` (the unit reads and registers the table
+    first), so the lane is free again in ``x + max(beats, 3)`` (:attr:`min_job_cycles`).
+
     Parameters
     ----------
     config : DREConfig
 
     Members
     -------
+    reserve : In(1)
+        The dispatcher gives the lane a job this cycle (only when ``available``); it is
+        loaded two cycles later.
     load : In(1)
-        A job starts this cycle (only when ``available``).
+        A job starts this cycle (two cycles after its ``reserve``).
     load_difference, load_tag, load_cluster : In
         The job's bit difference, token slot and cluster id.
     clear : In(hcu_tokens_in_flight)
@@ -41,7 +50,7 @@ class SimilarityLane(ConfiguredComponent):
     working : Out(1)
         The lane compares in this cycle.
     available : Out(1)
-        The lane can take a job this cycle: idle, or in the last beat of its compare.
+        The lane can be reserved this cycle: its compares end by the next cycle (a register).
     tag : Out(range(hcu_tokens_in_flight))
         Token slot of the compare in this cycle (when ``working``).
     best_distance, best_cluster : Out, one per token slot
@@ -56,6 +65,7 @@ class SimilarityLane(ConfiguredComponent):
     def _members(self, config):
         slots = config.hcu_tokens_in_flight
         return {
+            "reserve": In(1),
             "load": In(1),
             "load_difference": In(config.hash_bits),
             "load_tag": In(range(slots)),
@@ -67,6 +77,12 @@ class SimilarityLane(ConfiguredComponent):
             "best_distance": Out(data.ArrayLayout(range(config.hash_bits + 1), slots)),
             "best_cluster": Out(data.ArrayLayout(config.cluster_id_bits, slots)),
         }
+
+    @property
+    def min_job_cycles(self):
+        """Fewest cycles from one ``reserve`` of the lane to the next (a compare of fewer beats
+        leaves the lane idle for the rest)."""
+        return 3
 
     def elaborate(self, platform):
         config = self._config
@@ -91,6 +107,11 @@ class SimilarityLane(ConfiguredComponent):
         reached = Signal()
         last_beat = Signal()
         finishing = Signal()
+        lookahead = min(3 * width, config.hash_bits)
+        distance_ahead = Signal(range(threshold + lookahead))
+        ends_soon = Signal()
+        reserved = Signal()            # reserved in the previous cycle, loaded in the next
+        free = Signal(init=1)          # ``available``, registered
         m.d.comb += [
             self.working.eq(active | self.load),
             self.tag.eq(Mux(self.load, self.load_tag, tag)),
@@ -98,8 +119,15 @@ class SimilarityLane(ConfiguredComponent):
             reached.eq(distance >= threshold),
             last_beat.eq(current_beat == beats - 1),
             finishing.eq(self.working & (reached | last_beat)),
-            self.available.eq(~self.working | finishing),
+            self.available.eq(free),
+            # Lookahead: the compare of this cycle ends in this beat or one of the next two.
+            distance_ahead.eq(current_partial + _popcount(current_difference[:lookahead])),
+            ends_soon.eq((distance_ahead >= threshold) | (current_beat + 2 >= beats - 1)),
         ]
+        # Availability for the next cycle: no job reserved now or in the previous cycle (both
+        # still to be loaded), and the compare in progress, if any, ends by then.
+        m.d.sync += [reserved.eq(self.reserve),
+                     free.eq(~self.reserve & ~reserved & (~self.working | ends_soon))]
         with m.If(self.working & ~finishing):
             m.d.sync += [active.eq(1), difference.eq(current_difference >> width),
                          beat.eq(current_beat + 1), partial.eq(distance), tag.eq(self.tag),

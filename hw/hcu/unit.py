@@ -12,12 +12,13 @@ The ``hash_mem_entries`` (E) cluster hashes live in ``hcu_dispatch_width`` (D) b
 :class:`amaranth.lib.memory.Memory` each with one synchronous read port and one write port
 (cluster ``c`` in bank ``c mod D``, row ``(c mod E) // D``). The unit holds up to
 ``hcu_tokens_in_flight`` (K) tokens. A dispatcher starts up to D *jobs* (the compare of one
-token with one cluster) per cycle: it reads the clusters' hashes and, in the next cycle, hands
-``hash XOR token`` to the lowest-numbered free lanes of the ``hcu_lanes``
-:class:`SimilarityLane` units. A lane compares ``hcu_bits_per_cycle`` bits per cycle and stops
-as soon as the partial distance reaches the threshold (early exit), keeping its best match per
-token. A lane that finishes in a cycle can be given the next job in that same cycle, so a lane
-with work never idles.
+token with one cluster) per cycle and reserves the lowest-numbered free lanes of the
+``hcu_lanes`` :class:`SimilarityLane` units for them; the banks read the clusters' hashes, the
+next cycle registers them, and the one after hands ``hash XOR token`` to the lanes. A lane
+compares ``hcu_bits_per_cycle`` bits per cycle and stops as soon as the partial distance
+reaches the threshold (early exit), keeping its best match per token. A lane's availability is
+a register set a cycle ahead (its compare ends within two more beats), so a lane whose compares
+take at least three beats is given its next job in time to start right after the last beat.
 
 Jobs come from the tokens in order. Each token first *walks* the table downwards from the newest
 cluster it saw on arrival, D consecutive clusters (so D distinct banks) per cycle; meanwhile the
@@ -26,8 +27,14 @@ tokens by a *catch-up* job (one per cycle; catch-ups go first, oldest token firs
 sees exactly the table the leader rule gives it: clusters opened earlier in its own frame
 (spatial) and in earlier frames (temporal). The walk of a younger token stops short of the
 clusters an older one may still evict until that one is decided. The oldest token is decided,
-its assignment sent and the table written, in the cycle after its last compare ends (argmin of
-(distance, cluster id) over the lanes' best matches).
+its assignment sent and the table written, three cycles after its last compare's last beat:
+each token slot has an argmin tree of (distance, cluster id) over the lanes' best matches, two
+registered stages.
+
+Timing: every path starts and ends at a flip-flop or a macro, and the macros' read data is
+registered before any logic (a macro's clock-to-output is most of a cycle); the lanes'
+availability, the argmin and the decision's "slot busy" history are registers, so the
+dispatcher's choice of lanes starts from flip-flops.
 
 Why this organisation: a bit-serial lane spends several cycles on each compare (at least
 ``ceil(hamming_threshold / hcu_bits_per_cycle)``), so a few table reads per cycle feed many
@@ -68,7 +75,7 @@ Reset empties the table (the counters are cleared; the memory keeps stale data t
 read).
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -131,9 +138,10 @@ class HashClusterUnit(wiring.Component):
 
     @property
     def min_latency(self):
-        """Fewest cycles from a token's input transfer to its assignment: the token is held
-        from the next cycle, its (empty) walk ends there, and it is decided in the one after."""
-        return 2
+        """Fewest cycles from a token's input transfer to its assignment: its slot's argmin
+        tree (two stages) sees the slot's cleared matches from the cycle after the transfer,
+        so the decision comes three cycles after it."""
+        return 3
 
     @property
     def min_token_cycles(self):
@@ -144,9 +152,11 @@ class HashClusterUnit(wiring.Component):
     def max_token_cycles(self):
         """Most cycles between two assignments without stalls. Once a token is the oldest its
         jobs go first; each of its at most ``hash_mem_entries`` compares waits at most one
-        compare (``hcu_beats_per_hash`` cycles) for a lane, the last runs as long, and the
-        decision takes one more cycle."""
-        return (self._config.hash_mem_entries + 1) * self._config.hcu_beats_per_hash + 1
+        lane occupancy (``max(hcu_beats_per_hash, 3)`` cycles) for a lane, the last one runs
+        through the read stage and its beats, and the argmin and the decision take three more
+        cycles."""
+        beats = self._config.hcu_beats_per_hash
+        return (self._config.hash_mem_entries + 1) * max(beats, 3) + 4
 
     @property
     def peak_throughput(self):
@@ -167,7 +177,10 @@ class HashClusterUnit(wiring.Component):
         m.submodules.dispatcher = dispatcher = Dispatcher(config)
         m.submodules.free_lanes = free_lanes = FreeLanePicker(config)
         m.submodules.issue = issue = LaneIssue(config)
-        m.submodules.argmin = argmin = ArgminTree(config)
+        argmins = []
+        for slot in range(slots):
+            m.submodules[f"argmin{slot}"] = argmin = ArgminTree(config)
+            argmins.append(argmin)
         lanes = []
         for index in range(config.hcu_lanes):
             m.submodules[f"lane{index}"] = lane = SimilarityLane(config)
@@ -176,26 +189,40 @@ class HashClusterUnit(wiring.Component):
         opened = Signal(range(config.max_clusters + 1))
         head = ring.head
 
-        # Decide: the oldest token, once its walk is done, every cluster opened before it has
-        # been compared and no lane still works on it.
-        busy = Signal()
-        m.d.comb += busy.eq(Cat(lane.working & (lane.tag == head) for lane in lanes).any())
-        for index, lane in enumerate(lanes):
-            m.d.comb += [argmin.distance[index].eq(lane.best_distance[head]),
-                         argmin.cluster[index].eq(lane.best_cluster[head])]
+        # Decide. Each token slot has its argmin tree over the lanes' best matches (two
+        # registered stages), and ``busy`` says per slot whether a job of it is dispatched, in
+        # the read stage or in a lane, or a token enters it. Cycle y: the trees' first stage,
+        # busy registered. Cycle y + 1: their second stage. Cycle y + 2: the oldest token is
+        # decided from its tree once its walk is done, every cluster opened before it has been
+        # compared and its slot was not busy in the two previous cycles.
+        busy = Signal(slots)
+        busy_1 = Signal(slots)         # busy in the previous cycle
+        busy_2 = Signal(slots)         # busy two cycles before
+        for slot in range(slots):
+            m.d.comb += busy[slot].eq(
+                Cat(lane.working & (lane.tag == slot) for lane in lanes).any()
+                | (issue.read_valid & (issue.read_slot == slot))
+                | (dispatcher.job_valid.any() & (dispatcher.job_slot == slot))
+                | (ring.push & (ring.tail == slot)))
+            for index, lane in enumerate(lanes):
+                m.d.comb += [argmins[slot].distance[index].eq(lane.best_distance[slot]),
+                             argmins[slot].cluster[index].eq(lane.best_cluster[slot])]
+        m.d.sync += [busy_1.eq(busy), busy_2.eq(busy_1)]
+        best_distance = Array(argmin.best_distance for argmin in argmins)[head]
+        best_cluster = Array(argmin.best_cluster for argmin in argmins)[head]
         found = Signal()
         full = Signal()
         decide = Signal()
         m.d.comb += [
-            found.eq(argmin.best_distance < config.hamming_threshold),
+            found.eq(best_distance < config.hamming_threshold),
             full.eq(opened == config.max_clusters),
             self.o.valid.eq((ring.held != 0) & (dispatcher.walk_age != 0)
-                            & (ring.seen[head] == opened) & ~busy),
+                            & (ring.seen[head] == opened) & ~(busy_1 | busy_2).bit_select(head, 1)),
             self.o.payload.last.eq(ring.last[head]),
-            self.o.payload.cluster.eq(Mux(found, argmin.best_cluster,
+            self.o.payload.cluster.eq(Mux(found, best_cluster,
                                           Mux(full, 0, opened[:config.cluster_id_bits]))),
             self.o.payload.new.eq(~found & ~full),
-            self.o.payload.distance.eq(Mux(found, argmin.best_distance, 0)),
+            self.o.payload.distance.eq(Mux(found, best_distance, 0)),
             self.o.payload.overflow.eq(~found & full),
             decide.eq(self.o.valid & self.o.ready),
         ]
@@ -210,7 +237,8 @@ class HashClusterUnit(wiring.Component):
             with m.If(~found & full):
                 m.d.sync += self.overflow.eq(1)
 
-        # Dispatch this cycle's jobs to the lowest free lanes; they reach the lanes in the next.
+        # Dispatch this cycle's jobs to the lowest free lanes; they reach the lanes two cycles
+        # later (read, then load: :class:`LaneIssue`).
         m.d.comb += [
             free_lanes.available.eq(Cat(lane.available for lane in lanes)),
             dispatcher.head.eq(head), dispatcher.held.eq(ring.held),
@@ -225,7 +253,8 @@ class HashClusterUnit(wiring.Component):
             m.d.comb += [read.addr.eq(dispatcher.read_row[bank]),
                          issue.bank_data[bank].eq(read.data)]
         for index, lane in enumerate(lanes):
-            m.d.comb += [lane.load.eq(issue.load[index]), lane.load_tag.eq(issue.load_tag),
+            m.d.comb += [lane.reserve.eq(issue.reserve[index]),
+                         lane.load.eq(issue.load[index]), lane.load_tag.eq(issue.load_tag),
                          lane.load_difference.eq(issue.load_difference[index]),
                          lane.load_cluster.eq(issue.load_cluster[index])]
 

@@ -41,23 +41,33 @@ Cycle model
     the number of held tokens older than it. Every clock cycle ``x``, from the state at its
     start (``O`` counts the decisions before ``x``):
 
-    * **decide**: the oldest token is decided in ``x`` if its walk is done, ``seen == O`` and
-      none of its jobs works in ``x`` or later; it leaves, a new cluster is written, ``O``
-      counts it from ``x + 1``;
+    * **decide**: the oldest token is decided in ``x`` if its walk is done, ``seen == O``, and
+      it was accepted and its jobs' last beat came at most in ``x - 3``; it leaves, a new
+      cluster is written, ``O`` counts it from ``x + 1``;
     * **accept**: a token is accepted in ``x`` when fewer than ``K`` are held or one is
       decided in ``x``; its ``seen`` is ``O``;
-    * **dispatch**: lane ``l`` is free in ``x`` if its last job's last beat is at most ``x``.
-      The *walk token* is the oldest token whose walk is not done; with age ``a``, it walks down
-      from ``u`` (``seen`` before its first walk job). If some token that is older than the
-      walk token, or is the walk token with its walk begun, has ``seen < O``, the oldest such
-      one gets one catch-up job (cluster ``seen``, then ``seen`` counts up). Otherwise the walk
-      token gets jobs for its clusters ``u - 1``, ``u - 2``, ... while they are at least 0 and
-      at least ``O + a - E`` (the older tokens cannot evict them), at most
-      ``D = hcu_dispatch_width`` of them and at most one per free lane (``u`` counts down by
-      their number). Job ``j`` of the cycle goes to the ``j``-th lowest-numbered free lane,
-      whose beats are cycles ``x + 1`` to ``x + beats``. The walk is done (from ``x + 1``) when,
-      after this cycle's jobs, ``u == 0`` or ``a == 0`` and ``u + E <= O`` (the rest are
-      evicted).
+    * **dispatch**: lane ``l`` is free in ``x`` if ``x`` is at least its last job's dispatch
+      cycle plus ``max(beats, 3)``. The *walk token* is the oldest token whose walk is not
+      done; with age ``a``, it walks down from ``u`` (``seen`` before its first walk job). If
+      some token that is older than the walk token, or is the walk token with its walk begun,
+      has ``seen < O``, the oldest such one gets one catch-up job (cluster ``seen``, then
+      ``seen`` counts up). Otherwise the walk token gets jobs for its clusters ``u - 1``,
+      ``u - 2``, ... while they are at least 0 and at least ``O + a - E`` (the older tokens
+      cannot evict them), at most ``D = hcu_dispatch_width`` of them and at most one per free
+      lane (``u`` counts down by their number). Job ``j`` of the cycle goes to the ``j``-th
+      lowest-numbered free lane. The walk is done (from ``x + 1``) when, after this cycle's
+      jobs, ``u == 0`` or ``a == 0`` and ``u + E <= O`` (the rest are evicted).
+
+    A job dispatched in ``x`` passes two pipeline cycles before its first beat: ``x``
+    the table read, ``x + 1`` the read data registered, ``x + 2`` to ``x + 1 + beats`` its
+    beats (the first beat XORs the registered hash with the token's). A lane's availability
+    is a register, set one cycle ahead from the lane's own state (the compare in progress
+    ends within two more beats), so a lane given a job in ``x`` is free again in
+    ``x + max(beats, 3)``: back to back when a compare takes at least 3 beats, one or two
+    idle cycles otherwise. Each lane keeps the best match of every held token; each token slot
+    reduces them over the lanes with a pipelined argmin of two registered stages, so the
+    matches after a beat in ``y`` (or the cleared ones after an acceptance in ``y``) reach
+    the decision in ``y + 3``.
 
     With neither stream stalling, token ``t`` (counted after reset) is offered from the cycle
     after token ``t - 1`` is accepted (token 0 in cycle 0). ``d(t)``, the cycle of its decision,
@@ -77,7 +87,9 @@ import numpy as np
 
 from model.npzio import ArraySpec, check_arrays
 
-__all__ = ["INPUTS", "OUTPUTS", "TokenAssignment", "HashClusterTwin", "schedule",
+__all__ = ["INPUTS", "OUTPUTS", "FIRST_BEAT_DELAY", "LANE_MIN_CYCLES", "DECIDE_DELAY",
+           "TokenAssignment",
+           "HashClusterTwin", "schedule",
            "check_hashes", "overflow_message", "exit_beats", "hash_cluster",
            "run_arrays", "summarize"]
 
@@ -98,6 +110,15 @@ TokenAssignment = collections.namedtuple(
     "TokenAssignment", ["cluster", "new", "distance", "overflow", "first_id", "beats"])
 
 _OVERFLOW_MODES = ("raise", "flag")
+
+#: Cycles from a job's dispatch to its first beat (table read, read data registered).
+FIRST_BEAT_DELAY = 2
+#: Fewest cycles from a lane's job to its next job (its availability is a register set one
+#: cycle ahead, and a job is in the lane two cycles after its dispatch).
+LANE_MIN_CYCLES = 3
+#: Registered argmin stages between the lanes' best matches and the decision: a token is decided
+#: at least ``DECIDE_DELAY + 1`` cycles after its acceptance and its last beat.
+DECIDE_DELAY = 2
 
 
 def overflow_message(config):
@@ -228,10 +249,10 @@ class HashClusterTwin:
 class _HeldToken:
     """Scheduling state of one token held by the HCU (see "Cycle model")."""
 
-    def __init__(self, index, seen):
+    def __init__(self, index, seen, accepted):
         self.index = index
         self.seen = seen
-        self.last_beat = -1   # last cycle in which one of its jobs works
+        self.last_beat = accepted   # last cycle in which one of its jobs works (or accepted)
         self.jobs = 0
 
 
@@ -276,7 +297,7 @@ def schedule(config, first_ids, beats, opens, *, opened=0):
     while next_token < count or held:
         oldest = held[0] if held else None
         decide = (oldest is not None and walk_age >= 1 and oldest.seen == opened
-                  and oldest.last_beat < cycle)
+                  and oldest.last_beat <= cycle - 1 - DECIDE_DELAY)
         accept = next_token < count and (len(held) < limit or decide)
 
         # Dispatch: one catch-up job, else up to ``width`` walk jobs, to the lowest-numbered
@@ -300,8 +321,9 @@ def schedule(config, first_ids, beats, opens, *, opened=0):
             if not 0 <= offset < len(beats[token.index]):
                 raise AssertionError(f"token {token.index} compared with cluster {cluster}, "
                                      f"not in its table")
-            lane_free[lane] = cycle + int(beats[token.index][offset])
-            token.last_beat = max(token.last_beat, lane_free[lane])
+            job_beats = int(beats[token.index][offset])
+            lane_free[lane] = cycle + max(job_beats, LANE_MIN_CYCLES)
+            token.last_beat = max(token.last_beat, cycle + FIRST_BEAT_DELAY - 1 + job_beats)
             token.jobs += 1
             if token is walk_token and cluster < token.seen:
                 walked += 1
@@ -325,7 +347,7 @@ def schedule(config, first_ids, beats, opens, *, opened=0):
             opened += bool(opens[oldest.index])
             walk_age -= 1
         if accept:
-            held.append(_HeldToken(next_token, seen))
+            held.append(_HeldToken(next_token, seen, cycle))
             next_token += 1
         walk_age += advance
         if decide or accept or dispatched or advance:
@@ -333,8 +355,8 @@ def schedule(config, first_ids, beats, opens, *, opened=0):
             continue
         # Nothing changes until a lane frees or the oldest token's last beat passes.
         events = [free for free in lane_free if free > cycle]
-        if oldest is not None and oldest.last_beat >= cycle:
-            events.append(oldest.last_beat + 1)
+        if oldest is not None and oldest.last_beat >= cycle - DECIDE_DELAY:
+            events.append(oldest.last_beat + 1 + DECIDE_DELAY)
         if not events:
             raise AssertionError(f"HCU schedule stuck in cycle {cycle}")
         cycle = min(events)
