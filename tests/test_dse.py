@@ -8,6 +8,7 @@ import pytest
 from model.config import PRESETS
 from model.main import WorkloadSource, run_job
 from model.stimulus.workload import WORKLOADS
+from model.system.retrieval import measure
 from synth.dse.grid import INPUT_DEFAULTS, load_grid
 from synth.dse.pareto import dominates, pareto_front
 from synth.dse.run import explore
@@ -152,7 +153,13 @@ def test_tiny_grid_on_local_cluster(tmp_path):
     assert document["runs"][0]["workers"] == 2 and document["runs"][0]["points"] == 2
     metrics = points[0]["metrics"]
     assert metrics["area_ge"] > 0 and metrics["critical_path_ns"] is None  # no PDK
-    assert metrics["dre_cycles_40"] > 0 and metrics["dre_us_120"] > 0
+    assert metrics["dre_us_40"] > 0 and metrics["frame_ms_120"] > 0
+    # the DRE cycles are the system model's, measured here on the same stream
+    stream = WorkloadSource(WORKLOADS["tiny"].replace(frames=32, seed=0))  # ceil(120 / 4) + 2
+    profile = measure(stream, PRESETS["tiny"], (40, 120), layers=1, kv_heads=1,
+                      frames_per_size=1, dre_heads=1, seed=0)
+    for size in (40, 120):
+        assert metrics[f"dre_cycles_{size}"] == [s.dre for s in profile.at(size)][0]["total"]
     # the quality metrics are the main job's on the same reduced workload, run here
     wcfg = WORKLOADS["tiny"].replace(layers=1, kv_heads=2, seed=0)
     resv = run_job(WorkloadSource(wcfg), PRESETS["tiny"], eval_count=4, seed=0)["methods"]["resv"]

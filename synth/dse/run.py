@@ -55,7 +55,7 @@ def local_cluster(workers):
     from distributed import LocalCluster
 
     return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                        host="127.0.0.1", dashboard_address=None)
+                        host="127.0.0.1", dashboard_address=":0")
 
 
 def _submit_all(client, tasks, dump, show_progress):
