@@ -94,7 +94,7 @@ def _cell(value):
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:.6g}"
     return str(value)
 
 
