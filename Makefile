@@ -86,6 +86,15 @@ system: $(STAMP) ## V-Rex system model: ms/frame, FPS, KV prediction share, MB f
 	@$(PY) -m model.system --out $(BUILD)/system --config $(CONFIG) $(if $(CLOCK_MHZ),--clock-mhz $(CLOCK_MHZ)) \
 	  $(if $(KV_DUMP),--kv-dump $(KV_DUMP)) $(SYSTEM_FLAGS)
 
+# Design-space exploration on Dask (synth/dse): GRID= grid file (JSON or TOML),
+# DASK_SCHEDULER=tcp://host:8786 an existing cluster (default: a LocalCluster, one worker per core),
+# KV_DUMP= a KV dump, PDK_ROOT= um^2 and critical paths; DSE_FLAGS= more options.
+GRID ?= synth/dse/default_grid.toml
+.PHONY: dse
+dse: $(STAMP) $(if $(PDK_ROOT),check-sta) ## design-space exploration on Dask: area, time per frame, recall; Pareto fronts (GRID=, DASK_SCHEDULER=, KV_DUMP=, PDK_ROOT=) -> build/dse/
+	@$(PY) -m synth.dse --grid $(GRID) --out $(BUILD)/dse $(if $(DASK_SCHEDULER),--scheduler $(DASK_SCHEDULER)) \
+	  $(if $(KV_DUMP),--kv-dump $(KV_DUMP)) $(if $(PDK_ROOT),--pdk-root $(PDK_ROOT)) $(DSE_FLAGS)
+
 clean: ## remove build outputs
 	rm -rf $(BUILD) sim_build results.xml
 
