@@ -87,6 +87,16 @@ def _key_help(twin):
     return f"input keys:\n{rows(twin.INPUTS)}\noutput keys:\n{rows(twin.OUTPUTS)}"
 
 
+def _error(error, source=None):
+    """Print ``error`` as one line (prefixed by ``source``, the file it is about, unless it
+    already names it); returns the exit status 2."""
+    message = " ".join(str(error).split("\n"))
+    if source is not None and str(source) not in message:
+        message = f"{source}: {message}"
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(
@@ -110,11 +120,13 @@ def main(argv=None):
         config = load_config(args.config)
         twin = registered_block(args.block).twin_module()
         arrays = load_arrays(args.input, twin.INPUTS)
+    except (ValueError, TypeError) as error:
+        return _error(error)
+    try:
         start = time.perf_counter()
         result = run_block(args.block, config, arrays, args.engine, args.workdir)
     except (ValueError, TypeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return _error(error, args.input)
     save_arrays(args.output, result)
     print(f"{args.block} ({args.engine}): {args.input} -> {args.output} "
           f"in {time.perf_counter() - start:.2f} s")
