@@ -45,16 +45,17 @@ VARIANTS = {
 _ALL = (("contract", "bmc", 16), ("conservation", "bmc", 16), ("response", "bmc", 16),
         ("invariants", "bmc", 16), ("cover", "cover", 20))
 #: (kind, mode, depth) of the jobs of each variant. ``ring`` reaches an overflow at step 14 and
-#: a join after it within 20 (its cover job). ``tiny`` (64 clusters, a 69-cycle response bound)
+#: a join after it within 20 (its cover job); ``serial`` (one token at a time, 4-cycle compares)
+#: needs 36 steps for its fifth token; its response bound (21 cycles) needs depth 24. ``tiny`` (64 clusters, a 69-cycle response bound)
 #: is checked to a depth where its overflow and response bound are out of reach: no response
 #: or cover job there; the same harness's covers are reached on the small variants.
 JOBS = {
     "tiny": (("contract", "bmc", 12), ("conservation", "bmc", 12), ("invariants", "bmc", 12)),
     "ring": _ALL,
-    "serial": _ALL[:2] + (("response", "bmc", 24),) + _ALL[3:],
+    "serial": _ALL[:2] + (("response", "bmc", 24), _ALL[3], ("cover", "cover", 36)),
 }
 #: The jobs ``make test`` runs (the others run in ``make formal``).
-QUICK = (("tiny", "contract"), ("ring", "contract"))
+QUICK = (("tiny", "contract"),)
 
 #: Width of the harness's counters: no wrap within 63 steps, deeper than every job.
 _COUNT_BITS = 6
@@ -111,7 +112,8 @@ class HCUHarness(FormalHarness):
             m.d.sync += overflowed.eq(1)
         props.check(m, "invariants", dut.overflow == overflowed)
         props.cover(m, given & joined & (out.distance != 0))
-        props.cover(m, given & joined & (opened == entries + 1) & (out.cluster != 0))
+        if entries < clusters:      # a ring table: a join after the oldest cluster was evicted
+            props.cover(m, given & joined & (opened == entries + 1) & (out.cluster != 0))
         props.cover(m, given & overflow)
         props.cover(m, given & joined & overflowed)
 
