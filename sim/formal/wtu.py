@@ -54,7 +54,7 @@ _ALL = (("contract", "bmc", 20), ("conservation", "bmc", 20), ("response", "bmc"
 #: two-row problems within 11 steps (their cover jobs). The invariants (per-cluster compares of
 #: every row and the aggregate) are the slowest to solve: depth 15, four steps past that.
 JOBS = {
-    "tiny": (("contract", "bmc", 12), ("conservation", "bmc", 12)),
+    "tiny": (("contract", "bmc", 8), ("conservation", "bmc", 8)),
     "exact": _ALL,
     "partial": _ALL,
     "one_lane": _ALL,
