@@ -6,7 +6,8 @@ Usage::
 
 Each mutant copies the project's ``hw/`` package into ``OUT/NAME/hw/``, replaces one fragment
 of one block's source (the fragment must occur exactly once), and runs ``python -m sim.formal``
-on that block's quick variant from ``OUT/NAME`` (so ``import hw`` finds the mutated copy; the
+on one small variant of that block, for the property groups that must catch the bug
+(``--all-kinds``: every group), from ``OUT/NAME`` (so ``import hw`` finds the mutated copy; the
 rest of the project comes from ``PYTHONPATH``). A mutant is *caught* when at least one job
 fails; the table lists the jobs that failed, and their counterexample traces are VCDs in
 ``OUT/NAME/jobs/``. Exits with status 1 when a mutant survives.
