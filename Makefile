@@ -21,6 +21,7 @@ BUILD   ?= build
 
 .DEFAULT_GOAL := all
 .PHONY: all help venv check-icarus check-sta verilog lint run test sim synth report bench clean distclean
+.PHONY: formal formal-mutants
 
 all: $(STAMP) ## set up .venv if needed, write the Verilog of CONFIG, run ReSV and the baselines on the default workload
 	@echo "== Verilog of the $(CONFIG) configuration -> $(BUILD)/verilog/"
@@ -77,6 +78,12 @@ synth: $(STAMP) $(if $(PDK_ROOT),check-sta) ## area and FPGA reports for CONFIG 
 
 report: $(STAMP) ## print the summary of the last synthesis run again and redraw its plots
 	@$(PY) -m synth.report --out $(BUILD)/reports
+
+formal: $(STAMP) ## SymbiYosys proofs of every block's stream contract, conservation, response and invariants -> build/formal/
+	@$(PY) -m sim.formal --jobs $(JOBS) --out $(BUILD)/formal
+
+formal-mutants: $(STAMP) ## inject protocol bugs into a copy of the RTL; the proofs must fail on each -> build/formal/mutants/
+	@$(PY) -m sim.formal.mutate --jobs $(JOBS) --out $(BUILD)/formal/mutants
 
 bench: $(STAMP) check-icarus ## model speed at a 40K cache, retrieval table, HCU and WTU figures -> build/bench/
 	@$(PY) -m sim.bench --out $(BUILD)/bench

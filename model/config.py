@@ -391,7 +391,7 @@ def load_config(name_or_path):
     data_source = f"{path}"
     try:
         data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise ValueError(f"{data_source}: cannot read a JSON configuration ({error})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{data_source}: must hold a JSON object of parameters")

@@ -6,7 +6,9 @@ trace never reaches a model or a simulation.
 """
 
 import dataclasses
+import os
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +62,8 @@ def _convert(source, spec, array):
         raise ValueError(f"{where} must hold {_KIND_TEXT[spec.kind]}, not dtype {array.dtype}")
     if spec.kind == "u" and array.size and array.min() < 0:
         raise ValueError(f"{where} must hold unsigned integers, found {array.min()}")
+    if spec.kind == "i" and array.size and array.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{where} must hold integers below 2**63, found {array.max()}")
     return array.astype(np.int64) if spec.kind == "i" else array.astype(np.uint64)
 
 
@@ -104,22 +108,48 @@ def load_arrays(path, specs):
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as error:
-        raise ValueError(f"{path}: not a readable .npz file ({error})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path}: is a single .npy array, not a .npz archive")
-    try:
+    # The file is opened here, not by numpy, so that it is closed on every error (numpy keeps
+    # its own handle open when the archive is not a readable zip).
+    arrays = {}
+    with open(path, "rb") as stream:
+        try:
+            archive = np.load(stream, allow_pickle=False)
+        except _READ_ERRORS as error:
+            raise ValueError(f"{path}: not a readable .npz file ({_one_line(error)})") from None
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError(f"{path}: is a single .npy array, not a .npz archive")
         with archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise ValueError(f"{path}: not a readable .npz file ({error})") from None
+            for key in archive.files:
+                try:
+                    arrays[key] = archive[key]
+                except _READ_ERRORS as error:
+                    raise ValueError(f"{path}: key {key!r} is not a readable array "
+                                     f"({_one_line(error)})") from None
     return check_arrays(str(path), specs, arrays)
 
 
+#: What numpy raises on a damaged, truncated or pickled archive member.
+_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError,
+                NotImplementedError)
+
+
+def _one_line(error):
+    return " ".join(str(error).split())
+
+
 def save_arrays(path, arrays):
-    """Write ``arrays`` (a dict of numpy arrays) to a compressed ``.npz`` file, creating folders."""
+    """Write ``arrays`` (a dict of numpy arrays) to a compressed ``.npz`` file, creating folders.
+
+    The file is written under a temporary name beside ``path`` and renamed, so an interrupted
+    write leaves no partial file at ``path``; ``path`` is used as given (no ``.npz`` appended).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **arrays)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as stream:
+            np.savez_compressed(stream, **arrays)
+        temporary.replace(path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()

