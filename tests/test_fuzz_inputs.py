@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from hw.registry import blocks
 from model.config import PRESETS, load_config
+from model.stimulus.traces import kvmu_trace
 from model.stimulus.kvdump import FLOAT_LIMIT, load_kv_dump
 from sim.run import main as run_main
 
@@ -43,6 +44,8 @@ def valid_inputs(name):
                 "scores": rng.integers(0, 1 << TINY.score_bits, 5, dtype=np.uint64),
                 "base": np.concatenate([[0], np.cumsum(count)[:-1]]).astype(np.uint64),
                 "count": count}
+    if name == "kvmu":
+        return kvmu_trace(TINY, frames=3)
     raise AssertionError(f"no valid input for block {name!r}")
 
 

@@ -216,7 +216,7 @@ def test_config_presets():
 @pytest.mark.parametrize("change, message", [
     ({"new_tokens": np.array([0, 2])}, r"new_tokens must be from 1 to 16 \(max_frame_tokens\)"),
     ({"new_tokens": np.array([17, 2])}, r"new_tokens must be from 1 to 16"),
-    ({"cluster": np.array([0, 0, 0])}, r"cluster must hold one value per new token \(4\)"),
+    ({"cluster": np.array([0, 0, 0])}, r"cluster must hold one value per new token \(the sum of new_tokens, 4\)"),
     ({"cluster": np.array([0, 0, 2, 1])},
      r"cluster of token 2 is flagged new, so it must be 1 \(the clusters opened so far\), not 2"),
     ({"cluster": np.array([0, 1, 1, 1])},

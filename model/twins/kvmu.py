@@ -137,8 +137,8 @@ def check_stream(config, arrays):
     tokens = int(new_tokens.sum())
     for name, array in (("cluster", cluster), ("new", new)):
         if array.shape != (tokens,):
-            raise ValueError(f"{name} must hold one value per new token ({tokens}), "
-                             f"not shape {array.shape}")
+            raise ValueError(f"{name} must hold one value per new token (the sum of "
+                             f"new_tokens, {tokens}), not shape {array.shape}")
     restart = np.zeros(problems, dtype=bool)
     if arrays.get("restart") is not None:
         restart = np.asarray(arrays["restart"]).astype(bool)
