@@ -143,10 +143,10 @@ class WTUHarness(FormalHarness):
             beat, lane = divmod(j, lanes)
             with m.If(scores_taken & (score_beats == beat)):
                 m.d.sync += score_of[j].eq(
-                    dut.scores.payload.score.word_select(lane, score_bits))
+                    dut.scores.payload.score[lane])
             with m.If(counts_taken & (count_beats == beat)):
                 m.d.sync += count_of[j].eq(
-                    dut.counts.payload.count.word_select(lane, count_bits))
+                    dut.counts.payload.count[lane])
         cutoff = Signal.like(stats.cutoff)
         threshold = Signal.like(stats.threshold)
         with m.If(stats_given):
