@@ -59,12 +59,12 @@ MUTANTS = (
            ("contract",)),
     Mutant("hcu_accept_while_full",
            "HCU: a token is accepted while every slot is held (input accepted while full)",
-           "hw/hcu.py", "self.i.ready.eq((held < slots) | decide)", "self.i.ready.eq(1)",
+           "hw/hcu/unit.py", "self.i.ready.eq((ring.held < slots) | decide)", "self.i.ready.eq(1)",
            "hcu", "ring", ("conservation",)),
     Mutant("hcu_decide_without_ready",
            "HCU: the oldest token is decided whether or not the assignment was taken "
            "(valid and payload move on without ready)",
-           "hw/hcu.py", "decide.eq(self.o.valid & self.o.ready)", "decide.eq(self.o.valid)",
+           "hw/hcu/unit.py", "decide.eq(self.o.valid & self.o.ready)", "decide.eq(self.o.valid)",
            "hcu", "ring", ("contract",)),
     Mutant("wtu_stats_valid_drops",
            "WTU: the stats beat is withdrawn after one cycle without ready "
