@@ -10,8 +10,8 @@ A full scan-and-sort of a row costs ``ceil(N / lanes)`` beats to load and ``ceil
 such passes to sort. The WTU instead does all its full-row work *while the row streams in*:
 
 * Banked lanes: cluster ``j`` lives in lane ``j % lanes`` at address ``j // lanes``; each lane has
-  its own score, count, next-pointer, max-score and aggregate-bit memories, one multiplier and one
-  port per memory, so ``lanes`` clusters are handled per cycle without multi-port RAMs.
+  its own score, count, next-pointer and max-score memories (the aggregate bit beside the max
+  score), one multiplier and one read and one write port per memory, so ``lanes`` clusters are handled per cycle without multi-port RAMs.
 * Preprocessing on the fly: each load beat adds ``lanes`` products ``s x n`` to the weighted sum
   (``weight_bits`` wide, cannot overflow), updates min and max, and adds every product to the mass
   of its pass-0 bucket (the score's top ``bucket_bits`` bits) through one adder tree per bucket.
@@ -76,9 +76,10 @@ Choices and limits
 Bucket boundaries follow the score bits rather than the row's min and max, so that pass 0 can be
 built during the load, before min and max are known (they are reported in ``stats``). Rows
 whose scores all share their top bits cost one extra walk per shared level. The lane memories
-are read asynchronously (``domain="comb"``), which keeps the walk at one cluster per cycle per
-lane; in an ASIC flow they map to register files or latch arrays, not to synchronous SRAM
-macros. Rows are processed one after another: the next row's load waits for the emission of the
+are read synchronously (SRAM macros, block RAM) and *ahead* (:mod:`hw.wtu.read_ahead`): each is
+addressed with the value its address register takes at the clock edge (the sequencer's
+``next_chunk``, the walk's ``next_walk_address``), so a word is there in the cycle its address
+is, and the walk still steps one cluster per cycle per lane. Rows are processed one after another: the next row's load waits for the emission of the
 previous one (double-buffering the score memory would hide it, at twice the score storage).
 """
 
@@ -196,6 +197,7 @@ class WiCSumThresholdUnit(wiring.Component):
         for l, (lane_memories, lane_lists) in enumerate(zip(memories, lists)):
             lane_valid = Signal(name=f"lane_valid{l}")  # cluster chunk * lanes + l exists
             active = Signal(name=f"active{l}")          # the lane's cluster counts this cycle
+            next_address = Signal.like(chunk, name=f"next_address{l}")
             address = Signal.like(chunk, name=f"address{l}")
             score = Signal(config.score_bits, name=f"score{l}")
             product = Signal(config.score_bits + config.count_bits, name=f"product{l}")
@@ -205,11 +207,14 @@ class WiCSumThresholdUnit(wiring.Component):
                 lane_valid.eq(Cat(Const(l, lanes.bit_length() - 1), chunk)
                               <= sequencer.clusters_minus_one),
                 address.eq(Mux(walking, lane_lists.walk_address, chunk)),
+                next_address.eq(Mux(sequencer.next_walking, lane_lists.next_walk_address,
+                                    sequencer.next_chunk)),
                 score.eq(Mux(walking, lane_memories.stored_score, self.scores.payload.score[l])),
                 product.eq(score * lane_memories.stored_count),
                 active.eq(Mux(walking, lane_lists.walk_active, load & lane_valid)),
                 row_select[l].eq(lane_valid & (lane_memories.stored_score >= decision.cutoff)),
-                lane_memories.address.eq(address), lane_memories.chunk.eq(chunk),
+                lane_memories.next_address.eq(next_address),
+                lane_memories.next_chunk.eq(sequencer.next_chunk), lane_memories.chunk.eq(chunk),
                 lane_memories.write_counts.eq(sequencer.write_counts),
                 lane_memories.count.eq(self.counts.payload.count[l]),
                 lane_memories.write_scores.eq(load), lane_memories.score.eq(score),
