@@ -10,6 +10,7 @@ import random
 
 import pytest
 
+from hw.wtu.pipeline import decide_cycles
 from hw.wtu import (AggregateEmitter, BucketLists, BucketMasses, Decision, LaneMemories,
                     RowStatistics, Sequencer, WTULayouts)
 from model.config import PRESETS
@@ -178,6 +179,7 @@ def test_row_statistics(code):
 
     async def testbench(ctx):
         total, low, high = 0, 0, 0                          # reference (reset values)
+        totals = []                                         # W after each cycle
         for cycle in range(CASES):
             clear = cycle == 0 or rng.random() < 0.05
             load, valid = rng.random() < 0.7, rng.getrandbits(lanes)
@@ -197,8 +199,12 @@ def test_row_statistics(code):
                 high = max([high] + [scores[lane] for lane in taken])
             assert (ctx.get(dut.weighted_sum), ctx.get(dut.min_score),
                     ctx.get(dut.max_score)) == (total, low, high)
-            # model.reference.resv.wicsum_threshold: round half up.
-            assert ctx.get(dut.threshold) == (total * code + (1 << (bits - 1))) >> bits
+            # model.reference.resv.wicsum_threshold (round half up) of W, threshold_latency
+            # cycles later (a registered adder tree).
+            totals.append(total)
+            if cycle >= dut.threshold_latency:
+                earlier = totals[cycle - dut.threshold_latency]
+                assert ctx.get(dut.threshold) == (earlier * code + (1 << (bits - 1))) >> bits
 
     simulate(dut, testbench, CASES + 2)
 
@@ -253,9 +259,13 @@ def test_decision():
             need = threshold - state[0] - sum(mass[exact + 1:])
             if rng.random() < 0.3 and 0 <= need < 1 << 13:
                 mass[exact], members[exact] = need, max(1, members[exact])
-            _set_all(ctx, [(dut.clear, 0), (dut.step, 1), (dut.threshold, threshold)])
+            # The inputs stay for decide_cycles cycles, the decision is taken in the last.
+            _set_all(ctx, [(dut.clear, 0), (dut.step, 0), (dut.threshold, threshold)])
             for k in range(buckets):
                 _set_all(ctx, [(dut.mass[k], mass[k]), (dut.members[k], members[k])])
+            for _ in range(dut.decide_cycles - 1):
+                await ctx.tick()
+            ctx.set(dut.step, 1)
             crossing, refine = _decision_reference(config, state, mass, members, threshold)
             assert (ctx.get(dut.crossing), ctx.get(dut.refine)) == (crossing, refine), \
                 (mass, members, threshold)
@@ -267,7 +277,7 @@ def test_decision():
                 state = None                               # the row is decided
         assert refinements > 0, "no refinement was exercised"
 
-    simulate(dut, testbench, 2 * CASES + 2)
+    simulate(dut, testbench, CASES * (dut.decide_cycles + 2))   # a clear and a decision each
 
 
 def test_aggregate_emitter():
@@ -321,6 +331,8 @@ class _SequencerReference:
         self.layouts = WTULayouts(config)
         self.state, self.chunk, self.row, self.cycles = "IDLE", 0, 0, 0
         self.clusters_m1 = self.rows_m1 = 0
+        self.decide_count = 0           # cycles spent in DECIDE
+        self.decide_cycles = decide_cycles(config)
 
     def outputs(self, i):
         """The expected outputs of this cycle for inputs ``i`` (a dict)."""
@@ -340,7 +352,8 @@ class _SequencerReference:
         elif state == "LOAD":
             o.update(scores_ready=1, load=i["scores_valid"])
         elif state == "DECIDE":
-            o.update(decide=1, start_walk=i["refine"])
+            if self.decide_count == self.decide_cycles - 1:
+                o.update(decide=1, start_walk=i["refine"])
         elif state == "WALK":
             o.update(walking=1)
         elif state == "STATS":
@@ -372,8 +385,10 @@ class _SequencerReference:
             self.cycles, self.chunk = self.cycles + 1, next_chunk
             self.state = "DECIDE" if o["last_chunk"] else "LOAD"
         elif state == "DECIDE":
-            self.cycles += 1
-            self.state = "WALK" if i["refine"] else "STATS"
+            self.cycles, self.decide_count = self.cycles + 1, self.decide_count + 1
+            if self.decide_count == self.decide_cycles:
+                self.decide_count = 0
+                self.state = "WALK" if i["refine"] else "STATS"
         elif state == "WALK":
             self.cycles += 1
             self.state = "DECIDE" if i["walk_done"] else "WALK"
@@ -426,7 +441,10 @@ def test_sequencer():
                 assert ctx.get(getattr(dut, name)) == value, (reference.state, name)
             visited.add(reference.state)
             problems += expected["start_problem"]
+            next_chunk, next_walking = ctx.get(dut.next_chunk), ctx.get(dut.next_walking)
             reference.step(i, expected)
+            # The memories' read-ahead addresses: the next cycle's chunk, and whether it walks.
+            assert (next_chunk, next_walking) == (reference.chunk, reference.state == "WALK")
             await ctx.tick()
         assert len(visited) == 10 and problems > 5, (visited, problems)
 

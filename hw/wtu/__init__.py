@@ -5,8 +5,8 @@ microarchitecture), its stream payloads :class:`WTULayouts` (:mod:`hw.wtu.layout
 from named sub-components, each a ``wiring.Component`` with a test of its own
 (``tests/test_hw_wtu_parts.py``):
 
-* :class:`LaneMemories` (:mod:`hw.wtu.lane_memories`): one lane's score, count, and max-score
-  (with the aggregate bit) memories, read synchronously and ahead (:mod:`hw.wtu.read_ahead`);
+* :class:`LaneMemories` (:mod:`hw.wtu.lane_memories`): one lane's score, count, max-score and
+  aggregate memories, read synchronously and ahead (:mod:`hw.wtu.read_ahead`);
 * :class:`BucketLists` (:mod:`hw.wtu.bucket_lists`): one lane's per-bucket linked lists and
   their walk (the bucket sorter);
 * :class:`RowStatistics` (:mod:`hw.wtu.row_statistics`): weighted sum, min, max, threshold;

@@ -1,6 +1,6 @@
 """One WTU lane's cluster memories: score, token count, max score over the rows, aggregate bit."""
 
-from amaranth.hdl import Cat, Module, Mux, unsigned
+from amaranth.hdl import Module, Mux, unsigned
 from amaranth.lib import memory
 from amaranth.lib.wiring import In, Out
 
@@ -14,14 +14,16 @@ __all__ = ["LaneMemories"]
 class LaneMemories(ConfiguredComponent):
     """The memories of lane ``l``: cluster ``chunk * wtu_lanes + l`` lives at address ``chunk``.
 
-    Three memories of ``ceil(max_clusters / wtu_lanes)`` words, each with one synchronous read
-    port (so each is an SRAM macro or a block RAM) and one write port: the row's scores, the
-    problem's token counts, and each cluster's max score over the rows so far beside its
-    aggregate bit (selected by some row so far) in one ``score_bits + 1`` word (both are
-    read-modify-written at ``chunk``, the max score by the loads and the bit by the emission,
-    never in the same cycle). Reads are read-ahead (:mod:`hw.wtu.read_ahead`): the words of the
-    addresses given in ``next_address`` and ``next_chunk`` appear in the next cycle, with any
-    write of this cycle to them. Writes take effect at the clock edge.
+    Four memories of ``ceil(max_clusters / wtu_lanes)`` words, each with one synchronous read
+    port (so each is an SRAM macro, a block RAM, or when too small for a macro a clocked
+    register file) and one write port: the row's scores, the problem's token counts, each
+    cluster's max score over the rows so far and its aggregate bit (selected by some row so
+    far). The aggregate bit has a memory of its own: beside the max score it would widen a
+    16-bit word to 17 and take a 32-bit macro (measured with IHP SG13G2: a 2P 256x32 macro is
+    96,267 um^2, a 256x16 one 57,521 um^2, while 256 bits of flip-flops are far smaller). Reads
+    are read-ahead (:mod:`hw.wtu.read_ahead`): the words of the addresses given in
+    ``next_address`` and ``next_chunk`` appear in the next cycle, with any write of this cycle
+    to them. Writes take effect at the clock edge.
 
     Parameters
     ----------
@@ -36,7 +38,7 @@ class LaneMemories(ConfiguredComponent):
     next_chunk : In(chunk_bits)
         Read address of the max-score and aggregate words in the next cycle.
     chunk : In(chunk_bits)
-        Write address of all three memories.
+        Write address of all four memories.
     write_counts : In(1)
         Store ``count`` (a counts beat).
     count : In(count_bits)
@@ -86,26 +88,25 @@ class LaneMemories(ConfiguredComponent):
         m = Module()
         ports = {}
         for name, width in (("score", config.score_bits), ("count", config.count_bits),
-                            ("max_aggregate", config.score_bits + 1)):
+                            ("max_score", config.score_bits), ("aggregate", 1)):
             m.submodules[name] = mem = memory.Memory(shape=unsigned(width), depth=chunks,
                                                      init=[])
             ports[name] = read_ahead(m, mem, name)
         (score_rd, score_wr, score), (count_rd, count_wr, count) = ports["score"], ports["count"]
-        max_rd, max_wr, max_aggregate = ports["max_aggregate"]
-        old_max, old_aggregate = max_aggregate[:config.score_bits], max_aggregate[-1]
-        new_max = Mux(self.first_row | (self.score > old_max), self.score, old_max)
-        new_aggregate = self.select | (old_aggregate & ~self.first_row)
+        (max_rd, max_wr, old_max), (agg_rd, agg_wr, old_aggregate) = (ports["max_score"],
+                                                                      ports["aggregate"])
         m.d.comb += [
             score_rd.addr.eq(self.next_address), count_rd.addr.eq(self.next_address),
-            max_rd.addr.eq(self.next_chunk),
+            max_rd.addr.eq(self.next_chunk), agg_rd.addr.eq(self.next_chunk),
             self.stored_score.eq(score), self.stored_count.eq(count),
             self.max_score.eq(old_max), self.aggregate.eq(old_aggregate),
             score_wr.addr.eq(self.chunk), score_wr.data.eq(self.score),
             score_wr.en.eq(self.write_scores),
             count_wr.addr.eq(self.chunk), count_wr.data.eq(self.count),
             count_wr.en.eq(self.write_counts),
-            max_wr.addr.eq(self.chunk), max_wr.en.eq(self.write_scores | self.write_aggregate),
-            max_wr.data.eq(Cat(Mux(self.write_scores, new_max, old_max),
-                               Mux(self.write_aggregate, new_aggregate, old_aggregate))),
+            max_wr.addr.eq(self.chunk), max_wr.en.eq(self.write_scores),
+            max_wr.data.eq(Mux(self.first_row | (self.score > old_max), self.score, old_max)),
+            agg_wr.addr.eq(self.chunk), agg_wr.en.eq(self.write_aggregate),
+            agg_wr.data.eq(self.select | (old_aggregate & ~self.first_row)),
         ]
         return m

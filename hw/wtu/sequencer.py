@@ -5,6 +5,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent
 from hw.wtu.layouts import WTULayouts
+from hw.wtu.pipeline import decide_cycles
 
 __all__ = ["Sequencer"]
 
@@ -13,7 +14,8 @@ class Sequencer(ConfiguredComponent):
     """The control of the WTU: which stream moves and which part acts in each cycle.
 
     States (``m.FSM``): ``IDLE`` (take a problem header) -> ``COUNTS`` (one beat per chunk)
-    -> per row ``LOAD`` (one beat per chunk) -> ``DECIDE`` (-> ``WALK`` -> ``DECIDE``)* ->
+    -> per row ``LOAD`` (one beat per chunk) -> ``DECIDE`` (:func:`hw.wtu.pipeline.decide_cycles`
+    cycles, the decision's pipeline; ``decide`` strobes its last) (-> ``WALK`` -> ``DECIDE``)* ->
     ``STATS`` -> ``EMIT`` (one beat per chunk) -> after the last row ``AGG_FETCH`` / ``AGG_SEND``
     per chunk up to the highest selected cluster, or ``AGG_EMPTY`` -> ``IDLE``. ``chunk`` counts
     the beats of the counts, of a row's load and of its emission, and the chunks of the
@@ -51,9 +53,9 @@ class Sequencer(ConfiguredComponent):
         The next cycle is a walk cycle (memories are read ahead at the walk's address).
     start_problem, write_counts, start_row, load, decide, start_walk, walking : Out(1)
     emit, fetch, send : Out(1)
-        Strobes: header taken, counts beat, a row begins (clear its state), scores beat, decide
-        cycle, the decision refines, walk cycle, row-mask beat, aggregate chunk fetched,
-        selected beat.
+        Strobes: header taken, counts beat, a row begins (clear its state), scores beat, last
+        decide cycle (the decision is taken), the decision refines, walk cycle, row-mask beat,
+        aggregate chunk fetched, selected beat.
 
     Raises
     ------
@@ -91,6 +93,8 @@ class Sequencer(ConfiguredComponent):
         lane_bits = self._config.wtu_lanes.bit_length() - 1
         m = Module()
         rows_minus_one = Signal.like(self.problem_rows_minus_one)
+        decide_last = decide_cycles(self._config) - 1
+        decide_count = Signal(range(decide_last + 1))   # cycles of the DECIDE state so far
         chunk, row, cycles = self.chunk, self.row, self.cycles
         # ``chunk`` is a register whose next value is a signal of its own (``next_chunk``,
         # default: unchanged), so that the memories can be read ahead at it.
@@ -126,13 +130,15 @@ class Sequencer(ConfiguredComponent):
                     with m.If(self.last_chunk):
                         m.next = "DECIDE"
             with m.State("DECIDE"):
-                m.d.comb += [self.decide.eq(1), self.start_walk.eq(self.refine),
-                             self.next_walking.eq(self.refine)]
-                m.d.sync += cycles.eq(cycles + 1)
-                with m.If(self.refine):
-                    m.next = "WALK"
-                with m.Else():
-                    m.next = "STATS"
+                m.d.sync += [cycles.eq(cycles + 1), decide_count.eq(decide_count + 1)]
+                with m.If(decide_count == decide_last):
+                    m.d.comb += [self.decide.eq(1), self.start_walk.eq(self.refine),
+                                 self.next_walking.eq(self.refine)]
+                    m.d.sync += decide_count.eq(0)
+                    with m.If(self.refine):
+                        m.next = "WALK"
+                    with m.Else():
+                        m.next = "STATS"
             with m.State("WALK"):
                 m.d.comb += [self.walking.eq(1), self.next_walking.eq(~self.walk_done)]
                 m.d.sync += cycles.eq(cycles + 1)

@@ -10,16 +10,18 @@ A full scan-and-sort of a row costs ``ceil(N / lanes)`` beats to load and ``ceil
 such passes to sort. The WTU instead does all its full-row work *while the row streams in*:
 
 * Banked lanes: cluster ``j`` lives in lane ``j % lanes`` at address ``j // lanes``; each lane has
-  its own score, count, next-pointer and max-score memories (the aggregate bit beside the max
-  score), one multiplier and one read and one write port per memory, so ``lanes`` clusters are handled per cycle without multi-port RAMs.
+  its own score, count, next-pointer, max-score and aggregate-bit memories, one multiplier and
+  one read and one write port per memory, so ``lanes`` clusters are handled per cycle without multi-port RAMs.
 * Preprocessing on the fly: each load beat adds ``lanes`` products ``s x n`` to the weighted sum
   (``weight_bits`` wide, cannot overflow), updates min and max, and adds every product to the mass
   of its pass-0 bucket (the score's top ``bucket_bits`` bits) through one adder tree per bucket.
 * Bucket sorter: each lane also appends the cluster's address to a per-lane linked list of its
   bucket (head, tail and non-empty flag per lane and bucket, one next-pointer write per lane per
   cycle). No extra pass over the row is needed before the first decision.
-* Decide in one cycle: the suffix masses of all buckets are compared with the rest of the
-  threshold and the highest non-empty bucket that reaches it is the crossing bucket (early exit:
+* Decide in a short pipeline (:class:`Decision`, :attr:`decide_cycles` cycles, 6 for the
+  presets): the suffix masses of all buckets (a registered Kogge-Stone tree, one adder level
+  per cycle) are compared with the rest of the threshold (itself a registered adder tree over
+  ``W``) and the highest non-empty bucket that reaches it is the crossing bucket (early exit:
   everything below it is dropped, everything above it is selected).
 * Refinement touches only the crossing bucket: each lane walks its own list of that bucket, one
   cluster per cycle, splitting it into sub-buckets (new masses, new lists, by relinking the same
@@ -93,6 +95,7 @@ from hw.wtu.bucket_lists import BucketLists
 from hw.wtu.bucket_masses import BucketMasses
 from hw.wtu.decision import Decision, pass_bucket
 from hw.wtu.lane_memories import LaneMemories
+from hw.wtu.pipeline import decide_cycles
 from hw.wtu.layouts import WTULayouts
 from hw.wtu.row_statistics import RowStatistics
 from hw.wtu.sequencer import Sequencer
@@ -126,8 +129,6 @@ class WiCSumThresholdUnit(wiring.Component):
 
     #: Extra cycles between the decision and the ``stats`` beat (none).
     stats_latency = 0
-    #: Cycles of one decision (suffix masses, threshold compare, crossing bucket).
-    decide_cycles = 1
 
     def __init__(self, config):
         check_config(config)
@@ -151,6 +152,12 @@ class WiCSumThresholdUnit(wiring.Component):
         return self._config
 
     @property
+    def decide_cycles(self):
+        """Cycles of one decision: the registered suffix masses, threshold and comparisons, then
+        the crossing bucket (:func:`hw.wtu.pipeline.decide_cycles`)."""
+        return decide_cycles(self._config)
+
+    @property
     def layouts(self):
         """The :class:`WTULayouts` of the streams."""
         return self._layouts
@@ -165,7 +172,7 @@ class WiCSumThresholdUnit(wiring.Component):
     def max_row_cycles(self, clusters):
         """Most ``stats.cycles`` a row of ``clusters`` clusters can take.
 
-        The load, one decide cycle per pass, and refinement walks of at most the load's beats
+        The load, one decision (:attr:`decide_cycles`) per pass, and refinement walks of at most the load's beats
         (all of a lane's clusters in the crossing bucket) for each of ``wtu_refine_depth``
         passes.
         """
