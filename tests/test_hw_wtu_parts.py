@@ -385,12 +385,16 @@ class _SequencerReference:
             self.cycles, self.chunk = self.cycles + 1, next_chunk
             self.state = "DECIDE" if o["last_chunk"] else "LOAD"
         elif state == "DECIDE":
-            self.cycles, self.decide_count = self.cycles + 1, self.decide_count + 1
+            # The counter is cycles_bits wide; random refine/walk_done inputs can run rows longer
+            # than the unit's (WiCSumThresholdUnit.max_row_cycles), so it wraps here.
+            cycles_mask = (1 << self.layouts.cycles_bits) - 1
+            self.cycles = (self.cycles + 1) & cycles_mask
+            self.decide_count += 1
             if self.decide_count == self.decide_cycles:
                 self.decide_count = 0
                 self.state = "WALK" if i["refine"] else "STATS"
         elif state == "WALK":
-            self.cycles += 1
+            self.cycles = (self.cycles + 1) & ((1 << self.layouts.cycles_bits) - 1)
             self.state = "DECIDE" if i["walk_done"] else "WALK"
         elif state == "STATS" and i["stats_ready"]:
             self.chunk, self.state = 0, "EMIT"

@@ -61,37 +61,37 @@ def test_threshold_reached_exactly_at_a_bucket_edge():
     # Worked by hand (tiny: 8-bit scores, 4 buckets, so pass 0 buckets by the top 2 bits, 4
     # lanes): scores 192 and 64, counts 1, ratio code 192: W = 256, T = (256*192 + 128) >> 8 =
     # 192, reached exactly by bucket 3 = [192, 255], which holds one cluster: no refinement.
-    # Cycles: 1 load beat + one decision of max(2, 2 + 1) + 2 = 5 cycles (4 buckets: 2 suffix
-    # levels; code 192 has 2 bits set: 3 threshold operands, 2 levels).
+    # Cycles: 1 load beat + one decision of 2 + max(2, 2 + 1) + 2 = 7 cycles (2 lane stages;
+    # 4 buckets: 2 suffix levels; code 192 has 2 bits set: 3 threshold operands, 2 levels).
     config = TINY.replace(wicsum_ratio_code=192)
     row = wtu_row(np.array([192, 64]), np.array([1, 1]), config)
     assert row["row_selected"].tolist() == [True, False]
     assert (row["threshold"], row["cutoff"], row["passes"], row["buckets_visited"],
-            row["cycles"]) == (192, 192, 1, 1, 1 + 5)
+            row["cycles"]) == (192, 192, 1, 1, 1 + 7)
 
 
 def test_all_scores_equal_refine_to_the_value():
     # Worked by hand: five clusters of score 100 (0b01100100), counts 1, ratio code 77: W = 500,
     # T = (500*77 + 128) >> 8 = 150. Every pass has one non-empty bucket holding all five, so the
     # unit refines to depth 3: buckets 1, 2, 1, 0 of 4 (visited 3 + 2 + 3 + 4 = 12); cutoff 100.
-    # Cycles: 2 load beats, 4 decisions of 6 cycles (code 77 has 4 bits set: 5 threshold
-    # operands, 3 levels; max(2, 3 + 1) + 2 = 6), 3 walks of 2 (lane 0 holds clusters 0 and 4)
-    # = 2 + 24 + 6 = 32.
+    # Cycles: 2 load beats, 4 decisions of 8 cycles (code 77 has 4 bits set: 5 threshold
+    # operands, 3 levels; 2 + max(2, 3 + 1) + 2 = 8), 3 walks of 2 (lane 0 holds clusters 0 and
+    # 4) = 2 + 32 + 6 = 40.
     row = wtu_row(np.full(5, 100), np.ones(5, dtype=np.int64), TINY)
     assert row["row_selected"].all()
     assert (row["threshold"], row["cutoff"], row["passes"], row["buckets_visited"],
-            row["touched"], row["cycles"]) == (150, 100, 4, 12, 15, 32)
+            row["touched"], row["cycles"]) == (150, 100, 4, 12, 15, 40)
 
 
 @pytest.mark.parametrize("scores, counts, code, decide", [
-    ([0, 0, 0], [5, 5, 5], 77, 6),      # zero total weight
-    ([9, 200, 3], [0, 0, 0], 77, 6),    # zero total weight through the counts
-    ([9, 200, 3], [1, 2, 3], 0, 4),     # ratio 0: the threshold is the constant 128 >> 8
+    ([0, 0, 0], [5, 5, 5], 77, 8),      # zero total weight
+    ([9, 200, 3], [0, 0, 0], 77, 8),    # zero total weight through the counts
+    ([9, 200, 3], [1, 2, 3], 0, 6),     # ratio 0: the threshold is the constant 128 >> 8
 ])
 def test_zero_threshold_selects_nothing(scores, counts, code, decide):
     # Worked by hand: T = (W * code + 128) >> 8 = 0 in each case, and T = 0 selects nothing
     # (model.reference.resv rule); cutoff 2**8, one load beat and one decision (code 77:
-    # max(2, 3 + 1) + 2 = 6 cycles; code 0, no threshold levels: max(2, 1 + 1) + 2 = 4).
+    # 2 + max(2, 3 + 1) + 2 = 8 cycles; code 0, no threshold levels: 2 + max(2, 1 + 1) + 2 = 6).
     row = wtu_row(np.array(scores), np.array(counts), TINY.replace(wicsum_ratio_code=code))
     assert not row["row_selected"].any()
     assert (row["threshold"], row["cutoff"], row["cycles"], row["buckets_visited"]) == \
@@ -99,10 +99,11 @@ def test_zero_threshold_selects_nothing(scores, counts, code, decide):
 
 
 @pytest.mark.parametrize("buckets, code, cycles", [
-    (16, 77, 6),      # edge: 4 suffix levels; 5 threshold operands, 3 levels: max(4, 4) + 2
-    (4, 192, 5),      # 2 suffix levels; 3 operands, 2 levels: max(2, 3) + 2
-    (4, 256, 4),      # 2 operands, 1 level: max(2, 2) + 2
-    (128, 77, 9),     # 7 suffix levels: max(7, 4) + 2
+    # 2 lane stages + max(suffix levels, max(threshold levels, 1) + 1) + 2
+    (16, 77, 8),      # edge: 4 suffix levels; 5 threshold operands, 3 levels: 2 + max(4, 4) + 2
+    (4, 192, 7),      # 2 suffix levels; 3 operands, 2 levels: 2 + max(2, 3) + 2
+    (4, 256, 6),      # 2 operands, 1 level: 2 + max(2, 2) + 2
+    (128, 77, 11),    # 7 suffix levels: 2 + max(7, 4) + 2
 ])
 def test_decide_cycles_worked_by_hand(buckets, code, cycles):
     config = PRESETS["edge"].replace(wtu_buckets=buckets, wicsum_ratio_code=code,

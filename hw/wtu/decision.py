@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent
 from hw.wtu.layouts import WTULayouts
-from hw.wtu.pipeline import decide_cycles, registered_suffix_sums
+from hw.wtu.pipeline import decision_cycles, registered_suffix_sums
 
 __all__ = ["Decision", "pass_bucket"]
 
@@ -97,8 +97,8 @@ class Decision(ConfiguredComponent):
 
     @property
     def decide_cycles(self):
-        """Cycles of one decision, ``step`` in the last (:func:`hw.wtu.pipeline.decide_cycles`)."""
-        return decide_cycles(self._config)
+        """Cycles of one decision, ``step`` in the last (:func:`hw.wtu.pipeline.decision_cycles`)."""
+        return decision_cycles(self._config)
 
     def elaborate(self, platform):
         config = self._config

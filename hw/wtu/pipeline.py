@@ -9,8 +9,13 @@ twin's cycle model, :mod:`model.twins.wtu`).
 
 from amaranth.hdl import Signal
 
-__all__ = ["tree_levels", "registered_tree", "registered_suffix_sums", "threshold_terms",
-           "threshold_latency", "suffix_latency", "decide_cycles"]
+__all__ = ["LANE_STAGES", "tree_levels", "registered_tree", "registered_suffix_sums",
+           "threshold_terms", "threshold_latency", "suffix_latency", "decision_cycles",
+           "decide_cycles"]
+
+#: Pipeline registers of a lane between its cluster (a load beat or a walk step, with the
+#: memories' words) and the bucket masses, lists and statistics: the words, then the product.
+LANE_STAGES = 2
 
 
 def tree_levels(count):
@@ -76,8 +81,8 @@ def suffix_latency(config):
     return tree_levels(config.wtu_buckets)
 
 
-def decide_cycles(config):
-    """Cycles of one decision (the ``DECIDE`` state), from masses and ``W`` stable at its start.
+def decision_cycles(config):
+    """Cycles of one decision (:class:`hw.wtu.Decision`), from masses and ``W`` stable at its start.
 
     The suffix sums take :func:`suffix_latency` cycles; the threshold
     :func:`threshold_latency` and the rest of it ``threshold - mass_above`` one more (at least
@@ -85,3 +90,9 @@ def decide_cycles(config):
     after: ``max(suffix, max(threshold, 1) + 1) + 2``.
     """
     return max(suffix_latency(config), max(threshold_latency(config), 1) + 1) + 2
+
+
+def decide_cycles(config):
+    """Cycles of the ``DECIDE`` state: the lanes' :data:`LANE_STAGES` drain (the last clusters
+    reach the masses), then the decision (:func:`decision_cycles`)."""
+    return LANE_STAGES + decision_cycles(config)

@@ -18,10 +18,13 @@ such passes to sort. The WTU instead does all its full-row work *while the row s
 * Bucket sorter: each lane also appends the cluster's address to a per-lane linked list of its
   bucket (head, tail and non-empty flag per lane and bucket, one next-pointer write per lane per
   cycle). No extra pass over the row is needed before the first decision.
-* Decide in a short pipeline (:class:`Decision`, :attr:`decide_cycles` cycles, 6 for the
-  presets): the suffix masses of all buckets (a registered Kogge-Stone tree, one adder level
-  per cycle) are compared with the rest of the threshold (itself a registered adder tree over
-  ``W``) and the highest non-empty bucket that reaches it is the crossing bucket (early exit:
+* Lanes pipelined (:data:`hw.wtu.pipeline.LANE_STAGES` registers): a lane's words (score,
+  count) are registered, then its product and bucket, before the masses, lists and statistics
+  take them; each ``DECIDE`` state begins with the cycles that drain them.
+* Decide in a short pipeline (:class:`Decision`; with the drain :attr:`decide_cycles` cycles,
+  8 for the presets): the suffix masses of all buckets (a registered Kogge-Stone tree, one
+  adder level per cycle) are compared with the rest of the threshold (itself a registered
+  adder tree over ``W``) and the highest non-empty bucket that reaches it is the crossing bucket (early exit:
   everything below it is dropped, everything above it is selected).
 * Refinement touches only the crossing bucket: each lane walks its own list of that bucket, one
   cluster per cycle, splitting it into sub-buckets (new masses, new lists, by relinking the same
@@ -201,15 +204,42 @@ class WiCSumThresholdUnit(wiring.Component):
         self._connect_sequencer(m, sequencer, decision, aggregate, memories, lists)
 
         walking, load, chunk = sequencer.walking, sequencer.load, sequencer.chunk
+        # The lanes' pipeline (LANE_STAGES registers), one comment per cycle:
+        #   cycle 0: a load beat or a walk step: the cluster's address, score (the beat's, or the
+        #            score memory's word), count (the count memory's word), taken or not;
+        #   cycle 1: the product s x n and the bucket of the pass, from the registered words;
+        #   cycle 2: the bucket masses, lists and statistics take the registered lane.
+        # Nothing else waits for them: the DECIDE state begins with LANE_STAGES drain cycles.
+        accumulate_1, load_1 = Signal(name="accumulate_1"), Signal(name="load_1")
+        accumulate_2, load_2 = Signal(name="accumulate_2"), Signal(name="load_2")
+        m.d.sync += [accumulate_1.eq(load | walking), load_1.eq(load),
+                     accumulate_2.eq(accumulate_1), load_2.eq(load_1)]
         for l, (lane_memories, lane_lists) in enumerate(zip(memories, lists)):
             lane_valid = Signal(name=f"lane_valid{l}")  # cluster chunk * lanes + l exists
             active = Signal(name=f"active{l}")          # the lane's cluster counts this cycle
             next_address = Signal.like(chunk, name=f"next_address{l}")
             address = Signal.like(chunk, name=f"address{l}")
             score = Signal(config.score_bits, name=f"score{l}")
+            # Cycle 1 registers: the lane's words.
+            valid_1, active_1 = Signal(name=f"valid{l}_1"), Signal(name=f"active{l}_1")
+            address_1 = Signal.like(chunk, name=f"address{l}_1")
+            score_1 = Signal(config.score_bits, name=f"score{l}_1")
+            count_1 = Signal(config.count_bits, name=f"count{l}_1")
             product = Signal(config.score_bits + config.count_bits, name=f"product{l}")
             bucket = Signal(range(config.wtu_buckets), name=f"bucket{l}")
-            pass_bucket(m, config, score, decision.pass_index, bucket)
+            # Cycle 2 registers: the lane as the masses, lists and statistics take it.
+            valid_2, active_2 = Signal(name=f"valid{l}_2"), Signal(name=f"active{l}_2")
+            address_2 = Signal.like(chunk, name=f"address{l}_2")
+            score_2 = Signal.like(score_1, name=f"score{l}_2")
+            product_2 = Signal.like(product, name=f"product{l}_2")
+            bucket_2 = Signal.like(bucket, name=f"bucket{l}_2")
+            pass_bucket(m, config, score_1, decision.pass_index, bucket)
+            m.d.sync += [
+                valid_1.eq(lane_valid), active_1.eq(active), address_1.eq(address),
+                score_1.eq(score), count_1.eq(lane_memories.stored_count),
+                valid_2.eq(valid_1), active_2.eq(active_1), address_2.eq(address_1),
+                score_2.eq(score_1), product_2.eq(product), bucket_2.eq(bucket),
+            ]
             m.d.comb += [
                 lane_valid.eq(Cat(Const(l, lanes.bit_length() - 1), chunk)
                               <= sequencer.clusters_minus_one),
@@ -217,7 +247,7 @@ class WiCSumThresholdUnit(wiring.Component):
                 next_address.eq(Mux(sequencer.next_walking, lane_lists.next_walk_address,
                                     sequencer.next_chunk)),
                 score.eq(Mux(walking, lane_memories.stored_score, self.scores.payload.score[l])),
-                product.eq(score * lane_memories.stored_count),
+                product.eq(score_1 * count_1),
                 active.eq(Mux(walking, lane_lists.walk_active, load & lane_valid)),
                 row_select[l].eq(lane_valid & (lane_memories.stored_score >= decision.cutoff)),
                 lane_memories.next_address.eq(next_address),
@@ -228,22 +258,22 @@ class WiCSumThresholdUnit(wiring.Component):
                 lane_memories.first_row.eq(sequencer.row == 0),
                 lane_memories.write_aggregate.eq(sequencer.emit),
                 lane_memories.select.eq(row_select[l]),
-                lane_lists.append.eq(active), lane_lists.bucket.eq(bucket),
-                lane_lists.address.eq(address),
+                lane_lists.append.eq(active_2), lane_lists.bucket.eq(bucket_2),
+                lane_lists.address.eq(address_2),
                 lane_lists.clear.eq(sequencer.start_row | sequencer.start_walk),
                 lane_lists.start.eq(sequencer.start_walk),
                 lane_lists.start_bucket.eq(decision.crossing), lane_lists.step.eq(walking),
-                masses.active[l].eq(active), masses.bucket[l].eq(bucket),
-                masses.product[l].eq(product),
-                statistics.valid[l].eq(lane_valid), statistics.score[l].eq(score),
-                statistics.product[l].eq(product),
+                masses.active[l].eq(active_2), masses.bucket[l].eq(bucket_2),
+                masses.product[l].eq(product_2),
+                statistics.valid[l].eq(valid_2), statistics.score[l].eq(score_2),
+                statistics.product[l].eq(product_2),
                 aggregate.max_score[l].eq(lane_memories.max_score),
                 aggregate.aggregate[l].eq(lane_memories.aggregate),
             ]
 
         m.d.comb += [
-            statistics.clear.eq(sequencer.start_row), statistics.load.eq(load),
-            masses.accumulate.eq(load | walking),
+            statistics.clear.eq(sequencer.start_row), statistics.load.eq(load_2),
+            masses.accumulate.eq(accumulate_2),
             masses.clear.eq(sequencer.start_row | sequencer.start_walk),
             decision.mass.eq(masses.mass), decision.members.eq(masses.members),
             decision.threshold.eq(statistics.threshold),

@@ -60,12 +60,13 @@ sorter), so a refinement pass touches only the members of the crossing bucket.
 * per row, ``cycles`` =
   ``ceil(N / lanes)`` load beats (``lanes`` scores per beat: ``W``, min, max, the pass-0 bucket
   masses and lists are all built while the row streams in, no extra pass)
-  ``+ D`` per pass (the decision, :func:`decide_cycles`: ``D = max(L_s, max(L_t, 1) + 1) + 2``
-  with ``L_s = ceil(log2(wtu_buckets))`` the levels of the suffix masses of the buckets and
+  ``+ D`` per pass (the decision, :func:`decide_cycles`: ``D = 2 + max(L_s, max(L_t, 1) + 1)
+  + 2``: first 2 cycles for the last clusters to pass the lanes' two pipeline registers (the
+  memories' words, then the product ``s x n`` and the bucket), with ``L_s = ceil(log2(wtu_buckets))`` the levels of the suffix masses of the buckets and
   ``L_t = ceil(log2(popcount(wicsum_ratio_code) + 1))`` the levels of the threshold ``W x code +
   2**(ratio_bits - 1)``, each a tree with one adder level per cycle; then one cycle for
   ``threshold - mass_above``, one for the comparisons of every bucket, one for the crossing
-  bucket. ``D = 6`` for the presets, whose code 77 has 4 bits set)
+  bucket. ``D = 8`` for the presets, whose code 77 has 4 bits set)
   ``+`` per refinement pass, ``max over lanes`` of the crossing bucket's members in that lane
   (each lane walks its own list, one cluster per cycle, with its own multiplier; an adder tree per
   bucket sums the lanes).
@@ -137,10 +138,10 @@ def _levels(count):
 
 
 def decide_cycles(config):
-    """Cycles of one decision (module doc): ``max(L_s, max(L_t, 1) + 1) + 2``."""
+    """Cycles of one decision (module doc): ``2 + max(L_s, max(L_t, 1) + 1) + 2``."""
     suffix_levels = _levels(config.wtu_buckets)
     threshold_levels = _levels(bin(config.wicsum_ratio_code).count("1") + 1)
-    return max(suffix_levels, max(threshold_levels, 1) + 1) + 2
+    return 2 + max(suffix_levels, max(threshold_levels, 1) + 1) + 2
 
 
 def wtu_row(scores, counts, config):
