@@ -62,8 +62,9 @@ sorter), so a refinement pass touches only the members of the crossing bucket.
   masses and lists are all built while the row streams in, no extra pass)
   ``+ D`` per pass (the decision, :func:`decide_cycles`: ``D = 2 + max(L_s, max(L_t, 1) + 1)
   + 2``: first 2 cycles for the last clusters to pass the lanes' two pipeline registers (the
-  memories' words, then the product ``s x n`` and the bucket), with ``L_s = ceil(log2(wtu_buckets))`` the levels of the suffix masses of the buckets and
-  ``L_t = ceil(log2(popcount(wicsum_ratio_code) + 1))`` the levels of the threshold ``W x code +
+  memories' words, then the product ``s x n`` and the bucket); ``L_s =
+  ceil(log2(wtu_buckets))`` the levels of the suffix masses of the buckets and ``L_t =
+  ceil(log2(popcount(wicsum_ratio_code) + 1))`` the levels of the threshold ``W x code +
   2**(ratio_bits - 1)``, each a tree with one adder level per cycle; then one cycle for
   ``threshold - mass_above``, one for the comparisons of every bucket, one for the crossing
   bucket. ``D = 8`` for the presets, whose code 77 has 4 bits set)
