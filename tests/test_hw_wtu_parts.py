@@ -10,6 +10,7 @@ import random
 
 import pytest
 
+from hw.wtu.pipeline import decide_cycles
 from hw.wtu import (AggregateEmitter, BucketLists, BucketMasses, Decision, LaneMemories,
                     RowStatistics, Sequencer, WTULayouts)
 from model.config import PRESETS
@@ -25,6 +26,8 @@ def _set_all(ctx, pairs):
 
 
 def test_lane_memories():
+    """Reads ahead: the words at a cycle's ``next_address``/``next_chunk`` appear in the next
+    cycle, including that cycle's writes to them (forwarded)."""
     config = TINY
     dut = LaneMemories(config)
     depth = WTULayouts(config).chunks
@@ -35,22 +38,31 @@ def test_lane_memories():
         # word is written before the first check that reads it.
         memory = {name: [0] * depth for name in ("score", "count", "max", "aggregate")}
         written = {name: set() for name in memory}
+        # The previous cycle's read-ahead addresses (the memories and their output registers
+        # start at 0, as the reference does).
+        read_address = read_chunk = 0
         for _ in range(CASES):
-            address, chunk = rng.randrange(depth), rng.randrange(depth)
+            for port, name, at in ((dut.stored_score, "score", read_address),
+                                   (dut.stored_count, "count", read_address),
+                                   (dut.max_score, "max", read_chunk),
+                                   (dut.aggregate, "aggregate", read_chunk)):
+                if at in written[name]:
+                    assert ctx.get(port) == memory[name][at], (name, at)
+            # As in the unit, the write address is the previous cycle's read-ahead chunk (the
+            # read-modify-writes use its words); writes hit the address read ahead in the same
+            # cycle in about a third of the cycles.
+            chunk = read_chunk
+            read_address = chunk if rng.random() < 0.3 else rng.randrange(depth)
+            read_chunk = chunk if rng.random() < 0.3 else rng.randrange(depth)
             ops = {name: rng.random() < 0.4 for name in ("counts", "scores", "aggregate")}
             score, count = rng.randrange(config.max_score + 1), rng.randrange(256)
             first_row, select = rng.random() < 0.3, rng.getrandbits(1)
-            _set_all(ctx, [(dut.address, address), (dut.chunk, chunk),
+            _set_all(ctx, [(dut.next_address, read_address), (dut.next_chunk, read_chunk),
+                           (dut.chunk, chunk),
                            (dut.write_counts, ops["counts"]), (dut.count, count),
                            (dut.write_scores, ops["scores"]), (dut.score, score),
                            (dut.first_row, first_row), (dut.write_aggregate, ops["aggregate"]),
                            (dut.select, select)])
-            for port, name, at in ((dut.stored_score, "score", address),
-                                   (dut.stored_count, "count", address),
-                                   (dut.max_score, "max", chunk),
-                                   (dut.aggregate, "aggregate", chunk)):
-                if at in written[name]:
-                    assert ctx.get(port) == memory[name][at], (name, at)
             await ctx.tick()
             if ops["counts"]:
                 memory["count"][chunk] = count
@@ -167,6 +179,7 @@ def test_row_statistics(code):
 
     async def testbench(ctx):
         total, low, high = 0, 0, 0                          # reference (reset values)
+        totals = []                                         # W after each cycle
         for cycle in range(CASES):
             clear = cycle == 0 or rng.random() < 0.05
             load, valid = rng.random() < 0.7, rng.getrandbits(lanes)
@@ -186,8 +199,12 @@ def test_row_statistics(code):
                 high = max([high] + [scores[lane] for lane in taken])
             assert (ctx.get(dut.weighted_sum), ctx.get(dut.min_score),
                     ctx.get(dut.max_score)) == (total, low, high)
-            # model.reference.resv.wicsum_threshold: round half up.
-            assert ctx.get(dut.threshold) == (total * code + (1 << (bits - 1))) >> bits
+            # model.reference.resv.wicsum_threshold (round half up) of W, threshold_latency
+            # cycles later (a registered adder tree).
+            totals.append(total)
+            if cycle >= dut.threshold_latency:
+                earlier = totals[cycle - dut.threshold_latency]
+                assert ctx.get(dut.threshold) == (earlier * code + (1 << (bits - 1))) >> bits
 
     simulate(dut, testbench, CASES + 2)
 
@@ -242,9 +259,13 @@ def test_decision():
             need = threshold - state[0] - sum(mass[exact + 1:])
             if rng.random() < 0.3 and 0 <= need < 1 << 13:
                 mass[exact], members[exact] = need, max(1, members[exact])
-            _set_all(ctx, [(dut.clear, 0), (dut.step, 1), (dut.threshold, threshold)])
+            # The inputs stay for decide_cycles cycles, the decision is taken in the last.
+            _set_all(ctx, [(dut.clear, 0), (dut.step, 0), (dut.threshold, threshold)])
             for k in range(buckets):
                 _set_all(ctx, [(dut.mass[k], mass[k]), (dut.members[k], members[k])])
+            for _ in range(dut.decide_cycles - 1):
+                await ctx.tick()
+            ctx.set(dut.step, 1)
             crossing, refine = _decision_reference(config, state, mass, members, threshold)
             assert (ctx.get(dut.crossing), ctx.get(dut.refine)) == (crossing, refine), \
                 (mass, members, threshold)
@@ -256,7 +277,7 @@ def test_decision():
                 state = None                               # the row is decided
         assert refinements > 0, "no refinement was exercised"
 
-    simulate(dut, testbench, 2 * CASES + 2)
+    simulate(dut, testbench, CASES * (dut.decide_cycles + 2))   # a clear and a decision each
 
 
 def test_aggregate_emitter():
@@ -310,6 +331,8 @@ class _SequencerReference:
         self.layouts = WTULayouts(config)
         self.state, self.chunk, self.row, self.cycles = "IDLE", 0, 0, 0
         self.clusters_m1 = self.rows_m1 = 0
+        self.decide_count = 0           # cycles spent in DECIDE
+        self.decide_cycles = decide_cycles(config)
 
     def outputs(self, i):
         """The expected outputs of this cycle for inputs ``i`` (a dict)."""
@@ -329,7 +352,8 @@ class _SequencerReference:
         elif state == "LOAD":
             o.update(scores_ready=1, load=i["scores_valid"])
         elif state == "DECIDE":
-            o.update(decide=1, start_walk=i["refine"])
+            if self.decide_count == self.decide_cycles - 1:
+                o.update(decide=1, start_walk=i["refine"])
         elif state == "WALK":
             o.update(walking=1)
         elif state == "STATS":
@@ -361,10 +385,16 @@ class _SequencerReference:
             self.cycles, self.chunk = self.cycles + 1, next_chunk
             self.state = "DECIDE" if o["last_chunk"] else "LOAD"
         elif state == "DECIDE":
-            self.cycles += 1
-            self.state = "WALK" if i["refine"] else "STATS"
+            # The counter is cycles_bits wide; random refine/walk_done inputs can run rows longer
+            # than the unit's (WiCSumThresholdUnit.max_row_cycles), so it wraps here.
+            cycles_mask = (1 << self.layouts.cycles_bits) - 1
+            self.cycles = (self.cycles + 1) & cycles_mask
+            self.decide_count += 1
+            if self.decide_count == self.decide_cycles:
+                self.decide_count = 0
+                self.state = "WALK" if i["refine"] else "STATS"
         elif state == "WALK":
-            self.cycles += 1
+            self.cycles = (self.cycles + 1) & ((1 << self.layouts.cycles_bits) - 1)
             self.state = "DECIDE" if i["walk_done"] else "WALK"
         elif state == "STATS" and i["stats_ready"]:
             self.chunk, self.state = 0, "EMIT"
@@ -415,7 +445,10 @@ def test_sequencer():
                 assert ctx.get(getattr(dut, name)) == value, (reference.state, name)
             visited.add(reference.state)
             problems += expected["start_problem"]
+            next_chunk, next_walking = ctx.get(dut.next_chunk), ctx.get(dut.next_walking)
             reference.step(i, expected)
+            # The memories' read-ahead addresses: the next cycle's chunk, and whether it walks.
+            assert (next_chunk, next_walking) == (reference.chunk, reference.state == "WALK")
             await ctx.tick()
         assert len(visited) == 10 and problems > 5, (visited, problems)
 

@@ -6,7 +6,7 @@ from named sub-components, each a ``wiring.Component`` with a test of its own
 (``tests/test_hw_wtu_parts.py``):
 
 * :class:`LaneMemories` (:mod:`hw.wtu.lane_memories`): one lane's score, count, max-score and
-  aggregate memories;
+  aggregate memories, read synchronously and ahead (:mod:`hw.wtu.read_ahead`);
 * :class:`BucketLists` (:mod:`hw.wtu.bucket_lists`): one lane's per-bucket linked lists and
   their walk (the bucket sorter);
 * :class:`RowStatistics` (:mod:`hw.wtu.row_statistics`): weighted sum, min, max, threshold;

@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent
 from hw.wtu.layouts import WTULayouts
+from hw.wtu.read_ahead import read_ahead
 
 __all__ = ["BucketLists"]
 
@@ -14,10 +15,14 @@ class BucketLists(ConfiguredComponent):
     """Per bucket, the list of one lane's cluster addresses in the order they were appended.
 
     Each bucket has a head, a tail and a non-empty flag; the next pointers live in one memory
-    (asynchronous read, one write per cycle), so appending costs one cycle and no pass over the
-    row. A *walk* follows the list of one bucket, one address per cycle; while it runs the same
-    clusters can be appended to new lists (after ``clear``), which relinks the next pointers of
-    the walked ones only after the walk has read them (reads see the memory before the edge).
+    (one synchronous read port, so an SRAM macro or a block RAM, and one write per cycle), so
+    appending costs one cycle and no pass over the row. A *walk* follows the list of one bucket,
+    one address per cycle: the memory is read ahead (:mod:`hw.wtu.read_ahead`) at the walk's
+    next address (``next_walk_address``), so the pointer that follows ``walk_address`` is there
+    in the cycle ``walk_address`` is; the path of a step is the macro's output through the
+    address multiplexer back into its address. While a walk runs the same clusters can be
+    appended to new lists (after ``clear``), which relinks the next pointers of the walked ones
+    only after the walk has read them.
 
     Parameters
     ----------
@@ -39,6 +44,8 @@ class BucketLists(ConfiguredComponent):
         Move the walk to the next address, or end it after the list's tail.
     walk_address : Out(chunk_bits)
         The walk's address this cycle.
+    next_walk_address : Out(chunk_bits)
+        The walk's address in the next cycle (for reading other memories ahead).
     walk_active : Out(1)
         The walk has not passed the tail (0 also for a walk of an empty list).
     walk_done : Out(1)
@@ -62,6 +69,7 @@ class BucketLists(ConfiguredComponent):
             "start_bucket": In(buckets),
             "step": In(1),
             "walk_address": Out(addr_bits),
+            "next_walk_address": Out(addr_bits),
             "walk_active": Out(1),
             "walk_done": Out(1),
         }
@@ -73,13 +81,13 @@ class BucketLists(ConfiguredComponent):
         m = Module()
         m.submodules.next = mem = memory.Memory(shape=unsigned(addr_bits),
                                                 depth=layouts.chunks, init=[])
-        next_rd, next_wr = mem.read_port(domain="comb"), mem.write_port()
+        next_rd, next_wr, next_data = read_ahead(m, mem, "next")
         head = [Signal(addr_bits, name=f"head{k}") for k in range(buckets)]
         tail = [Signal(addr_bits, name=f"tail{k}") for k in range(buckets)]
         nonempty = [Signal(name=f"nonempty{k}") for k in range(buckets)]
         walk_end = Signal(addr_bits)
         at_tail = self.walk_address == walk_end
-        m.d.comb += [next_rd.addr.eq(self.walk_address),
+        m.d.comb += [next_rd.addr.eq(self.next_walk_address),
                      self.walk_done.eq(~self.walk_active | at_tail),
                      next_wr.addr.eq(0), next_wr.data.eq(self.address)]
         for k in range(buckets):
@@ -91,13 +99,15 @@ class BucketLists(ConfiguredComponent):
                 m.d.sync += [tail[k].eq(self.address), nonempty[k].eq(1)]
         with m.If(self.clear):
             m.d.sync += [flag.eq(0) for flag in nonempty]
+        m.d.comb += self.next_walk_address.eq(self.walk_address)
+        m.d.sync += self.walk_address.eq(self.next_walk_address)
         for k in range(buckets):
             with m.If(self.start & (self.start_bucket == k)):
-                m.d.sync += [self.walk_address.eq(head[k]), walk_end.eq(tail[k]),
-                             self.walk_active.eq(nonempty[k])]
+                m.d.comb += self.next_walk_address.eq(head[k])
+                m.d.sync += [walk_end.eq(tail[k]), self.walk_active.eq(nonempty[k])]
         with m.If(self.step):
             with m.If(at_tail):
                 m.d.sync += self.walk_active.eq(0)
             with m.Else():
-                m.d.sync += self.walk_address.eq(next_rd.data)
+                m.d.comb += self.next_walk_address.eq(next_data)
         return m

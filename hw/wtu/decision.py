@@ -1,11 +1,12 @@
 """The WTU's decision: the crossing bucket of a pass, early exit, and the row's cutoff."""
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent
 from hw.wtu.layouts import WTULayouts
+from hw.wtu.pipeline import decision_cycles, registered_suffix_sums
 
 __all__ = ["Decision", "pass_bucket"]
 
@@ -23,21 +24,32 @@ def pass_bucket(m, config, score, pass_index, bucket):
 class Decision(ConfiguredComponent):
     """One decision per ``step``: the crossing bucket, the buckets selected outright, refinement.
 
-    Combinationally, the suffix masses ``sum_{k >= c} mass_k`` of all buckets are compared with
-    the rest of the threshold (``threshold - mass_above``); the crossing bucket is the highest
-    non-empty bucket whose suffix mass reaches it. A ``step`` records the pass (the rules of
-    :mod:`model.twins.wtu`): ``mass_above`` grows by the buckets above the crossing one,
-    ``cutoff |= crossing << shift_p``, ``visited`` adds the buckets from the top one down to the
-    crossing one; when ``refine`` (threshold not 0, ``p < wtu_refine_depth``, ``shift_p > 0`` and
-    at least 2 members) the next pass begins (``touched`` adds the members walked). A threshold
-    of 0 selects nothing (``cutoff = 2**score_bits``, 0 buckets visited); a final cutoff of 0
-    becomes 1 (a score of 0 is never selected).
+    A pipeline over :attr:`decide_cycles` cycles while ``mass``, ``members`` and the row's
+    ``weighted_sum`` (thus ``threshold``, which follows it by
+    :func:`hw.wtu.pipeline.threshold_latency` cycles) stay unchanged; ``step`` is given in its
+    last cycle. Cycle by cycle from the first cycle of stable inputs (cycle 0):
+
+    * cycles 0 to ``L - 1`` (``L = ceil(log2(wtu_buckets))``): the suffix masses
+      ``sum_{k >= c} mass_k`` of every bucket, a Kogge-Stone tree with one adder and one
+      register per level (``suffix_l*``);
+    * cycle ``max(threshold_latency, 1)``: ``remaining = threshold - mass_above`` registered;
+    * cycle ``max(L, max(threshold_latency, 1) + 1)``: per bucket, ``reach_k`` = non-empty and
+      suffix mass ``>= remaining``, registered;
+    * the last cycle (``step``): the crossing bucket is the highest ``k`` with ``reach_k`` and the
+      pass is recorded (the rules of :mod:`model.twins.wtu`): ``cutoff |= crossing << shift_p``,
+      ``visited`` adds the buckets from the top one down to the crossing one; when ``refine``
+      (threshold not 0, ``p < wtu_refine_depth``, ``shift_p > 0`` and at least 2 members) the
+      next pass begins (``touched`` adds the members walked). The mass of the buckets above the
+      crossing one is registered and added to ``mass_above`` in the cycle after (a walk cycle
+      always follows a refining step). A threshold of 0 selects nothing (``cutoff =
+      2**score_bits``, 0 buckets visited); a final cutoff of 0 becomes 1 (a score of 0 is never
+      selected).
 
     Parameters
     ----------
     config : DREConfig
-        Uses ``wtu_buckets``, ``wtu_refine_depth``, ``score_bits``, ``count_bits`` and
-        ``max_clusters``.
+        Uses ``wtu_buckets``, ``wtu_refine_depth``, ``score_bits``, ``count_bits``,
+        ``max_clusters``, ``wicsum_ratio_bits`` and ``wicsum_ratio_code``.
 
     Members
     -------
@@ -48,11 +60,12 @@ class Decision(ConfiguredComponent):
     clear : In(1)
         Start a row (pass 0, nothing above, cutoff 0, counters 0).
     step : In(1)
-        Take the decision of this cycle.
+        Take the decision in this cycle, the last of :attr:`decide_cycles` cycles of stable
+        inputs.
     crossing : Out(range(wtu_buckets))
-        The crossing bucket (combinational).
+        The crossing bucket (combinational, valid in the last cycle).
     refine : Out(1)
-        This decision refines the crossing bucket (combinational).
+        This decision refines the crossing bucket (combinational, valid in the last cycle).
     pass_index : Out(range(wtu_refine_depth + 1))
     cutoff : Out(score_bits + 1)
         The row selects scores >= cutoff (the lower bound of the crossing range until the end).
@@ -82,21 +95,33 @@ class Decision(ConfiguredComponent):
             "touched": Out(stats["touched"].shape),
         }
 
+    @property
+    def decide_cycles(self):
+        """Cycles of one decision, ``step`` in the last (:func:`hw.wtu.pipeline.decision_cycles`)."""
+        return decision_cycles(self._config)
+
     def elaborate(self, platform):
         config = self._config
         buckets, weight_bits = config.wtu_buckets, config.weight_bits
         depth = config.wtu_refine_depth
         shifts, pass_bits = config.wtu_bucket_shifts, config.wtu_pass_bits
         m = Module()
+        # Cycles 0 to L - 1: the suffix masses, one adder level per cycle.
+        suffix = registered_suffix_sums(m, [self.mass[k] for k in range(buckets)], weight_bits,
+                                        "suffix")
+        # Cycle max(threshold_latency, 1) on: the rest of the threshold (mass_above is stable).
         mass_above = Signal(weight_bits)
-        suffix = [self.mass[buckets - 1]]
-        for k in reversed(range(buckets - 1)):
-            suffix.insert(0, (self.mass[k] + suffix[0])[:weight_bits])
-        remaining = (self.threshold - mass_above)[:weight_bits]
+        remaining = Signal(weight_bits)
+        m.d.sync += remaining.eq((self.threshold - mass_above)[:weight_bits])
+        # Cycle max(L, max(threshold_latency, 1) + 1): the comparison of every bucket.
+        reach = Signal(buckets)
+        m.d.sync += reach.eq(Cat((self.members[k] != 0) & (suffix[k] >= remaining)
+                                 for k in range(buckets)))
+        # Last cycle: the crossing bucket, and the pass recorded at the step.
         mass_over = Signal(weight_bits)    # mass of the buckets above the crossing one
         crossing_members = Signal.like(self.members[0])
         for k in range(buckets):
-            with m.If((self.members[k] != 0) & (suffix[k] >= remaining)):
+            with m.If(reach[k]):
                 m.d.comb += [self.crossing.eq(k), crossing_members.eq(self.members[k]),
                              mass_over.eq(suffix[k + 1] if k + 1 < buckets else 0)]
         pass_buckets = Signal(range(buckets + 1))
@@ -108,13 +133,19 @@ class Decision(ConfiguredComponent):
                              may_refine.eq((p < depth) and shifts[p] > 0)]
         m.d.comb += self.refine.eq((self.threshold != 0) & may_refine & (crossing_members >= 2))
 
+        # The cycle after a step: mass_above grows by the buckets selected outright.
+        add_above = Signal()
+        mass_over_stepped = Signal(weight_bits)
+        m.d.sync += [add_above.eq(self.step), mass_over_stepped.eq(mass_over)]
+        with m.If(add_above):
+            m.d.sync += mass_above.eq(mass_above + mass_over_stepped)
         with m.If(self.clear):
-            m.d.sync += [mass_above.eq(0), self.cutoff.eq(0), self.pass_index.eq(0),
-                         self.visited.eq(0), self.touched.eq(0)]
+            m.d.sync += [mass_above.eq(0), add_above.eq(0), self.cutoff.eq(0),
+                         self.pass_index.eq(0), self.visited.eq(0), self.touched.eq(0)]
         with m.Elif(self.step):
             cutoff = self.cutoff | (self.crossing << pass_shift)
             m.d.sync += [self.visited.eq(self.visited + pass_buckets - self.crossing),
-                         mass_above.eq(mass_above + mass_over), self.cutoff.eq(cutoff)]
+                         self.cutoff.eq(cutoff)]
             with m.If(self.threshold == 0):
                 # Nothing to reach: nothing selected, no bucket looked at.
                 m.d.sync += [self.cutoff.eq(1 << config.score_bits), self.visited.eq(0)]

@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent
 from hw.wtu.layouts import WTULayouts
+from hw.wtu.read_ahead import read_ahead
 
 __all__ = ["LaneMemories"]
 
@@ -13,10 +14,16 @@ __all__ = ["LaneMemories"]
 class LaneMemories(ConfiguredComponent):
     """The memories of lane ``l``: cluster ``chunk * wtu_lanes + l`` lives at address ``chunk``.
 
-    Four memories of ``ceil(max_clusters / wtu_lanes)`` words, each with one asynchronous read
-    port (``domain="comb"``: the refinement walk reads one cluster per cycle) and one write port:
-    the row's scores, the problem's token counts, each cluster's max score over the rows so far
-    and its aggregate bit (selected by some row so far). Writes take effect at the clock edge.
+    Four memories of ``ceil(max_clusters / wtu_lanes)`` words, each with one synchronous read
+    port (so each is an SRAM macro, a block RAM, or when too small for a macro a clocked
+    register file) and one write port: the row's scores, the problem's token counts, each
+    cluster's max score over the rows so far and its aggregate bit (selected by some row so
+    far). The aggregate bit has a memory of its own: beside the max score it would widen a
+    16-bit word to 17 and take a 32-bit macro (measured with IHP SG13G2: a 2P 256x32 macro is
+    96,267 um^2, a 256x16 one 57,521 um^2, while 256 bits of flip-flops are far smaller). Reads
+    are read-ahead (:mod:`hw.wtu.read_ahead`): the words of the addresses given in
+    ``next_address`` and ``next_chunk`` appear in the next cycle, with any write of this cycle
+    to them. Writes take effect at the clock edge.
 
     Parameters
     ----------
@@ -25,10 +32,13 @@ class LaneMemories(ConfiguredComponent):
 
     Members
     -------
-    address : In(chunk_bits)
-        Read address of the score and count memories (a load beat's chunk, or the walked cluster).
+    next_address : In(chunk_bits)
+        Read address of the score and count memories in the next cycle (a load beat's chunk,
+        or the walked cluster).
+    next_chunk : In(chunk_bits)
+        Read address of the max-score and aggregate words in the next cycle.
     chunk : In(chunk_bits)
-        Read address of the max-score and aggregate memories; write address of all four.
+        Write address of all four memories.
     write_counts : In(1)
         Store ``count`` (a counts beat).
     count : In(count_bits)
@@ -42,10 +52,10 @@ class LaneMemories(ConfiguredComponent):
         Store ``select`` OR the aggregate bit (``select`` alone on the first row): a row-mask beat.
     select : In(1)
     stored_score, stored_count : Out(score_bits), Out(count_bits)
-        The words at ``address``.
+        The words at the previous cycle's ``next_address``.
     max_score : Out(score_bits)
     aggregate : Out(1)
-        The words at ``chunk``.
+        The words at the previous cycle's ``next_chunk``.
 
     Raises
     ------
@@ -56,7 +66,8 @@ class LaneMemories(ConfiguredComponent):
     def _members(self, config):
         addr_bits = WTULayouts(config).chunk_bits
         return {
-            "address": In(addr_bits),
+            "next_address": In(addr_bits),
+            "next_chunk": In(addr_bits),
             "chunk": In(addr_bits),
             "write_counts": In(1),
             "count": In(config.count_bits),
@@ -80,22 +91,22 @@ class LaneMemories(ConfiguredComponent):
                             ("max_score", config.score_bits), ("aggregate", 1)):
             m.submodules[name] = mem = memory.Memory(shape=unsigned(width), depth=chunks,
                                                      init=[])
-            ports[name] = (mem.read_port(domain="comb"), mem.write_port())
-        (score_rd, score_wr), (count_rd, count_wr) = ports["score"], ports["count"]
-        (max_rd, max_wr), (agg_rd, agg_wr) = ports["max_score"], ports["aggregate"]
+            ports[name] = read_ahead(m, mem, name)
+        (score_rd, score_wr, score), (count_rd, count_wr, count) = ports["score"], ports["count"]
+        (max_rd, max_wr, old_max), (agg_rd, agg_wr, old_aggregate) = (ports["max_score"],
+                                                                      ports["aggregate"])
         m.d.comb += [
-            score_rd.addr.eq(self.address), count_rd.addr.eq(self.address),
-            max_rd.addr.eq(self.chunk), agg_rd.addr.eq(self.chunk),
-            self.stored_score.eq(score_rd.data), self.stored_count.eq(count_rd.data),
-            self.max_score.eq(max_rd.data), self.aggregate.eq(agg_rd.data),
+            score_rd.addr.eq(self.next_address), count_rd.addr.eq(self.next_address),
+            max_rd.addr.eq(self.next_chunk), agg_rd.addr.eq(self.next_chunk),
+            self.stored_score.eq(score), self.stored_count.eq(count),
+            self.max_score.eq(old_max), self.aggregate.eq(old_aggregate),
             score_wr.addr.eq(self.chunk), score_wr.data.eq(self.score),
             score_wr.en.eq(self.write_scores),
             count_wr.addr.eq(self.chunk), count_wr.data.eq(self.count),
             count_wr.en.eq(self.write_counts),
             max_wr.addr.eq(self.chunk), max_wr.en.eq(self.write_scores),
-            max_wr.data.eq(Mux(self.first_row | (self.score > max_rd.data),
-                               self.score, max_rd.data)),
+            max_wr.data.eq(Mux(self.first_row | (self.score > old_max), self.score, old_max)),
             agg_wr.addr.eq(self.chunk), agg_wr.en.eq(self.write_aggregate),
-            agg_wr.data.eq(self.select | (agg_rd.data & ~self.first_row)),
+            agg_wr.data.eq(self.select | (old_aggregate & ~self.first_row)),
         ]
         return m

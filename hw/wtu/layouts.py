@@ -4,6 +4,7 @@ from amaranth.hdl import unsigned
 from amaranth.lib import data
 
 from hw.component import check_config
+from hw.wtu.pipeline import decide_cycles
 
 __all__ = ["WTULayouts", "bits_for", "tree"]
 
@@ -54,7 +55,8 @@ class WTULayouts:
         self.chunks = chunks
         self.chunk_bits = bits_for(chunks - 1)
         # Widest row: see WiCSumThresholdUnit.max_row_cycles.
-        self.cycles_bits = bits_for(chunks + (refinements + 1) + refinements * chunks)
+        self.cycles_bits = bits_for(chunks + decide_cycles(config) * (refinements + 1)
+                                    + refinements * chunks)
         self.problem = data.StructLayout({
             "clusters_minus_one": unsigned(config.cluster_id_bits),
             "rows_minus_one": unsigned(config.row_bits)})

@@ -1,11 +1,12 @@
 """The WTU's row preprocessing: weighted sum, min and max while the row streams in; threshold."""
 
-from amaranth.hdl import Module, Mux
+from amaranth.hdl import Const, Module, Mux
 from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent
 from hw.wtu.layouts import tree
+from hw.wtu.pipeline import registered_tree, threshold_latency, threshold_terms
 
 __all__ = ["RowStatistics"]
 
@@ -15,7 +16,8 @@ class RowStatistics(ConfiguredComponent):
 
     ``threshold`` is :func:`model.reference.resv.wicsum_threshold` of ``weighted_sum``:
     ``(W * wicsum_ratio_code + 2**(wicsum_ratio_bits - 1)) >> wicsum_ratio_bits`` (round half up),
-    combinational.
+    a registered adder tree over the shifted copies of ``W`` (the code's set bits) and the
+    rounding constant: it follows ``weighted_sum`` :attr:`threshold_latency` cycles later.
 
     Parameters
     ----------
@@ -55,12 +57,20 @@ class RowStatistics(ConfiguredComponent):
             "max_score": Out(score_bits),
         }
 
+    @property
+    def threshold_latency(self):
+        """Cycles from a ``weighted_sum`` to its ``threshold`` (:func:`hw.wtu.pipeline.threshold_latency`)."""
+        return threshold_latency(self._config)
+
     def elaborate(self, platform):
         config = self._config
         lanes, ratio_bits = config.wtu_lanes, config.wicsum_ratio_bits
         m = Module()
-        m.d.comb += self.threshold.eq(
-            (self.weighted_sum * config.wicsum_ratio_code + (1 << (ratio_bits - 1))) >> ratio_bits)
+        width = config.weight_bits + ratio_bits + 1
+        terms = [self.weighted_sum << shift for shift in threshold_terms(config)]
+        scaled = registered_tree(m, terms + [Const(1 << (ratio_bits - 1), width)],
+                                 lambda a, b: (a + b)[:width], width, "threshold_sum")
+        m.d.comb += self.threshold.eq(scaled >> ratio_bits)
         with m.If(self.clear):
             m.d.sync += [self.weighted_sum.eq(0), self.min_score.eq(config.max_score),
                          self.max_score.eq(0)]

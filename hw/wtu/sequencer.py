@@ -5,6 +5,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent
 from hw.wtu.layouts import WTULayouts
+from hw.wtu.pipeline import decide_cycles
 
 __all__ = ["Sequencer"]
 
@@ -13,7 +14,8 @@ class Sequencer(ConfiguredComponent):
     """The control of the WTU: which stream moves and which part acts in each cycle.
 
     States (``m.FSM``): ``IDLE`` (take a problem header) -> ``COUNTS`` (one beat per chunk)
-    -> per row ``LOAD`` (one beat per chunk) -> ``DECIDE`` (-> ``WALK`` -> ``DECIDE``)* ->
+    -> per row ``LOAD`` (one beat per chunk) -> ``DECIDE`` (:func:`hw.wtu.pipeline.decide_cycles`
+    cycles, the decision's pipeline; ``decide`` strobes its last) (-> ``WALK`` -> ``DECIDE``)* ->
     ``STATS`` -> ``EMIT`` (one beat per chunk) -> after the last row ``AGG_FETCH`` / ``AGG_SEND``
     per chunk up to the highest selected cluster, or ``AGG_EMPTY`` -> ``IDLE``. ``chunk`` counts
     the beats of the counts, of a row's load and of its emission, and the chunks of the
@@ -41,15 +43,19 @@ class Sequencer(ConfiguredComponent):
     clusters_minus_one : Out(cluster_id_bits)
         The problem's ``clusters_minus_one``, held.
     chunk : Out(chunk_bits)
+    next_chunk : Out(chunk_bits)
+        The value ``chunk`` takes at the clock edge (memories are read ahead at it).
     last_chunk : Out(1)
         ``chunk`` is the last one of a row.
     row : Out(row_bits)
     cycles : Out(cycles_bits)
+    next_walking : Out(1)
+        The next cycle is a walk cycle (memories are read ahead at the walk's address).
     start_problem, write_counts, start_row, load, decide, start_walk, walking : Out(1)
     emit, fetch, send : Out(1)
-        Strobes: header taken, counts beat, a row begins (clear its state), scores beat, decide
-        cycle, the decision refines, walk cycle, row-mask beat, aggregate chunk fetched,
-        selected beat.
+        Strobes: header taken, counts beat, a row begins (clear its state), scores beat, last
+        decide cycle (the decision is taken), the decision refines, walk cycle, row-mask beat,
+        aggregate chunk fetched, selected beat.
 
     Raises
     ------
@@ -71,6 +77,7 @@ class Sequencer(ConfiguredComponent):
         ports.update({
             "clusters_minus_one": Out(config.cluster_id_bits),
             "chunk": Out(layouts.chunk_bits),
+            "next_chunk": Out(layouts.chunk_bits),
             "last_chunk": Out(1),
             "row": Out(config.row_bits),
             "cycles": Out(layouts.cycles_bits),
@@ -78,7 +85,7 @@ class Sequencer(ConfiguredComponent):
         for name in ("problem_ready", "counts_ready", "scores_ready", "stats_valid",
                      "row_mask_valid", "selected_valid", "start_problem", "write_counts",
                      "start_row", "load", "decide", "start_walk", "walking", "emit", "fetch",
-                     "send"):
+                     "send", "next_walking"):
             ports[name] = Out(1)
         return ports
 
@@ -86,18 +93,26 @@ class Sequencer(ConfiguredComponent):
         lane_bits = self._config.wtu_lanes.bit_length() - 1
         m = Module()
         rows_minus_one = Signal.like(self.problem_rows_minus_one)
+        decide_last = decide_cycles(self._config) - 1
+        decide_count = Signal(range(decide_last + 1))   # cycles of the DECIDE state so far
         chunk, row, cycles = self.chunk, self.row, self.cycles
-        m.d.comb += self.last_chunk.eq(chunk == (self.clusters_minus_one >> lane_bits))
+        # ``chunk`` is a register whose next value is a signal of its own (``next_chunk``,
+        # default: unchanged), so that the memories can be read ahead at it.
+        chunk_next = self.next_chunk
+        m.d.comb += [self.last_chunk.eq(chunk == (self.clusters_minus_one >> lane_bits)),
+                     chunk_next.eq(chunk)]
+        m.d.sync += chunk.eq(chunk_next)
         with m.If(self.start_row):
-            m.d.sync += [cycles.eq(0), chunk.eq(0)]
+            m.d.sync += cycles.eq(0)
+            m.d.comb += chunk_next.eq(0)
 
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += [self.problem_ready.eq(1), self.start_problem.eq(self.problem_valid)]
                 with m.If(self.problem_valid):
                     m.d.sync += [self.clusters_minus_one.eq(self.problem_clusters_minus_one),
-                                 rows_minus_one.eq(self.problem_rows_minus_one),
-                                 chunk.eq(0), row.eq(0)]
+                                 rows_minus_one.eq(self.problem_rows_minus_one), row.eq(0)]
+                    m.d.comb += chunk_next.eq(0)
                     m.next = "COUNTS"
             with m.State("COUNTS"):
                 m.d.comb += [self.counts_ready.eq(1), self.write_counts.eq(self.counts_valid)]
@@ -106,37 +121,41 @@ class Sequencer(ConfiguredComponent):
                         m.d.comb += self.start_row.eq(1)
                         m.next = "LOAD"
                     with m.Else():
-                        m.d.sync += chunk.eq(chunk + 1)
+                        m.d.comb += chunk_next.eq(chunk + 1)
             with m.State("LOAD"):
                 m.d.comb += [self.scores_ready.eq(1), self.load.eq(self.scores_valid)]
                 with m.If(self.scores_valid):
-                    m.d.sync += [cycles.eq(cycles + 1), chunk.eq(chunk + 1)]
+                    m.d.sync += cycles.eq(cycles + 1)
+                    m.d.comb += chunk_next.eq(chunk + 1)
                     with m.If(self.last_chunk):
                         m.next = "DECIDE"
             with m.State("DECIDE"):
-                m.d.comb += [self.decide.eq(1), self.start_walk.eq(self.refine)]
-                m.d.sync += cycles.eq(cycles + 1)
-                with m.If(self.refine):
-                    m.next = "WALK"
-                with m.Else():
-                    m.next = "STATS"
+                m.d.sync += [cycles.eq(cycles + 1), decide_count.eq(decide_count + 1)]
+                with m.If(decide_count == decide_last):
+                    m.d.comb += [self.decide.eq(1), self.start_walk.eq(self.refine),
+                                 self.next_walking.eq(self.refine)]
+                    m.d.sync += decide_count.eq(0)
+                    with m.If(self.refine):
+                        m.next = "WALK"
+                    with m.Else():
+                        m.next = "STATS"
             with m.State("WALK"):
-                m.d.comb += self.walking.eq(1)
+                m.d.comb += [self.walking.eq(1), self.next_walking.eq(~self.walk_done)]
                 m.d.sync += cycles.eq(cycles + 1)
                 with m.If(self.walk_done):
                     m.next = "DECIDE"
             with m.State("STATS"):
                 m.d.comb += self.stats_valid.eq(1)
                 with m.If(self.stats_ready):
-                    m.d.sync += chunk.eq(0)
+                    m.d.comb += chunk_next.eq(0)
                     m.next = "EMIT"
             with m.State("EMIT"):
                 m.d.comb += [self.row_mask_valid.eq(1), self.emit.eq(self.row_mask_ready)]
                 with m.If(self.row_mask_ready):
                     with m.If(~self.last_chunk):
-                        m.d.sync += chunk.eq(chunk + 1)
+                        m.d.comb += chunk_next.eq(chunk + 1)
                     with m.Elif(row == rows_minus_one):
-                        m.d.sync += chunk.eq(0)
+                        m.d.comb += chunk_next.eq(0)
                         with m.If(self.any_selected):
                             m.next = "AGG_FETCH"
                         with m.Else():
@@ -148,7 +167,7 @@ class Sequencer(ConfiguredComponent):
             with m.State("AGG_FETCH"):
                 m.d.comb += self.fetch.eq(1)
                 with m.If(self.chunk_empty):
-                    m.d.sync += chunk.eq(chunk + 1)
+                    m.d.comb += chunk_next.eq(chunk + 1)
                 with m.Else():
                     m.next = "AGG_SEND"
             with m.State("AGG_SEND"):
@@ -157,7 +176,7 @@ class Sequencer(ConfiguredComponent):
                     with m.If(self.final):
                         m.next = "IDLE"
                     with m.Elif(self.chunk_done):
-                        m.d.sync += chunk.eq(chunk + 1)
+                        m.d.comb += chunk_next.eq(chunk + 1)
                         m.next = "AGG_FETCH"
             with m.State("AGG_EMPTY"):
                 m.d.comb += self.selected_valid.eq(1)

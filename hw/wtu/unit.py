@@ -10,16 +10,21 @@ A full scan-and-sort of a row costs ``ceil(N / lanes)`` beats to load and ``ceil
 such passes to sort. The WTU instead does all its full-row work *while the row streams in*:
 
 * Banked lanes: cluster ``j`` lives in lane ``j % lanes`` at address ``j // lanes``; each lane has
-  its own score, count, next-pointer, max-score and aggregate-bit memories, one multiplier and one
-  port per memory, so ``lanes`` clusters are handled per cycle without multi-port RAMs.
+  its own score, count, next-pointer, max-score and aggregate-bit memories, one multiplier and
+  one read and one write port per memory, so ``lanes`` clusters are handled per cycle without multi-port RAMs.
 * Preprocessing on the fly: each load beat adds ``lanes`` products ``s x n`` to the weighted sum
   (``weight_bits`` wide, cannot overflow), updates min and max, and adds every product to the mass
   of its pass-0 bucket (the score's top ``bucket_bits`` bits) through one adder tree per bucket.
 * Bucket sorter: each lane also appends the cluster's address to a per-lane linked list of its
   bucket (head, tail and non-empty flag per lane and bucket, one next-pointer write per lane per
   cycle). No extra pass over the row is needed before the first decision.
-* Decide in one cycle: the suffix masses of all buckets are compared with the rest of the
-  threshold and the highest non-empty bucket that reaches it is the crossing bucket (early exit:
+* Lanes pipelined (:data:`hw.wtu.pipeline.LANE_STAGES` registers): a lane's words (score,
+  count) are registered, then its product and bucket, before the masses, lists and statistics
+  take them; each ``DECIDE`` state begins with the cycles that drain them.
+* Decide in a short pipeline (:class:`Decision`; with the drain :attr:`decide_cycles` cycles,
+  8 for the presets): the suffix masses of all buckets (a registered Kogge-Stone tree, one
+  adder level per cycle) are compared with the rest of the threshold (itself a registered
+  adder tree over ``W``) and the highest non-empty bucket that reaches it is the crossing bucket (early exit:
   everything below it is dropped, everything above it is selected).
 * Refinement touches only the crossing bucket: each lane walks its own list of that bucket, one
   cluster per cycle, splitting it into sub-buckets (new masses, new lists, by relinking the same
@@ -76,9 +81,10 @@ Choices and limits
 Bucket boundaries follow the score bits rather than the row's min and max, so that pass 0 can be
 built during the load, before min and max are known (they are reported in ``stats``). Rows
 whose scores all share their top bits cost one extra walk per shared level. The lane memories
-are read asynchronously (``domain="comb"``), which keeps the walk at one cluster per cycle per
-lane; in an ASIC flow they map to register files or latch arrays, not to synchronous SRAM
-macros. Rows are processed one after another: the next row's load waits for the emission of the
+are read synchronously (SRAM macros, block RAM) and *ahead* (:mod:`hw.wtu.read_ahead`): each is
+addressed with the value its address register takes at the clock edge (the sequencer's
+``next_chunk``, the walk's ``next_walk_address``), so a word is there in the cycle its address
+is, and the walk still steps one cluster per cycle per lane. Rows are processed one after another: the next row's load waits for the emission of the
 previous one (double-buffering the score memory would hide it, at twice the score storage).
 """
 
@@ -92,6 +98,7 @@ from hw.wtu.bucket_lists import BucketLists
 from hw.wtu.bucket_masses import BucketMasses
 from hw.wtu.decision import Decision, pass_bucket
 from hw.wtu.lane_memories import LaneMemories
+from hw.wtu.pipeline import decide_cycles
 from hw.wtu.layouts import WTULayouts
 from hw.wtu.row_statistics import RowStatistics
 from hw.wtu.sequencer import Sequencer
@@ -125,8 +132,6 @@ class WiCSumThresholdUnit(wiring.Component):
 
     #: Extra cycles between the decision and the ``stats`` beat (none).
     stats_latency = 0
-    #: Cycles of one decision (suffix masses, threshold compare, crossing bucket).
-    decide_cycles = 1
 
     def __init__(self, config):
         check_config(config)
@@ -150,6 +155,12 @@ class WiCSumThresholdUnit(wiring.Component):
         return self._config
 
     @property
+    def decide_cycles(self):
+        """Cycles of one decision: the registered suffix masses, threshold and comparisons, then
+        the crossing bucket (:func:`hw.wtu.pipeline.decide_cycles`)."""
+        return decide_cycles(self._config)
+
+    @property
     def layouts(self):
         """The :class:`WTULayouts` of the streams."""
         return self._layouts
@@ -164,7 +175,7 @@ class WiCSumThresholdUnit(wiring.Component):
     def max_row_cycles(self, clusters):
         """Most ``stats.cycles`` a row of ``clusters`` clusters can take.
 
-        The load, one decide cycle per pass, and refinement walks of at most the load's beats
+        The load, one decision (:attr:`decide_cycles`) per pass, and refinement walks of at most the load's beats
         (all of a lane's clusters in the crossing bucket) for each of ``wtu_refine_depth``
         passes.
         """
@@ -193,45 +204,76 @@ class WiCSumThresholdUnit(wiring.Component):
         self._connect_sequencer(m, sequencer, decision, aggregate, memories, lists)
 
         walking, load, chunk = sequencer.walking, sequencer.load, sequencer.chunk
+        # The lanes' pipeline (LANE_STAGES registers), one comment per cycle:
+        #   cycle 0: a load beat or a walk step: the cluster's address, score (the beat's, or the
+        #            score memory's word), count (the count memory's word), taken or not;
+        #   cycle 1: the product s x n and the bucket of the pass, from the registered words;
+        #   cycle 2: the bucket masses, lists and statistics take the registered lane.
+        # Nothing else waits for them: the DECIDE state begins with LANE_STAGES drain cycles.
+        accumulate_1, load_1 = Signal(name="accumulate_1"), Signal(name="load_1")
+        accumulate_2, load_2 = Signal(name="accumulate_2"), Signal(name="load_2")
+        m.d.sync += [accumulate_1.eq(load | walking), load_1.eq(load),
+                     accumulate_2.eq(accumulate_1), load_2.eq(load_1)]
         for l, (lane_memories, lane_lists) in enumerate(zip(memories, lists)):
             lane_valid = Signal(name=f"lane_valid{l}")  # cluster chunk * lanes + l exists
             active = Signal(name=f"active{l}")          # the lane's cluster counts this cycle
+            next_address = Signal.like(chunk, name=f"next_address{l}")
             address = Signal.like(chunk, name=f"address{l}")
             score = Signal(config.score_bits, name=f"score{l}")
+            # Cycle 1 registers: the lane's words.
+            valid_1, active_1 = Signal(name=f"valid{l}_1"), Signal(name=f"active{l}_1")
+            address_1 = Signal.like(chunk, name=f"address{l}_1")
+            score_1 = Signal(config.score_bits, name=f"score{l}_1")
+            count_1 = Signal(config.count_bits, name=f"count{l}_1")
             product = Signal(config.score_bits + config.count_bits, name=f"product{l}")
             bucket = Signal(range(config.wtu_buckets), name=f"bucket{l}")
-            pass_bucket(m, config, score, decision.pass_index, bucket)
+            # Cycle 2 registers: the lane as the masses, lists and statistics take it.
+            valid_2, active_2 = Signal(name=f"valid{l}_2"), Signal(name=f"active{l}_2")
+            address_2 = Signal.like(chunk, name=f"address{l}_2")
+            score_2 = Signal.like(score_1, name=f"score{l}_2")
+            product_2 = Signal.like(product, name=f"product{l}_2")
+            bucket_2 = Signal.like(bucket, name=f"bucket{l}_2")
+            pass_bucket(m, config, score_1, decision.pass_index, bucket)
+            m.d.sync += [
+                valid_1.eq(lane_valid), active_1.eq(active), address_1.eq(address),
+                score_1.eq(score), count_1.eq(lane_memories.stored_count),
+                valid_2.eq(valid_1), active_2.eq(active_1), address_2.eq(address_1),
+                score_2.eq(score_1), product_2.eq(product), bucket_2.eq(bucket),
+            ]
             m.d.comb += [
                 lane_valid.eq(Cat(Const(l, lanes.bit_length() - 1), chunk)
                               <= sequencer.clusters_minus_one),
                 address.eq(Mux(walking, lane_lists.walk_address, chunk)),
+                next_address.eq(Mux(sequencer.next_walking, lane_lists.next_walk_address,
+                                    sequencer.next_chunk)),
                 score.eq(Mux(walking, lane_memories.stored_score, self.scores.payload.score[l])),
-                product.eq(score * lane_memories.stored_count),
+                product.eq(score_1 * count_1),
                 active.eq(Mux(walking, lane_lists.walk_active, load & lane_valid)),
                 row_select[l].eq(lane_valid & (lane_memories.stored_score >= decision.cutoff)),
-                lane_memories.address.eq(address), lane_memories.chunk.eq(chunk),
+                lane_memories.next_address.eq(next_address),
+                lane_memories.next_chunk.eq(sequencer.next_chunk), lane_memories.chunk.eq(chunk),
                 lane_memories.write_counts.eq(sequencer.write_counts),
                 lane_memories.count.eq(self.counts.payload.count[l]),
                 lane_memories.write_scores.eq(load), lane_memories.score.eq(score),
                 lane_memories.first_row.eq(sequencer.row == 0),
                 lane_memories.write_aggregate.eq(sequencer.emit),
                 lane_memories.select.eq(row_select[l]),
-                lane_lists.append.eq(active), lane_lists.bucket.eq(bucket),
-                lane_lists.address.eq(address),
+                lane_lists.append.eq(active_2), lane_lists.bucket.eq(bucket_2),
+                lane_lists.address.eq(address_2),
                 lane_lists.clear.eq(sequencer.start_row | sequencer.start_walk),
                 lane_lists.start.eq(sequencer.start_walk),
                 lane_lists.start_bucket.eq(decision.crossing), lane_lists.step.eq(walking),
-                masses.active[l].eq(active), masses.bucket[l].eq(bucket),
-                masses.product[l].eq(product),
-                statistics.valid[l].eq(lane_valid), statistics.score[l].eq(score),
-                statistics.product[l].eq(product),
+                masses.active[l].eq(active_2), masses.bucket[l].eq(bucket_2),
+                masses.product[l].eq(product_2),
+                statistics.valid[l].eq(valid_2), statistics.score[l].eq(score_2),
+                statistics.product[l].eq(product_2),
                 aggregate.max_score[l].eq(lane_memories.max_score),
                 aggregate.aggregate[l].eq(lane_memories.aggregate),
             ]
 
         m.d.comb += [
-            statistics.clear.eq(sequencer.start_row), statistics.load.eq(load),
-            masses.accumulate.eq(load | walking),
+            statistics.clear.eq(sequencer.start_row), statistics.load.eq(load_2),
+            masses.accumulate.eq(accumulate_2),
             masses.clear.eq(sequencer.start_row | sequencer.start_walk),
             decision.mass.eq(masses.mass), decision.members.eq(masses.members),
             decision.threshold.eq(statistics.threshold),

@@ -42,7 +42,7 @@ outright (``mass_above`` grows by their mass); the buckets below ``c`` are never
 when all three hold: ``p < wtu_refine_depth``, ``shift_p > 0`` (the bucket spans more than one
 value) and ``c`` holds at least 2 clusters (with one member, refining cannot change the result).
 After the last pass ``P_row``, ``cutoff = max(1, prefix << shift_(P_row))`` and the row selects
-``s >= cutoff``. ``T = 0`` is decided at the first decide cycle without a bucket: ``cutoff =
+``s >= cutoff``. ``T = 0`` is decided by the first decision without a bucket: ``cutoff =
 2**S`` (``score_bits + 1`` wide), nothing selected, 0 buckets visited. With
 ``wtu_refine_depth = full_refine_depth`` this is exact WiCSum; with less it is a superset of it,
 still closed under "higher score" (the crossing bucket always contains ``v*``).
@@ -60,8 +60,14 @@ sorter), so a refinement pass touches only the members of the crossing bucket.
 * per row, ``cycles`` =
   ``ceil(N / lanes)`` load beats (``lanes`` scores per beat: ``W``, min, max, the pass-0 bucket
   masses and lists are all built while the row streams in, no extra pass)
-  ``+ 1`` per pass (the decide cycle: suffix masses of all buckets, threshold compare, crossing
-  bucket, in one cycle)
+  ``+ D`` per pass (the decision, :func:`decide_cycles`: ``D = 2 + max(L_s, max(L_t, 1) + 1)
+  + 2``: first 2 cycles for the last clusters to pass the lanes' two pipeline registers (the
+  memories' words, then the product ``s x n`` and the bucket); ``L_s =
+  ceil(log2(wtu_buckets))`` the levels of the suffix masses of the buckets and ``L_t =
+  ceil(log2(popcount(wicsum_ratio_code) + 1))`` the levels of the threshold ``W x code +
+  2**(ratio_bits - 1)``, each a tree with one adder level per cycle; then one cycle for
+  ``threshold - mass_above``, one for the comparisons of every bucket, one for the crossing
+  bucket. ``D = 8`` for the presets, whose code 77 has 4 bits set)
   ``+`` per refinement pass, ``max over lanes`` of the crossing bucket's members in that lane
   (each lane walks its own list, one cluster per cycle, with its own multiplier; an adder tree per
   bucket sums the lanes).
@@ -85,7 +91,7 @@ from model.npzio import ArraySpec, check_arrays
 from model.reference.resv import wicsum_threshold
 
 __all__ = ["INPUTS", "OUTPUTS", "wtu_row", "wtu_problem", "scan_sort_cycles", "aggregate_cycles",
-           "run_arrays", "check_problem"]
+           "decide_cycles", "run_arrays", "check_problem"]
 
 INPUTS = [
     ArraySpec("scores", "u", 2, "per-row cluster scores, rows x clusters, below 2**score_bits"),
@@ -127,6 +133,18 @@ def _lanes_cycles(count, lanes):
     return -(-count // lanes)
 
 
+def _levels(count):
+    # Levels of a balanced binary adder tree over ``count`` operands.
+    return max(0, (count - 1).bit_length())
+
+
+def decide_cycles(config):
+    """Cycles of one decision (module doc): ``2 + max(L_s, max(L_t, 1) + 1) + 2``."""
+    suffix_levels = _levels(config.wtu_buckets)
+    threshold_levels = _levels(bin(config.wicsum_ratio_code).count("1") + 1)
+    return 2 + max(suffix_levels, max(threshold_levels, 1) + 1) + 2
+
+
 def wtu_row(scores, counts, config):
     """Run the WTU on one row; returns a dict of the row's results (see :data:`OUTPUTS`).
 
@@ -147,7 +165,8 @@ def wtu_row(scores, counts, config):
     pass_bits = config.wtu_pass_bits
     member = np.ones(clusters, dtype=bool)
     mass_above = prefix = visited = touched = 0
-    cycles = _lanes_cycles(clusters, lanes) + 1
+    decide = decide_cycles(config)
+    cycles = _lanes_cycles(clusters, lanes) + decide
     p = 0
     if threshold == 0:
         return _row_result(scores, 1 << config.score_bits, cycles, 0, 1, 0, weighted_sum,
@@ -167,7 +186,7 @@ def wtu_row(scores, counts, config):
         visited += (1 << bits) - crossing
         if p < config.wtu_refine_depth and shifts[p] > 0 and bucket_members[crossing] >= 2:
             member &= sub == crossing
-            cycles += int(np.bincount(lane_of[member], minlength=lanes).max()) + 1
+            cycles += int(np.bincount(lane_of[member], minlength=lanes).max()) + decide
             touched += int(bucket_members[crossing])
             p += 1
             continue

@@ -1,0 +1,47 @@
+"""Synchronous memory reads that deliver a word in the cycle its address is current (read-ahead).
+
+A memory read synchronously (``lib.memory`` read port in the ``sync`` domain) is what becomes an
+SRAM macro or a block RAM: the macro registers its output, so the word of an address presented
+in cycle ``t`` appears in cycle ``t + 1``. The WTU's parts present the address a register *will
+hold* in the next cycle (its next value, computed combinationally), so the word appears exactly
+when the register holds that address, as an asynchronous read of the register would give it;
+the cycle counts of the unit do not change.
+
+One corner differs from an asynchronous read: a write in cycle ``t`` to the address read ahead
+in cycle ``t`` (the register keeps its address across a write) is not seen by the macro's read
+of that edge. A one-word forwarding register covers it: when the write port writes the address
+being read, the written word is delivered instead of the macro's output.
+"""
+
+from amaranth.hdl import Mux, Signal
+
+__all__ = ["read_ahead"]
+
+
+def read_ahead(m, memory, name):
+    """Add a synchronous read port with write forwarding and a write port to ``memory``.
+
+    Parameters
+    ----------
+    m : Module
+        The module the forwarding logic goes into.
+    memory : amaranth.lib.memory.Memory
+        A memory with no ports yet (already a submodule of ``m``).
+    name : str
+        Prefix of the forwarding registers' names.
+
+    Returns
+    -------
+    read, write, data
+        The read port (drive ``read.addr`` with the *next* cycle's address), the write port
+        (drive ``addr``, ``data``, ``en``), and ``data``: the word at the address presented in
+        the previous cycle, including a write of that cycle to it.
+    """
+    read, write = memory.read_port(domain="sync"), memory.write_port()
+    forward = Signal(name=f"{name}_forward")
+    forward_data = Signal.like(write.data, name=f"{name}_forward_data")
+    data = Signal.like(read.data, name=f"{name}_data")
+    m.d.sync += [forward.eq(write.en.any() & (write.addr == read.addr)),
+                 forward_data.eq(write.data)]
+    m.d.comb += data.eq(Mux(forward, forward_data, read.data))
+    return read, write, data
