@@ -69,21 +69,21 @@ MUTANTS = (
     Mutant("wtu_stats_valid_drops",
            "WTU: the stats beat is withdrawn after one cycle without ready "
            "(valid drops without ready)",
-           "hw/wtu.py",
-           "with m.If(self.stats.ready):\n                m.d.sync += chunk.eq(0)",
-           "with m.If(1):\n                m.d.sync += chunk.eq(0)", "wtu", "exact", ("contract",)),
+           "hw/wtu/sequencer.py",
+           "with m.If(self.stats_ready):\n                    m.d.comb += chunk_next.eq(0)",
+           "with m.If(1):\n                    m.d.comb += chunk_next.eq(0)", "wtu", "exact",
+           ("contract",)),
     Mutant("wtu_mask_payload_while_stalled",
            "WTU: the row-mask chunk advances while its beat waits for ready "
            "(payload changes while stalled)",
-           "hw/wtu.py",
-           "with m.If(self.row_mask.ready):\n                m.d.comb += [agg_wr[l].en.eq(1)",
-           "with m.If(1):\n                m.d.comb += [agg_wr[l].en.eq(1)", "wtu", "exact",
+           "hw/wtu/sequencer.py",
+           "with m.If(self.row_mask_ready):\n                    with m.If(~self.last_chunk):",
+           "with m.If(1):\n                    with m.If(~self.last_chunk):", "wtu", "exact",
            ("contract",)),
     Mutant("wtu_header_while_busy",
            "WTU: a problem header is accepted in every state (input accepted while busy)",
-           "hw/wtu.py", "        state = Signal(_State)\n",
-           "        state = Signal(_State)\n        m.d.comb += self.problem.ready.eq(1)\n",
-           "wtu", "exact", ("conservation",)),
+           "hw/wtu/unit.py", "self.problem.ready.eq(sequencer.problem_ready)",
+           "self.problem.ready.eq(1)", "wtu", "exact", ("conservation",)),
 )
 
 
