@@ -58,20 +58,23 @@ Microarchitecture
 One finite-state machine walks the phases of a problem; the three memories have synchronous
 read ports (SRAM macros), one read and one write port each. Offload: ``IDLE`` takes the command
 and issues the ring read of the first leaving token, then per token ``OFF_READ`` reads its
-cluster's word and ``OFF_UPDATE`` writes it back (a new page linked when the tail is full),
+cluster's word, ``OFF_WORD`` registers it (every read of the cluster table is registered before
+logic uses it: a macro's clock-to-output leaves too little of a 6 ns cycle) and
+``OFF_UPDATE`` writes it back (a new page linked when the tail is full),
 merges the move into the pending move descriptor and issues the next ring read; ``MOVE_FLUSH``
 emits the pending move with ``last`` (a length-0 beat when nothing moved) and the sticky
 ``full`` flag. Assign: per token ``ASSIGN_READ`` takes the beat, writes the ring and reads the
-word; ``ASSIGN_UPDATE`` writes it. A word is written in the cycle before the next read of any
+word; ``ASSIGN_WORD`` registers it; ``ASSIGN_UPDATE`` writes it. A word is written in the
+cycle before the next read of any
 word, so no read ever sees a stale value. ``COUNT`` reads one count per cycle into the count
 output register (a read whose register is stalled is held by the read port's enable).
-Fetch: per selected beat ``SELECT`` takes it and reads the cluster's word, ``SELECT_HEAD``
-starts its page walk, and ``WALK`` hands one page a cycle to the
+Fetch: per selected beat ``SELECT`` takes it and reads the cluster's word, ``SELECT_WORD``
+registers it, ``SELECT_HEAD`` starts its page walk, and ``WALK`` hands one page a cycle to the
 :class:`hw.retrieval_buffer.DescriptorMerger` while it reads the next page pointer. Every
 output has a register; a stalled output holds the machine in the step that feeds it. Cycles per
 problem without stalls: :func:`model.twins.kvmu.problem_cycles`; steps per token and per page
 are :attr:`KVManagementUnit.cycles_per_offload`, :attr:`~KVManagementUnit.cycles_per_assign`,
-:attr:`~KVManagementUnit.cycles_per_page`.
+:attr:`~KVManagementUnit.cycles_per_select`, :attr:`~KVManagementUnit.cycles_per_page`.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -187,10 +190,13 @@ class KVManagementUnit(wiring.Component):
         If ``config`` is not a :class:`DREConfig`.
     """
 
-    #: Cycles per token leaving the window (cluster-table read, update).
-    cycles_per_offload = 2
-    #: Cycles per new token (take the beat and read, update).
-    cycles_per_assign = 2
+    #: Cycles per token leaving the window (cluster-table read, read data registered, update).
+    cycles_per_offload = 3
+    #: Cycles per new token (take the beat and read, read data registered, update).
+    cycles_per_assign = 3
+    #: Cycles per ``selected`` beat before its page walk (take the beat and read, read data
+    #: registered, start the walk).
+    cycles_per_select = 3
     #: Cycles per page of a fetch walk.
     cycles_per_page = 1
     #: Cycles from the last fetch step to the last descriptor's transfer (the merger's flush
@@ -275,7 +281,9 @@ class KVManagementUnit(wiring.Component):
         walk_tail = Signal(_page_bits(config))
         walk_fill = Signal(range(page_tokens + 1))
 
-        word = table_rd.data
+        # The cluster table's read data, registered before any logic uses it: an SRAM macro's
+        # clock-to-output (about 4.3 ns at 1024 words) leaves too little of the cycle.
+        word = Signal(cluster_word_layout(config))
         moves = self.moves
         moves_free = ~moves.valid | moves.ready
         with m.If(moves.ready):
@@ -289,7 +297,7 @@ class KVManagementUnit(wiring.Component):
         count_issue = Signal()
         with m.If(count_advance):
             m.d.sync += [counts.valid.eq(count_inflight),
-                         counts.payload.count.eq(word.count),
+                         counts.payload.count.eq(table_rd.data.count),
                          counts.payload.last.eq(count_inflight_last),
                          count_inflight.eq(count_issue)]
 
@@ -330,6 +338,12 @@ class KVManagementUnit(wiring.Component):
                 # The leaving token's cluster (from the ring) addresses the cluster table.
                 m.d.comb += [table_rd.addr.eq(ring_rd.data)]
                 m.d.sync += token_cluster.eq(ring_rd.data)
+                m.next = "OFF_WORD"
+
+            with m.State("OFF_WORD"):
+                # The cluster's word leaves the macro into the word register.
+                m.d.comb += table_rd.en.eq(0)
+                m.d.sync += word.eq(table_rd.data)
                 m.next = "OFF_UPDATE"
 
             with m.State("OFF_UPDATE"):
@@ -372,7 +386,13 @@ class KVManagementUnit(wiring.Component):
                                  token_new.eq(self.assign.payload.new),
                                  ring_write.eq(Mux(ring_write == ring_depth - 1, 0,
                                                    ring_write + 1))]
-                    m.next = "ASSIGN_UPDATE"
+                    m.next = "ASSIGN_WORD"
+
+            with m.State("ASSIGN_WORD"):
+                # The cluster's word leaves the macro into the word register.
+                m.d.comb += table_rd.en.eq(0)
+                m.d.sync += word.eq(table_rd.data)
+                m.next = "ASSIGN_UPDATE"
 
             with m.State("ASSIGN_UPDATE"):
                 saturated = word.count == config.max_count
@@ -408,7 +428,13 @@ class KVManagementUnit(wiring.Component):
                 with m.If(self.selected.valid):
                     m.d.sync += [select_last.eq(self.selected.payload.last),
                                  select_empty.eq(self.selected.payload.empty)]
-                    m.next = "SELECT_HEAD"
+                    m.next = "SELECT_WORD"
+
+            with m.State("SELECT_WORD"):
+                # The selected cluster's word leaves the macro into the word register.
+                m.d.comb += table_rd.en.eq(0)
+                m.d.sync += word.eq(table_rd.data)
+                m.next = "SELECT_HEAD"
 
             with m.State("SELECT_HEAD"):
                 m.d.comb += table_rd.en.eq(0)
