@@ -248,10 +248,14 @@ class TopKSorter(wiring.Component):
         reducing = Signal()
         step = Signal(range(len(schedule)))
         held = [Signal(key_bits, name=f"held_{index}") for index in range(width)]
+        # The actions are decoded a cycle ahead into registers (they steer every key of the
+        # ring's first stage): ``upcoming`` is the step the next cycle will be.
         action = {name: Signal(name=f"reduce_{name}") for name in ("hold", "merge", "done")}
-        for name, wire in action.items():
-            m.d.comb += wire.eq(reducing & Cat(
-                [step == index for index, act in enumerate(schedule) if act == name]).any())
+        upcoming = Signal(range(len(schedule) + 1))
+        upcoming_active = Signal()
+        for name, flag in action.items():
+            m.d.sync += flag.eq(upcoming_active & Cat(
+                [upcoming == index for index, act in enumerate(schedule) if act == name]).any())
         bank = [Signal(key_bits, name=f"ring_out_{index}") for index in range(width)]
         leaving = [Mux(action["hold"] | action["done"], 0, key) for key in bank]
         operand = []
@@ -266,11 +270,15 @@ class TopKSorter(wiring.Component):
             m.d.comb += larger.eq(Mux(leaving[position] > other, leaving[position], other))
             folded.append(larger)
         merger = _Network(m, key_bits, "merge")
-        ring_levels = [None] + _merge_levels(width)  # level 0 is the fold
+        # Level 0 is the fold; the first stage takes what is left over from whole groups of
+        # LEVELS_PER_STAGE (the fold alone when the levels are odd, beside its operand muxes).
+        ring_levels = [None] + _merge_levels(width)
+        first = len(ring_levels) - LEVELS_PER_STAGE * (stages - 1)
         keys = folded
         for stage in range(stages):
-            group = [level for level in ring_levels[stage * LEVELS_PER_STAGE:
-                                                    (stage + 1) * LEVELS_PER_STAGE] if level]
+            begin = 0 if stage == 0 else first + (stage - 1) * LEVELS_PER_STAGE
+            end = first + stage * LEVELS_PER_STAGE
+            group = [level for level in ring_levels[begin:end] if level]
             keys = self._apply(merger, keys, group)
             if stage == stages - 1:
                 registered = bank
@@ -290,7 +298,10 @@ class TopKSorter(wiring.Component):
             m.d.sync += beat.eq(Mux(self.i.payload.last, 0, beat + 1))
             with m.If(self.i.payload.last):
                 m.d.sync += collecting_done.eq(1)
-        with m.If(batch_valid & batch_last):
+        starting = batch_valid & batch_last
+        m.d.comb += [upcoming.eq(Mux(starting, 0, step + 1)),
+                     upcoming_active.eq(starting | (reducing & ~action["done"]))]
+        with m.If(starting):
             m.d.sync += [reducing.eq(1), step.eq(0), collecting_done.eq(0)]
         with m.If(reducing):
             m.d.sync += step.eq(step + 1)
