@@ -33,7 +33,7 @@ from amaranth.lib.wiring import In, Out
 
 from model.config import DREConfig
 
-__all__ = ["TopKSorter", "input_layout", "output_layout"]
+__all__ = ["TopKSorter", "input_layout", "output_layout", "reduce_schedule", "LEVELS_PER_STAGE"]
 
 
 def input_layout(config):
