@@ -57,8 +57,9 @@ Microarchitecture
 -----------------
 One finite-state machine walks the phases of a problem; the three memories have synchronous
 read ports (SRAM macros), one read and one write port each. Offload: ``IDLE`` takes the command
-and issues the ring read of the first leaving token, then per token ``OFF_READ`` reads its
-cluster's word, ``OFF_WORD`` registers it (every read of the cluster table is registered before
+and issues the ring read of the first leaving token, ``OFF_RING`` registers its cluster, then
+per token ``OFF_READ`` reads its cluster's word and issues the next token's ring read,
+``OFF_WORD`` registers both (every read of the cluster table is registered before
 logic uses it: a macro's clock-to-output leaves too little of a 6 ns cycle) and
 ``OFF_UPDATE`` writes it back (a new page linked when the tail is full),
 merges the move into the pending move descriptor and issues the next ring read; ``MOVE_FLUSH``
@@ -192,6 +193,8 @@ class KVManagementUnit(wiring.Component):
 
     #: Cycles per token leaving the window (cluster-table read, read data registered, update).
     cycles_per_offload = 3
+    #: Cycles before the first leaving token's table read (its ring read data registered).
+    cycles_before_offload = 1
     #: Cycles per new token (take the beat and read, read data registered, update).
     cycles_per_assign = 3
     #: Cycles per ``selected`` beat before its page walk (take the beat and read, read data
@@ -273,6 +276,7 @@ class KVManagementUnit(wiring.Component):
         remaining = Signal(range(max(ring_depth, config.max_frame_tokens) + 1))
         new_tokens = Signal(range(config.max_frame_tokens + 1))
         token_cluster = Signal(config.cluster_id_bits)
+        ring_cluster = Signal(config.cluster_id_bits)
         token_new = Signal()
         count_index = Signal(range(config.max_clusters + 1))
         select_last = Signal()
@@ -330,24 +334,31 @@ class KVManagementUnit(wiring.Component):
                     with m.Elif(window_tokens > window):
                         m.d.sync += window_tokens.eq(window)
                     with m.If(leaving != 0):
-                        m.next = "OFF_READ"
+                        m.next = "OFF_RING"
                     with m.Else():
                         m.next = "MOVE_FLUSH"
 
+            with m.State("OFF_RING"):
+                # The first leaving token's cluster leaves the ring into its register.
+                m.d.sync += ring_cluster.eq(ring_rd.data)
+                m.next = "OFF_READ"
+
             with m.State("OFF_READ"):
-                # The leaving token's cluster (from the ring) addresses the cluster table.
-                m.d.comb += [table_rd.addr.eq(ring_rd.data)]
-                m.d.sync += token_cluster.eq(ring_rd.data)
+                # The leaving token's cluster (registered) addresses the cluster table; the
+                # ring read of the next leaving token is issued.
+                m.d.comb += [table_rd.addr.eq(ring_cluster), ring_rd.addr.eq(ring_read_next)]
+                m.d.sync += token_cluster.eq(ring_cluster)
                 m.next = "OFF_WORD"
 
             with m.State("OFF_WORD"):
-                # The cluster's word leaves the macro into the word register.
+                # The cluster's word leaves the macro into the word register, the next leaving
+                # token's cluster leaves the ring into its register.
                 m.d.comb += table_rd.en.eq(0)
-                m.d.sync += word.eq(table_rd.data)
+                m.d.sync += [word.eq(table_rd.data), ring_cluster.eq(ring_rd.data)]
                 m.next = "OFF_UPDATE"
 
             with m.State("OFF_UPDATE"):
-                m.d.comb += [table_rd.en.eq(0), ring_rd.addr.eq(ring_read_next)]
+                m.d.comb += table_rd.en.eq(0)
                 self._offload_step(m, word, table_wr, next_wr, moves, moves_free, store_full,
                                    next_page, window_slot,
                                    (move_pending, move_src, move_dst, move_len, move_dropped))

@@ -51,11 +51,12 @@ Cycle model
     ready, counting from the cycle of the ``cmd`` transfer to the cycle of the last ``fetch``
     transfer, both included::
 
-        cycles = 1 + 3 d + 1 + 3 n + (N + 1) + sum_b (3 + pages_b) + 2
+        cycles = 1 + [d > 0] + 3 d + 1 + 3 n + (N + 1) + sum_b (3 + pages_b) + 2
 
-    ``1``: the command (the ring read of the first leaving token issued); ``3 d``: per leaving
-    token, a cluster-table read, its word registered, and its update (the move merged, the next
-    ring read issued); ``1``: the move flush; ``3 n``: per new token, a cluster-table read, its
+    ``1``: the command (the ring read of the first leaving token issued); ``[d > 0]``: one cycle
+    when tokens leave, the first one's ring read registered; ``3 d``: per leaving token, a
+    cluster-table read (the next token's ring read issued), its word registered, and its update
+    (the move merged); ``1``: the move flush; ``3 n``: per new token, a cluster-table read, its
     word registered, and its update; ``N + 1``: ``N = clusters`` counts read one per cycle
     through a one-cycle read latency; per selected beat ``b``: its transfer and cluster-table
     read, its word registered, the start of its walk, and one cycle per page of its list
@@ -186,7 +187,9 @@ def problem_cycles(config, departing, new_tokens, clusters, pages_per_beat):
         Pages walked for each ``selected`` beat (one 0 for an empty selection).
     """
     fetch = sum(3 + pages for pages in pages_per_beat)
-    return 1 + 3 * departing + 1 + 3 * new_tokens + clusters + 1 + fetch + FLUSH_CYCLES
+    first_ring_read = 1 if departing else 0
+    return (1 + first_ring_read + 3 * departing + 1 + 3 * new_tokens + clusters + 1 + fetch
+            + FLUSH_CYCLES)
 
 
 class KVMUContext:
