@@ -25,8 +25,8 @@ on demand from a bump pointer and never moved or freed (until the stream restart
 Measured (``make bench``, section ``kvmu``: ``edge``, four 480-frame (layer, KV head) streams of
 the ``default`` workload; ``make synth``): 2.77 fetch descriptors per selected cluster (13.4
 tokens each); 5552 B offloaded per frame (10.8 tokens of 512 B), 0 B of reorder traffic; 8.1
-unused slots per cluster (16.7 % of the allocated slots); 181 cycles per frame on average;
-235063 bits of state per context, 4023 GE of logic beside 235008 SRAM bits. Pages of 1, 4, 16, 64
+unused slots per cluster (16.7 % of the allocated slots); 217 cycles per frame on average;
+235063 bits of state per context, 4556 GE of logic beside 235008 SRAM bits. Pages of 1, 4, 16, 64
 tokens give 32.8, 9.3, 2.8, 1.3 descriptors per selected cluster against 0, 1.6, 8.1, 42.1 unused
 slots per cluster: 16 balances the two. The state is dominated by the cluster table (its
 ``count`` duplicates the WTU's count memory, which a composed top could share) and the page
@@ -57,21 +57,25 @@ Microarchitecture
 -----------------
 One finite-state machine walks the phases of a problem; the three memories have synchronous
 read ports (SRAM macros), one read and one write port each. Offload: ``IDLE`` takes the command
-and issues the ring read of the first leaving token, then per token ``OFF_READ`` reads its
-cluster's word and ``OFF_UPDATE`` writes it back (a new page linked when the tail is full),
+and issues the ring read of the first leaving token, ``OFF_RING`` registers its cluster, then
+per token ``OFF_READ`` reads its cluster's word and issues the next token's ring read,
+``OFF_WORD`` registers both (every read of the cluster table is registered before
+logic uses it: a macro's clock-to-output leaves too little of a 6 ns cycle) and
+``OFF_UPDATE`` writes it back (a new page linked when the tail is full),
 merges the move into the pending move descriptor and issues the next ring read; ``MOVE_FLUSH``
 emits the pending move with ``last`` (a length-0 beat when nothing moved) and the sticky
 ``full`` flag. Assign: per token ``ASSIGN_READ`` takes the beat, writes the ring and reads the
-word; ``ASSIGN_UPDATE`` writes it. A word is written in the cycle before the next read of any
+word; ``ASSIGN_WORD`` registers it; ``ASSIGN_UPDATE`` writes it. A word is written in the
+cycle before the next read of any
 word, so no read ever sees a stale value. ``COUNT`` reads one count per cycle into the count
 output register (a read whose register is stalled is held by the read port's enable).
-Fetch: per selected beat ``SELECT`` takes it and reads the cluster's word, ``SELECT_HEAD``
-starts its page walk, and ``WALK`` hands one page a cycle to the
+Fetch: per selected beat ``SELECT`` takes it and reads the cluster's word, ``SELECT_WORD``
+registers it, ``SELECT_HEAD`` starts its page walk, and ``WALK`` hands one page a cycle to the
 :class:`hw.retrieval_buffer.DescriptorMerger` while it reads the next page pointer. Every
 output has a register; a stalled output holds the machine in the step that feeds it. Cycles per
 problem without stalls: :func:`model.twins.kvmu.problem_cycles`; steps per token and per page
 are :attr:`KVManagementUnit.cycles_per_offload`, :attr:`~KVManagementUnit.cycles_per_assign`,
-:attr:`~KVManagementUnit.cycles_per_page`.
+:attr:`~KVManagementUnit.cycles_per_select`, :attr:`~KVManagementUnit.cycles_per_page`.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -187,10 +191,15 @@ class KVManagementUnit(wiring.Component):
         If ``config`` is not a :class:`DREConfig`.
     """
 
-    #: Cycles per token leaving the window (cluster-table read, update).
-    cycles_per_offload = 2
-    #: Cycles per new token (take the beat and read, update).
-    cycles_per_assign = 2
+    #: Cycles per token leaving the window (cluster-table read, read data registered, update).
+    cycles_per_offload = 3
+    #: Cycles before the first leaving token's table read (its ring read data registered).
+    cycles_before_offload = 1
+    #: Cycles per new token (take the beat and read, read data registered, update).
+    cycles_per_assign = 3
+    #: Cycles per ``selected`` beat before its page walk (take the beat and read, read data
+    #: registered, start the walk).
+    cycles_per_select = 3
     #: Cycles per page of a fetch walk.
     cycles_per_page = 1
     #: Cycles from the last fetch step to the last descriptor's transfer (the merger's flush
@@ -267,6 +276,7 @@ class KVManagementUnit(wiring.Component):
         remaining = Signal(range(max(ring_depth, config.max_frame_tokens) + 1))
         new_tokens = Signal(range(config.max_frame_tokens + 1))
         token_cluster = Signal(config.cluster_id_bits)
+        ring_cluster = Signal(config.cluster_id_bits)
         token_new = Signal()
         count_index = Signal(range(config.max_clusters + 1))
         select_last = Signal()
@@ -275,7 +285,9 @@ class KVManagementUnit(wiring.Component):
         walk_tail = Signal(_page_bits(config))
         walk_fill = Signal(range(page_tokens + 1))
 
-        word = table_rd.data
+        # The cluster table's read data, registered before any logic uses it: an SRAM macro's
+        # clock-to-output (about 4.3 ns at 1024 words) leaves too little of the cycle.
+        word = Signal(cluster_word_layout(config))
         moves = self.moves
         moves_free = ~moves.valid | moves.ready
         with m.If(moves.ready):
@@ -289,7 +301,7 @@ class KVManagementUnit(wiring.Component):
         count_issue = Signal()
         with m.If(count_advance):
             m.d.sync += [counts.valid.eq(count_inflight),
-                         counts.payload.count.eq(word.count),
+                         counts.payload.count.eq(table_rd.data.count),
                          counts.payload.last.eq(count_inflight_last),
                          count_inflight.eq(count_issue)]
 
@@ -322,18 +334,31 @@ class KVManagementUnit(wiring.Component):
                     with m.Elif(window_tokens > window):
                         m.d.sync += window_tokens.eq(window)
                     with m.If(leaving != 0):
-                        m.next = "OFF_READ"
+                        m.next = "OFF_RING"
                     with m.Else():
                         m.next = "MOVE_FLUSH"
 
+            with m.State("OFF_RING"):
+                # The first leaving token's cluster leaves the ring into its register.
+                m.d.sync += ring_cluster.eq(ring_rd.data)
+                m.next = "OFF_READ"
+
             with m.State("OFF_READ"):
-                # The leaving token's cluster (from the ring) addresses the cluster table.
-                m.d.comb += [table_rd.addr.eq(ring_rd.data)]
-                m.d.sync += token_cluster.eq(ring_rd.data)
+                # The leaving token's cluster (registered) addresses the cluster table; the
+                # ring read of the next leaving token is issued.
+                m.d.comb += [table_rd.addr.eq(ring_cluster), ring_rd.addr.eq(ring_read_next)]
+                m.d.sync += token_cluster.eq(ring_cluster)
+                m.next = "OFF_WORD"
+
+            with m.State("OFF_WORD"):
+                # The cluster's word leaves the macro into the word register, the next leaving
+                # token's cluster leaves the ring into its register.
+                m.d.comb += table_rd.en.eq(0)
+                m.d.sync += [word.eq(table_rd.data), ring_cluster.eq(ring_rd.data)]
                 m.next = "OFF_UPDATE"
 
             with m.State("OFF_UPDATE"):
-                m.d.comb += [table_rd.en.eq(0), ring_rd.addr.eq(ring_read_next)]
+                m.d.comb += table_rd.en.eq(0)
                 self._offload_step(m, word, table_wr, next_wr, moves, moves_free, store_full,
                                    next_page, window_slot,
                                    (move_pending, move_src, move_dst, move_len, move_dropped))
@@ -372,7 +397,13 @@ class KVManagementUnit(wiring.Component):
                                  token_new.eq(self.assign.payload.new),
                                  ring_write.eq(Mux(ring_write == ring_depth - 1, 0,
                                                    ring_write + 1))]
-                    m.next = "ASSIGN_UPDATE"
+                    m.next = "ASSIGN_WORD"
+
+            with m.State("ASSIGN_WORD"):
+                # The cluster's word leaves the macro into the word register.
+                m.d.comb += table_rd.en.eq(0)
+                m.d.sync += word.eq(table_rd.data)
+                m.next = "ASSIGN_UPDATE"
 
             with m.State("ASSIGN_UPDATE"):
                 saturated = word.count == config.max_count
@@ -408,7 +439,13 @@ class KVManagementUnit(wiring.Component):
                 with m.If(self.selected.valid):
                     m.d.sync += [select_last.eq(self.selected.payload.last),
                                  select_empty.eq(self.selected.payload.empty)]
-                    m.next = "SELECT_HEAD"
+                    m.next = "SELECT_WORD"
+
+            with m.State("SELECT_WORD"):
+                # The selected cluster's word leaves the macro into the word register.
+                m.d.comb += table_rd.en.eq(0)
+                m.d.sync += word.eq(table_rd.data)
+                m.next = "SELECT_HEAD"
 
             with m.State("SELECT_HEAD"):
                 m.d.comb += table_rd.en.eq(0)

@@ -32,7 +32,15 @@ The best-ranked cluster ever dropped is remembered (its score): a later candidat
 it can never be kept and is refused, which makes the streamed result equal to the prefix rule.
 
 *Drain in address order.* After the last beat the kept entries leave one per cycle, lowest base
-first (a ``topk_k``-input minimum tree), into the same merger the dynamic mode uses directly.
+first, into the same merger the dynamic mode uses directly. Bases ascend with arrival (the
+layout contract), so the buffer records arrival order when it inserts instead of comparing
+bases when it drains: for each pair of positions one flip-flop says whether the entry at the
+lower position arrived first (``topk_k * (topk_k - 1) / 2`` bits, moved with the entries; the
+new entry arrived after every other). The earliest valid entry is then an AND-OR of arrival
+bits, short enough for the drain's one-cycle loop (choose, clear its ``valid``); a
+``topk_k``-input minimum tree of bases in that loop was the block's critical path. The drain
+is a two-stage pipeline: ``pick`` registers the chosen entry (one-hot), ``drained`` its base
+and count (a one-hot AND-OR selection), which feed the merger.
 
 *Merger* (:class:`DescriptorMerger`). One pending descriptor register grows while the next
 range starts where it ends; a range that does not continue it pushes it to the output register.
@@ -44,9 +52,11 @@ splits.
 *Timing.* One input beat per cycle in every mode; the output register breaks the path from
 ``i`` to ``o`` (``i.ready`` does depend on ``o.ready``). Per problem, from its first input
 transfer to its last output transfer with no stalls: ``beats + 2`` cycles in dynamic mode
-without a budget, ``beats + max(1, kept) + 2`` in top-k and budgeted dynamic mode, where
-``beats = max(1, selected clusters)`` (:attr:`RetrievalBuffer.flush_latency` is the 2; the twin
-:mod:`model.twins.retrieval_buffer` states the same cycle model independently).
+without a budget, ``beats + max(1, kept) + 2 + 2`` in top-k and budgeted dynamic mode, where
+``beats = max(1, selected clusters)`` (:attr:`RetrievalBuffer.drain_latency` is the first 2,
+:attr:`RetrievalBuffer.flush_latency` the second; the twin :mod:`model.twins.retrieval_buffer`
+states the same cycle model independently). A problem after a buffered one starts once the
+drain pipeline is empty.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -218,8 +228,18 @@ class RetrievalBuffer(wiring.Component):
     #: modes) until the last descriptor is transferred: the merger's flush cycle, then its
     #: output register.
     flush_latency = 2
+    #: Pipeline cycles of the drain between choosing an entry and handing it to the merger:
+    #: the registered choice (``pick``), then the registered entry fields (``drained``).
+    drain_latency = 2
 
     def elaborate(self, platform):
+        # The drain used to find the lowest base with a ``topk_k``-input minimum tree in the
+        # cycle that also cleared the chosen entry: a comparator tree in a feedback loop. Bases
+        # ascend with arrival (the layout contract), so the order of the kept entries is known
+        # when they are inserted: each pair of entries keeps one bit "the entry at the lower
+        # position arrived first" (a triangle of topk_k * (topk_k - 1) / 2 flip-flops, moved
+        # with the entries). The drain's loop is then an AND-OR over those bits, and reading
+        # the chosen entry's fields is a registered one-hot selection one stage later.
         m = Module()
         config = self._config
         k = config.topk_k
@@ -235,8 +255,18 @@ class RetrievalBuffer(wiring.Component):
         beat_buffered = beat_topk | (config.token_budget > 0)
         candidate = beat.selected & (beat.count != 0)
         take = Signal()
+        # Drain pipeline registers (stage 1: the chosen entry; stage 2: its fields).
+        pick_valid = Signal()
+        pick_onehot = Signal(k)
+        pick_last = Signal()
+        drained = Signal(range_layout(config))
+        drained_valid = Signal()
+        advance = Signal()
         m.d.comb += [
-            self.i.ready.eq(~draining & merger.i.ready),
+            advance.eq(~drained_valid | merger.i.ready),
+            # A new problem waits until the drain pipeline is empty (descriptors stay in order
+            # and the entries are not overwritten while a chosen one is still being read).
+            self.i.ready.eq(~draining & ~pick_valid & ~drained_valid & merger.i.ready),
             take.eq(self.i.valid & self.i.ready),
         ]
         with m.If(take):
@@ -249,31 +279,36 @@ class RetrievalBuffer(wiring.Component):
         self._insertion(m, entries, beat, take & beat_buffered & candidate,
                         budget_active=Const(config.token_budget > 0) & ~beat_topk)
 
-        # Drain: the kept entry of lowest base, one per cycle, into the merger.
-        lowest = self._lowest_base(m, entries)
-        lowest_onehot = Signal(k)
-        with m.Switch(lowest["index"]):
-            for n in range(k):
-                with m.Case(n):
-                    m.d.comb += lowest_onehot.eq(1 << n)
+        # Drain cycle 1: choose the earliest-arrived kept entry (lowest base), clear it.
+        earliest = self._earliest(m, entries)
         others_valid = Signal()
-        m.d.comb += others_valid.eq((Cat(entries["valid"]) & ~lowest_onehot).any())
-        drain_step = draining & merger.i.ready
-        with m.If(drain_step):
-            for n in range(k):
-                with m.If(lowest_onehot[n]):
-                    m.d.sync += entries["valid"][n].eq(0)
-            with m.If(~others_valid):
-                m.d.sync += [draining.eq(0), entries["dropped_valid"].eq(0)]
+        m.d.comb += others_valid.eq((Cat(entries["valid"]) & ~earliest).any())
+        with m.If(advance):
+            m.d.sync += pick_valid.eq(draining)
+            with m.If(draining):
+                m.d.sync += [pick_onehot.eq(earliest), pick_last.eq(~others_valid)]
+                for n in range(k):
+                    with m.If(earliest[n]):
+                        m.d.sync += entries["valid"][n].eq(0)
+                with m.If(~others_valid):
+                    m.d.sync += [draining.eq(0), entries["dropped_valid"].eq(0)]
 
-        # Merger input: the input beat (dynamic mode without budget) or the drained entry.
+        # Drain cycle 2: the chosen entry's base and count (a one-hot AND-OR selection).
+        with m.If(advance):
+            m.d.sync += [drained_valid.eq(pick_valid), drained.present.eq(pick_onehot.any()),
+                         drained.last.eq(pick_last)]
+            for field in ("base", "count"):
+                m.d.sync += getattr(drained, field).eq(_or_tree([
+                    entries[field][n] & pick_onehot[n].replicate(len(entries[field][n]))
+                    for n in range(k)]))
+
+        # Merger input: the drained entry (buffered modes) or the input beat (pass-through).
         piece = merger.i.payload
-        with m.If(draining):
-            m.d.comb += [merger.i.valid.eq(1), piece.present.eq(lowest["valid"]),
-                         piece.base.eq(lowest["base"]), piece.count.eq(lowest["count"]),
-                         piece.last.eq(~others_valid)]
+        with m.If(drained_valid):
+            m.d.comb += [merger.i.valid.eq(1), piece.eq(drained)]
         with m.Else():
-            m.d.comb += [merger.i.valid.eq(self.i.valid & ~draining & ~beat_buffered),
+            m.d.comb += [merger.i.valid.eq(self.i.valid & ~draining & ~pick_valid
+                                               & ~beat_buffered),
                          piece.present.eq(candidate), piece.base.eq(beat.base),
                          piece.count.eq(beat.count), piece.last.eq(beat.last)]
         return m
@@ -288,6 +323,9 @@ class RetrievalBuffer(wiring.Component):
         entries = {field: [Signal(width, name=f"entry{n}_{field}")
                            for n in range(config.topk_k)]
                    for field, width in fields.items()}
+        # older[(n, m)], n < m: the entry at position n arrived before the one at position m.
+        entries["older"] = {(first, second): Signal(name=f"older_{first}_{second}")
+                            for second in range(config.topk_k) for first in range(second)}
         entries["dropped_valid"] = Signal()
         entries["dropped_score"] = Signal(config.score_bits)
         return entries
@@ -359,8 +397,21 @@ class RetrievalBuffer(wiring.Component):
                 following[n]["score"] & first_dropped[n].replicate(config.score_bits)
                 for n in range(k + 1)])),
         ]
+        # Arrival order moves with the entries: entries keep their relative positions, the new
+        # one arrived after every other.
+        older = entries["older"]
+        after_new = [Const(1)] + stays[:k - 1]
+        is_new = [~stays[n] & after_new[n] for n in range(k)]
+        next_older = {}
+        for (first, second), bit in older.items():
+            shifted_pair = older[(first - 1, second - 1)] if first > 0 else Const(0)
+            from_row = older[(first, second - 1)] if first < second - 1 else Const(0)
+            next_older[(first, second)] = Mux(stays[second], bit, Mux(is_new[second], 1, Mux(
+                stays[first], from_row, Mux(is_new[first], 0, shifted_pair))))
+
         refused = entries["dropped_valid"] & ~(beat.score > entries["dropped_score"])
         with m.If(offered & ~refused):
+            m.d.sync += [older[pair].eq(value) for pair, value in next_older.items()]
             for n in range(k):
                 m.d.sync += entries["valid"][n].eq(keep[n])
                 for field in following[n]:
@@ -371,32 +422,20 @@ class RetrievalBuffer(wiring.Component):
                              entries["dropped_score"].eq(first_dropped_score)]
 
     @staticmethod
-    def _lowest_base(m, entries):
-        """Minimum tree over the entries: ``valid``, ``base``, ``count``, ``index`` of the
-        valid entry of lowest base."""
+    def _earliest(m, entries):
+        """One-hot of the valid entry that arrived first (lowest base); 0 when none is valid.
+
+        An entry is the earliest when no other valid entry arrived before it: per entry an
+        AND-OR of ``topk_k - 1`` arrival bits, no comparator.
+        """
         k = len(entries["valid"])
-        index_bits = max(1, (k - 1).bit_length())
-        nodes = [{"valid": entries["valid"][n], "base": entries["base"][n],
-                  "count": entries["count"][n], "index": Const(n, index_bits)}
-                 for n in range(k)]
-        level = 0
-        while len(nodes) > 1:
-            merged = []
-            for pair in range(0, len(nodes) - 1, 2):
-                a, b = nodes[pair], nodes[pair + 1]
-                pick_b = b["valid"] & (~a["valid"] | (b["base"] < a["base"]))
-                node = {}
-                for field in a:
-                    node[field] = Signal(len(a[field]), name=f"lowest_l{level}_{pair // 2}_{field}")
-                    value = a["valid"] | b["valid"] if field == "valid" else Mux(pick_b, b[field],
-                                                                                 a[field])
-                    m.d.comb += node[field].eq(value)
-                merged.append(node)
-            if len(nodes) % 2:
-                merged.append(nodes[-1])
-            nodes = merged
-            level += 1
-        return nodes[0]
+        valid, older = entries["valid"], entries["older"]
+        earliest = Signal(k, name="earliest")
+        for n in range(k):
+            before = ([valid[o] & older[(o, n)] for o in range(n)]
+                      + [valid[o] & ~older[(n, o)] for o in range(n + 1, k)])
+            m.d.comb += earliest[n].eq(valid[n] & ~(Cat(before).any() if before else 0))
+        return earliest
 
 
 def _or_tree(values):

@@ -2,15 +2,24 @@
 
 Without WiCSum, a designer would keep the ``k`` highest-scoring clusters of a row with sorting
 hardware of the same throughput as the WTU: ``wtu_lanes`` scores per cycle. This block is that
-design, made as plainly as possible so that its cost is a fair yardstick:
+design, made as plainly as possible so that its cost is a fair yardstick, and pipelined so that
+every register-to-register path crosses at most :data:`LEVELS_PER_STAGE` compare-and-swap
+levels:
 
-1. a **bitonic sorting network** orders the ``wtu_lanes`` scores of one input beat (registered);
-2. a **bitonic merge** folds the sorted beat into a ``k``-entry sorted buffer in one cycle: the
-   buffer (descending) and the beat (reversed, so ascending) are combined element-wise by
-   ``max``, which gives a bitonic sequence holding the ``k`` best of both, and a bitonic merging
-   network sorts it (padded to a power of two with empty entries that synthesis removes);
-3. after the row's last beat the buffer shifts out one entry per cycle, best first, and is left
-   empty (shifting in empty entries) for the next row.
+1. a **bitonic sorting network** orders the ``wtu_lanes`` scores of one input beat, registered
+   every :data:`LEVELS_PER_STAGE` levels (the ``sort`` pipeline; its last register is ``batch``);
+2. a **bitonic merge** folds the sorted beat into a sorted bank of ``W = 2**ceil(log2(k))``
+   keys: the bank (descending) and the beat (reversed, so ascending) are combined element-wise
+   by ``max``, which gives a bitonic sequence holding the ``W`` best of both, and a bitonic
+   merging network sorts it. That network is cut into ``S`` registered stages (the ``ring``),
+   and its last stage feeds its first: ``S`` banks circulate, one leaves the ring every cycle
+   and is folded with the beat arriving then (with nothing, between beats), so each bank's
+   loop has ``S`` cycles while the ring takes one beat per cycle;
+3. after the row's last beat the ring **reduces** its ``S`` banks to one with the same
+   network: a leaving bank is held, the next one leaving is folded with it, in a schedule
+   fixed by ``S`` (:func:`reduce_schedule`);
+4. the last bank goes to the **output** register, which shifts out one entry per cycle, best
+   first, and is left empty for the next row.
 
 Every entry is one unsigned key ``{valid, score, ~cluster}`` (most significant first), so a
 single ``>`` orders entries by score and breaks ties towards the lower cluster index, and an
@@ -24,7 +33,7 @@ from amaranth.lib.wiring import In, Out
 
 from model.config import DREConfig
 
-__all__ = ["TopKSorter", "input_layout", "output_layout"]
+__all__ = ["TopKSorter", "input_layout", "output_layout", "reduce_schedule", "LEVELS_PER_STAGE"]
 
 
 def input_layout(config):
@@ -45,12 +54,74 @@ def output_layout(config):
     })
 
 
-class _SortingNetwork:
-    """Builds compare-and-swap networks in a module, one named signal per comparator output.
+#: Compare-and-swap levels between two registers of the sorting and merging networks.
+LEVELS_PER_STAGE = 2
 
-    Every comparator's outputs are signals (not nested expressions), so the generated netlist
-    stays linear in the number of comparators.
+
+def _next_power_of_two(value):
+    return 1 << (value - 1).bit_length()
+
+
+def _sort_levels(width):
+    """Levels of a bitonic sorting network of ``width`` keys (a power of two), descending.
+
+    Each level is a list of ``(high, low)`` position pairs: ``high`` receives the larger key.
     """
+    levels = []
+    size = 2
+    while size <= width:
+        stride = size // 2
+        while stride:
+            levels.append([(i, i ^ stride) if not i & size else (i ^ stride, i)
+                           for i in range(width) if i ^ stride > i])
+            stride //= 2
+        size *= 2
+    return levels
+
+
+def _merge_levels(width):
+    """Levels of a bitonic merging network of ``width`` keys: a bitonic list to descending."""
+    levels = []
+    stride = width // 2
+    while stride:
+        levels.append([(i, i ^ stride) for i in range(width) if i ^ stride > i])
+        stride //= 2
+    return levels
+
+
+def _stages(levels):
+    """Registered stages of a network of ``levels`` levels."""
+    return -(-levels // LEVELS_PER_STAGE)
+
+
+def reduce_schedule(banks):
+    """Actions of the ring's reduction, one per cycle, as the banks leave the ring.
+
+    Every bank is occupied when the reduction starts. A leaving bank is ``"hold"`` (kept
+    aside), ``"merge"`` (folded with the held one, the result enters the ring), ``"skip"``
+    (empty) or ``"done"`` (the only occupied bank left: the row's result). The list ends with
+    ``"done"``.
+    """
+    occupied = [True] * banks  # slot i leaves the ring in cycles i, i + banks, ...
+    held, actions = False, []
+    while True:
+        slot = len(actions) % banks
+        if not occupied[slot]:
+            actions.append("skip")
+        elif held:
+            actions.append("merge")
+            held = False
+        elif sum(occupied) == 1:
+            actions.append("done")
+            return actions
+        else:
+            actions.append("hold")
+            occupied[slot] = False
+            held = True
+
+
+class _Network:
+    """Builds compare-and-swap levels in a module, one named signal per key and level."""
 
     def __init__(self, module, key_bits, prefix):
         self._module = module
@@ -58,45 +129,23 @@ class _SortingNetwork:
         self._prefix = prefix
         self._count = 0
 
-    def compare_swap(self, first, second):
-        """The larger and the smaller of two keys."""
-        name = f"{self._prefix}{self._count}"
-        self._count += 1
-        larger = Signal(self._key_bits, name=f"{name}_hi")
-        smaller = Signal(self._key_bits, name=f"{name}_lo")
-        first_wins = first > second
-        self._module.d.comb += [larger.eq(Mux(first_wins, first, second)),
-                                smaller.eq(Mux(first_wins, second, first))]
-        return larger, smaller
-
-    def merge(self, keys, descending):
-        """Sort a bitonic list of keys (length a power of two) with a merging network."""
-        if len(keys) == 1:
-            return list(keys)
-        half = len(keys) // 2
-        upper, lower = [], []
-        for first, second in zip(keys[:half], keys[half:]):
-            larger, smaller = self.compare_swap(first, second)
-            upper.append(larger if descending else smaller)
-            lower.append(smaller if descending else larger)
-        return self.merge(upper, descending) + self.merge(lower, descending)
-
-    def sort(self, keys, descending=True):
-        """Sort a list of keys (length a power of two) with a bitonic sorting network."""
-        if len(keys) == 1:
-            return list(keys)
-        half = len(keys) // 2
-        first = self.sort(keys[:half], descending=True)
-        second = self.sort(keys[half:], descending=False)
-        return self.merge(first + second, descending)
-
-
-def _next_power_of_two(value):
-    return 1 << (value - 1).bit_length()
+    def level(self, keys, pairs):
+        """Apply one level of ``(high, low)`` compare-and-swaps to the list ``keys``."""
+        keys = list(keys)
+        for high, low in pairs:
+            name = f"{self._prefix}{self._count}"
+            self._count += 1
+            larger = Signal(self._key_bits, name=f"{name}_hi")
+            smaller = Signal(self._key_bits, name=f"{name}_lo")
+            high_wins = keys[high] > keys[low]
+            self._module.d.comb += [larger.eq(Mux(high_wins, keys[high], keys[low])),
+                                    smaller.eq(Mux(high_wins, keys[low], keys[high]))]
+            keys[high], keys[low] = larger, smaller
+        return keys
 
 
 class TopKSorter(wiring.Component):
-    """The ``topk_k`` highest scores of each row, from a sorting network and a merge buffer.
+    """The ``topk_k`` highest scores of each row, from a sorting network and a merge ring.
 
     Parameters
     ----------
@@ -107,6 +156,7 @@ class TopKSorter(wiring.Component):
     -------
     i : In(stream.Signature(input_layout(config)))
         Score beats; lane ``l`` of the ``b``-th beat of a row is cluster ``b * wtu_lanes + l``.
+        Ready while a row is collected (from its first beat to its last), and between rows.
     o : Out(stream.Signature(output_layout(config)))
         ``topk_k`` entries per row, best first; ``last`` on the ``topk_k``-th.
 
@@ -115,10 +165,6 @@ class TopKSorter(wiring.Component):
     TypeError
         If ``config`` is not a :class:`DREConfig`.
     """
-
-    #: Cycles from a row's last input handshake to its first output entry (no stalls): the
-    #: registered sorting network, then the merge into the buffer register.
-    latency = 2
 
     def __init__(self, config):
         if not isinstance(config, DREConfig):
@@ -134,56 +180,141 @@ class TopKSorter(wiring.Component):
         """The :class:`DREConfig` this sorter was built for."""
         return self._config
 
+    @property
+    def sort_stages(self):
+        """Registers of the beat's sorting pipeline (at least one: ``batch``)."""
+        return max(1, _stages(len(_sort_levels(self._config.wtu_lanes))))
+
+    @property
+    def ring_stages(self):
+        """Registered stages of the merge ring: the fold and the merging network's levels."""
+        width = _next_power_of_two(self._config.topk_k)
+        return _stages(1 + len(_merge_levels(width)))
+
+    @property
+    def reduce_cycles(self):
+        """Cycles from the row's last fold into the ring to the cycle its result leaves it."""
+        return len(reduce_schedule(self.ring_stages))
+
+    @property
+    def latency(self):
+        """Cycles from a row's last input handshake to its first output entry (no stalls): the
+        sorting pipeline, the reduction, and the output register."""
+        return self.sort_stages + self.reduce_cycles + 1
+
     def elaborate(self, platform):
+        # The merge used to close one k-entry buffer's loop through the fold and every level of
+        # the merging network in one cycle. Cut into S stages, the network holds S banks at
+        # once; a bank only meets itself again S cycles later, so S partial top-k results are
+        # kept for free in the pipeline registers and reduced to one after the row.
         config = self._config
         lanes, k = config.wtu_lanes, config.topk_k
         id_bits = config.cluster_id_bits
         key_bits = 1 + config.score_bits + id_bits
         beat_bits = max(1, id_bits - (lanes.bit_length() - 1))
+        width = _next_power_of_two(k)
         m = Module()
 
-        # Stage 1: sort the beat. Cluster indices come from the beat counter and the lane.
+        # Sort pipeline, cycles 1 .. sort_stages: the beat's keys sorted, a register every
+        # LEVELS_PER_STAGE levels; the last register is ``batch``. Cluster indices come from
+        # the beat counter and the lane.
         beat = Signal(beat_bits)
         lane_bits = lanes.bit_length() - 1
-        beat_keys = []
+        keys = []
         for lane in range(lanes):
             cluster = Cat(Const(lane, lane_bits), beat)[:id_bits] if lane_bits else beat[:id_bits]
-            beat_keys.append(Cat(~cluster, self.i.payload.scores[lane], Const(1, 1)))
-        kept = min(lanes, k)
-        sorted_beat = _SortingNetwork(m, key_bits, "sort").sort(beat_keys)[:kept]
-        batch = [Signal(key_bits, name=f"batch_{index}") for index in range(kept)]
-        batch_valid = Signal()
-        batch_last = Signal()
+            keys.append(Cat(~cluster, self.i.payload.scores[lane], Const(1, 1)))
+        take = self.i.valid & self.i.ready
+        sorter = _Network(m, key_bits, "sort")
+        levels = _sort_levels(lanes)
+        valid, last = take, self.i.payload.last
+        for stage in range(self.sort_stages):
+            keys = self._apply(sorter, keys,
+                               levels[stage * LEVELS_PER_STAGE:(stage + 1) * LEVELS_PER_STAGE])
+            name = "batch" if stage == self.sort_stages - 1 else f"sort_s{stage}"
+            registered = [Signal(key_bits, name=f"{name}_{index}") for index in range(lanes)]
+            stage_valid = Signal(name=f"{name}_valid")
+            stage_last = Signal(name=f"{name}_last")
+            m.d.sync += [dst.eq(src) for dst, src in zip(registered, keys)]
+            m.d.sync += [stage_valid.eq(valid), stage_last.eq(last)]
+            keys, valid, last = registered, stage_valid, stage_last
+        batch, batch_valid, batch_last = keys[:min(lanes, k)], valid, last
 
-        # Stage 2: merge the sorted beat into the k-entry buffer (empty entries are key 0).
-        buffer = [Signal(key_bits, name=f"top_{index}") for index in range(k)]
-        width = _next_power_of_two(k)
-        padded = buffer + [Const(0, key_bits)] * (width - k)
-        merger = _SortingNetwork(m, key_bits, "merge")
-        combined = list(padded)
-        for index, key in enumerate(batch):
-            position = width - 1 - index
-            larger = Signal(key_bits, name=f"fold{index}")
-            m.d.comb += larger.eq(Mux(padded[position] > key, padded[position], key))
-            combined[position] = larger
-        merged = merger.merge(combined, descending=True)[:k]
+        # Ring, stages 1 .. S: fold the leaving bank with an operand (the batch, the held bank
+        # in a reduction merge, or nothing), then the merging network, a register every
+        # LEVELS_PER_STAGE levels; the last stage's register is the leaving bank.
+        stages = self.ring_stages
+        schedule = reduce_schedule(stages)
+        reducing = Signal()
+        step = Signal(range(len(schedule)))
+        held = [Signal(key_bits, name=f"held_{index}") for index in range(width)]
+        # The actions are decoded a cycle ahead into registers (they steer every key of the
+        # ring's first stage): ``upcoming`` is the step the next cycle will be.
+        action = {name: Signal(name=f"reduce_{name}") for name in ("hold", "merge", "done")}
+        upcoming = Signal(range(len(schedule) + 1))
+        upcoming_active = Signal()
+        for name, flag in action.items():
+            m.d.sync += flag.eq(upcoming_active & Cat(
+                [upcoming == index for index, act in enumerate(schedule) if act == name]).any())
+        bank = [Signal(key_bits, name=f"ring_out_{index}") for index in range(width)]
+        leaving = [Mux(action["hold"] | action["done"], 0, key) for key in bank]
+        operand = []
+        for index in range(width):
+            from_batch = batch[index] & batch_valid.replicate(key_bits) \
+                if index < len(batch) else Const(0, key_bits)
+            operand.append(Mux(action["merge"], held[index], from_batch))
+        folded = []
+        for position in range(width):
+            other = operand[width - 1 - position]
+            larger = Signal(key_bits, name=f"fold{position}")
+            m.d.comb += larger.eq(Mux(leaving[position] > other, leaving[position], other))
+            folded.append(larger)
+        merger = _Network(m, key_bits, "merge")
+        # Level 0 is the fold; the first stage takes what is left over from whole groups of
+        # LEVELS_PER_STAGE (the fold alone when the levels are odd, beside its operand muxes).
+        ring_levels = [None] + _merge_levels(width)
+        first = len(ring_levels) - LEVELS_PER_STAGE * (stages - 1)
+        keys = folded
+        for stage in range(stages):
+            begin = 0 if stage == 0 else first + (stage - 1) * LEVELS_PER_STAGE
+            end = first + stage * LEVELS_PER_STAGE
+            group = [level for level in ring_levels[begin:end] if level]
+            keys = self._apply(merger, keys, group)
+            if stage == stages - 1:
+                registered = bank
+            else:
+                registered = [Signal(key_bits, name=f"ring_s{stage}_{index}")
+                              for index in range(width)]
+            # positions at k and beyond never reach the top k: the leaving bank drops them
+            m.d.sync += [dst.eq(src if stage < stages - 1 or index < k else 0)
+                         for index, (dst, src) in enumerate(zip(registered, keys))]
+            keys = registered
 
+        # Phases: collect (input ready until the last beat), reduce, emit.
+        collecting_done = Signal()
         emitting = Signal()
-        sent = Signal(range(k))
-        with m.If(~emitting):
-            m.d.comb += self.i.ready.eq(~(batch_valid & batch_last))
-        m.d.sync += batch_valid.eq(0)
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [batch[index].eq(sorted_beat[index]) for index in range(kept)]
-            m.d.sync += [batch_valid.eq(1), batch_last.eq(self.i.payload.last)]
+        m.d.comb += self.i.ready.eq(~collecting_done & ~reducing & ~emitting)
+        with m.If(take):
             m.d.sync += beat.eq(Mux(self.i.payload.last, 0, beat + 1))
-        with m.If(batch_valid):
-            m.d.sync += [buffer[index].eq(merged[index]) for index in range(k)]
-            with m.If(batch_last):
-                m.d.sync += emitting.eq(1)
+            with m.If(self.i.payload.last):
+                m.d.sync += collecting_done.eq(1)
+        starting = batch_valid & batch_last
+        m.d.comb += [upcoming.eq(Mux(starting, 0, step + 1)),
+                     upcoming_active.eq(starting | (reducing & ~action["done"]))]
+        with m.If(starting):
+            m.d.sync += [reducing.eq(1), step.eq(0), collecting_done.eq(0)]
+        with m.If(reducing):
+            m.d.sync += step.eq(step + 1)
+        with m.If(action["hold"]):
+            m.d.sync += [dst.eq(src) for dst, src in zip(held, bank)]
 
-        # Stage 3: shift the buffer out, best first, leaving it empty.
-        head = buffer[0]
+        # Output register, shifted out one entry per cycle, best first, leaving it empty.
+        out = [Signal(key_bits, name=f"top_{index}") for index in range(k)]
+        sent = Signal(range(k))
+        with m.If(action["done"]):
+            m.d.sync += [dst.eq(src) for dst, src in zip(out, bank)]
+            m.d.sync += [reducing.eq(0), emitting.eq(1)]
+        head = out[0]
         head_valid = head[-1]
         m.d.comb += [
             self.o.valid.eq(emitting),
@@ -193,9 +324,15 @@ class TopKSorter(wiring.Component):
             self.o.payload.last.eq(sent == k - 1),
         ]
         with m.If(self.o.valid & self.o.ready):
-            m.d.sync += [buffer[index].eq(buffer[index + 1]) for index in range(k - 1)]
-            m.d.sync += buffer[k - 1].eq(0)
+            m.d.sync += [out[index].eq(out[index + 1]) for index in range(k - 1)]
+            m.d.sync += out[k - 1].eq(0)
             m.d.sync += sent.eq(Mux(sent == k - 1, 0, sent + 1))
             with m.If(sent == k - 1):
                 m.d.sync += emitting.eq(0)
         return m
+
+    @staticmethod
+    def _apply(network, keys, levels):
+        for pairs in levels:
+            keys = network.level(keys, pairs)
+        return keys

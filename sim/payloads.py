@@ -413,7 +413,7 @@ class SorterCodec(BlockCodec):
 
     A problem is one row ``{"scores": ...}`` (a multiple of ``wtu_lanes`` values). Timing keys:
     ``latency``, cycles from the row's last input transfer to its first output transfer (the
-    twin's :data:`model.twins.topk_sorter.LATENCY`); ``span``, cycles from its first input
+    twin's :func:`model.twins.topk_sorter.latency`); ``span``, cycles from its first input
     transfer to its last output transfer, both included (the twin's
     :func:`model.twins.topk_sorter.cycles_per_row`: the next row starts in the cycle after).
     """
@@ -459,11 +459,11 @@ class SorterCodec(BlockCodec):
     def expected(self, config, problem):
         cluster, score, valid = sorter_twin.topk_row(config, problem["scores"])
         return {"cluster": cluster, "score": score, "valid": valid,
-                "latency": np.uint64(sorter_twin.LATENCY),
+                "latency": np.uint64(sorter_twin.latency(config)),
                 "span": np.uint64(sorter_twin.cycles_per_row(config, len(problem["scores"])))}
 
     def twin_cycles(self, config, expected):
-        return sorter_twin.LATENCY + config.max_clusters // config.wtu_lanes + config.topk_k
+        return sorter_twin.latency(config) + config.max_clusters // config.wtu_lanes + config.topk_k
 
 
 class KVMUCodec(BlockCodec):

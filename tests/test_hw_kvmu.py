@@ -58,8 +58,9 @@ def test_properties_and_layouts():
 
 
 def test_declared_step_cycles_hold_in_simulation():
-    # Per frame: command 1, cycles_per_offload per leaving token, move flush 1,
-    # cycles_per_assign per new token, N + 1 count cycles, per selected beat 2 plus
+    # Per frame: command 1, cycles_before_offload when tokens leave, cycles_per_offload per
+    # leaving token, move flush 1,
+    # cycles_per_assign per new token, N + 1 count cycles, per selected beat cycles_per_select plus
     # cycles_per_page per page walked, flush_latency.
     dut = KVManagementUnit(TINY)
     streams = streams_of(TINY, 21, count=2, frames=12)
@@ -67,9 +68,11 @@ def test_declared_step_cycles_hold_in_simulation():
     for arrays, result in zip(streams, results):
         twin = run_stream(TINY, arrays)
         clusters = np.diff(twin["count_offsets"].astype(int))
-        expected = [1 + dut.cycles_per_offload * leaving + 1
+        expected = [1 + dut.cycles_before_offload * (leaving > 0)
+                    + dut.cycles_per_offload * leaving + 1
                     + dut.cycles_per_assign * int(new_tokens) + int(n) + 1
-                    + sum(2 + dut.cycles_per_page * pages for pages in walked)
+                    + sum(dut.cycles_per_select + dut.cycles_per_page * pages
+                          for pages in walked)
                     + dut.flush_latency
                     for leaving, new_tokens, n, walked in zip(
                         twin["departing"], arrays["new_tokens"], clusters,

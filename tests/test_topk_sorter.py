@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from amaranth.back import verilog
 
-from hw.topk_sorter import TopKSorter
+from hw.topk_sorter import TopKSorter, reduce_schedule
 from model.config import PRESETS
 from model.twins import topk_sorter as twin
 from sim.kit.amaranth_sim import check_block
@@ -38,10 +38,13 @@ def test_matches_twin_with_stalls(config):
     check_block("topk_sorter", config, [{"scores": row} for row in rows], stall=0.3, seed=3)
 
 
-def test_latency_and_span_match_twin_and_component():
-    rows = random_rows(TINY, 4, np.random.default_rng(11))
-    dut = TopKSorter(TINY)
-    results = check_block("topk_sorter", TINY, [{"scores": row} for row in rows], component=dut)
+@pytest.mark.parametrize("config", [TINY, TINY.replace(topk_k=1, wtu_lanes=1),
+                                    TINY.replace(topk_k=16, wtu_lanes=8)],
+                         ids=["tiny", "k1-lanes1", "k16-lanes8"])
+def test_latency_and_span_match_twin_and_component(config):
+    rows = random_rows(config, 4, np.random.default_rng(11))
+    dut = TopKSorter(config)
+    results = check_block("topk_sorter", config, [{"scores": row} for row in rows], component=dut)
     assert {int(result["latency"]) for result in results} == {dut.latency}
 
 
@@ -52,8 +55,24 @@ def test_twin_worked_example():
     assert clusters.tolist() == [1, 4, 0, 2]
     assert scores.tolist() == [9, 9, 5, 5]
     assert valid.tolist() == [1, 1, 1, 1]
-    # Worked by hand: 2 beats of 4 lanes, k 4 -> B + 1 + k = 2 + 1 + 4 = 7 cycles.
-    assert twin.cycles_per_row(TINY, 8) == 7
+    # Worked by hand: 4 lanes -> 3 sorting levels, 2 registers (D); k 4 -> the fold and 2
+    # merging levels, 2 ring stages (S); reduction of 2 slots: hold 0, merge 1, skip 0, done 1
+    # -> R 4; 2 beats -> B + D + R + k = 2 + 2 + 4 + 4 = 12 cycles, latency D + R + 1 = 7.
+    assert twin.cycles_per_row(TINY, 8) == 12
+    assert twin.latency(TINY) == 7
+
+
+def test_twin_and_component_reduction_of_the_edge_ring():
+    # Worked by hand for 4 slots (edge: k 64 -> the fold and 6 merging levels, 4 stages):
+    # hold 0, merge 1 (into 1), hold 2, merge 3 (into 3), skip 0, hold 1, skip 2, merge 3,
+    # skip 0, skip 1, skip 2, done 3 -> 12 cycles; 16 lanes -> 10 sorting levels, 5 registers.
+    edge = PRESETS["edge"]
+    assert twin.ring_stages(edge) == 4 and twin.reduce_cycles(edge) == 12
+    assert twin.sort_registers(edge) == 5 and twin.latency(edge) == 5 + 12 + 1
+    assert reduce_schedule(4) == ["hold", "merge", "hold", "merge", "skip", "hold", "skip",
+                                  "merge", "skip", "skip", "skip", "done"]
+    dut = TopKSorter(edge)
+    assert (dut.sort_stages, dut.ring_stages, dut.latency) == (5, 4, 18)
 
 
 def test_twin_pads_short_rows():

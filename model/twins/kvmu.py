@@ -51,13 +51,15 @@ Cycle model
     ready, counting from the cycle of the ``cmd`` transfer to the cycle of the last ``fetch``
     transfer, both included::
 
-        cycles = 1 + 2 d + 1 + 2 n + (N + 1) + sum_b (2 + pages_b) + 2
+        cycles = 1 + [d > 0] + 3 d + 1 + 3 n + (N + 1) + sum_b (3 + pages_b) + 2
 
-    ``1``: the command (the ring read of the first leaving token issued); ``2 d``: per leaving
-    token, a cluster-table read and its update (the move merged, the next ring read issued);
-    ``1``: the move flush; ``2 n``: per new token, a cluster-table read and its update; ``N +
-    1``: ``N = clusters`` counts read one per cycle through a one-cycle read latency; per
-    selected beat ``b``: its transfer, its cluster-table read, and one cycle per page of its list
+    ``1``: the command (the ring read of the first leaving token issued); ``[d > 0]``: one cycle
+    when tokens leave, the first one's ring read registered; ``3 d``: per leaving token, a
+    cluster-table read (the next token's ring read issued), its word registered, and its update
+    (the move merged); ``1``: the move flush; ``3 n``: per new token, a cluster-table read, its
+    word registered, and its update; ``N + 1``: ``N = clusters`` counts read one per cycle
+    through a one-cycle read latency; per selected beat ``b``: its transfer and cluster-table
+    read, its word registered, the start of its walk, and one cycle per page of its list
     (``pages_b = 0`` for a cluster with nothing offloaded and for the empty beat); ``2``: the
     merger's flush cycle and output register. The next command is taken in the cycle after the
     last fetch step, while the last descriptor is still being flushed. Stalls change the timing,
@@ -184,8 +186,10 @@ def problem_cycles(config, departing, new_tokens, clusters, pages_per_beat):
     pages_per_beat : list of int
         Pages walked for each ``selected`` beat (one 0 for an empty selection).
     """
-    fetch = sum(2 + pages for pages in pages_per_beat)
-    return 1 + 2 * departing + 1 + 2 * new_tokens + clusters + 1 + fetch + FLUSH_CYCLES
+    fetch = sum(3 + pages for pages in pages_per_beat)
+    first_ring_read = 1 if departing else 0
+    return (1 + first_ring_read + 3 * departing + 1 + 3 * new_tokens + clusters + 1 + fetch
+            + FLUSH_CYCLES)
 
 
 class KVMUContext:

@@ -39,12 +39,15 @@ Cycle model
     idle beat with ``selected = 0`` for an empty selection). With an always-valid source and
     an always-ready sink, counting from the cycle of the first input transfer to the cycle of
     the last output transfer, both included:
-    ``cycles = beats + 2`` in dynamic mode without a budget (clusters stream through the
-    merger), ``cycles = beats + max(1, kept) + 2`` in top-k mode and in budgeted dynamic mode
-    (collect, then drain one kept cluster per cycle in base order). The input takes one beat
-    per cycle in every mode (:data:`BEATS_PER_CYCLE`). Problems may follow each other back to
-    back: a problem's count does not depend on its neighbours. Stalls change the timing, never
-    the descriptors.
+    ``cycles = beats + 2`` (:data:`FLUSH_CYCLES`) in dynamic mode without a budget (clusters
+    stream through the merger), ``cycles = beats + max(1, kept) + 2 + 2`` in top-k mode and in
+    budgeted dynamic mode: collect, then choose one kept cluster per cycle in base order, each
+    reaching the merger :data:`DRAIN_CYCLES` = 2 cycles after it is chosen (a registered
+    choice, then its registered fields), then the merger's 2. The input takes one beat per
+    cycle in every mode (:data:`BEATS_PER_CYCLE`). Problems may follow each other back to
+    back: a problem's count does not depend on its neighbours (a problem after a buffered one
+    starts once the drain has handed its last cluster to the merger). Stalls change the
+    timing, never the descriptors.
 Streams
     The beats of the block's streams are the codec's (:class:`sim.payloads.BufferCodec`).
 """
@@ -53,7 +56,8 @@ import numpy as np
 
 from model.npzio import ArraySpec, check_arrays
 
-__all__ = ["MODE_DYNAMIC", "MODE_TOPK", "BEATS_PER_CYCLE", "FLUSH_CYCLES", "INPUTS", "OUTPUTS",
+__all__ = ["MODE_DYNAMIC", "MODE_TOPK", "BEATS_PER_CYCLE", "FLUSH_CYCLES", "DRAIN_CYCLES",
+           "INPUTS", "OUTPUTS",
            "validate_problem", "rank_order", "kept_clusters", "merge_ranges", "buffered",
            "problem_cycles", "retrieve",
            "run_arrays"]
@@ -68,6 +72,9 @@ BEATS_PER_CYCLE = 1
 #: modes) until the last descriptor is transferred: the merger's flush cycle and the output
 #: register.
 FLUSH_CYCLES = 2
+#: Cycles from choosing a kept cluster in the buffered modes to handing it to the merger (the
+#: registered choice, then its registered base and count).
+DRAIN_CYCLES = 2
 
 INPUTS = [
     ArraySpec("selected", "b", 1,
@@ -187,7 +194,7 @@ def problem_cycles(config, selected, kept, mode=MODE_DYNAMIC):
     beats = max(1, int(np.count_nonzero(selected)))
     if not buffered(config, mode):
         return beats + FLUSH_CYCLES
-    return beats + max(1, int(np.count_nonzero(kept))) + FLUSH_CYCLES
+    return beats + max(1, int(np.count_nonzero(kept))) + DRAIN_CYCLES + FLUSH_CYCLES
 
 
 def retrieve(config, selected, scores, base, count, mode=MODE_DYNAMIC):

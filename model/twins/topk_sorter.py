@@ -16,19 +16,70 @@ Contract (the RTL equals this exactly)
 - **Output** of one row: exactly ``k`` entries ``(cluster, score, valid)`` in rank order; when a
   row holds fewer than ``k`` clusters the tail entries are ``(0, 0, 0)``. The ``k``-th entry
   carries ``last``. No rounding or saturation: scores pass through unchanged.
-- **Cycle model** (no stalls): a row of ``B`` beats takes ``B`` input cycles, then
-  :data:`LATENCY` = 2 cycles (sorting-network register, merge into the ``k``-entry buffer), then
-  ``k`` output cycles, one entry per cycle; the next row's first beat is accepted on the cycle
-  after the last entry leaves. Rows therefore follow each other every ``B + 1 + k`` cycles
-  (:func:`cycles_per_row`); there is no early exit, every cluster is read.
+- **Cycle model** (no stalls). With ``L = wtu_lanes``, ``W = 2**ceil(log2(k))`` and two
+  compare-and-swap levels between registers: the beat's sorting pipeline has
+  ``D = max(1, ceil(log2(L) (log2(L) + 1) / 4))`` registers; the merge ring has
+  ``S = ceil((1 + log2(W)) / 2)`` stages (the fold and the ``log2(W)`` merging levels) and so
+  holds ``S`` partial results; reducing them takes ``R`` cycles (:func:`reduce_cycles`: each
+  cycle one of the ``S`` slots comes round, in turn; an occupied slot is set aside when nothing
+  is set aside and another slot is occupied, merged with the one set aside otherwise (it stays
+  occupied), and is the result when it is the only occupied one; all ``S`` start occupied).
+  A row of ``B`` beats takes ``B`` input cycles, then :func:`latency` ``= D + R + 1`` cycles
+  from the handshake of its last beat to its first output entry, then ``k`` output cycles,
+  one entry per cycle; the next row's first beat is accepted on the cycle after the last
+  entry leaves. Rows therefore follow each other every ``B + D + R + k`` cycles
+  (:func:`cycles_per_row`); there is no early exit, every cluster is read. ``edge`` (L 16,
+  k 64): D 5, S 4, R 12, latency 18.
 """
 
 import numpy as np
 
-__all__ = ["LATENCY", "beats_per_row", "cycles_per_row", "topk_row", "topk_rows"]
+__all__ = ["LEVELS_PER_REGISTER", "sort_registers", "ring_stages", "reduce_cycles", "latency",
+           "beats_per_row", "cycles_per_row", "topk_row", "topk_rows"]
 
-#: Cycles from the handshake of a row's last input beat to its first output entry.
-LATENCY = 2
+#: Compare-and-swap levels between two registers of the sorting and merging networks.
+LEVELS_PER_REGISTER = 2
+
+
+def _log2(value):
+    return (int(value) - 1).bit_length()
+
+
+def sort_registers(config):
+    """Registers ``D`` of the beat's sorting pipeline (see the module contract)."""
+    log_lanes = _log2(config.wtu_lanes)
+    levels = log_lanes * (log_lanes + 1) // 2
+    return max(1, -(-levels // LEVELS_PER_REGISTER))
+
+
+def ring_stages(config):
+    """Stages ``S`` of the merge ring: the fold and ``log2(W)`` merging levels, two a stage."""
+    return -(-(1 + _log2(config.topk_k)) // LEVELS_PER_REGISTER)
+
+
+def reduce_cycles(config):
+    """Cycles ``R`` from the row's last fold to the cycle its result leaves the ring."""
+    slots = ring_stages(config)
+    occupied = set(range(slots))
+    aside = False
+    cycle = 0
+    while True:
+        slot = cycle % slots
+        cycle += 1
+        if slot not in occupied:
+            continue
+        if aside:  # merged with the one set aside; the slot stays occupied
+            aside = False
+        elif occupied == {slot}:
+            return cycle
+        else:
+            occupied.discard(slot)
+            aside = True
+
+
+def latency(config):
+    """Cycles from the handshake of a row's last input beat to its first output entry."""
+    return sort_registers(config) + reduce_cycles(config) + 1
 
 
 def beats_per_row(config, clusters):
@@ -47,10 +98,10 @@ def beats_per_row(config, clusters):
 def cycles_per_row(config, clusters):
     """Cycles between the first beats of consecutive rows of ``clusters`` scores (no stalls).
 
-    ``beats_per_row + LATENCY - 1 + topk_k``: the input beats, the pipeline, and one cycle per
+    ``beats_per_row + latency - 1 + topk_k``: the input beats, the pipeline, and one cycle per
     output entry (see the module contract).
     """
-    return beats_per_row(config, clusters) + LATENCY - 1 + config.topk_k
+    return beats_per_row(config, clusters) + latency(config) - 1 + config.topk_k
 
 
 def topk_row(config, scores):
