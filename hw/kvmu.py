@@ -84,7 +84,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.retrieval_buffer import DescriptorMerger, descriptor_layout
-from model.config import DREConfig
+from hw.component import ConfiguredComponent
 
 __all__ = ["command_layout", "assign_layout", "select_layout", "move_layout", "count_layout",
            "cluster_word_layout", "context_state_bits", "KVManagementUnit"]
@@ -161,7 +161,7 @@ def context_state_bits(config):
                       + _bits(max(config.recent_window, 1) - 1) + _bits(pages) + 1),
     }
 
-class KVManagementUnit(wiring.Component):
+class KVManagementUnit(ConfiguredComponent):
     """KV management unit: offload moves, cluster counts and fetch descriptors of one context.
 
     Parameters
@@ -206,23 +206,15 @@ class KVManagementUnit(wiring.Component):
     #: cycle and output register).
     flush_latency = 2
 
-    def __init__(self, config):
-        if not isinstance(config, DREConfig):
-            raise TypeError(f"config must be a DREConfig, not {config!r}")
-        self._config = config
-        super().__init__({
+    def _members(self, config):
+        return {
             "cmd": In(stream.Signature(command_layout(config))),
             "assign": In(stream.Signature(assign_layout(config))),
             "selected": In(stream.Signature(select_layout(config))),
             "moves": Out(stream.Signature(move_layout(config))),
             "counts": Out(stream.Signature(count_layout(config))),
             "fetch": Out(stream.Signature(descriptor_layout(config))),
-        })
-
-    @property
-    def config(self):
-        """The :class:`DREConfig` the unit was built for."""
-        return self._config
+        }
 
     @property
     def pages(self):

@@ -63,7 +63,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from model.config import DREConfig
+from hw.component import ConfiguredComponent
 
 __all__ = ["cluster_layout", "range_layout", "descriptor_layout", "DescriptorMerger",
            "RetrievalBuffer"]
@@ -114,7 +114,7 @@ def descriptor_layout(config):
     })
 
 
-class DescriptorMerger(wiring.Component):
+class DescriptorMerger(ConfiguredComponent):
     """Merges a problem's ascending token ranges into fetch descriptors.
 
     A pending descriptor grows while the next range starts where it ends; a range that does not
@@ -137,14 +137,11 @@ class DescriptorMerger(wiring.Component):
         Descriptors, from a register (no combinational path from ``i``).
     """
 
-    def __init__(self, config):
-        if not isinstance(config, DREConfig):
-            raise TypeError(f"config must be a DREConfig, not {config!r}")
-        self._config = config
-        super().__init__({
+    def _members(self, config):
+        return {
             "i": In(stream.Signature(range_layout(config))),
             "o": Out(stream.Signature(descriptor_layout(config))),
-        })
+        }
 
     def elaborate(self, platform):
         m = Module()
@@ -181,7 +178,7 @@ class DescriptorMerger(wiring.Component):
         return m
 
 
-class RetrievalBuffer(wiring.Component):
+class RetrievalBuffer(ConfiguredComponent):
     """Dynamic / top-k retrieval buffer emitting merged KV fetch descriptors.
 
     Parameters
@@ -203,19 +200,11 @@ class RetrievalBuffer(wiring.Component):
         If ``config`` is not a :class:`DREConfig`.
     """
 
-    def __init__(self, config):
-        if not isinstance(config, DREConfig):
-            raise TypeError(f"config must be a DREConfig, not {config!r}")
-        self._config = config
-        super().__init__({
+    def _members(self, config):
+        return {
             "i": In(stream.Signature(cluster_layout(config))),
             "o": Out(stream.Signature(descriptor_layout(config))),
-        })
-
-    @property
-    def config(self):
-        """The :class:`DREConfig` the buffer was built for."""
-        return self._config
+        }
 
     @property
     def capacity(self):

@@ -31,7 +31,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from model.config import DREConfig
+from hw.component import ConfiguredComponent
 
 __all__ = ["TopKSorter", "input_layout", "output_layout", "reduce_schedule", "LEVELS_PER_STAGE"]
 
@@ -144,7 +144,7 @@ class _Network:
         return keys
 
 
-class TopKSorter(wiring.Component):
+class TopKSorter(ConfiguredComponent):
     """The ``topk_k`` highest scores of each row, from a sorting network and a merge ring.
 
     Parameters
@@ -166,19 +166,11 @@ class TopKSorter(wiring.Component):
         If ``config`` is not a :class:`DREConfig`.
     """
 
-    def __init__(self, config):
-        if not isinstance(config, DREConfig):
-            raise TypeError(f"config must be a DREConfig, not {config!r}")
-        self._config = config
-        super().__init__({
+    def _members(self, config):
+        return {
             "i": In(stream.Signature(input_layout(config))),
             "o": Out(stream.Signature(output_layout(config))),
-        })
-
-    @property
-    def config(self):
-        """The :class:`DREConfig` this sorter was built for."""
-        return self._config
+        }
 
     @property
     def sort_stages(self):

@@ -11,9 +11,9 @@ import pytest
 from model.config import PRESETS
 from model.stimulus.kvmu_streams import workload_stream
 from model.twins.kvmu import OUTPUTS
-from sim.run import main as run_main
 from sim.run import run_block
 from sim.runner import run_cocotb
+from tests.engines import run_engine
 
 TINY = PRESETS["tiny"]
 
@@ -36,16 +36,6 @@ def test_random_streams_and_reset(tag, config, stall, seed):
                     "KVMU_FRAMES": 10})
 
 
-def run_engine(engine, config_name, path, tmp_path):
-    out = tmp_path / f"{engine}.npz"
-    status = run_main(["kvmu", "--config", config_name, "--input", str(path),
-                       "--output", str(out), "--engine", engine,
-                       "--workdir", str(tmp_path / "rtl")])
-    assert status == 0
-    with np.load(out) as result:
-        return {key: result[key] for key in result.files}
-
-
 @pytest.mark.cocotb
 @pytest.mark.parametrize("config_name, workload, frames", [
     ("tiny", "tiny", 40),       # the whole tiny workload: 160 tokens, window 8
@@ -56,8 +46,8 @@ def test_rtl_engine_agrees_with_model_on_workload(config_name, workload, frames,
     arrays, _ = workload_stream(config, frames, workload=workload, layer=1, kv_head=1)
     path = tmp_path / "stream.npz"
     np.savez(path, **arrays)
-    model = run_engine("model", config_name, path, tmp_path)
-    rtl = run_engine("rtl", config_name, path, tmp_path)
+    model = run_engine("kvmu", "model", config_name, path, tmp_path)
+    rtl = run_engine("kvmu", "rtl", config_name, path, tmp_path)
     assert set(rtl) == set(model) == {spec.name for spec in OUTPUTS}
     for key in model:
         assert rtl[key].tolist() == model[key].tolist(), key

@@ -11,9 +11,9 @@ import pytest
 from model.config import PRESETS
 from model.twins.retrieval_buffer import MODE_DYNAMIC, MODE_TOPK
 from model.stimulus.traces import buffer_trace
-from sim.run import main as run_main
 from sim.run import run_block
 from sim.runner import run_cocotb
+from tests.engines import run_engine
 
 TINY = PRESETS["tiny"]
 
@@ -35,16 +35,6 @@ def test_random_problems_and_reset(tag, config, stall, seed):
                env={"BUFFER_SEED": seed, "BUFFER_STALL": stall, "BUFFER_PROBLEMS": 16})
 
 
-def run_engine(engine, config_name, trace_path, tmp_path):
-    out = tmp_path / f"{engine}.npz"
-    status = run_main(["buffer", "--config", config_name, "--input", str(trace_path),
-                       "--output", str(out), "--engine", engine,
-                       "--workdir", str(tmp_path / "rtl")])
-    assert status == 0
-    with np.load(out) as result:
-        return {key: result[key] for key in result.files}
-
-
 @pytest.mark.cocotb
 @pytest.mark.parametrize("config_name, workload, mode, all_selected", [
     ("tiny", "tiny", MODE_DYNAMIC, False),   # the DRE: the WiCSum selection, merged
@@ -59,8 +49,8 @@ def test_rtl_engine_agrees_with_model_on_workload(config_name, workload, mode, a
         assert trace["selected"].size > config.topk_k  # top-k has to choose
     trace_path = tmp_path / "trace.npz"
     np.savez(trace_path, **trace, mode=np.uint8(mode))
-    model = run_engine("model", config_name, trace_path, tmp_path)
-    rtl = run_engine("rtl", config_name, trace_path, tmp_path)
+    model = run_engine("buffer", "model", config_name, trace_path, tmp_path)
+    rtl = run_engine("buffer", "rtl", config_name, trace_path, tmp_path)
     assert set(rtl) == set(model) == {"desc_base", "desc_len", "cycles"}
     for key in model:
         assert rtl[key].tolist() == model[key].tolist(), key

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from model.evaluation.metrics import FrameAttention
-from model.reference.resv import (ResvHead, hash_keys, make_hyperplanes, quantize_scores,
-                                  wicsum_select)
+from model.reference.resv import (ResvHead, check_score_inputs, hash_keys, make_hyperplanes,
+                                  quantize_scores, wicsum_select)
 
 __all__ = ["RATIOS", "TRANSFORMS", "PAPER", "shifted_dot_scores", "hamming_cosine_correlation",
            "wicsum_sweep", "run_study", "format_study", "write_study"]
@@ -55,12 +55,9 @@ def shifted_dot_scores(logits, score_bits):
     -------
     uint64 array, the shape of ``logits``
     """
-    if not isinstance(score_bits, (int, np.integer)) or not 1 <= score_bits <= 63:
-        raise ValueError(f"score_bits must be an integer from 1 to 63, not {score_bits!r}")
-    logits = np.asarray(logits, dtype=np.float64)
+    logits, top = check_score_inputs(logits, score_bits)
     if logits.shape[-1] == 0:
         return np.zeros(logits.shape, dtype=np.uint64)
-    top = (1 << int(score_bits)) - 1
     low = logits.min(axis=-1, keepdims=True)
     span = logits.max(axis=-1, keepdims=True) - low
     scaled = np.where(span > 0, (logits - low) / np.where(span > 0, span, 1.0), 1.0)

@@ -47,8 +47,8 @@ import numpy as np
 
 from model.reference.clustering import LeaderClusterer
 
-__all__ = ["make_hyperplanes", "hash_keys", "quantize_scores", "wicsum_threshold",
-           "exact_wicsum", "wicsum_select", "check_wicsum_inputs", "ResvHead", "FrameStep",
+__all__ = ["make_hyperplanes", "hash_keys", "check_score_inputs", "quantize_scores",
+           "wicsum_threshold", "exact_wicsum", "wicsum_select", "check_wicsum_inputs", "ResvHead", "FrameStep",
            "cluster_summary"]
 
 _HYPERPLANE_STREAM = 101
@@ -96,6 +96,19 @@ def hash_keys(keys, hyperplanes):
     return (bits * weights).sum(axis=1, dtype=np.uint64)
 
 
+def check_score_inputs(logits, score_bits):
+    """Validate a score transform's inputs: ``(logits as float64, 2**score_bits - 1)``.
+
+    Raises
+    ------
+    ValueError
+        If ``score_bits`` is not an integer from 1 to 63.
+    """
+    if not isinstance(score_bits, (int, np.integer)) or not 1 <= score_bits <= 63:
+        raise ValueError(f"score_bits must be an integer from 1 to 63, not {score_bits!r}")
+    return np.asarray(logits, dtype=np.float64), (1 << int(score_bits)) - 1
+
+
 def quantize_scores(logits, score_bits, head_dim):
     """Unsigned WTU scores of raw logits ``q . k_c``, softmax-like, per row.
 
@@ -107,12 +120,9 @@ def quantize_scores(logits, score_bits, head_dim):
     -------
     uint64 array, the shape of ``logits``
     """
-    if not isinstance(score_bits, (int, np.integer)) or not 1 <= score_bits <= 63:
-        raise ValueError(f"score_bits must be an integer from 1 to 63, not {score_bits!r}")
-    logits = np.asarray(logits, dtype=np.float64)
+    logits, top = check_score_inputs(logits, score_bits)
     if logits.shape[-1] == 0:
         return np.zeros(logits.shape, dtype=np.uint64)
-    top = (1 << int(score_bits)) - 1
     scale = 1.0 / math.sqrt(head_dim)
     shifted = logits - logits.max(axis=-1, keepdims=True)
     # exp(x * scale) * top + 0.5 < 1 below this cut: those scores are 0 without computing exp

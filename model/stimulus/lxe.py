@@ -18,6 +18,7 @@ import numpy as np
 
 from model.npzio import ArraySpec
 from model.reference.resv import hash_keys, make_hyperplanes, quantize_scores
+from model.twins import kvmu as kvmu_twin
 
 __all__ = ["OUTPUTS", "LXEHead", "LXEFrame", "problem_slice", "check_dump_fits", "flatten",
            "empty_outputs"]
@@ -39,18 +40,9 @@ OUTPUTS = [
     ArraySpec("score_offsets", "u", 1, "P + 1 offsets into score"),
     ArraySpec("score", "u", 1, "per problem: rows x clusters quantised scores, row-major"),
     ArraySpec("rows", "u", 1, "per problem: query rows (0: the frame has no queries)"),
-    ArraySpec("move_offsets", "u", 1, "P + 1 offsets into the offload moves"),
-    ArraySpec("move_src", "u", 1, "offload moves: first recent-window slot"),
-    ArraySpec("move_dst", "u", 1, "offload moves: first store address"),
-    ArraySpec("move_len", "u", 1, "offload moves: tokens"),
-    ArraySpec("move_dropped", "b", 1, "offload moves: no page was left (not stored)"),
-    ArraySpec("desc_offsets", "u", 1, "P + 1 offsets into desc_base and desc_len"),
-    ArraySpec("desc_base", "u", 1, "fetch descriptors: first store address"),
-    ArraySpec("desc_len", "u", 1, "fetch descriptors: tokens"),
-    ArraySpec("fetch_offsets", "u", 1, "P + 1 offsets into fetch_token"),
-    ArraySpec("fetch_token", "u", 1,
-              "per problem: ascending token indices the descriptors cover (offloaded members of "
-              "selected clusters; resident tokens are never fetched)"),
+    # The offload moves, fetch descriptors and fetched tokens, as the KVMU's file interface
+    # names them (per problem P of the run).
+    *(spec for spec in kvmu_twin.OUTPUTS if spec.name.startswith(("move_", "desc_", "fetch_"))),
     ArraySpec("hcu_overflow", "b", 1, "per problem: a token found no cluster id (max_clusters)"),
     ArraySpec("store_full", "b", 1, "per problem: the store had no page left (sticky)"),
     ArraySpec("cycles", "u", 1, "per problem: DRE cycles from command to status, no stalls"),
