@@ -16,7 +16,8 @@ conservation
     than ``token_budget``.
 response
     With ``o`` always ready, a problem's last descriptor follows its last input beat within
-    ``topk_k + flush_latency`` cycles (drain of the kept entries, then the merger's flush).
+    ``topk_k + drain_latency + flush_latency`` cycles (the kept entries through the two-stage
+    drain, then the merger's flush).
 invariants
     The descriptors of a problem are strictly ascending and disjoint (adjacent ranges were
     merged: a gap lies between two descriptors), each within the address space; a length-0
@@ -115,7 +116,8 @@ class BufferHarness(FormalHarness):
         # Bounded response.
         waiting = waiting_cycles(m, pending=problems_in != problems_out,
                                  progress=given & desc.last, width=_COUNT_BITS, name="waiting")
-        props.check(m, "response", waiting < dut.capacity + dut.flush_latency)
+        bound = dut.capacity + dut.drain_latency + dut.flush_latency
+        props.check(m, "response", waiting < bound)
 
         # Invariants: ascending, disjoint descriptors within the address space.
         out_end = Signal(config.kv_token_bits + 1)
@@ -132,7 +134,7 @@ class BufferHarness(FormalHarness):
         props.cover(m, given & (desc.length > config.max_count))
         props.cover(m, given & desc.last & (desc.length == 0))
         props.cover(m, (problems_out == 2) & ~seen_topk & (tokens_out != 0))
-        props.cover(m, waiting == dut.capacity + dut.flush_latency - 1)
+        props.cover(m, waiting == bound - 1)
         if config.token_budget:
             props.cover(m, (problems_out == 1) & ~seen_topk & (tokens_out < tokens_in))
 
