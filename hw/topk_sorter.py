@@ -28,7 +28,7 @@ in :mod:`model.twins.topk_sorter`.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent

@@ -107,18 +107,23 @@ def _dump_parser(sub, name):
     import importlib
 
     twin = importlib.import_module(FRAME_TWINS[name])
-    parser = sub.add_parser(name, help=f"run the {name} on a KV dump (frame twin)",
-                            epilog=_key_help(twin),
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="edge",
-                        help="preset name (tiny, edge, server) or JSON file [edge]")
-    parser.add_argument("--input", required=True, type=Path, help="KV dump .npz")
-    parser.add_argument("--output", required=True, type=Path, help="output .npz")
-    parser.add_argument("--engine", choices=("model", "rtl"), default="model",
-                        help="frame twin (rtl: not built yet) [model]")
+    parser = _run_parser(sub, name, f"run the {name} on a KV dump (frame twin)", twin,
+                         "KV dump .npz", "frame twin (rtl: not built yet) [model]")
     for option, what in (("--frames", "frames"), ("--layers", "layers"), ("--heads", "KV heads")):
         parser.add_argument(option, default=None, help=f"{what} A:B to report [all]")
     parser.add_argument("--seed", type=int, default=0, help="seed of the hyperplanes [0]")
+
+
+def _run_parser(sub, name, summary, twin, input_help, engine_help):
+    """A sub-parser with the options every ``sim.run`` subcommand takes."""
+    parser = sub.add_parser(name, help=summary, epilog=_key_help(twin),
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="edge",
+                        help="preset name (tiny, edge, server) or JSON file [edge]")
+    parser.add_argument("--input", required=True, type=Path, help=input_help)
+    parser.add_argument("--output", required=True, type=Path, help="output .npz")
+    parser.add_argument("--engine", choices=("model", "rtl"), default="model", help=engine_help)
+    return parser
 
 
 def _key_help(twin):
@@ -144,15 +149,9 @@ def main(argv=None):
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="block", required=True, metavar="BLOCK")
     for entry in blocks(file_interface=True):
-        block_parser = sub.add_parser(entry.name, help=f"run the {entry.name} on a .npz trace",
-                                      epilog=_key_help(entry.twin_module()),
-                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-        block_parser.add_argument("--config", default="edge",
-                                  help="preset name (tiny, edge, server) or JSON file [edge]")
-        block_parser.add_argument("--input", required=True, type=Path, help="input .npz")
-        block_parser.add_argument("--output", required=True, type=Path, help="output .npz")
-        block_parser.add_argument("--engine", choices=("model", "rtl"), default="model",
-                                  help="numpy twin or RTL simulation [model]")
+        block_parser = _run_parser(sub, entry.name, f"run the {entry.name} on a .npz trace",
+                                   entry.twin_module(), "input .npz",
+                                   "numpy twin or RTL simulation [model]")
         block_parser.add_argument("--workdir", type=Path, default=None,
                                   help="build folder of the RTL run [build/run/BLOCK]")
     for name in FRAME_TWINS:

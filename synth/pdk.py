@@ -4,7 +4,7 @@ The open ASIC flows name a PDK checkout by ``PDK_ROOT``; IHP's SG13G2 keeps its 
 under ``PDK_ROOT/ihp-sg13g2/libs.ref/``:
 
 - ``sg13g2_stdcell/lib/sg13g2_stdcell_<corner>.lib``: the standard cells (area, NLDM timing);
-- ``sg13g2_sram/lib/RM_IHPSG13_<1P|2P>_<words>x<bits>_*_<corner>.lib``: the SRAM macros, one
+- ``sg13g2_sram/lib/RM_*_<corner>.lib`` (IHP's are ``RM_IHPSG13_<1P|2P>_<words>x<bits>_*``): the SRAM macros, one
   cell per file, with their area (um^2) and clock-to-output / setup timing.
 
 :func:`find_pdk` finds them for one corner (default ``typ_1p20V_25C``, the typical corner) and
@@ -156,7 +156,7 @@ def find_pdk(root, corner=DEFAULT_CORNER):
     if not stdcell.is_file():
         raise ValueError(f"PDK_ROOT {str(root)!r} has no standard-cell liberty for corner "
                          f"{corner!r}: expected {stdcell}")
-    macro_files = sorted((root / SRAM_DIR).glob(f"RM_IHPSG13_*_{corner}.lib"))
+    macro_files = sorted((root / SRAM_DIR).glob(f"RM_*_{corner}.lib"))
     macros = sorted((parse_macro(path) for path in macro_files),
                     key=lambda macro: (macro.area_um2, macro.name))
     return Pdk(root=root, corner=corner, stdcell=stdcell, macros=tuple(macros))

@@ -27,7 +27,7 @@ from synth.silicon import run_silicon
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_PDK = Path(__file__).parent / "data" / "demo_pdk"
-DEMO_MACRO = "RM_IHPSG13_2P_16x16_demo"
+DEMO_MACRO = "RM_DEMO_2P_16x16_demo"
 # tests/data/demo_pdk: the flip-flop's clock-to-Q is 0.10 ns at the smallest load and its
 # setup at least 0.04 ns, so no register-to-register path is shorter than 0.14 ns; the macro's
 # clock to DOUT is 0.5 ns; its area 300 um^2; the flip-flop 4.5 um^2.

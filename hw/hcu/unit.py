@@ -76,11 +76,11 @@ read).
 """
 
 from amaranth.hdl import Array, Cat, Module, Mux, Signal, unsigned
-from amaranth.lib import stream, wiring
+from amaranth.lib import stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.component import check_config
+from hw.component import ConfiguredComponent
 from hw.hcu.argmin import ArgminTree
 from hw.hcu.dispatcher import Dispatcher
 from hw.hcu.free_lanes import FreeLanePicker
@@ -92,7 +92,7 @@ from hw.hcu.ring import TokenRing
 __all__ = ["HashClusterUnit"]
 
 
-class HashClusterUnit(wiring.Component):
+class HashClusterUnit(ConfiguredComponent):
     """The hash-bit cluster unit: token hashes in, cluster assignments out.
 
     Parameters
@@ -117,19 +117,12 @@ class HashClusterUnit(wiring.Component):
         If ``config`` is not a :class:`DREConfig`.
     """
 
-    def __init__(self, config):
-        check_config(config)
-        self._config = config
-        super().__init__({
+    def _members(self, config):
+        return {
             "i": In(stream.Signature(token_layout(config))),
             "o": Out(stream.Signature(assignment_layout(config))),
             "overflow": Out(1),
-        })
-
-    @property
-    def config(self):
-        """The configuration the unit was built for."""
-        return self._config
+        }
 
     @property
     def tokens_in_flight(self):
