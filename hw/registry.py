@@ -10,7 +10,10 @@ not stop the others from being listed, and ``hw/`` imports nothing of the verifi
 * ``codec``: its payload codec class in :mod:`sim.payloads` (stream beats <-> arrays);
 * ``testbench``: its cocotb testbench module (``sim/tb_*.py``, whose ``file_run`` test is the
   RTL engine of ``python -m sim.run``);
-* ``bench``: its ``make bench`` section module, if any.
+* ``bench``: its ``make bench`` section module, if any;
+* ``kv_dump``: its file interface reads a KV dump (``python -m sim.run NAME`` takes the dump and
+  ``--frames``, ``--layers``, ``--heads`` slices) instead of the twin's ``INPUTS`` arrays;
+* ``top``: it composes other registered blocks (reports show it beside them, not in their sum).
 
 Adding a block: its ``hw/`` module, its twin in ``model/twins/``, its codec, its testbench, one
 entry here, and its tests (README, "Adding a block").
@@ -19,7 +22,8 @@ entry here, and its tests (README, "Adding a block").
 import dataclasses
 import importlib
 
-__all__ = ["Block", "BLOCKS", "FRAME_TWINS", "blocks", "block", "component_class", "build_component"]
+__all__ = ["Block", "BLOCKS", "blocks", "dump_blocks", "block", "component_class",
+           "build_component"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +46,10 @@ class Block:
         Module of its ``make bench`` section.
     baseline : bool
         A reference design the reports compare the DRE blocks against, not part of the DRE.
+    kv_dump : bool
+        Its file interface reads a KV dump (the twin's ``run_dump``), not ``INPUTS`` arrays.
+    top : bool
+        It composes other registered blocks.
     """
 
     name: str
@@ -51,6 +59,8 @@ class Block:
     testbench: str = None
     bench: str = None
     baseline: bool = False
+    kv_dump: bool = False
+    top: bool = False
 
     @staticmethod
     def _load(target):
@@ -76,8 +86,9 @@ class Block:
 
     @property
     def has_file_interface(self):
-        """Whether ``python -m sim.run`` can run the block (twin, codec and testbench)."""
-        return None not in (self.twin, self.codec, self.testbench)
+        """Whether ``python -m sim.run`` can run the block on ``INPUTS`` arrays (twin, codec and
+        testbench; a ``kv_dump`` block reads a KV dump instead, see :func:`dump_blocks`)."""
+        return None not in (self.twin, self.codec, self.testbench) and not self.kv_dump
 
 
 #: The blocks of the DRE in dataflow order, then the baselines.
@@ -90,14 +101,11 @@ BLOCKS = {entry.name: entry for entry in (
           codec="sim.payloads:BufferCodec", testbench="sim.tb_retrieval_buffer"),
     Block("kvmu", "hw.kvmu:KVManagementUnit", twin="model.twins.kvmu",
           codec="sim.payloads:KVMUCodec", testbench="sim.tb_kvmu", bench="sim.bench_kvmu"),
+    Block("dre", "hw.dre:DynamicRetrievalEngine", twin="model.twins.dre",
+          codec="sim.payloads:DRECodec", testbench="sim.tb_dre", kv_dump=True, top=True),
     Block("topk_sorter", "hw.topk_sorter:TopKSorter", twin="model.twins.topk_sorter",
           codec="sim.payloads:SorterCodec", baseline=True),
 )}
-
-
-#: Engines run on a KV dump by their frame twin alone while their RTL top is the next step
-#: (name -> twin module with ``INPUT_KIND = "kvdump"``): ``python -m sim.run NAME --engine model``.
-FRAME_TWINS = {"dre": "model.twins.dre"}
 
 
 def blocks(*, baselines=True, file_interface=False):
@@ -105,6 +113,11 @@ def blocks(*, baselines=True, file_interface=False):
     return [entry for entry in BLOCKS.values()
             if (baselines or not entry.baseline)
             and (entry.has_file_interface or not file_interface)]
+
+
+def dump_blocks():
+    """The registered blocks whose file interface reads a KV dump (``kv_dump``)."""
+    return [entry for entry in BLOCKS.values() if entry.kv_dump]
 
 
 def block(name):

@@ -27,6 +27,9 @@ from amaranth.lib import data
 
 from model.npzio import check_arrays
 
+from hw.dre import MODE_RESTART, STALL_PORTS
+from model.stimulus.lxe import flatten
+from model.twins import dre as dre_twin
 from model.twins import hcu as hcu_twin
 from model.twins import kvmu as kvmu_twin
 from model.twins import retrieval_buffer as buffer_twin
@@ -34,7 +37,7 @@ from model.twins import topk_sorter as sorter_twin
 from model.twins import wtu as wtu_twin
 
 __all__ = ["PayloadError", "pack", "unpack", "BlockCodec", "HCUCodec", "WTUCodec",
-           "BufferCodec", "SorterCodec", "KVMUCodec"]
+           "BufferCodec", "SorterCodec", "KVMUCodec", "DRECodec"]
 
 
 class PayloadError(AssertionError):
@@ -106,6 +109,18 @@ def _split_at_last(beats, problems):
            f"expected {problems} problem(s) closed by a last beat, got {len(groups)} and "
            f"{len(current)} trailing beat(s)")
     return groups
+
+
+def _selection_beats(group, clusters):
+    """The beats of one problem's selection (``cluster``, ``empty``, ``last``) naming a cluster:
+    none for the single ``empty`` beat; ids strictly increasing below ``clusters``."""
+    if len(group) == 1 and group[0]["empty"]:
+        group = []
+    _check(not any(beat["empty"] for beat in group), "empty flag on a selected cluster")
+    ids = [beat["cluster"] for beat in group]
+    _check(ids == sorted(set(ids)), f"aggregate ids not strictly increasing: {ids}")
+    _check(all(cluster < clusters for cluster in ids), f"aggregate id past the row: {ids}")
+    return group
 
 
 class BlockCodec:
@@ -328,12 +343,8 @@ class WTUCodec(BlockCodec):
 
     @staticmethod
     def _decode_selected(group, clusters):
-        if len(group) == 1 and group[0]["empty"]:
-            group = []
-        _check(not any(beat["empty"] for beat in group), "empty flag on a selected cluster")
+        group = _selection_beats(group, clusters)
         ids = [beat["cluster"] for beat in group]
-        _check(ids == sorted(set(ids)), f"aggregate ids not strictly increasing: {ids}")
-        _check(all(cluster < clusters for cluster in ids), f"aggregate id past the row: {ids}")
         selected = np.zeros(clusters, dtype=bool)
         selected[ids] = True
         selected_score = np.zeros(clusters, dtype=np.uint64)
@@ -537,6 +548,169 @@ class KVMUCodec(BlockCodec):
     def expected(self, config, problem):
         result = kvmu_twin.run_stream(config, problem)
         return {spec.name: result[spec.name] for spec in kvmu_twin.OUTPUTS}
+
+    def twin_cycles(self, config, expected):
+        return int(expected["cycles"].sum())
+
+
+def _groups_at_last(beats):
+    """Cut ``beats`` into groups each closed by a beat with ``last`` (a trailing open group is
+    an error)."""
+    groups, current = [], []
+    for beat in beats:
+        current.append(beat)
+        if beat["last"]:
+            groups.append(current)
+            current = []
+    _check(not current, f"{len(current)} beat(s) after the last closed group")
+    return groups
+
+
+class DRECodec(BlockCodec):
+    """The DRE top: ``cmd``, ``hashes``, ``scores`` in; ``assignments``, ``moves``, ``counts``,
+    ``selected``, ``fetch``, ``status`` out.
+
+    A problem of this codec is a *session* (:func:`model.twins.dre.record_commands`): commands
+    with their hashes and the score rows the LXE returned, replayed on a fresh frame twin
+    (:func:`model.twins.dre.run_session`). A session after the first of a run must begin with
+    an accepted restart (the DRE is not fresh then). Hashes and score rows are sent only for the
+    commands the twin accepts. Per accepted command the outputs are: one assignment per new
+    token; the moves, counts, selected ids and fetch descriptors, each closed by ``last``;
+    per command one status beat. Timing keys: ``cycles`` (command transfer to status transfer,
+    both included), ``status_cycles``, ``cycles_hcu``, ``cycles_kvmu``, ``cycles_wtu`` (the
+    status beat's counters) and ``stall`` (its stall counters, :data:`hw.dre.STALL_PORTS`
+    per command, all 0 without stalls).
+    """
+
+    inputs = ("cmd", "hashes", "scores")
+    outputs = ("assignments", "moves", "counts", "selected", "fetch", "status")
+    timing_keys = ("cycles", "status_cycles", "cycles_hcu", "cycles_kvmu", "cycles_wtu", "stall")
+
+    def input_beats(self, config, problems):
+        beats = {"cmd": [], "hashes": [], "scores": []}
+        for index, session in enumerate(problems):
+            commands = dre_twin.session_commands(session)
+            results = dre_twin.run_session(config, session)
+            if index and (commands[0].mode != MODE_RESTART or results[0].rejected):
+                raise ValueError(f"session {index} must begin with an accepted restart command "
+                                 f"(the DRE is not fresh after session {index - 1})")
+            for number, (command, result) in enumerate(zip(commands, results)):
+                beats["cmd"].append({name: getattr(command, name)
+                                     for name in dre_twin.SESSION_FIELDS})
+                if result.rejected:
+                    continue
+                beats["hashes"] += [{"hash": int(value)} for value in
+                                    dre_twin.session_part(session, "hashes", number)]
+                beats["scores"] += [{"score": chunk} for row in result.scores
+                                    for chunk in WTUCodec._chunks(row, config.wtu_lanes)]
+        return beats
+
+    def complete(self, config, problems, received):
+        return len(received["status"]) >= sum(len(session["mode"]) for session in problems)
+
+    @staticmethod
+    def results(config, commands, transcript):
+        """One :class:`model.twins.dre.ProblemResult` per command of the run, from the RTL's
+        transcript (outputs, the scores it took, the measured cycles and the status beat's
+        counters as ``phase_cycles``); also the status beats."""
+        statuses = transcript["status"]
+        _check(len(statuses) == len(commands),
+               f"expected {len(commands)} status beats, got {len(statuses)}")
+        groups = {name: iter(_groups_at_last(_beats(transcript, name)))
+                  for name in ("moves", "counts", "selected", "fetch")}
+        assignments = iter(_beats(transcript, "assignments"))
+        scores = iter(_beats(transcript, "scores"))
+        starts = _cycles(transcript, "cmd")
+        results = []
+        for command, start, (end, status) in zip(commands, starts, statuses):
+            measured = end - start + 1
+            phases = {"command": 1, "hcu": status["hcu_cycles"], "handoff": 0,
+                      "kvmu": status["kvmu_cycles"], "wtu": status["wtu_cycles"], "status": 1}
+            if status["rejected"]:
+                results.append(dre_twin.ProblemResult(
+                    rejected=True, store_full=bool(status["store_full"]),
+                    phase_cycles=phases, measured_cycles=measured))
+                continue
+            own = [next(assignments, None) for _ in range(command.new_tokens)]
+            _check(None not in own, "fewer assignments than new tokens")
+            own_groups = {name: next(group, None) for name, group in groups.items()}
+            _check(None not in own_groups.values(), f"an output group is missing: {own_groups}")
+            counts = np.array([beat["count"] for beat in own_groups["counts"]], np.uint64)
+            clusters = counts.size
+            selected = np.zeros(clusters, bool)
+            selected[[beat["cluster"] for beat in
+                      _selection_beats(own_groups["selected"], clusters)]] = True
+            chunks = -(-clusters // config.wtu_lanes)
+            taken = [next(scores) for _ in range(command.rows * chunks)]
+            rows = np.array([beat["score"] for beat in taken], np.uint64).reshape(
+                command.rows, chunks * config.wtu_lanes)[:, :clusters]
+            moves = [tuple(int(beat[f]) for f in ("src", "dst", "length", "dropped"))
+                     for beat in own_groups["moves"] if beat["length"]]
+            descriptors = [(int(beat["base"]), int(beat["length"]))
+                           for beat in own_groups["fetch"] if beat["length"]]
+            results.append(dre_twin.ProblemResult(
+                rejected=False, hcu_overflow=bool(status["hcu_overflow"]),
+                store_full=bool(status["store_full"]),
+                cluster=np.array([beat["cluster"] for beat in own], np.uint64),
+                new=np.array([beat["new"] for beat in own], bool),
+                overflow=np.array([beat["overflow"] for beat in own], bool),
+                counts=counts, scores=rows, selected=selected, moves=moves,
+                descriptors=descriptors, phase_cycles=phases, measured_cycles=measured))
+        _check(next(assignments, None) is None, "more assignments than new tokens")
+        return results, [status for _, status in statuses]
+
+    @staticmethod
+    def decode_fetch(commands, results):
+        """Fill in ``fetch_token`` of the accepted results, decoding their descriptors through
+        the moves of their stream (restarts start a new stream)."""
+        accepted = [(c, r) for c, r in zip(commands, results) if not r.rejected]
+        fetched = kvmu_twin.decoded_fetch_tokens([c.restart for c, _ in accepted],
+                                                 [r.moves for _, r in accepted],
+                                                 [r.descriptors for _, r in accepted])
+        for (_, result), tokens in zip(accepted, fetched):
+            result.fetch_token = np.array(tokens, np.uint64)
+
+    def decode(self, config, problems, transcript):
+        sessions = [dre_twin.session_commands(session) for session in problems]
+        results, statuses = self.results(config, [c for s in sessions for c in s], transcript)
+        decoded, start = [], 0
+        for commands in sessions:
+            own = results[start:start + len(commands)]
+            self.decode_fetch(commands, own)
+            decoded.append(self.session_arrays(own, statuses[start:start + len(commands)]))
+            start += len(commands)
+        return decoded
+
+    @staticmethod
+    def session_arrays(results, statuses=None):
+        """The arrays compared per session (``statuses``: the RTL's status beats; None for
+        the twin, whose status counts its own cycles and no stall)."""
+        accepted = [r for r in results if not r.rejected]
+        out = {flag: np.array([getattr(r, flag) for r in results], bool)
+               for flag in ("rejected", "hcu_overflow", "store_full")}
+        out["cycles"] = np.array([r.cycles for r in results], np.uint64)
+        for phase in ("hcu", "kvmu", "wtu"):
+            out[f"cycles_{phase}"] = np.array([r.phase_cycles.get(phase, 0) for r in results],
+                                              np.uint64)
+        if statuses is None:
+            out["status_cycles"] = out["cycles"]
+            out["stall"] = np.zeros((len(results), len(STALL_PORTS)), np.uint64)
+        else:
+            out["status_cycles"] = np.array([s["cycles"] for s in statuses], np.uint64)
+            out["stall"] = np.array([[s["stall"][port] for port in STALL_PORTS]
+                                     for s in statuses], np.uint64).reshape(-1, len(STALL_PORTS))
+        for key in ("cluster", "new", "overflow", "counts", "selected", "fetch_token"):
+            out[f"{key}_offsets"], out[key] = flatten(
+                [getattr(r, key) for r in accepted], bool if key in ("new", "overflow",
+                                                                     "selected") else np.uint64)
+        moves = [np.array(r.moves, np.uint64).reshape(-1, 4) for r in accepted]
+        out["move_offsets"], out["moves"] = flatten(moves)
+        descriptors = [np.array(r.descriptors, np.uint64).reshape(-1, 2) for r in accepted]
+        out["desc_offsets"], out["descriptors"] = flatten(descriptors)
+        return out
+
+    def expected(self, config, problem):
+        return self.session_arrays(dre_twin.run_session(config, problem))
 
     def twin_cycles(self, config, expected):
         return int(expected["cycles"].sum())

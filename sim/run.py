@@ -5,12 +5,13 @@ Usage::
     python -m sim.run BLOCK --config PRESET_OR_JSON --input IN.npz --output OUT.npz \
         [--engine model|rtl]
 
-``BLOCK`` is any block of :mod:`hw.registry` with a file interface, or a frame twin of
-:data:`hw.registry.FRAME_TWINS` (``dre``), which reads a KV dump and takes ``--frames``,
+``BLOCK`` is any block of :mod:`hw.registry` with a file interface, or one that reads a KV dump
+(:func:`hw.registry.dump_blocks`: ``dre``, the DRE top), which takes ``--frames``,
 ``--layers``, ``--heads`` slices and ``--seed``. ``--engine model`` runs its
 bit-exact numpy twin (``model/twins/``); ``--engine rtl`` runs the generated Verilog under cocotb
 and Icarus Verilog (the ``file_run`` test of its testbench, which drives the file's arrays as one
-problem through the block's codec) and writes the same keys. The keys of each block are listed by
+problem through the block's codec; for the DRE, a co-simulation in which the model plays the LXE
+and computes the score rows from the RTL's own assignments) and writes the same keys. The keys of each block are listed by
 ``python -m sim.run BLOCK --help`` and in the README.
 """
 
@@ -19,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from hw.registry import FRAME_TWINS, blocks
+from hw.registry import blocks, dump_blocks
 from hw.registry import block as registered_block
 from model.config import load_config
 from model.npzio import check_arrays, load_arrays, save_arrays
@@ -83,35 +84,56 @@ def run_block(name, config, arrays, engine="model", workdir=None):
     raise ValueError(f"engine must be 'model' or 'rtl', not {engine!r}")
 
 
-def run_dump_engine(name, config, path, engine="model", **slices):
-    """Run the frame twin ``name`` of :data:`hw.registry.FRAME_TWINS` on the KV dump ``path``.
+def run_dump_engine(name, config, path, engine="model", workdir=None, **slices):
+    """Run block ``name`` (one of :func:`hw.registry.dump_blocks`) on the KV dump ``path``.
+
+    Parameters
+    ----------
+    slices : str or int
+        ``frames``, ``layers``, ``heads`` (``A:B`` strings or None) and ``seed``.
 
     Raises
     ------
     ValueError
         If the dump is malformed or does not fit ``config``, a slice is out of range, or the
-        engine is not ``model`` (its RTL top is not built yet).
+        engine is not ``model`` or ``rtl``.
     """
-    import importlib
+    import numpy as np
 
-    from model.stimulus.kvdump import load_kv_dump
+    from model.stimulus import lxe
+    from model.stimulus.kvdump import SPECS, KVDump
 
-    if engine != "model":
-        raise ValueError(f"engine must be 'model' for {name} (its RTL top is not built yet), "
-                         f"not {engine!r}")
-    twin = importlib.import_module(FRAME_TWINS[name])
-    return twin.run_dump(config, load_kv_dump(path), **slices)
+    entry = registered_block(name)
+    twin = entry.twin_module()
+    arrays = load_arrays(path, SPECS)
+    dump = KVDump(arrays, str(path))
+    if engine == "model":
+        return twin.run_dump(config, dump, **slices)
+    if engine != "rtl":
+        raise ValueError(f"engine must be 'model' or 'rtl', not {engine!r}")
+    from sim.runner import run_file_testcase
+
+    ranges = lxe.problem_slice(dump, slices.get("frames"), slices.get("layers"),
+                               slices.get("heads"))
+    lxe.check_dump_fits(config, dump, ranges[0])  # before any build
+    run_slice = [value for part in ranges for value in (part.start, part.stop)]
+    run_slice.append(slices.get("seed", 0))
+    result, _ = run_file_testcase(name, config, entry.testbench, "file_run",
+                                  {**arrays, "run_slice": np.array(run_slice, np.int64)},
+                                  Path(workdir or Path("build") / "run" / name))
+    return check_arrays("RTL response", twin.OUTPUTS,
+                        {spec.name: result[spec.name] for spec in twin.OUTPUTS})
 
 
-def _dump_parser(sub, name):
-    import importlib
-
-    twin = importlib.import_module(FRAME_TWINS[name])
-    parser = _run_parser(sub, name, f"run the {name} on a KV dump (frame twin)", twin,
-                         "KV dump .npz", "frame twin (rtl: not built yet) [model]")
+def _dump_parser(sub, entry):
+    twin = entry.twin_module()
+    parser = _run_parser(sub, entry.name, f"run the {entry.name} on a KV dump", twin,
+                         "KV dump .npz", "frame twin or RTL co-simulation [model]")
     for option, what in (("--frames", "frames"), ("--layers", "layers"), ("--heads", "KV heads")):
         parser.add_argument(option, default=None, help=f"{what} A:B to report [all]")
     parser.add_argument("--seed", type=int, default=0, help="seed of the hyperplanes [0]")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help=f"build folder of the RTL run [build/run/{entry.name}]")
 
 
 def _run_parser(sub, name, summary, twin, input_help, engine_help):
@@ -154,8 +176,8 @@ def main(argv=None):
                                    "numpy twin or RTL simulation [model]")
         block_parser.add_argument("--workdir", type=Path, default=None,
                                   help="build folder of the RTL run [build/run/BLOCK]")
-    for name in FRAME_TWINS:
-        _dump_parser(sub, name)
+    for entry in dump_blocks():
+        _dump_parser(sub, entry)
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
@@ -163,8 +185,8 @@ def main(argv=None):
         return _error(error)
     try:
         start = time.perf_counter()
-        if args.block in FRAME_TWINS:
-            result = run_dump_engine(args.block, config, args.input, args.engine,
+        if registered_block(args.block).kv_dump:
+            result = run_dump_engine(args.block, config, args.input, args.engine, args.workdir,
                                      frames=args.frames, layers=args.layers, heads=args.heads,
                                      seed=args.seed)
         else:

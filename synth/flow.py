@@ -413,7 +413,8 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
     entries = {}
     tasks = []
     for index, name in enumerate(names, 1):
-        kind = "baseline" if registry.block(name).baseline else "block"
+        entry_info = registry.block(name)
+        kind = "baseline" if entry_info.baseline else ("top" if entry_info.top else "block")
         block = entries[name] = _Block(name, kind)
         workdir = out / "work" / config_name / name
         step_start = time.monotonic()

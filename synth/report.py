@@ -17,7 +17,8 @@ Top level:
 ``asic``, ``fpga[family]`` and ``fmax``, carries ``cached: true`` when it was reused from the
 last run because its inputs were unchanged):
 
-    ``name``, ``kind`` (``block`` | ``baseline``), ``class`` (``module:Class``),
+    ``name``, ``kind`` (``block`` | ``top`` | ``baseline``; ``top``: the DRE top, which holds
+    the blocks and is not added to their total), ``class`` (``module:Class``),
     ``status`` (``ok`` | ``error``), ``errors`` (list of ``{step, message}``; steps
     ``elaborate``, ``asic``, ``ecp5``, ``ice40``, ``fmax``), ``port_bits``,
     ``asic``: ``null`` or ``{generic: {cells, cells_by_type, flip_flops}, memories: [{name,
@@ -31,7 +32,8 @@ last run because its inputs were unchanged):
     ``estimate_14nm``: ``null`` or ``{mm2, logic_mm2, memory_mm2, core_percent, paper_percent,
     paper_counterpart, paper_mm2}``
 
-``totals`` (the DRE: ``kind == "block"`` entries with an ASIC result; baselines excluded):
+``totals`` (the DRE: ``kind == "block"`` entries with an ASIC result; the top and the baselines
+excluded):
     ``blocks``, ``missing``, ``ge``, ``ge_logic``, ``ge_memory``, ``memory_bits``, ``cells``,
     ``flip_flops``, ``liberty`` (``{logic_um2, memory_um2, total_um2}`` or ``null``), ``fpga``
     (family -> summed resources), ``estimate_14nm``; every sum equals the sum of the blocks'.

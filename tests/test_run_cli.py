@@ -60,7 +60,7 @@ def test_out_of_range_values_are_rejected_not_wrapped(tmp_path, capsys):
 
 
 def test_unknown_block_and_engine_are_rejected():
-    with pytest.raises(ValueError, match=r"block must be one of hcu, wtu, buffer, kvmu, "
+    with pytest.raises(ValueError, match=r"block must be one of hcu, wtu, buffer, kvmu, dre, "
                                          r"topk_sorter, not 'ghost'"):
         run_block("ghost", PRESETS["tiny"], {})
     with pytest.raises(ValueError, match=r"engine must be 'model' or 'rtl', not 'gpu'"):

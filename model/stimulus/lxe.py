@@ -47,8 +47,10 @@ OUTPUTS = [
     ArraySpec("store_full", "b", 1, "per problem: the store had no page left (sticky)"),
     ArraySpec("cycles", "u", 1, "per problem: DRE cycles from command to status, no stalls"),
     ArraySpec("cycles_hcu", "u", 1, "per problem: cycles of the HCU phase"),
-    ArraySpec("cycles_kvmu", "u", 1, "per problem: cycles of the KVMU's problem"),
-    ArraySpec("cycles_wtu", "u", 1, "per problem: cycles of the WTU's rows and aggregate"),
+    ArraySpec("cycles_kvmu", "u", 1,
+              "per problem: cycles of the KVMU's problem, its waits for the WTU excluded"),
+    ArraySpec("cycles_wtu", "u", 1,
+              "per problem: cycles the KVMU waits for the WTU's selection (rows, aggregate)"),
 ]
 
 

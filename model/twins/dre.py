@@ -11,50 +11,65 @@ block's twin when that changes.
 Contract
 --------
 Command
-    ``layer``, ``kv_head``, ``frame``, ``new_tokens``, ``rows``, ``restart``. It is *rejected*
+    ``layer``, ``kv_head``, ``frame``, ``new_tokens``, ``rows``, ``mode`` (``MODE_CONTINUE`` = 0:
+    go on with the stream on chip; ``MODE_RESTART`` = 1: empty the context first; 2 and 3 are
+    reserved for the context port's restore and save and rejected for now). It is *rejected*
     (flag ``rejected``, nothing else happens, the context is unchanged) when ``layer`` is not
     below ``2**LAYER_BITS``, ``kv_head`` not below ``2**KV_HEAD_BITS``, ``frame`` not below
     ``2**FRAME_BITS``, ``new_tokens`` not from 1 to ``max_frame_tokens``, ``rows`` above
-    ``max_rows``, or when it continues a stream (``restart = 0``) that is not the one on chip:
-    no context yet, another (layer, KV head), or a frame not after the context's last frame.
-    ``rows = 0`` clusters and offloads without selecting (no score rows, no fetch).
+    ``max_rows``, ``mode`` above 1, or when it continues a stream (``mode = 0``) that is not the
+    one on chip: no context yet (also after a reset), another (layer, KV head), or a frame not
+    after the context's last frame. ``rows = 0`` clusters and offloads without selecting (no
+    score rows, no fetch).
 Phases of an accepted problem, one after another
     1. *HCU*: the ``new_tokens`` hashes; each assignment goes out to the LXE and into a FIFO of
        ``max_frame_tokens`` entries. A token that would open cluster ``max_clusters`` is
        flagged (``hcu_overflow``) and assigned to cluster 0, as the HCU twin's ``"flag"`` mode
        says: it is counted and stored with cluster 0, never lost.
     2. *KVMU* (one KVMU problem): offload moves out; the buffered assignments; the counts of
-       every cluster, packed ``wtu_lanes`` per beat into the WTU; the WTU's selected ids; fetch
-       descriptors out, decoded through the moves into ``fetch_token``.
+       every cluster, out to the host and packed ``wtu_lanes`` per beat into the WTU; the
+       WTU's selected ids (also out to the host); fetch descriptors out, decoded through the
+       moves into ``fetch_token``.
     3. *WTU* (inside the KVMU's problem, after its counts): ``rows`` score rows in (the LXE's
        ``quantize_scores`` of its queries against the clusters' representative keys, computed
        from this problem's assignments), the selected cluster ids (OR over rows) to the KVMU.
-    4. *Status*: cycles, flags (``rejected``, ``hcu_overflow``, ``store_full``).
+    4. *Status*: cycles, stall cycles per port, flags (``rejected``, ``hcu_overflow``,
+       ``store_full``).
 Cycle model (no stall on any port)
     From the command's transfer to the status beat's transfer, both included::
 
         cycles = COMMAND_CYCLES + hcu + HANDOFF_CYCLES + kvmu + wtu + STATUS_CYCLES
 
-    ``hcu``: cycles from the first hash's acceptance to the last assignment, both included
-    (:func:`model.twins.hcu.schedule` with the clusters opened before the frame, the HCU idle
-    when the frame starts); ``kvmu``: :func:`model.twins.kvmu.problem_cycles` of the frame (its
-    assignments come from the FIFO, always ready); ``wtu``: every row's ``cycles`` and
-    ``emit_cycles`` and the ``aggregate_cycles`` of :func:`model.twins.wtu.wtu_problem`, the
-    time the KVMU waits for its selected ids (its counts load overlaps the KVMU's count phase,
-    which the KVMU's cycles include); 0 when ``rows = 0``. A rejected command takes
+    ``hcu``: cycles from the first hash's acceptance (the cycle after the command's) to the
+    last assignment, both included (:func:`model.twins.hcu.schedule` with the clusters opened
+    before the frame, the HCU idle when the frame starts); ``HANDOFF_CYCLES`` = 0: the KVMU's
+    command is taken in the cycle after the last assignment; ``kvmu``:
+    :func:`model.twins.kvmu.problem_cycles` of the frame, the KVMU's own problem with every
+    input there when it is ready for it (its assignments come from the FIFO, always ready);
+    ``wtu``: the cycles the KVMU waits for its ``selected`` beats on top of that. The KVMU is
+    ready for the first one in the cycle of its last count's transfer; the count packer takes
+    ``PACKER_CYCLES`` to hand the WTU the last counts beat, after which the first beat comes
+    ``first`` cycles later (:func:`model.twins.wtu.selected_schedule`: the rows, their stats
+    and emissions, the aggregate's fetches); every later beat ``b`` comes ``gap_b`` cycles
+    after the previous one's transfer, while the KVMU is ready again
+    :func:`model.twins.kvmu.select_cycles` of the previous beat's pages after it: it waits
+    ``max(0, gap_b - select_cycles)``. So ``wtu = PACKER_CYCLES + first + sum_b max(0, gap_b -
+    select_cycles(pages_(b-1)))``; with ``rows = 0``, ``EMPTY_SELECT_CYCLES`` (the top offers
+    the empty selection in the cycle after the last count). A rejected command takes
     ``COMMAND_CYCLES + STATUS_CYCLES``. Every term is a block twin's function or a constant of
     the top, so the sum follows a block twin that changes.
 
 Status of the RTL
-    This schedule is the one the RTL top (``hw/dre.py``, the next step) is to follow and be
-    compared with, exactly; it is not built yet. Of its adapters, the count packer (KVMU counts
-    into the WTU's lanes, :class:`hw.count_packer.CountPacker`) exists and is tested. Its exactness rests on two boundaries the
-    block twins do not state as properties today: the KVMU waits for its first ``selected``
-    beat in the cycle after its last ``counts`` transfer, and the WTU starts its first row in
-    the cycle after its last counts beat. Context save/restore (one DRE serving all 32 x 8
-    contexts) needs state access inside the blocks, which are being re-pipelined: it is not
-    built either; :func:`context_state_bits` lists the state one context would move (HCU table
-    and its counter; KVMU cluster table with the counts, page pointers, ring and registers; the
+    :class:`hw.dre.DynamicRetrievalEngine` is the RTL of this schedule; its outputs always,
+    and its cycles per problem without stalls, equal this twin's (``tests/test_hw_dre.py``,
+    ``tests/test_cocotb_dre.py``; ``python -m sim.run dre --engine rtl``). Its exactness rests
+    on two boundaries of the blocks, checked in those simulations: the KVMU is ready for its
+    first ``selected`` beat in the cycle of its last ``counts`` transfer (its ``SELECT`` state
+    follows the count reads), and the WTU takes its first row's first ``scores`` beat in the
+    cycle after its last counts beat. Context save/restore (one DRE serving all 32 x 8
+    contexts: ``mode`` 2 and 3) needs state access inside the blocks: it is not built;
+    :func:`context_state_bits` lists the state one context would move (HCU table and its
+    counter; KVMU cluster table with the counts, page pointers, ring and registers; the
     stream's identity) and :func:`context_bytes` its size.
 """
 
@@ -62,32 +77,41 @@ import dataclasses
 
 import numpy as np
 
+from hw.dre import FRAME_BITS, KV_HEAD_BITS, LAYER_BITS, MODE_CONTINUE, MODE_RESTART
 from model.stimulus import kvdump
+from model.reference.resv import make_hyperplanes
 from model.stimulus import lxe as lxe_model
 from model.twins import hcu as hcu_twin
 from model.twins import kvmu as kvmu_twin
 from model.twins import wtu as wtu_twin
 
-__all__ = ["COMMAND_CYCLES", "HANDOFF_CYCLES", "STATUS_CYCLES", "LAYER_BITS", "KV_HEAD_BITS",
-           "FRAME_BITS", "Command", "ProblemResult", "DRETwin", "command_errors",
-           "context_state_bits", "context_bytes", "run_dump", "collect", "INPUT_KIND",
-           "INPUTS", "OUTPUTS", "run_arrays"]
+__all__ = ["COMMAND_CYCLES", "HANDOFF_CYCLES", "STATUS_CYCLES", "PACKER_CYCLES",
+           "EMPTY_SELECT_CYCLES", "LAYER_BITS", "KV_HEAD_BITS", "FRAME_BITS", "MODE_CONTINUE",
+           "MODE_RESTART", "Command", "ProblemResult", "DRETwin", "command_errors",
+           "selection_wait", "context_state_bits", "context_bytes", "run_dump", "collect",
+           "SESSION_FIELDS", "ReplayLXE", "record_commands", "session_commands", "session_part",
+           "run_session", "record_streams", "INPUT_KIND", "INPUTS", "OUTPUTS", "run_arrays"]
 
 #: Cycles of the command beat: taken, range-checked, the phase started.
 COMMAND_CYCLES = 1
-#: Cycles from the HCU's last assignment to the KVMU's command.
-HANDOFF_CYCLES = 1
+#: Cycles between the HCU's last assignment and the KVMU's command (it is taken in the next).
+HANDOFF_CYCLES = 0
 #: Cycles of the status beat.
 STATUS_CYCLES = 1
-#: Widths of the command's identifying fields (Llama-3-8B: 32 layers, 8 KV heads).
-LAYER_BITS = 5
-KV_HEAD_BITS = 3
-FRAME_BITS = 16
+#: Cycles from the KVMU's last count to the WTU's last counts beat (the count packer's latency).
+PACKER_CYCLES = 1
+#: With ``rows = 0``: cycles from the KVMU's last count to the empty selection it takes.
+EMPTY_SELECT_CYCLES = 1
 
 
 @dataclasses.dataclass(frozen=True)
 class Command:
-    """One command beat (one problem)."""
+    """One command beat (one problem).
+
+    ``mode`` is the command's field (module docstring); when it is not given, ``restart``
+    sets it (``MODE_RESTART`` or ``MODE_CONTINUE``), and ``restart`` is true exactly when
+    ``mode`` is ``MODE_RESTART``.
+    """
 
     layer: int
     kv_head: int
@@ -95,6 +119,12 @@ class Command:
     new_tokens: int
     rows: int
     restart: bool = False
+    mode: int = None
+
+    def __post_init__(self):
+        if self.mode is None:
+            object.__setattr__(self, "mode", MODE_RESTART if self.restart else MODE_CONTINUE)
+        object.__setattr__(self, "restart", self.mode == MODE_RESTART)
 
 
 @dataclasses.dataclass
@@ -123,6 +153,8 @@ class ProblemResult:
         Pages the KVMU walked for each selected cluster (0: nothing offloaded yet).
     phase_cycles : dict
         Cycles of each phase (``command``, ``hcu``, ``handoff``, ``kvmu``, ``wtu``, ``status``).
+    measured_cycles : int or None
+        Cycles measured in an RTL run (command transfer to status transfer); None for the twin.
     """
 
     rejected: bool
@@ -139,11 +171,14 @@ class ProblemResult:
     fetch_token: np.ndarray = None
     pages_per_beat: list = dataclasses.field(default_factory=list)
     phase_cycles: dict = dataclasses.field(default_factory=dict)
+    measured_cycles: int = None
 
     @property
     def cycles(self):
-        """Cycles of the problem, command to status (the module's cycle model); None when the
-        problem was run untimed."""
+        """Cycles of the problem, command to status: measured (an RTL run) or the module's
+        cycle model; None when the problem was run untimed."""
+        if self.measured_cycles is not None:
+            return self.measured_cycles
         if None in self.phase_cycles.values():
             return None
         return int(sum(self.phase_cycles.values()))
@@ -161,6 +196,9 @@ def command_errors(config, command):
                       f"(max_frame_tokens), not {command.new_tokens}")
     if not 0 <= command.rows <= config.max_rows:
         errors.append(f"rows must be from 0 to {config.max_rows} (max_rows), not {command.rows}")
+    if command.mode not in (MODE_CONTINUE, MODE_RESTART):
+        errors.append(f"mode must be {MODE_CONTINUE} (continue) or {MODE_RESTART} (restart; 2 "
+                      f"and 3 are reserved), not {command.mode}")
     return errors
 
 
@@ -260,7 +298,7 @@ class DRETwin:
         clusters = counts.size
         selected = np.zeros(clusters, bool)
         scores = np.zeros((0, clusters), np.uint64)
-        wtu_cycles = 0
+        wtu = None
         if command.rows:
             scores = np.asarray(lxe.score_rows(clusters))
             if scores.shape != (command.rows, clusters):
@@ -269,9 +307,8 @@ class DRETwin:
             wtu = wtu_twin.wtu_problem(config, scores, counts)
             selected = wtu["selected"]
             scores = scores.astype(np.uint64)
-            wtu_cycles = int(wtu["cycles"].sum() + wtu["emit_cycles"].sum()
-                             + wtu["aggregate_cycles"].sum())
         descriptors, pages_per_beat = self._kvmu.fetch(np.flatnonzero(selected))
+        wtu_cycles = selection_wait(config, wtu, pages_per_beat)
         fetch_token = kvmu_twin.fetched_tokens([d[0] for d in descriptors],
                                                [d[1] for d in descriptors], self._address_token)
         kvmu_cycles = kvmu_twin.problem_cycles(config, departing, command.new_tokens, clusters,
@@ -293,6 +330,24 @@ class DRETwin:
                 if not dropped:
                     self._address_token[dst + step] = self._offloaded
                 self._offloaded += 1
+
+
+def selection_wait(config, wtu, pages_per_beat):
+    """Cycles the KVMU waits for its ``selected`` beats (the ``wtu`` phase of the cycle model).
+
+    Parameters
+    ----------
+    config : DREConfig
+    wtu : dict or None
+        :func:`model.twins.wtu.wtu_problem`'s result; None when the problem has no rows.
+    pages_per_beat : list of int
+        Pages the KVMU walks for each ``selected`` beat.
+    """
+    if wtu is None:
+        return EMPTY_SELECT_CYCLES
+    first, gaps = wtu_twin.selected_schedule(wtu, config.wtu_lanes)
+    return PACKER_CYCLES + first + sum(max(0, gap - kvmu_twin.select_cycles(pages))
+                                       for gap, pages in zip(gaps, pages_per_beat))
 
 
 def context_state_bits(config):
@@ -393,6 +448,120 @@ def collect(records):
     for phase in ("hcu", "kvmu", "wtu"):
         out[f"cycles_{phase}"] = np.array([r.phase_cycles[phase] for r in results], np.uint64)
     return out
+
+
+#: Per-command fields of a *session* (a run of commands from a fresh DRE, with their inputs).
+SESSION_FIELDS = ("layer", "kv_head", "frame", "new_tokens", "rows", "mode")
+
+
+class _Recorder:
+    """Wraps an LXE and keeps the score rows it returned (empty when it was not asked)."""
+
+    def __init__(self, lxe):
+        self._lxe = lxe
+        self.scores = np.zeros(0, np.uint64)
+
+    def assignments(self, cluster):
+        self._lxe.assignments(cluster)
+
+    def score_rows(self, clusters):
+        scores = np.asarray(self._lxe.score_rows(clusters))
+        self.scores = scores.astype(np.uint64).reshape(-1)
+        return scores
+
+
+class ReplayLXE:
+    """An LXE that answers with recorded score rows (flattened rows x clusters)."""
+
+    def __init__(self, scores, rows):
+        self._scores = np.asarray(scores, np.uint64)
+        self._rows = rows
+
+    def assignments(self, cluster):
+        """The assignments are not needed: the rows are recorded."""
+
+    def score_rows(self, clusters):
+        """The recorded rows as ``rows x clusters``.
+
+        Raises
+        ------
+        ValueError
+            If the recorded rows do not hold ``rows x clusters`` scores.
+        """
+        if self._scores.size != self._rows * clusters:
+            raise ValueError(f"scores must hold rows x clusters = {self._rows} x {clusters} "
+                             f"values for the command, not {self._scores.size}")
+        return self._scores.reshape(self._rows, clusters)
+
+
+def record_commands(config, commands, hashes, lxes):
+    """Run ``commands`` on a fresh frame twin and record them as a *session*.
+
+    Parameters
+    ----------
+    commands : list of Command
+    hashes : list of array-like
+        Per command, its token hashes (ignored when it is rejected).
+    lxes : list
+        Per command, the LXE (``assignments``, ``score_rows``) that answers it.
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        The session: :data:`SESSION_FIELDS` per command, ``hash_offsets`` and ``hashes``,
+        ``score_offsets`` and ``scores`` (the rows the LXE returned, flattened), which
+        :func:`run_session` replays.
+    """
+    twin = DRETwin(config)
+    recorded = []
+    for command, frame_hashes, lxe in zip(commands, hashes, lxes):
+        recorder = _Recorder(lxe)
+        twin.problem(command, frame_hashes, recorder, timed=False)
+        recorded.append(recorder.scores)
+    session = {name: np.array([getattr(c, name) for c in commands], np.uint64)
+               for name in SESSION_FIELDS}
+    session["hash_offsets"], session["hashes"] = lxe_model.flatten(hashes)
+    session["score_offsets"], session["scores"] = lxe_model.flatten(recorded)
+    return session
+
+
+def session_commands(session):
+    """The :class:`Command` list of a session."""
+    return [Command(*(int(session[name][index]) for name in SESSION_FIELDS[:5]),
+                    mode=int(session["mode"][index]))
+            for index in range(len(session["mode"]))]
+
+
+def session_part(session, key, index):
+    """Command ``index``'s part of the ragged session array ``key`` (``hashes``, ``scores``)."""
+    offsets = session[{"hashes": "hash_offsets", "scores": "score_offsets"}[key]]
+    return session[key][int(offsets[index]):int(offsets[index + 1])]
+
+
+def run_session(config, session):
+    """Replay a session on a fresh frame twin; one :class:`ProblemResult` per command."""
+    twin = DRETwin(config)
+    return [twin.problem(command, session_part(session, "hashes", index),
+                         ReplayLXE(session_part(session, "scores", index), command.rows))
+            for index, command in enumerate(session_commands(session))]
+
+
+def record_streams(config, dump, streams, frames, *, seed=0):
+    """A session of workload frames: each (layer, KV head) of ``streams`` in turn, frames
+    ``0 .. frames - 1`` (restart on the first), the model playing the LXE."""
+    planes = {(layer, head): make_hyperplanes(config.hash_bits, dump.head_dim, seed, layer, head)
+              for layer, head in streams}
+    commands, hashes, lxes = [], [], []
+    for layer, head in streams:
+        lxe_head = lxe_model.LXEHead(config, dump.keys(layer, head), planes[layer, head])
+        for frame in range(frames):
+            start, stop = int(dump.frame_starts[frame]), int(dump.frame_starts[frame + 1])
+            lxe = lxe_model.LXEFrame(lxe_head, start, dump.queries(layer, head, frame))
+            commands.append(Command(layer, head, frame, stop - start, lxe.rows,
+                                    restart=frame == 0))
+            hashes.append(lxe_head.hashes(start, stop))
+            lxes.append(lxe)
+    return record_commands(config, commands, hashes, lxes)
 
 
 #: The DRE's file interface reads a KV dump (``python -m sim.run dre``), not plain arrays.

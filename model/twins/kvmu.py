@@ -72,13 +72,17 @@ import numpy as np
 
 from model.npzio import ArraySpec, check_arrays
 
-__all__ = ["INPUTS", "OUTPUTS", "FLUSH_CYCLES", "KVMUContext", "check_stream", "problem_cycles",
+__all__ = ["INPUTS", "OUTPUTS", "FLUSH_CYCLES", "SELECT_CYCLES", "KVMUContext", "check_stream",
+           "select_cycles", "problem_cycles",
            "layout_from_moves", "fetched_tokens", "decoded_fetch_tokens", "collect", "run_stream",
            "run_arrays"]
 
 #: Cycles from the last fetch step to the last descriptor's transfer: the merger's flush cycle
 #: and its output register.
 FLUSH_CYCLES = 2
+#: Cycles of a ``selected`` beat before its page walk: its transfer and cluster-table read, its
+#: word registered, the start of its walk.
+SELECT_CYCLES = 3
 
 INPUTS = [
     ArraySpec("new_tokens", "u", 1, "per problem (frame): new tokens, 1 to max_frame_tokens"),
@@ -176,6 +180,12 @@ def check_stream(config, arrays):
             "selected": [selected_ids[offsets[p]:offsets[p + 1]] for p in range(problems)]}
 
 
+def select_cycles(pages):
+    """Cycles from a ``selected`` beat's transfer to the cycle the KVMU is ready for the next
+    one, ``SELECT_CYCLES + pages`` (``pages`` walked for the beat)."""
+    return SELECT_CYCLES + pages
+
+
 def problem_cycles(config, departing, new_tokens, clusters, pages_per_beat):
     """Cycles of one problem (the module's cycle model).
 
@@ -186,7 +196,7 @@ def problem_cycles(config, departing, new_tokens, clusters, pages_per_beat):
     pages_per_beat : list of int
         Pages walked for each ``selected`` beat (one 0 for an empty selection).
     """
-    fetch = sum(3 + pages for pages in pages_per_beat)
+    fetch = sum(select_cycles(pages) for pages in pages_per_beat)
     first_ring_read = 1 if departing else 0
     return (1 + first_ring_read + 3 * departing + 1 + 3 * new_tokens + clusters + 1 + fetch
             + FLUSH_CYCLES)

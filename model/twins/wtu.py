@@ -90,8 +90,9 @@ import numpy as np
 from model.npzio import ArraySpec, check_arrays
 from model.reference.resv import wicsum_threshold
 
-__all__ = ["INPUTS", "OUTPUTS", "wtu_row", "wtu_problem", "scan_sort_cycles", "aggregate_cycles",
-           "decide_cycles", "run_arrays", "check_problem"]
+__all__ = ["INPUTS", "OUTPUTS", "STATS_CYCLES", "wtu_row", "wtu_problem", "scan_sort_cycles",
+           "aggregate_cycles", "selected_schedule", "decide_cycles", "run_arrays",
+           "check_problem"]
 
 INPUTS = [
     ArraySpec("scores", "u", 2, "per-row cluster scores, rows x clusters, below 2**score_bits"),
@@ -211,6 +212,43 @@ def aggregate_cycles(selected, lanes):
         return 1
     last = int(np.flatnonzero(selected)[-1])
     return last // lanes + 1 + int(np.count_nonzero(selected))
+
+
+#: Cycles of a row's ``stats`` beat, between its decision and its emission.
+STATS_CYCLES = 1
+
+
+def selected_schedule(result, lanes):
+    """When the ``selected`` beats of a problem are offered (every output ready, every
+    ``scores`` beat offered when the unit is ready for it).
+
+    Parameters
+    ----------
+    result : dict
+        :func:`wtu_problem`'s result for the problem.
+    lanes : int
+        ``wtu_lanes``.
+
+    Returns
+    -------
+    first : int
+        Cycles from the transfer of the problem's last ``counts`` beat to the cycle the first
+        ``selected`` beat is valid: per row its ``cycles`` (its first load beat comes in the
+        cycle after the last counts beat, or after the previous row's emission),
+        :data:`STATS_CYCLES` and its ``emit_cycles``; then one fetch cycle per chunk up to the
+        first selected cluster's and one to offer it (the single empty beat: offered in the
+        cycle after the last emission).
+    gaps : list of int
+        Per later beat, cycles from the previous beat's transfer to the cycle it is valid: 1
+        in the same chunk, else 1 plus the chunks from the previous one's (one fetch cycle
+        each). Stalls of ``selected`` delay the beats, never shorten these.
+    """
+    rows = int(np.sum(result["cycles"]) + STATS_CYCLES * len(result["cycles"])
+               + np.sum(result["emit_cycles"]))
+    chunks = np.flatnonzero(result["selected"]) // lanes
+    if chunks.size == 0:
+        return rows + 1, []
+    return rows + int(chunks[0]) + 2, [1 + int(b - a) for a, b in zip(chunks, chunks[1:])]
 
 
 def scan_sort_cycles(clusters, selected_count, lanes):

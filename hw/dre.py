@@ -1,0 +1,384 @@
+"""The DRE top: the HCU, the KVMU and the WTU composed into one engine, one problem at a time.
+
+One *problem* is one (layer, KV head, frame): a ``cmd`` beat, the frame's token hashes, the
+LXE's quantised score rows. The top holds one context on chip (the state of one (layer, KV head)
+stream: the HCU's table, the KVMU's layout and counts, the stream's identity); ``mode = 1``
+(restart) empties it first, ``mode = 0`` (continue) goes on with it. The bit-exact contract and
+the cycle model are those of the frame twin :mod:`model.twins.dre`: outputs always, and cycles
+per problem when no port stalls, are equal.
+
+Design rationale
+----------------
+The top composes the blocks through their ports only (:class:`hw.hcu.HashClusterUnit`,
+:class:`hw.kvmu.KVManagementUnit`, :class:`hw.wtu.WiCSumThresholdUnit`), so a block that is
+re-pipelined keeps working here; its twin composes their twins' functions the same way. The
+phases run one after another, as the data dictates: the KVMU needs every assignment of the frame
+(its ``new`` flags give the cluster count ``N`` the WTU's problem beat carries), the WTU needs the
+counts of all ``N`` clusters before its first row, and the LXE can only score the clusters once
+it knows the frame's assignments. Between the phases:
+
+* *assignments*: the HCU's ``o`` is forked (every sink takes each beat once, whichever is ready
+  first) to the ``assignments`` port (the LXE) and to a FIFO of ``max_frame_tokens`` entries
+  (``SyncFIFOBuffered``) that the KVMU reads in its assign phase; the FIFO never fills (the KVMU
+  empties it in every problem);
+* *counts*: the KVMU's counts go through :class:`hw.count_packer.CountPacker` into the WTU's
+  lanes, and to the ``counts`` port; with ``rows = 0`` they go only to the port and the top
+  offers the KVMU an empty selection in the cycle after the last count;
+* *selection*: the WTU's ``selected`` (cluster, empty, last) goes to the KVMU and to the
+  ``selected`` port. The WTU's ``stats`` and ``row_mask`` streams are consumed inside.
+
+``counts`` and ``selected`` are outputs for the host: they tell the LXE which clusters hold how
+many tokens and which ones were selected (the fetch covers only the offloaded members of the
+selected clusters), and they let a co-simulation compare every stage with the model.
+
+Restart and reset: a restart command resets the HCU (its counters; the table memory keeps stale
+words that are never read) through a ``ResetInserter`` in the command's cycle, and the KVMU
+empties its context on the restart flag of its own command; the WTU and the packer keep no
+state between problems. A reset of the top empties everything: no context is on chip, so the
+next command must be a restart (a continue is rejected).
+
+Ports (``lib.stream``; payload layouts below)
+---------------------------------------------
+``cmd`` (in), ``hashes`` (in, one per new token), ``assignments`` (out, one per new token),
+``scores`` (in, ``rows x ceil(N / wtu_lanes)`` beats in the WTU's format), ``moves`` (out, the
+KVMU's offload moves, ``last`` on the final one), ``counts`` (out, ``N`` beats), ``selected``
+(out, the selected cluster ids, ascending, or one ``empty`` beat), ``fetch`` (out, descriptors,
+``last`` on the final one), ``status`` (out, one beat per command).
+
+Status beat
+-----------
+``cycles``: from the command's transfer to the cycle the status beat is first offered, both
+included (without a stall on ``status``, its transfer); a rejected command takes 2.
+``hcu_cycles``: the cycles from the command's to the last assignment's transfer, the command's
+excluded (the twin's ``hcu`` phase); ``wtu_cycles``: the cycles in which the KVMU is ready for a
+``selected`` beat that is not there (the twin's ``wtu`` phase: it waits for the WTU);
+``kvmu_cycles``: the other cycles from the KVMU's command to the last descriptor's transfer (the
+twin's ``kvmu``). Without stalls ``cycles = 2 + hcu_cycles + kvmu_cycles + wtu_cycles``.
+``stall``: per port, the cycles of the problem (after the command's transfer, before the status
+beat) in which an output offered a beat (``valid``) that was not taken (``ready`` low), or in
+which the top was ready for an input (``ready``) that offered nothing (``valid`` low). All are
+0 when nothing stalls; the counters saturate at ``2**STATUS_COUNTER_BITS - 1``. Flags:
+``rejected`` (nothing else happened, the context is unchanged), ``hcu_overflow`` (a token of the
+frame found no cluster id: it was assigned to cluster 0, counted and stored there, never lost),
+``store_full`` (the store had no page for a token since the context's restart; sticky).
+
+Latency and throughput
+----------------------
+Without stalls a problem takes :func:`model.twins.dre` ``cycles``: ``COMMAND_CYCLES`` (1) + the
+HCU's frame + ``HANDOFF_CYCLES`` (0: the KVMU's command goes out in the cycle after the last
+assignment) + the KVMU's problem + the cycles the KVMU waits for the selection (the count
+packer's :attr:`~hw.count_packer.CountPacker.latency`, the WTU's rows and aggregate up to each
+selected beat it waits for) + ``STATUS_CYCLES`` (1). The next command is taken in the cycle
+after the status beat's transfer. One problem is in the top at a time (the blocks' phases do
+not overlap): throughput is one problem per ``cycles``.
+"""
+
+from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from hw.component import ConfiguredComponent
+from hw.count_packer import CountPacker
+from hw.hcu import HashClusterUnit
+from hw.kvmu import KVManagementUnit, count_layout, move_layout, select_layout
+from hw.retrieval_buffer import descriptor_layout
+from hw.wtu import WiCSumThresholdUnit, WTULayouts
+
+__all__ = ["LAYER_BITS", "KV_HEAD_BITS", "FRAME_BITS", "MODE_BITS", "MODE_CONTINUE",
+           "MODE_RESTART", "STATUS_COUNTER_BITS", "STALL_PORTS", "command_layout",
+           "hash_layout", "assignment_layout", "status_layout", "DynamicRetrievalEngine"]
+
+#: Widths of the command's identifying fields (Llama-3-8B: 32 layers, 8 KV heads).
+LAYER_BITS = 5
+KV_HEAD_BITS = 3
+FRAME_BITS = 16
+#: The command's ``mode``: 0 continues the stream on chip, 1 restarts; 2 and 3 are reserved
+#: (the context port's restore and save) and rejected.
+MODE_BITS = 2
+MODE_CONTINUE = 0
+MODE_RESTART = 1
+#: Width of the status beat's cycle and stall counters (saturating).
+STATUS_COUNTER_BITS = 32
+#: The ports whose stall cycles the status beat counts, inputs first.
+STALL_PORTS = ("hashes", "scores", "assignments", "moves", "counts", "selected", "fetch")
+
+
+def _bits(value):
+    return max(1, int(value).bit_length())
+
+
+def command_layout(config):
+    """Payload of ``cmd``: ``layer``, ``kv_head``, ``frame``, ``new_tokens`` (valid: 1 to
+    ``max_frame_tokens``), ``rows`` (valid: 0 to ``max_rows``), ``mode``."""
+    return data.StructLayout({
+        "layer": LAYER_BITS, "kv_head": KV_HEAD_BITS, "frame": FRAME_BITS,
+        "new_tokens": _bits(config.max_frame_tokens), "rows": _bits(config.max_rows),
+        "mode": MODE_BITS})
+
+
+def hash_layout(config):
+    """Payload of ``hashes``: one token's ``hash`` (``hash_bits``)."""
+    return data.StructLayout({"hash": config.hash_bits})
+
+
+def assignment_layout(config):
+    """Payload of ``assignments``: ``cluster``, ``new`` (it opened the cluster), ``overflow``
+    (no cluster id was left: assigned to cluster 0)."""
+    return data.StructLayout({"cluster": config.cluster_id_bits, "new": 1, "overflow": 1})
+
+
+def status_layout(config):
+    """Payload of ``status`` (see the module docstring): ``cycles``, ``hcu_cycles``,
+    ``kvmu_cycles``, ``wtu_cycles``, ``stall`` (one counter per port of :data:`STALL_PORTS`),
+    ``rejected``, ``hcu_overflow``, ``store_full``."""
+    return data.StructLayout({
+        "cycles": STATUS_COUNTER_BITS, "hcu_cycles": STATUS_COUNTER_BITS,
+        "kvmu_cycles": STATUS_COUNTER_BITS, "wtu_cycles": STATUS_COUNTER_BITS,
+        "stall": data.StructLayout({port: STATUS_COUNTER_BITS for port in STALL_PORTS}),
+        "rejected": 1, "hcu_overflow": 1, "store_full": 1})
+
+
+def _fork(m, name, source_valid, source_ready, sinks):
+    """Give every beat of a source to each of ``sinks`` (``(valid, ready)`` pairs) exactly once.
+
+    A sink that took the beat is marked done until the source moves on, so each sink sees a
+    proper stream (``valid`` held until taken, never depending on its own ``ready``); the
+    source moves when every sink has taken the beat or takes it in this cycle."""
+    done = [Signal(name=f"{name}_done{index}") for index in range(len(sinks))]
+    m.d.comb += source_ready.eq(Cat(d | ready for d, (_, ready) in zip(done, sinks)).all())
+    for d, (valid, ready) in zip(done, sinks):
+        m.d.comb += valid.eq(source_valid & ~d)
+        with m.If(source_valid & source_ready):
+            m.d.sync += d.eq(0)
+        with m.Elif(valid & ready):
+            m.d.sync += d.eq(1)
+
+
+class DynamicRetrievalEngine(ConfiguredComponent):
+    """The DRE top: token hashes and score rows in, assignments, moves and fetch descriptors out.
+
+    Parameters
+    ----------
+    config : DREConfig
+
+    Members
+    -------
+    cmd : In(stream.Signature(command_layout(config)))
+    hashes : In(stream.Signature(hash_layout(config)))
+    assignments : Out(stream.Signature(assignment_layout(config)))
+    scores : In(stream.Signature(WTULayouts(config).scores))
+    moves : Out(stream.Signature(hw.kvmu.move_layout(config)))
+    counts : Out(stream.Signature(hw.kvmu.count_layout(config)))
+    selected : Out(stream.Signature(hw.kvmu.select_layout(config)))
+    fetch : Out(stream.Signature(hw.retrieval_buffer.descriptor_layout(config)))
+    status : Out(stream.Signature(status_layout(config)))
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a :class:`DREConfig`.
+    ValueError
+        If the WTU cannot be built for ``config`` (see :class:`hw.wtu.WiCSumThresholdUnit`).
+    """
+
+    #: Cycles of the command beat (taken and checked; a rejected one goes to its status).
+    command_cycles = 1
+    #: Cycles from the last assignment's transfer to the KVMU's command (it goes out next cycle).
+    handoff_cycles = 0
+    #: With ``rows = 0``: cycles from the KVMU's last count to the empty selection it takes.
+    empty_select_cycles = 1
+    #: Cycles of the status beat.
+    status_cycles = 1
+
+    def _members(self, config):
+        # The WTU is built first: its configuration checks come before any port is built.
+        self._wtu = WiCSumThresholdUnit(config)
+        return {
+            "cmd": In(stream.Signature(command_layout(config))),
+            "hashes": In(stream.Signature(hash_layout(config))),
+            "assignments": Out(stream.Signature(assignment_layout(config))),
+            "scores": In(stream.Signature(WTULayouts(config).scores)),
+            "moves": Out(stream.Signature(move_layout(config))),
+            "counts": Out(stream.Signature(count_layout(config))),
+            "selected": Out(stream.Signature(select_layout(config))),
+            "fetch": Out(stream.Signature(descriptor_layout(config))),
+            "status": Out(stream.Signature(status_layout(config))),
+        }
+
+    def elaborate(self, platform):
+        # Design rationale in the module docstring.
+        config = self._config
+        m = Module()
+        hcu_restart = Signal()
+        m.submodules.hcu = ResetInserter({"sync": hcu_restart})(hcu := HashClusterUnit(config))
+        m.submodules.kvmu = kvmu = KVManagementUnit(config)
+        m.submodules.wtu = wtu = self._wtu
+        m.submodules.packer = packer = CountPacker(config)
+        m.submodules.fifo = fifo = SyncFIFOBuffered(width=config.cluster_id_bits + 1,
+                                                    depth=config.max_frame_tokens)
+
+        # The context on chip: the stream's identity and sticky flag, the clusters opened.
+        has_context = Signal()
+        context_layer = Signal(LAYER_BITS)
+        context_head = Signal(KV_HEAD_BITS)
+        context_frame = Signal(FRAME_BITS)
+        store_full = Signal()
+        clusters = Signal(range(config.max_clusters + 1))
+        # The problem.
+        hashes_left = Signal(range(config.max_frame_tokens + 1))
+        assignments_left = Signal(range(config.max_frame_tokens + 1))
+        new_tokens = Signal(range(config.max_frame_tokens + 1))
+        rows = Signal(range(config.max_rows + 1))
+        restart = Signal()
+        kvmu_cmd_done = Signal()
+        wtu_problem_done = Signal()
+        empty_pending = Signal()
+        status = self.status.payload
+        busy = Signal()          # between the command's transfer and the status beat
+
+        # Stall counters and the cycle counter, saturating.
+        def count_up(counter, condition):
+            with m.If(condition & (counter != (1 << STATUS_COUNTER_BITS) - 1)):
+                m.d.sync += counter.eq(counter + 1)
+
+        stalled = {"hashes": self.hashes.ready & ~self.hashes.valid,
+                   "scores": self.scores.ready & ~self.scores.valid}
+        for port in STALL_PORTS[2:]:
+            stalled[port] = getattr(self, port).valid & ~getattr(self, port).ready
+        waiting = kvmu.selected.ready & ~kvmu.selected.valid
+        with m.If(busy):
+            count_up(status.cycles, 1)
+            for port in STALL_PORTS:
+                count_up(status.stall[port], stalled[port])
+
+        # Hashes into the HCU while the frame's are due.
+        taking_hashes = busy & (hashes_left != 0)
+        m.d.comb += [hcu.i.valid.eq(self.hashes.valid & taking_hashes),
+                     self.hashes.ready.eq(hcu.i.ready & taking_hashes),
+                     hcu.i.payload.hash.eq(self.hashes.payload.hash),
+                     hcu.i.payload.last.eq(hashes_left == 1)]
+        with m.If(hcu.i.valid & hcu.i.ready):
+            m.d.sync += hashes_left.eq(hashes_left - 1)
+
+        # Assignments: to the LXE and into the FIFO (the KVMU's).
+        _fork(m, "assignment", hcu.o.valid, hcu.o.ready,
+              [(self.assignments.valid, self.assignments.ready),
+               (fifo.w_en, fifo.w_rdy)])
+        m.d.comb += [self.assignments.payload.cluster.eq(hcu.o.payload.cluster),
+                     self.assignments.payload.new.eq(hcu.o.payload.new),
+                     self.assignments.payload.overflow.eq(hcu.o.payload.overflow),
+                     fifo.w_data.eq(Cat(hcu.o.payload.cluster, hcu.o.payload.new))]
+        assignment_taken = hcu.o.valid & hcu.o.ready
+        with m.If(assignment_taken):
+            m.d.sync += [assignments_left.eq(assignments_left - 1),
+                         clusters.eq(clusters + hcu.o.payload.new)]
+            with m.If(hcu.o.payload.overflow):
+                m.d.sync += status.hcu_overflow.eq(1)
+        m.d.comb += [kvmu.assign.valid.eq(fifo.r_rdy), fifo.r_en.eq(kvmu.assign.ready),
+                     kvmu.assign.payload.cluster.eq(fifo.r_data[:config.cluster_id_bits]),
+                     kvmu.assign.payload.new.eq(fifo.r_data[-1])]
+
+        # Moves and fetch descriptors: the KVMU's, as they are.
+        wiring.connect(m, kvmu.moves, wiring.flipped(self.moves))
+        wiring.connect(m, kvmu.fetch, wiring.flipped(self.fetch))
+        with m.If(self.moves.valid & self.moves.ready & self.moves.payload.last):
+            m.d.sync += [store_full.eq(self.moves.payload.full),
+                         status.store_full.eq(self.moves.payload.full)]
+
+        # Counts: to the count packer (or, without rows, nowhere) and to the host.
+        count_sink_valid, count_sink_ready = Signal(), Signal()
+        _fork(m, "count", kvmu.counts.valid, kvmu.counts.ready,
+              [(count_sink_valid, count_sink_ready), (self.counts.valid, self.counts.ready)])
+        rows_zero = rows == 0
+        m.d.comb += [packer.i.valid.eq(count_sink_valid & ~rows_zero),
+                     count_sink_ready.eq(rows_zero | packer.i.ready),
+                     packer.i.payload.eq(kvmu.counts.payload),
+                     self.counts.payload.eq(kvmu.counts.payload)]
+        with m.If(rows_zero & kvmu.counts.valid & kvmu.counts.ready & kvmu.counts.payload.last):
+            m.d.sync += empty_pending.eq(1)
+        wiring.connect(m, packer.o, wtu.counts)
+        wiring.connect(m, wiring.flipped(self.scores), wtu.scores)
+        m.d.comb += [wtu.stats.ready.eq(1), wtu.row_mask.ready.eq(1)]
+
+        # Selection: the WTU's (or, without rows, the empty one) to the KVMU and to the host.
+        selection_valid, selection_ready = Signal(), Signal()
+        _fork(m, "selection", selection_valid, selection_ready,
+              [(kvmu.selected.valid, kvmu.selected.ready),
+               (self.selected.valid, self.selected.ready)])
+        selection = Signal(select_layout(config))
+        m.d.comb += [
+            selection_valid.eq(Mux(rows_zero, empty_pending, wtu.selected.valid)),
+            wtu.selected.ready.eq(selection_ready & ~rows_zero),
+            selection.cluster.eq(Mux(rows_zero, 0, wtu.selected.payload.cluster)),
+            selection.empty.eq(rows_zero | wtu.selected.payload.empty),
+            selection.last.eq(rows_zero | wtu.selected.payload.last),
+            kvmu.selected.payload.eq(selection), self.selected.payload.eq(selection),
+        ]
+        with m.If(rows_zero & selection_valid & selection_ready):
+            m.d.sync += empty_pending.eq(0)
+
+        command = self.cmd.payload
+        in_range = ((command.new_tokens >= 1) & (command.new_tokens <= config.max_frame_tokens)
+                    & (command.rows <= config.max_rows) & (command.mode <= MODE_RESTART))
+        continues = (has_context & (command.layer == context_layer)
+                     & (command.kv_head == context_head) & (command.frame > context_frame))
+        accepted = in_range & ((command.mode == MODE_RESTART) | continues)
+
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.cmd.ready.eq(1)
+                with m.If(self.cmd.valid):
+                    # The status counts this cycle and its own.
+                    m.d.sync += [status.cycles.eq(self.command_cycles + self.status_cycles),
+                                 status.rejected.eq(~accepted), status.hcu_overflow.eq(0),
+                                 status.store_full.eq(store_full)]
+                    m.d.sync += [status.stall[port].eq(0) for port in STALL_PORTS]
+                    m.d.sync += [status.hcu_cycles.eq(0), status.kvmu_cycles.eq(0),
+                                 status.wtu_cycles.eq(0)]
+                    with m.If(accepted):
+                        m.d.comb += hcu_restart.eq(command.mode == MODE_RESTART)
+                        m.d.sync += [has_context.eq(1), context_layer.eq(command.layer),
+                                     context_head.eq(command.kv_head),
+                                     context_frame.eq(command.frame),
+                                     hashes_left.eq(command.new_tokens),
+                                     assignments_left.eq(command.new_tokens),
+                                     new_tokens.eq(command.new_tokens),
+                                     rows.eq(command.rows),
+                                     restart.eq(command.mode == MODE_RESTART), busy.eq(1)]
+                        with m.If(command.mode == MODE_RESTART):
+                            m.d.sync += clusters.eq(0)
+                        m.next = "HCU"
+                    with m.Else():
+                        m.next = "STATUS"
+            with m.State("HCU"):
+                count_up(status.hcu_cycles, 1)
+                with m.If(assignment_taken & (assignments_left == 1)):
+                    m.next = "START"
+            with m.State("START"):
+                # The KVMU's command and the WTU's problem beat (none without rows).
+                count_up(status.kvmu_cycles, 1)
+                m.d.comb += [kvmu.cmd.valid.eq(~kvmu_cmd_done),
+                             kvmu.cmd.payload.new_tokens.eq(new_tokens),
+                             kvmu.cmd.payload.restart.eq(restart),
+                             wtu.problem.valid.eq(~rows_zero & ~wtu_problem_done),
+                             wtu.problem.payload.clusters_minus_one.eq(clusters - 1),
+                             wtu.problem.payload.rows_minus_one.eq(rows - 1)]
+                kvmu_done = kvmu_cmd_done | kvmu.cmd.ready
+                wtu_done = rows_zero | wtu_problem_done | wtu.problem.ready
+                with m.If(kvmu_done & wtu_done):
+                    m.d.sync += [kvmu_cmd_done.eq(0), wtu_problem_done.eq(0)]
+                    m.next = "RUN"
+                with m.Else():
+                    m.d.sync += [kvmu_cmd_done.eq(kvmu_done), wtu_problem_done.eq(wtu_done)]
+            with m.State("RUN"):
+                count_up(status.kvmu_cycles, ~waiting)
+                count_up(status.wtu_cycles, waiting)
+                with m.If(self.fetch.valid & self.fetch.ready & self.fetch.payload.last):
+                    m.d.sync += busy.eq(0)
+                    m.next = "STATUS"
+            with m.State("STATUS"):
+                m.d.comb += self.status.valid.eq(1)
+                with m.If(self.status.ready):
+                    m.next = "IDLE"
+        return m

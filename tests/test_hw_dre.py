@@ -1,0 +1,207 @@
+# amaranth: UnusedElaboratable=no
+"""Amaranth-simulator tests of the DRE top :class:`hw.dre.DynamicRetrievalEngine` against its
+frame twin (:mod:`model.twins.dre`).
+
+Sessions of commands (workload frames of one or two (layer, KV head) streams, or hand-made
+commands) go through the stream kit (:func:`sim.kit.amaranth_sim.check_block`: seeded random
+valid/ready stalls on every port at once, cycle limit, drain check) and the codec
+:class:`sim.payloads.DRECodec`: assignments, moves, counts, selections, fetch descriptors and
+fetched tokens, flags always; the cycles per problem (and the status beat's phase and stall
+counters) when nothing stalls.
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from hw.count_packer import CountPacker
+from hw.dre import (STALL_PORTS, DynamicRetrievalEngine, assignment_layout, command_layout,
+                    hash_layout, status_layout)
+from hw.kvmu import KVManagementUnit, count_layout, move_layout, select_layout
+from hw.retrieval_buffer import descriptor_layout
+from hw.wtu import WTULayouts
+from model.config import PRESETS
+from model.stimulus.kvdump import KVDump
+from model.stimulus.traces import dre_trace
+from model.twins import dre as dre_twin
+from model.twins import kvmu as kvmu_twin
+from model.twins.dre import Command
+from sim.kit.amaranth_sim import check_block
+from sim.kit.core import wait_until
+from sim.payloads import DRECodec
+
+TINY = PRESETS["tiny"]
+
+
+class SeededLXE:
+    """An LXE whose score rows are seeded random integers (so that the WTU selects some)."""
+
+    def __init__(self, rows, seed):
+        self.rows, self._rng = rows, np.random.default_rng(seed)
+
+    def assignments(self, cluster):
+        """Not needed: the scores do not depend on the clusters' members."""
+
+    def score_rows(self, clusters):
+        return self._rng.integers(0, 1 << TINY.score_bits, (self.rows, clusters))
+
+
+def workload_session(config, frames, streams, seed=2):
+    """Frames ``0 .. frames - 1`` of each (layer, KV head) of ``streams``, the model as LXE."""
+    layers = 1 + max(layer for layer, _ in streams)
+    heads = 1 + max(head for _, head in streams)
+    dump = KVDump(dre_trace(frames, seed=seed, layers=layers, kv_heads=heads), "test dump")
+    return dre_twin.record_streams(config, dump, streams, frames)
+
+
+def command_session(config, commands, hashes, seed=0):
+    """Hand-made commands with their hashes, seeded score rows."""
+    lxes = [SeededLXE(command.rows, seed + index) for index, command in enumerate(commands)]
+    return dre_twin.record_commands(config, commands, hashes, lxes)
+
+
+def concatenate(first, second):
+    """One session of ``first``'s commands then ``second``'s (a rejected command or one that
+    restarts changes nothing the other depends on)."""
+    joined = {}
+    for key, value in first.items():
+        if key.endswith("_offsets"):
+            joined[key] = np.concatenate([value, value[-1] + second[key][1:]])
+        else:
+            joined[key] = np.concatenate([value, second[key]])
+    return joined
+
+
+def check(config, sessions, **options):
+    """RTL == twin on ``sessions`` (outputs always; cycles and counters when nothing stalls)."""
+    return check_block("dre", config, sessions, **options)
+
+
+def test_constructor_rejects_non_config():
+    with pytest.raises(TypeError, match="config must be a DREConfig, not 'tiny'"):
+        DynamicRetrievalEngine("tiny")
+
+
+def test_constructor_names_the_wtu_limit():
+    with pytest.raises(ValueError, match=r"wtu_lanes must be at most max_clusters // 2"):
+        DynamicRetrievalEngine(TINY.replace(wtu_lanes=64))
+
+
+def test_ports_and_their_layouts():
+    dut = DynamicRetrievalEngine(TINY)
+    shapes = {"cmd": command_layout(TINY), "hashes": hash_layout(TINY),
+              "assignments": assignment_layout(TINY), "scores": WTULayouts(TINY).scores,
+              "moves": move_layout(TINY), "counts": count_layout(TINY),
+              "selected": select_layout(TINY), "fetch": descriptor_layout(TINY),
+              "status": status_layout(TINY)}
+    for name, shape in shapes.items():
+        assert getattr(dut, name).payload.shape() == shape, name
+    # tiny: layer 5 + head 3 + frame 16 + new_tokens 0..16 (5) + rows 0..8 (4) + mode 2 bits
+    assert command_layout(TINY).size == 35
+    # 4 counters of 32 bits, one per stalled port (7), 3 flags
+    assert status_layout(TINY).size == 32 * (4 + len(STALL_PORTS)) + 3
+
+
+def test_the_twins_constants_are_the_tops_and_its_blocks():
+    assert dre_twin.COMMAND_CYCLES == DynamicRetrievalEngine.command_cycles
+    assert dre_twin.HANDOFF_CYCLES == DynamicRetrievalEngine.handoff_cycles
+    assert dre_twin.EMPTY_SELECT_CYCLES == DynamicRetrievalEngine.empty_select_cycles
+    assert dre_twin.STATUS_CYCLES == DynamicRetrievalEngine.status_cycles
+    assert dre_twin.PACKER_CYCLES == CountPacker.latency
+    assert kvmu_twin.SELECT_CYCLES == KVManagementUnit.cycles_per_select
+
+
+def test_workload_frames_of_two_streams_equal_the_twin_with_their_cycles():
+    session = workload_session(TINY, 10, [(0, 0), (1, 1)])
+    decoded, = check(TINY, [session])
+    # Something of every phase happened: offloads, selections with and without waits for
+    # the WTU beyond its first beat, fetches.
+    assert decoded["moves"].size and decoded["selected"].any() and decoded["fetch_token"].size
+    assert not decoded["rejected"].any() and not decoded["stall"].any()
+    assert (decoded["cycles"] == 2 + decoded["cycles_hcu"] + decoded["cycles_kvmu"]
+            + decoded["cycles_wtu"]).all()
+
+
+def test_random_stalls_on_every_port_at_once_change_no_output():
+    session = workload_session(TINY, 6, [(0, 1), (1, 0)], seed=4)
+    decoded, = check(TINY, [session], stall=0.35, seed=7)
+    stalls = decoded["stall"].sum(axis=0)
+    assert (stalls > 0).all(), dict(zip(STALL_PORTS, stalls))   # every port stalled
+
+
+def test_reset_in_mid_problem_then_a_restart_behaves_as_on_a_fresh_dre():
+    """Reset while the HCU's assignments of a problem come out; afterwards a continue is
+    rejected (no context on chip) and a restarted stream is exact, cycles included."""
+    first = workload_session(TINY, 4, [(0, 0)])
+    after = concatenate(command_session(TINY, [Command(1, 1, 9, 3, 2)], [[1, 2, 3]]),
+                        workload_session(TINY, 4, [(1, 1)], seed=5))
+    async def scenario(sim, bench):
+        bench.send(DRECodec().input_beats(TINY, [first]))
+        assignments = bench.monitors["assignments"]
+        await wait_until(sim, lambda: len(assignments.transfers) >= 6, 5000, "6 assignments")
+        await bench.reset(sim)
+
+    decoded, = check_block("dre", TINY, [after], scenario=scenario)
+    assert decoded["rejected"].tolist() == [True, False, False, False, False]
+
+
+def test_cluster_id_overflow_is_flagged_and_every_token_still_assigned_and_counted():
+    config = TINY.replace(max_clusters=16, hash_mem_entries=16)
+    # 16 hashes pairwise at least 4 bits apart (one hex digit each: x * 0x1111) open every id;
+    # the 17th and 18th distinct ones find none.
+    hashes = [value * 0x1111 for value in range(16)] + [0x0F0F, 0xF0F0]
+    chunks = [hashes[start:start + 6] for start in range(0, len(hashes), 6)]
+    commands = [Command(0, 0, frame, len(chunk), 2, restart=frame == 0)
+                for frame, chunk in enumerate(chunks)]
+    decoded, = check(config, [command_session(config, commands, chunks)])
+    assert decoded["hcu_overflow"].tolist() == [False, False, True]
+    assert decoded["overflow"].sum() == 2
+    assert decoded["cluster"][decoded["overflow"]].tolist() == [0, 0]
+    last = decoded["counts"][int(decoded["counts_offsets"][2]):]
+    assert last.sum() == len(hashes)                            # every token counted
+
+
+def test_store_full_is_flagged_sticky_and_the_dropped_tokens_are_named():
+    # 16 store slots in pages of 4, a window of 1: the fifth page finds no room.
+    config = TINY.replace(kv_token_bits=4, recent_window=1, kvmu_page_tokens=4)
+    commands = [Command(0, 0, frame, 1, 1, restart=frame == 0) for frame in range(8)]
+    decoded, = check(config, [command_session(config, commands, [[f * 0x1111] for f in range(8)])])
+    assert decoded["store_full"].tolist() == [False] * 6 + [True] * 2
+    moves = decoded["moves"].reshape(-1, 4)              # src, dst, length, dropped
+    assert moves[moves[:, 3] == 1].tolist() == [[0, 0, 1, 1], [0, 0, 1, 1]]  # dropped, dst 0
+
+
+def test_out_of_range_commands_are_rejected_and_change_nothing():
+    hashes = np.random.default_rng(1).integers(0, 1 << TINY.hash_bits, (3, 4))
+    good = [Command(2, 3, frame, 4, 3, restart=frame == 0) for frame in range(3)]
+    bad = [dataclasses.replace(good[1], **fields)
+           for fields in (dict(new_tokens=0), dict(new_tokens=17), dict(rows=9), dict(mode=2),
+                          dict(mode=3))]
+    commands = good[:1] + bad + good[1:]
+    frame_hashes = [hashes[0]] + [hashes[1]] * len(bad) + list(hashes[1:])
+    lxes = [SeededLXE(c.rows, 0 if c is good[0] else (1 if c is good[1] else 2))
+            for c in commands]
+    with_bad = dre_twin.record_commands(TINY, commands, frame_hashes, lxes)
+    decoded, = check(TINY, [with_bad])
+    assert decoded["rejected"].tolist() == [False] + [True] * len(bad) + [False, False]
+    assert (decoded["cycles"][1:1 + len(bad)] == 2).all()
+    plain = dre_twin.record_commands(TINY, good, list(hashes),
+                                     [SeededLXE(c.rows, i) for i, c in enumerate(good)])
+    alone, = check(TINY, [plain])
+    for key in ("cycles", "counts", "selected", "descriptors", "cluster"):
+        accepted = ~decoded["rejected"] if key == "cycles" else slice(None)
+        assert np.asarray(decoded[key])[accepted].tolist() == alone[key].tolist(), key
+
+
+def test_a_continue_for_a_stream_not_on_chip_is_rejected():
+    hashes = [[1, 2], [3, 4], [5, 6], [7, 8], [9, 10]]
+    commands = [Command(0, 0, 0, 2, 1),                     # fresh DRE: nothing on chip
+                Command(0, 0, 0, 2, 1, restart=True),       # stream (0, 0) on chip, frame 0
+                Command(0, 1, 1, 2, 1),                     # another KV head
+                Command(1, 0, 1, 2, 1),                     # another layer
+                Command(0, 0, 0, 2, 1),                     # not after the last frame
+                Command(0, 0, 1, 2, 0)]                     # the stream, next frame: taken
+    decoded, = check(TINY, [command_session(TINY, commands, hashes + [[11, 12]])])
+    assert decoded["rejected"].tolist() == [True, False, True, True, True, False]
+    assert decoded["selected"][int(decoded["selected_offsets"][1]):].sum() == 0   # rows = 0
