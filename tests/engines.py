@@ -7,12 +7,13 @@ from sim.run import main as run_main
 __all__ = ["run_engine"]
 
 
-def run_engine(block, engine, config_name, input_path, tmp_path):
-    """Run ``block`` with ``engine`` on ``input_path``; returns the output arrays it wrote."""
+def run_engine(block, engine, config_name, input_path, tmp_path, options=()):
+    """Run ``block`` with ``engine`` on ``input_path`` (extra command-line ``options``);
+    returns the output arrays it wrote."""
     out = tmp_path / f"{engine}.npz"
     status = run_main([block, "--config", config_name, "--input", str(input_path),
                        "--output", str(out), "--engine", engine,
-                       "--workdir", str(tmp_path / "rtl")])
+                       "--workdir", str(tmp_path / "rtl"), *options])
     assert status == 0
     with np.load(out) as result:
         return {key: result[key] for key in result.files}

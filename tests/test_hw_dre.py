@@ -22,8 +22,8 @@ from hw.kvmu import KVManagementUnit, count_layout, move_layout, select_layout
 from hw.retrieval_buffer import descriptor_layout
 from hw.wtu import WTULayouts
 from model.config import PRESETS
-from model.stimulus.kvdump import KVDump
-from model.stimulus.traces import dre_trace
+from model.stimulus.dre_sessions import (SeededLXE, command_session, concatenate,
+                                         workload_session)
 from model.twins import dre as dre_twin
 from model.twins import kvmu as kvmu_twin
 from model.twins.dre import Command
@@ -32,45 +32,6 @@ from sim.kit.core import wait_until
 from sim.payloads import DRECodec
 
 TINY = PRESETS["tiny"]
-
-
-class SeededLXE:
-    """An LXE whose score rows are seeded random integers (so that the WTU selects some)."""
-
-    def __init__(self, rows, seed):
-        self.rows, self._rng = rows, np.random.default_rng(seed)
-
-    def assignments(self, cluster):
-        """Not needed: the scores do not depend on the clusters' members."""
-
-    def score_rows(self, clusters):
-        return self._rng.integers(0, 1 << TINY.score_bits, (self.rows, clusters))
-
-
-def workload_session(config, frames, streams, seed=2):
-    """Frames ``0 .. frames - 1`` of each (layer, KV head) of ``streams``, the model as LXE."""
-    layers = 1 + max(layer for layer, _ in streams)
-    heads = 1 + max(head for _, head in streams)
-    dump = KVDump(dre_trace(frames, seed=seed, layers=layers, kv_heads=heads), "test dump")
-    return dre_twin.record_streams(config, dump, streams, frames)
-
-
-def command_session(config, commands, hashes, seed=0):
-    """Hand-made commands with their hashes, seeded score rows."""
-    lxes = [SeededLXE(command.rows, seed + index) for index, command in enumerate(commands)]
-    return dre_twin.record_commands(config, commands, hashes, lxes)
-
-
-def concatenate(first, second):
-    """One session of ``first``'s commands then ``second``'s (a rejected command or one that
-    restarts changes nothing the other depends on)."""
-    joined = {}
-    for key, value in first.items():
-        if key.endswith("_offsets"):
-            joined[key] = np.concatenate([value, value[-1] + second[key][1:]])
-        else:
-            joined[key] = np.concatenate([value, second[key]])
-    return joined
 
 
 def check(config, sessions, **options):
@@ -180,14 +141,14 @@ def test_out_of_range_commands_are_rejected_and_change_nothing():
                           dict(mode=3))]
     commands = good[:1] + bad + good[1:]
     frame_hashes = [hashes[0]] + [hashes[1]] * len(bad) + list(hashes[1:])
-    lxes = [SeededLXE(c.rows, 0 if c is good[0] else (1 if c is good[1] else 2))
+    lxes = [SeededLXE(TINY, c.rows, 0 if c is good[0] else (1 if c is good[1] else 2))
             for c in commands]
     with_bad = dre_twin.record_commands(TINY, commands, frame_hashes, lxes)
     decoded, = check(TINY, [with_bad])
     assert decoded["rejected"].tolist() == [False] + [True] * len(bad) + [False, False]
     assert (decoded["cycles"][1:1 + len(bad)] == 2).all()
     plain = dre_twin.record_commands(TINY, good, list(hashes),
-                                     [SeededLXE(c.rows, i) for i, c in enumerate(good)])
+                                     [SeededLXE(TINY, c.rows, i) for i, c in enumerate(good)])
     alone, = check(TINY, [plain])
     for key in ("cycles", "counts", "selected", "descriptors", "cluster"):
         accepted = ~decoded["rejected"] if key == "cycles" else slice(None)

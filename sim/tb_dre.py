@@ -1,0 +1,138 @@
+"""cocotb testbench of the DRE top's generated Verilog, scored by its frame twin.
+
+Sessions of commands (:mod:`model.stimulus.dre_sessions`) go through
+:class:`sim.kit.cocotb_sim.TB` and :class:`sim.payloads.DRECodec` and are compared with
+:func:`model.twins.dre.run_session`: assignments, moves, counts, selections, fetch descriptors,
+fetched tokens and flags always; cycles per problem and the status beat's counters when nothing
+stalls. Tests: ``workload_sessions`` (workload frames of a few streams, unstalled, then with
+random stalls on every stream at once), ``faults`` (reset in mid-problem, out-of-range commands,
+a continue for a stream not on chip, cluster-id overflow), ``file_run`` (the RTL engine of
+``python -m sim.run dre``: a co-simulation in which the model plays the LXE). Settings:
+``DRE_SEED``, ``DRE_STALL``, ``DRE_FRAMES``, ``DRE_STREAMS`` (``layer:head`` pairs joined by
+``,``), ``DRE_WORKLOAD``.
+"""
+
+import cocotb
+import numpy as np
+
+from model.npzio import save_arrays
+from model.stimulus import lxe as lxe_model
+from model.stimulus.dre_sessions import (command_session, concatenate, distinct_hashes,
+                                         workload_session)
+from model.stimulus.kvdump import KVDump
+from model.twins import dre as dre_twin
+from model.twins.dre import Command
+from sim.kit.cocotb_sim import TB, knob
+from sim.kit.core import control, cycle_limit
+from sim.payloads import DRECodec, WTUCodec
+from sim.runner import RESPONSE_ENV, STIMULUS_ENV, cocotb_path
+
+
+def _streams():
+    pairs = knob("DRE_STREAMS", "0:0,1:1").split(",")
+    return [tuple(int(part) for part in pair.split(":")) for pair in pairs]
+
+
+@cocotb.test()
+async def workload_sessions(dut):
+    """Workload frames of each stream in turn: unstalled (outputs, cycles and counters equal
+    the twin's), then with the configured stalls on every stream (outputs equal)."""
+    seed = knob("DRE_SEED", 0)
+    tb = TB(dut, "dre", seed=seed)
+    session = workload_session(tb.config, knob("DRE_FRAMES", 4), _streams(), seed=seed + 2,
+                               workload=knob("DRE_WORKLOAD", "tiny"))
+    for stall in (0.0, knob("DRE_STALL", 0.0)):
+        await tb.reset()
+        tb.set_stall(stall)
+        decoded, = await tb.check([session])
+        assert decoded["fetch_token"].size > 0 and not decoded["rejected"].any()
+        if stall:
+            assert decoded["stall"].sum() > 0
+
+
+@cocotb.test()
+async def faults(dut):
+    """Reset in mid-problem, then on the fresh DRE: a continue (rejected: nothing on chip),
+    out-of-range commands (rejected, nothing changes), a stream whose ids overflow."""
+    seed = knob("DRE_SEED", 0) + 100
+    tb = TB(dut, "dre", seed=seed)
+    config = tb.config
+    await tb.reset()
+    tb.send([workload_session(config, 3, [(0, 0)], seed=seed)])
+    assignments = tb.monitors["assignments"]
+    await tb.wait_until(lambda: len(assignments.transfers) >= 5, 20000, "5 assignments")
+    await tb.reset()
+    tb.set_stall(knob("DRE_STALL", 0.0))
+    # Every hash opens a cluster: the last three find no cluster id.
+    hashes = distinct_hashes(config, config.max_clusters + 3, seed)
+    size = config.max_frame_tokens
+    chunks = [hashes[start:start + size] for start in range(0, len(hashes), size)]
+    commands = [Command(3, 2, frame, len(chunk), 2, restart=frame == 0)
+                for frame, chunk in enumerate(chunks)]
+    bad = [Command(3, 2, 0, 1, 1), Command(3, 2, 1, 0, 1, restart=True),
+           Command(3, 2, 1, 1, config.max_rows + 1, restart=True), Command(3, 2, 1, 1, 1, mode=2),
+           Command(3, 2, 1, 1, 1, mode=3)]
+    session = concatenate(command_session(config, bad, [[1]] * len(bad)),
+                          command_session(config, commands, chunks, seed=seed))
+    decoded, = await tb.check([session])
+    assert decoded["rejected"].tolist() == [True] * len(bad) + [False] * len(commands)
+    assert decoded["hcu_overflow"][-1] and decoded["overflow"].sum() == 3
+
+
+@cocotb.test()
+async def file_run(dut):
+    """The RTL engine: the KV dump of the stimulus file, each (layer, KV head) of the slice in
+    turn through the one DRE (restart on its first frame), the model playing the LXE with the
+    RTL's own assignments; the outputs of :data:`model.twins.dre.OUTPUTS` to the response."""
+    tb = TB(dut, "dre")
+    config = tb.config
+    await tb.reset()
+    with np.load(cocotb_path(STIMULUS_ENV), allow_pickle=False) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    first, stop, layer_start, layer_stop, head_start, head_stop, seed = (
+        int(value) for value in arrays.pop("run_slice"))
+    dump = KVDump(arrays, "dre stimulus")
+    outputs = lxe_model.empty_outputs(config, dump, seed)
+    slices = dict(frames=f"0:{stop}", layers=f"{layer_start}:{layer_stop}",
+                  heads=f"{head_start}:{head_stop}", seed=seed)
+    limit = cycle_limit(int(dre_twin.run_dump(config, dump, **slices)["cycles"].sum()))
+    assignments = tb.monitors["assignments"]
+    commands, places = [], []
+    for layer in range(layer_start, layer_stop):
+        for head in range(head_start, head_stop):
+            lxe_head = lxe_model.LXEHead(config, dump.keys(layer, head),
+                                         outputs["hyperplanes"][layer, head].T)
+            clusters = 0
+            for frame in range(stop):
+                start, end = int(dump.frame_starts[frame]), int(dump.frame_starts[frame + 1])
+                lxe = lxe_model.LXEFrame(lxe_head, start, dump.queries(layer, head, frame))
+                hashes = lxe_head.hashes(start, end)
+                command = Command(layer, head, frame, end - start, lxe.rows,
+                                  restart=frame == 0)
+                commands.append(command)
+                places.append((frame, layer, head, start))
+                tb.drivers["cmd"].send([{name: getattr(command, name)
+                                         for name in dre_twin.SESSION_FIELDS}])
+                tb.drivers["hashes"].send([{"hash": int(value)} for value in hashes])
+                target = len(assignments.transfers) + command.new_tokens
+                await tb.wait_until(lambda: len(assignments.transfers) >= target, limit,
+                                    f"the assignments of frame {frame} ({layer}, {head})")
+                own = assignments.beats[target - command.new_tokens:target]
+                cluster = np.array([beat["cluster"] for beat in own], np.int64)
+                lxe.assignments(cluster)
+                clusters += sum(beat["new"] for beat in own)
+                outputs["token_hash"][layer, head, start:end] = hashes
+                outputs["token_cluster"][layer, head, start:end] = cluster
+                if command.rows:
+                    tb.drivers["scores"].send(
+                        [{"score": chunk} for row in lxe.score_rows(clusters)
+                         for chunk in WTUCodec._chunks(row, config.wtu_lanes)])
+    status = tb.monitors["status"]
+    await control(tb.adapter, tb.drivers, tb.monitors, lambda: len(status.transfers)
+                  >= len(commands), limit)
+    results, _ = DRECodec.results(config, commands, tb.transcript)
+    DRECodec.decode_fetch(commands, results)
+    records = sorted((place + (result,) for place, result in zip(places, results)
+                      if place[0] >= first), key=lambda record: record[:3])
+    outputs.update(dre_twin.collect(records))
+    save_arrays(cocotb_path(RESPONSE_ENV), outputs)
