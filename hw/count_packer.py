@@ -1,6 +1,6 @@
 """Count packer: the KVMU's counts, one per beat, into the WTU's counts, ``wtu_lanes`` per beat.
 
-The first adapter of the DRE top (the next step, see :mod:`model.twins.dre`): the KVMU emits the
+An adapter of the DRE top (:class:`hw.dre.DynamicRetrievalEngine`): the KVMU emits the
 token count of clusters ``0 .. N - 1`` one per beat (:func:`hw.kvmu.count_layout`, ``last`` on
 cluster ``N - 1``); the WTU takes them ``wtu_lanes`` per beat, cluster ``chunk * lanes + l`` in
 lane ``l`` (:class:`hw.wtu.WTULayouts` ``counts``). The packer fills lanes in order and emits a

@@ -9,7 +9,8 @@ random stalls on every stream at once), ``faults`` (reset in mid-problem, out-of
 a continue for a stream not on chip, cluster-id overflow), ``file_run`` (the RTL engine of
 ``python -m sim.run dre``: a co-simulation in which the model plays the LXE). Settings:
 ``DRE_SEED``, ``DRE_STALL``, ``DRE_FRAMES``, ``DRE_STREAMS`` (``layer:head`` pairs joined by
-``,``), ``DRE_WORKLOAD``.
+``,``), ``DRE_WORKLOAD``, ``DRE_FETCHES`` (0: the frames fetch nothing, as in a recent window
+larger than the frames run).
 """
 
 import cocotb
@@ -45,7 +46,9 @@ async def workload_sessions(dut):
         await tb.reset()
         tb.set_stall(stall)
         decoded, = await tb.check([session])
-        assert decoded["fetch_token"].size > 0 and not decoded["rejected"].any()
+        assert decoded["selected"].any() and not decoded["rejected"].any()
+        if knob("DRE_FETCHES", 1):     # 0 when no token leaves the window in the frames run
+            assert decoded["fetch_token"].size > 0
         if stall:
             assert decoded["stall"].sum() > 0
 

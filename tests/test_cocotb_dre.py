@@ -27,10 +27,12 @@ def test_tiny_workload_stalls_and_faults():
 
 @pytest.mark.cocotb
 def test_edge_workload_frames():
-    """Edge: 3 frames of 2 KV heads of one layer of the default workload (64 query rows)."""
+    """Edge: 3 frames of 2 KV heads of one layer of the default workload (64 query rows; the
+    33 tokens stay in the recent window of 64, so nothing is fetched)."""
     run_cocotb("dre", PRESETS["edge"], "sim.tb_dre", tag="edge", testcase="workload_sessions",
                seed=1, env={"DRE_SEED": 1, "DRE_STALL": 0.2, "DRE_FRAMES": 3,
-                            "DRE_STREAMS": "0:0,0:1", "DRE_WORKLOAD": "default"})
+                            "DRE_STREAMS": "0:0,0:1", "DRE_WORKLOAD": "default",
+                            "DRE_FETCHES": 0})
 
 
 @pytest.mark.cocotb
