@@ -26,9 +26,11 @@ from model.stimulus.dre_sessions import (SeededLXE, command_session, concatenate
                                          workload_session)
 from model.twins import dre as dre_twin
 from model.twins import kvmu as kvmu_twin
+from model.twins import wtu as wtu_twin
 from model.twins.dre import Command
-from sim.kit.amaranth_sim import check_block
+from sim.kit.amaranth_sim import AmaranthBench, check_block
 from sim.kit.core import wait_until
+from sim.kit.scoreboard import expected_run
 from sim.payloads import DRECodec
 
 TINY = PRESETS["tiny"]
@@ -166,3 +168,33 @@ def test_a_continue_for_a_stream_not_on_chip_is_rejected():
     decoded, = check(TINY, [command_session(TINY, commands, hashes + [[11, 12]])])
     assert decoded["rejected"].tolist() == [True, False, True, True, True, False]
     assert decoded["selected"][int(decoded["selected_offsets"][1]):].sum() == 0   # rows = 0
+
+
+def test_the_block_boundaries_the_cycle_model_rests_on():
+    """Seen at the top's ports without stalls: the WTU's first selected beat comes
+    ``PACKER_CYCLES + first`` cycles after the KVMU's last count (``first`` from
+    :func:`model.twins.wtu.selected_schedule`: the WTU starts its first row in the cycle after
+    its last counts beat), and when no later beat keeps the KVMU waiting, the status's
+    ``wtu_cycles`` are exactly those cycles: the KVMU is ready for its first selected beat in
+    the cycle of its last count's transfer."""
+    session = workload_session(TINY, 8, [(1, 0)], seed=6)
+    codec = DRECodec()
+    bench = AmaranthBench(DynamicRetrievalEngine(TINY), codec.inputs, codec.outputs)
+    bench.send(codec.input_beats(TINY, [session]))
+    _, limit = expected_run(codec, TINY, [session])
+    transcript = bench.run(lambda: codec.complete(TINY, [session], bench.received()), limit)
+    counts_end = [cycle for cycle, beat in transcript["counts"] if beat["last"]]
+    starts = [0] + [index + 1 for index, (_, beat) in enumerate(transcript["selected"])
+                    if beat["last"]][:-1]
+    selected_start = [transcript["selected"][index][0] for index in starts]
+    statuses = [beat for _, beat in transcript["status"]]
+    checked = 0
+    for problem, result in enumerate(dre_twin.run_session(TINY, session)):
+        wtu = wtu_twin.wtu_problem(TINY, result.scores, result.counts)
+        first, _ = wtu_twin.selected_schedule(wtu, TINY.wtu_lanes)
+        delay = selected_start[problem] - counts_end[problem]
+        assert delay == dre_twin.PACKER_CYCLES + first, problem
+        if result.phase_cycles["wtu"] == delay:
+            assert statuses[problem]["wtu_cycles"] == delay, problem
+            checked += 1
+    assert checked >= 4
