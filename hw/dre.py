@@ -64,12 +64,14 @@ frame found no cluster id: it was assigned to cluster 0, counted and stored ther
 
 Latency and throughput
 ----------------------
-Without stalls a problem takes :func:`model.twins.dre` ``cycles``: ``COMMAND_CYCLES`` (1) + the
-HCU's frame + ``HANDOFF_CYCLES`` (0: the KVMU's command goes out in the cycle after the last
-assignment) + the KVMU's problem + the cycles the KVMU waits for the selection (the count
-packer's :attr:`~hw.count_packer.CountPacker.latency`, the WTU's rows and aggregate up to each
-selected beat it waits for) + ``STATUS_CYCLES`` (1). The next command is taken in the cycle
-after the status beat's transfer. One problem is in the top at a time (the blocks' phases do
+Without stalls a problem takes the frame twin's cycles (:mod:`model.twins.dre`, "Cycle
+model"): :attr:`~DynamicRetrievalEngine.command_cycles` (1) + the HCU's frame +
+:attr:`~DynamicRetrievalEngine.handoff_cycles` (0: the KVMU's command goes out in the cycle
+after the last assignment) + the KVMU's problem + the cycles the KVMU waits for the selection
+(the count packer's :attr:`~hw.count_packer.CountPacker.latency`, the WTU's rows and aggregate up
+to each selected beat it waits for; :attr:`~DynamicRetrievalEngine.empty_select_cycles` without
+rows) + :attr:`~DynamicRetrievalEngine.status_cycles` (1). The next command is taken in the
+cycle after the status beat's transfer. One problem is in the top at a time (the blocks' phases do
 not overlap): throughput is one problem per ``cycles``.
 """
 

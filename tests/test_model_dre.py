@@ -176,6 +176,8 @@ def _command(**fields):
     (dict(new_tokens=0), "new_tokens must be from 1 to 16"),
     (dict(new_tokens=17), "new_tokens must be from 1 to 16"),
     (dict(rows=9), "rows must be from 0 to 8"),
+    (dict(mode=2), "mode must be 0 (continue) or 1 (restart; 2 and 3 are reserved), not 2"),
+    (dict(mode=3), "mode must be 0 (continue) or 1 (restart; 2 and 3 are reserved), not 3"),
 ])
 def test_out_of_range_command_is_rejected_and_changes_nothing(fields, reason):
     assert any(reason in text for text in dre_twin.command_errors(TINY, _command(**fields)))
@@ -186,6 +188,13 @@ def test_out_of_range_command_is_rejected_and_changes_nothing(fields, reason):
     assert rejected.rejected and lxe.assigned == []
     assert rejected.cycles == dre_twin.COMMAND_CYCLES + dre_twin.STATUS_CYCLES
     assert not first.rejected and dre.clusters == first.counts.size
+
+
+def test_the_mode_field_and_the_restart_flag_agree():
+    assert Command(0, 0, 0, 1, 0, restart=True).mode == dre_twin.MODE_RESTART
+    assert Command(0, 0, 0, 1, 0).mode == dre_twin.MODE_CONTINUE
+    assert Command(0, 0, 0, 1, 0, restart=True, mode=3).restart is False     # mode wins
+    assert Command(0, 0, 0, 1, 0, mode=1).restart is True
 
 
 def test_continuation_without_a_context_is_rejected():
