@@ -6,7 +6,8 @@ Sessions of commands (:mod:`model.stimulus.dre_sessions`) go through
 fetched tokens and flags always; cycles per problem and the status beat's counters when nothing
 stalls. Tests: ``workload_sessions`` (workload frames of a few streams, unstalled, then with
 random stalls on every stream at once), ``faults`` (reset in mid-problem, out-of-range commands,
-a continue for a stream not on chip, cluster-id overflow), ``file_run`` (the RTL engine of
+a continue for a stream not on chip, cluster-id overflow), ``store_full`` (a small store
+fills), ``file_run`` (the RTL engine of
 ``python -m sim.run dre``: a co-simulation in which the model plays the LXE). Settings:
 ``DRE_SEED``, ``DRE_STALL``, ``DRE_FRAMES``, ``DRE_STREAMS`` (``layer:head`` pairs joined by
 ``,``), ``DRE_WORKLOAD``, ``DRE_FETCHES`` (0: the frames fetch nothing, as in a recent window
@@ -80,6 +81,25 @@ async def faults(dut):
     decoded, = await tb.check([session])
     assert decoded["rejected"].tolist() == [True] * len(bad) + [False] * len(commands)
     assert decoded["hcu_overflow"][-1] and decoded["overflow"].sum() == 3
+
+
+@cocotb.test()
+async def store_full(dut):
+    """One new cluster per frame and a window of 1 on a small store: every offloaded token takes
+    a page of its own, until none is left; ``store_full`` is then set and stays (a store of
+    ``2**kv_token_bits / kvmu_page_tokens`` pages: the tokens of frames after it are dropped)."""
+    tb = TB(dut, "dre", seed=knob("DRE_SEED", 0))
+    config = tb.config
+    pages = (1 << config.kv_token_bits) // config.kvmu_page_tokens
+    frames = pages + config.recent_window + 3
+    hashes = [[value] for value in distinct_hashes(config, frames)]
+    commands = [Command(0, 0, frame, 1, 1, restart=frame == 0) for frame in range(frames)]
+    await tb.reset()
+    tb.set_stall(knob("DRE_STALL", 0.0))
+    decoded, = await tb.check([command_session(config, commands, hashes)])
+    # token t leaves the window in frame t + window + 1; token `pages` finds no page
+    full_from = pages + config.recent_window + 1
+    assert decoded["store_full"].tolist() == [frame >= full_from for frame in range(frames)]
 
 
 @cocotb.test()

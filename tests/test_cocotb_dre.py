@@ -26,6 +26,14 @@ def test_tiny_workload_stalls_and_faults():
 
 
 @pytest.mark.cocotb
+def test_tiny_small_store_fills():
+    """16 store slots in pages of 4 (4 pages), a window of 1: the store fills (flagged, sticky)."""
+    config = PRESETS["tiny"].replace(kv_token_bits=4, recent_window=1, kvmu_page_tokens=4)
+    run_cocotb("dre", config, "sim.tb_dre", tag="small_store", testcase="store_full", seed=2,
+               env={"DRE_SEED": 2, "DRE_STALL": 0.3})
+
+
+@pytest.mark.cocotb
 def test_edge_workload_frames():
     """Edge: 3 frames of 2 KV heads of one layer of the default workload (64 query rows; the
     33 tokens stay in the recent window of 64, so nothing is fetched)."""
