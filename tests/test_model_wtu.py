@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st
 from model.config import PRESETS
 from model.reference.resv import exact_wicsum
 from model.twins.wtu import (INPUTS, OUTPUTS, aggregate_cycles, decide_cycles, run_arrays,
-                             scan_sort_cycles, wtu_problem, wtu_row)
+                             scan_sort_cycles, selected_schedule, wtu_problem, wtu_row)
 
 TINY = PRESETS["tiny"]
 
@@ -183,3 +183,17 @@ def test_invalid_problems_raise(scores, counts, message):
 def test_run_arrays_rejects_unknown_keys():
     with pytest.raises(ValueError, match="unknown key"):
         run_arrays(TINY, {"scores": np.zeros((1, 2)), "counts": np.zeros(2), "hashes": 1})
+
+
+def test_selected_schedule_by_hand():
+    # Two rows of 10 and 12 cycles, 2 emission beats each, one stats cycle each: 28 cycles; then
+    # with 4 lanes, clusters 1, 2 (chunk 0) and 9 (chunk 2): chunk 0 fetched (1 cycle), its
+    # first beat offered in the next: 28 + 2 = 30; cluster 2 in the same chunk 1 cycle after
+    # cluster 1's transfer; cluster 9 after fetching chunks 1 and 2: 1 + 2 = 3.
+    selected = np.zeros(12, bool)
+    selected[[1, 2, 9]] = True
+    result = {"cycles": np.array([10, 12]), "emit_cycles": np.array([2, 2]),
+              "selected": selected}
+    assert selected_schedule(result, 4) == (30, [1, 3])
+    # Nothing selected: the empty beat in the cycle after the last emission.
+    assert selected_schedule({**result, "selected": np.zeros(12, bool)}, 4) == (29, [])
