@@ -181,7 +181,8 @@ class DynamicRetrievalEngine(ConfiguredComponent):
     TypeError
         If ``config`` is not a :class:`DREConfig`.
     ValueError
-        If the WTU cannot be built for ``config`` (see :class:`hw.wtu.WiCSumThresholdUnit`).
+        If ``wtu_lanes`` exceeds ``max_clusters // 2`` (the WTU's limit, see
+        :class:`hw.wtu.WiCSumThresholdUnit`).
     """
 
     #: Cycles of the command beat (taken and checked; a rejected one goes to its status).
@@ -194,8 +195,11 @@ class DynamicRetrievalEngine(ConfiguredComponent):
     status_cycles = 1
 
     def _members(self, config):
-        # The WTU is built first: its configuration checks come before any port is built.
-        self._wtu = WiCSumThresholdUnit(config)
+        # The WTU's own check, here so that it comes at construction (the WTU is built in
+        # elaborate(), so that a top built only for its ports leaves no unused block behind).
+        if config.wtu_lanes > config.max_clusters // 2:
+            raise ValueError(f"wtu_lanes must be at most max_clusters // 2 "
+                             f"({config.max_clusters // 2}), not {config.wtu_lanes!r}")
         return {
             "cmd": In(stream.Signature(command_layout(config))),
             "hashes": In(stream.Signature(hash_layout(config))),
@@ -215,7 +219,7 @@ class DynamicRetrievalEngine(ConfiguredComponent):
         hcu_restart = Signal()
         m.submodules.hcu = ResetInserter({"sync": hcu_restart})(hcu := HashClusterUnit(config))
         m.submodules.kvmu = kvmu = KVManagementUnit(config)
-        m.submodules.wtu = wtu = self._wtu
+        m.submodules.wtu = wtu = WiCSumThresholdUnit(config)
         m.submodules.packer = packer = CountPacker(config)
         m.submodules.fifo = fifo = SyncFIFOBuffered(width=config.cluster_id_bits + 1,
                                                     depth=config.max_frame_tokens)
