@@ -165,8 +165,8 @@ class HCUCodec(BlockCodec):
     transfer) to its assignment's transfer, as :func:`model.twins.hcu.hash_cluster` does.
     """
 
-    inputs = ("i",)
-    outputs = ("o",)
+    inputs = ("i", "ctx", "restore")    # the context port's streams stay idle here
+    outputs = ("o", "save")
     timing_keys = ("cycles",)
     FIELDS = ("cluster", "new", "distance", "overflow", "last")
 
