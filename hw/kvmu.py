@@ -33,7 +33,7 @@ slots per cluster: 16 balances the two. The state is dominated by the cluster ta
 pointers.
 
 On-chip state (all of one context; the context port moves its live part)
----------------------------------------------------------------------------
+------------------------------------------------------------------------
 With ``C = max_clusters``, ``G = 2**kv_token_bits / P`` pages, ``g = log2(G)`` (at least 1),
 ``R = recent_window + max_frame_tokens``:
 

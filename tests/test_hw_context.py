@@ -22,17 +22,11 @@ from model.twins.context import item_words, restore_cycles, save_cycles
 from sim.kit.amaranth_sim import AmaranthBench
 from sim.kit.core import cycle_limit, wait_until
 from model.twins.kvmu import run_stream
-from sim.payloads import KVMUCodec
+from sim.context_switch import KVMUContextSwitch, context_command, image_beats
 from tests.context_images import hcu_frames, hcu_malformed, kvmu_malformed
 from tests.hcu_configs import small_config
 
 TINY = PRESETS["tiny"]
-
-
-def image_beats(words):
-    """The ``restore`` beats of an image."""
-    return [{"word": int(word), "last": int(index == len(words) - 1)}
-            for index, word in enumerate(words)]
 
 
 def transfer_cycles(bench, stream, start):
@@ -196,121 +190,21 @@ def test_hcu_switched_streams_with_stalls(seed):
 # --------------------------------------------------------------------------------- the KVMU
 
 
-def kvmu_frame_beats(config, arrays):
-    """Per frame of a stream: its ``cmd`` beat, its ``assign`` beats, its ``selected`` beats."""
-    beats = KVMUCodec().input_beats(config, [arrays])
-    frames, token, selected = [], 0, iter(beats["selected"])
-    for command in beats["cmd"]:
-        own = beats["assign"][token:token + command["new_tokens"]]
-        token += command["new_tokens"]
-        group = [next(selected)]
-        while not group[-1]["last"]:
-            group.append(next(selected))
-        frames.append((command, own, group))
-    return frames
-
-
-def context_command(op):
-    return {"new_tokens": 1, "restart": 0, "context": op.value}
-
-
-class KVMUSwitcher:
-    """Streams of frames through one KVMU: per frame of each stream (in turn), the restore of
-    its image (from its second frame), the problem, the save. Everything is queued at once:
-    the KVMU takes its commands in order."""
+class KVMUSwitcher(KVMUContextSwitch):
+    """:class:`sim.context_switch.KVMUContextSwitch` on the Amaranth simulator."""
 
     def __init__(self, config, streams, *, stall=0.0, seed=0):
-        self.config = config
-        self.streams = streams
+        super().__init__(config, streams)
         self.stall = stall
-        self.twins = [run_stream(config, arrays, switch_contexts=True) for arrays in streams]
         self.bench = AmaranthBench(KVManagementUnit(config),
                                    ["cmd", "assign", "selected", "restore"],
                                    ["moves", "counts", "fetch", "save"], stall=stall, seed=seed)
-        self.steps = []    # (kind, stream, frame) in command order
-
-    def queue(self):
-        per_stream = [kvmu_frame_beats(self.config, arrays) for arrays in self.streams]
-        drivers = self.bench.drivers
-        for frame in range(max(len(frames) for frames in per_stream)):
-            for s, frames in enumerate(per_stream):
-                if frame >= len(frames):
-                    continue
-                if frame:
-                    drivers["cmd"].send([context_command(ContextOp.RESTORE)])
-                    drivers["restore"].send(image_beats(self.twins[s]["images"][frame - 1]))
-                    self.steps.append(("restore", s, frame))
-                command, assign, selected = frames[frame]
-                drivers["cmd"].send([command])
-                drivers["assign"].send(assign)
-                drivers["selected"].send(selected)
-                self.steps.append(("problem", s, frame))
-                drivers["cmd"].send([context_command(ContextOp.SAVE)])
-                self.steps.append(("save", s, frame))
-
-    def complete(self):
-        problems = sum(kind == "problem" for kind, _, _ in self.steps)
-        saves = problems
-        received = self.bench.monitors
-        return (sum(b["last"] for b in received["fetch"].beats) == problems
-                and sum(b["last"] for b in received["save"].beats) == saves)
 
     def run(self):
-        self.queue()
-        budget = sum(int(twin["cycles"].sum()) + sum(len(image) + 8 for image in twin["images"])
-                     for twin in self.twins)
-        self.bench.run(self.complete, cycle_limit(budget, *self.bench.stall_probabilities))
-        self.check()
-
-    @staticmethod
-    def _groups(monitor):
-        groups, current = [], []
-        for cycle, beat in monitor.transfers:
-            current.append((cycle, beat))
-            if beat["last"]:
-                groups.append(current)
-                current = []
-        assert not current
-        return groups
-
-    def check(self):
-        monitors = self.bench.monitors
-        groups = {name: iter(self._groups(monitors[name]))
-                  for name in ("moves", "counts", "fetch", "save")}
-        commands = [cycle for cycle, _ in self.bench.drivers["cmd"].transfers]
-        assert len(commands) == len(self.steps)
-        timed = not self.stall
-        for index, (kind, s, frame) in enumerate(self.steps):
-            twin = self.twins[s]
-            where = (kind, s, frame)
-            if kind == "restore":
-                if timed:
-                    assert commands[index + 1] - commands[index] == restore_cycles(
-                        twin["images"][frame - 1]), where
-                continue
-            if kind == "save":
-                words = next(groups["save"])
-                assert [beat["word"] for _, beat in words] == twin["images"][frame], where
-                if timed:
-                    assert words[-1][0] - commands[index] + 1 == save_cycles(words), where
-                continue
-            moves, counts, fetch = (next(groups[name]) for name in ("moves", "counts", "fetch"))
-            def span(key):
-                offsets = twin[f"{key}_offsets"].astype(int)
-                return slice(offsets[frame], offsets[frame + 1])
-            assert [b["count"] for _, b in counts] == twin["counts"][span("count")].tolist(), where
-            moved = [(b["src"], b["dst"], b["length"], b["dropped"]) for _, b in moves
-                     if b["length"]]
-            expected_moves = list(zip(*(twin[key][span("move")].tolist() for key in
-                                        ("move_src", "move_dst", "move_len", "move_dropped"))))
-            assert moved == [tuple(int(v) for v in move) for move in expected_moves], where
-            assert moves[-1][1]["full"] == twin["store_full"][frame], where
-            fetched = [(b["base"], b["length"]) for _, b in fetch if b["length"]]
-            expected_fetch = list(zip(twin["desc_base"][span("desc")].tolist(),
-                                      twin["desc_len"][span("desc")].tolist()))
-            assert fetched == expected_fetch, where
-            if timed:
-                assert fetch[-1][0] - commands[index] + 1 == twin["cycles"][frame], where
+        self.queue(self.bench.drivers)
+        self.bench.run(lambda: self.complete(self.bench.monitors),
+                       cycle_limit(self.twin_cycles, *self.bench.stall_probabilities))
+        self.check(self.bench.drivers, self.bench.monitors, timed=not self.stall)
 
 
 def kvmu_streams(config, seed, count=2, frames=8, **options):

@@ -145,3 +145,19 @@ def test_kvmu_refused_images_empty_the_context():
         assert not context.restore(bad), name
         assert context.save() == [0], name
         assert context.refusal, name
+
+
+def test_dre_context_image_and_traffic():
+    from model.twins.dre import CONTEXT_MAGIC, DRETwin, context_image, context_traffic
+
+    # word 0: magic 0xd2e1 in bits 16-31, kv_head 5 above the 5 layer bits, layer 17:
+    # 0xd2e1 << 16 | 5 << 5 | 17 = 0xd2e100b1
+    assert CONTEXT_MAGIC == 0xD2E1
+    assert context_image(17, 5, 300, [2, 7, 9], [0]) == [0xD2E100B1, 300, 3, 1, 2, 7, 9, 0]
+    with pytest.raises(ValueError, match="kv_head must be from 0 to 7, not 8"):
+        context_image(0, 8, 0, [0], [0])
+    # a DRE with no context yet: the HCU's and the KVMU's images are one header word each
+    traffic = context_traffic(DRETwin(TINY))
+    assert traffic == {"hcu_words": 1, "kvmu_words": 1, "words": 6, "bytes": 24,
+                       "hcu_save_cycles": 5, "kvmu_save_cycles": 5, "hcu_restore_cycles": 3,
+                       "kvmu_restore_cycles": 3}
