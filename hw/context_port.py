@@ -21,10 +21,17 @@ from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from model.twins.context import WORD_BITS
+__all__ = ["WORD_BITS", "item_words", "ContextOp", "context_word_layout", "ImageWalker",
+           "SavePipeline", "RestoreRegister"]
 
-__all__ = ["ContextOp", "context_word_layout", "ImageWalker", "SavePipeline",
-           "RestoreRegister"]
+#: Bits of a context word (the format's, not the configuration's: see
+#: :mod:`model.twins.context`, whose own constant the tests compare with this one's words).
+WORD_BITS = 32
+
+
+def item_words(bits):
+    """Context words of an item of ``bits`` bits, ``ceil(bits / WORD_BITS)``."""
+    return -(-bits // WORD_BITS)
 
 
 class ContextOp(enum.Enum, shape=2):

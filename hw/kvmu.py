@@ -103,10 +103,8 @@ from amaranth.lib.wiring import In, Out
 
 from hw.retrieval_buffer import DescriptorMerger, descriptor_layout
 from hw.component import ConfiguredComponent
-from hw.context_port import (ContextOp, ImageWalker, RestoreRegister, SavePipeline,
-                             context_word_layout)
-from model.twins.context import WORD_BITS, item_words
-from model.twins.kvmu import cluster_word_fields, context_header_fields, page_bits
+from hw.context_port import (WORD_BITS, ContextOp, ImageWalker, RestoreRegister, SavePipeline,
+                             context_word_layout, item_words)
 
 __all__ = ["command_layout", "assign_layout", "select_layout", "move_layout", "count_layout",
            "cluster_word_layout", "context_header_layout", "context_state_bits",
@@ -119,7 +117,7 @@ def _bits(value):
 
 
 def _page_bits(config):
-    return page_bits(config)
+    return _bits((1 << config.kv_token_bits) // config.kvmu_page_tokens - 1)
 
 
 def command_layout(config):
@@ -163,15 +161,20 @@ def count_layout(config):
 
 
 def cluster_word_layout(config):
-    """A word of the cluster table: ``head``, ``tail`` (pages), ``fill`` (0 to P), ``count``
-    (:func:`model.twins.kvmu.cluster_word_fields`)."""
-    return data.StructLayout(cluster_word_fields(config))
+    """A word of the cluster table: ``head``, ``tail`` (pages), ``fill`` (0 to P), ``count``."""
+    page_bits = _page_bits(config)
+    return data.StructLayout({"head": page_bits, "tail": page_bits,
+                              "fill": _bits(config.kvmu_page_tokens), "count": config.count_bits})
 
 
 def context_header_layout(config):
-    """The header item of a context image: the context registers
-    (:func:`model.twins.kvmu.context_header_fields`)."""
-    return data.StructLayout(context_header_fields(config))
+    """The header item of a context image: the context registers ``clusters``, ``next_page``,
+    ``window_tokens``, ``window_slot`` (at least 1 bit) and ``store_full``."""
+    pages = (1 << config.kv_token_bits) // config.kvmu_page_tokens
+    return data.StructLayout({
+        "clusters": _bits(config.max_clusters), "next_page": _bits(pages),
+        "window_tokens": _bits(config.recent_window + config.max_frame_tokens),
+        "window_slot": _bits(max(config.recent_window, 1) - 1), "store_full": 1})
 
 
 
@@ -575,7 +578,7 @@ class KVManagementUnit(ConfiguredComponent):
                                        (table_data, context["word_words"]))]
         with m.State("SAVE"):
             m.d.comb += [header[name].eq(registers[name])
-                         for name in context_header_fields(config)]
+                         for name, _ in context_header_layout(config)]
             m.d.comb += pipeline.word.eq(Mux(tag.section == 0,
                                              padded[0].word_select(tag.chunk, WORD_BITS),
                                              Mux(tag.section == 1,
@@ -662,7 +665,7 @@ class KVManagementUnit(ConfiguredComponent):
                     with m.If(in_header & (chunk == header_words - 1)):
                         tokens = header.window_tokens
                         m.d.sync += [registers[name].eq(header[name])
-                                     for name in context_header_fields(config)]
+                                     for name, _ in context_header_layout(config)]
                         m.d.sync += [registers["ring_read"].eq(0),
                                      registers["ring_write"].eq(Mux(tokens == ring_depth, 0,
                                                                     tokens))]

@@ -264,3 +264,26 @@ def test_kvmu_malformed_images_are_refused():
     commands = [cycle for cycle, _ in bench.drivers["cmd"].transfers]
     assert [commands[2 * k + 1] - commands[2 * k] for k in range(len(cases) + 1)] == [
         restore_cycles(bad) for bad in cases + [image]]
+
+
+# ------------------------------------------------------------------------ the shared parts
+
+
+def test_context_port_signatures_and_constants():
+    from hw import context_port
+    from model.twins import context as twin_context
+
+    # the RTL's format constants are its own; they must agree with the twin's
+    assert context_port.WORD_BITS == twin_context.WORD_BITS == 32
+    assert [context_port.item_words(b) for b in (1, 32, 33, 64, 65)] == [1, 1, 2, 2, 3]
+    assert context_port.SavePipeline.latency + 1 == twin_context.SAVE_EXTRA_CYCLES
+    layout = context_port.context_word_layout()
+    for dut in (HashClusterUnit(TINY), KVManagementUnit(TINY)):
+        assert dut.save.payload.shape() == layout
+        assert dut.restore.payload.shape() == layout
+        assert dut.save_latency == context_port.SavePipeline.latency
+    assert HashClusterUnit(TINY).ctx.payload.shape().size == 2          # op: none/save/restore
+    assert [op.value for op in ContextOp] == [0, 1, 2]
+    with pytest.raises(ValueError, match=r"sections must start with a header of one item, "
+                                         r"not \[\(2, 1\)\]"):
+        context_port.ImageWalker([(2, 1)])

@@ -96,8 +96,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent
-from hw.context_port import (ContextOp, ImageWalker, RestoreRegister, SavePipeline,
-                             context_word_layout)
+from hw.context_port import (WORD_BITS, ContextOp, ImageWalker, RestoreRegister, SavePipeline,
+                             context_word_layout, item_words)
 from hw.hcu.argmin import ArgminTree
 from hw.hcu.dispatcher import Dispatcher
 from hw.hcu.free_lanes import FreeLanePicker
@@ -105,7 +105,6 @@ from hw.hcu.issue import LaneIssue
 from hw.hcu.lane import SimilarityLane
 from hw.hcu.layouts import assignment_layout, context_command_layout, token_layout
 from hw.hcu.ring import TokenRing
-from model.twins.context import WORD_BITS, item_words
 
 __all__ = ["HashClusterUnit"]
 
