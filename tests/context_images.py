@@ -81,8 +81,8 @@ def _fits(value, bits):
 
 def kvmu_malformed(config, image):
     """Name -> a malformed KVMU image made from ``image`` (a valid one whose cluster 0 has a
-    page, with window tokens): each image keeps the length its header gives, unless the name
-    says otherwise, so each breaks the one check it names. Checks a field's width cannot
+    page, with window tokens), each breaking the check it names (the header's counts, when
+    changed, also change the length the image should have). Checks a field's width cannot
     break on ``config`` are left out."""
     header = context_header_fields(config)
     header_bits = sum(header.values())
