@@ -32,8 +32,8 @@ slots per cluster: 16 balances the two. The state is dominated by the cluster ta
 ``count`` duplicates the WTU's count memory, which a composed top could share) and the page
 pointers.
 
-On-chip state (all of one context; a later context port reaches every item)
----------------------------------------------------------------------------
+On-chip state (all of one context; the context port moves its live part)
+------------------------------------------------------------------------
 With ``C = max_clusters``, ``G = 2**kv_token_bits / P`` pages, ``g = log2(G)`` (at least 1),
 ``R = recent_window + max_frame_tokens``:
 
@@ -50,8 +50,26 @@ With ``C = max_clusters``, ``G = 2**kv_token_bits / P`` pages, ``g = log2(G)`` (
   (``g + 1``), ``store_full`` (1). :meth:`KVManagementUnit.state_bits` counts them.
 
 A restart (``cmd.restart``) or a reset empties the context by clearing the registers only: a
-cluster's table word is initialised when the HCU opens it (``assign.new``) and a page's
-``next`` when it is linked, so no memory is ever cleared.
+cluster's table word is initialised when the HCU opens it (``assign.new``: ``head = tail = 0``)
+and a page's ``next`` is cleared in the step before the page is handed out (the table-read
+cycle of a leaving token writes 0 to ``page_next[next_page]``) and set when the page is
+linked, so no memory is ever cleared and the live state is a function of the stream alone.
+
+Context port
+------------
+A ``cmd`` beat with ``context`` = save or restore moves the context through ``save`` and
+``restore`` (:mod:`hw.context_port`; the image, its checks and its cycles are in
+:mod:`model.twins.kvmu`, "Context port"): the header (the context registers), the opened
+clusters' table words, the allocated pages' ``next`` pointers and the window tokens' clusters,
+oldest first; the ring's pointers are not in the image (a restore puts the window tokens at
+ring slots ``0 .. T - 1``). *Save* (state ``SAVE``): an :class:`~hw.context_port.ImageWalker`
+steps through the image one word a cycle; the cluster table and ``page_next`` are read at the
+walk's index and the ring at a save pointer from ``ring_read`` on, their data registered by a
+:class:`~hw.context_port.SavePipeline`, which picks the word into the output register.
+*Restore* (state ``RESTORE``): each word is registered on its transfer
+(:class:`~hw.context_port.RestoreRegister`), then checked and, on an item's last word, written
+(the header into the context registers). A refused image clears the context registers, as a
+restart does, and raises ``context_refused`` until the next restore command or a reset.
 
 Microarchitecture
 -----------------
@@ -78,16 +96,19 @@ are :attr:`KVManagementUnit.cycles_per_offload`, :attr:`~KVManagementUnit.cycles
 :attr:`~KVManagementUnit.cycles_per_select`, :attr:`~KVManagementUnit.cycles_per_page`.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.retrieval_buffer import DescriptorMerger, descriptor_layout
 from hw.component import ConfiguredComponent
+from hw.context_port import (WORD_BITS, ContextOp, ImageWalker, RestoreRegister, SavePipeline,
+                             context_word_layout, item_words)
 
 __all__ = ["command_layout", "assign_layout", "select_layout", "move_layout", "count_layout",
-           "cluster_word_layout", "context_state_bits", "KVManagementUnit"]
+           "cluster_word_layout", "context_header_layout", "context_state_bits",
+           "KVManagementUnit"]
 
 
 def _bits(value):
@@ -101,8 +122,10 @@ def _page_bits(config):
 
 def command_layout(config):
     """Payload of ``cmd``: ``new_tokens`` (1 to ``max_frame_tokens``), ``restart`` (empty the
-    context first)."""
-    return data.StructLayout({"new_tokens": _bits(config.max_frame_tokens), "restart": 1})
+    context first), ``context`` (:class:`hw.context_port.ContextOp`: ``NONE`` for a problem,
+    ``SAVE`` or ``RESTORE`` the context instead, the other fields ignored)."""
+    return data.StructLayout({"new_tokens": _bits(config.max_frame_tokens), "restart": 1,
+                              "context": ContextOp})
 
 
 def assign_layout(config):
@@ -142,6 +165,16 @@ def cluster_word_layout(config):
     page_bits = _page_bits(config)
     return data.StructLayout({"head": page_bits, "tail": page_bits,
                               "fill": _bits(config.kvmu_page_tokens), "count": config.count_bits})
+
+
+def context_header_layout(config):
+    """The header item of a context image: the context registers ``clusters``, ``next_page``,
+    ``window_tokens``, ``window_slot`` (at least 1 bit) and ``store_full``."""
+    pages = (1 << config.kv_token_bits) // config.kvmu_page_tokens
+    return data.StructLayout({
+        "clusters": _bits(config.max_clusters), "next_page": _bits(pages),
+        "window_tokens": _bits(config.recent_window + config.max_frame_tokens),
+        "window_slot": _bits(max(config.recent_window, 1) - 1), "store_full": 1})
 
 
 
@@ -184,6 +217,13 @@ class KVManagementUnit(ConfiguredComponent):
         Counts of clusters ``0 .. N - 1`` after the problem's tokens.
     fetch : Out(stream.Signature(descriptor_layout(config)))
         Fetch descriptors, merged; ``last`` on the final one (a length-0 beat if none).
+    save : Out(stream.Signature(context_word_layout()))
+        The context image of a save command.
+    restore : In(stream.Signature(context_word_layout()))
+        The context image of a restore command.
+    context_refused : Out(1)
+        The last restored image was refused (the context is empty); cleared by the next
+        restore command.
 
     Raises
     ------
@@ -214,7 +254,15 @@ class KVManagementUnit(ConfiguredComponent):
             "moves": Out(stream.Signature(move_layout(config))),
             "counts": Out(stream.Signature(count_layout(config))),
             "fetch": Out(stream.Signature(descriptor_layout(config))),
+            "save": Out(stream.Signature(context_word_layout())),
+            "restore": In(stream.Signature(context_word_layout())),
+            "context_refused": Out(1),
         }
+
+    @property
+    def save_latency(self):
+        """Cycles from a saved word's issue (one a cycle after the command) to its transfer."""
+        return SavePipeline.latency
 
     @property
     def pages(self):
@@ -309,15 +357,29 @@ class KVManagementUnit(ConfiguredComponent):
                      ring_wr.data.eq(self.assign.payload.cluster),
                      table_wr.addr.eq(token_cluster)]
 
+        registers = {"clusters": clusters, "next_page": next_page,
+                     "window_tokens": window_tokens, "window_slot": window_slot,
+                     "store_full": store_full, "ring_read": ring_read, "ring_write": ring_write}
+        ports = {"table": (table_rd, table_wr), "next": (next_rd, next_wr),
+                 "ring": (ring_rd, ring_wr)}
+        context = self._context_parts(m)
+
         with m.FSM():
             with m.State("IDLE"):
                 # Take the command; the ring read of the first leaving token is issued.
                 command = self.cmd.payload
                 leaving = Signal(range(ring_depth + 1))
-                m.d.comb += [self.cmd.ready.eq(1),
+                m.d.comb += [self.cmd.ready.eq(1), context["walker"].start.eq(1),
                              leaving.eq(Mux(~command.restart & (window_tokens > window),
                                             window_tokens - window, 0))]
-                with m.If(self.cmd.valid):
+                with m.If(self.cmd.valid & (command.context == ContextOp.SAVE)):
+                    m.d.sync += [context["issuing"].eq(1), context["ring_pointer"].eq(ring_read)]
+                    m.next = "SAVE"
+                with m.Elif(self.cmd.valid & (command.context == ContextOp.RESTORE)):
+                    m.d.sync += [context["last_taken"].eq(0), context["bad"].eq(0),
+                                 context["walked"].eq(0), self.context_refused.eq(0)]
+                    m.next = "RESTORE"
+                with m.Elif(self.cmd.valid):
                     m.d.sync += [remaining.eq(leaving), new_tokens.eq(command.new_tokens)]
                     with m.If(command.restart):
                         m.d.sync += [clusters.eq(0), window_tokens.eq(0), ring_read.eq(0),
@@ -344,8 +406,10 @@ class KVManagementUnit(ConfiguredComponent):
 
             with m.State("OFF_WORD"):
                 # The cluster's word leaves the macro into the word register, the next leaving
-                # token's cluster leaves the ring into its register.
-                m.d.comb += table_rd.en.eq(0)
+                # token's cluster leaves the ring into its register. The next page to hand out
+                # gets a clear ``next`` (a tail's ``next`` is 0).
+                m.d.comb += [table_rd.en.eq(0), next_wr.addr.eq(next_page), next_wr.data.eq(0),
+                             next_wr.en.eq(next_page != self.pages)]
                 m.d.sync += [word.eq(table_rd.data), ring_cluster.eq(ring_rd.data)]
                 m.next = "OFF_UPDATE"
 
@@ -402,7 +466,8 @@ class KVManagementUnit(ConfiguredComponent):
                 m.d.comb += [table_rd.en.eq(0), table_wr.en.eq(1),
                              table_wr.data.head.eq(word.head), table_wr.data.tail.eq(word.tail)]
                 with m.If(token_new):
-                    m.d.comb += [table_wr.data.fill.eq(0), table_wr.data.count.eq(1)]
+                    m.d.comb += [table_wr.data.head.eq(0), table_wr.data.tail.eq(0),
+                                 table_wr.data.fill.eq(0), table_wr.data.count.eq(1)]
                 with m.Else():
                     m.d.comb += [table_wr.data.fill.eq(word.fill),
                                  table_wr.data.count.eq(Mux(saturated, word.count,
@@ -471,7 +536,156 @@ class KVManagementUnit(ConfiguredComponent):
                         m.next = "IDLE"
                     with m.Elif(at_tail):
                         m.next = "SELECT"
+
+            self._save_state(m, context, registers, ports)
+            self._restore_state(m, context, registers, ports)
         return m
+
+    def _context_parts(self, m):
+        """The context port's walker, save pipeline, restore register and control registers."""
+        config = self._config
+        header_words = item_words(context_header_layout(config).size)
+        word_words = item_words(cluster_word_layout(config).size)
+        m.submodules.ctx_walker = walker = ImageWalker([
+            (1, header_words), (config.max_clusters, word_words), (self.pages, 1),
+            (self.ring_depth, 1)])
+        m.submodules.save_pipeline = pipeline = SavePipeline(data.StructLayout({
+            "section": range(4), "chunk": range(max(header_words, word_words, 2))}))
+        m.submodules.restore_register = restored = RestoreRegister()
+        wiring.connect(m, pipeline.o, wiring.flipped(self.save))
+        wiring.connect(m, wiring.flipped(self.restore), restored.i)
+        return {"walker": walker, "pipeline": pipeline, "restored": restored,
+                "header_words": header_words, "word_words": word_words,
+                "issuing": Signal(name="save_issuing"),
+                "ring_pointer": Signal(range(self.ring_depth), name="save_ring_pointer"),
+                "last_taken": Signal(name="restore_last_taken"),
+                "bad": Signal(name="restore_bad"), "walked": Signal(name="restore_walked")}
+
+    def _save_state(self, m, context, registers, ports):
+        """State ``SAVE``: one word issued a cycle, the memories read at the walk's position
+        (the ring at the save pointer), their data registered, the word picked from it."""
+        config = self._config
+        walker, pipeline = context["walker"], context["pipeline"]
+        issuing, ring_pointer = context["issuing"], context["ring_pointer"]
+        (table_rd, _), (next_rd, _), (ring_rd, _) = ports.values()
+        header = Signal(context_header_layout(config))
+        table_data = Signal(cluster_word_layout(config))
+        next_data = Signal.like(next_rd.data)
+        ring_data = Signal.like(ring_rd.data)
+        tag = pipeline.tag
+        padded = [Cat(value.as_value(), Const(0, WORD_BITS * words - len(value.as_value())))
+                  for value, words in ((header, context["header_words"]),
+                                       (table_data, context["word_words"]))]
+        with m.State("SAVE"):
+            m.d.comb += [header[name].eq(registers[name])
+                         for name, _ in context_header_layout(config)]
+            m.d.comb += pipeline.word.eq(Mux(tag.section == 0,
+                                             padded[0].word_select(tag.chunk, WORD_BITS),
+                                             Mux(tag.section == 1,
+                                                 padded[1].word_select(tag.chunk, WORD_BITS),
+                                                 Mux(tag.section == 2, next_data, ring_data))))
+            advance = pipeline.advance
+            m.d.comb += [walker.count1.eq(registers["clusters"]),
+                         walker.count2.eq(registers["next_page"]),
+                         walker.count3.eq(registers["window_tokens"]),
+                         pipeline.issue.eq(issuing), pipeline.issue_last.eq(walker.final),
+                         pipeline.issue_tag.section.eq(walker.section),
+                         pipeline.issue_tag.chunk.eq(walker.chunk),
+                         walker.step.eq(issuing & advance),
+                         table_rd.addr.eq(walker.index), table_rd.en.eq(advance),
+                         next_rd.addr.eq(walker.index), next_rd.en.eq(advance),
+                         ring_rd.addr.eq(ring_pointer), ring_rd.en.eq(advance)]
+            with m.If(advance):
+                m.d.sync += [table_data.eq(table_rd.data), next_data.eq(next_rd.data),
+                             ring_data.eq(ring_rd.data)]
+                with m.If(issuing & walker.final):
+                    m.d.sync += issuing.eq(0)
+                with m.If(issuing & (walker.section == 3)):
+                    m.d.sync += ring_pointer.eq(Mux(ring_pointer == self.ring_depth - 1, 0,
+                                                    ring_pointer + 1))
+            with m.If(self.save.valid & self.save.ready & self.save.payload.last):
+                m.next = "IDLE"
+
+    def _restore_state(self, m, context, registers, ports):
+        """State ``RESTORE``: words taken until ``last``; each, registered, is checked and, on
+        an item's last word, written; the context registers are cleared if the image is
+        refused."""
+        config = self._config
+        walker, restored = context["walker"], context["restored"]
+        last_taken, bad, walked = context["last_taken"], context["bad"], context["walked"]
+        (_, table_wr), (_, next_wr), (_, ring_wr) = ports.values()
+        header_layout, word_layout = context_header_layout(config), cluster_word_layout(config)
+        header_words, word_words = context["header_words"], context["word_words"]
+        most = max(header_words, word_words)
+        assembly = Signal(WORD_BITS * most)
+        full = Signal(WORD_BITS * most)
+        m.d.comb += full.eq(Cat(assembly[WORD_BITS:], restored.word) if most > 1
+                            else restored.word)
+        header_item = full[WORD_BITS * (most - header_words):]
+        word_item = full[WORD_BITS * (most - word_words):]
+        header = header_layout(header_item[:header_layout.size])
+        cluster_word = word_layout(word_item[:word_layout.size])
+        value = restored.word
+        section, chunk = walker.section, walker.chunk
+        ring_depth, pages = self.ring_depth, self.pages
+        cluster_bits, page_bits_ = config.cluster_id_bits, _page_bits(config)
+        # The registered word breaks the format (checked on an item's last word), by section.
+        word_bad = Signal()
+        breaks = Array([
+            (chunk == header_words - 1) & (
+                header_item[header_layout.size:].any()
+                | (header.clusters > config.max_clusters) | (header.next_page > pages)
+                | (header.window_tokens > ring_depth)
+                | (header.window_slot >= max(config.recent_window, 1))),
+            (chunk == word_words - 1) & (
+                word_item[word_layout.size:].any()
+                | (cluster_word.fill > config.kvmu_page_tokens)
+                | ((cluster_word.fill != 0)
+                   & ((cluster_word.head >= registers["next_page"])
+                      | (cluster_word.tail >= registers["next_page"])))),
+            value[page_bits_:].any(),
+            value[cluster_bits:].any() | (value[:cluster_bits] >= registers["clusters"])])
+        with m.State("RESTORE"):
+            m.d.comb += word_bad.eq(breaks[section])
+            in_header = section == 0
+            m.d.comb += [restored.accept.eq(~last_taken), walker.step.eq(restored.valid),
+                         walker.count1.eq(Mux(in_header, header.clusters, registers["clusters"])),
+                         walker.count2.eq(Mux(in_header, header.next_page,
+                                              registers["next_page"])),
+                         walker.count3.eq(Mux(in_header, header.window_tokens,
+                                              registers["window_tokens"]))]
+            with m.If(self.restore.valid & self.restore.ready & self.restore.payload.last):
+                m.d.sync += last_taken.eq(1)
+            with m.If(restored.valid):
+                if most > 1:
+                    m.d.sync += assembly.eq(full)
+                with m.If(~bad & ~walked):
+                    with m.If(word_bad):
+                        m.d.sync += bad.eq(1)
+                    with m.If(in_header & (chunk == header_words - 1)):
+                        tokens = header.window_tokens
+                        m.d.sync += [registers[name].eq(header[name])
+                                     for name, _ in context_header_layout(config)]
+                        m.d.sync += [registers["ring_read"].eq(0),
+                                     registers["ring_write"].eq(Mux(tokens == ring_depth, 0,
+                                                                    tokens))]
+                    with m.If((section == 1) & (chunk == word_words - 1)):
+                        m.d.comb += [table_wr.addr.eq(walker.index),
+                                     table_wr.data.eq(cluster_word), table_wr.en.eq(1)]
+                    with m.If(section == 2):
+                        m.d.comb += [next_wr.addr.eq(walker.index),
+                                     next_wr.data.eq(value[:page_bits_]), next_wr.en.eq(1)]
+                    with m.If(section == 3):
+                        m.d.comb += [ring_wr.addr.eq(walker.index),
+                                     ring_wr.data.eq(value[:cluster_bits]), ring_wr.en.eq(1)]
+                    with m.If(walker.final):
+                        m.d.sync += walked.eq(1)
+                with m.If(restored.last):
+                    refused = bad | walked | word_bad | ~walker.final
+                    m.d.sync += self.context_refused.eq(refused)
+                    with m.If(refused):
+                        m.d.sync += [register.eq(0) for register in registers.values()]
+                    m.next = "IDLE"
 
     def _offload_step(self, m, word, table_wr, next_wr, moves, moves_free, store_full,
                       next_page, window_slot, pending):

@@ -24,7 +24,10 @@ Figures per cache size:
   problem (K and V of one (layer, KV head): ``2 x head_dim x 2`` bytes a token in BF16);
 * reorder traffic (0 by construction of the KVMU's layout: every token is written once);
 * context bytes per problem: the state a context port would save and restore
-  (:func:`model.twins.dre.context_bytes`, twice per problem when one DRE serves every context).
+  (:func:`model.twins.dre.context_bytes`, twice per problem when one DRE serves every context);
+  and what the blocks' context ports move, their live part only, after the sampled frames
+  (:func:`model.twins.dre.context_traffic`: words and bytes of the image, cycles of the HCU's
+  and the KVMU's save and restore).
 """
 
 import json
@@ -37,7 +40,8 @@ from model.config import PRESETS
 from model.reference.resv import make_hyperplanes
 from model.stimulus.lxe import LXEFrame, LXEHead
 from model.stimulus.workload import WORKLOADS, StreamingWorkload
-from model.twins.dre import Command, DRETwin, context_bytes, context_state_bits
+from model.twins.dre import (Command, DRETwin, context_bytes, context_state_bits,
+                             context_traffic)
 
 __all__ = ["CACHES", "STREAMS", "SAMPLE_FRAMES", "PAPER_MS", "CLOCK_MHZ", "run"]
 
@@ -54,8 +58,9 @@ SAMPLE_FRAMES = 3
 CORES = 8
 
 
-def _sample_stream(config, workload, layer, head, timed_frames):
-    """Run one stream to its last timed frame; the :class:`ProblemResult` of each timed frame."""
+def _sample_stream(config, workload, layer, head, timed_frames, traffic=None):
+    """Run one stream to its last timed frame; the :class:`ProblemResult` of each timed frame
+    (and, into ``traffic``, the :func:`context_traffic` after it)."""
     tpf = workload.tokens_per_frame
     last = max(timed_frames)
     keys = workload.keys(layer, head, last + 1)
@@ -71,7 +76,14 @@ def _sample_stream(config, workload, layer, head, timed_frames):
                              timed=timed)
         if timed:
             results[frame] = result
+            if traffic is not None:
+                traffic[frame] = context_traffic(dre)
     return results
+
+
+def _context_figures(traffic):
+    """Means of the sampled :func:`context_traffic` entries."""
+    return {key: float(np.mean([entry[key] for entry in traffic])) for key in traffic[0]}
 
 
 def _figures(config, results, frame_ms, head_dim):
@@ -124,11 +136,14 @@ def run(out_dir, quick=False):
     workload = StreamingWorkload(wcfg.replace(frames=max(max(f) for f in timed.values()) + 1))
     start = time.perf_counter()
     samples = {cache: [] for cache in caches}
+    contexts = {cache: [] for cache in caches}
     for layer, head in streams:
+        traffic = {}
         results = _sample_stream(config, workload, layer, head,
-                                 {f for frames in timed.values() for f in frames})
+                                 {f for frames in timed.values() for f in frames}, traffic)
         for cache, frames in timed.items():
             samples[cache] += [results[f] for f in frames]
+            contexts[cache] += [traffic[f] for f in frames]
         print(f"  stream ({layer}, {head}) done at {time.perf_counter() - start:.1f} s",
               flush=True)
     figures = {}
@@ -146,6 +161,13 @@ def run(out_dir, quick=False):
               f"{entry['paper_kv_prediction_ms']:>7.2f} "
               f"{entry['descriptors_per_selected_cluster']:>8.2f} "
               f"{entry['fetched_bytes_per_frame'] / 1024:>16.0f}")
+    for cache in caches:
+        figures[str(cache)]["context_port"] = moved = _context_figures(contexts[cache])
+        print(f"context port at {cache:>5}: {moved['words']:.0f} words = {moved['bytes']:.0f} B "
+              f"per save and per restore (HCU {moved['hcu_words']:.0f}, KVMU "
+              f"{moved['kvmu_words']:.0f}); save {moved['hcu_save_cycles']:.0f} / "
+              f"{moved['kvmu_save_cycles']:.0f}, restore {moved['hcu_restore_cycles']:.0f} / "
+              f"{moved['kvmu_restore_cycles']:.0f} cycles (HCU / KVMU)")
     state = context_state_bits(config)
     print(f"context: {context_bytes(config)} B per save or restore ({state})")
     result = {"preset": "edge", "workload": "videollm", "clock_mhz": CLOCK_MHZ,

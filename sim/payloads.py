@@ -180,8 +180,8 @@ class HCUCodec(BlockCodec):
     transfer) to its assignment's transfer, as :func:`model.twins.hcu.hash_cluster` does.
     """
 
-    inputs = ("i",)
-    outputs = ("o",)
+    inputs = ("i", "ctx", "restore")    # the context port's streams stay idle here
+    outputs = ("o", "save")
     timing_keys = ("cycles",)
     FIELDS = ("cluster", "new", "distance", "overflow", "last")
 
@@ -489,8 +489,8 @@ class KVMUCodec(BlockCodec):
     ``fetch`` transfer, both included. ``fetch_token`` is decoded through the RTL's own moves.
     """
 
-    inputs = ("cmd", "assign", "selected")
-    outputs = ("moves", "counts", "fetch")
+    inputs = ("cmd", "assign", "selected", "restore")    # the context port stays idle here
+    outputs = ("moves", "counts", "fetch", "save")
     timing_keys = ("cycles",)
 
     def input_beats(self, config, problems):
@@ -501,7 +501,8 @@ class KVMUCodec(BlockCodec):
                                 for c, n in zip(stream["cluster"], stream["new"])]
             for new_tokens, restart, ids in zip(stream["new_tokens"], stream["restart"],
                                                 stream["selected"]):
-                beats["cmd"].append({"new_tokens": int(new_tokens), "restart": int(restart)})
+                beats["cmd"].append({"new_tokens": int(new_tokens), "restart": int(restart),
+                                     "context": 0})
                 if ids.size == 0:
                     beats["selected"].append({"cluster": 0, "empty": 1, "last": 1})
                 beats["selected"] += [{"cluster": int(c), "empty": 0,
@@ -515,7 +516,7 @@ class KVMUCodec(BlockCodec):
     def complete(self, config, problems, received):
         frames = self._frames(problems)
         return all(sum(beat["last"] for beat in received[stream]) >= frames
-                   for stream in self.outputs)
+                   for stream in ("moves", "counts", "fetch"))
 
     @staticmethod
     def _ranges(group, fields):

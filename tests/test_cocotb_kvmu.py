@@ -1,7 +1,8 @@
 """cocotb regressions of the KV management unit's generated Verilog (Icarus), against the twin.
 
 Each case builds the Verilog for its own configuration in its own build folder and runs the
-cocotb module :mod:`sim.tb_kvmu` (random streams unstalled and stalled, reset mid-stream); the
+cocotb module :mod:`sim.tb_kvmu` (random streams unstalled and stalled, reset mid-stream, two
+streams switched through the context port); the
 agreement tests run ``python -m sim.run kvmu`` with both engines on workload streams.
 """
 
@@ -29,9 +30,9 @@ CASES = [
 
 @pytest.mark.cocotb
 @pytest.mark.parametrize("tag, config, stall, seed", CASES, ids=[case[0] for case in CASES])
-def test_random_streams_and_reset(tag, config, stall, seed):
+def test_random_streams_reset_and_context_switch(tag, config, stall, seed):
     run_cocotb("kvmu", config, "sim.tb_kvmu", tag=tag,
-               testcase="random_streams,reset_mid_stream", seed=seed,
+               testcase="random_streams,reset_mid_stream,context_switch", seed=seed,
                env={"KVMU_SEED": seed, "KVMU_STALL": stall, "KVMU_STREAMS": 3,
                     "KVMU_FRAMES": 10})
 

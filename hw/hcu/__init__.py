@@ -12,8 +12,9 @@ test of its own (``tests/test_hw_hcu_parts.py``):
 * :class:`SimilarityLane` (:mod:`hw.hcu.lane`): one compare at a time, with early exit;
 * :class:`ArgminTree` (:mod:`hw.hcu.argmin`): the best match over the lanes.
 
-The stream payloads are :func:`token_layout` and :func:`assignment_layout`
-(:mod:`hw.hcu.layouts`).
+The stream payloads are :func:`token_layout`, :func:`assignment_layout` and
+:func:`context_command_layout` (:mod:`hw.hcu.layouts`; the context port's words are
+:func:`hw.context_port.context_word_layout`).
 """
 
 from hw.hcu.argmin import ArgminTree
@@ -21,9 +22,9 @@ from hw.hcu.dispatcher import Dispatcher
 from hw.hcu.free_lanes import FreeLanePicker
 from hw.hcu.issue import LaneIssue
 from hw.hcu.lane import SimilarityLane
-from hw.hcu.layouts import assignment_layout, token_layout
+from hw.hcu.layouts import assignment_layout, context_command_layout, token_layout
 from hw.hcu.ring import TokenRing
 from hw.hcu.unit import HashClusterUnit
 
-__all__ = ["token_layout", "assignment_layout", "HashClusterUnit", "SimilarityLane", "TokenRing",
+__all__ = ["token_layout", "assignment_layout", "context_command_layout", "HashClusterUnit", "SimilarityLane", "TokenRing",
            "Dispatcher", "FreeLanePicker", "LaneIssue", "ArgminTree"]

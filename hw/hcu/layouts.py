@@ -3,7 +3,9 @@
 from amaranth.hdl import unsigned
 from amaranth.lib import data
 
-__all__ = ["token_layout", "assignment_layout"]
+from hw.context_port import ContextOp
+
+__all__ = ["token_layout", "assignment_layout", "context_command_layout"]
 
 
 def token_layout(config):
@@ -20,3 +22,8 @@ def assignment_layout(config):
         "overflow": unsigned(1),
         "last": unsigned(1),
     })
+
+
+def context_command_layout():
+    """Payload of the HCU's ``ctx`` stream: ``op``, a :class:`hw.context_port.ContextOp`."""
+    return data.StructLayout({"op": ContextOp})

@@ -65,6 +65,21 @@ Streams and frames
 ``last`` marks the final token of a frame and is passed through unchanged: frames do not change
 the clustering (the table is shared by all frames), they only delimit the output.
 
+Context port
+------------
+The context (the table's live slots and the opened-cluster counter) leaves on ``save`` and
+enters from ``restore`` as context words (:mod:`hw.context_port`; the image, its checks and its
+cycles are in :mod:`model.twins.hcu`, "Context port"). A ``ctx`` beat starts the operation: it
+is taken when the unit holds no token, and while one is offered no new token is accepted (the
+top sends it after a frame's last assignment). *Save*: an :class:`~hw.context_port.ImageWalker`
+steps through the header (``opened``) and the ``min(opened, hash_mem_entries)`` live slots, one
+word a cycle; all banks read the slot's row, a :class:`~hw.context_port.SavePipeline` registers
+the banks' data and picks the slot's bank and word into the output register. *Restore*: each
+word is registered on its transfer (:class:`~hw.context_port.RestoreRegister`), then checked and,
+on a hash's last word, written to its bank. The image's ``opened`` takes effect when its last
+word is checked; a refused image clears ``opened`` instead (an empty table) and raises
+``context_refused`` until the next restore command or a reset.
+
 Too many clusters
 -----------------
 When a token would open cluster number ``max_clusters`` (its id would not fit
@@ -75,18 +90,20 @@ Reset empties the table (the counters are cleared; the memory keeps stale data t
 read).
 """
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, unsigned
-from amaranth.lib import stream
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent
+from hw.context_port import (WORD_BITS, ContextOp, ImageWalker, RestoreRegister, SavePipeline,
+                             context_word_layout, item_words)
 from hw.hcu.argmin import ArgminTree
 from hw.hcu.dispatcher import Dispatcher
 from hw.hcu.free_lanes import FreeLanePicker
 from hw.hcu.issue import LaneIssue
 from hw.hcu.lane import SimilarityLane
-from hw.hcu.layouts import assignment_layout, token_layout
+from hw.hcu.layouts import assignment_layout, context_command_layout, token_layout
 from hw.hcu.ring import TokenRing
 
 __all__ = ["HashClusterUnit"]
@@ -110,6 +127,15 @@ class HashClusterUnit(ConfiguredComponent):
         One assignment per token, in order.
     overflow : Out(1)
         Sticky: a token needed cluster number ``max_clusters`` (see the module docstring).
+    ctx : In(stream.Signature(context_command_layout()))
+        Context commands: ``op`` save, restore (or none).
+    save : Out(stream.Signature(context_word_layout()))
+        The context image of a save.
+    restore : In(stream.Signature(context_word_layout()))
+        The context image of a restore.
+    context_refused : Out(1)
+        The last restored image was refused (the table is empty); cleared by the next restore
+        command.
 
     Raises
     ------
@@ -122,6 +148,10 @@ class HashClusterUnit(ConfiguredComponent):
             "i": In(stream.Signature(token_layout(config))),
             "o": Out(stream.Signature(assignment_layout(config))),
             "overflow": Out(1),
+            "ctx": In(stream.Signature(context_command_layout())),
+            "save": Out(stream.Signature(context_word_layout())),
+            "restore": In(stream.Signature(context_word_layout())),
+            "context_refused": Out(1),
         }
 
     @property
@@ -150,6 +180,11 @@ class HashClusterUnit(ConfiguredComponent):
         cycles."""
         beats = self._config.hcu_beats_per_hash
         return (self._config.hash_mem_entries + 1) * max(beats, 3) + 4
+
+    @property
+    def save_latency(self):
+        """Cycles from a saved word's issue (one a cycle after the command) to its transfer."""
+        return SavePipeline.latency
 
     @property
     def peak_throughput(self):
@@ -251,17 +286,130 @@ class HashClusterUnit(ConfiguredComponent):
                          lane.load_difference.eq(issue.load_difference[index]),
                          lane.load_cluster.eq(issue.load_cluster[index])]
 
-        # Accept into the slot after the youngest; the oldest leaves on its decision.
+        idle = self._context_port(m, ring, opened, reads, writes)
+
+        # Accept into the slot after the youngest; the oldest leaves on its decision. An
+        # offered context command holds new tokens back until it is taken and done.
         m.d.comb += [
             self.i.ready.eq((ring.held < slots) | decide),
             ring.push.eq(self.i.valid & self.i.ready),
             ring.push_hash.eq(self.i.payload.hash), ring.push_last.eq(self.i.payload.last),
             ring.push_seen.eq(opened), ring.pop.eq(decide),
         ]
+        with m.If(~idle | self.ctx.valid):
+            m.d.comb += self.i.ready.eq(0)
         with m.If(ring.push):
             for lane in lanes:
                 m.d.comb += lane.clear.bit_select(ring.tail, 1).eq(1)
         return m
+
+    def _context_port(self, m, ring, opened, reads, writes):
+        """The save and restore of the context (module docstring, "Context port"); returns
+        the signal that says no context operation is under way."""
+        config = self._config
+        entries, width = config.hash_mem_entries, config.hcu_dispatch_width
+        bank_bits = width.bit_length() - 1
+        hash_words = item_words(config.hash_bits)
+        m.submodules.ctx_walker = walker = ImageWalker([(1, 1), (entries, hash_words)])
+        tag_layout = data.StructLayout({"header": 1, "bank": max(bank_bits, 1),
+                                        "chunk": range(max(hash_words, 2))})
+        m.submodules.save_pipeline = pipeline = SavePipeline(tag_layout)
+        m.submodules.restore_register = restored = RestoreRegister()
+        wiring.connect(m, pipeline.o, wiring.flipped(self.save))
+        wiring.connect(m, wiring.flipped(self.restore), restored.i)
+        slot_bank = walker.index[:bank_bits] if bank_bits else Const(0, 1)
+        slot_row = walker.index[bank_bits:config.hash_slot_bits]
+
+        idle = Signal()
+        issuing = Signal()             # save: words left to issue
+        last_taken = Signal()          # restore: the word with ``last`` was taken
+        bad = Signal()                 # restore: the image is refused
+        walked = Signal()              # restore: the walk passed the image's last word
+        restored_opened = Signal.like(opened)
+        assembly = Signal(WORD_BITS * hash_words)
+        item = Signal(WORD_BITS * hash_words)
+        m.d.comb += item.eq(Cat(assembly[WORD_BITS:], restored.word) if hash_words > 1
+                            else restored.word)
+        data_registers = [Signal(config.hash_bits, name=f"save_data{bank}")
+                          for bank in range(width)]
+        tag = pipeline.tag
+        saved_hash = Cat(Array(data_registers)[tag.bank], Const(0, WORD_BITS * hash_words
+                                                                 - config.hash_bits))
+        m.d.comb += pipeline.word.eq(Mux(tag.header, opened,
+                                         saved_hash.word_select(tag.chunk, WORD_BITS)))
+        header_live = Mux(restored.word > entries, entries, restored.word)
+        # The registered restore word breaks a field's range (header) or has a bit set above
+        # hash_bits (a hash's last word).
+        word_bad = Signal()
+        m.d.comb += word_bad.eq(Mux(walker.section == 0, restored.word > config.max_clusters,
+                                    (walker.chunk == hash_words - 1)
+                                    & item[config.hash_bits:].any()))
+
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += [idle.eq(1), self.ctx.ready.eq(ring.held == 0),
+                             walker.start.eq(1)]
+                with m.If(self.ctx.valid & self.ctx.ready):
+                    with m.Switch(self.ctx.payload.op):
+                        with m.Case(ContextOp.SAVE):
+                            m.d.sync += issuing.eq(1)
+                            m.next = "SAVE"
+                        with m.Case(ContextOp.RESTORE):
+                            m.d.sync += [last_taken.eq(0), bad.eq(0), walked.eq(0),
+                                         self.context_refused.eq(0)]
+                            m.next = "RESTORE"
+
+            with m.State("SAVE"):
+                # One word issued a cycle: every bank reads the slot's row.
+                m.d.comb += [walker.count1.eq(Mux(opened > entries, entries, opened)),
+                             pipeline.issue.eq(issuing), pipeline.issue_last.eq(walker.final),
+                             pipeline.issue_tag.header.eq(walker.section == 0),
+                             pipeline.issue_tag.bank.eq(slot_bank),
+                             pipeline.issue_tag.chunk.eq(walker.chunk),
+                             walker.step.eq(issuing & pipeline.advance)]
+                for read in reads:
+                    m.d.comb += [read.addr.eq(slot_row), read.en.eq(pipeline.advance)]
+                with m.If(pipeline.advance):
+                    m.d.sync += [register.eq(read.data)
+                                 for register, read in zip(data_registers, reads)]
+                    with m.If(walker.final):
+                        m.d.sync += issuing.eq(0)
+                with m.If(self.save.valid & self.save.ready & self.save.payload.last):
+                    m.next = "IDLE"
+
+            with m.State("RESTORE"):
+                # Words are taken until the one with ``last``; each is checked (and a hash
+                # written) in the cycle after its transfer.
+                m.d.comb += [restored.accept.eq(~last_taken),
+                             walker.count1.eq(Mux(walker.section == 0, header_live,
+                                                  Mux(restored_opened > entries, entries,
+                                                      restored_opened))),
+                             walker.step.eq(restored.valid)]
+                with m.If(self.restore.valid & self.restore.ready & self.restore.payload.last):
+                    m.d.sync += last_taken.eq(1)
+                with m.If(restored.valid):
+                    if hash_words > 1:
+                        m.d.sync += assembly.eq(item)
+                    with m.If(~bad & ~walked):
+                        with m.If(word_bad):
+                            m.d.sync += bad.eq(1)
+                        with m.If(walker.section == 0):
+                            m.d.sync += restored_opened.eq(restored.word)
+                        with m.Elif(walker.chunk == hash_words - 1):
+                            for bank, write in enumerate(writes):
+                                m.d.comb += [write.addr.eq(slot_row),
+                                             write.data.eq(item[:config.hash_bits]),
+                                             write.en.eq(slot_bank == bank)]
+                        with m.If(walker.final):
+                            m.d.sync += walked.eq(1)
+                    with m.If(restored.last):
+                        # An image of only a header is accepted only with ``opened`` 0.
+                        refused = bad | walked | word_bad | ~walker.final
+                        m.d.sync += [opened.eq(Mux(refused | (walker.section == 0), 0,
+                                                   restored_opened)),
+                                     self.context_refused.eq(refused)]
+                        m.next = "IDLE"
+        return idle
 
     def _table(self, m):
         """The cluster-hash table: ``hcu_dispatch_width`` (D) banks, cluster ``c`` in bank

@@ -66,31 +66,55 @@ Status of the RTL
     on two boundaries of the blocks, checked in those simulations: the KVMU is ready for its
     first ``selected`` beat in the cycle of its last ``counts`` transfer (its ``SELECT`` state
     follows the count reads), and the WTU takes its first row's first ``scores`` beat in the
-    cycle after its last counts beat. Context save/restore (one DRE serving all 32 x 8
-    contexts: ``mode`` 2 and 3) needs state access inside the blocks: it is not built;
-    :func:`context_state_bits` lists the state one context would move (HCU table and its
-    counter; KVMU cluster table with the counts, page pointers, ring and registers; the
-    stream's identity) and :func:`context_bytes` its size.
+    cycle after its last counts beat. The top does not yet wire the blocks' context ports
+    (``mode`` 2 and 3 are rejected); :func:`context_state_bits` lists the whole on-chip state
+    of one context (HCU table and its counter; KVMU cluster table with the counts, page
+    pointers, ring and registers; the stream's identity) and :func:`context_bytes` its size.
+Context image (proposed for the top)
+    The HCU and the KVMU have context ports (``save`` and ``restore`` streams of 32-bit words,
+    :mod:`model.twins.context`; their images in :mod:`model.twins.hcu` and
+    :mod:`model.twins.kvmu`, "Context port"); each moves only its live part, so an image grows
+    with the context. One DRE serving every (layer, KV head) saves the context on chip after a
+    problem and restores the next problem's. :func:`context_image` proposes the image the top
+    stores: :data:`CONTEXT_HEADER_WORDS` header words (``CONTEXT_MAGIC`` in bits 16-31 of word
+    0 with ``kv_head`` and ``layer`` below it; ``frame``; the HCU's and the KVMU's word counts),
+    then the HCU's image, then the KVMU's. Before restoring, the top checks the header against
+    the command (magic, ``layer``, ``kv_head``, a ``frame`` before the command's, word counts
+    within the blocks' largest images): a context that was never saved fails these checks and
+    is started empty (a restart, flagged); an image that passes them but is malformed inside is
+    refused by the block (its ``context_refused`` flag, its context left empty).
+    :func:`context_traffic` gives the words and cycles of a save and a restore of the context
+    on chip (``make bench``, section ``dre``).
 """
 
 import dataclasses
 
 import numpy as np
 
-from hw.dre import FRAME_BITS, KV_HEAD_BITS, LAYER_BITS, MODE_CONTINUE, MODE_RESTART
 from model.stimulus import kvdump
 from model.reference.resv import make_hyperplanes
 from model.stimulus import lxe as lxe_model
 from model.twins import hcu as hcu_twin
 from model.twins import kvmu as kvmu_twin
 from model.twins import wtu as wtu_twin
+from model.twins.context import WORD_BITS, restore_cycles, save_cycles
 
 __all__ = ["COMMAND_CYCLES", "HANDOFF_CYCLES", "STATUS_CYCLES", "PACKER_CYCLES",
            "EMPTY_SELECT_CYCLES", "LAYER_BITS", "KV_HEAD_BITS", "FRAME_BITS", "MODE_CONTINUE",
            "MODE_RESTART", "Command", "ProblemResult", "DRETwin", "command_errors",
-           "selection_wait", "context_state_bits", "context_bytes", "run_dump", "collect",
+           "selection_wait", "context_state_bits", "context_bytes", "CONTEXT_MAGIC",
+           "CONTEXT_HEADER_WORDS", "context_image", "context_traffic", "run_dump", "collect",
            "SESSION_FIELDS", "ReplayLXE", "record_commands", "session_commands", "session_part",
            "run_session", "record_streams", "INPUT_KIND", "INPUTS", "OUTPUTS", "run_arrays"]
+
+#: Widths of the command's identifying fields (Llama-3-8B: 32 layers, 8 KV heads); the RTL
+#: declares its own (:mod:`hw.dre`), and the tests compare the two behaviours, not the constants.
+LAYER_BITS = 5
+KV_HEAD_BITS = 3
+FRAME_BITS = 16
+#: The command's ``mode``: continue the stream on chip, or restart it (2 and 3 are rejected).
+MODE_CONTINUE = 0
+MODE_RESTART = 1
 
 #: Cycles of the command beat: taken, range-checked, the phase started.
 COMMAND_CYCLES = 1
@@ -370,6 +394,65 @@ def context_bytes(config):
     """Bytes one context would move per save or restore (:func:`context_state_bits`, rounded
     up to whole bytes)."""
     return -(-sum(context_state_bits(config).values()) // 8)
+
+
+#: Bits 16-31 of a context image's first word.
+CONTEXT_MAGIC = 0xD2E1
+#: Header words of a context image (:func:`context_image`).
+CONTEXT_HEADER_WORDS = 4
+
+
+def context_image(layer, kv_head, frame, hcu_words, kvmu_words):
+    """The words the top stores for one context: its header, the HCU's image, the KVMU's.
+
+    Parameters
+    ----------
+    layer, kv_head, frame : int
+        The context's stream and its last frame (``LAYER_BITS``, ``KV_HEAD_BITS``,
+        ``FRAME_BITS`` wide).
+    hcu_words, kvmu_words : list of int
+        The blocks' images (:meth:`model.twins.hcu.HashClusterTwin.save`,
+        :meth:`model.twins.kvmu.KVMUContext.save`).
+
+    Raises
+    ------
+    ValueError
+        If a field does not fit its width.
+    """
+    for name, value, bits in (("layer", layer, LAYER_BITS), ("kv_head", kv_head, KV_HEAD_BITS),
+                              ("frame", frame, FRAME_BITS)):
+        if not 0 <= value < (1 << bits):
+            raise ValueError(f"{name} must be from 0 to {(1 << bits) - 1}, not {value}")
+    first = (CONTEXT_MAGIC << 16) | (kv_head << LAYER_BITS) | layer
+    header = [first, frame, len(hcu_words), len(kvmu_words)]
+    return header + [int(word) for word in hcu_words] + [int(word) for word in kvmu_words]
+
+
+def context_traffic(twin):
+    """Words, bytes and cycles of saving (and then restoring) the context on ``twin``'s chip.
+
+    Parameters
+    ----------
+    twin : DRETwin
+
+    Returns
+    -------
+    dict
+        ``hcu_words``, ``kvmu_words``, ``words`` (with the :func:`context_image` header),
+        ``bytes``, and the stall-free cycles of each block's save and restore
+        (``hcu_save_cycles``, ``kvmu_save_cycles``, ``hcu_restore_cycles``,
+        ``kvmu_restore_cycles``; the blocks' ports are independent, so a top may run the two
+        blocks' operations side by side).
+    """
+    hcu_words = twin._hcu.save() if twin._hcu is not None else [0]
+    kvmu_words = twin._kvmu.save()
+    words = CONTEXT_HEADER_WORDS + len(hcu_words) + len(kvmu_words)
+    return {"hcu_words": len(hcu_words), "kvmu_words": len(kvmu_words), "words": words,
+            "bytes": words * WORD_BITS // 8,
+            "hcu_save_cycles": save_cycles(hcu_words),
+            "kvmu_save_cycles": save_cycles(kvmu_words),
+            "hcu_restore_cycles": restore_cycles(hcu_words),
+            "kvmu_restore_cycles": restore_cycles(kvmu_words)}
 
 
 def run_dump(config, dump, *, frames=None, layers=None, heads=None, seed=0):

@@ -77,6 +77,20 @@ Cycle model
     first input to last output. ``useful_cycles``, the sum of its jobs' beats, counts the
     lane-cycles spent comparing; lane utilisation is ``useful_cycles / (hcu_lanes * cycles)``.
 
+Context port
+    The HCU's context is its table and its opened-cluster counter ``O``. :meth:`HashClusterTwin.save`
+    gives its image in context words (:mod:`model.twins.context`): the header item ``O``
+    (``cluster_id_bits + 1`` bits), then the hashes of the ``L = min(O, hash_mem_entries)``
+    live table slots ``0 .. L - 1`` (slot ``c mod hash_mem_entries`` holds cluster ``c``), each
+    an item of ``hash_bits``: ``1 + L * ceil(hash_bits / 32)`` words. A restored image is
+    refused (the table left empty, ``O = 0``) when ``O > max_clusters``, a hash has a bit set
+    above ``hash_bits``, a padding bit is set, or the image is not exactly that long. A save or
+    restore starts with a ``ctx`` command beat, taken when the HCU holds no token (an offered
+    command blocks new tokens meanwhile); the cycles are :func:`model.twins.context.save_cycles`
+    and :func:`~model.twins.context.restore_cycles`. After a restore the HCU is idle with ``O``
+    clusters opened, which is what :func:`schedule`'s ``opened`` assumes, so a stream saved and
+    restored between its frames is assigned, and timed, exactly as the stream run straight.
+
 File interface (``python -m sim.run hcu``): input ``hashes``; outputs ``cluster``, ``new``,
 ``distance`` and ``cycles`` (clock cycles per token without stalls, as above).
 """
@@ -86,6 +100,7 @@ import collections
 import numpy as np
 
 from model.npzio import ArraySpec, check_arrays
+from model.twins.context import ImageReader, ImageRefused, words_of
 
 __all__ = ["INPUTS", "OUTPUTS", "FIRST_BEAT_DELAY", "LANE_MIN_CYCLES", "DECIDE_DELAY",
            "TokenAssignment",
@@ -212,11 +227,49 @@ class HashClusterTwin:
         self._on_overflow = on_overflow
         self._table = np.zeros(config.hash_mem_entries, np.uint64)
         self._opened = 0
+        #: Why the last restore was refused (None: accepted, or no restore yet).
+        self.refusal = None
 
     @property
     def opened(self):
         """Clusters opened so far."""
         return self._opened
+
+    def save(self):
+        """The context image (header ``O``, then the live slots' hashes) as a list of words."""
+        config = self._config
+        live = min(self._opened, config.hash_mem_entries)
+        words = words_of(self._opened, config.cluster_id_bits + 1)
+        for slot in range(live):
+            words += words_of(self._table[slot], config.hash_bits)
+        return words
+
+    def restore(self, words):
+        """Load a context image; returns False (and empties the table, and says why in
+        :attr:`refusal`) if it is refused.
+
+        Raises
+        ------
+        ValueError
+            If ``words`` is empty or holds a value that is not a 32-bit word.
+        """
+        config = self._config
+        reader = ImageReader(words)
+        try:
+            opened = reader.item(config.cluster_id_bits + 1, "the header")
+            reader.require(opened <= config.max_clusters,
+                           f"the header opens {opened} clusters, above max_clusters")
+            table = [reader.item(config.hash_bits, f"hash {slot}")
+                     for slot in range(min(opened, config.hash_mem_entries))]
+            reader.finish()
+        except ImageRefused as error:
+            self._opened = 0
+            self.refusal = str(error)
+            return False
+        self._table[:len(table)] = table
+        self._opened = opened
+        self.refusal = None
+        return True
 
     def step(self, token_hash):
         """Assign one token; returns a :class:`TokenAssignment`.

@@ -17,8 +17,10 @@ Context state
     ``past`` (tokens given since the restart), ``clusters`` (clusters opened), per cluster
     ``head``, ``tail`` (first and last page of its list), ``fill`` (0: no page yet; else
     1..P, the tokens in the tail page), ``count`` (members so far, saturated at ``max_count``);
-    per page ``next`` (the following page of the same cluster). A restart (the ``restart`` flag
-    of a problem, always on a stream's first problem) empties the context.
+    per page ``next`` (the following page of the same cluster; 0 for a cluster's tail page, whose
+    entry the KVMU clears before it hands the page out). A cluster opens with ``head = tail =
+    0``. A restart (the ``restart`` flag of a problem, always on a stream's first problem)
+    empties the context.
 Problem (frame) ``f`` with ``n`` new tokens, ``1 <= n <= max_frame_tokens``
     1. *Offload*: with ``W = recent_window``, the tokens ``t`` in
        ``[max(0, past_prev - W), max(0, past - W))`` (``past_prev``: ``past`` before the
@@ -44,6 +46,31 @@ Problem (frame) ``f`` with ``n`` new tokens, ``1 <= n <= max_frame_tokens``
     The fetched tokens are then exactly the offloaded members of the selected clusters,
     ``{t < past - W: cluster(t) selected}`` (unless ``store_full``); resident ones are never
     fetched.
+Context port
+    A command beat with ``context`` = save or restore (instead of a problem) moves the context
+    through the ``save`` and ``restore`` streams of context words (:mod:`model.twins.context`:
+    32-bit words, items lowest bits first, the cycles of a save and of a restore). The image, in
+    this order (:meth:`KVMUContext.save`):
+
+    1. the header item (:func:`context_header_fields`): ``clusters`` (N), ``next_page`` (G'),
+       ``window_tokens`` (T, the tokens given and not yet offloaded, at most ``recent_window +
+       max_frame_tokens``), ``window_slot`` (the window slot of the next leaving token),
+       ``store_full``;
+    2. the N cluster-table words of the opened clusters, in id order, each an item of
+       :func:`cluster_word_fields` (``head``, ``tail``, ``fill``, ``count``);
+    3. the G' ``next`` pointers of the allocated pages, in page order;
+    4. the clusters of the T window tokens, oldest first.
+
+    Its length, ``h + N * w + G' + T`` words (``h``, ``w``: words of a header and of a table
+    item), is known from the header; it grows with the context (opened clusters, allocated
+    pages), never with the maximum. A restored image is refused (the context left empty, as
+    after a restart) unless it is exactly that long, with no padding bit set, ``N <=
+    max_clusters``, ``G' <=`` the store's pages, ``T <= recent_window + max_frame_tokens``,
+    ``window_slot < max(recent_window, 1)``, every table word's ``fill <= P`` and, when ``fill
+    > 0``, its ``head`` and ``tail`` below ``G'``, and every window token's cluster below N.
+    A save followed by a restore, into the same KVMU or another, continues the stream exactly:
+    same moves (a move's ``src`` is the token's window slot, kept by ``window_slot``), counts,
+    descriptors and cycles.
 Cycle model
     One problem reaches the KVMU as one ``cmd`` beat, ``n`` ``assign`` beats and
     ``beats = max(1, selected)`` ``selected`` beats (an empty selection is one beat flagged
@@ -71,9 +98,11 @@ Streams
 import numpy as np
 
 from model.npzio import ArraySpec, check_arrays
+from model.twins.context import ImageReader, ImageRefused, words_of
 
-__all__ = ["INPUTS", "OUTPUTS", "FLUSH_CYCLES", "SELECT_CYCLES", "KVMUContext", "check_stream",
-           "select_cycles", "problem_cycles",
+__all__ = ["INPUTS", "OUTPUTS", "FLUSH_CYCLES", "SELECT_CYCLES", "context_header_fields",
+           "cluster_word_fields", "page_bits", "KVMUContext", "check_stream", "select_cycles",
+           "problem_cycles",
            "layout_from_moves", "fetched_tokens", "decoded_fetch_tokens", "collect", "run_stream",
            "run_arrays"]
 
@@ -186,6 +215,51 @@ def select_cycles(pages):
     return SELECT_CYCLES + pages
 
 
+def _bits(value):
+    """Bits of an unsigned field holding 0 .. ``value`` (at least 1)."""
+    return max(1, int(value).bit_length())
+
+
+def page_bits(config):
+    """Bits of a page number, ``log2(2**kv_token_bits / kvmu_page_tokens)`` (at least 1)."""
+    return _bits((1 << config.kv_token_bits) // config.kvmu_page_tokens - 1)
+
+
+def cluster_word_fields(config):
+    """The fields of a cluster-table word and their bits, lowest first: ``head``, ``tail``
+    (pages), ``fill`` (0 to P), ``count`` (``count_bits``)."""
+    return {"head": page_bits(config), "tail": page_bits(config),
+            "fill": _bits(config.kvmu_page_tokens), "count": config.count_bits}
+
+
+def context_header_fields(config):
+    """The fields of the context image's header and their bits, lowest first: the KVMU's
+    context registers ``clusters``, ``next_page``, ``window_tokens``, ``window_slot``,
+    ``store_full``."""
+    pages = (1 << config.kv_token_bits) // config.kvmu_page_tokens
+    return {"clusters": _bits(config.max_clusters), "next_page": _bits(pages),
+            "window_tokens": _bits(config.recent_window + config.max_frame_tokens),
+            "window_slot": _bits(max(config.recent_window, 1) - 1), "store_full": 1}
+
+
+def _pack(fields, values):
+    """One item's value from its fields (``fields``: name -> bits, lowest first)."""
+    value, offset = 0, 0
+    for name, bits in fields.items():
+        value |= int(values[name]) << offset
+        offset += bits
+    return value, offset
+
+
+def _unpack(fields, value):
+    """The fields of one item's value."""
+    values, offset = {}, 0
+    for name, bits in fields.items():
+        values[name] = (value >> offset) & ((1 << bits) - 1)
+        offset += bits
+    return values
+
+
 def problem_cycles(config, departing, new_tokens, clusters, pages_per_beat):
     """Cycles of one problem (the module's cycle model).
 
@@ -214,12 +288,15 @@ class KVMUContext:
     def __init__(self, config):
         self._config = config
         self.pages = (1 << config.kv_token_bits) // config.kvmu_page_tokens
+        #: Why the last restore was refused (None: accepted, or no restore yet).
+        self.refusal = None
         self.restart()
 
     def restart(self):
         """Empty the context (a new stream)."""
         self.past = 0
         self.past_prev = 0
+        self.offloaded = 0
         self.clusters = 0
         self.next_page = 0
         self.store_full = False
@@ -233,7 +310,9 @@ class KVMUContext:
         ``moves`` is a list of ``[src, dst, length, dropped]`` (merged).
         """
         window, page_tokens = self._config.recent_window, self._config.kvmu_page_tokens
-        first, stop = max(0, self.past_prev - window), max(0, self.past - window)
+        first = self.offloaded
+        stop = max(first, self.past - window)
+        self.offloaded = stop
         moves = []
         for token in range(first, stop):
             c = self.token_cluster[token]
@@ -275,10 +354,92 @@ class KVMUContext:
             if opened:
                 self.clusters += 1
                 self.count[c], self.fill[c] = 1, 0
+                self.head[c], self.tail[c] = 0, 0
             else:
                 self.count[c] = min(self.count[c] + 1, self._config.max_count)
             self.token_cluster.append(c)
         self.past_prev, self.past = self.past, self.past + len(cluster)
+
+    def save(self):
+        """The context image (see "Context port") as a list of words."""
+        config = self._config
+        window = config.recent_window
+        header, header_bits = _pack(context_header_fields(config), {
+            "clusters": self.clusters, "next_page": self.next_page,
+            "window_tokens": self.past - self.offloaded,
+            "window_slot": self.offloaded % window if window else 0,
+            "store_full": self.store_full})
+        words = words_of(header, header_bits)
+        word_fields = cluster_word_fields(config)
+        for c in range(self.clusters):
+            words += words_of(*_pack(word_fields, {"head": self.head[c], "tail": self.tail[c],
+                                                   "fill": self.fill[c],
+                                                   "count": self.count[c]}))
+        for page in range(self.next_page):
+            words += words_of(self.page_next.get(page, 0), page_bits(config))
+        for token in range(self.offloaded, self.past):
+            words += words_of(self.token_cluster[token], config.cluster_id_bits)
+        return words
+
+    def restore(self, words):
+        """Load a context image; returns False (and empties the context, and says why in
+        :attr:`refusal`) if it is refused.
+
+        Raises
+        ------
+        ValueError
+            If ``words`` is empty or holds a value that is not a 32-bit word.
+        """
+        config = self._config
+        reader = ImageReader(words)
+        try:
+            state = self._read_image(config, reader)
+        except ImageRefused as error:
+            self.restart()
+            self.refusal = str(error)
+            return False
+        self.restart()
+        self.refusal = None
+        header = state["header"]
+        self.clusters, self.next_page = header["clusters"], header["next_page"]
+        self.store_full = bool(header["store_full"])
+        for c, word in enumerate(state["table"]):
+            self.head[c], self.tail[c] = word["head"], word["tail"]
+            self.fill[c], self.count[c] = word["fill"], word["count"]
+        self.page_next = {page: value for page, value in enumerate(state["pages"]) if value}
+        # Token indices only matter modulo the window (a move's ``src``): the first token of
+        # the window is given the index ``window_slot``.
+        self.offloaded = header["window_slot"]
+        self.token_cluster = [0] * self.offloaded + state["ring"]
+        self.past = self.offloaded + len(state["ring"])
+        self.past_prev = self.offloaded + config.recent_window if self.offloaded else 0
+        return True
+
+    def _read_image(self, config, reader):
+        """The items of an image, checked (raises :class:`ImageRefused`)."""
+        header_fields = context_header_fields(config)
+        header = _unpack(header_fields, reader.item(sum(header_fields.values()), "the header"))
+        clusters, next_page = header["clusters"], header["next_page"]
+        reader.require(clusters <= config.max_clusters, "clusters above max_clusters")
+        reader.require(next_page <= self.pages, "next_page beyond the store")
+        reader.require(header["window_tokens"] <= config.recent_window + config.max_frame_tokens,
+                       "window_tokens above recent_window + max_frame_tokens")
+        reader.require(header["window_slot"] < max(config.recent_window, 1),
+                       "window_slot outside the window")
+        word_fields = cluster_word_fields(config)
+        table = []
+        for c in range(clusters):
+            word = _unpack(word_fields, reader.item(sum(word_fields.values()), f"cluster {c}"))
+            reader.require(word["fill"] <= config.kvmu_page_tokens, f"fill of cluster {c}")
+            reader.require(word["fill"] == 0 or max(word["head"], word["tail"]) < next_page,
+                           f"pages of cluster {c} beyond next_page")
+            table.append(word)
+        pages = [reader.item(page_bits(config), f"page {page}") for page in range(next_page)]
+        ring = [reader.item(config.cluster_id_bits, f"window token {token}")
+                for token in range(header["window_tokens"])]
+        reader.require(all(c < clusters for c in ring), "a window token's cluster not opened")
+        reader.finish()
+        return {"header": header, "table": table, "pages": pages, "ring": ring}
 
     def counts(self):
         """Token counts of clusters ``0 .. clusters - 1``."""
@@ -381,7 +542,7 @@ def collect(restart, counts, moves, descriptors, store_full, cycles):
             "cycles": np.array(cycles, dtype=np.uint64)}
 
 
-def run_stream(config, arrays):
+def run_stream(config, arrays, *, switch_contexts=False):
     """Run the KVMU on one stream of problems.
 
     Parameters
@@ -389,12 +550,17 @@ def run_stream(config, arrays):
     config : DREConfig
     arrays : dict
         The :data:`INPUTS` keys (``restart`` optional).
+    switch_contexts : bool
+        Save the context after every problem and restore the image into a fresh context
+        before the next (not before a restart), as a KVMU serving several contexts does; the
+        outputs are the same.
 
     Returns
     -------
     dict
         The :data:`OUTPUTS` arrays, plus ``departing``, ``pages_per_beat`` (per problem lists)
-        and ``context`` (the final :class:`KVMUContext`) for the benchmarks.
+        and ``context`` (the final :class:`KVMUContext`) for the benchmarks; with
+        ``switch_contexts``, also ``images``, the context image saved after each problem.
 
     Raises
     ------
@@ -404,10 +570,13 @@ def run_stream(config, arrays):
     stream = check_stream(config, arrays)
     context = KVMUContext(config)
     counts, moves, descriptors, store_full, cycles, departing, walked = [], [], [], [], [], [], []
-    token = 0
+    token, images = 0, []
     for problem, new_tokens in enumerate(stream["new_tokens"]):
         if stream["restart"][problem]:
             context.restart()
+        elif switch_contexts:
+            context = KVMUContext(config)
+            context.restore(images[-1])
         own_moves, leaving = context.offload()
         context.assign(stream["cluster"][token:token + new_tokens],
                        stream["new"][token:token + new_tokens])
@@ -421,8 +590,12 @@ def run_stream(config, arrays):
         walked.append(pages_per_beat)
         cycles.append(problem_cycles(config, leaving, int(new_tokens), context.clusters,
                                      pages_per_beat))
+        if switch_contexts:
+            images.append(context.save())
     result = collect(stream["restart"], counts, moves, descriptors, store_full, cycles)
-    return {**result, "departing": departing, "pages_per_beat": walked, "context": context}
+    extra = {"images": images} if switch_contexts else {}
+    return {**result, "departing": departing, "pages_per_beat": walked, "context": context,
+            **extra}
 
 
 def run_arrays(config, arrays):
