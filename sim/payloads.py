@@ -27,7 +27,7 @@ from amaranth.lib import data
 
 from model.npzio import check_arrays
 
-from hw.dre import MODE_RESTART, STALL_PORTS
+from hw.dre import MODE_RESTART, MODE_RESTORE, MODE_SAVE, STALL_PORTS
 from model.stimulus.lxe import flatten
 from model.twins import dre as dre_twin
 from model.twins import hcu as hcu_twin
@@ -568,8 +568,8 @@ def _groups_at_last(beats):
 
 
 class DRECodec(BlockCodec):
-    """The DRE top: ``cmd``, ``hashes``, ``scores`` in; ``assignments``, ``moves``, ``counts``,
-    ``selected``, ``fetch``, ``status`` out.
+    """The DRE top: ``cmd``, ``hashes``, ``scores``, ``context_in`` in; ``assignments``,
+    ``moves``, ``counts``, ``selected``, ``fetch``, ``status``, ``context_out`` out.
 
     A problem of this codec is a *session* (:func:`model.twins.dre.record_commands`): commands
     with their hashes and the score rows the LXE returned, replayed on a fresh frame twin
@@ -577,18 +577,22 @@ class DRECodec(BlockCodec):
     an accepted restart (the DRE is not fresh then). Hashes and score rows are sent only for the
     commands the twin accepts. Per accepted command the outputs are: one assignment per new
     token; the moves, counts, selected ids and fetch descriptors, each closed by ``last``;
-    per command one status beat. Timing keys: ``cycles`` (command transfer to status transfer,
+    per command one status beat. A restore (``mode = 2``) the twin accepts sends its image on
+    ``context_in`` (the session's ``images``); a save (``mode = 3``) gives its image on
+    ``context_out`` (the key ``saved``, with ``saved_offsets`` per save), and no other output.
+    Flags ``context_invalid``, ``context_refused`` and the status's ``context_words`` per
+    command. Timing keys: ``cycles`` (command transfer to status transfer,
     both included), ``status_cycles``, ``cycles_hcu``, ``cycles_kvmu``, ``cycles_wtu`` (the
     status beat's counters) and ``stall`` (its stall counters, :data:`hw.dre.STALL_PORTS`
     per command, all 0 without stalls).
     """
 
-    inputs = ("cmd", "hashes", "scores")
-    outputs = ("assignments", "moves", "counts", "selected", "fetch", "status")
+    inputs = ("cmd", "hashes", "scores", "context_in")
+    outputs = ("assignments", "moves", "counts", "selected", "fetch", "status", "context_out")
     timing_keys = ("cycles", "status_cycles", "cycles_hcu", "cycles_kvmu", "cycles_wtu", "stall")
 
     def input_beats(self, config, problems):
-        beats = {"cmd": [], "hashes": [], "scores": []}
+        beats = {"cmd": [], "hashes": [], "scores": [], "context_in": []}
         for index, session in enumerate(problems):
             commands = dre_twin.session_commands(session)
             results = dre_twin.run_session(config, session)
@@ -598,8 +602,13 @@ class DRECodec(BlockCodec):
             for number, (command, result) in enumerate(zip(commands, results)):
                 beats["cmd"].append({name: getattr(command, name)
                                      for name in dre_twin.SESSION_FIELDS})
-                if result.rejected:
+                if result.rejected or command.mode == MODE_SAVE:
                     continue
+                if command.mode == MODE_RESTORE:
+                    image = dre_twin.session_part(session, "images", number)
+                    beats["context_in"] += [{"word": int(word), "last": int(place == len(image)
+                                                                            - 1)}
+                                            for place, word in enumerate(image)]
                 beats["hashes"] += [{"hash": int(value)} for value in
                                     dre_twin.session_part(session, "hashes", number)]
                 beats["scores"] += [{"score": chunk} for row in result.scores
@@ -618,7 +627,7 @@ class DRECodec(BlockCodec):
         _check(len(statuses) == len(commands),
                f"expected {len(commands)} status beats, got {len(statuses)}")
         groups = {name: iter(_groups_at_last(_beats(transcript, name)))
-                  for name in ("moves", "counts", "selected", "fetch")}
+                  for name in ("moves", "counts", "selected", "fetch", "context_out")}
         assignments = iter(_beats(transcript, "assignments"))
         scores = iter(_beats(transcript, "scores"))
         starts = _cycles(transcript, "cmd")
@@ -632,9 +641,19 @@ class DRECodec(BlockCodec):
                     rejected=True, store_full=bool(status["store_full"]),
                     phase_cycles=phases, measured_cycles=measured))
                 continue
+            if command.mode == MODE_SAVE:
+                image = next(groups["context_out"], None)
+                _check(image is not None, "a save's image is missing")
+                results.append(dre_twin.ProblemResult(
+                    rejected=False, store_full=bool(status["store_full"]),
+                    context_words=int(status["context_words"]),
+                    saved_image=[int(beat["word"]) for beat in image],
+                    phase_cycles=phases, measured_cycles=measured))
+                continue
             own = [next(assignments, None) for _ in range(command.new_tokens)]
             _check(None not in own, "fewer assignments than new tokens")
-            own_groups = {name: next(group, None) for name, group in groups.items()}
+            own_groups = {name: next(groups[name], None)
+                          for name in ("moves", "counts", "selected", "fetch")}
             _check(None not in own_groups.values(), f"an output group is missing: {own_groups}")
             counts = np.array([beat["count"] for beat in own_groups["counts"]], np.uint64)
             clusters = counts.size
@@ -652,32 +671,55 @@ class DRECodec(BlockCodec):
             results.append(dre_twin.ProblemResult(
                 rejected=False, hcu_overflow=bool(status["hcu_overflow"]),
                 store_full=bool(status["store_full"]),
+                context_invalid=bool(status["context_invalid"]),
+                context_refused=bool(status["context_refused"]),
+                context_words=int(status["context_words"]),
                 cluster=np.array([beat["cluster"] for beat in own], np.uint64),
                 new=np.array([beat["new"] for beat in own], bool),
                 overflow=np.array([beat["overflow"] for beat in own], bool),
                 counts=counts, scores=rows, selected=selected, moves=moves,
                 descriptors=descriptors, phase_cycles=phases, measured_cycles=measured))
         _check(next(assignments, None) is None, "more assignments than new tokens")
+        _check(next(groups["context_out"], None) is None, "more images than saves")
         return results, [status for _, status in statuses]
 
     @staticmethod
-    def decode_fetch(commands, results):
-        """Fill in ``fetch_token`` of the accepted results, decoding their descriptors through
-        the moves of their stream (restarts start a new stream)."""
-        accepted = [(c, r) for c, r in zip(commands, results) if not r.rejected]
-        fetched = kvmu_twin.decoded_fetch_tokens([c.restart for c, _ in accepted],
-                                                 [r.moves for _, r in accepted],
-                                                 [r.descriptors for _, r in accepted])
-        for (_, result), tokens in zip(accepted, fetched):
-            result.fetch_token = np.array(tokens, np.uint64)
+    def decode_fetch(commands, results, images=None):
+        """Fill in ``fetch_token`` of the problems (accepted, not saves), decoding their
+        descriptors through the moves of their (layer, KV head) stream: a restart, or a
+        restore that ran on an empty context, starts the stream anew; a restore takes up the
+        moves as they were at the save of its image (``images``: per command, a restore's
+        words; the moves so far when its image was not saved in the run)."""
+        moves, at_save = {}, {}
+        for index, (command, result) in enumerate(zip(commands, results)):
+            if result.rejected:
+                continue
+            stream = (command.layer, command.kv_head)
+            if result.saved_image is not None:
+                at_save[tuple(result.saved_image)] = list(moves.get(stream, []))
+                continue
+            if command.restart or result.context_invalid or result.context_refused:
+                moves[stream] = []
+            elif command.mode == MODE_RESTORE and images is not None:
+                image = tuple(int(word) for word in images[index])
+                moves[stream] = list(at_save.get(image, moves.get(stream, [])))
+            moves[stream] = moves.get(stream, []) + list(result.moves)
+            address_token = kvmu_twin.layout_from_moves([m[1] for m in moves[stream]],
+                                                        [m[2] for m in moves[stream]],
+                                                        [bool(m[3]) for m in moves[stream]])
+            result.fetch_token = np.array(kvmu_twin.fetched_tokens(
+                [d[0] for d in result.descriptors], [d[1] for d in result.descriptors],
+                address_token), np.uint64)
 
     def decode(self, config, problems, transcript):
         sessions = [dre_twin.session_commands(session) for session in problems]
         results, statuses = self.results(config, [c for s in sessions for c in s], transcript)
         decoded, start = [], 0
-        for commands in sessions:
+        for session, commands in zip(problems, sessions):
             own = results[start:start + len(commands)]
-            self.decode_fetch(commands, own)
+            self.decode_fetch(commands, own,
+                              [dre_twin.session_part(session, "images", index)
+                               for index in range(len(commands))])
             decoded.append(self.session_arrays(own, statuses[start:start + len(commands)]))
             start += len(commands)
         return decoded
@@ -686,9 +728,13 @@ class DRECodec(BlockCodec):
     def session_arrays(results, statuses=None):
         """The arrays compared per session (``statuses``: the RTL's status beats; None for
         the twin, whose status counts its own cycles and no stall)."""
-        accepted = [r for r in results if not r.rejected]
+        accepted = [r for r in results if not r.rejected and r.saved_image is None]
         out = {flag: np.array([getattr(r, flag) for r in results], bool)
-               for flag in ("rejected", "hcu_overflow", "store_full")}
+               for flag in ("rejected", "hcu_overflow", "store_full", "context_invalid",
+                            "context_refused")}
+        out["context_words"] = np.array([r.context_words for r in results], np.uint64)
+        out["saved_offsets"], out["saved"] = flatten(
+            [r.saved_image for r in results if r.saved_image is not None])
         out["cycles"] = np.array([r.cycles for r in results], np.uint64)
         for phase in ("hcu", "kvmu", "wtu"):
             out[f"cycles_{phase}"] = np.array([r.phase_cycles.get(phase, 0) for r in results],

@@ -2,7 +2,8 @@
 """Amaranth-simulator tests of the DRE top :class:`hw.dre.DynamicRetrievalEngine` against its
 frame twin (:mod:`model.twins.dre`).
 
-Sessions of commands (workload frames of one or two (layer, KV head) streams, or hand-made
+Sessions of commands (workload frames of one or more (layer, KV head) streams, run straight or
+frame-major through the one DRE with saves and restores of their contexts, or hand-made
 commands) go through the stream kit (:func:`sim.kit.amaranth_sim.check_block`: seeded random
 valid/ready stalls on every port at once, cycle limit, drain check) and the codec
 :class:`sim.payloads.DRECodec`: assignments, moves, counts, selections, fetch descriptors and
@@ -15,6 +16,8 @@ import dataclasses
 import numpy as np
 import pytest
 
+from hw import dre as dre_rtl
+from hw.context_port import SavePipeline, context_word_layout
 from hw.count_packer import CountPacker
 from hw.dre import (STALL_PORTS, DynamicRetrievalEngine, assignment_layout, command_layout,
                     hash_layout, status_layout)
@@ -27,11 +30,13 @@ from model.stimulus.dre_sessions import (SeededLXE, command_session, concatenate
 from model.twins import dre as dre_twin
 from model.twins import kvmu as kvmu_twin
 from model.twins import wtu as wtu_twin
-from model.twins.dre import Command
+from model.twins.context import RESTORE_EXTRA_CYCLES, SAVE_EXTRA_CYCLES
+from model.twins.dre import MODE_RESTORE, MODE_SAVE, Command
 from sim.kit.amaranth_sim import AmaranthBench, check_block
 from sim.kit.core import wait_until
 from sim.kit.scoreboard import expected_run
 from sim.payloads import DRECodec
+from tests.context_images import hcu_malformed, kvmu_malformed
 
 TINY = PRESETS["tiny"]
 
@@ -57,13 +62,15 @@ def test_ports_and_their_layouts():
               "assignments": assignment_layout(TINY), "scores": WTULayouts(TINY).scores,
               "moves": move_layout(TINY), "counts": count_layout(TINY),
               "selected": select_layout(TINY), "fetch": descriptor_layout(TINY),
-              "status": status_layout(TINY)}
+              "status": status_layout(TINY), "context_in": context_word_layout(),
+              "context_out": context_word_layout()}
     for name, shape in shapes.items():
         assert getattr(dut, name).payload.shape() == shape, name
     # tiny: layer 5 + head 3 + frame 16 + new_tokens 0..16 (5) + rows 0..8 (4) + mode 2 bits
     assert command_layout(TINY).size == 35
-    # 4 counters of 32 bits, one per stalled port (7), 3 flags
-    assert status_layout(TINY).size == 32 * (4 + len(STALL_PORTS)) + 3
+    # 4 cycle counters of 32 bits, one per stalled port (9), context_words (32), 5 flags
+    assert len(STALL_PORTS) == 9
+    assert status_layout(TINY).size == 32 * (4 + 9 + 1) + 5
 
 
 def test_the_twins_constants_are_the_tops_and_its_blocks():
@@ -73,7 +80,18 @@ def test_the_twins_constants_are_the_tops_and_its_blocks():
     assert dre_twin.STATUS_CYCLES == DynamicRetrievalEngine.status_cycles
     assert dre_twin.PACKER_CYCLES == CountPacker.latency
     assert kvmu_twin.SELECT_CYCLES == KVManagementUnit.cycles_per_select
-
+    assert dre_twin.CONTEXT_START_CYCLES == DynamicRetrievalEngine.context_start_cycles
+    assert RESTORE_EXTRA_CYCLES == DynamicRetrievalEngine.restore_extra_cycles
+    assert dre_twin.RESTORE_DECIDE_CYCLES == DynamicRetrievalEngine.restore_decide_cycles
+    assert (dre_twin.CONTEXT_MAGIC, dre_twin.CONTEXT_HEADER_WORDS) == (
+        dre_rtl.CONTEXT_MAGIC, dre_rtl.CONTEXT_HEADER_WORDS)
+    assert (dre_twin.MODE_RESTORE, dre_twin.MODE_SAVE) == (dre_rtl.MODE_RESTORE,
+                                                           dre_rtl.MODE_SAVE)
+    # A save's header words cover the blocks' save latency (their first word is ready when
+    # the header is out: the save's cycle model has no gap).
+    assert SAVE_EXTRA_CYCLES - 1 == SavePipeline.latency <= dre_twin.CONTEXT_HEADER_WORDS
+    for name in ("tiny", "edge", "server"):
+        assert dre_twin.largest_images(PRESETS[name]) == dre_rtl.largest_images(PRESETS[name])
 
 def test_workload_frames_of_two_streams_equal_the_twin_with_their_cycles():
     session = workload_session(TINY, 10, [(0, 0), (1, 1)])
@@ -89,8 +107,10 @@ def test_workload_frames_of_two_streams_equal_the_twin_with_their_cycles():
 def test_random_stalls_on_every_port_at_once_change_no_output():
     session = workload_session(TINY, 6, [(0, 1), (1, 0)], seed=4)
     decoded, = check(TINY, [session], stall=0.35, seed=7)
-    stalls = decoded["stall"].sum(axis=0)
-    assert (stalls > 0).all(), dict(zip(STALL_PORTS, stalls))   # every port stalled
+    stalls = dict(zip(STALL_PORTS, decoded["stall"].sum(axis=0)))
+    # every port with traffic stalled (no context moves in this session)
+    assert all(stalls[port] > 0 for port in STALL_PORTS if not port.startswith("context")), \
+        stalls
 
 
 def test_reset_in_mid_problem_then_a_restart_behaves_as_on_a_fresh_dre():
@@ -139,8 +159,10 @@ def test_out_of_range_commands_are_rejected_and_change_nothing():
     hashes = np.random.default_rng(1).integers(0, 1 << TINY.hash_bits, (3, 4))
     good = [Command(2, 3, frame, 4, 3, restart=frame == 0) for frame in range(3)]
     bad = [dataclasses.replace(good[1], **fields)
-           for fields in (dict(new_tokens=0), dict(new_tokens=17), dict(rows=9), dict(mode=2),
-                          dict(mode=3))]
+           for fields in (dict(new_tokens=0), dict(new_tokens=17), dict(rows=9),
+                          dict(mode=MODE_RESTORE, rows=9),          # checked before the image
+                          dict(mode=MODE_SAVE, kv_head=2),          # a stream not on chip
+                          dict(mode=MODE_SAVE, layer=1))]
     commands = good[:1] + bad + good[1:]
     frame_hashes = [hashes[0]] + [hashes[1]] * len(bad) + list(hashes[1:])
     lxes = [SeededLXE(TINY, c.rows, 0 if c is good[0] else (1 if c is good[1] else 2))
@@ -198,3 +220,144 @@ def test_the_block_boundaries_the_cycle_model_rests_on():
             assert statuses[problem]["wtu_cycles"] == delay, problem
             checked += 1
     assert checked >= 4
+
+
+# The context port: one DRE serving several streams, frame-major, and restores that fail.
+
+def _problems(commands, decoded):
+    """Per problem (accepted command that is not a save): its (layer, KV head, frame) and its
+    decoded outputs, from one session's decoded arrays."""
+    problems, index = {}, 0
+    accepted = [c for c, rejected in zip(commands, decoded["rejected"])
+                if not rejected and c.mode != MODE_SAVE]
+    for command in accepted:
+        part = {}
+        for key in ("cluster", "new", "counts", "selected", "fetch_token"):
+            offsets = decoded[f"{key}_offsets"]
+            part[key] = decoded[key][int(offsets[index]):int(offsets[index + 1])].tolist()
+        for key, offsets in (("moves", "move_offsets"), ("descriptors", "desc_offsets")):
+            part[key] = decoded[key][int(decoded[offsets][index]):
+                                     int(decoded[offsets][index + 1])].tolist()
+        problems[command.layer, command.kv_head, command.frame] = part
+        index += 1
+    return problems
+
+
+def test_streams_interleaved_through_one_dre_equal_each_stream_run_straight():
+    """Three streams frame-major through one top, each problem restored from the stream's last
+    save (the RTL's saved images equal the twin's, which the session restores), give every
+    problem's outputs of the streams run straight; the cycles, status counters and images
+    equal the twin's, and a restored problem takes its straight cycles plus its restore's."""
+    streams = [(0, 0), (1, 1), (0, 1)]
+    switched = workload_session(TINY, 5, streams, switch=True)
+    straight = workload_session(TINY, 5, streams)
+    switched_decoded, = check(TINY, [switched])
+    straight_decoded, = check(TINY, [straight])
+    commands = dre_twin.session_commands(switched)
+    assert _problems(commands, switched_decoded) == _problems(
+        dre_twin.session_commands(straight), straight_decoded)
+    modes = np.array([c.mode for c in commands])
+    assert (modes == MODE_SAVE).sum() == 12 and (modes == MODE_RESTORE).sum() == 12
+    assert not switched_decoded["context_invalid"].any()
+    assert not switched_decoded["context_refused"].any()
+    assert switched_decoded["fetch_token"].size and switched_decoded["saved"].size
+    # the words moved: each save's image, and each restore's (the image of the save before)
+    saved = np.diff(switched_decoded["saved_offsets"]).tolist()
+    assert switched_decoded["context_words"][modes == MODE_SAVE].tolist() == saved
+    assert switched_decoded["context_words"][modes == MODE_RESTORE].tolist() == saved
+    straight_cycles = {(c.layer, c.kv_head, c.frame): r.cycles for c, r in
+                       zip(dre_twin.session_commands(straight),
+                           dre_twin.run_session(TINY, straight))}
+    for command, result in zip(commands, dre_twin.run_session(TINY, switched)):
+        if command.mode == MODE_RESTORE:
+            assert result.cycles == (straight_cycles[command.layer, command.kv_head,
+                                                     command.frame]
+                                     + result.phase_cycles["context"])
+
+
+def test_interleaved_streams_under_random_stalls_on_every_port_with_the_context_ports():
+    session = workload_session(TINY, 4, [(0, 1), (1, 0)], seed=4, switch=True)
+    decoded, = check(TINY, [session], stall=0.35, seed=11)
+    stalls = dict(zip(STALL_PORTS, decoded["stall"].sum(axis=0)))
+    assert all(count > 0 for count in stalls.values()), stalls   # every port stalled
+
+
+def _restores(config, images, *, frames=3):
+    """Stream (0, 0) run ``frames`` frames and saved, then one restore of it (frame
+    ``frames``) per image, each with the same hashes and score rows."""
+    rng = np.random.default_rng(21)
+    hashes = [rng.integers(0, 1 << config.hash_bits, 5) for _ in range(frames + 1)]
+    commands = [Command(0, 0, frame, 5, 3, restart=frame == 0) for frame in range(frames)]
+    commands.append(Command(0, 0, frames - 1, 0, 0, mode=MODE_SAVE))
+    commands += [Command(0, 0, frames, 5, 3, mode=MODE_RESTORE)] * len(images)
+    lxes = [SeededLXE(config, 3, index) for index in range(frames)] + [None]
+    lxes += [SeededLXE(config, 3, 99) for _ in images]
+    return dre_twin.record_commands(config, commands, hashes[:frames] + [[]]
+                                    + [hashes[frames]] * len(images), lxes,
+                                    [None] * (frames + 1) + list(images))
+
+
+def _saved_image(config, frames=3):
+    """The image the twin saves of :func:`_restores`'s stream after its frames."""
+    session = _restores(config, [], frames=frames)
+    return [int(word) for word in dre_twin.run_session(config, session)[-1].saved_image]
+
+
+def test_a_context_never_saved_is_flagged_and_the_problem_runs_as_a_restart():
+    """Each image is taken up to its ``last`` (``context_words`` = its words), flagged
+    ``context_invalid``, and the problem's outputs are those of a restart at that frame; the
+    saved image itself then restores the stream (not flagged)."""
+    image = _saved_image(TINY)
+    earlier = _saved_image(TINY, frames=2)
+    garbage = np.random.default_rng(5).integers(0, 1 << 32, 9).tolist()
+    never_saved = {
+        "garbage": garbage,
+        "one word": garbage[:1],
+        "header cut short": image[:3],
+        "wrong magic": [image[0] ^ (1 << 16)] + image[1:],
+        "another layer": [image[0] ^ 1] + image[1:],
+        "another KV head": [image[0] ^ (1 << dre_twin.LAYER_BITS)] + image[1:],
+        "bits 8-15 set": [image[0] | (1 << 8)] + image[1:],
+        "a frame not before": [image[0], 3] + image[2:],
+        "no HCU words": image[:2] + [0] + image[3:],
+        "HCU words above the largest": image[:2] + [10 ** 6] + image[3:],
+        "KVMU words above the largest": image[:3] + [10 ** 6] + image[4:],
+        "image one word short": image[:-1],
+        "image one word long": image + [0],
+        # a valid HCU image of 2 frames with the KVMU's of 3: both accepted, they disagree
+        "the blocks disagree": image[:2] + [earlier[2], image[3]]
+        + earlier[4:4 + earlier[2]] + image[4 + image[2]:],
+    }
+    assert earlier[4] != image[4]              # the clusters opened differ
+    session = _restores(TINY, list(never_saved.values()) + [image])
+    decoded, = check(TINY, [session])
+    count = len(never_saved)
+    assert decoded["context_invalid"][-count - 1:].tolist() == [True] * count + [False]
+    assert not decoded["context_refused"].any()
+    assert decoded["context_words"][-count - 1:].tolist() == [
+        len(words) for words in never_saved.values()] + [len(image)]
+    # a restart at that frame with the same hashes and score rows
+    fresh = dre_twin.record_commands(
+        TINY, [Command(0, 0, 3, 5, 3, restart=True)],
+        [dre_twin.session_part(session, "hashes", len(session["mode"]) - 1)],
+        [SeededLXE(TINY, 3, 99)])
+    fresh_decoded, = check(TINY, [fresh])
+    for key in ("cluster", "counts", "selected", "fetch_token"):
+        offsets = decoded[f"{key}_offsets"]
+        for number in range(count):
+            problem = 3 + number                  # 3 frames before; the save is no problem
+            part = decoded[key][int(offsets[problem]):int(offsets[problem + 1])]
+            assert part.tolist() == fresh_decoded[key].tolist(), (key, number)
+
+
+def test_a_valid_header_with_a_malformed_block_image_is_refused_and_flagged():
+    image = _saved_image(TINY, frames=4)
+    hcu_image = image[4:4 + image[2]]
+    kvmu_image = image[4 + image[2]:]
+    broken_hcu = hcu_malformed(TINY, hcu_image)["hash above hash_bits"]
+    broken_kvmu = kvmu_malformed(TINY, kvmu_image)["window token of no cluster"]
+    session = _restores(TINY, [image[:4] + broken_hcu + kvmu_image,
+                               image[:4] + hcu_image + broken_kvmu, image], frames=4)
+    decoded, = check(TINY, [session])
+    assert decoded["context_refused"][-3:].tolist() == [True, True, False]
+    assert not decoded["context_invalid"].any()

@@ -176,8 +176,8 @@ def _command(**fields):
     (dict(new_tokens=0), "new_tokens must be from 1 to 16"),
     (dict(new_tokens=17), "new_tokens must be from 1 to 16"),
     (dict(rows=9), "rows must be from 0 to 8"),
-    (dict(mode=2), "mode must be 0 (continue) or 1 (restart; 2 and 3 are reserved), not 2"),
-    (dict(mode=3), "mode must be 0 (continue) or 1 (restart; 2 and 3 are reserved), not 3"),
+    (dict(mode=4), "mode must be 0 (continue), 1 (restart), 2 (restore) or 3 (save), not 4"),
+    (dict(mode=2, rows=9), "rows must be from 0 to 8"),       # a restore's, before its image
 ])
 def test_out_of_range_command_is_rejected_and_changes_nothing(fields, reason):
     assert any(reason in text for text in dre_twin.command_errors(TINY, _command(**fields)))
@@ -339,3 +339,45 @@ def test_frames_without_queries_cluster_and_offload_without_fetching():
         retrieved[fetched.astype(int)] = True
         retrieved[max(0, start - TINY.recent_window):] = True
         np.testing.assert_array_equal(retrieved, step.retrieved)
+
+
+def test_a_save_and_a_restore_worked_by_hand():
+    """Tiny: a restart of 2 tokens that open 2 clusters, saved, then restored at frame 1."""
+    dre = DRETwin(TINY)
+    dre.problem(_command(), [0x0000, 0xFFFF], _FixedLXE(1))        # 16 bits apart: 2 clusters
+    save = dre.problem(Command(0, 0, 0, 0, 0, mode=dre_twin.MODE_SAVE), [], None)
+    # HCU image: header O = 2, then 2 hashes of 16 bits, a word each: 3 words. KVMU image: a
+    # header of 25 bits (1 word), 2 cluster items of 27 bits (2 words), no page (nothing left
+    # the window of 8), 2 window tokens (2 words): 5 words. With the 4 header words: 12.
+    image = save.saved_image
+    assert image[:4] == [0xD2E1 << 16, 0, 3, 5] and len(image) == 12
+    assert image[4:7] == [2, 0x0000, 0xFFFF]
+    # save: command 1 + (CONTEXT_START_CYCLES 1 + 12 words) + status 1 = 15
+    assert (save.context_words, save.cycles) == (12, 15)
+    other = DRETwin(TINY)
+    restored = other.problem(_command(frame=1, restart=False, mode=dre_twin.MODE_RESTORE),
+                             [0x0001, 0xFFFE], _FixedLXE(1), image=image)
+    straight = dre.problem(_command(frame=1, restart=False), [0x0001, 0xFFFE], _FixedLXE(1))
+    assert not (restored.context_invalid or restored.context_refused)
+    assert restored.cluster.tolist() == straight.cluster.tolist() == [0, 1]
+    # restore: 12 positions + RESTORE_EXTRA_CYCLES 2 + RESTORE_DECIDE_CYCLES 1 = 15
+    assert restored.phase_cycles["context"] == 15
+    assert restored.cycles == straight.cycles + 15
+
+
+def test_a_restore_of_garbage_runs_as_a_restart_and_a_save_needs_the_stream_on_chip():
+    dre = DRETwin(TINY)
+    save = Command(0, 0, 0, 0, 0, mode=dre_twin.MODE_SAVE)
+    assert dre.problem(save, [], None).rejected                      # nothing on chip
+    assert dre_twin.command_errors(TINY, save) == []                 # tokens, rows ignored
+    result = dre.problem(_command(frame=5, restart=False, mode=dre_twin.MODE_RESTORE),
+                         [0x0000, 0xFFFF], _FixedLXE(1), image=[1, 2, 3])
+    assert result.context_invalid and not result.context_refused
+    assert result.cluster.tolist() == [0, 1] and result.context_words == 3
+    # 3 words + 2 + 1
+    assert result.phase_cycles["context"] == 6
+    assert dre.problem(Command(0, 1, 0, 0, 0, mode=dre_twin.MODE_SAVE), [], None).rejected
+    assert not dre.problem(save, [], None).rejected
+    with pytest.raises(ValueError, match="a restore command \\(mode 2\\) needs an image"):
+        dre.problem(_command(frame=6, restart=False, mode=dre_twin.MODE_RESTORE), [1, 2],
+                    _FixedLXE(1))

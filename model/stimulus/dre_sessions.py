@@ -34,14 +34,16 @@ class SeededLXE:
         return self._rng.integers(0, self._highest + 1, (self.rows, clusters))
 
 
-def workload_session(config, frames, streams, *, seed=2, workload="tiny"):
+def workload_session(config, frames, streams, *, seed=2, workload="tiny", switch=False):
     """Frames ``0 .. frames - 1`` of each (layer, KV head) of ``streams`` in turn (restart on
-    each stream's first), the model playing the LXE on the workload's keys and queries."""
+    each stream's first), the model playing the LXE on the workload's keys and queries; with
+    ``switch``, frame-major through one DRE with a save after each problem and a restore
+    before (:func:`model.twins.dre.record_streams`)."""
     layers = 1 + max(layer for layer, _ in streams)
     heads = 1 + max(head for _, head in streams)
     dump = KVDump(dre_trace(frames, seed=seed, workload=workload, layers=layers,
                             kv_heads=heads), f"{workload} workload")
-    return dre_twin.record_streams(config, dump, streams, frames)
+    return dre_twin.record_streams(config, dump, streams, frames, switch=switch)
 
 
 def command_session(config, commands, hashes, *, seed=0):

@@ -11,16 +11,20 @@ block's twin when that changes.
 Contract
 --------
 Command
-    ``layer``, ``kv_head``, ``frame``, ``new_tokens``, ``rows``, ``mode`` (``MODE_CONTINUE`` = 0:
-    go on with the stream on chip; ``MODE_RESTART`` = 1: empty the context first; 2 and 3 are
-    reserved for the context port's restore and save and rejected for now). It is *rejected*
-    (flag ``rejected``, nothing else happens, the context is unchanged) when ``layer`` is not
-    below ``2**LAYER_BITS``, ``kv_head`` not below ``2**KV_HEAD_BITS``, ``frame`` not below
-    ``2**FRAME_BITS``, ``new_tokens`` not from 1 to ``max_frame_tokens``, ``rows`` above
-    ``max_rows``, ``mode`` above 1, or when it continues a stream (``mode = 0``) that is not the
-    one on chip: no context yet (also after a reset), another (layer, KV head), or a frame not
-    after the context's last frame. ``rows = 0`` clusters and offloads without selecting (no
-    score rows, no fetch).
+    ``layer``, ``kv_head``, ``frame``, ``new_tokens``, ``rows``, ``mode``: ``MODE_CONTINUE`` = 0
+    (go on with the stream on chip), ``MODE_RESTART`` = 1 (empty the context first),
+    ``MODE_RESTORE`` = 2 (restore the command's context from ``context_in``, then run the
+    problem as a continue; "Context port" below) or ``MODE_SAVE`` = 3 (save the context on chip
+    to ``context_out``, no problem). It is *rejected* (flag ``rejected``, nothing else happens,
+    nothing is read from ``context_in``, the context is unchanged) when ``layer`` is not below
+    ``2**LAYER_BITS``, ``kv_head`` not below ``2**KV_HEAD_BITS``, ``frame`` not below
+    ``2**FRAME_BITS``, ``mode`` above 3; for modes 0 to 2, when ``new_tokens`` is not from 1 to
+    ``max_frame_tokens`` or ``rows`` above ``max_rows``; when it continues a stream (``mode =
+    0``) that is not the one on chip: no context yet (also after a reset), another (layer, KV
+    head), or a frame not after the context's last frame; when it saves (``mode = 3``) a stream
+    that is not the one on chip (no context, or another (layer, KV head); ``frame``,
+    ``new_tokens`` and ``rows`` of a save are ignored). ``rows = 0`` clusters and offloads
+    without selecting (no score rows, no fetch).
 Phases of an accepted problem, one after another
     1. *HCU*: the ``new_tokens`` hashes; each assignment goes out to the LXE and into a FIFO of
        ``max_frame_tokens`` entries. A token that would open cluster ``max_clusters`` is
@@ -34,7 +38,7 @@ Phases of an accepted problem, one after another
        ``quantize_scores`` of its queries against the clusters' representative keys, computed
        from this problem's assignments), the selected cluster ids (OR over rows) to the KVMU.
     4. *Status*: cycles, stall cycles per port, flags (``rejected``, ``hcu_overflow``,
-       ``store_full``).
+       ``store_full``, ``context_invalid``, ``context_refused``), the context words moved.
 Cycle model (no stall on any port)
     From the command's transfer to the status beat's transfer, both included::
 
@@ -59,6 +63,58 @@ Cycle model (no stall on any port)
     ``COMMAND_CYCLES + STATUS_CYCLES``. Every term is a block twin's function or a constant of
     the top, so the sum follows a block twin that changes.
 
+    A restore adds its phase before the HCU's (``context``, "Context port"); a save is only
+    ``COMMAND_CYCLES + context + STATUS_CYCLES``.
+Context port
+    One DRE serves every (layer, KV head) context of a stream (frame-major: all contexts of a
+    frame, then the next frame), saving the context on chip after a problem and restoring the
+    next problem's. The *context image* of one context (:func:`context_image`) is
+    :data:`CONTEXT_HEADER_WORDS` = 4 header words (``CONTEXT_MAGIC`` in bits 16-31 of word 0
+    with ``kv_head`` and ``layer`` below it, bits 8-15 zero; the context's last ``frame``; ``H``
+    and ``K``, the word counts of the HCU's and the KVMU's images), then the HCU's image, then
+    the KVMU's (the blocks' images: :mod:`model.twins.hcu` and :mod:`model.twins.kvmu`,
+    "Context port"; 32-bit words, live part only). The streams ``context_in`` and
+    ``context_out`` carry one word a beat, ``last`` on the image's final word.
+
+    *Save* (``mode = 3``): the image of the context on chip goes out on ``context_out``; the
+    context stays on chip (a continue of the stream may follow). A separate command rather
+    than a save bit on the problem's command: the command keeps its layout (the two modes were
+    reserved for this), a save is needed only when the next problem is another context's (the
+    last problem of a run, or a host that keeps the stream on chip, saves nothing), and each
+    command's status then reports one thing (a problem's cycles stay those of the stream run
+    straight, the save's words and cycles come in its own status beat); it costs
+    ``COMMAND_CYCLES + STATUS_CYCLES`` = 2 cycles per save.
+
+    *Restore* (``mode = 2``): the top always takes ``context_in`` up to and including the beat
+    with ``last`` (``context_words`` in the status: all the words the host sent, whatever they
+    hold), the header first (stopping early on a ``last``). The header is *valid* when it has
+    its 4 words, word 0 is ``CONTEXT_MAGIC << 16 | kv_head << LAYER_BITS | layer`` of the
+    command, word 1 (the saved frame) is below the command's ``frame``, and ``H``, ``K`` are
+    from 1 to the blocks' largest images (:func:`largest_images`). With a valid header the next
+    ``H + K`` positions go to the blocks, ``H`` to the HCU's ``restore`` and ``K`` to the
+    KVMU's (each with ``last`` on its final word): the image's words while it lasts, zero words
+    (not taken from ``context_in``) if it ended early; words after them up to ``last`` are taken
+    and dropped. The context is *restored* when the header is valid, the image had exactly ``4
+    + H + K`` words, neither block refused its image and they agree (the HCU's opened clusters
+    equal the KVMU's ``clusters``): the problem then runs as a continue of the restored context.
+    Otherwise the problem runs on an empty context, as a restart, and the status says why:
+    ``context_refused`` when a block refused its image (its ``context_refused``; only with a
+    valid header), ``context_invalid`` for the rest (a context never saved: garbage, wrong
+    magic, another layer or head, a frame not before the command's, counts out of range; an
+    image of the wrong length; blocks that disagree).
+
+    Cycles (no stall): a restore's ``context`` phase is ``positions +
+    model.twins.context.RESTORE_EXTRA_CYCLES + RESTORE_DECIDE_CYCLES``, with ``positions``
+    the words taken or given (``max(words, 4 + H + K)`` with a valid header, else ``words``),
+    ``RESTORE_EXTRA_CYCLES`` (2) the blocks' command cycle and the check of their last word
+    (taken even with an invalid header, so one schedule serves both), ``RESTORE_DECIDE_CYCLES``
+    (1) the cycle that decides between the restored context and a restart (as a command's
+    cycle does): the HCU's phase starts in the next. A save's ``context`` phase is
+    ``CONTEXT_START_CYCLES + words``: the blocks' save commands in one cycle, then one word a
+    cycle; the 4 header words cover the blocks' save latency (``SAVE_EXTRA_CYCLES - 1`` = 3
+    cycles from their command to their first word), so their words follow without a gap.
+    :func:`context_traffic` gives the words and cycles of the context on chip (``make bench``,
+    section ``dre``).
 Status of the RTL
     :class:`hw.dre.DynamicRetrievalEngine` is the RTL of this schedule; its outputs always,
     and its cycles per problem without stalls, equal this twin's (``tests/test_hw_dre.py``,
@@ -66,25 +122,10 @@ Status of the RTL
     on two boundaries of the blocks, checked in those simulations: the KVMU is ready for its
     first ``selected`` beat in the cycle of its last ``counts`` transfer (its ``SELECT`` state
     follows the count reads), and the WTU takes its first row's first ``scores`` beat in the
-    cycle after its last counts beat. The top does not yet wire the blocks' context ports
-    (``mode`` 2 and 3 are rejected); :func:`context_state_bits` lists the whole on-chip state
+    cycle after its last counts beat. :func:`context_state_bits` lists the whole on-chip state
     of one context (HCU table and its counter; KVMU cluster table with the counts, page
-    pointers, ring and registers; the stream's identity) and :func:`context_bytes` its size.
-Context image (proposed for the top)
-    The HCU and the KVMU have context ports (``save`` and ``restore`` streams of 32-bit words,
-    :mod:`model.twins.context`; their images in :mod:`model.twins.hcu` and
-    :mod:`model.twins.kvmu`, "Context port"); each moves only its live part, so an image grows
-    with the context. One DRE serving every (layer, KV head) saves the context on chip after a
-    problem and restores the next problem's. :func:`context_image` proposes the image the top
-    stores: :data:`CONTEXT_HEADER_WORDS` header words (``CONTEXT_MAGIC`` in bits 16-31 of word
-    0 with ``kv_head`` and ``layer`` below it; ``frame``; the HCU's and the KVMU's word counts),
-    then the HCU's image, then the KVMU's. Before restoring, the top checks the header against
-    the command (magic, ``layer``, ``kv_head``, a ``frame`` before the command's, word counts
-    within the blocks' largest images): a context that was never saved fails these checks and
-    is started empty (a restart, flagged); an image that passes them but is malformed inside is
-    refused by the block (its ``context_refused`` flag, its context left empty).
-    :func:`context_traffic` gives the words and cycles of a save and a restore of the context
-    on chip (``make bench``, section ``dre``).
+    pointers, ring and registers; the stream's identity) and :func:`context_bytes` its size
+    (the most a context port could move; the images move only the live part).
 """
 
 import dataclasses
@@ -97,11 +138,13 @@ from model.stimulus import lxe as lxe_model
 from model.twins import hcu as hcu_twin
 from model.twins import kvmu as kvmu_twin
 from model.twins import wtu as wtu_twin
-from model.twins.context import WORD_BITS, restore_cycles, save_cycles
+from model.twins.context import (RESTORE_EXTRA_CYCLES, SAVE_EXTRA_CYCLES, WORD_BITS, item_words,
+                                 restore_cycles, save_cycles)
 
 __all__ = ["COMMAND_CYCLES", "HANDOFF_CYCLES", "STATUS_CYCLES", "PACKER_CYCLES",
            "EMPTY_SELECT_CYCLES", "LAYER_BITS", "KV_HEAD_BITS", "FRAME_BITS", "MODE_CONTINUE",
-           "MODE_RESTART", "Command", "ProblemResult", "DRETwin", "command_errors",
+           "MODE_RESTART", "MODE_RESTORE", "MODE_SAVE", "CONTEXT_START_CYCLES",
+           "RESTORE_DECIDE_CYCLES", "largest_images", "Command", "ProblemResult", "DRETwin", "command_errors",
            "selection_wait", "context_state_bits", "context_bytes", "CONTEXT_MAGIC",
            "CONTEXT_HEADER_WORDS", "context_image", "context_traffic", "run_dump", "collect",
            "SESSION_FIELDS", "ReplayLXE", "record_commands", "session_commands", "session_part",
@@ -112,9 +155,12 @@ __all__ = ["COMMAND_CYCLES", "HANDOFF_CYCLES", "STATUS_CYCLES", "PACKER_CYCLES",
 LAYER_BITS = 5
 KV_HEAD_BITS = 3
 FRAME_BITS = 16
-#: The command's ``mode``: continue the stream on chip, or restart it (2 and 3 are rejected).
+#: The command's ``mode``: continue the stream on chip, restart it, restore a context and
+#: continue it, save the context on chip (module docstring, "Context port").
 MODE_CONTINUE = 0
 MODE_RESTART = 1
+MODE_RESTORE = 2
+MODE_SAVE = 3
 
 #: Cycles of the command beat: taken, range-checked, the phase started.
 COMMAND_CYCLES = 1
@@ -126,6 +172,11 @@ STATUS_CYCLES = 1
 PACKER_CYCLES = 1
 #: With ``rows = 0``: cycles from the KVMU's last count to the empty selection it takes.
 EMPTY_SELECT_CYCLES = 1
+#: Cycles of a save before its first word: the blocks' save commands.
+CONTEXT_START_CYCLES = 1
+#: Cycles of a restore after the blocks' last word is checked: the choice between the restored
+#: context and a restart.
+RESTORE_DECIDE_CYCLES = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +185,8 @@ class Command:
 
     ``mode`` is the command's field (module docstring); when it is not given, ``restart``
     sets it (``MODE_RESTART`` or ``MODE_CONTINUE``), and ``restart`` is true exactly when
-    ``mode`` is ``MODE_RESTART``.
+    ``mode`` is ``MODE_RESTART``. A save (``MODE_SAVE``) ignores ``frame``, ``new_tokens`` and
+    ``rows``.
     """
 
     layer: int
@@ -159,6 +211,13 @@ class ProblemResult:
     -------
     rejected, hcu_overflow, store_full : bool
         Status flags (``store_full`` is sticky until a restart, as the KVMU's).
+    context_invalid, context_refused : bool
+        A restore's flags (module docstring, "Context port"): the problem ran on an empty
+        context.
+    context_words : int
+        Words moved on ``context_in`` (a restore) or ``context_out`` (a save).
+    saved_image : list of int or None
+        A save's image (None for every other command).
     cluster, new, overflow : numpy.ndarray
         Per new token: assignment out to the LXE.
     counts : numpy.ndarray
@@ -176,7 +235,8 @@ class ProblemResult:
     pages_per_beat : list of int
         Pages the KVMU walked for each selected cluster (0: nothing offloaded yet).
     phase_cycles : dict
-        Cycles of each phase (``command``, ``hcu``, ``handoff``, ``kvmu``, ``wtu``, ``status``).
+        Cycles of each phase (``command``, ``context`` of a restore or a save, ``hcu``,
+        ``handoff``, ``kvmu``, ``wtu``, ``status``).
     measured_cycles : int or None
         Cycles measured in an RTL run (command transfer to status transfer); None for the twin.
     """
@@ -184,6 +244,10 @@ class ProblemResult:
     rejected: bool
     hcu_overflow: bool = False
     store_full: bool = False
+    context_invalid: bool = False
+    context_refused: bool = False
+    context_words: int = 0
+    saved_image: list = None
     cluster: np.ndarray = None
     new: np.ndarray = None
     overflow: np.ndarray = None
@@ -215,19 +279,39 @@ def command_errors(config, command):
         value = getattr(command, name)
         if not 0 <= value < (1 << bits):
             errors.append(f"{name} must be from 0 to {(1 << bits) - 1}, not {value}")
+    if command.mode not in (MODE_CONTINUE, MODE_RESTART, MODE_RESTORE, MODE_SAVE):
+        errors.append(f"mode must be {MODE_CONTINUE} (continue), {MODE_RESTART} (restart), "
+                      f"{MODE_RESTORE} (restore) or {MODE_SAVE} (save), not {command.mode}")
+    if command.mode == MODE_SAVE:
+        return errors
     if not 1 <= command.new_tokens <= config.max_frame_tokens:
         errors.append(f"new_tokens must be from 1 to {config.max_frame_tokens} "
                       f"(max_frame_tokens), not {command.new_tokens}")
     if not 0 <= command.rows <= config.max_rows:
         errors.append(f"rows must be from 0 to {config.max_rows} (max_rows), not {command.rows}")
-    if command.mode not in (MODE_CONTINUE, MODE_RESTART):
-        errors.append(f"mode must be {MODE_CONTINUE} (continue) or {MODE_RESTART} (restart; 2 "
-                      f"and 3 are reserved), not {command.mode}")
     return errors
 
 
+def largest_images(config):
+    """The words of the HCU's and of the KVMU's largest context images, ``(H, K)``: a full
+    table of ``hash_mem_entries`` hashes behind the HCU's header; ``max_clusters`` table items,
+    every page's pointer and ``recent_window + max_frame_tokens`` window tokens behind the
+    KVMU's header (:mod:`model.twins.hcu`, :mod:`model.twins.kvmu`, "Context port")."""
+    fields = kvmu_twin.context_header_fields(config)
+    hcu_words = (item_words(config.cluster_id_bits + 1)
+                 + config.hash_mem_entries * item_words(config.hash_bits))
+    pages = (1 << config.kv_token_bits) // config.kvmu_page_tokens
+    kvmu_words = (item_words(sum(fields.values()))
+                  + config.max_clusters * item_words(sum(kvmu_twin.cluster_word_fields(config)
+                                                         .values()))
+                  + pages * item_words(kvmu_twin.page_bits(config))
+                  + (config.recent_window + config.max_frame_tokens)
+                  * item_words(config.cluster_id_bits))
+    return hcu_words, kvmu_words
+
+
 class DRETwin:
-    """One DRE with one context on chip, stepped one problem at a time.
+    """One DRE with one context on chip, stepped one command at a time.
 
     Parameters
     ----------
@@ -240,8 +324,11 @@ class DRETwin:
         self._kvmu = kvmu_twin.KVMUContext(config)
         self._stream = None           # (layer, kv_head) of the context on chip
         self._last_frame = None
-        self._address_token = {}
-        self._offloaded = 0
+        # Per stream, the host's view of the store (address -> token, tokens offloaded so
+        # far): what decodes the fetch descriptors, kept off chip as the store itself is; and
+        # the view at each save, by image, which a restore of that image takes up again.
+        self._layouts = {}
+        self._saved_layouts = {}
 
     @property
     def config(self):
@@ -257,29 +344,41 @@ class DRETwin:
         return (self._stream == (command.layer, command.kv_head)
                 and command.frame > self._last_frame)
 
+    def _accepted(self, command):
+        if command_errors(self._config, command):
+            return False
+        if command.mode == MODE_CONTINUE:
+            return self._continues(command)
+        if command.mode == MODE_SAVE:
+            return self._stream == (command.layer, command.kv_head)
+        return True
+
     def _restart(self, command):
         self._hcu = hcu_twin.HashClusterTwin(self._config, on_overflow="flag")
         self._kvmu.restart()
         self._stream = (command.layer, command.kv_head)
-        self._address_token = {}
-        self._offloaded = 0
+        self._layouts[self._stream] = ({}, 0)
 
-    def problem(self, command, hashes, lxe, *, timed=True):
-        """Run one problem.
+    def problem(self, command, hashes, lxe, *, timed=True, image=None):
+        """Run one command.
 
         Parameters
         ----------
         command : Command
         hashes : array-like of int
-            The frame's ``new_tokens`` token hashes (ignored when the command is rejected).
+            The frame's ``new_tokens`` token hashes (ignored when the command is rejected or
+            saves).
         lxe : object
             The LXE: ``lxe.assignments(cluster)`` takes the frame's assignments once the HCU
             has made them; ``lxe.score_rows(clusters)`` returns the ``rows x clusters``
             unsigned scores (not called when ``rows = 0``), e.g.
-            :class:`model.stimulus.lxe.LXEFrame`.
+            :class:`model.stimulus.lxe.LXEFrame`. Ignored by a save.
         timed : bool
             False skips the HCU's schedule (its phase's cycles are then None), to move a
             context forward quickly between the problems a benchmark times.
+        image : sequence of int, optional
+            A restore's words on ``context_in`` (``last`` on the final one); required with
+            ``MODE_RESTORE``, ignored otherwise.
 
         Returns
         -------
@@ -288,18 +387,24 @@ class DRETwin:
         Raises
         ------
         ValueError
-            If ``hashes`` or the score rows do not match the accepted command.
+            If ``hashes`` or the score rows do not match the accepted command, or a restore
+            has no image, an empty one or a value that is not a 32-bit word.
         """
         config = self._config
-        if command_errors(config, command) or not (command.restart or self._continues(command)):
+        if not self._accepted(command):
             return ProblemResult(rejected=True, store_full=self._kvmu.store_full,
                                  phase_cycles={"command": COMMAND_CYCLES,
                                                "status": STATUS_CYCLES})
+        if command.mode == MODE_SAVE:
+            return self._save(command)
+        restore = {}
+        if command.mode == MODE_RESTORE:
+            restore = self._restore(command, image)
         hashes = hcu_twin.check_hashes(config, hashes)
         if hashes.size != command.new_tokens:
             raise ValueError(f"hashes must hold new_tokens = {command.new_tokens} values, "
                              f"not {hashes.size}")
-        if command.restart:
+        if command.restart or restore.get("restart"):
             self._restart(command)
         self._last_frame = command.frame
         opened_before = self._hcu.opened
@@ -334,26 +439,106 @@ class DRETwin:
         descriptors, pages_per_beat = self._kvmu.fetch(np.flatnonzero(selected))
         wtu_cycles = selection_wait(config, wtu, pages_per_beat)
         fetch_token = kvmu_twin.fetched_tokens([d[0] for d in descriptors],
-                                               [d[1] for d in descriptors], self._address_token)
+                                               [d[1] for d in descriptors],
+                                               self._layouts[self._stream][0])
         kvmu_cycles = kvmu_twin.problem_cycles(config, departing, command.new_tokens, clusters,
                                                pages_per_beat)
+        phases = {"command": COMMAND_CYCLES}
+        if restore:
+            phases["context"] = restore["cycles"]
+        phases.update({"hcu": hcu_cycles, "handoff": HANDOFF_CYCLES, "kvmu": kvmu_cycles,
+                       "wtu": wtu_cycles, "status": STATUS_CYCLES})
         return ProblemResult(
             rejected=False, hcu_overflow=bool(overflow.any()), store_full=self._kvmu.store_full,
+            context_invalid=restore.get("invalid", False),
+            context_refused=restore.get("refused", False),
+            context_words=restore.get("words", 0),
             cluster=cluster, new=new, overflow=overflow, counts=counts, scores=scores,
             selected=selected, moves=[tuple(move) for move in moves],
             descriptors=[tuple(d) for d in descriptors], fetch_token=fetch_token,
-            pages_per_beat=list(pages_per_beat),
-            phase_cycles={"command": COMMAND_CYCLES, "hcu": hcu_cycles,
-                          "handoff": HANDOFF_CYCLES, "kvmu": kvmu_cycles, "wtu": wtu_cycles,
-                          "status": STATUS_CYCLES})
+            pages_per_beat=list(pages_per_beat), phase_cycles=phases)
+
+    def _save(self, command):
+        """A save: the image of the context on chip (module docstring, "Context port")."""
+        image = self.image()
+        address_token, offloaded = self._layouts[self._stream]
+        self._saved_layouts[tuple(image)] = (dict(address_token), offloaded)
+        return ProblemResult(rejected=False, store_full=self._kvmu.store_full,
+                             context_words=len(image), saved_image=image,
+                             phase_cycles={"command": COMMAND_CYCLES,
+                                           "context": CONTEXT_START_CYCLES + len(image),
+                                           "status": STATUS_CYCLES})
+
+    def image(self):
+        """The :func:`context_image` of the context on chip (what a save sends).
+
+        Raises
+        ------
+        ValueError
+            If no context is on chip.
+        """
+        if self._stream is None:
+            raise ValueError("no context is on chip to save")
+        layer, kv_head = self._stream
+        return context_image(layer, kv_head, self._last_frame, self._hcu.save(),
+                             self._kvmu.save())
+
+    def _restore(self, command, image):
+        """Restore the command's context from ``image``; returns ``words``, ``cycles`` and, when
+        the problem must run on an empty context, ``restart`` with the flag that says why."""
+        if image is None:
+            raise ValueError(f"a restore command (mode 2) needs an image; none was given for "
+                             f"stream {(command.layer, command.kv_head)}")
+        words = [int(word) for word in image]
+        if not words or not all(0 <= word < (1 << WORD_BITS) for word in words):
+            raise ValueError(f"image must hold at least one word, each from 0 to "
+                             f"{(1 << WORD_BITS) - 1}")
+        config = self._config
+        header = words[:CONTEXT_HEADER_WORDS]
+        largest = largest_images(config)
+        valid = (len(header) == CONTEXT_HEADER_WORDS
+                 and header[0] == ((CONTEXT_MAGIC << 16) | (command.kv_head << LAYER_BITS)
+                                   | command.layer)
+                 and header[1] < command.frame
+                 and all(1 <= count <= most for count, most in zip(header[2:], largest)))
+        outcome = {"words": len(words)}
+        if not valid:
+            outcome.update(restart=True, invalid=True)
+            positions = len(words)
+        else:
+            hcu_words, kvmu_words = header[2:]
+            end = CONTEXT_HEADER_WORDS + hcu_words + kvmu_words
+            body = words[CONTEXT_HEADER_WORDS:end]
+            body += [0] * (hcu_words + kvmu_words - len(body))      # an image that ended early
+            hcu = hcu_twin.HashClusterTwin(config, on_overflow="flag")
+            kvmu = kvmu_twin.KVMUContext(config)
+            hcu_taken = hcu.restore(body[:hcu_words])
+            kvmu_taken = kvmu.restore(body[hcu_words:])
+            refused = not (hcu_taken and kvmu_taken)
+            invalid = len(words) != end or (not refused and hcu.opened != kvmu.clusters)
+            if refused or invalid:
+                outcome.update(restart=True, invalid=invalid, refused=refused)
+            else:
+                self._hcu, self._kvmu = hcu, kvmu
+                self._stream = (command.layer, command.kv_head)
+                if tuple(words) in self._saved_layouts:
+                    address_token, offloaded = self._saved_layouts[tuple(words)]
+                    self._layouts[self._stream] = (dict(address_token), offloaded)
+                self._layouts.setdefault(self._stream, ({}, 0))
+            positions = max(len(words), end)
+        outcome["cycles"] = positions + RESTORE_EXTRA_CYCLES + RESTORE_DECIDE_CYCLES
+        return outcome
 
     def _record_layout(self, moves):
-        """Store address -> token of the moves (the ``k``-th leaving token is token ``k``)."""
+        """Store address -> token of the moves (the ``k``-th leaving token of the stream is
+        token ``k``)."""
+        address_token, offloaded = self._layouts[self._stream]
         for _, dst, length, dropped in moves:
             for step in range(length):
                 if not dropped:
-                    self._address_token[dst + step] = self._offloaded
-                self._offloaded += 1
+                    address_token[dst + step] = offloaded
+                offloaded += 1
+        self._layouts[self._stream] = (address_token, offloaded)
 
 
 def selection_wait(config, wtu, pages_per_beat):
@@ -577,34 +762,54 @@ class ReplayLXE:
         return self._scores.reshape(self._rows, clusters)
 
 
-def record_commands(config, commands, hashes, lxes):
+def record_commands(config, commands, hashes, lxes, images=None):
     """Run ``commands`` on a fresh frame twin and record them as a *session*.
 
     Parameters
     ----------
     commands : list of Command
     hashes : list of array-like
-        Per command, its token hashes (ignored when it is rejected).
+        Per command, its token hashes (ignored when it is rejected or saves).
     lxes : list
         Per command, the LXE (``assignments``, ``score_rows``) that answers it.
+    images : list, optional
+        Per command, the words a restore sends on ``context_in``; None (and every entry when
+        not given) takes the image of the stream's last save in the session.
 
     Returns
     -------
     dict of numpy.ndarray
         The session: :data:`SESSION_FIELDS` per command, ``hash_offsets`` and ``hashes``,
-        ``score_offsets`` and ``scores`` (the rows the LXE returned, flattened), which
-        :func:`run_session` replays.
+        ``score_offsets`` and ``scores`` (the rows the LXE returned, flattened),
+        ``image_offsets`` and ``images`` (each restore's words), which :func:`run_session`
+        replays.
+
+    Raises
+    ------
+    ValueError
+        If an accepted restore has no image and its stream was not saved before it.
     """
     twin = DRETwin(config)
-    recorded = []
-    for command, frame_hashes, lxe in zip(commands, hashes, lxes):
+    images = [None] * len(commands) if images is None else list(images)
+    recorded, sent, saved = [], [], {}
+    for index, (command, frame_hashes, lxe) in enumerate(zip(commands, hashes, lxes)):
         recorder = _Recorder(lxe)
-        twin.problem(command, frame_hashes, recorder, timed=False)
+        stream = (command.layer, command.kv_head)
+        image = images[index]
+        if command.mode == MODE_RESTORE and image is None:
+            image = saved.get(stream)
+        result = twin.problem(command, frame_hashes, recorder, timed=False,
+                              image=image if command.mode == MODE_RESTORE else None)
+        if result.saved_image is not None:
+            saved[stream] = result.saved_image
         recorded.append(recorder.scores)
+        sent.append(np.array(image if command.mode == MODE_RESTORE and not result.rejected
+                             else [], np.uint64))
     session = {name: np.array([getattr(c, name) for c in commands], np.uint64)
                for name in SESSION_FIELDS}
     session["hash_offsets"], session["hashes"] = lxe_model.flatten(hashes)
     session["score_offsets"], session["scores"] = lxe_model.flatten(recorded)
+    session["image_offsets"], session["images"] = lxe_model.flatten(sent)
     return session
 
 
@@ -616,8 +821,10 @@ def session_commands(session):
 
 
 def session_part(session, key, index):
-    """Command ``index``'s part of the ragged session array ``key`` (``hashes``, ``scores``)."""
-    offsets = session[{"hashes": "hash_offsets", "scores": "score_offsets"}[key]]
+    """Command ``index``'s part of the ragged session array ``key`` (``hashes``, ``scores``,
+    ``images``)."""
+    offsets = session[{"hashes": "hash_offsets", "scores": "score_offsets",
+                       "images": "image_offsets"}[key]]
     return session[key][int(offsets[index]):int(offsets[index + 1])]
 
 
@@ -625,25 +832,39 @@ def run_session(config, session):
     """Replay a session on a fresh frame twin; one :class:`ProblemResult` per command."""
     twin = DRETwin(config)
     return [twin.problem(command, session_part(session, "hashes", index),
-                         ReplayLXE(session_part(session, "scores", index), command.rows))
+                         ReplayLXE(session_part(session, "scores", index), command.rows),
+                         image=session_part(session, "images", index)
+                         if command.mode == MODE_RESTORE else None)
             for index, command in enumerate(session_commands(session))]
 
 
-def record_streams(config, dump, streams, frames, *, seed=0):
-    """A session of workload frames: each (layer, KV head) of ``streams`` in turn, frames
-    ``0 .. frames - 1`` (restart on the first), the model playing the LXE."""
+def record_streams(config, dump, streams, frames, *, seed=0, switch=False):
+    """A session of workload frames ``0 .. frames - 1`` of each (layer, KV head) of
+    ``streams``, the model playing the LXE.
+
+    Without ``switch``, each stream in turn (restart on its first frame, continues after).
+    With ``switch``, frame-major as one DRE serving every context: per frame, each stream's
+    problem (a restart on frame 0, else a restore of the stream's last save) followed by a
+    save of its context (none after the last frame).
+    """
     planes = {(layer, head): make_hyperplanes(config.hash_bits, dump.head_dim, seed, layer, head)
               for layer, head in streams}
+    heads = {(layer, head): lxe_model.LXEHead(config, dump.keys(layer, head), planes[layer, head])
+             for layer, head in streams}
+    order = ([(frame, stream) for frame in range(frames) for stream in streams] if switch
+             else [(frame, stream) for stream in streams for frame in range(frames)])
     commands, hashes, lxes = [], [], []
-    for layer, head in streams:
-        lxe_head = lxe_model.LXEHead(config, dump.keys(layer, head), planes[layer, head])
-        for frame in range(frames):
-            start, stop = int(dump.frame_starts[frame]), int(dump.frame_starts[frame + 1])
-            lxe = lxe_model.LXEFrame(lxe_head, start, dump.queries(layer, head, frame))
-            commands.append(Command(layer, head, frame, stop - start, lxe.rows,
-                                    restart=frame == 0))
-            hashes.append(lxe_head.hashes(start, stop))
-            lxes.append(lxe)
+    for frame, (layer, head) in order:
+        start, stop = int(dump.frame_starts[frame]), int(dump.frame_starts[frame + 1])
+        lxe = lxe_model.LXEFrame(heads[layer, head], start, dump.queries(layer, head, frame))
+        mode = (MODE_RESTART if frame == 0 else MODE_RESTORE if switch else MODE_CONTINUE)
+        commands.append(Command(layer, head, frame, stop - start, lxe.rows, mode=mode))
+        hashes.append(heads[layer, head].hashes(start, stop))
+        lxes.append(lxe)
+        if switch and frame < frames - 1:
+            commands.append(Command(layer, head, frame, 0, 0, mode=MODE_SAVE))
+            hashes.append([])
+            lxes.append(None)
     return record_commands(config, commands, hashes, lxes)
 
 
