@@ -6,8 +6,11 @@ Sessions of commands (:mod:`model.stimulus.dre_sessions`) go through
 fetched tokens and flags always; cycles per problem and the status beat's counters when nothing
 stalls. Tests: ``workload_sessions`` (workload frames of a few streams, unstalled, then with
 random stalls on every stream at once), ``faults`` (reset in mid-problem, out-of-range commands,
-a continue for a stream not on chip, cluster-id overflow), ``store_full`` (a small store
-fills), ``file_run`` (the RTL engine of
+a continue or a save for a stream not on chip, cluster-id overflow), ``context_switch`` (the
+streams frame-major through the one DRE, each problem restored from the stream's last save,
+unstalled then with stalls on every stream, the context ports included), ``never_saved``
+(restores of images that are not a saved context of the stream, or that a block refuses:
+flagged, run as a restart), ``store_full`` (a small store fills), ``file_run`` (the RTL engine of
 ``python -m sim.run dre``: a co-simulation in which the model plays the LXE). Settings:
 ``DRE_SEED``, ``DRE_STALL``, ``DRE_FRAMES``, ``DRE_STREAMS`` (``layer:head`` pairs joined by
 ``,``), ``DRE_WORKLOAD``, ``DRE_FETCHES`` (0: the frames fetch nothing, as in a recent window
@@ -20,12 +23,13 @@ import numpy as np
 from model.npzio import save_arrays
 from model.stimulus import lxe as lxe_model
 from model.stimulus.dre_sessions import (command_session, concatenate, distinct_hashes,
-                                         workload_session)
+                                         restore_session, saved_image, workload_session)
 from model.stimulus.kvdump import KVDump
 from model.twins import dre as dre_twin
-from model.twins.dre import Command
+from model.twins.dre import LAYER_BITS, MODE_RESTORE, MODE_SAVE, Command
 from sim.kit.cocotb_sim import TB, knob
 from sim.kit.core import control, cycle_limit
+from hw.dre import STALL_PORTS
 from sim.payloads import DRECodec, WTUCodec
 from sim.runner import RESPONSE_ENV, STIMULUS_ENV, cocotb_path
 
@@ -74,13 +78,62 @@ async def faults(dut):
     commands = [Command(3, 2, frame, len(chunk), 2, restart=frame == 0)
                 for frame, chunk in enumerate(chunks)]
     bad = [Command(3, 2, 0, 1, 1), Command(3, 2, 1, 0, 1, restart=True),
-           Command(3, 2, 1, 1, config.max_rows + 1, restart=True), Command(3, 2, 1, 1, 1, mode=2),
-           Command(3, 2, 1, 1, 1, mode=3)]
+           Command(3, 2, 1, 1, config.max_rows + 1, restart=True),
+           Command(3, 2, 1, 1, config.max_rows + 1, mode=MODE_RESTORE),
+           Command(3, 2, 1, 1, 1, mode=MODE_SAVE)]                  # nothing on chip to save
     session = concatenate(command_session(config, bad, [[1]] * len(bad)),
                           command_session(config, commands, chunks, seed=seed))
     decoded, = await tb.check([session])
     assert decoded["rejected"].tolist() == [True] * len(bad) + [False] * len(commands)
     assert decoded["hcu_overflow"][-1] and decoded["overflow"].sum() == 3
+
+
+@cocotb.test()
+async def context_switch(dut):
+    """The streams frame-major through the one DRE (a restore before each problem after the
+    first frame, a save after it): unstalled (outputs, images, cycles and counters equal the
+    twin's), then with the configured stalls on every stream (outputs equal)."""
+    seed = knob("DRE_SEED", 0) + 200
+    tb = TB(dut, "dre", seed=seed)
+    session = workload_session(tb.config, knob("DRE_FRAMES", 4), _streams(), seed=seed,
+                               workload=knob("DRE_WORKLOAD", "tiny"), switch=True)
+    modes = session["mode"]
+    for stall in (0.0, knob("DRE_STALL", 0.0)):
+        await tb.reset()
+        tb.set_stall(stall)
+        decoded, = await tb.check([session])
+        assert decoded["saved"].size and (modes == MODE_RESTORE).any()
+        assert not (decoded["context_invalid"].any() or decoded["context_refused"].any())
+        if stall:
+            stalls = dict(zip(STALL_PORTS, decoded["stall"].sum(axis=0)))
+            assert stalls["context_in"] > 0 and stalls["context_out"] > 0, stalls
+
+
+@cocotb.test()
+async def never_saved(dut):
+    """A stream saved after 3 frames, then restores at frame 3 of: garbage, a header of another
+    layer, a frame not before the command's, the image one word long (each flagged
+    ``context_invalid``), the image with a hash bit set above ``hash_bits`` (refused by the
+    HCU, flagged ``context_refused``): each runs as a restart; then the image itself."""
+    seed = knob("DRE_SEED", 0) + 300
+    tb = TB(dut, "dre", seed=seed)
+    config = tb.config
+    image = saved_image(config)
+    garbage = np.random.default_rng(seed).integers(0, 1 << 32, 7).tolist()
+    broken_hash = image[:5] + [image[5] | (1 << config.hash_bits)] + image[6:]
+    images = [garbage, [image[0] ^ 1] + image[1:], [image[0], 3] + image[2:], image + [0]]
+    if config.hash_bits % 32:
+        images.append(broken_hash)
+    session = restore_session(config, images + [image])
+    await tb.reset()
+    tb.set_stall(knob("DRE_STALL", 0.0))
+    decoded, = await tb.check([session])
+    invalid = decoded["context_invalid"][-len(images) - 1:].tolist()
+    refused = decoded["context_refused"][-len(images) - 1:].tolist()
+    assert invalid == [True] * 4 + [False] * (len(images) - 4) + [False]
+    assert refused == [False] * 4 + [True] * (len(images) - 4) + [False]
+    assert decoded["context_words"][-len(images) - 1:].tolist() == [
+        len(words) for words in images + [image]]
 
 
 @cocotb.test()

@@ -2,7 +2,8 @@
 
 Each case builds the Verilog for its own configuration in its own build folder and runs the
 cocotb module :mod:`sim.tb_dre`: workload frames unstalled (outputs and cycles) and with random
-stalls on every stream at once (outputs), the faults (tiny); the agreement test runs
+stalls on every stream at once (outputs), the faults, streams interleaved through the one DRE
+with saves and restores (unstalled, then stalled), restores of contexts never saved (tiny); the agreement test runs
 ``python -m sim.run dre`` with both engines on a tiny KV dump slice, the RTL engine being a
 co-simulation in which the model plays the LXE.
 """
@@ -21,7 +22,7 @@ from tests.engines import run_engine
 @pytest.mark.cocotb
 def test_tiny_workload_stalls_and_faults():
     run_cocotb("dre", PRESETS["tiny"], "sim.tb_dre", tag="tiny",
-               testcase="workload_sessions,faults", seed=0,
+               testcase="workload_sessions,faults,context_switch,never_saved", seed=0,
                env={"DRE_SEED": 0, "DRE_STALL": 0.3, "DRE_FRAMES": 5, "DRE_STREAMS": "0:0,1:1"})
 
 

@@ -26,7 +26,7 @@ from hw.retrieval_buffer import descriptor_layout
 from hw.wtu import WTULayouts
 from model.config import PRESETS
 from model.stimulus.dre_sessions import (SeededLXE, command_session, concatenate,
-                                         workload_session)
+                                         restore_session, saved_image, workload_session)
 from model.twins import dre as dre_twin
 from model.twins import kvmu as kvmu_twin
 from model.twins import wtu as wtu_twin
@@ -282,33 +282,12 @@ def test_interleaved_streams_under_random_stalls_on_every_port_with_the_context_
     assert all(count > 0 for count in stalls.values()), stalls   # every port stalled
 
 
-def _restores(config, images, *, frames=3):
-    """Stream (0, 0) run ``frames`` frames and saved, then one restore of it (frame
-    ``frames``) per image, each with the same hashes and score rows."""
-    rng = np.random.default_rng(21)
-    hashes = [rng.integers(0, 1 << config.hash_bits, 5) for _ in range(frames + 1)]
-    commands = [Command(0, 0, frame, 5, 3, restart=frame == 0) for frame in range(frames)]
-    commands.append(Command(0, 0, frames - 1, 0, 0, mode=MODE_SAVE))
-    commands += [Command(0, 0, frames, 5, 3, mode=MODE_RESTORE)] * len(images)
-    lxes = [SeededLXE(config, 3, index) for index in range(frames)] + [None]
-    lxes += [SeededLXE(config, 3, 99) for _ in images]
-    return dre_twin.record_commands(config, commands, hashes[:frames] + [[]]
-                                    + [hashes[frames]] * len(images), lxes,
-                                    [None] * (frames + 1) + list(images))
-
-
-def _saved_image(config, frames=3):
-    """The image the twin saves of :func:`_restores`'s stream after its frames."""
-    session = _restores(config, [], frames=frames)
-    return [int(word) for word in dre_twin.run_session(config, session)[-1].saved_image]
-
-
 def test_a_context_never_saved_is_flagged_and_the_problem_runs_as_a_restart():
     """Each image is taken up to its ``last`` (``context_words`` = its words), flagged
     ``context_invalid``, and the problem's outputs are those of a restart at that frame; the
     saved image itself then restores the stream (not flagged)."""
-    image = _saved_image(TINY)
-    earlier = _saved_image(TINY, frames=2)
+    image = saved_image(TINY)
+    earlier = saved_image(TINY, frames=2)
     garbage = np.random.default_rng(5).integers(0, 1 << 32, 9).tolist()
     never_saved = {
         "garbage": garbage,
@@ -329,7 +308,7 @@ def test_a_context_never_saved_is_flagged_and_the_problem_runs_as_a_restart():
         + earlier[4:4 + earlier[2]] + image[4 + image[2]:],
     }
     assert earlier[4] != image[4]              # the clusters opened differ
-    session = _restores(TINY, list(never_saved.values()) + [image])
+    session = restore_session(TINY, list(never_saved.values()) + [image])
     decoded, = check(TINY, [session])
     count = len(never_saved)
     assert decoded["context_invalid"][-count - 1:].tolist() == [True] * count + [False]
@@ -340,7 +319,7 @@ def test_a_context_never_saved_is_flagged_and_the_problem_runs_as_a_restart():
     fresh = dre_twin.record_commands(
         TINY, [Command(0, 0, 3, 5, 3, restart=True)],
         [dre_twin.session_part(session, "hashes", len(session["mode"]) - 1)],
-        [SeededLXE(TINY, 3, 99)])
+        [SeededLXE(TINY, 3, 21 + 3)])        # restore_session: seed + frames
     fresh_decoded, = check(TINY, [fresh])
     for key in ("cluster", "counts", "selected", "fetch_token"):
         offsets = decoded[f"{key}_offsets"]
@@ -351,12 +330,12 @@ def test_a_context_never_saved_is_flagged_and_the_problem_runs_as_a_restart():
 
 
 def test_a_valid_header_with_a_malformed_block_image_is_refused_and_flagged():
-    image = _saved_image(TINY, frames=4)
+    image = saved_image(TINY, frames=4)
     hcu_image = image[4:4 + image[2]]
     kvmu_image = image[4 + image[2]:]
     broken_hcu = hcu_malformed(TINY, hcu_image)["hash above hash_bits"]
     broken_kvmu = kvmu_malformed(TINY, kvmu_image)["window token of no cluster"]
-    session = _restores(TINY, [image[:4] + broken_hcu + kvmu_image,
+    session = restore_session(TINY, [image[:4] + broken_hcu + kvmu_image,
                                image[:4] + hcu_image + broken_kvmu, image], frames=4)
     decoded, = check(TINY, [session])
     assert decoded["context_refused"][-3:].tolist() == [True, True, False]

@@ -4,8 +4,9 @@ A *session* (:func:`model.twins.dre.record_commands`) is what the DRE's codec
 (:class:`sim.payloads.DRECodec`) sends to the RTL and replays on the frame twin. This module
 builds the ones the tests use: workload frames of a few (layer, KV head) streams with the model
 playing the LXE (:func:`workload_session`), hand-made commands with seeded score rows
-(:func:`command_session`), two sessions one after the other (:func:`concatenate`), and hashes
-that each open a cluster (:func:`distinct_hashes`).
+(:func:`command_session`), two sessions one after the other (:func:`concatenate`), hashes
+that each open a cluster (:func:`distinct_hashes`), and restores of one stream from given
+context images (:func:`restore_session`, :func:`saved_image`).
 """
 
 import numpy as np
@@ -15,7 +16,7 @@ from model.stimulus.traces import dre_trace
 from model.twins import dre as dre_twin
 
 __all__ = ["SeededLXE", "workload_session", "command_session", "concatenate",
-           "distinct_hashes"]
+           "distinct_hashes", "restore_session", "saved_image"]
 
 
 class SeededLXE:
@@ -87,3 +88,26 @@ def distinct_hashes(config, count, seed=0):
         raise ValueError(f"count must allow {count} hashes of {config.hash_bits} bits "
                          f"{config.hamming_threshold} bits apart; found {len(kept)}")
     return kept
+
+
+def restore_session(config, images, *, frames=3, seed=21):
+    """Stream (0, 0) run ``frames`` frames of 5 seeded hashes (3 rows of seeded scores) and
+    saved, then one restore of it at frame ``frames`` per image of ``images``, each with the
+    same hashes and score rows (a restore that fails runs them as a restart)."""
+    rng = np.random.default_rng(seed)
+    hashes = [rng.integers(0, 1 << config.hash_bits, 5) for _ in range(frames + 1)]
+    commands = [dre_twin.Command(0, 0, frame, 5, 3, restart=frame == 0)
+                for frame in range(frames)]
+    commands.append(dre_twin.Command(0, 0, frames - 1, 0, 0, mode=dre_twin.MODE_SAVE))
+    commands += [dre_twin.Command(0, 0, frames, 5, 3, mode=dre_twin.MODE_RESTORE)] * len(images)
+    lxes = [SeededLXE(config, 3, seed + index) for index in range(frames)] + [None]
+    lxes += [SeededLXE(config, 3, seed + frames) for _ in images]
+    return dre_twin.record_commands(config, commands, hashes[:frames] + [[]]
+                                    + [hashes[frames]] * len(images), lxes,
+                                    [None] * (frames + 1) + list(images))
+
+
+def saved_image(config, *, frames=3, seed=21):
+    """The context image :func:`restore_session`'s save sends (the twin's)."""
+    session = restore_session(config, [], frames=frames, seed=seed)
+    return [int(word) for word in dre_twin.run_session(config, session)[-1].saved_image]
