@@ -7,7 +7,8 @@ Usage::
 
 ``BLOCK`` is any block of :mod:`hw.registry` with a file interface, or one that reads a KV dump
 (:func:`hw.registry.dump_blocks`: ``dre``, the DRE top), which takes ``--frames``,
-``--layers``, ``--heads`` slices and ``--seed``. ``--engine model`` runs its
+``--layers``, ``--heads`` slices, ``--seed`` and ``--contexts stream|switch`` (``switch``: one
+DRE serving every context, saved after each problem and restored before the next). ``--engine model`` runs its
 bit-exact numpy twin (``model/twins/``); ``--engine rtl`` runs the generated Verilog under cocotb
 and Icarus Verilog (the ``file_run`` test of its testbench, which drives the file's arrays as one
 problem through the block's codec; for the DRE, a co-simulation in which the model plays the LXE
@@ -90,7 +91,8 @@ def run_dump_engine(name, config, path, engine="model", workdir=None, **slices):
     Parameters
     ----------
     slices : str or int
-        ``frames``, ``layers``, ``heads`` (``A:B`` strings or None) and ``seed``.
+        ``frames``, ``layers``, ``heads`` (``A:B`` strings or None), ``seed`` and ``contexts``
+        (``stream`` or ``switch``, :data:`model.twins.dre.CONTEXT_ORDERS`).
 
     Raises
     ------
@@ -111,18 +113,23 @@ def run_dump_engine(name, config, path, engine="model", workdir=None, **slices):
         return twin.run_dump(config, dump, **slices)
     if engine != "rtl":
         raise ValueError(f"engine must be 'model' or 'rtl', not {engine!r}")
+    from model.twins.dre import CONTEXT_ORDERS
     from sim.runner import run_file_testcase
 
+    contexts = slices.get("contexts", "stream")
+    if contexts not in CONTEXT_ORDERS:
+        raise ValueError(f"contexts must be one of {', '.join(CONTEXT_ORDERS)}, not {contexts!r}")
     ranges = lxe.problem_slice(dump, slices.get("frames"), slices.get("layers"),
                                slices.get("heads"))
     lxe.check_dump_fits(config, dump, ranges[0])  # before any build
     run_slice = [value for part in ranges for value in (part.start, part.stop)]
-    run_slice.append(slices.get("seed", 0))
+    run_slice += [slices.get("seed", 0), CONTEXT_ORDERS.index(contexts)]
     result, _ = run_file_testcase(name, config, entry.testbench, "file_run",
                                   {**arrays, "run_slice": np.array(run_slice, np.int64)},
                                   Path(workdir or Path("build") / "run" / name))
     return check_arrays("RTL response", twin.OUTPUTS,
-                        {spec.name: result[spec.name] for spec in twin.OUTPUTS})
+                        {spec.name: result[spec.name] for spec in twin.OUTPUTS
+                         if spec.name in result})
 
 
 def _dump_parser(sub, entry):
@@ -132,6 +139,9 @@ def _dump_parser(sub, entry):
     for option, what in (("--frames", "frames"), ("--layers", "layers"), ("--heads", "KV heads")):
         parser.add_argument(option, default=None, help=f"{what} A:B to report [all]")
     parser.add_argument("--seed", type=int, default=0, help="seed of the hyperplanes [0]")
+    parser.add_argument("--contexts", choices=("stream", "switch"), default="stream",
+                        help="a context per stream, or one DRE saving and restoring them "
+                             "[stream]")
     parser.add_argument("--workdir", type=Path, default=None,
                         help=f"build folder of the RTL run [build/run/{entry.name}]")
 
@@ -188,7 +198,7 @@ def main(argv=None):
         if registered_block(args.block).kv_dump:
             result = run_dump_engine(args.block, config, args.input, args.engine, args.workdir,
                                      frames=args.frames, layers=args.layers, heads=args.heads,
-                                     seed=args.seed)
+                                     seed=args.seed, contexts=args.contexts)
         else:
             twin = registered_block(args.block).twin_module()
             arrays = load_arrays(args.input, twin.INPUTS)

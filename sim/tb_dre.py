@@ -157,58 +157,97 @@ async def store_full(dut):
 
 @cocotb.test()
 async def file_run(dut):
-    """The RTL engine: the KV dump of the stimulus file, each (layer, KV head) of the slice in
-    turn through the one DRE (restart on its first frame), the model playing the LXE with the
-    RTL's own assignments; the outputs of :data:`model.twins.dre.OUTPUTS` to the response."""
+    """The RTL engine: the KV dump of the stimulus file through the one DRE, the model playing
+    the LXE with the RTL's own assignments; the outputs of :data:`model.twins.dre.OUTPUTS` to
+    the response. Contexts ``stream``: each (layer, KV head) of the slice in turn (restart on
+    its first frame). ``switch``: frame-major, each problem after frame 0 a restore of the
+    image the RTL's last save of the stream sent (the model keeps it, as the external memory),
+    each problem before the last frame followed by a save."""
     tb = TB(dut, "dre")
     config = tb.config
     await tb.reset()
     with np.load(cocotb_path(STIMULUS_ENV), allow_pickle=False) as archive:
         arrays = {key: archive[key] for key in archive.files}
-    first, stop, layer_start, layer_stop, head_start, head_stop, seed = (
+    first, stop, layer_start, layer_stop, head_start, head_stop, seed, order = (
         int(value) for value in arrays.pop("run_slice"))
+    switch = dre_twin.CONTEXT_ORDERS[order] == "switch"
     dump = KVDump(arrays, "dre stimulus")
     outputs = lxe_model.empty_outputs(config, dump, seed)
     slices = dict(frames=f"0:{stop}", layers=f"{layer_start}:{layer_stop}",
-                  heads=f"{head_start}:{head_stop}", seed=seed)
-    limit = cycle_limit(int(dre_twin.run_dump(config, dump, **slices)["cycles"].sum()))
-    assignments = tb.monitors["assignments"]
-    commands, places = [], []
-    for layer in range(layer_start, layer_stop):
-        for head in range(head_start, head_stop):
-            lxe_head = lxe_model.LXEHead(config, dump.keys(layer, head),
-                                         outputs["hyperplanes"][layer, head].T)
-            clusters = 0
-            for frame in range(stop):
-                start, end = int(dump.frame_starts[frame]), int(dump.frame_starts[frame + 1])
-                lxe = lxe_model.LXEFrame(lxe_head, start, dump.queries(layer, head, frame))
-                hashes = lxe_head.hashes(start, end)
-                command = Command(layer, head, frame, end - start, lxe.rows,
-                                  restart=frame == 0)
-                commands.append(command)
-                places.append((frame, layer, head, start))
-                tb.drivers["cmd"].send([{name: getattr(command, name)
-                                         for name in dre_twin.SESSION_FIELDS}])
-                tb.drivers["hashes"].send([{"hash": int(value)} for value in hashes])
-                target = len(assignments.transfers) + command.new_tokens
-                await tb.wait_until(lambda: len(assignments.transfers) >= target, limit,
-                                    f"the assignments of frame {frame} ({layer}, {head})")
-                own = assignments.beats[target - command.new_tokens:target]
-                cluster = np.array([beat["cluster"] for beat in own], np.int64)
-                lxe.assignments(cluster)
-                clusters += sum(beat["new"] for beat in own)
-                outputs["token_hash"][layer, head, start:end] = hashes
-                outputs["token_cluster"][layer, head, start:end] = cluster
-                if command.rows:
-                    tb.drivers["scores"].send(
-                        [{"score": chunk} for row in lxe.score_rows(clusters)
-                         for chunk in WTUCodec._chunks(row, config.wtu_lanes)])
-    status = tb.monitors["status"]
+                  heads=f"{head_start}:{head_stop}", seed=seed,
+                  contexts=dre_twin.CONTEXT_ORDERS[order])
+    twin_run = dre_twin.run_dump(config, dump, **slices)
+    limit = cycle_limit(int(twin_run["cycles"].sum()
+                            + twin_run.get("cycles_context", np.zeros(1, np.uint64)).sum()))
+    assignments, status = tb.monitors["assignments"], tb.monitors["status"]
+    saved_words = tb.monitors["context_out"]
+    streams = [(layer, head) for layer in range(layer_start, layer_stop)
+               for head in range(head_start, head_stop)]
+    lxe_heads = {(layer, head): lxe_model.LXEHead(config, dump.keys(layer, head),
+                                                  outputs["hyperplanes"][layer, head].T)
+                 for layer, head in streams}
+    clusters = dict.fromkeys(streams, 0)
+    order = ([(frame, stream) for frame in range(stop) for stream in streams] if switch
+             else [(frame, stream) for stream in streams for frame in range(stop)])
+    commands, places, images, saved = [], [], [], {}
+
+    def send_command(command, image=None):
+        commands.append(command)
+        images.append(image)
+        tb.drivers["cmd"].send([{name: getattr(command, name)
+                                 for name in dre_twin.SESSION_FIELDS}])
+
+    for frame, (layer, head) in order:
+        start, end = int(dump.frame_starts[frame]), int(dump.frame_starts[frame + 1])
+        lxe = lxe_model.LXEFrame(lxe_heads[layer, head], start, dump.queries(layer, head, frame))
+        hashes = lxe_heads[layer, head].hashes(start, end)
+        mode = (dre_twin.MODE_RESTART if frame == 0
+                else MODE_RESTORE if switch else dre_twin.MODE_CONTINUE)
+        command = Command(layer, head, frame, end - start, lxe.rows, mode=mode)
+        places.append((frame, layer, head, start))
+        image = saved.get((layer, head)) if mode == MODE_RESTORE else None
+        send_command(command, image)
+        if image is not None:
+            tb.drivers["context_in"].send([{"word": word, "last": int(index == len(image) - 1)}
+                                           for index, word in enumerate(image)])
+        tb.drivers["hashes"].send([{"hash": int(value)} for value in hashes])
+        target = len(assignments.transfers) + command.new_tokens
+        await tb.wait_until(lambda: len(assignments.transfers) >= target, limit,
+                            f"the assignments of frame {frame} ({layer}, {head})")
+        own = assignments.beats[target - command.new_tokens:target]
+        cluster = np.array([beat["cluster"] for beat in own], np.int64)
+        lxe.assignments(cluster)
+        clusters[layer, head] += sum(beat["new"] for beat in own)
+        outputs["token_hash"][layer, head, start:end] = hashes
+        outputs["token_cluster"][layer, head, start:end] = cluster
+        if command.rows:
+            tb.drivers["scores"].send(
+                [{"score": chunk} for row in lxe.score_rows(clusters[layer, head])
+                 for chunk in WTUCodec._chunks(row, config.wtu_lanes)])
+        if switch and frame < stop - 1:
+            # Save the context; the model keeps the image the RTL sends.
+            send_command(Command(layer, head, frame, 0, 0, mode=MODE_SAVE))
+            places.append(None)
+            before = len(saved_words.beats)
+            await tb.wait_until(lambda: len(status.transfers) >= len(commands), limit,
+                                f"the save of frame {frame} ({layer}, {head})")
+            saved[layer, head] = [int(beat["word"]) for beat in saved_words.beats[before:]]
     await control(tb.adapter, tb.drivers, tb.monitors, lambda: len(status.transfers)
                   >= len(commands), limit)
     results, _ = DRECodec.results(config, commands, tb.transcript)
-    DRECodec.decode_fetch(commands, results)
-    records = sorted((place + (result,) for place, result in zip(places, results)
-                      if place[0] >= first), key=lambda record: record[:3])
-    outputs.update(dre_twin.collect(records))
+    DRECodec.decode_fetch(commands, results, images)
+    records, saves = [], []
+    for index, (place, result) in enumerate(zip(places, results)):
+        if place is None:
+            continue
+        if commands[index].mode == MODE_RESTORE:
+            # the restore's cycles: the measured ones beyond the status beat's phases
+            result.phase_cycles["context"] = result.cycles - sum(result.phase_cycles.values())
+        following = index + 1 < len(commands) and places[index + 1] is None
+        records.append(place + (result,))
+        saves.append(results[index + 1] if following else None)
+    pairs = sorted((pair for pair in zip(records, saves) if pair[0][0] >= first),
+                   key=lambda pair: pair[0][:4])
+    outputs.update(dre_twin.collect([record for record, _ in pairs],
+                                    [save for _, save in pairs] if switch else None))
     save_arrays(cocotb_path(RESPONSE_ENV), outputs)

@@ -132,6 +132,7 @@ import dataclasses
 
 import numpy as np
 
+from model.npzio import ArraySpec
 from model.stimulus import kvdump
 from model.reference.resv import make_hyperplanes
 from model.stimulus import lxe as lxe_model
@@ -148,7 +149,7 @@ __all__ = ["COMMAND_CYCLES", "HANDOFF_CYCLES", "STATUS_CYCLES", "PACKER_CYCLES",
            "selection_wait", "context_state_bits", "context_bytes", "CONTEXT_MAGIC",
            "CONTEXT_HEADER_WORDS", "context_image", "context_traffic", "run_dump", "collect",
            "SESSION_FIELDS", "ReplayLXE", "record_commands", "session_commands", "session_part",
-           "run_session", "record_streams", "INPUT_KIND", "INPUTS", "OUTPUTS", "run_arrays"]
+           "run_session", "record_streams", "CONTEXT_ORDERS", "INPUT_KIND", "INPUTS", "OUTPUTS", "run_arrays"]
 
 #: Widths of the command's identifying fields (Llama-3-8B: 32 layers, 8 KV heads); the RTL
 #: declares its own (:mod:`hw.dre`), and the tests compare the two behaviours, not the constants.
@@ -640,12 +641,23 @@ def context_traffic(twin):
             "kvmu_restore_cycles": restore_cycles(kvmu_words)}
 
 
-def run_dump(config, dump, *, frames=None, layers=None, heads=None, seed=0):
+#: The orders ``run_dump`` runs the problems in: ``stream`` (a context per stream, as many
+#: DREs or a DRE that keeps every context on chip) or ``switch`` (one DRE, every context saved
+#: after its problem and restored before its next).
+CONTEXT_ORDERS = ("stream", "switch")
+
+
+def run_dump(config, dump, *, frames=None, layers=None, heads=None, seed=0, contexts="stream"):
     """Run the frame twin on a KV dump, the model playing the LXE (:mod:`model.stimulus.lxe`).
 
-    Every (layer, KV head) stream has its own context (a DRE per context, or one DRE whose
-    context port saves and restores them: the results are the same); its first frame restarts
-    it.
+    Problems run in (frame, layer, KV head) order. With ``contexts="stream"`` every (layer, KV
+    head) stream has its own context; with ``"switch"`` one DRE serves them all: each problem
+    after frame 0 is a restore (``MODE_RESTORE``) of the image its stream's last save sent, and
+    each problem but those of the last frame is followed by a save (``MODE_SAVE``); the model
+    plays the external memory that keeps the images. The outputs are the same either way
+    (``cycles`` is the problem's without its restore); ``"switch"`` adds the keys
+    ``context_in_words``, ``context_out_words`` and ``cycles_context``. A stream's first frame
+    restarts it.
 
     Parameters
     ----------
@@ -655,42 +667,57 @@ def run_dump(config, dump, *, frames=None, layers=None, heads=None, seed=0):
         ``A:B`` slices (default: all); frames before ``A`` are run but not reported.
     seed : int
         Seed of the hyperplanes (:func:`model.reference.resv.make_hyperplanes`).
+    contexts : str
+        One of :data:`CONTEXT_ORDERS`.
 
     Returns
     -------
     dict of numpy.ndarray
-        The keys of :data:`model.stimulus.lxe.OUTPUTS`.
+        The keys of :data:`OUTPUTS`.
 
     Raises
     ------
     ValueError
-        If a slice is out of range or a frame does not fit the configuration.
+        If a slice is out of range, a frame does not fit the configuration, or ``contexts``
+        is not one of :data:`CONTEXT_ORDERS`.
     """
+    if contexts not in CONTEXT_ORDERS:
+        raise ValueError(f"contexts must be one of {', '.join(CONTEXT_ORDERS)}, not {contexts!r}")
+    switch = contexts == "switch"
     frame_range, layer_range, head_range = lxe_model.problem_slice(dump, frames, layers, heads)
     lxe_model.check_dump_fits(config, dump, frame_range)
     outputs = lxe_model.empty_outputs(config, dump, seed)
-    streams = {(layer, head): (DRETwin(config),
+    shared = DRETwin(config)
+    streams = {(layer, head): (shared if switch else DRETwin(config),
                                lxe_model.LXEHead(config, dump.keys(layer, head),
                                                  outputs["hyperplanes"][layer, head].T))
                for layer in layer_range for head in head_range}
-    records = []
+    records, saves, images = [], [], {}
     for frame in range(frame_range.stop):
         start, stop = int(dump.frame_starts[frame]), int(dump.frame_starts[frame + 1])
         for (layer, head), (twin, lxe_head) in streams.items():
             lxe = lxe_model.LXEFrame(lxe_head, start, dump.queries(layer, head, frame))
             hashes = lxe_head.hashes(start, stop)
-            command = Command(layer, head, frame, stop - start, lxe.rows, restart=frame == 0)
-            result = twin.problem(command, hashes, lxe)
+            mode = MODE_RESTART if frame == 0 else MODE_RESTORE if switch else MODE_CONTINUE
+            command = Command(layer, head, frame, stop - start, lxe.rows, mode=mode)
+            result = twin.problem(command, hashes, lxe, image=images.get((layer, head)))
+            save = None
+            if switch and frame < frame_range.stop - 1:
+                save = twin.problem(Command(layer, head, frame, 0, 0, mode=MODE_SAVE), [], None)
+                images[layer, head] = save.saved_image
             outputs["token_hash"][layer, head, start:stop] = hashes
             outputs["token_cluster"][layer, head, start:stop] = result.cluster
             if frame in frame_range:
                 records.append((frame, layer, head, start, result))
-    return {**outputs, **collect(records)}
+                saves.append(save)
+    return {**outputs, **collect(records, saves if switch else None)}
 
 
-def collect(records):
+def collect(records, saves=None):
     """The per-problem output arrays of ``records`` (``(frame, layer, head, past, result)`` in
-    problem order), flattened with offsets (shared by both engines)."""
+    problem order), flattened with offsets (shared by both engines); ``saves``: per record, the
+    :class:`ProblemResult` of the save after it (None: none), for the context keys of
+    ``run_dump(..., contexts="switch")``."""
     flatten = lxe_model.flatten
     results = [record[4] for record in records]
     out = {name: np.array([record[index] for record in records], np.uint64)
@@ -712,9 +739,17 @@ def collect(records):
     out["fetch_offsets"], out["fetch_token"] = flatten([r.fetch_token for r in results])
     for name in ("hcu_overflow", "store_full"):
         out[name] = np.array([getattr(r, name) for r in results], bool)
-    out["cycles"] = np.array([r.cycles for r in results], np.uint64)
+    out["cycles"] = np.array([r.cycles - r.phase_cycles.get("context", 0) for r in results],
+                             np.uint64)
     for phase in ("hcu", "kvmu", "wtu"):
         out[f"cycles_{phase}"] = np.array([r.phase_cycles[phase] for r in results], np.uint64)
+    if saves is not None:
+        out["context_in_words"] = np.array([r.context_words for r in results], np.uint64)
+        out["context_out_words"] = np.array([s.context_words if s else 0 for s in saves],
+                                            np.uint64)
+        out["cycles_context"] = np.array([r.phase_cycles.get("context", 0)
+                                          + (s.cycles if s else 0)
+                                          for r, s in zip(results, saves)], np.uint64)
     return out
 
 
@@ -871,7 +906,14 @@ def record_streams(config, dump, streams, frames, *, seed=0, switch=False):
 #: The DRE's file interface reads a KV dump (``python -m sim.run dre``), not plain arrays.
 INPUT_KIND = "kvdump"
 INPUTS = kvdump.SPECS
-OUTPUTS = lxe_model.OUTPUTS
+OUTPUTS = lxe_model.OUTPUTS + [
+    ArraySpec("context_in_words", "u", 1, "per problem (--contexts switch): words restored "
+              "before it (0: a restart)", optional=True),
+    ArraySpec("context_out_words", "u", 1, "per problem (--contexts switch): words of the "
+              "save after it (0: none, the last frame)", optional=True),
+    ArraySpec("cycles_context", "u", 1, "per problem (--contexts switch): cycles of its "
+              "restore and of the save command after it, no stalls", optional=True),
+]
 
 
 def run_arrays(config, arrays, **slices):
