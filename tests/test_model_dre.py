@@ -381,3 +381,24 @@ def test_a_restore_of_garbage_runs_as_a_restart_and_a_save_needs_the_stream_on_c
     with pytest.raises(ValueError, match="a restore command \\(mode 2\\) needs an image"):
         dre.problem(_command(frame=6, restart=False, mode=dre_twin.MODE_RESTORE), [1, 2],
                     _FixedLXE(1))
+
+
+def test_run_dump_switching_contexts_through_one_dre_gives_the_per_stream_outputs():
+    dump = KVDump(dre_trace(8, seed=3, layers=2, kv_heads=2), "tiny trace")
+    straight = run_dump(TINY, dump, frames="2:8")
+    switched = run_dump(TINY, dump, frames="2:8", contexts="switch")
+    assert set(switched) - set(straight) == {"context_in_words", "context_out_words",
+                                             "cycles_context"}
+    for key, value in straight.items():
+        assert np.array_equal(switched[key], value), key
+    # every reported problem (frames 2-7) was restored; the last frame's problems save nothing
+    assert switched["context_in_words"].all()
+    last = switched["problem_frame"] == 7
+    assert not switched["context_out_words"][last].any()
+    assert switched["context_out_words"][~last].all()
+    # a restore's phase (words + 3) plus a save command (2 + 1 + words), no stalls
+    saved = switched["context_out_words"][~last].astype(int)
+    restored = switched["context_in_words"][~last].astype(int)
+    assert (switched["cycles_context"][~last] == restored + 3 + saved + 3).all()
+    with pytest.raises(ValueError, match="contexts must be one of stream, switch, not 'all'"):
+        run_dump(TINY, dump, contexts="all")
