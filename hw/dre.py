@@ -92,8 +92,9 @@ Latency and throughput
 ----------------------
 Without stalls a command takes the frame twin's cycles (:mod:`model.twins.dre`, "Cycle
 model" and "Context port": a restore adds its positions + :attr:`restore_extra_cycles` +
-:attr:`restore_decide_cycles`, a save is :attr:`context_start_cycles` + its words between the
-command's and the status's cycles). A problem: :attr:`~DynamicRetrievalEngine.command_cycles` (1) + the HCU's frame +
+:attr:`restore_decide_cycles`; a save is :attr:`context_start_cycles` + its words between
+the command's and the status's cycles). A problem:
+:attr:`~DynamicRetrievalEngine.command_cycles` (1) + the HCU's frame +
 :attr:`~DynamicRetrievalEngine.handoff_cycles` (0: the KVMU's command goes out in the cycle
 after the last assignment) + the KVMU's problem + the cycles the KVMU waits for the selection
 (the count packer's :attr:`~hw.count_packer.CountPacker.latency`, the WTU's rows and aggregate up
