@@ -8,7 +8,8 @@ Usage::
 ``BLOCK`` is any block of :mod:`hw.registry` with a file interface, or one that reads a KV dump
 (:func:`hw.registry.dump_blocks`: ``dre``, the DRE top), which takes ``--frames``,
 ``--layers``, ``--heads`` slices, ``--seed`` and ``--contexts stream|switch`` (``switch``: one
-DRE serving every context, saved after each problem and restored before the next). ``--engine model`` runs its
+DRE serving every context, saved after each problem and restored before the next).
+``--engine model`` runs its
 bit-exact numpy twin (``model/twins/``); ``--engine rtl`` runs the generated Verilog under cocotb
 and Icarus Verilog (the ``file_run`` test of its testbench, which drives the file's arrays as one
 problem through the block's codec; for the DRE, a co-simulation in which the model plays the LXE

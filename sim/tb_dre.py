@@ -26,7 +26,7 @@ from model.stimulus.dre_sessions import (command_session, concatenate, distinct_
                                          restore_session, saved_image, workload_session)
 from model.stimulus.kvdump import KVDump
 from model.twins import dre as dre_twin
-from model.twins.dre import LAYER_BITS, MODE_RESTORE, MODE_SAVE, Command
+from model.twins.dre import MODE_RESTORE, MODE_SAVE, Command
 from sim.kit.cocotb_sim import TB, knob
 from sim.kit.core import control, cycle_limit
 from hw.dre import STALL_PORTS

@@ -3,8 +3,8 @@
 Each case builds the Verilog for its own configuration in its own build folder and runs the
 cocotb module :mod:`sim.tb_dre`: workload frames unstalled (outputs and cycles) and with random
 stalls on every stream at once (outputs), the faults, streams interleaved through the one DRE
-with saves and restores (unstalled, then stalled), restores of contexts never saved (tiny); the agreement test runs
-``python -m sim.run dre`` with both engines on a tiny KV dump slice, the RTL engine being a
+with saves and restores (unstalled, then stalled), restores of contexts never saved (tiny);
+the agreement test runs ``python -m sim.run dre`` with both engines on a tiny KV dump slice, the RTL engine being a
 co-simulation in which the model plays the LXE, per stream and with ``--contexts switch``.
 """
 

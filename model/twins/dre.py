@@ -139,17 +139,18 @@ from model.stimulus import lxe as lxe_model
 from model.twins import hcu as hcu_twin
 from model.twins import kvmu as kvmu_twin
 from model.twins import wtu as wtu_twin
-from model.twins.context import (RESTORE_EXTRA_CYCLES, SAVE_EXTRA_CYCLES, WORD_BITS, item_words,
-                                 restore_cycles, save_cycles)
+from model.twins.context import (RESTORE_EXTRA_CYCLES, WORD_BITS, item_words, restore_cycles,
+                                 save_cycles)
 
 __all__ = ["COMMAND_CYCLES", "HANDOFF_CYCLES", "STATUS_CYCLES", "PACKER_CYCLES",
            "EMPTY_SELECT_CYCLES", "LAYER_BITS", "KV_HEAD_BITS", "FRAME_BITS", "MODE_CONTINUE",
            "MODE_RESTART", "MODE_RESTORE", "MODE_SAVE", "CONTEXT_START_CYCLES",
-           "RESTORE_DECIDE_CYCLES", "largest_images", "Command", "ProblemResult", "DRETwin", "command_errors",
-           "selection_wait", "context_state_bits", "context_bytes", "CONTEXT_MAGIC",
-           "CONTEXT_HEADER_WORDS", "context_image", "context_traffic", "run_dump", "collect",
-           "SESSION_FIELDS", "ReplayLXE", "record_commands", "session_commands", "session_part",
-           "run_session", "record_streams", "CONTEXT_ORDERS", "INPUT_KIND", "INPUTS", "OUTPUTS", "run_arrays"]
+           "RESTORE_DECIDE_CYCLES", "largest_images", "Command", "ProblemResult", "DRETwin",
+           "command_errors", "selection_wait", "context_state_bits", "context_bytes",
+           "CONTEXT_MAGIC", "CONTEXT_HEADER_WORDS", "context_image", "context_traffic",
+           "run_dump", "collect", "SESSION_FIELDS", "ReplayLXE", "record_commands",
+           "session_commands", "session_part", "run_session", "record_streams", "CONTEXT_ORDERS",
+           "INPUT_KIND", "INPUTS", "OUTPUTS", "run_arrays"]
 
 #: Widths of the command's identifying fields (Llama-3-8B: 32 layers, 8 KV heads); the RTL
 #: declares its own (:mod:`hw.dre`), and the tests compare the two behaviours, not the constants.
