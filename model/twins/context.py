@@ -41,7 +41,8 @@ Cycle model (no stall on either stream)
 """
 
 __all__ = ["WORD_BITS", "SAVE_EXTRA_CYCLES", "RESTORE_EXTRA_CYCLES", "ImageRefused",
-           "ImageReader", "item_words", "words_of", "save_cycles", "restore_cycles"]
+           "ImageReader", "RestorableContext", "item_words", "words_of", "save_cycles",
+           "restore_cycles"]
 
 #: Bits of a context word.
 WORD_BITS = 32
@@ -150,3 +151,34 @@ class ImageReader:
         if self._next != len(self._words):
             raise ImageRefused(f"the image has {len(self._words) - self._next} word(s) after "
                                f"its last item")
+
+
+class RestorableContext:
+    """What every twin with a context port shares: :meth:`restore` reads an image with the
+    twin's ``_read_image(reader)`` (its items, checked; raises :class:`ImageRefused`), then
+    either loads it with ``_load_image(state)`` or, when it is refused, empties the context
+    with ``_empty_context()``."""
+
+    #: Why the last restore was refused (None: accepted, or no restore yet).
+    refusal = None
+
+    def restore(self, words):
+        """Load a context image; returns False (and empties the context, and says why in
+        :attr:`refusal`) if it is refused.
+
+        Raises
+        ------
+        ValueError
+            If ``words`` is empty or holds a value that is not a 32-bit word.
+        """
+        reader = ImageReader(words)
+        try:
+            state = self._read_image(reader)
+            reader.finish()
+        except ImageRefused as error:
+            self._empty_context()
+            self.refusal = str(error)
+            return False
+        self._load_image(state)
+        self.refusal = None
+        return True

@@ -100,7 +100,7 @@ import collections
 import numpy as np
 
 from model.npzio import ArraySpec, check_arrays
-from model.twins.context import ImageReader, ImageRefused, words_of
+from model.twins.context import RestorableContext, words_of
 
 __all__ = ["INPUTS", "OUTPUTS", "FIRST_BEAT_DELAY", "LANE_MIN_CYCLES", "DECIDE_DELAY",
            "TokenAssignment",
@@ -201,7 +201,7 @@ def exit_beats(config, token_hash, table_hashes):
     return beats.astype(np.int64), match, distance
 
 
-class HashClusterTwin:
+class HashClusterTwin(RestorableContext):
     """The HCU's table (cluster hashes, clusters opened) stepped one token at a time.
 
     :meth:`step` gives a token's assignment and the beats of its compare with every cluster of
@@ -227,8 +227,6 @@ class HashClusterTwin:
         self._on_overflow = on_overflow
         self._table = np.zeros(config.hash_mem_entries, np.uint64)
         self._opened = 0
-        #: Why the last restore was refused (None: accepted, or no restore yet).
-        self.refusal = None
 
     @property
     def opened(self):
@@ -244,32 +242,23 @@ class HashClusterTwin:
             words += words_of(self._table[slot], config.hash_bits)
         return words
 
-    def restore(self, words):
-        """Load a context image; returns False (and empties the table, and says why in
-        :attr:`refusal`) if it is refused.
-
-        Raises
-        ------
-        ValueError
-            If ``words`` is empty or holds a value that is not a 32-bit word.
-        """
+    def _read_image(self, reader):
+        """The items of an image, checked (raises :class:`model.twins.context.ImageRefused`)."""
         config = self._config
-        reader = ImageReader(words)
-        try:
-            opened = reader.item(config.cluster_id_bits + 1, "the header")
-            reader.require(opened <= config.max_clusters,
-                           f"the header opens {opened} clusters, above max_clusters")
-            table = [reader.item(config.hash_bits, f"hash {slot}")
-                     for slot in range(min(opened, config.hash_mem_entries))]
-            reader.finish()
-        except ImageRefused as error:
-            self._opened = 0
-            self.refusal = str(error)
-            return False
+        opened = reader.item(config.cluster_id_bits + 1, "the header")
+        reader.require(opened <= config.max_clusters,
+                       f"the header opens {opened} clusters, above max_clusters")
+        table = [reader.item(config.hash_bits, f"hash {slot}")
+                 for slot in range(min(opened, config.hash_mem_entries))]
+        return opened, table
+
+    def _load_image(self, state):
+        opened, table = state
         self._table[:len(table)] = table
         self._opened = opened
-        self.refusal = None
-        return True
+
+    def _empty_context(self):
+        self._opened = 0
 
     def step(self, token_hash):
         """Assign one token; returns a :class:`TokenAssignment`.

@@ -98,7 +98,7 @@ Streams
 import numpy as np
 
 from model.npzio import ArraySpec, check_arrays
-from model.twins.context import ImageReader, ImageRefused, words_of
+from model.twins.context import RestorableContext, words_of
 
 __all__ = ["INPUTS", "OUTPUTS", "FLUSH_CYCLES", "SELECT_CYCLES", "context_header_fields",
            "cluster_word_fields", "page_bits", "KVMUContext", "check_stream", "select_cycles",
@@ -276,7 +276,7 @@ def problem_cycles(config, departing, new_tokens, clusters, pages_per_beat):
             + FLUSH_CYCLES)
 
 
-class KVMUContext:
+class KVMUContext(RestorableContext):
     """The state of one (layer, KV head) context and the KVMU's steps on it.
 
     Parameters
@@ -288,8 +288,6 @@ class KVMUContext:
     def __init__(self, config):
         self._config = config
         self.pages = (1 << config.kv_token_bits) // config.kvmu_page_tokens
-        #: Why the last restore was refused (None: accepted, or no restore yet).
-        self.refusal = None
         self.restart()
 
     def restart(self):
@@ -381,25 +379,12 @@ class KVMUContext:
             words += words_of(self.token_cluster[token], config.cluster_id_bits)
         return words
 
-    def restore(self, words):
-        """Load a context image; returns False (and empties the context, and says why in
-        :attr:`refusal`) if it is refused.
-
-        Raises
-        ------
-        ValueError
-            If ``words`` is empty or holds a value that is not a 32-bit word.
-        """
-        config = self._config
-        reader = ImageReader(words)
-        try:
-            state = self._read_image(config, reader)
-        except ImageRefused as error:
-            self.restart()
-            self.refusal = str(error)
-            return False
+    def _empty_context(self):
         self.restart()
-        self.refusal = None
+
+    def _load_image(self, state):
+        config = self._config
+        self.restart()
         header = state["header"]
         self.clusters, self.next_page = header["clusters"], header["next_page"]
         self.store_full = bool(header["store_full"])
@@ -413,10 +398,10 @@ class KVMUContext:
         self.token_cluster = [0] * self.offloaded + state["ring"]
         self.past = self.offloaded + len(state["ring"])
         self.past_prev = self.offloaded + config.recent_window if self.offloaded else 0
-        return True
 
-    def _read_image(self, config, reader):
-        """The items of an image, checked (raises :class:`ImageRefused`)."""
+    def _read_image(self, reader):
+        """The items of an image, checked (raises :class:`model.twins.context.ImageRefused`)."""
+        config = self._config
         header_fields = context_header_fields(config)
         header = _unpack(header_fields, reader.item(sum(header_fields.values()), "the header"))
         clusters, next_page = header["clusters"], header["next_page"]
@@ -438,7 +423,6 @@ class KVMUContext:
         ring = [reader.item(config.cluster_id_bits, f"window token {token}")
                 for token in range(header["window_tokens"])]
         reader.require(all(c < clusters for c in ring), "a window token's cluster not opened")
-        reader.finish()
         return {"header": header, "table": table, "pages": pages, "ring": ring}
 
     def counts(self):
