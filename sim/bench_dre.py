@@ -167,7 +167,9 @@ def run(out_dir, quick=False):
               f"per save and per restore (HCU {moved['hcu_words']:.0f}, KVMU "
               f"{moved['kvmu_words']:.0f}); save {moved['hcu_save_cycles']:.0f} / "
               f"{moved['kvmu_save_cycles']:.0f}, restore {moved['hcu_restore_cycles']:.0f} / "
-              f"{moved['kvmu_restore_cycles']:.0f} cycles (HCU / KVMU)")
+              f"{moved['kvmu_restore_cycles']:.0f} cycles (HCU / KVMU); the top: save "
+              f"{moved['save_cycles']:.0f} cycles, restore +{moved['restore_cycles']:.0f} cycles "
+              f"per problem")
     state = context_state_bits(config)
     print(f"context: {context_bytes(config)} B per save or restore ({state})")
     result = {"preset": "edge", "workload": "videollm", "clock_mhz": CLOCK_MHZ,

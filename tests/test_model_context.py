@@ -156,8 +156,10 @@ def test_dre_context_image_and_traffic():
     assert context_image(17, 5, 300, [2, 7, 9], [0]) == [0xD2E100B1, 300, 3, 1, 2, 7, 9, 0]
     with pytest.raises(ValueError, match="kv_head must be from 0 to 7, not 8"):
         context_image(0, 8, 0, [0], [0])
-    # a DRE with no context yet: the HCU's and the KVMU's images are one header word each
+    # a DRE with no context yet: the HCU's and the KVMU's images are one header word each;
+    # the top's save: command 1 + start 1 + 6 words + status 1 = 9; its restore adds
+    # 6 words + the blocks' last check and write 2 + the decision 1 = 9
     traffic = context_traffic(DRETwin(TINY))
     assert traffic == {"hcu_words": 1, "kvmu_words": 1, "words": 6, "bytes": 24,
                        "hcu_save_cycles": 5, "kvmu_save_cycles": 5, "hcu_restore_cycles": 3,
-                       "kvmu_restore_cycles": 3}
+                       "kvmu_restore_cycles": 3, "save_cycles": 9, "restore_cycles": 9}

@@ -147,7 +147,8 @@ __all__ = ["COMMAND_CYCLES", "HANDOFF_CYCLES", "STATUS_CYCLES", "PACKER_CYCLES",
            "MODE_RESTART", "MODE_RESTORE", "MODE_SAVE", "CONTEXT_START_CYCLES",
            "RESTORE_DECIDE_CYCLES", "largest_images", "Command", "ProblemResult", "DRETwin",
            "command_errors", "selection_wait", "context_state_bits", "context_bytes",
-           "CONTEXT_MAGIC", "CONTEXT_HEADER_WORDS", "context_image", "context_traffic",
+           "CONTEXT_MAGIC", "CONTEXT_HEADER_WORDS", "context_image", "save_phase_cycles",
+           "restore_phase_cycles", "context_traffic",
            "run_dump", "collect", "SESSION_FIELDS", "ReplayLXE", "record_commands",
            "session_commands", "session_part", "run_session", "record_streams", "CONTEXT_ORDERS",
            "INPUT_KIND", "INPUTS", "OUTPUTS", "run_arrays"]
@@ -468,7 +469,7 @@ class DRETwin:
         return ProblemResult(rejected=False, store_full=self._kvmu.store_full,
                              context_words=len(image), saved_image=image,
                              phase_cycles={"command": COMMAND_CYCLES,
-                                           "context": CONTEXT_START_CYCLES + len(image),
+                                           "context": save_phase_cycles(len(image)),
                                            "status": STATUS_CYCLES})
 
     def image(self):
@@ -528,7 +529,7 @@ class DRETwin:
                     self._layouts[self._stream] = (dict(address_token), offloaded)
                 self._layouts.setdefault(self._stream, ({}, 0))
             positions = max(len(words), end)
-        outcome["cycles"] = positions + RESTORE_EXTRA_CYCLES + RESTORE_DECIDE_CYCLES
+        outcome["cycles"] = restore_phase_cycles(positions)
         return outcome
 
     def _record_layout(self, moves):
@@ -615,6 +616,20 @@ def context_image(layer, kv_head, frame, hcu_words, kvmu_words):
     return header + [int(word) for word in hcu_words] + [int(word) for word in kvmu_words]
 
 
+def save_phase_cycles(words):
+    """Cycles of a save command's context phase for an image of ``words`` words, without
+    stalls: the blocks' save commands, then a word a cycle (the command's and the status beat's
+    cycles come on top)."""
+    return CONTEXT_START_CYCLES + words
+
+
+def restore_phase_cycles(words):
+    """Cycles a restore of ``words`` words (the words the top takes or positions it fills)
+    adds to its problem, without stalls: a word a cycle, the blocks' last check and write, and
+    the choice between the restored context and a restart."""
+    return words + RESTORE_EXTRA_CYCLES + RESTORE_DECIDE_CYCLES
+
+
 def context_traffic(twin):
     """Words, bytes and cycles of saving (and then restoring) the context on ``twin``'s chip.
 
@@ -629,7 +644,9 @@ def context_traffic(twin):
         ``bytes``, and the stall-free cycles of each block's save and restore
         (``hcu_save_cycles``, ``kvmu_save_cycles``, ``hcu_restore_cycles``,
         ``kvmu_restore_cycles``; the blocks' ports are independent, so a top may run the two
-        blocks' operations side by side).
+        blocks' operations side by side), and what the top spends: ``save_cycles`` (a save
+        command, command to status) and ``restore_cycles`` (what a restore adds to its
+        problem).
     """
     hcu_words = twin._hcu.save() if twin._hcu is not None else [0]
     kvmu_words = twin._kvmu.save()
@@ -639,7 +656,9 @@ def context_traffic(twin):
             "hcu_save_cycles": save_cycles(hcu_words),
             "kvmu_save_cycles": save_cycles(kvmu_words),
             "hcu_restore_cycles": restore_cycles(hcu_words),
-            "kvmu_restore_cycles": restore_cycles(kvmu_words)}
+            "kvmu_restore_cycles": restore_cycles(kvmu_words),
+            "save_cycles": COMMAND_CYCLES + save_phase_cycles(words) + STATUS_CYCLES,
+            "restore_cycles": restore_phase_cycles(words)}
 
 
 #: The orders ``run_dump`` runs the problems in: ``stream`` (a context per stream, as many
