@@ -27,7 +27,8 @@ def _set_all(ctx, pairs):
 
 def test_lane_memories():
     """Reads ahead: the words at a cycle's ``next_address``/``next_chunk`` appear in the next
-    cycle, including that cycle's writes to them (forwarded)."""
+    cycle, including that cycle's writes to them (forwarded), except the score memory's (the
+    unit never reads a score in the cycle after writing it)."""
     config = TINY
     dut = LaneMemories(config)
     depth = WTULayouts(config).chunks
@@ -41,7 +42,10 @@ def test_lane_memories():
         # The previous cycle's read-ahead addresses (the memories and their output registers
         # start at 0, as the reference does).
         read_address = read_chunk = 0
+        score_collision = False     # the previous cycle wrote the score read ahead in it
         for _ in range(CASES):
+            if score_collision:
+                written["score"].discard(read_address)   # unspecified: not checked
             for port, name, at in ((dut.stored_score, "score", read_address),
                                    (dut.stored_count, "count", read_address),
                                    (dut.max_score, "max", read_chunk),
@@ -64,6 +68,7 @@ def test_lane_memories():
                            (dut.first_row, first_row), (dut.write_aggregate, ops["aggregate"]),
                            (dut.select, select)])
             await ctx.tick()
+            score_collision = ops["scores"] and chunk == read_address
             if ops["counts"]:
                 memory["count"][chunk] = count
             if ops["scores"]:

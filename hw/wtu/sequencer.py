@@ -108,6 +108,10 @@ class Sequencer(ConfiguredComponent):
         rows_minus_one = Signal.like(self.problem_rows_minus_one)
         decide_last = decide_cycles(self._config) - 1
         decide_count = Signal(range(decide_last + 1))   # cycles of the DECIDE state so far
+        # The DECIDE state's last cycle, known a cycle ahead (a register): the strobes it
+        # drives (``decide``, ``start_walk``) reach every lane's bucket lists without a
+        # counter comparison in front of their fanout.
+        decide_at_last = Signal()
         chunk, row, cycles = self.chunk, self.row, self.cycles
         # ``chunk`` is a register whose next value is a signal of its own (``next_chunk``),
         # so that the memories can be read ahead at it; the states only drive its two strobes.
@@ -143,11 +147,12 @@ class Sequencer(ConfiguredComponent):
                     with m.If(self.last_chunk):
                         m.next = "DECIDE"
             with m.State("DECIDE"):
-                m.d.sync += [cycles.eq(cycles + 1), decide_count.eq(decide_count + 1)]
-                with m.If(decide_count == decide_last):
+                m.d.sync += [cycles.eq(cycles + 1), decide_count.eq(decide_count + 1),
+                             decide_at_last.eq(decide_count == decide_last - 1)]
+                with m.If(decide_at_last):
                     m.d.comb += [self.decide.eq(1), self.start_walk.eq(self.refine),
                                  self.next_walking.eq(self.refine)]
-                    m.d.sync += decide_count.eq(0)
+                    m.d.sync += [decide_count.eq(0), decide_at_last.eq(0)]
                     with m.If(self.refine):
                         m.next = "WALK"
                     with m.Else():
