@@ -61,53 +61,58 @@ def test_threshold_reached_exactly_at_a_bucket_edge():
     # Worked by hand (tiny: 8-bit scores, 4 buckets, so pass 0 buckets by the top 2 bits, 4
     # lanes): scores 192 and 64, counts 1, ratio code 192: W = 256, T = (256*192 + 128) >> 8 =
     # 192, reached exactly by bucket 3 = [192, 255], which holds one cluster: no refinement.
-    # Cycles: 1 load beat + one decision of 2 + max(2, 2 + 1) + 2 = 7 cycles (2 lane stages;
-    # 4 buckets: 2 suffix levels; code 192 has 2 bits set: 3 threshold operands, 2 levels).
+    # Cycles: 1 load beat + one decision of 4 + max(2, 2 + 1) + 3 = 10 cycles (4 lane stages:
+    # 8-bit counts, 2 slices of 4 bits, L_p = 1; 4 buckets: 2 suffix levels; code 192 has 2
+    # bits set: 3 threshold operands, 2 levels).
     config = TINY.replace(wicsum_ratio_code=192)
     row = wtu_row(np.array([192, 64]), np.array([1, 1]), config)
     assert row["row_selected"].tolist() == [True, False]
     assert (row["threshold"], row["cutoff"], row["passes"], row["buckets_visited"],
-            row["cycles"]) == (192, 192, 1, 1, 1 + 7)
+            row["cycles"]) == (192, 192, 1, 1, 1 + 10)
 
 
 def test_all_scores_equal_refine_to_the_value():
     # Worked by hand: five clusters of score 100 (0b01100100), counts 1, ratio code 77: W = 500,
     # T = (500*77 + 128) >> 8 = 150. Every pass has one non-empty bucket holding all five, so the
     # unit refines to depth 3: buckets 1, 2, 1, 0 of 4 (visited 3 + 2 + 3 + 4 = 12); cutoff 100.
-    # Cycles: 2 load beats, 4 decisions of 8 cycles (code 77 has 4 bits set: 5 threshold
-    # operands, 3 levels; 2 + max(2, 3 + 1) + 2 = 8), 3 walks of 2 (lane 0 holds clusters 0 and
-    # 4) = 2 + 32 + 6 = 40.
+    # Cycles: 2 load beats, 4 decisions of 11 cycles (code 77 has 4 bits set: 5 threshold
+    # operands, 3 levels; 4 lane stages + max(2, 3 + 1) + 3 = 11), 3 walks of 2 (lane 0 holds
+    # clusters 0 and 4) = 2 + 44 + 6 = 52.
     row = wtu_row(np.full(5, 100), np.ones(5, dtype=np.int64), TINY)
     assert row["row_selected"].all()
     assert (row["threshold"], row["cutoff"], row["passes"], row["buckets_visited"],
-            row["touched"], row["cycles"]) == (150, 100, 4, 12, 15, 40)
+            row["touched"], row["cycles"]) == (150, 100, 4, 12, 15, 52)
 
 
 @pytest.mark.parametrize("scores, counts, code, decide", [
-    ([0, 0, 0], [5, 5, 5], 77, 8),      # zero total weight
-    ([9, 200, 3], [0, 0, 0], 77, 8),    # zero total weight through the counts
-    ([9, 200, 3], [1, 2, 3], 0, 6),     # ratio 0: the threshold is the constant 128 >> 8
+    ([0, 0, 0], [5, 5, 5], 77, 11),     # zero total weight
+    ([9, 200, 3], [0, 0, 0], 77, 11),   # zero total weight through the counts
+    ([9, 200, 3], [1, 2, 3], 0, 9),     # ratio 0: the threshold is the constant 128 >> 8
 ])
 def test_zero_threshold_selects_nothing(scores, counts, code, decide):
     # Worked by hand: T = (W * code + 128) >> 8 = 0 in each case, and T = 0 selects nothing
-    # (model.reference.resv rule); cutoff 2**8, one load beat and one decision (code 77:
-    # 2 + max(2, 3 + 1) + 2 = 8 cycles; code 0, no threshold levels: 2 + max(2, 1 + 1) + 2 = 6).
+    # (model.reference.resv rule); cutoff 2**8, one load beat and one decision (4 lane stages;
+    # code 77: 4 + max(2, 3 + 1) + 3 = 11 cycles; code 0, no threshold levels:
+    # 4 + max(2, 1 + 1) + 3 = 9).
     row = wtu_row(np.array(scores), np.array(counts), TINY.replace(wicsum_ratio_code=code))
     assert not row["row_selected"].any()
     assert (row["threshold"], row["cutoff"], row["cycles"], row["buckets_visited"]) == \
         (0, 256, 1 + decide, 0)
 
 
-@pytest.mark.parametrize("buckets, code, cycles", [
-    # 2 lane stages + max(suffix levels, max(threshold levels, 1) + 1) + 2
-    (16, 77, 8),      # edge: 4 suffix levels; 5 threshold operands, 3 levels: 2 + max(4, 4) + 2
-    (4, 192, 7),      # 2 suffix levels; 3 operands, 2 levels: 2 + max(2, 3) + 2
-    (4, 256, 6),      # 2 operands, 1 level: 2 + max(2, 2) + 2
-    (128, 77, 11),    # 7 suffix levels: 2 + max(7, 4) + 2
+@pytest.mark.parametrize("buckets, code, count_bits, cycles", [
+    # (3 + L_p) lane stages + max(suffix levels, max(threshold levels, 1) + 1) + 3, with
+    # L_p = ceil(log2(ceil(count_bits / 4))) (16 bits: 4 slices, L_p = 2, 5 lane stages)
+    (16, 77, 16, 12),   # edge: 4 suffix levels; 5 threshold operands, 3 levels: 5 + max(4, 4) + 3
+    (4, 192, 16, 11),   # 2 suffix levels; 3 operands, 2 levels: 5 + max(2, 3) + 3
+    (4, 256, 16, 10),   # 2 operands, 1 level: 5 + max(2, 2) + 3
+    (128, 77, 16, 15),  # 7 suffix levels: 5 + max(7, 4) + 3
+    (16, 77, 8, 11),    # 8-bit counts: 2 slices, L_p = 1, 4 lane stages: 4 + max(4, 4) + 3
+    (16, 77, 4, 10),    # 4-bit counts: 1 slice, L_p = 0, 3 lane stages: 3 + max(4, 4) + 3
 ])
-def test_decide_cycles_worked_by_hand(buckets, code, cycles):
+def test_decide_cycles_worked_by_hand(buckets, code, count_bits, cycles):
     config = PRESETS["edge"].replace(wtu_buckets=buckets, wicsum_ratio_code=code,
-                                     wtu_refine_depth=1)
+                                     wtu_refine_depth=1, count_bits=count_bits)
     assert decide_cycles(config) == cycles
 
 

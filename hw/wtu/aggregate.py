@@ -5,6 +5,7 @@ from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent
+from hw.wtu.fast_adders import fast_geq
 from hw.wtu.layouts import WTULayouts
 
 __all__ = ["AggregateEmitter"]
@@ -14,7 +15,8 @@ class AggregateEmitter(ConfiguredComponent):
     """Tracks the aggregate while the row masks are emitted, then lists its clusters.
 
     During the emission (``emit``, one chunk of ``wtu_lanes`` clusters per beat) it records
-    whether any row selected a cluster and the highest cluster id selected. After the last row,
+    whether any row selected a cluster and, one cycle after each beat (a register), the highest
+    cluster id selected; a ``clear`` wins over a beat of the cycle before. After the last row,
     ``fetch`` loads the aggregate bits of one chunk (read from the lanes' memories) as *pending*
     and each ``send`` retires the lowest pending one; the ``selected`` payload fields describe
     that cluster (its id, its max score over the rows, ``last`` on the highest id), or the single
@@ -85,9 +87,16 @@ class AggregateEmitter(ConfiguredComponent):
         aggregate_last = Signal(config.cluster_id_bits)
         aggregate_any = Signal()
         pending = Signal(lanes)
+        # A row-mask beat's highest selected cluster is folded into ``aggregate_last`` in the
+        # cycle after the beat, from registered copies of its selection and chunk.
+        emitted = Signal()
+        emitted_select = Signal(lanes)
+        emitted_chunk = Signal.like(self.chunk)
+        m.d.sync += [emitted.eq(self.emit & (self.row_select != 0)),
+                     emitted_select.eq(self.row_select), emitted_chunk.eq(self.chunk)]
         highest_selected = Signal(range(lanes))  # lane of the highest selected bit
         for l in range(lanes):
-            with m.If(self.row_select[l]):
+            with m.If(emitted_select[l]):
                 m.d.comb += highest_selected.eq(l)
         first_pending = Signal(range(lanes))
         for l in reversed(range(lanes)):
@@ -103,13 +112,14 @@ class AggregateEmitter(ConfiguredComponent):
             self.final.eq(self.cluster == aggregate_last),
             self.chunk_done.eq(remaining == 0),
         ]
+        with m.If(self.emit & (self.row_select != 0)):
+            m.d.sync += aggregate_any.eq(1)
+        with m.If(emitted):
+            candidate = Cat(highest_selected, emitted_chunk)
+            with m.If(~fast_geq(m, aggregate_last, candidate, "last_geq")):
+                m.d.sync += aggregate_last.eq(candidate)
         with m.If(self.clear):
             m.d.sync += [aggregate_last.eq(0), aggregate_any.eq(0)]
-        with m.If(self.emit & (self.row_select != 0)):
-            candidate = Cat(highest_selected, self.chunk)
-            m.d.sync += aggregate_any.eq(1)
-            with m.If(candidate > aggregate_last):
-                m.d.sync += aggregate_last.eq(candidate)
         with m.If(self.fetch):
             m.d.sync += pending.eq(self.aggregate)
         with m.If(self.send):

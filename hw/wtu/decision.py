@@ -5,6 +5,7 @@ from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent
+from hw.wtu.fast_adders import fast_add, fast_geq, fast_sub
 from hw.wtu.layouts import WTULayouts
 from hw.wtu.pipeline import decision_cycles, registered_suffix_sums
 
@@ -35,12 +36,13 @@ class Decision(ConfiguredComponent):
     * cycle ``max(threshold_latency, 1)``: ``remaining = threshold - mass_above`` registered;
     * cycle ``max(L, max(threshold_latency, 1) + 1)``: per bucket, ``reach_k`` = non-empty and
       suffix mass ``>= remaining``, registered;
-    * the last cycle (``step``): the crossing bucket is the highest ``k`` with ``reach_k`` and the
-      pass is recorded (the rules of :mod:`model.twins.wtu`): ``cutoff |= crossing << shift_p``,
+    * the cycle after: the crossing bucket, the highest ``k`` with ``reach_k`` (0 when there is
+      none), its members and the mass of the buckets above it, registered;
+    * the last cycle (``step``): the pass is recorded (the rules of :mod:`model.twins.wtu`): ``cutoff |= crossing << shift_p``,
       ``visited`` adds the buckets from the top one down to the crossing one; when ``refine``
       (threshold not 0, ``p < wtu_refine_depth``, ``shift_p > 0`` and at least 2 members) the
       next pass begins (``touched`` adds the members walked). The mass of the buckets above the
-      crossing one is registered and added to ``mass_above`` in the cycle after (a walk cycle
+      crossing one is added to ``mass_above`` in the cycle after (a walk cycle
       always follows a refining step). A threshold of 0 selects nothing (``cutoff =
       2**score_bits``, 0 buckets visited); a final cutoff of 0 becomes 1 (a score of 0 is never
       selected).
@@ -63,7 +65,7 @@ class Decision(ConfiguredComponent):
         Take the decision in this cycle, the last of :attr:`decide_cycles` cycles of stable
         inputs.
     crossing : Out(range(wtu_buckets))
-        The crossing bucket (combinational, valid in the last cycle).
+        The crossing bucket (a register, valid in the last cycle).
     refine : Out(1)
         This decision refines the crossing bucket (combinational, valid in the last cycle).
     pass_index : Out(range(wtu_refine_depth + 1))
@@ -112,18 +114,23 @@ class Decision(ConfiguredComponent):
         # Cycle max(threshold_latency, 1) on: the rest of the threshold (mass_above is stable).
         mass_above = Signal(weight_bits)
         remaining = Signal(weight_bits)
-        m.d.sync += remaining.eq((self.threshold - mass_above)[:weight_bits])
+        m.d.sync += remaining.eq(fast_sub(m, self.threshold, mass_above, "remaining",
+                                                  weight_bits))
         # Cycle max(L, max(threshold_latency, 1) + 1): the comparison of every bucket.
         reach = Signal(buckets)
-        m.d.sync += reach.eq(Cat((self.members[k] != 0) & (suffix[k] >= remaining)
+        m.d.sync += reach.eq(Cat((self.members[k] != 0) & fast_geq(m, suffix[k], remaining, f"reach{k}")
                                  for k in range(buckets)))
-        # Last cycle: the crossing bucket, and the pass recorded at the step.
+        # The cycle after: the crossing bucket (the highest one reached), its members and the
+        # mass of the buckets above it, registered.
         mass_over = Signal(weight_bits)    # mass of the buckets above the crossing one
         crossing_members = Signal.like(self.members[0])
         for k in range(buckets):
             with m.If(reach[k]):
-                m.d.comb += [self.crossing.eq(k), crossing_members.eq(self.members[k]),
+                m.d.sync += [self.crossing.eq(k), crossing_members.eq(self.members[k]),
                              mass_over.eq(suffix[k + 1] if k + 1 < buckets else 0)]
+        with m.If(reach == 0):
+            m.d.sync += [self.crossing.eq(0), crossing_members.eq(0), mass_over.eq(0)]
+        # Last cycle: the pass recorded at the step.
         pass_buckets = Signal(range(buckets + 1))
         pass_shift = Signal(range(config.score_bits + 1))
         may_refine = Signal()
@@ -138,7 +145,8 @@ class Decision(ConfiguredComponent):
         mass_over_stepped = Signal(weight_bits)
         m.d.sync += [add_above.eq(self.step), mass_over_stepped.eq(mass_over)]
         with m.If(add_above):
-            m.d.sync += mass_above.eq(mass_above + mass_over_stepped)
+            m.d.sync += mass_above.eq(fast_add(m, mass_above, mass_over_stepped,
+                                                       "mass_above", weight_bits))
         with m.If(self.clear):
             m.d.sync += [mass_above.eq(0), add_above.eq(0), self.cutoff.eq(0),
                          self.pass_index.eq(0), self.visited.eq(0), self.touched.eq(0)]

@@ -23,7 +23,9 @@ class LaneMemories(ConfiguredComponent):
     96,267 um^2, a 256x16 one 57,521 um^2, while 256 bits of flip-flops are far smaller). Reads
     are read-ahead (:mod:`hw.wtu.read_ahead`): the words of the addresses given in
     ``next_address`` and ``next_chunk`` appear in the next cycle, with any write of this cycle
-    to them. Writes take effect at the clock edge.
+    to them, except the score memory's (the unit never reads a score in the cycle after a load
+    beat wrote it, so that word is the macro's output directly). Writes take effect at the
+    clock edge.
 
     Parameters
     ----------
@@ -91,7 +93,9 @@ class LaneMemories(ConfiguredComponent):
                             ("max_score", config.score_bits), ("aggregate", 1)):
             m.submodules[name] = mem = memory.Memory(shape=unsigned(width), depth=chunks,
                                                      init=[])
-            ports[name] = read_ahead(m, mem, name)
+            # The score memory needs no forwarding: it is written only by load beats, and its
+            # word is used only by walks and the emission, which start cycles after the load.
+            ports[name] = read_ahead(m, mem, name, forward=name != "score")
         (score_rd, score_wr, score), (count_rd, count_wr, count) = ports["score"], ports["count"]
         (max_rd, max_wr, old_max), (agg_rd, agg_wr, old_aggregate) = (ports["max_score"],
                                                                       ports["aggregate"])

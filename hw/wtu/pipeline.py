@@ -1,21 +1,66 @@
 """Registered trees for the WTU's wide sums, and the latencies they give (one adder per cycle).
 
-A 44-bit adder of the edge preset is about 15 gate levels in SG13G2 (a Brent-Kung carry tree),
-so a 6.0 ns cycle holds one adder level and its register, not a chain: every wide sum of the
-decision is a tree with a register after each level. The latencies are functions of the
+A 44-bit adder of the edge preset takes 5.31 ns in SG13G2 typical even as a prefix adder
+(:mod:`hw.wtu.fast_adders`; 8.13 ns when the flow may map it as it likes), so a 6.0 ns cycle
+holds one adder level and its register, not a chain: every wide sum of the decision is a tree
+with a register after each level, a lane's product ``s x n`` is cut into partial products
+added by such a tree, and the masses of a beat are kept in carry-save form. The latencies are functions of the
 configuration, used by the parts, the unit and the sequencer (and written independently in the
 twin's cycle model, :mod:`model.twins.wtu`).
 """
 
 from amaranth.hdl import Signal
 
-__all__ = ["LANE_STAGES", "tree_levels", "registered_tree", "registered_suffix_sums",
+from hw.wtu.fast_adders import fast_add
+
+__all__ = ["PRODUCT_SLICE_BITS", "product_latency", "lane_stages", "delayed",
+           "registered_product", "tree_levels", "registered_tree", "registered_suffix_sums",
            "threshold_terms", "threshold_latency", "suffix_latency", "decision_cycles",
            "decide_cycles"]
 
-#: Pipeline registers of a lane between its cluster (a load beat or a walk step, with the
-#: memories' words) and the bucket masses, lists and statistics: the words, then the product.
-LANE_STAGES = 2
+#: Bits of the count in one partial product of a lane's ``s x n`` (a registered 16 x 4-bit
+#: product measured 4.19 ns in SG13G2 typical with the project's flow, a 16 x 8 one 5.45 ns,
+#: a 16 x 16 one 7.55 ns: too slow for a 6.0 ns cycle).
+PRODUCT_SLICE_BITS = 4
+
+
+def product_latency(config):
+    """Cycles of a lane's product ``s x n`` (:func:`registered_product`): the partial products
+    of ``ceil(count_bits / PRODUCT_SLICE_BITS)`` slices of the count, then their registered
+    adder tree: ``1 + ceil(log2(slices))`` (3 for the presets' 16-bit counts)."""
+    slices = -(-config.count_bits // PRODUCT_SLICE_BITS)
+    return 1 + tree_levels(slices)
+
+
+def lane_stages(config):
+    """Registers from a lane's cluster (a load beat or a walk step, with the memories' words) to
+    the stable bucket masses and ``W``: the words (1), the product (:func:`product_latency`),
+    the carry-save sums (1). The resolved masses follow one cycle later, when the decision
+    starts."""
+    return 1 + product_latency(config) + 1
+
+
+def delayed(m, value, cycles, name):
+    """``value`` through ``cycles`` registers (``name_1``, ``name_2``, ...); returns the last."""
+    for stage in range(cycles):
+        registered = Signal.like(value, name=f"{name}_{stage + 1}")
+        m.d.sync += registered.eq(value)
+        value = registered
+    return value
+
+
+def registered_product(m, a, b, width, name):
+    """``a x b`` (``width`` bits) after :func:`product_latency` cycles: the partial products of
+    ``a`` with :data:`PRODUCT_SLICE_BITS`-bit slices of ``b`` registered, then added by a
+    registered tree of prefix adders."""
+    partials = []
+    for index, low in enumerate(range(0, len(b), PRODUCT_SLICE_BITS)):
+        partial = Signal(width, name=f"{name}_p{index}")
+        m.d.sync += partial.eq((a * b[low:low + PRODUCT_SLICE_BITS]) << low)
+        partials.append(partial)
+    return registered_tree(m, partials,
+                           lambda x, y, sum_name: fast_add(m, x, y, sum_name, width), width,
+                           name)
 
 
 def tree_levels(count):
@@ -24,7 +69,8 @@ def tree_levels(count):
 
 
 def registered_tree(m, values, combine, width, name):
-    """Reduce ``values`` pairwise with a register after each level (sync domain of ``m``).
+    """Reduce ``values`` pairwise with a register after each level (sync domain of ``m``);
+    ``combine(a, b, name)`` gets a name for the signals it adds to ``m``.
 
     Returns the result signal (``width`` bits), valid :func:`tree_levels` ``(len(values))``
     cycles after the values (the values themselves when there is one).
@@ -36,7 +82,8 @@ def registered_tree(m, values, combine, width, name):
         for i in range(0, len(values), 2):
             value = Signal(width, name=f"{name}_l{level}_{i // 2}")
             pair = values[i:i + 2]
-            m.d.sync += value.eq(combine(*pair) if len(pair) == 2 else pair[0])
+            m.d.sync += value.eq(combine(*pair, f"{value.name}_c") if len(pair) == 2
+                                 else pair[0])
             registered.append(value)
         values, level = registered, level + 1
     result = Signal(width, name=name)
@@ -48,7 +95,7 @@ def registered_suffix_sums(m, values, width, name):
     """Suffix sums ``sum_{k >= j} values[k]`` of every ``j`` (Kogge-Stone, one register per level).
 
     Returns the list of sums (``width`` bits each, sums truncated to ``width``: the caller
-    guarantees they fit), valid :func:`tree_levels` ``(len(values))`` cycles after the values.
+    guarantees they fit; prefix adders, :mod:`hw.wtu.fast_adders`), valid :func:`tree_levels` ``(len(values))`` cycles after the values.
     """
     sums, distance, level = list(values), 1, 0
     while distance < len(sums):
@@ -56,7 +103,8 @@ def registered_suffix_sums(m, values, width, name):
         for j, value in enumerate(sums):
             total = Signal(width, name=f"{name}_l{level}_{j}")
             if j + distance < len(sums):
-                m.d.sync += total.eq((value + sums[j + distance])[:width])
+                m.d.sync += total.eq(fast_add(m, value, sums[j + distance],
+                                              f"{name}_l{level}_{j}_add", width))
             else:
                 m.d.sync += total.eq(value)
             registered.append(total)
@@ -86,13 +134,13 @@ def decision_cycles(config):
 
     The suffix sums take :func:`suffix_latency` cycles; the threshold
     :func:`threshold_latency` and the rest of it ``threshold - mass_above`` one more (at least
-    1); the comparisons of every bucket one more; the crossing bucket is taken in the cycle
-    after: ``max(suffix, max(threshold, 1) + 1) + 2``.
+    1); the comparisons of every bucket one more; the crossing bucket is registered in the
+    cycle after and taken in the next: ``max(suffix, max(threshold, 1) + 1) + 3``.
     """
-    return max(suffix_latency(config), max(threshold_latency(config), 1) + 1) + 2
+    return max(suffix_latency(config), max(threshold_latency(config), 1) + 1) + 3
 
 
 def decide_cycles(config):
-    """Cycles of the ``DECIDE`` state: the lanes' :data:`LANE_STAGES` drain (the last clusters
-    reach the masses), then the decision (:func:`decision_cycles`)."""
-    return LANE_STAGES + decision_cycles(config)
+    """Cycles of the ``DECIDE`` state: the lanes' :func:`lane_stages` drain (the last clusters
+    reach the masses and ``W``), then the decision (:func:`decision_cycles`)."""
+    return lane_stages(config) + decision_cycles(config)

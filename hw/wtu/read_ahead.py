@@ -18,7 +18,7 @@ from amaranth.hdl import Mux, Signal
 __all__ = ["read_ahead"]
 
 
-def read_ahead(m, memory, name):
+def read_ahead(m, memory, name, forward=True):
     """Add a synchronous read port with write forwarding and a write port to ``memory``.
 
     Parameters
@@ -29,6 +29,9 @@ def read_ahead(m, memory, name):
         A memory with no ports yet (already a submodule of ``m``).
     name : str
         Prefix of the forwarding registers' names.
+    forward : bool
+        Add the forwarding register (False: ``data`` is the macro's output, for a memory whose
+        users never read an address in the cycle after it was written).
 
     Returns
     -------
@@ -38,6 +41,8 @@ def read_ahead(m, memory, name):
         the previous cycle, including a write of that cycle to it.
     """
     read, write = memory.read_port(domain="sync"), memory.write_port()
+    if not forward:
+        return read, write, read.data
     forward = Signal(name=f"{name}_forward")
     forward_data = Signal.like(write.data, name=f"{name}_forward_data")
     data = Signal.like(read.data, name=f"{name}_data")

@@ -1,18 +1,23 @@
 """The WTU's row preprocessing: weighted sum, min and max while the row streams in; threshold."""
 
-from amaranth.hdl import Const, Module, Mux
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent
-from hw.wtu.layouts import tree
-from hw.wtu.pipeline import registered_tree, threshold_latency, threshold_terms
+from hw.wtu.bucket_masses import MASS_LATENCY
+from hw.wtu.fast_adders import carry_save, fast_add, fast_geq
+from hw.wtu.pipeline import registered_tree, threshold_latency, threshold_terms, tree_levels
 
 __all__ = ["RowStatistics"]
 
 
 class RowStatistics(ConfiguredComponent):
     """Per load beat, adds the valid lanes' ``s x n`` to ``W`` and updates min and max.
+
+    ``weighted_sum`` counts a beat :attr:`latency` cycles after it (carry-save, then resolved),
+    ``min_score`` and ``max_score`` :attr:`extremes_latency` cycles after it (a registered
+    comparison tree over the lanes); a ``clear`` reaches each with the same delay.
 
     ``threshold`` is :func:`model.reference.resv.wicsum_threshold` of ``weighted_sum``:
     ``(W * wicsum_ratio_code + 2**(wicsum_ratio_bits - 1)) >> wicsum_ratio_bits`` (round half up),
@@ -62,27 +67,65 @@ class RowStatistics(ConfiguredComponent):
         """Cycles from a ``weighted_sum`` to its ``threshold`` (:func:`hw.wtu.pipeline.threshold_latency`)."""
         return threshold_latency(self._config)
 
+    @property
+    def latency(self):
+        """Cycles from a beat to ``weighted_sum`` counting it (carry-save, then resolved, as
+        the bucket masses: :data:`hw.wtu.bucket_masses.MASS_LATENCY`)."""
+        return MASS_LATENCY
+
+    @property
+    def extremes_latency(self):
+        """Cycles from a beat to ``min_score`` and ``max_score`` counting it: a registered
+        comparison tree over the lanes, then the running extremes."""
+        return tree_levels(self._config.wtu_lanes) + 1
+
     def elaborate(self, platform):
+        # Pipelines, one comment per cycle (cycle 0: a beat's inputs):
+        #   W:        cycle 0 the products and the carry-save pair compressed, registered;
+        #             cycle 1 the pair resolved (prefix adder) into ``weighted_sum``;
+        #             then the threshold, a registered tree (``threshold_latency`` cycles);
+        #   extremes: cycles 0 to L - 1 the beat's min and max, a comparison tree registered
+        #             at each level (L = ceil(log2 wtu_lanes)); cycle L the running extremes.
         config = self._config
-        lanes, ratio_bits = config.wtu_lanes, config.wicsum_ratio_bits
+        lanes, ratio_bits, weight_bits = config.wtu_lanes, config.wicsum_ratio_bits, \
+            config.weight_bits
         m = Module()
-        width = config.weight_bits + ratio_bits + 1
+        width = weight_bits + ratio_bits + 1
         terms = [self.weighted_sum << shift for shift in threshold_terms(config)]
         scaled = registered_tree(m, terms + [Const(1 << (ratio_bits - 1), width)],
-                                 lambda a, b: (a + b)[:width], width, "threshold_sum")
+                                 lambda a, b, name: fast_add(m, a, b, name, width), width,
+                                 "threshold_sum")
         m.d.comb += self.threshold.eq(scaled >> ratio_bits)
+
+        valid = [self.valid[l] for l in range(lanes)]
+        saved_sum, saved_carry = Signal(weight_bits), Signal(weight_bits)
+        new_sum, new_carry = carry_save(m, [Mux(valid[l], self.product[l], 0)
+                                            for l in range(lanes)] + [saved_sum, saved_carry],
+                                        weight_bits, "weighted_sum_csa")
+        m.d.sync += self.weighted_sum.eq(fast_add(m, saved_sum, saved_carry,
+                                                             "weighted_sum_add", weight_bits))
+        beat_min = registered_tree(
+            m, [Mux(valid[l], self.score[l], config.max_score) for l in range(lanes)],
+            lambda a, b, name: Mux(fast_geq(m, a, b, name), b, a), config.score_bits, "beat_min")
+        beat_max = registered_tree(
+            m, [Mux(valid[l], self.score[l], 0) for l in range(lanes)],
+            lambda a, b, name: Mux(fast_geq(m, a, b, name), a, b), config.score_bits, "beat_max")
+        # The beat's clear and load, delayed to the cycle its extremes leave the tree.
+        clear_l, load_l = self.clear, self.load
+        for level in range(tree_levels(lanes)):
+            clear_next, load_next = Signal(name=f"clear_l{level}"), Signal(name=f"load_l{level}")
+            m.d.sync += [clear_next.eq(clear_l), load_next.eq(load_l)]
+            clear_l, load_l = clear_next, load_next
         with m.If(self.clear):
-            m.d.sync += [self.weighted_sum.eq(0), self.min_score.eq(config.max_score),
-                         self.max_score.eq(0)]
+            m.d.sync += [saved_sum.eq(0), saved_carry.eq(0)]
         with m.Elif(self.load):
-            valid = [self.valid[l] for l in range(lanes)]
-            products = [Mux(valid[l], self.product[l], 0) for l in range(lanes)]
-            lows = [Mux(valid[l], self.score[l], config.max_score) for l in range(lanes)]
-            highs = [Mux(valid[l], self.score[l], 0) for l in range(lanes)]
-            beat_min = tree(lows, lambda a, b: Mux(a < b, a, b))
-            beat_max = tree(highs, lambda a, b: Mux(a > b, a, b))
+            m.d.sync += [saved_sum.eq(new_sum), saved_carry.eq(new_carry)]
+        with m.If(clear_l):
+            m.d.sync += [self.min_score.eq(config.max_score), self.max_score.eq(0)]
+        with m.Elif(load_l):
             m.d.sync += [
-                self.weighted_sum.eq(self.weighted_sum + tree(products, lambda a, b: a + b)),
-                self.min_score.eq(Mux(beat_min < self.min_score, beat_min, self.min_score)),
-                self.max_score.eq(Mux(beat_max > self.max_score, beat_max, self.max_score))]
+                self.min_score.eq(Mux(fast_geq(m, beat_min, self.min_score, "min_geq"), self.min_score,
+                                      beat_min)),
+                self.max_score.eq(Mux(fast_geq(m, self.max_score, beat_max, "max_geq"), self.max_score,
+                                      beat_max))]
         return m

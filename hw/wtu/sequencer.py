@@ -1,13 +1,19 @@
 """The WTU's sequencer: the state machine that runs one problem, row by row."""
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent
 from hw.wtu.layouts import WTULayouts
 from hw.wtu.pipeline import decide_cycles
 
-__all__ = ["Sequencer"]
+__all__ = ["Sequencer", "chunk_after"]
+
+
+def chunk_after(chunk, zero, step):
+    """The value of a chunk register after the clock edge: 0 when ``zero``, ``chunk + 1`` when
+    ``step``, else ``chunk`` (the rule of :attr:`Sequencer.chunk` and of its lane copies)."""
+    return Mux(zero, 0, Mux(step, chunk + 1, chunk))[:len(chunk)]
 
 
 class Sequencer(ConfiguredComponent):
@@ -45,6 +51,11 @@ class Sequencer(ConfiguredComponent):
     chunk : Out(chunk_bits)
     next_chunk : Out(chunk_bits)
         The value ``chunk`` takes at the clock edge (memories are read ahead at it).
+    chunk_zero, chunk_step : Out(1)
+        How ``chunk`` moves at the clock edge: to 0 (``chunk_zero``, which wins), to ``chunk +
+        1`` (``chunk_step``), else unchanged. The lanes keep copies of ``chunk`` that follow
+        them (each lane's memories are addressed by its own copy, so that no register drives
+        the address pins of every lane).
     last_chunk : Out(1)
         ``chunk`` is the last one of a row.
     row : Out(row_bits)
@@ -78,6 +89,8 @@ class Sequencer(ConfiguredComponent):
             "clusters_minus_one": Out(config.cluster_id_bits),
             "chunk": Out(layouts.chunk_bits),
             "next_chunk": Out(layouts.chunk_bits),
+            "chunk_zero": Out(1),
+            "chunk_step": Out(1),
             "last_chunk": Out(1),
             "row": Out(config.row_bits),
             "cycles": Out(layouts.cycles_bits),
@@ -95,16 +108,20 @@ class Sequencer(ConfiguredComponent):
         rows_minus_one = Signal.like(self.problem_rows_minus_one)
         decide_last = decide_cycles(self._config) - 1
         decide_count = Signal(range(decide_last + 1))   # cycles of the DECIDE state so far
+        # The DECIDE state's last cycle, known a cycle ahead (a register): the strobes it
+        # drives (``decide``, ``start_walk``) reach every lane's bucket lists without a
+        # counter comparison in front of their fanout.
+        decide_at_last = Signal()
         chunk, row, cycles = self.chunk, self.row, self.cycles
-        # ``chunk`` is a register whose next value is a signal of its own (``next_chunk``,
-        # default: unchanged), so that the memories can be read ahead at it.
-        chunk_next = self.next_chunk
+        # ``chunk`` is a register whose next value is a signal of its own (``next_chunk``),
+        # so that the memories can be read ahead at it; the states only drive its two strobes.
+        zero, step = self.chunk_zero, self.chunk_step
         m.d.comb += [self.last_chunk.eq(chunk == (self.clusters_minus_one >> lane_bits)),
-                     chunk_next.eq(chunk)]
-        m.d.sync += chunk.eq(chunk_next)
+                     self.next_chunk.eq(chunk_after(chunk, zero, step))]
+        m.d.sync += chunk.eq(self.next_chunk)
         with m.If(self.start_row):
             m.d.sync += cycles.eq(0)
-            m.d.comb += chunk_next.eq(0)
+            m.d.comb += zero.eq(1)
 
         with m.FSM():
             with m.State("IDLE"):
@@ -112,7 +129,7 @@ class Sequencer(ConfiguredComponent):
                 with m.If(self.problem_valid):
                     m.d.sync += [self.clusters_minus_one.eq(self.problem_clusters_minus_one),
                                  rows_minus_one.eq(self.problem_rows_minus_one), row.eq(0)]
-                    m.d.comb += chunk_next.eq(0)
+                    m.d.comb += zero.eq(1)
                     m.next = "COUNTS"
             with m.State("COUNTS"):
                 m.d.comb += [self.counts_ready.eq(1), self.write_counts.eq(self.counts_valid)]
@@ -121,20 +138,21 @@ class Sequencer(ConfiguredComponent):
                         m.d.comb += self.start_row.eq(1)
                         m.next = "LOAD"
                     with m.Else():
-                        m.d.comb += chunk_next.eq(chunk + 1)
+                        m.d.comb += step.eq(1)
             with m.State("LOAD"):
                 m.d.comb += [self.scores_ready.eq(1), self.load.eq(self.scores_valid)]
                 with m.If(self.scores_valid):
                     m.d.sync += cycles.eq(cycles + 1)
-                    m.d.comb += chunk_next.eq(chunk + 1)
+                    m.d.comb += step.eq(1)
                     with m.If(self.last_chunk):
                         m.next = "DECIDE"
             with m.State("DECIDE"):
-                m.d.sync += [cycles.eq(cycles + 1), decide_count.eq(decide_count + 1)]
-                with m.If(decide_count == decide_last):
+                m.d.sync += [cycles.eq(cycles + 1), decide_count.eq(decide_count + 1),
+                             decide_at_last.eq(decide_count == decide_last - 1)]
+                with m.If(decide_at_last):
                     m.d.comb += [self.decide.eq(1), self.start_walk.eq(self.refine),
                                  self.next_walking.eq(self.refine)]
-                    m.d.sync += decide_count.eq(0)
+                    m.d.sync += [decide_count.eq(0), decide_at_last.eq(0)]
                     with m.If(self.refine):
                         m.next = "WALK"
                     with m.Else():
@@ -147,15 +165,15 @@ class Sequencer(ConfiguredComponent):
             with m.State("STATS"):
                 m.d.comb += self.stats_valid.eq(1)
                 with m.If(self.stats_ready):
-                    m.d.comb += chunk_next.eq(0)
+                    m.d.comb += zero.eq(1)
                     m.next = "EMIT"
             with m.State("EMIT"):
                 m.d.comb += [self.row_mask_valid.eq(1), self.emit.eq(self.row_mask_ready)]
                 with m.If(self.row_mask_ready):
                     with m.If(~self.last_chunk):
-                        m.d.comb += chunk_next.eq(chunk + 1)
+                        m.d.comb += step.eq(1)
                     with m.Elif(row == rows_minus_one):
-                        m.d.comb += chunk_next.eq(0)
+                        m.d.comb += zero.eq(1)
                         with m.If(self.any_selected):
                             m.next = "AGG_FETCH"
                         with m.Else():
@@ -167,7 +185,7 @@ class Sequencer(ConfiguredComponent):
             with m.State("AGG_FETCH"):
                 m.d.comb += self.fetch.eq(1)
                 with m.If(self.chunk_empty):
-                    m.d.comb += chunk_next.eq(chunk + 1)
+                    m.d.comb += step.eq(1)
                 with m.Else():
                     m.next = "AGG_SEND"
             with m.State("AGG_SEND"):
@@ -176,7 +194,7 @@ class Sequencer(ConfiguredComponent):
                     with m.If(self.final):
                         m.next = "IDLE"
                     with m.Elif(self.chunk_done):
-                        m.d.comb += chunk_next.eq(chunk + 1)
+                        m.d.comb += step.eq(1)
                         m.next = "AGG_FETCH"
             with m.State("AGG_EMPTY"):
                 m.d.comb += self.selected_valid.eq(1)

@@ -18,14 +18,22 @@ such passes to sort. The WTU instead does all its full-row work *while the row s
 * Bucket sorter: each lane also appends the cluster's address to a per-lane linked list of its
   bucket (head, tail and non-empty flag per lane and bucket, one next-pointer write per lane per
   cycle). No extra pass over the row is needed before the first decision.
-* Lanes pipelined (:data:`hw.wtu.pipeline.LANE_STAGES` registers): a lane's words (score,
-  count) are registered, then its product and bucket, before the masses, lists and statistics
-  take them; each ``DECIDE`` state begins with the cycles that drain them.
+* Lanes pipelined (:func:`hw.wtu.pipeline.lane_stages` registers, 5 for the presets): a
+  lane's words (score, count) are registered, then its product ``s x n`` is built from partial
+  products in a registered tree (:func:`hw.wtu.pipeline.registered_product`) while its bucket
+  (decoded one-hot for the masses) and address follow in registers; the masses and ``W`` add
+  a beat in carry-save form and resolve it a cycle later; each ``DECIDE`` state begins with
+  the cycles that drain them.
 * Decide in a short pipeline (:class:`Decision`; with the drain :attr:`decide_cycles` cycles,
-  8 for the presets): the suffix masses of all buckets (a registered Kogge-Stone tree, one
+  12 for the presets): the suffix masses of all buckets (a registered Kogge-Stone tree, one
   adder level per cycle) are compared with the rest of the threshold (itself a registered
-  adder tree over ``W``) and the highest non-empty bucket that reaches it is the crossing bucket (early exit:
-  everything below it is dropped, everything above it is selected).
+  adder tree over ``W``) and the highest non-empty bucket that reaches it is the crossing
+  bucket, registered before it is taken (early exit: everything below it is dropped,
+  everything above it is selected). Wide sums and comparisons are prefix adders
+  (:mod:`hw.wtu.fast_adders`).
+* Addresses: every lane keeps its own copy of the chunk register, so each lane's memories
+  are addressed by a register of the lane (a register driving the address pins of all
+  lanes' macros measured 2.56 ns of clock-to-output alone).
 * Refinement touches only the crossing bucket: each lane walks its own list of that bucket, one
   cluster per cycle, splitting it into sub-buckets (new masses, new lists, by relinking the same
   next pointers) for the next decision. A pass costs ``max over lanes`` of the lane's members of
@@ -97,11 +105,12 @@ from hw.wtu.aggregate import AggregateEmitter
 from hw.wtu.bucket_lists import BucketLists
 from hw.wtu.bucket_masses import BucketMasses
 from hw.wtu.decision import Decision, pass_bucket
+from hw.wtu.fast_adders import fast_geq
 from hw.wtu.lane_memories import LaneMemories
-from hw.wtu.pipeline import decide_cycles
+from hw.wtu.pipeline import decide_cycles, delayed, product_latency, registered_product
 from hw.wtu.layouts import WTULayouts
 from hw.wtu.row_statistics import RowStatistics
-from hw.wtu.sequencer import Sequencer
+from hw.wtu.sequencer import Sequencer, chunk_after
 
 __all__ = ["WiCSumThresholdUnit"]
 
@@ -204,17 +213,29 @@ class WiCSumThresholdUnit(wiring.Component):
         self._connect_sequencer(m, sequencer, decision, aggregate, memories, lists)
 
         walking, load, chunk = sequencer.walking, sequencer.load, sequencer.chunk
-        # The lanes' pipeline (LANE_STAGES registers), one comment per cycle:
+        product_stages = product_latency(config)
+        product_bits = config.score_bits + config.count_bits
+        # The lanes' pipeline (lane_stages(config) registers before stable masses), one
+        # comment per cycle:
         #   cycle 0: a load beat or a walk step: the cluster's address, score (the beat's, or the
         #            score memory's word), count (the count memory's word), taken or not;
-        #   cycle 1: the product s x n and the bucket of the pass, from the registered words;
-        #   cycle 2: the bucket masses, lists and statistics take the registered lane.
-        # Nothing else waits for them: the DECIDE state begins with LANE_STAGES drain cycles.
-        accumulate_1, load_1 = Signal(name="accumulate_1"), Signal(name="load_1")
-        accumulate_2, load_2 = Signal(name="accumulate_2"), Signal(name="load_2")
-        m.d.sync += [accumulate_1.eq(load | walking), load_1.eq(load),
-                     accumulate_2.eq(accumulate_1), load_2.eq(load_1)]
+        #   cycles 1 to P (P = product_latency): the product s x n (partial products, then
+        #            their registered adder tree) and, in cycle 1, the bucket of the pass; the
+        #            lane's other fields follow in registers;
+        #   cycle P + 1: the bucket masses (carry-save), lists and statistics take the lane;
+        #   cycle P + 2: the masses and W resolved (BucketMasses, RowStatistics).
+        # Nothing else waits for them: the DECIDE state begins with lane_stages drain cycles.
+        accumulate_in = delayed(m, load | walking, 1 + product_stages, "accumulate")
+        load_in = delayed(m, load, 1 + product_stages, "load")
         for l, (lane_memories, lane_lists) in enumerate(zip(memories, lists)):
+            # The lane's copy of the sequencer's chunk register (same rule, same value): its
+            # memories' read and write addresses come from it, never from a register shared by
+            # every lane (a net to the address pins of all lanes' macros is too slow).
+            lane_chunk = Signal.like(chunk, name=f"chunk{l}")
+            lane_next_chunk = Signal.like(chunk, name=f"next_chunk{l}")
+            m.d.comb += lane_next_chunk.eq(chunk_after(lane_chunk, sequencer.chunk_zero,
+                                                       sequencer.chunk_step))
+            m.d.sync += lane_chunk.eq(lane_next_chunk)
             lane_valid = Signal(name=f"lane_valid{l}")  # cluster chunk * lanes + l exists
             active = Signal(name=f"active{l}")          # the lane's cluster counts this cycle
             next_address = Signal.like(chunk, name=f"next_address{l}")
@@ -225,55 +246,58 @@ class WiCSumThresholdUnit(wiring.Component):
             address_1 = Signal.like(chunk, name=f"address{l}_1")
             score_1 = Signal(config.score_bits, name=f"score{l}_1")
             count_1 = Signal(config.count_bits, name=f"count{l}_1")
-            product = Signal(config.score_bits + config.count_bits, name=f"product{l}")
             bucket = Signal(range(config.wtu_buckets), name=f"bucket{l}")
-            # Cycle 2 registers: the lane as the masses, lists and statistics take it.
-            valid_2, active_2 = Signal(name=f"valid{l}_2"), Signal(name=f"active{l}_2")
-            address_2 = Signal.like(chunk, name=f"address{l}_2")
-            score_2 = Signal.like(score_1, name=f"score{l}_2")
-            product_2 = Signal.like(product, name=f"product{l}_2")
-            bucket_2 = Signal.like(bucket, name=f"bucket{l}_2")
             pass_bucket(m, config, score_1, decision.pass_index, bucket)
             m.d.sync += [
                 valid_1.eq(lane_valid), active_1.eq(active), address_1.eq(address),
                 score_1.eq(score), count_1.eq(lane_memories.stored_count),
-                valid_2.eq(valid_1), active_2.eq(active_1), address_2.eq(address_1),
-                score_2.eq(score_1), product_2.eq(product), bucket_2.eq(bucket),
             ]
+            # Cycles 1 to P: the product; the lane's fields as the masses, lists and
+            # statistics take them in cycle P + 1.
+            product_in = registered_product(m, score_1, count_1, product_bits, f"product{l}")
+            valid_in = delayed(m, valid_1, product_stages, f"valid{l}")
+            active_in = delayed(m, active_1, product_stages, f"active{l}")
+            address_in = delayed(m, address_1, product_stages, f"address{l}")
+            score_in = delayed(m, score_1, product_stages, f"score{l}")
+            bucket_in = delayed(m, bucket, product_stages, f"bucket{l}")
+            # The bucket decoded in cycle 1 (one-hot, 0 when not taken) for the masses.
+            hits = Signal(config.wtu_buckets, name=f"hits{l}")
+            m.d.comb += hits.eq(Mux(active_1, 1 << bucket, 0))
+            hits_in = delayed(m, hits, product_stages, f"hits{l}")
             m.d.comb += [
-                lane_valid.eq(Cat(Const(l, lanes.bit_length() - 1), chunk)
+                lane_valid.eq(Cat(Const(l, lanes.bit_length() - 1), lane_chunk)
                               <= sequencer.clusters_minus_one),
-                address.eq(Mux(walking, lane_lists.walk_address, chunk)),
+                address.eq(Mux(walking, lane_lists.walk_address, lane_chunk)),
                 next_address.eq(Mux(sequencer.next_walking, lane_lists.next_walk_address,
-                                    sequencer.next_chunk)),
+                                    lane_next_chunk)),
                 score.eq(Mux(walking, lane_memories.stored_score, self.scores.payload.score[l])),
-                product.eq(score_1 * count_1),
                 active.eq(Mux(walking, lane_lists.walk_active, load & lane_valid)),
-                row_select[l].eq(lane_valid & (lane_memories.stored_score >= decision.cutoff)),
+                row_select[l].eq(lane_valid & fast_geq(m, lane_memories.stored_score,
+                                                        decision.cutoff, f"select{l}")),
                 lane_memories.next_address.eq(next_address),
-                lane_memories.next_chunk.eq(sequencer.next_chunk), lane_memories.chunk.eq(chunk),
+                lane_memories.next_chunk.eq(lane_next_chunk), lane_memories.chunk.eq(lane_chunk),
                 lane_memories.write_counts.eq(sequencer.write_counts),
                 lane_memories.count.eq(self.counts.payload.count[l]),
                 lane_memories.write_scores.eq(load), lane_memories.score.eq(score),
                 lane_memories.first_row.eq(sequencer.row == 0),
                 lane_memories.write_aggregate.eq(sequencer.emit),
                 lane_memories.select.eq(row_select[l]),
-                lane_lists.append.eq(active_2), lane_lists.bucket.eq(bucket_2),
-                lane_lists.address.eq(address_2),
+                lane_lists.append.eq(active_in), lane_lists.bucket.eq(bucket_in),
+                lane_lists.address.eq(address_in),
                 lane_lists.clear.eq(sequencer.start_row | sequencer.start_walk),
                 lane_lists.start.eq(sequencer.start_walk),
                 lane_lists.start_bucket.eq(decision.crossing), lane_lists.step.eq(walking),
-                masses.active[l].eq(active_2), masses.bucket[l].eq(bucket_2),
-                masses.product[l].eq(product_2),
-                statistics.valid[l].eq(valid_2), statistics.score[l].eq(score_2),
-                statistics.product[l].eq(product_2),
+                masses.hits[l].eq(hits_in),
+                masses.product[l].eq(product_in),
+                statistics.valid[l].eq(valid_in), statistics.score[l].eq(score_in),
+                statistics.product[l].eq(product_in),
                 aggregate.max_score[l].eq(lane_memories.max_score),
                 aggregate.aggregate[l].eq(lane_memories.aggregate),
             ]
 
         m.d.comb += [
-            statistics.clear.eq(sequencer.start_row), statistics.load.eq(load_2),
-            masses.accumulate.eq(accumulate_2),
+            statistics.clear.eq(sequencer.start_row), statistics.load.eq(load_in),
+            masses.accumulate.eq(accumulate_in),
             masses.clear.eq(sequencer.start_row | sequencer.start_walk),
             decision.mass.eq(masses.mass), decision.members.eq(masses.members),
             decision.threshold.eq(statistics.threshold),

@@ -60,14 +60,18 @@ sorter), so a refinement pass touches only the members of the crossing bucket.
 * per row, ``cycles`` =
   ``ceil(N / lanes)`` load beats (``lanes`` scores per beat: ``W``, min, max, the pass-0 bucket
   masses and lists are all built while the row streams in, no extra pass)
-  ``+ D`` per pass (the decision, :func:`decide_cycles`: ``D = 2 + max(L_s, max(L_t, 1) + 1)
-  + 2``: first 2 cycles for the last clusters to pass the lanes' two pipeline registers (the
-  memories' words, then the product ``s x n`` and the bucket); ``L_s =
-  ceil(log2(wtu_buckets))`` the levels of the suffix masses of the buckets and ``L_t =
-  ceil(log2(popcount(wicsum_ratio_code) + 1))`` the levels of the threshold ``W x code +
-  2**(ratio_bits - 1)``, each a tree with one adder level per cycle; then one cycle for
-  ``threshold - mass_above``, one for the comparisons of every bucket, one for the crossing
-  bucket. ``D = 8`` for the presets, whose code 77 has 4 bits set)
+  ``+ D`` per pass (the decision, :func:`decide_cycles`: ``D = (3 + L_p) + max(L_s, max(L_t,
+  1) + 1) + 3``: first ``3 + L_p`` cycles for the last clusters to pass the lanes' pipeline
+  registers and reach stable bucket masses and ``W``: the memories' words (1), the product
+  ``s x n`` (``1 + L_p``: partial products of the score with the count's 4-bit slices, then
+  their adder tree, ``L_p = ceil(log2(ceil(count_bits / 4)))``), the masses' carry-save sums
+  (1); ``L_s = ceil(log2(wtu_buckets))`` the levels of the suffix masses of the buckets and
+  ``L_t = ceil(log2(popcount(wicsum_ratio_code) + 1))`` the levels of the threshold ``W x
+  code + 2**(ratio_bits - 1)``, each a tree with one adder level per cycle, from the masses
+  and ``W`` resolved from their carry-save form; then one cycle for ``threshold -
+  mass_above``, one for the comparisons of every bucket, one to register the crossing bucket,
+  one to take it. ``D = 12`` for the presets (16-bit counts, ``L_p = 2``; code 77 has 4 bits
+  set); ``D = 11`` for 8-bit counts)
   ``+`` per refinement pass, ``max over lanes`` of the crossing bucket's members in that lane
   (each lane walks its own list, one cluster per cycle, with its own multiplier; an adder tree per
   bucket sums the lanes).
@@ -140,10 +144,11 @@ def _levels(count):
 
 
 def decide_cycles(config):
-    """Cycles of one decision (module doc): ``2 + max(L_s, max(L_t, 1) + 1) + 2``."""
+    """Cycles of one decision (module doc): ``(3 + L_p) + max(L_s, max(L_t, 1) + 1) + 3``."""
+    product_levels = _levels(-(-config.count_bits // 4))
     suffix_levels = _levels(config.wtu_buckets)
     threshold_levels = _levels(bin(config.wicsum_ratio_code).count("1") + 1)
-    return 2 + max(suffix_levels, max(threshold_levels, 1) + 1) + 2
+    return (3 + product_levels) + max(suffix_levels, max(threshold_levels, 1) + 1) + 3
 
 
 def wtu_row(scores, counts, config):

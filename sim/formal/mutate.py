@@ -70,8 +70,8 @@ MUTANTS = (
            "WTU: the stats beat is withdrawn after one cycle without ready "
            "(valid drops without ready)",
            "hw/wtu/sequencer.py",
-           "with m.If(self.stats_ready):\n                    m.d.comb += chunk_next.eq(0)",
-           "with m.If(1):\n                    m.d.comb += chunk_next.eq(0)", "wtu", "exact",
+           "with m.If(self.stats_ready):\n                    m.d.comb += zero.eq(1)",
+           "with m.If(1):\n                    m.d.comb += zero.eq(1)", "wtu", "exact",
            ("contract",)),
     Mutant("wtu_mask_payload_while_stalled",
            "WTU: the row-mask chunk advances while its beat waits for ready "
