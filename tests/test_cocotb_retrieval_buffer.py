@@ -5,6 +5,8 @@ cocotb module :mod:`sim.tb_retrieval_buffer` (random problems in both modes, res
 the agreement tests run ``python -m sim.run buffer`` with both engines on workload traces.
 """
 
+import time
+
 import numpy as np
 import pytest
 
@@ -12,7 +14,7 @@ from model.config import PRESETS
 from model.twins.retrieval_buffer import MODE_DYNAMIC, MODE_TOPK
 from model.stimulus.traces import buffer_trace
 from sim.run import run_block
-from sim.runner import run_cocotb
+from sim.runner import SIMULATORS, run_cocotb, waves_path
 from tests.engines import run_engine
 
 TINY = PRESETS["tiny"]
@@ -33,6 +35,19 @@ def test_random_problems_and_reset(tag, config, stall, seed):
     run_cocotb("buffer", config, "sim.tb_retrieval_buffer", tag=tag,
                testcase="random_problems,reset_mid_stream", seed=seed,
                env={"BUFFER_SEED": seed, "BUFFER_STALL": stall, "BUFFER_PROBLEMS": 16})
+
+
+@pytest.mark.cocotb
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_waves_are_written_on_each_simulator(simulator, monkeypatch):
+    """``WAVES=1`` leaves a fresh, non-empty waveform in the run's build folder."""
+    monkeypatch.setenv("WAVES", "1")
+    started = time.time()
+    build_dir = run_cocotb("buffer", CASES[2][1], "sim.tb_retrieval_buffer", tag="waves",
+                           testcase="random_problems", seed=0, simulator=simulator,
+                           env={"BUFFER_SEED": 0, "BUFFER_PROBLEMS": 2})
+    path = waves_path(build_dir, "buffer", simulator)
+    assert path.stat().st_size > 0 and path.stat().st_mtime >= started - 1, path
 
 
 @pytest.mark.cocotb
