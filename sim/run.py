@@ -27,8 +27,10 @@ from model.npzio import check_arrays, load_arrays, save_arrays
 __all__ = ["run_block", "run_rtl", "run_dump_engine", "main"]
 
 
-def run_rtl(name, config, arrays, workdir, *, tag="rtl"):
+def run_rtl(name, config, arrays, workdir, *, tag="rtl", simulator=None):
     """Run block ``name``'s Verilog on ``arrays`` (one problem); every array the RTL produced.
+
+    ``simulator`` is ``icarus`` or ``verilator`` (default: ``SIM``, else Icarus).
 
     Returns
     -------
@@ -42,7 +44,7 @@ def run_rtl(name, config, arrays, workdir, *, tag="rtl"):
 
     entry = registered_block(name)
     result, build_dir = run_file_testcase(name, config, entry.testbench, "file_run", arrays,
-                                          workdir, tag=tag)
+                                          workdir, tag=tag, simulator=simulator)
     result["sim_seconds"] = np.array(simulation_seconds(build_dir))
     return result
 

