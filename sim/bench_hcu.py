@@ -21,7 +21,6 @@ token's last compare runs to the end (see :mod:`hw.hcu`).
 """
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np

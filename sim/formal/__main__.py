@@ -66,8 +66,8 @@ def format_markdown(results, solver):
     """The results as a Markdown table (``OUT/summary.md``, for the README): ``prove`` rows
     hold for every depth (k-induction closed at that length), ``bmc`` rows up to their depth,
     ``cover`` rows reached every cover statement within theirs."""
-    meaning = {"prove": "proved (k-induction, k = depth)", "bmc": "bounded (no failure up to depth)",
-               "cover": "every cover reached"}
+    meaning = {"prove": "proved (k-induction, k = depth)",
+               "bmc": "bounded (no failure up to depth)", "cover": "every cover reached"}
     lines = [f"Solver {solver}; seconds are wall time on the machine that ran them.", "",
              "| block | variant | property | mode | depth | result | seconds |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
