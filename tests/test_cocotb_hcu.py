@@ -7,7 +7,7 @@ from model.config import PRESETS, DREConfig
 from model.npzio import save_arrays
 from model.stimulus.traces import hcu_trace
 from sim.run import main, run_block
-from sim.runner import run_cocotb
+from sim.runner import run_cocotb, selected_simulator
 
 TINY = PRESETS["tiny"]
 
@@ -44,7 +44,8 @@ def test_workload_trace_engines_agree(tmp_path):
         path = tmp_path / f"{engine}.npz"
         assert main(["hcu", "--config", "tiny", "--input", str(tmp_path / "in.npz"),
                      "--output", str(path), "--engine", engine,
-                     "--workdir", str(tmp_path / "build")]) == 0
+                     "--workdir", str(tmp_path / "build"),
+                     "--simulator", selected_simulator()]) == 0
         with np.load(path) as archive:
             outputs[engine] = {key: archive[key] for key in archive.files}
     assert sorted(outputs["rtl"]) == sorted(outputs["model"])

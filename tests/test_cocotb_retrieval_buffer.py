@@ -5,6 +5,8 @@ cocotb module :mod:`sim.tb_retrieval_buffer` (random problems in both modes, res
 the agreement tests run ``python -m sim.run buffer`` with both engines on workload traces.
 """
 
+import time
+
 import numpy as np
 import pytest
 
@@ -12,7 +14,8 @@ from model.config import PRESETS
 from model.twins.retrieval_buffer import MODE_DYNAMIC, MODE_TOPK
 from model.stimulus.traces import buffer_trace
 from sim.run import run_block
-from sim.runner import run_cocotb
+from sim.runner import (SIMULATORS, available_simulators, long_run_simulator, run_cocotb,
+                        waves_enabled, waves_path)
 from tests.engines import run_engine
 
 TINY = PRESETS["tiny"]
@@ -33,6 +36,37 @@ def test_random_problems_and_reset(tag, config, stall, seed):
     run_cocotb("buffer", config, "sim.tb_retrieval_buffer", tag=tag,
                testcase="random_problems,reset_mid_stream", seed=seed,
                env={"BUFFER_SEED": seed, "BUFFER_STALL": stall, "BUFFER_PROBLEMS": 16})
+
+
+def test_simulator_and_waves_choices(monkeypatch):
+    """SIM wins; long runs take Verilator when installed; WAVES overrides the argument."""
+    monkeypatch.setenv("SIM", "icarus")
+    assert long_run_simulator() == "icarus"
+    monkeypatch.delenv("SIM")
+    installed = available_simulators()
+    assert long_run_simulator() == ("verilator" if "verilator" in installed else "icarus")
+    monkeypatch.setenv("SIM", "modelsim")
+    with pytest.raises(ValueError, match=r"SIM must be one of icarus, verilator, not 'modelsim'"):
+        long_run_simulator()
+    monkeypatch.setenv("WAVES", "0")
+    assert not waves_enabled(True)
+    monkeypatch.delenv("WAVES")
+    assert waves_enabled(True) and not waves_enabled()
+    assert waves_path("out", "buffer", "icarus").name == "buffer.fst"
+    assert waves_path("out", "buffer", "verilator").name == "dump.vcd"
+
+
+@pytest.mark.cocotb
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_waves_are_written_on_each_simulator(simulator, monkeypatch):
+    """``WAVES=1`` leaves a fresh, non-empty waveform in the run's build folder."""
+    monkeypatch.setenv("WAVES", "1")
+    started = time.time()
+    build_dir = run_cocotb("buffer", CASES[2][1], "sim.tb_retrieval_buffer", tag="waves",
+                           testcase="random_problems", seed=0, simulator=simulator,
+                           env={"BUFFER_SEED": 0, "BUFFER_PROBLEMS": 2})
+    path = waves_path(build_dir, "buffer", simulator)
+    assert path.stat().st_size > 0 and path.stat().st_mtime >= started - 1, path
 
 
 @pytest.mark.cocotb

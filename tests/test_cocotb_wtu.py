@@ -15,7 +15,7 @@ from model.npzio import save_arrays
 from model.stimulus.traces import wtu_trace
 from model.twins.wtu import OUTPUTS
 from sim.run import main as run_main
-from sim.runner import run_cocotb
+from sim.runner import run_cocotb, selected_simulator
 
 TINY = PRESETS["tiny"]
 
@@ -46,7 +46,8 @@ def test_rtl_engine_agrees_with_model(tmp_path):
     for engine in ("model", "rtl"):
         status = run_main(["wtu", "--config", "tiny", "--input", str(tmp_path / "in.npz"),
                            "--output", str(tmp_path / f"{engine}.npz"), "--engine", engine,
-                           "--workdir", str(tmp_path / "rtl")])
+                           "--workdir", str(tmp_path / "rtl"),
+                           "--simulator", selected_simulator()])
         assert status == 0
         with np.load(tmp_path / f"{engine}.npz") as archive:
             outputs[engine] = {key: archive[key] for key in archive.files}

@@ -8,9 +8,10 @@ Usage::
 Takes the blocks from :mod:`hw.registry` (baselines excluded) and each block's harness module
 from :mod:`sim.formal`; runs every job (property group x variant, mode and depth as the module
 lists them) with SymbiYosys; prints a table (block, variant, property, mode, depth, result,
-seconds) and writes ``OUT/summary.json``. Exits with status 1 when a job does not pass (a
-failed assertion, an unreached cover, an error or a timeout); a counterexample or cover trace
-is in the job's folder as a VCD (the table's ``trace`` column).
+seconds) and writes ``OUT/summary.json`` and ``OUT/summary.md`` (the table in Markdown).
+Exits with status 1 when a job does not pass (a failed assertion, an unreached cover, an
+error or a timeout); a counterexample or cover trace is in the job's folder as a VCD (the
+table's ``trace`` column).
 """
 
 import argparse
@@ -26,7 +27,7 @@ from sim.formal import harness_module, planned_jobs
 from sim.formal.properties import JOB_KINDS
 from sim.formal.sby import SOLVER, SOLVERS, prepare_tools, run_job
 
-__all__ = ["run_all", "format_table", "main"]
+__all__ = ["run_all", "format_table", "format_markdown", "main"]
 
 _CONVERT = threading.Lock()
 
@@ -61,11 +62,32 @@ def format_table(results):
     return "\n".join(lines)
 
 
-def _write_json(path, data):
+def format_markdown(results, solver):
+    """The results as a Markdown table (``OUT/summary.md``, for the README): ``prove`` rows
+    hold for every depth (k-induction closed at that length), ``bmc`` rows up to their depth,
+    ``cover`` rows reached every cover statement within theirs."""
+    meaning = {"prove": "proved (k-induction, k = depth)",
+               "bmc": "bounded (no failure up to depth)", "cover": "every cover reached"}
+    lines = [f"Solver {solver}; seconds are wall time on the machine that ran them.", "",
+             "| block | variant | property | mode | depth | result | seconds |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for result in results:
+        job = result.job
+        status = result.status if result.status != "PASS" else meaning[job.mode]
+        lines.append(f"| {job.block} | {job.variant} | {job.kind} | {job.mode} | {job.depth} | "
+                     f"{status} | {result.seconds:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_text(path, text):
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(data, indent=2) + "\n")
+    temporary.write_text(text)
     temporary.replace(path)
+
+
+def _write_json(path, data):
+    _write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def main(argv=None):
@@ -124,6 +146,7 @@ def main(argv=None):
     _write_json(args.out / "summary.json",
                 {"solver": args.solver, "seconds": round(elapsed, 1),
                  "jobs": [result.to_dict() for result in results]})
+    _write_text(args.out / "summary.md", format_markdown(results, args.solver))
     return 1 if failed else 0
 
 

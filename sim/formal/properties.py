@@ -28,10 +28,10 @@ kept in registers of the harness (:class:`Previous`).
 """
 
 from amaranth.asserts import AnyConst, AnySeq
-from amaranth.hdl import Assert, Assume, ClockDomain, Cover, Elaboratable, Module, Signal
+from amaranth.hdl import Assert, Assume, ClockDomain, Cover, Elaboratable, Module, Mux, Signal
 
 __all__ = ["GROUPS", "JOB_KINDS", "PropertySet", "Previous", "FormalHarness", "drive_input",
-           "drive_output", "counter", "waiting_cycles", "free_constant"]
+           "drive_output", "counter", "waiting_cycles", "free_constant", "ProblemQueue"]
 
 #: Property groups, one SymbiYosys job each (see the module docstring).
 GROUPS = ("contract", "conservation", "response", "invariants")
@@ -81,6 +81,10 @@ class PropertySet:
         def check(condition):
             self.check(m, group, condition, src_loc_at=1)
         return check
+
+    def assume(self, m, condition):
+        """Assume ``condition`` in every cycle, in every job (an input assumption)."""
+        m.d.comb += Assume(condition, src_loc_at=1)
 
     def cover(self, m, condition):
         """Ask for a trace reaching ``condition`` when this is the ``cover`` job."""
@@ -234,3 +238,59 @@ def waiting_cycles(m, *, pending, progress, width, name):
     with m.Elif(count != (1 << width) - 1):
         m.d.sync += count.eq(count + 1)
     return count
+
+
+class ProblemQueue:
+    """Per-problem facts of a harness, in problem order, for a block that starts a problem
+    before an output stream has finished the previous one.
+
+    A value is pushed when a problem starts (on an input) and popped when the output stream
+    that the value concerns finishes that problem; :attr:`head` is the value of the oldest
+    problem the output has not finished. A push and a pop may happen in the same cycle.
+
+    Parameters
+    ----------
+    m : Module
+    push : Value
+        High in the cycles where a problem starts.
+    value : Value
+        Its fact, taken when ``push`` is high.
+    pop : Value
+        High in the cycles where the output finishes its oldest problem.
+    depth : int
+        Problems the queue holds; the harness asserts elsewhere that the block never has more
+        inside (a push into a full queue is dropped and :attr:`overflow` rises).
+    name : str
+
+    Members
+    -------
+    head : Signal
+        The oldest problem's value (the just-pushed one when the queue was empty).
+    count : Signal
+        Problems in the queue.
+    overflow : Signal
+        Sticky: a push found the queue full.
+    """
+
+    def __init__(self, m, push, value, pop, *, depth, name):
+        width = len(value)
+        entries = [Signal(width, name=f"{name}_entry{index}") for index in range(depth)]
+        self.count = Signal(range(depth + 1), name=f"{name}_count")
+        self.overflow = Signal(name=f"{name}_overflow")
+        self.head = Signal(width, name=f"{name}_head")
+        m.d.comb += self.head.eq(Mux(self.count == 0, value, entries[0]))
+        popped = pop & (self.count != 0)       # a stored value leaves
+        through = push & pop & (self.count == 0)  # the pushed value is consumed at once
+        stored = push & ~through
+        remaining = Signal(range(depth + 1), name=f"{name}_remaining")
+        m.d.comb += remaining.eq(self.count - popped)
+        for index in range(depth):
+            # After a pop, entry k takes entry k + 1; the pushed value lands at the end.
+            shifted = entries[index + 1] if index + 1 < depth else entries[index]
+            with m.If(stored & (remaining == index)):
+                m.d.sync += entries[index].eq(value)
+            with m.Elif(popped):
+                m.d.sync += entries[index].eq(shifted)
+        with m.If(stored & (remaining == depth)):
+            m.d.sync += self.overflow.eq(1)
+        m.d.sync += self.count.eq(remaining + (stored & (remaining != depth)))

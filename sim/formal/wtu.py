@@ -46,13 +46,16 @@ VARIANTS = {
     "one_lane": _TINY.replace(**_SMALL, hash_mem_entries=2, max_clusters=2, wtu_lanes=1,
                               wtu_buckets=2, score_bits=3, wtu_refine_depth=0),
 }
-_ALL = (("contract", "bmc", 20), ("conservation", "bmc", 20), ("response", "bmc", 20),
-        ("invariants", "bmc", 15), ("cover", "cover", 24))
+_ALL = (("contract", "bmc", 20), ("conservation", "bmc", 20), ("response", "bmc", 26),
+        ("invariants", "bmc", 24), ("cover", "cover", 30))
 #: (kind, mode, depth) of the jobs of each variant. A ``tiny`` problem (up to 64 clusters in 16
 #: beats per row, 8 rows) does not complete within a depth a solver reaches: ``tiny`` gets the
-#: contract and conservation checks of its first beats only; the small variants complete
-#: two-row problems within 11 steps (their cover jobs). The invariants (per-cluster compares of
-#: every row and the aggregate) are the slowest to solve: depth 15, four steps past that.
+#: contract and conservation checks of its first beats only. The small variants end a row's
+#: mask by step 15 and complete two-row problems by step 25 (their cover jobs, which reach
+#: every cover by depth 30); the response bound (23 cycles on ``exact`` and ``partial``, 13 on
+#: ``one_lane``) needs depth 26; the invariants (per-cluster compares of every row and the
+#: aggregate) are checked to depth 24, where the aggregate of a completed two-row problem is in
+#: reach.
 JOBS = {
     "tiny": (("contract", "bmc", 8), ("conservation", "bmc", 8)),
     "exact": _ALL,
@@ -199,8 +202,11 @@ class WTUHarness(FormalHarness):
         props.cover(m, finished & ~chosen.empty & (rows_m1 == 1) & (union != (1 << clusters) - 1))
         props.cover(m, finished & chosen.empty)
         props.cover(m, row_end & (row_mask != 0) & ~row_mask.all() & (clusters_m1 == clusters - 1))
-        props.cover(m, stats_given & (stats.passes > 1))
+        if config.wtu_refine_depth:     # a refinement pass (none without refinement)
+            props.cover(m, stats_given & (stats.passes > 1))
         props.cover(m, gap == bound - 1)
+        if lanes > 1:       # a row whose last beat is partly filled (clusters not a multiple)
+            props.cover(m, row_end & (clusters_m1[:lane_bits] != lanes - 1))
         props.cover(m, header_taken & (completed == 1))
 
 
