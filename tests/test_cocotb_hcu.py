@@ -58,7 +58,7 @@ def test_rtl_engine_rejects_overflow(tmp_path, monkeypatch):
     """The RTL flags a token beyond max_clusters; the engine raises the model's error for it."""
     import sim.run
 
-    def flagged(name, config, arrays, workdir):  # what the RTL returns for a stream that overflows
+    def flagged(name, config, arrays, workdir, simulator=None):  # the RTL on an overflowing stream
         count = len(arrays["hashes"])
         return {"cluster": np.zeros(count, np.uint64), "new": np.zeros(count, np.uint64),
                 "distance": np.zeros(count, np.uint64), "cycles": np.ones(count, np.uint64),
