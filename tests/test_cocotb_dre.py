@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 
 from model.config import PRESETS
-from model.stimulus.kvdump import save_kv_dump
+from model.stimulus.kvdump import KVDump, save_kv_dump
 from model.stimulus.traces import dre_trace
 from model.twins.dre import OUTPUTS
 from sim.runner import run_cocotb
 from tests.engines import run_engine
+from tests.resv_check import check_against_float_resv
 
 
 @pytest.mark.cocotb
@@ -55,6 +56,9 @@ def test_rtl_engine_agrees_with_the_model_engine_on_a_dump_slice(tmp_path):
     for key in model:
         assert rtl[key].tolist() == model[key].tolist(), key
     assert model["fetch_token"].size > 0 and model["move_len"].sum() > 0
+    # item 5 on the RTL's own outputs: fetched + window = float ReSV's retrieved set
+    check_against_float_resv(PRESETS["tiny"], KVDump(dict(np.load(path)), "dump"), rtl,
+                             range(2, 8), range(1, 2), range(0, 2))
     assert np.all(model["problem_frame"] >= 2)
     # One DRE serving both streams, saving and restoring them: the same outputs, and the
     # context words and cycles of the two engines agree.

@@ -18,6 +18,7 @@ from model.twins import kvmu as kvmu_twin
 from model.twins import wtu as wtu_twin
 from model.twins.dre import Command, DRETwin, run_dump
 from sim.run import main
+from tests.resv_check import check_against_float_resv, problem_index, problem_part
 
 TINY = PRESETS["tiny"]
 FRAMES = 16
@@ -33,17 +34,6 @@ def tiny_run(tiny_dump):
     return run_dump(TINY, tiny_dump)
 
 
-def _problem(out, frame, layer, head):
-    match = ((out["problem_frame"] == frame) & (out["problem_layer"] == layer)
-             & (out["problem_head"] == head))
-    return int(np.flatnonzero(match)[0])
-
-
-def _part(out, key, offsets_key, problem):
-    offsets = out[offsets_key].astype(int)
-    return out[key][offsets[problem]:offsets[problem + 1]]
-
-
 def test_problems_in_frame_layer_head_order(tiny_dump, tiny_run):
     order = list(zip(tiny_run["problem_frame"], tiny_run["problem_layer"],
                      tiny_run["problem_head"]))
@@ -55,39 +45,14 @@ def test_problems_in_frame_layer_head_order(tiny_dump, tiny_run):
 
 def test_fetched_tokens_and_the_window_are_what_float_resv_retrieves(tiny_dump, tiny_run):
     """Item 5: same hashes, same clusters, same quantised scores, same retrieved set."""
-    for layer in range(tiny_dump.layers):
-        for head in range(tiny_dump.kv_heads):
-            planes = make_hyperplanes(TINY.hash_bits, tiny_dump.head_dim, 0, layer, head)
-            np.testing.assert_array_equal(tiny_run["hyperplanes"][layer, head], planes.T)
-            resv = ResvHead(TINY, tiny_dump.head_dim, planes, tiny_dump.tokens)
-            for frame in range(FRAMES):
-                start, stop = tiny_dump.frame_starts[frame], tiny_dump.frame_starts[frame + 1]
-                step = resv.step(tiny_dump.keys(layer, head)[start:stop],
-                                 tiny_dump.queries(layer, head, frame))
-                problem = _problem(tiny_run, frame, layer, head)
-                np.testing.assert_array_equal(
-                    tiny_run["token_cluster"][layer, head, start:stop], step.cluster)
-                np.testing.assert_array_equal(
-                    _part(tiny_run, "score", "score_offsets", problem),
-                    step.scores.reshape(-1))
-                np.testing.assert_array_equal(
-                    _part(tiny_run, "selected", "cluster_offsets", problem), step.selected)
-                np.testing.assert_array_equal(
-                    _part(tiny_run, "cluster_count", "cluster_offsets", problem), step.counts)
-                retrieved = np.zeros(start, bool)
-                retrieved[_part(tiny_run, "fetch_token", "fetch_offsets", problem)
-                          .astype(int)] = True
-                resident = max(0, start - TINY.recent_window)
-                assert not retrieved[resident:].any(), "a resident token was fetched"
-                retrieved[resident:] = True
-                np.testing.assert_array_equal(retrieved, step.retrieved,
-                                              err_msg=f"frame {frame} ({layer}, {head})")
+    check_against_float_resv(TINY, tiny_dump, tiny_run, range(FRAMES),
+                             range(tiny_dump.layers), range(tiny_dump.kv_heads))
 
 
 def test_each_phase_is_its_block_twins_own_run(tiny_dump, tiny_run):
     """The composition against the block twins run on their own, for stream (1, 1)."""
     layer, head = 1, 1
-    problems = [_problem(tiny_run, frame, layer, head) for frame in range(FRAMES)]
+    problems = [problem_index(tiny_run, frame, layer, head) for frame in range(FRAMES)]
     hashes = tiny_run["token_hash"][layer, head, :tiny_dump.frame_starts[FRAMES]]
     clusters = tiny_run["token_cluster"][layer, head, :tiny_dump.frame_starts[FRAMES]]
     # HCU: same assignments as one stream; the first frame (empty table) takes the cycles the
@@ -99,7 +64,7 @@ def test_each_phase_is_its_block_twins_own_run(tiny_dump, tiny_run):
     # phase counts both ends: d + 1.
     assert tiny_run["cycles_hcu"][problems[0]] == first["cycles"].sum() + 1
     # KVMU: moves, counts, descriptors and cycles of the KVMU twin on the same stream.
-    selected = [np.flatnonzero(_part(tiny_run, "selected", "cluster_offsets", p))
+    selected = [np.flatnonzero(problem_part(tiny_run, "selected", "cluster_offsets", p))
                 for p in problems]
     offsets = np.concatenate([[0], np.cumsum([len(ids) for ids in selected])])
     kvmu = kvmu_twin.run_stream(TINY, {
@@ -111,13 +76,14 @@ def test_each_phase_is_its_block_twins_own_run(tiny_dump, tiny_run):
     for index, problem in enumerate(problems):
         for key in ("desc_base", "desc_len", "fetch_token"):
             offsets_key = "fetch_offsets" if key == "fetch_token" else "desc_offsets"
-            np.testing.assert_array_equal(_part(kvmu, key, offsets_key, index),
-                                          _part(tiny_run, key, offsets_key, problem))
-        np.testing.assert_array_equal(_part(kvmu, "move_dst", "move_offsets", index),
-                                      _part(tiny_run, "move_dst", "move_offsets", problem))
+            np.testing.assert_array_equal(problem_part(kvmu, key, offsets_key, index),
+                                          problem_part(tiny_run, key, offsets_key, problem))
+        np.testing.assert_array_equal(problem_part(kvmu, "move_dst", "move_offsets", index),
+                                      problem_part(tiny_run, "move_dst", "move_offsets", problem))
         # WTU: rows, emission and aggregate of the WTU twin on the problem's scores and counts.
-        counts = _part(tiny_run, "cluster_count", "cluster_offsets", problem)
-        scores = _part(tiny_run, "score", "score_offsets", problem).reshape(-1, counts.size)
+        counts = problem_part(tiny_run, "cluster_count", "cluster_offsets", problem)
+        scores = problem_part(tiny_run, "score", "score_offsets", problem)
+        scores = scores.reshape(-1, counts.size)
         wtu = wtu_twin.wtu_problem(TINY, scores, counts)
         # The KVMU waits for the first selected beat (the packer, then the WTU's rows, stats,
         # emissions and aggregate fetches), then for each later beat at most its gap.
@@ -290,7 +256,8 @@ def test_file_interface_slices_and_errors(tmp_path, tiny_dump, tiny_run, capsys)
     keep = (tiny_run["problem_frame"] >= 10) & (tiny_run["problem_layer"] == 1)
     for key in ("problem_frame", "problem_head", "cycles", "cycles_hcu"):
         np.testing.assert_array_equal(written[key], tiny_run[key][keep], err_msg=key)
-    fetched = [_part(tiny_run, "fetch_token", "fetch_offsets", p) for p in np.flatnonzero(keep)]
+    fetched = [problem_part(tiny_run, "fetch_token", "fetch_offsets", p)
+               for p in np.flatnonzero(keep)]
     np.testing.assert_array_equal(written["fetch_token"], np.concatenate(fetched))
     assert (written["token_cluster"][0] == -1).all()          # layer 0 not run
     for argv, message in (
@@ -327,7 +294,7 @@ def test_frames_without_queries_cluster_and_offload_without_fetching():
     resv = ResvHead(TINY, dump.head_dim, planes, dump.tokens)
     for frame in range(12):
         start, stop = dump.frame_starts[frame], dump.frame_starts[frame + 1]
-        fetched = _part(out, "fetch_token", "fetch_offsets", frame)
+        fetched = problem_part(out, "fetch_token", "fetch_offsets", frame)
         if frame not in query_frames:
             resv.add_keys(dump.keys(0, 0)[start:stop])
             # no rows: the top hands the KVMU an empty selection after its last count
