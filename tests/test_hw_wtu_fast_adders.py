@@ -6,7 +6,8 @@ import pytest
 from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
-from hw.wtu.fast_adders import carry_save, fast_add, fast_geq, fast_sub
+from hw.wtu.fast_adders import carry_save, fast_add, fast_add_carry, fast_geq, fast_sub
+from hw.wtu.pipeline import registered_suffix_sums, suffix_tree_latency
 
 CASES = 400
 
@@ -55,6 +56,58 @@ def test_add_truncates_to_the_given_width():
             assert ctx.get(total) == (x + y) % 64
 
     _run(m, testbench)
+
+
+@pytest.mark.parametrize("width", [1, 7, 22])
+def test_add_with_carry_in_and_out(width):
+    m = Module()
+    a, b, carry_in = Signal(width), Signal(width), Signal()
+    total, carry_out = Signal(width), Signal()
+    low_sum, low_carry = fast_add_carry(m, a, b, carry_in, "add", width)
+    m.d.comb += [total.eq(low_sum), carry_out.eq(low_carry)]
+    rng = random.Random(width)
+
+    async def testbench(ctx):
+        for case in range(CASES):
+            x, y, c = rng.randrange(1 << width), rng.randrange(1 << width), rng.getrandbits(1)
+            if case % 10 == 0:               # all ones plus a carry: the longest carry
+                x, y = (1 << width) - 1, 0
+            ctx.set(a, x)
+            ctx.set(b, y)
+            ctx.set(carry_in, c)
+            assert ctx.get(total) == (x + y + c) % (1 << width), (x, y, c)
+            assert ctx.get(carry_out) == (x + y + c >= 1 << width), (x, y, c)
+
+    _run(m, testbench)
+
+
+@pytest.mark.parametrize("count, width", [(2, 9), (4, 12), (16, 44)])
+def test_suffix_sums_after_their_latency(count, width):
+    # Skewed halves: the sums of stable values are exact suffix_tree_latency cycles after them
+    # (tree_levels + 1: the last level's high halves a cycle after its low halves).
+    m = Module()
+    value_bits = width - count.bit_length()    # so that every sum fits ``width``
+    values = [Signal(value_bits, name=f"value{j}") for j in range(count)]
+    sums = registered_suffix_sums(m, values, width, "suffix")
+    latency = suffix_tree_latency(count)
+    assert latency == (count - 1).bit_length() + 1
+    rng = random.Random(count)
+
+    async def testbench(ctx):
+        for case in range(CASES // 20):
+            words = [rng.randrange(1 << value_bits) for _ in values]
+            if case % 4 == 0:                # carries out of every low half
+                words = [(1 << value_bits) - 1] * count
+            for value, word in zip(values, words):
+                ctx.set(value, word)
+            await ctx.tick().repeat(latency)
+            assert [ctx.get(total) for total in sums] == \
+                [sum(words[j:]) for j in range(count)], words
+
+    simulator = Simulator(m)
+    simulator.add_clock(1e-6)
+    simulator.add_testbench(testbench)
+    simulator.run()
 
 
 @pytest.mark.parametrize("count", [0, 1, 2, 3, 4, 17, 18])

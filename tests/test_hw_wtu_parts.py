@@ -28,7 +28,8 @@ def _set_all(ctx, pairs):
 def test_lane_memories():
     """Reads ahead: the words at a cycle's ``next_address``/``next_chunk`` appear in the next
     cycle, including that cycle's writes to them (forwarded), except the score memory's (the
-    unit never reads a score in the cycle after writing it)."""
+    unit never reads a score in the cycle after writing it); the aggregate bit of a beat is
+    written at the end of the cycle after it."""
     config = TINY
     dut = LaneMemories(config)
     depth = WTULayouts(config).chunks
@@ -43,6 +44,7 @@ def test_lane_memories():
         # start at 0, as the reference does).
         read_address = read_chunk = 0
         score_collision = False     # the previous cycle wrote the score read ahead in it
+        pending = None              # the aggregate write of the previous cycle's beat
         for _ in range(CASES):
             if score_collision:
                 written["score"].discard(read_address)   # unspecified: not checked
@@ -75,11 +77,22 @@ def test_lane_memories():
                 memory["score"][chunk] = score
                 old = memory["max"][chunk]
                 memory["max"][chunk] = score if first_row or score > old else old
+            # The aggregate bit is written at the end of the cycle after its beat; the beat's
+            # read-modify-write sees a pending bit of the same address.
+            if pending is not None:
+                at, bit, first = pending
+                memory["aggregate"][at] = bit
+                if first:
+                    written["aggregate"].add(at)
             if ops["aggregate"]:
-                memory["aggregate"][chunk] = select | (memory["aggregate"][chunk] & (not first_row))
-            for name, op in (("count", "counts"), ("score", "scores"), ("max", "scores"),
-                             ("aggregate", "aggregate")):
-                if ops[op] and (name not in ("max", "aggregate") or first_row):
+                current = pending[1] if pending is not None and pending[0] == chunk \
+                    else memory["aggregate"][chunk]
+                pending = (chunk, select | (current & (not first_row)),
+                           first_row or chunk in written["aggregate"])
+            else:
+                pending = None
+            for name, op in (("count", "counts"), ("score", "scores"), ("max", "scores")):
+                if ops[op] and (name != "max" or first_row):
                     written[name].add(chunk)
 
     simulate(dut, testbench, CASES + 2)
@@ -382,7 +395,7 @@ class _SequencerReference:
                      start_row=i["row_mask_ready"] and last and self.row != self.rows_m1)
         elif state == "AGG_FETCH":
             o.update(fetch=1)
-        else:
+        elif state != "AGG_WAIT":
             o.update(selected_valid=1, send=state == "AGG_SEND" and i["selected_ready"])
         return o
 
@@ -421,10 +434,11 @@ class _SequencerReference:
             if not o["last_chunk"]:
                 self.chunk = next_chunk
             elif self.row == self.rows_m1:
-                self.chunk = 0
-                self.state = "AGG_FETCH" if i["any_selected"] else "AGG_EMPTY"
+                self.chunk, self.state = 0, "AGG_WAIT"
             else:
                 self.row, self.state = self.row + 1, "LOAD"
+        elif state == "AGG_WAIT":
+            self.state = "AGG_FETCH" if i["any_selected"] else "AGG_EMPTY"
         elif state == "AGG_FETCH":
             if i["chunk_empty"]:
                 self.chunk = next_chunk
@@ -469,7 +483,7 @@ def test_sequencer():
             # The memories' read-ahead addresses: the next cycle's chunk, and whether it walks.
             assert (next_chunk, next_walking) == (reference.chunk, reference.state == "WALK")
             await ctx.tick()
-        assert len(visited) == 10 and problems > 5, (visited, problems)
+        assert len(visited) == 11 and problems > 5, (visited, problems)
 
     simulate(dut, testbench, cycles + 2)
 

@@ -61,8 +61,9 @@ def test_threshold_reached_exactly_at_a_bucket_edge():
     # Worked by hand (tiny: 8-bit scores, 4 buckets, so pass 0 buckets by the top 2 bits, 4
     # lanes): scores 192 and 64, counts 1, ratio code 192: W = 256, T = (256*192 + 128) >> 8 =
     # 192, reached exactly by bucket 3 = [192, 255], which holds one cluster: no refinement.
-    # Cycles: 1 load beat + one decision of 4 + max(2, 2 + 1) + 3 = 10 cycles (4 lane stages:
-    # 8-bit counts, 2 slices of 4 bits, L_p = 1; 4 buckets: 2 suffix levels; code 192 has 2
+    # Cycles: 1 load beat + one decision of 4 + max(2 + 1, 2 + 1) + 3 = 10 cycles (4 lane
+    # stages: 8-bit counts, 2 slices of 4 bits, L_p = 1; 4 buckets: 2 suffix levels and the
+    # high halves' cycle; code 192 has 2
     # bits set: 3 threshold operands, 2 levels).
     config = TINY.replace(wicsum_ratio_code=192)
     row = wtu_row(np.array([192, 64]), np.array([1, 1]), config)
@@ -76,7 +77,7 @@ def test_all_scores_equal_refine_to_the_value():
     # T = (500*77 + 128) >> 8 = 150. Every pass has one non-empty bucket holding all five, so the
     # unit refines to depth 3: buckets 1, 2, 1, 0 of 4 (visited 3 + 2 + 3 + 4 = 12); cutoff 100.
     # Cycles: 2 load beats, 4 decisions of 11 cycles (code 77 has 4 bits set: 5 threshold
-    # operands, 3 levels; 4 lane stages + max(2, 3 + 1) + 3 = 11), 3 walks of 2 (lane 0 holds
+    # operands, 3 levels; 4 lane stages + max(2 + 1, 3 + 1) + 3 = 11), 3 walks of 2 (lane 0 holds
     # clusters 0 and 4) = 2 + 44 + 6 = 52.
     row = wtu_row(np.full(5, 100), np.ones(5, dtype=np.int64), TINY)
     assert row["row_selected"].all()
@@ -87,13 +88,13 @@ def test_all_scores_equal_refine_to_the_value():
 @pytest.mark.parametrize("scores, counts, code, decide", [
     ([0, 0, 0], [5, 5, 5], 77, 11),     # zero total weight
     ([9, 200, 3], [0, 0, 0], 77, 11),   # zero total weight through the counts
-    ([9, 200, 3], [1, 2, 3], 0, 9),     # ratio 0: the threshold is the constant 128 >> 8
+    ([9, 200, 3], [1, 2, 3], 0, 10),    # ratio 0: the threshold is the constant 128 >> 8
 ])
 def test_zero_threshold_selects_nothing(scores, counts, code, decide):
     # Worked by hand: T = (W * code + 128) >> 8 = 0 in each case, and T = 0 selects nothing
     # (model.reference.resv rule); cutoff 2**8, one load beat and one decision (4 lane stages;
-    # code 77: 4 + max(2, 3 + 1) + 3 = 11 cycles; code 0, no threshold levels:
-    # 4 + max(2, 1 + 1) + 3 = 9).
+    # code 77: 4 + max(2 + 1, 3 + 1) + 3 = 11 cycles; code 0, no threshold levels:
+    # 4 + max(2 + 1, 1 + 1) + 3 = 10; 2 + 1: the suffix levels and the high halves' cycle).
     row = wtu_row(np.array(scores), np.array(counts), TINY.replace(wicsum_ratio_code=code))
     assert not row["row_selected"].any()
     assert (row["threshold"], row["cutoff"], row["cycles"], row["buckets_visited"]) == \
@@ -101,14 +102,15 @@ def test_zero_threshold_selects_nothing(scores, counts, code, decide):
 
 
 @pytest.mark.parametrize("buckets, code, count_bits, cycles", [
-    # (3 + L_p) lane stages + max(suffix levels, max(threshold levels, 1) + 1) + 3, with
-    # L_p = ceil(log2(ceil(count_bits / 4))) (16 bits: 4 slices, L_p = 2, 5 lane stages)
-    (16, 77, 16, 12),   # edge: 4 suffix levels; 5 threshold operands, 3 levels: 5 + max(4, 4) + 3
-    (4, 192, 16, 11),   # 2 suffix levels; 3 operands, 2 levels: 5 + max(2, 3) + 3
-    (4, 256, 16, 10),   # 2 operands, 1 level: 5 + max(2, 2) + 3
-    (128, 77, 16, 15),  # 7 suffix levels: 5 + max(7, 4) + 3
-    (16, 77, 8, 11),    # 8-bit counts: 2 slices, L_p = 1, 4 lane stages: 4 + max(4, 4) + 3
-    (16, 77, 4, 10),    # 4-bit counts: 1 slice, L_p = 0, 3 lane stages: 3 + max(4, 4) + 3
+    # (3 + L_p) lane stages + max(suffix levels + 1, max(threshold levels, 1) + 1) + 3, with
+    # L_p = ceil(log2(ceil(count_bits / 4))) (16 bits: 4 slices, L_p = 2, 5 lane stages) and
+    # the suffix tree's last high halves one cycle after its low halves (the + 1)
+    (16, 77, 16, 13),   # edge: 4 suffix levels; 5 threshold operands, 3 levels: 5 + max(5, 4) + 3
+    (4, 192, 16, 11),   # 2 suffix levels; 3 operands, 2 levels: 5 + max(3, 3) + 3
+    (4, 256, 16, 11),   # 2 operands, 1 level: 5 + max(3, 2) + 3
+    (128, 77, 16, 16),  # 7 suffix levels: 5 + max(8, 4) + 3
+    (16, 77, 8, 12),    # 8-bit counts: 2 slices, L_p = 1, 4 lane stages: 4 + max(5, 4) + 3
+    (16, 77, 4, 11),    # 4-bit counts: 1 slice, L_p = 0, 3 lane stages: 3 + max(5, 4) + 3
 ])
 def test_decide_cycles_worked_by_hand(buckets, code, count_bits, cycles):
     config = PRESETS["edge"].replace(wtu_buckets=buckets, wicsum_ratio_code=code,
@@ -155,11 +157,12 @@ def test_cycle_helpers():
     # Worked by hand: 4096 clusters on 16 lanes: 256 beats x (1 load + 12 merge levels) + a scan
     # of 100 selected (7 cycles) + 1 decide = 3336.
     assert scan_sort_cycles(4096, 100, 16) == 3336
-    # Chunks of 4: selected ids 1, 2 and 9 -> chunks 0, 1, 2 fetched (3) + 3 sends = 6.
+    # Chunks of 4: selected ids 1, 2 and 9 -> 1 wait cycle + chunks 0, 1, 2 fetched (3) + 3
+    # sends = 7; nothing selected: the wait and the empty beat, 2.
     selected = np.zeros(12, dtype=bool)
     selected[[1, 2, 9]] = True
-    assert aggregate_cycles(selected, 4) == 6
-    assert aggregate_cycles(np.zeros(12, dtype=bool), 4) == 1
+    assert aggregate_cycles(selected, 4) == 7
+    assert aggregate_cycles(np.zeros(12, dtype=bool), 4) == 2
 
 
 def test_file_interface_keys():
@@ -192,13 +195,13 @@ def test_run_arrays_rejects_unknown_keys():
 
 def test_selected_schedule_by_hand():
     # Two rows of 10 and 12 cycles, 2 emission beats each, one stats cycle each: 28 cycles; then
-    # with 4 lanes, clusters 1, 2 (chunk 0) and 9 (chunk 2): chunk 0 fetched (1 cycle), its
-    # first beat offered in the next: 28 + 2 = 30; cluster 2 in the same chunk 1 cycle after
-    # cluster 1's transfer; cluster 9 after fetching chunks 1 and 2: 1 + 2 = 3.
+    # one wait cycle; with 4 lanes, clusters 1, 2 (chunk 0) and 9 (chunk 2): chunk 0 fetched
+    # (1 cycle), its first beat offered in the next: 28 + 1 + 2 = 31; cluster 2 in the same
+    # chunk 1 cycle after cluster 1's transfer; cluster 9 after fetching chunks 1 and 2: 1 + 2.
     selected = np.zeros(12, bool)
     selected[[1, 2, 9]] = True
     result = {"cycles": np.array([10, 12]), "emit_cycles": np.array([2, 2]),
               "selected": selected}
-    assert selected_schedule(result, 4) == (30, [1, 3])
-    # Nothing selected: the empty beat in the cycle after the last emission.
-    assert selected_schedule({**result, "selected": np.zeros(12, bool)}, 4) == (29, [])
+    assert selected_schedule(result, 4) == (31, [1, 3])
+    # Nothing selected: the empty beat in the cycle after the wait: 28 + 1 + 1.
+    assert selected_schedule({**result, "selected": np.zeros(12, bool)}, 4) == (30, [])

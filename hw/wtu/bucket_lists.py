@@ -1,6 +1,6 @@
 """One WTU lane's bucket sorter: a linked list of the lane's clusters per bucket, and its walk."""
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Array, Module, Signal, unsigned
 from amaranth.lib import memory
 from amaranth.lib.wiring import In, Out
 
@@ -101,10 +101,14 @@ class BucketLists(ConfiguredComponent):
             m.d.sync += [flag.eq(0) for flag in nonempty]
         m.d.comb += self.next_walk_address.eq(self.walk_address)
         m.d.sync += self.walk_address.eq(self.next_walk_address)
-        for k in range(buckets):
-            with m.If(self.start & (self.start_bucket == k)):
-                m.d.comb += self.next_walk_address.eq(head[k])
-                m.d.sync += [walk_end.eq(tail[k]), self.walk_active.eq(nonempty[k])]
+        # The walk's start: the start bucket's head, tail and flag picked by a balanced
+        # multiplexer over the buckets (indexed by the registered ``start_bucket``), so that
+        # ``start`` (late, fanned out to every lane) only enables the registers, instead of
+        # a chain of one multiplexer per bucket after it.
+        with m.If(self.start):
+            m.d.comb += self.next_walk_address.eq(Array(head)[self.start_bucket])
+            m.d.sync += [walk_end.eq(Array(tail)[self.start_bucket]),
+                         self.walk_active.eq(Array(nonempty)[self.start_bucket])]
         with m.If(self.step):
             with m.If(at_tail):
                 m.d.sync += self.walk_active.eq(0)

@@ -30,11 +30,13 @@ class Decision(ConfiguredComponent):
     :func:`hw.wtu.pipeline.threshold_latency` cycles) stay unchanged; ``step`` is given in its
     last cycle. Cycle by cycle from the first cycle of stable inputs (cycle 0):
 
-    * cycles 0 to ``L - 1`` (``L = ceil(log2(wtu_buckets))``): the suffix masses
-      ``sum_{k >= c} mass_k`` of every bucket, a Kogge-Stone tree with one adder and one
-      register per level (``suffix_l*``);
+    * cycles 0 to ``L`` (``L = ceil(log2(wtu_buckets))``): the suffix masses
+      ``sum_{k >= c} mass_k`` of every bucket, a Kogge-Stone tree with one level per cycle,
+      each adder cut into a low half (cycle ``level``) and a high half (cycle ``level + 1``)
+      with a registered carry between them (``suffix_l*``,
+      :func:`hw.wtu.pipeline.registered_suffix_sums`);
     * cycle ``max(threshold_latency, 1)``: ``remaining = threshold - mass_above`` registered;
-    * cycle ``max(L, max(threshold_latency, 1) + 1)``: per bucket, ``reach_k`` = non-empty and
+    * cycle ``max(L + 1, max(threshold_latency, 1) + 1)``: per bucket, ``reach_k`` = non-empty and
       suffix mass ``>= remaining``, registered;
     * the cycle after: the crossing bucket, the highest ``k`` with ``reach_k`` (0 when there is
       none), its members and the mass of the buckets above it, registered;
@@ -108,7 +110,8 @@ class Decision(ConfiguredComponent):
         depth = config.wtu_refine_depth
         shifts, pass_bits = config.wtu_bucket_shifts, config.wtu_pass_bits
         m = Module()
-        # Cycles 0 to L - 1: the suffix masses, one adder level per cycle.
+        # Cycles 0 to L: the suffix masses, one adder level per cycle in halves (the high
+        # halves one cycle after the low ones).
         suffix = registered_suffix_sums(m, [self.mass[k] for k in range(buckets)], weight_bits,
                                         "suffix")
         # Cycle max(threshold_latency, 1) on: the rest of the threshold (mass_above is stable).
@@ -116,7 +119,7 @@ class Decision(ConfiguredComponent):
         remaining = Signal(weight_bits)
         m.d.sync += remaining.eq(fast_sub(m, self.threshold, mass_above, "remaining",
                                                   weight_bits))
-        # Cycle max(L, max(threshold_latency, 1) + 1): the comparison of every bucket.
+        # Cycle max(L + 1, max(threshold_latency, 1) + 1): the comparison of every bucket.
         reach = Signal(buckets)
         m.d.sync += reach.eq(Cat((self.members[k] != 0) & fast_geq(m, suffix[k], remaining, f"reach{k}")
                                  for k in range(buckets)))

@@ -15,7 +15,7 @@ gate levels per three values) and resolved by one prefix adder a cycle later.
 
 from amaranth.hdl import Cat, Const, Signal, Value
 
-__all__ = ["prefix_carries", "fast_add", "fast_sub", "fast_geq", "carry_save"]
+__all__ = ["prefix_carries", "fast_add", "fast_add_carry", "fast_sub", "fast_geq", "carry_save"]
 
 
 def _level(m, values, name):
@@ -81,6 +81,21 @@ def fast_add(m, a, b, name, width=None):
     width = _width(a, b, width)
     propagate, carries = _sum(m, _word(a, width), _word(b, width), 0, name)
     return (propagate ^ (carries << 1)[:width])[:width]
+
+
+def fast_add_carry(m, a, b, carry_in, name, width):
+    """``(a + b + carry_in) mod 2**width`` and its carry out, of unsigned ``a``, ``b``.
+
+    Returns
+    -------
+    total : Value
+        ``width`` bits.
+    carry_out : Value
+        1 bit: ``a + b + carry_in >= 2**width``.
+    """
+    carry_in = Value.cast(carry_in)[:1] if not isinstance(carry_in, int) else Const(carry_in, 1)
+    propagate, carries = _sum(m, _word(a, width), _word(b, width), carry_in, name)
+    return (propagate ^ Cat(carry_in, carries)[:width])[:width], carries[-1]
 
 
 def fast_sub(m, a, b, name, width=None):

@@ -1,6 +1,6 @@
 """One WTU lane's cluster memories: score, token count, max score over the rows, aggregate bit."""
 
-from amaranth.hdl import Module, Mux, unsigned
+from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import memory
 from amaranth.lib.wiring import In, Out
 
@@ -25,7 +25,9 @@ class LaneMemories(ConfiguredComponent):
     ``next_address`` and ``next_chunk`` appear in the next cycle, with any write of this cycle
     to them, except the score memory's (the unit never reads a score in the cycle after a load
     beat wrote it, so that word is the macro's output directly). Writes take effect at the
-    clock edge.
+    clock edge, except the aggregate bit's: it is registered in the cycle of its row-mask beat
+    and written at the end of the cycle after (a beat's read-modify-write sees the bit of the
+    beat before it even while that one is pending; ``aggregate`` shows it once written).
 
     Parameters
     ----------
@@ -51,7 +53,8 @@ class LaneMemories(ConfiguredComponent):
     first_row : In(1)
         The row being loaded or emitted is row 0 of the problem.
     write_aggregate : In(1)
-        Store ``select`` OR the aggregate bit (``select`` alone on the first row): a row-mask beat.
+        Store ``select`` OR the aggregate bit (``select`` alone on the first row): a row-mask
+        beat; written at the end of the next cycle.
     select : In(1)
     stored_score, stored_count : Out(score_bits), Out(count_bits)
         The words at the previous cycle's ``next_address``.
@@ -110,7 +113,20 @@ class LaneMemories(ConfiguredComponent):
             count_wr.en.eq(self.write_counts),
             max_wr.addr.eq(self.chunk), max_wr.en.eq(self.write_scores),
             max_wr.data.eq(Mux(self.first_row | (self.score > old_max), self.score, old_max)),
-            agg_wr.addr.eq(self.chunk), agg_wr.en.eq(self.write_aggregate),
-            agg_wr.data.eq(self.select | (old_aggregate & ~self.first_row)),
         ]
+        # The aggregate bit, one cycle late: a score word's comparison with the cutoff
+        # (``select``) would otherwise reach the register file's write data in the cycle of
+        # its beat (its modelled setup is 1.4 ns).
+        #   cycle of the row-mask beat: the new bit registered (``aggregate_pending*``), from
+        #            the stored one or, when the beat before wrote the same address and is
+        #            still pending, from that one;
+        #   the cycle after: the bit written.
+        pending = Signal(name="aggregate_pending")
+        pending_chunk = Signal.like(self.chunk, name="aggregate_pending_chunk")
+        pending_bit = Signal(name="aggregate_pending_bit")
+        current = Mux(pending & (pending_chunk == self.chunk), pending_bit, old_aggregate)
+        m.d.sync += [pending.eq(self.write_aggregate), pending_chunk.eq(self.chunk),
+                     pending_bit.eq(self.select | (current & ~self.first_row))]
+        m.d.comb += [agg_wr.addr.eq(pending_chunk), agg_wr.en.eq(pending),
+                     agg_wr.data.eq(pending_bit)]
         return m

@@ -22,8 +22,9 @@ class Sequencer(ConfiguredComponent):
     States (``m.FSM``): ``IDLE`` (take a problem header) -> ``COUNTS`` (one beat per chunk)
     -> per row ``LOAD`` (one beat per chunk) -> ``DECIDE`` (:func:`hw.wtu.pipeline.decide_cycles`
     cycles, the decision's pipeline; ``decide`` strobes its last) (-> ``WALK`` -> ``DECIDE``)* ->
-    ``STATS`` -> ``EMIT`` (one beat per chunk) -> after the last row ``AGG_FETCH`` / ``AGG_SEND``
-    per chunk up to the highest selected cluster, or ``AGG_EMPTY`` -> ``IDLE``. ``chunk`` counts
+    ``STATS`` -> ``EMIT`` (one beat per chunk) -> after the last row ``AGG_WAIT`` (one cycle:
+    the last beat's aggregate bits are written) -> ``AGG_FETCH`` / ``AGG_SEND`` per chunk up to
+    the highest selected cluster, or ``AGG_EMPTY`` -> ``IDLE``. ``chunk`` counts
     the beats of the counts, of a row's load and of its emission, and the chunks of the
     aggregate; ``cycles`` counts the row's load beats, decide and walk cycles (``stats.cycles``).
     Stream ``valid``/``ready`` outputs depend on the state only; the strobes are the transfers.
@@ -174,14 +175,18 @@ class Sequencer(ConfiguredComponent):
                         m.d.comb += step.eq(1)
                     with m.Elif(row == rows_minus_one):
                         m.d.comb += zero.eq(1)
-                        with m.If(self.any_selected):
-                            m.next = "AGG_FETCH"
-                        with m.Else():
-                            m.next = "AGG_EMPTY"
+                        m.next = "AGG_WAIT"
                     with m.Else():
                         m.d.comb += self.start_row.eq(1)
                         m.d.sync += row.eq(row + 1)
                         m.next = "LOAD"
+            with m.State("AGG_WAIT"):
+                # The last row-mask beat's aggregate bits are written at the end of this cycle
+                # (hw.wtu.LaneMemories), so chunk 0 is read ahead with them.
+                with m.If(self.any_selected):
+                    m.next = "AGG_FETCH"
+                with m.Else():
+                    m.next = "AGG_EMPTY"
             with m.State("AGG_FETCH"):
                 m.d.comb += self.fetch.eq(1)
                 with m.If(self.chunk_empty):

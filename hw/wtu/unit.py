@@ -25,8 +25,8 @@ such passes to sort. The WTU instead does all its full-row work *while the row s
   a beat in carry-save form and resolve it a cycle later; each ``DECIDE`` state begins with
   the cycles that drain them.
 * Decide in a short pipeline (:class:`Decision`; with the drain :attr:`decide_cycles` cycles,
-  12 for the presets): the suffix masses of all buckets (a registered Kogge-Stone tree, one
-  adder level per cycle) are compared with the rest of the threshold (itself a registered
+  13 for edge and server): the suffix masses of all buckets (a registered Kogge-Stone tree,
+  one adder level per cycle, each adder in two halves with a registered carry) are compared with the rest of the threshold (itself a registered
   adder tree over ``W``) and the highest non-empty bucket that reaches it is the crossing
   bucket, registered before it is taken (early exit: everything below it is dropped,
   everything above it is selected). Wide sums and comparisons are prefix adders

@@ -60,18 +60,21 @@ sorter), so a refinement pass touches only the members of the crossing bucket.
 * per row, ``cycles`` =
   ``ceil(N / lanes)`` load beats (``lanes`` scores per beat: ``W``, min, max, the pass-0 bucket
   masses and lists are all built while the row streams in, no extra pass)
-  ``+ D`` per pass (the decision, :func:`decide_cycles`: ``D = (3 + L_p) + max(L_s, max(L_t,
-  1) + 1) + 3``: first ``3 + L_p`` cycles for the last clusters to pass the lanes' pipeline
-  registers and reach stable bucket masses and ``W``: the memories' words (1), the product
-  ``s x n`` (``1 + L_p``: partial products of the score with the count's 4-bit slices, then
-  their adder tree, ``L_p = ceil(log2(ceil(count_bits / 4)))``), the masses' carry-save sums
-  (1); ``L_s = ceil(log2(wtu_buckets))`` the levels of the suffix masses of the buckets and
-  ``L_t = ceil(log2(popcount(wicsum_ratio_code) + 1))`` the levels of the threshold ``W x
-  code + 2**(ratio_bits - 1)``, each a tree with one adder level per cycle, from the masses
-  and ``W`` resolved from their carry-save form; then one cycle for ``threshold -
-  mass_above``, one for the comparisons of every bucket, one to register the crossing bucket,
-  one to take it. ``D = 12`` for the presets (16-bit counts, ``L_p = 2``; code 77 has 4 bits
-  set); ``D = 11`` for 8-bit counts)
+  ``+ D`` per pass (the decision, :func:`decide_cycles`: ``D = (3 + L_p) + max(L_s + 1,
+  max(L_t, 1) + 1) + 3``: first ``3 + L_p`` cycles for the last clusters to pass the lanes'
+  pipeline registers and reach stable bucket masses and ``W``: the memories' words (1), the
+  product ``s x n`` (``1 + L_p``: partial products of the score with the count's 4-bit
+  slices, then their adder tree, ``L_p = ceil(log2(ceil(count_bits / 4)))``), the masses'
+  carry-save sums (1); ``L_s = ceil(log2(wtu_buckets))`` the levels of the suffix masses of
+  the buckets, each level's adders cut into a low and a high half with a registered carry (a
+  skewed pipeline: the last level's high halves one cycle after its low halves, hence
+  ``L_s + 1``), and ``L_t = ceil(log2(popcount(wicsum_ratio_code) + 1))`` the levels of the
+  threshold ``W x code + 2**(ratio_bits - 1)``, a tree with one adder level per cycle, from
+  the masses and ``W`` resolved from their carry-save form; then one cycle for ``threshold -
+  mass_above``, one for the comparisons of every bucket, one to register the crossing
+  bucket, one to take it. ``D = 13`` for ``edge`` and ``server`` (16 buckets, 16-bit counts,
+  ``L_p = 2``; code 77 has 4 bits set), ``D = 11`` for ``tiny`` (8-bit counts, ``L_p = 1``; 4
+  buckets: ``4 + max(3, 4) + 3``); ``D = 12`` for 8-bit counts and 16 buckets)
   ``+`` per refinement pass, ``max over lanes`` of the crossing bucket's members in that lane
   (each lane walks its own list, one cluster per cycle, with its own multiplier; an adder tree per
   bucket sums the lanes).
@@ -79,7 +82,8 @@ sorter), so a refinement pass touches only the members of the crossing bucket.
 * after the decision, ``ceil(N / lanes)`` emission beats per row (the row's bitmask, OR-ed into the
   aggregate) and, after the last row, the aggregate stream: per chunk of ``lanes`` clusters up to
   the last selected one, 1 cycle plus 1 per selected cluster, or 1 cycle for the single "empty"
-  beat when no row selected anything (:func:`aggregate_cycles`). These are reported separately
+  beat when no row selected anything, after one wait cycle (the last row-mask beat's aggregate
+  bits are written in it) (:func:`aggregate_cycles`). These are reported separately
   (``emit_cycles``, ``aggregate_cycles``).
 
 Reference: full scan-and-sort on the same lanes (:func:`scan_sort_cycles`)
@@ -94,7 +98,7 @@ import numpy as np
 from model.npzio import ArraySpec, check_arrays
 from model.reference.resv import wicsum_threshold
 
-__all__ = ["INPUTS", "OUTPUTS", "STATS_CYCLES", "wtu_row", "wtu_problem", "scan_sort_cycles",
+__all__ = ["INPUTS", "OUTPUTS", "STATS_CYCLES", "AGGREGATE_WAIT_CYCLES", "wtu_row", "wtu_problem", "scan_sort_cycles",
            "aggregate_cycles", "selected_schedule", "decide_cycles", "run_arrays",
            "check_problem"]
 
@@ -144,9 +148,9 @@ def _levels(count):
 
 
 def decide_cycles(config):
-    """Cycles of one decision (module doc): ``(3 + L_p) + max(L_s, max(L_t, 1) + 1) + 3``."""
+    """Cycles of one decision (module doc): ``(3 + L_p) + max(L_s + 1, max(L_t, 1) + 1) + 3``."""
     product_levels = _levels(-(-config.count_bits // 4))
-    suffix_levels = _levels(config.wtu_buckets)
+    suffix_levels = _levels(config.wtu_buckets) + 1   # the last level's high halves
     threshold_levels = _levels(bin(config.wicsum_ratio_code).count("1") + 1)
     return (3 + product_levels) + max(suffix_levels, max(threshold_levels, 1) + 1) + 3
 
@@ -208,15 +212,21 @@ def _row_result(scores, cutoff, cycles, visited, passes, touched, weighted_sum, 
             "min_score": int(scores.min()), "max_score": int(scores.max())}
 
 
-def aggregate_cycles(selected, lanes):
-    """Cycles of the aggregate stream: per chunk up to the last selected one, 1 + its selections.
+#: Cycles between the last row-mask beat and the aggregate stream (the last beat's aggregate
+#: bits are written in it).
+AGGREGATE_WAIT_CYCLES = 1
 
-    An empty aggregate takes 1 cycle (its single "empty" beat).
+
+def aggregate_cycles(selected, lanes):
+    """Cycles of the aggregate stream: :data:`AGGREGATE_WAIT_CYCLES`, then per chunk up to the
+    last selected one, 1 + its selections.
+
+    An empty aggregate takes the wait and 1 cycle (its single "empty" beat).
     """
     if not selected.any():
-        return 1
+        return AGGREGATE_WAIT_CYCLES + 1
     last = int(np.flatnonzero(selected)[-1])
-    return last // lanes + 1 + int(np.count_nonzero(selected))
+    return AGGREGATE_WAIT_CYCLES + last // lanes + 1 + int(np.count_nonzero(selected))
 
 
 #: Cycles of a row's ``stats`` beat, between its decision and its emission.
@@ -240,9 +250,9 @@ def selected_schedule(result, lanes):
         Cycles from the transfer of the problem's last ``counts`` beat to the cycle the first
         ``selected`` beat is valid: per row its ``cycles`` (its first load beat comes in the
         cycle after the last counts beat, or after the previous row's emission),
-        :data:`STATS_CYCLES` and its ``emit_cycles``; then one fetch cycle per chunk up to the
-        first selected cluster's and one to offer it (the single empty beat: offered in the
-        cycle after the last emission).
+        :data:`STATS_CYCLES` and its ``emit_cycles``; then :data:`AGGREGATE_WAIT_CYCLES`, one
+        fetch cycle per chunk up to the first selected cluster's and one to offer it (the
+        single empty beat: offered in the cycle after the wait).
     gaps : list of int
         Per later beat, cycles from the previous beat's transfer to the cycle it is valid: 1
         in the same chunk, else 1 plus the chunks from the previous one's (one fetch cycle
@@ -252,8 +262,8 @@ def selected_schedule(result, lanes):
                + np.sum(result["emit_cycles"]))
     chunks = np.flatnonzero(result["selected"]) // lanes
     if chunks.size == 0:
-        return rows + 1, []
-    return rows + int(chunks[0]) + 2, [1 + int(b - a) for a, b in zip(chunks, chunks[1:])]
+        return rows + AGGREGATE_WAIT_CYCLES + 1, []
+    return rows + AGGREGATE_WAIT_CYCLES + int(chunks[0]) + 2, [1 + int(b - a) for a, b in zip(chunks, chunks[1:])]
 
 
 def scan_sort_cycles(clusters, selected_count, lanes):
