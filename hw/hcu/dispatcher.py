@@ -138,28 +138,24 @@ class Dispatcher(ConfiguredComponent):
             m.d.comb += self.read_row[bank].eq(cluster[bank_bits:config.hash_slot_bits])
 
         # The walk's progress. The walk jobs of a cycle are a prefix of jobs 0 .. D - 1 (each
-        # condition holds for job j only if it holds for job j - 1), so the walk's end is
-        # decided for every possible count of walk jobs from ``top`` alone, in parallel with
-        # the jobs, and picked by the count.
-        walked = Signal(range(width + 1))
-        after = Signal.like(opened)
-        advance = Signal()
-        ends = []
-        for count in range(width + 1):
-            ends.append((top == count) | ((self.walk_age == 0) & (top + entries <= opened + count)))
-        m.d.comb += [
-            walked.eq(Mux(catch_up, 0, sum(self.job_valid[job] for job in range(width)))),
-            after.eq(top - walked),
-        ]
-        ended = ends[0]
+        # condition holds for job j only if it holds for job j - 1), so the walk's end and its
+        # next top are decided for every possible count of walk jobs from ``top`` alone, in
+        # parallel with the jobs, and picked by the count (no count of the jobs, no subtraction
+        # after it: the choice is the last logic before ``walk_top``).
+        ended = (top == 0) | ((self.walk_age == 0) & (top + entries <= opened))
+        after = top
         for count in range(1, width + 1):
             # At least ``count`` walk jobs: job ``count - 1`` is one (the outermost choice is
             # the largest such count).
-            ended = Mux(self.job_valid[count - 1] & ~catch_up, ends[count], ended)
+            more = self.job_valid[count - 1] & ~catch_up
+            ended = Mux(more, (top == count)
+                        | ((self.walk_age == 0) & (top + entries <= opened + count)), ended)
+            after = Mux(more, top - count, after)
+        advance = Signal()
         m.d.comb += advance.eq(walk_token & ended)
         with m.If(advance):
             m.d.sync += walk_begun.eq(0)
-        with m.Elif(walked != 0):
+        with m.Elif(self.job_valid[0] & ~catch_up):
             m.d.sync += [walk_begun.eq(1), walk_top.eq(after)]
         m.d.sync += self.walk_age.eq(self.walk_age + advance - self.pop)
         if slots > 1:
