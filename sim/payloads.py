@@ -99,15 +99,9 @@ def _beats(transcript, stream):
 
 def _split_at_last(beats, problems):
     """Cut ``beats`` into ``problems`` groups, each ending at a beat with ``last`` set."""
-    groups, current = [], []
-    for beat in beats:
-        current.append(beat)
-        if beat["last"]:
-            groups.append(current)
-            current = []
-    _check(not current and len(groups) == problems,
-           f"expected {problems} problem(s) closed by a last beat, got {len(groups)} and "
-           f"{len(current)} trailing beat(s)")
+    groups = _groups_at_last(beats)
+    _check(len(groups) == problems,
+           f"expected {problems} problem(s) closed by a last beat, got {len(groups)}")
     return groups
 
 
