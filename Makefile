@@ -85,7 +85,7 @@ formal: $(STAMP) ## SymbiYosys proofs of every block's stream contract, conserva
 formal-mutants: $(STAMP) ## inject protocol bugs into a copy of the RTL; the proofs must fail on each -> build/formal/mutants/
 	@$(PY) -m sim.formal.mutate --jobs $(JOBS) --out $(BUILD)/formal/mutants
 
-bench: $(STAMP) check-icarus ## model speed at a 40K cache, retrieval table, HCU, WTU, KVMU and DRE frame-twin figures -> build/bench/
+bench: $(STAMP) check-icarus ## model speed at a 40K cache, retrieval table, HCU, WTU, KVMU and DRE frame-twin figures, DRE simulator speed -> build/bench/
 	@$(PY) -m sim.bench --out $(BUILD)/bench
 
 .PHONY: system

@@ -19,9 +19,11 @@ from hw.registry import blocks
 __all__ = ["SECTIONS", "main"]
 
 #: (section name, module): the model at a 40K-token cache and the retrieval table, then the
-#: bench section of every registered block that has one.
+#: bench section of every registered block that has one, the DRE top's frame twin and its
+#: simulator speed per frame.
 SECTIONS = [("resv", "model.bench")] + [(entry.name, entry.bench) for entry in blocks()
-                                         if entry.bench] + [("dre", "sim.bench_dre")]
+                                         if entry.bench] + [("dre", "sim.bench_dre"),
+                                                            ("dre_sim", "sim.bench_dre_sim")]
 
 
 def main(argv=None):

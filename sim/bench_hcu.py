@@ -92,10 +92,14 @@ def _other_cluster_distances(config, hashes, result):
 
 
 def _rtl_confirm(config, hashes, out_dir, simulators):
+    from sim.run import run_rtl
     from sim.simspeed import simulator_speeds
 
-    speeds, rtl = simulator_speeds("hcu", config, {"hashes": np.asarray(hashes, np.uint64)},
-                                   Path(out_dir) / "hcu_rtl", units=len(hashes), per=1000,
+    def run(simulator, folder):
+        return run_rtl("hcu", config, {"hashes": np.asarray(hashes, np.uint64)}, folder,
+                       tag="bench", simulator=simulator)
+
+    speeds, rtl = simulator_speeds(run, Path(out_dir) / "hcu_rtl", units=len(hashes), per=1000,
                                    simulators=simulators)
     model = hash_cluster(config, hashes)
     same = all(np.array_equal(rtl[key].astype(np.int64), model[key].astype(np.int64))
@@ -219,7 +223,8 @@ def run(out_dir, quick=False):
     for name, speed in rtl["simulators"].items():
         print(f"  {name:9s} {speed['sim_seconds_per_1000_tokens']:.2f} s of simulation per 1000 "
               f"tokens ({round(rtl['cycles'] / max(speed['sim_seconds'], 1e-9))} cycles/s), "
-              f"{speed['wall_seconds_with_build']:.1f} s with the build")
+              f"{speed['wall_seconds_with_build']:.1f} s with the build "
+              f"({speed['build_seconds']:.1f} s of it the simulator's build)")
     result = {"config": "edge", "workload": WORKLOAD, "frames": FRAMES,
               "tokens_per_frame": tokens_per_frame, "streams": rows,
               "whole_workload": {"frames": whole_frames, "streams": whole}, "full_table": full,

@@ -31,7 +31,23 @@ from model.config import load_config
 from model.npzio import check_arrays, load_arrays, save_arrays
 from sim.runner import SIMULATORS
 
-__all__ = ["run_block", "run_rtl", "run_dump_engine", "main"]
+__all__ = ["TIMING_KEYS", "run_block", "run_rtl", "run_dump_engine", "run_dump_rtl", "main"]
+
+
+#: The keys :func:`run_rtl` and :func:`run_dump_rtl` add to the RTL's arrays: the wall time of
+#: the simulation itself (the cocotb test, from its results) and of the simulator's build
+#: (:func:`sim.runner.build_seconds`), in seconds.
+TIMING_KEYS = ("sim_seconds", "build_seconds")
+
+
+def _with_timing(result, build_dir):
+    """``result`` with the :data:`TIMING_KEYS` of the finished run in ``build_dir``."""
+    import numpy as np
+
+    from sim.runner import build_seconds, simulation_seconds
+
+    return {**result, "sim_seconds": np.array(simulation_seconds(build_dir)),
+            "build_seconds": np.array(build_seconds(build_dir))}
 
 
 def run_rtl(name, config, arrays, workdir, *, tag="rtl", simulator=None):
@@ -42,18 +58,14 @@ def run_rtl(name, config, arrays, workdir, *, tag="rtl", simulator=None):
     Returns
     -------
     dict of numpy.ndarray
-        The codec's decoded arrays, plus ``sim_seconds``: the wall time of the simulation
-        itself (without the Verilog build).
+        The codec's decoded arrays, plus the :data:`TIMING_KEYS`.
     """
-    import numpy as np
-
-    from sim.runner import run_file_testcase, simulation_seconds
+    from sim.runner import run_file_testcase
 
     entry = registered_block(name)
     result, build_dir = run_file_testcase(name, config, entry.testbench, "file_run", arrays,
                                           workdir, tag=tag, simulator=simulator)
-    result["sim_seconds"] = np.array(simulation_seconds(build_dir))
-    return result
+    return _with_timing(result, build_dir)
 
 
 def run_block(name, config, arrays, engine="model", workdir=None, simulator=None):
@@ -113,22 +125,47 @@ def run_dump_engine(name, config, path, engine="model", workdir=None, simulator=
         If the dump is malformed or does not fit ``config``, a slice is out of range, or the
         engine is not ``model`` or ``rtl``.
     """
+    if engine == "rtl":
+        result = run_dump_rtl(name, config, path, workdir, simulator=simulator, **slices)
+        return {key: value for key, value in result.items() if key not in TIMING_KEYS}
+    if engine != "model":
+        raise ValueError(f"engine must be 'model' or 'rtl', not {engine!r}")
+    from model.stimulus.kvdump import SPECS, KVDump
+
+    twin = registered_block(name).twin_module()
+    return twin.run_dump(config, KVDump(load_arrays(path, SPECS), str(path)), **slices)
+
+
+def run_dump_rtl(name, config, path, workdir=None, *, simulator=None, tag="rtl", **slices):
+    """Co-simulate block ``name``'s Verilog on the KV dump ``path`` (the RTL engine of
+    :func:`run_dump_engine`, which takes the same ``slices``).
+
+    Parameters
+    ----------
+    workdir : pathlib.Path, optional
+        Build folder (default ``build/run/NAME``); the run builds in ``workdir/TAG``.
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        The output keys of the block's twin, plus the :data:`TIMING_KEYS`.
+
+    Raises
+    ------
+    ValueError
+        As :func:`run_dump_engine`, before any build.
+    """
     import numpy as np
 
     from model.stimulus import lxe
     from model.stimulus.kvdump import SPECS, KVDump
+    from model.twins.dre import CONTEXT_ORDERS
+    from sim.runner import run_file_testcase
 
     entry = registered_block(name)
     twin = entry.twin_module()
     arrays = load_arrays(path, SPECS)
     dump = KVDump(arrays, str(path))
-    if engine == "model":
-        return twin.run_dump(config, dump, **slices)
-    if engine != "rtl":
-        raise ValueError(f"engine must be 'model' or 'rtl', not {engine!r}")
-    from model.twins.dre import CONTEXT_ORDERS
-    from sim.runner import run_file_testcase
-
     contexts = slices.get("contexts", "stream")
     if contexts not in CONTEXT_ORDERS:
         raise ValueError(f"contexts must be one of {', '.join(CONTEXT_ORDERS)}, not {contexts!r}")
@@ -137,13 +174,14 @@ def run_dump_engine(name, config, path, engine="model", workdir=None, simulator=
     lxe.check_dump_fits(config, dump, ranges[0])  # before any build
     run_slice = [value for part in ranges for value in (part.start, part.stop)]
     run_slice += [slices.get("seed", 0), CONTEXT_ORDERS.index(contexts)]
-    result, _ = run_file_testcase(name, config, entry.testbench, "file_run",
-                                  {**arrays, "run_slice": np.array(run_slice, np.int64)},
-                                  Path(workdir or Path("build") / "run" / name),
-                                  simulator=simulator)
-    return check_arrays("RTL response", twin.OUTPUTS,
-                        {spec.name: result[spec.name] for spec in twin.OUTPUTS
-                         if spec.name in result})
+    result, build_dir = run_file_testcase(
+        name, config, entry.testbench, "file_run",
+        {**arrays, "run_slice": np.array(run_slice, np.int64)},
+        Path(workdir or Path("build") / "run" / name), tag=tag, simulator=simulator)
+    outputs = check_arrays("RTL response", twin.OUTPUTS,
+                           {spec.name: result[spec.name] for spec in twin.OUTPUTS
+                            if spec.name in result})
+    return _with_timing(outputs, build_dir)
 
 
 def _dump_parser(sub, entry):
@@ -160,7 +198,8 @@ def _dump_parser(sub, entry):
                         help=f"build folder of the RTL run [build/run/{entry.name}]")
 
 
-def _run_parser(sub, name, summary, twin, input_help, engine_help):
+def _run_parser(sub, name, summary, twin, input_help, engine_help,
+                simulator_default="SIM, else icarus"):
     """A sub-parser with the options every ``sim.run`` subcommand takes."""
     parser = sub.add_parser(name, help=summary, epilog=_key_help(twin),
                             formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -170,7 +209,7 @@ def _run_parser(sub, name, summary, twin, input_help, engine_help):
     parser.add_argument("--output", required=True, type=Path, help="output .npz")
     parser.add_argument("--engine", choices=("model", "rtl"), default="model", help=engine_help)
     parser.add_argument("--simulator", choices=SIMULATORS, default=None,
-                        help="simulator of the rtl engine [SIM, else icarus]")
+                        help=f"simulator of the rtl engine [{simulator_default}]")
     return parser
 
 

@@ -18,13 +18,14 @@ variable ``SIM`` is ``verilator`` (``SIM=verilator make sim``): Verilator from t
 import contextlib
 import os
 import shutil
+import time
 from pathlib import Path
 
 __all__ = ["ICARUS_HINT", "ICARUS_ARGS", "SIMULATORS", "VERILATOR_ARGS", "WAVES_FILES",
            "selected_simulator", "STIMULUS_ENV", "RESPONSE_ENV", "require_icarus",
            "write_verilog", "build_folder", "waves_enabled", "waves_path", "run_cocotb",
            "run_file_testcase", "available_simulators",
-           "simulation_seconds", "cocotb_config", "cocotb_path"]
+           "simulation_seconds", "build_seconds", "cocotb_config", "cocotb_path"]
 
 ICARUS_HINT = ("Icarus Verilog (iverilog, vvp) is needed for the cocotb simulations; "
                "install it with 'sudo apt-get install iverilog' (Debian/Ubuntu) or "
@@ -184,6 +185,19 @@ def simulation_seconds(build_dir):
     return sum(float(case.get("time", 0.0)) for case in report.iter("testcase"))
 
 
+#: The file of a run's build folder that holds the seconds its simulator build took.
+BUILD_SECONDS_FILE = "build_seconds.txt"
+
+
+def build_seconds(build_dir):
+    """Wall time of a finished run's simulator build: Icarus compiling the Verilog (``iverilog``),
+    or Verilator translating it to C++ and GCC compiling that (without the Amaranth conversion).
+
+    Read from :data:`BUILD_SECONDS_FILE`, which :func:`run_cocotb` writes.
+    """
+    return float((Path(build_dir) / BUILD_SECONDS_FILE).read_text())
+
+
 def run_cocotb(block, config, test_module, *, tag="default", testcase=None, env=None, seed=None,
                build_root=BUILD_ROOT, simulator=None, waves=None):
     """Run cocotb module ``test_module`` on block ``block``'s Verilog for ``config``.
@@ -242,10 +256,12 @@ def run_cocotb(block, config, test_module, *, tag="default", testcase=None, env=
         build_args += ["-s", ICARUS_DUMP_MODULE]
         build_waves = False
     runner = get_runner(simulator)
+    start = time.perf_counter()
     with _environment_without("WAVES"):
         runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir, always=True,
                      build_args=build_args, timescale=("1ns", "1ps"), waves=build_waves,
                      log_file=build_dir / "build.log")
+    (build_dir / BUILD_SECONDS_FILE).write_text(f"{time.perf_counter() - start:.3f}\n")
     results = build_dir / "results.xml"
     if results.exists():
         results.unlink()
