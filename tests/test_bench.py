@@ -22,7 +22,4 @@ def test_quick_bench_writes_every_section(tmp_path, capsys):
     assert sections["hcu"]["rtl"]["cycles_match"] is True
     assert sections["wtu"]["rtl"]["equal_to_twin"] is True
     assert sections["kvmu"]["rtl"]["equal_to_twin"] is True
-    # The DRE top's co-simulation on the regression's simulator equals the model engine's.
-    speeds = sections["dre_sim"]["simulators"]
-    assert speeds and all(speed["equal_to_model"] is True for speed in speeds.values())
     assert "wrote" in capsys.readouterr().out
