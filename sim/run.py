@@ -23,6 +23,7 @@ The keys of each block are listed by
 """
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -180,8 +181,12 @@ def run_dump_rtl(name, config, path, workdir=None, *, simulator=None, tag="rtl",
     run_slice += [slices.get("seed", 0), CONTEXT_ORDERS.index(contexts)]
     if simulator is None:
         # every frame up to the slice's end is simulated, the ones before it too
-        simulator = co_simulation_simulator(
-            config, ranges[0].stop * len(ranges[1]) * len(ranges[2]))
+        problems = ranges[0].stop * len(ranges[1]) * len(ranges[2])
+        simulator = co_simulation_simulator(config, problems)
+        reason = ("SIM" if os.environ.get("SIM")
+                  else "the faster for this length, build included")
+        print(f"{name}: {problems} problems co-simulated on {simulator} ({reason}; --simulator "
+              f"to choose)", flush=True)
     result, build_dir = run_file_testcase(
         name, config, entry.testbench, "file_run",
         {**arrays, "run_slice": np.array(run_slice, np.int64)},
