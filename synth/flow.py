@@ -246,7 +246,29 @@ def _estimate_14nm(entry):
                 "paper_counterpart": node["paper"]["counterpart"].get(entry["name"])}
     if estimate["paper_percent"] is not None:
         estimate["paper_mm2"] = round(estimate["paper_percent"] / 100 * node["paper"]["core_mm2"], 5)
+    if entry.get("kind") == "top":
+        estimate["memory_by_unit"] = _memory_by_unit(entry["asic"]["memories"], node)
     return estimate
+
+
+def _memory_by_unit(memories, node):
+    """A top's memory bits per unit (the memory name's first part) beside the paper's.
+
+    Returns a list of ``{unit, bits, mm2, paper_bits, paper_mm2}`` (``paper_*`` null for a
+    unit the paper does not list), the paper's units first, then the top's others.
+    """
+    mm2_per_bit = area_lib.memory_ge_per_bit() * node["nand2_um2"] / 1e6
+    paper_bits = {unit: bits for unit, bits in node["paper"]["onchip_memory_bits"].items()
+                  if unit != "total"}
+    bits = dict.fromkeys(paper_bits, 0)
+    for memory in memories:
+        unit = memory["name"].split(".", 1)[0]
+        bits[unit] = bits.get(unit, 0) + memory["bits"]
+    return [{"unit": unit, "bits": count, "mm2": round(count * mm2_per_bit, 5),
+             "paper_bits": paper_bits.get(unit),
+             "paper_mm2": (round(paper_bits[unit] * mm2_per_bit, 5) if unit in paper_bits
+                           else None)}
+            for unit, count in bits.items()]
 
 
 def _totals(entries):

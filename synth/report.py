@@ -30,7 +30,9 @@ last run because its inputs were unchanged):
     ``fmax``: ``null`` or ``{platform, device, fmax_mhz, clock, target_mhz, utilisation,
     seconds}``,
     ``estimate_14nm``: ``null`` or ``{mm2, logic_mm2, memory_mm2, core_percent, paper_percent,
-    paper_counterpart, paper_mm2}``
+    paper_counterpart, paper_mm2}``; a ``top`` adds ``memory_by_unit: [{unit, bits, mm2,
+    paper_bits, paper_mm2}]`` (its memories grouped by their name's first part beside the
+    paper's on-chip memory of that unit, ``null`` where the paper lists none)
 
 ``totals`` (the DRE: ``kind == "block"`` entries with an ASIC result; the top and the baselines
 excluded):
@@ -143,6 +145,33 @@ def _area_rows(report):
     return rows
 
 
+def _budget_lines(entry, paper):
+    """Where a top's 14 nm estimate exceeds the paper's: memory per unit, then logic."""
+    estimate = entry["estimate_14nm"]
+    units = estimate["memory_by_unit"]
+    core = paper["core_mm2"]
+    rows = [[unit["unit"], _number(unit["bits"]),
+             "-" if unit["paper_bits"] is None else _number(unit["paper_bits"]),
+             f"{unit['mm2']:.5f}", "-" if unit["paper_mm2"] is None else f"{unit['paper_mm2']:.5f}",
+             f"{100 * unit['mm2'] / core:.2f}%"] for unit in units]
+    paper_memory = sum(unit["paper_mm2"] or 0.0 for unit in units)
+    paper_total = estimate.get("paper_mm2")
+    paper_logic = None if paper_total is None else paper_total - paper_memory
+    rows.append(["logic (every unit)", "-", "-", f"{estimate['logic_mm2']:.5f}",
+                 "-" if paper_logic is None else f"{paper_logic:.5f} (by difference)",
+                 f"{100 * estimate['logic_mm2'] / core:.2f}%"])
+    rows.append(["total", _number(sum(unit["bits"] for unit in units)),
+                 _number(sum(unit["paper_bits"] or 0 for unit in units)), f"{estimate['mm2']:.5f}",
+                 "-" if paper_total is None else f"{paper_total:.5f}",
+                 f"{estimate['core_percent']:.2f}%"])
+    return [f"### `{entry['name']}` against the paper's budget", "",
+            f"Memory per unit (the memory name's first part) at the same bit-cell model; the "
+            f"paper's on-chip memory: {paper['onchip_memory_source']}. The paper's logic is its "
+            f"area minus that memory.", ""] + _table(
+        ["unit", "memory bits", "paper bits", "mm^2 (14 nm estimate)", "paper mm^2",
+         "of the core"], rows) + [""]
+
+
 def markdown(report):
     """The Markdown report (tables of area, FPGA, 14 nm estimate, baseline, sweep, errors)."""
     config = report["config_name"]
@@ -231,6 +260,9 @@ def markdown(report):
     lines += _table(["block", "logic mm^2", "memory mm^2", "total mm^2", "of a 1.89 mm^2 core",
                      "paper"], estimate_rows)
     lines.append("")
+    for entry in report["blocks"]:
+        if (entry.get("estimate_14nm") or {}).get("memory_by_unit"):
+            lines += _budget_lines(entry, model["node_14nm"]["paper"])
     baseline = report["baseline"]
     if baseline:
         lines += ["## Against the sorter baseline", "", f"Baseline `{baseline['sorter']}`: "

@@ -44,6 +44,7 @@ def test_tiny_flow_report(tmp_path):
     _check_memories_are_counted_as_bits(result)
     _check_baseline_ratios(result)
     _check_reports_are_written_and_reprinted(result, out)
+    _check_top_budget_accounts_for_every_bit(result, out)
     _check_unchanged_steps_are_reused(result, out)
 
 
@@ -133,6 +134,24 @@ def _check_reports_are_written_and_reprinted(result, out):
     for name in list(registry.BLOCKS):
         assert name in printed
     assert "DRE total" in printed and "14 nm ESTIMATE" in printed
+
+
+def _check_top_budget_accounts_for_every_bit(result, out):
+    tops = [entry for entry in result["blocks"] if entry["kind"] == "top" and entry["asic"]]
+    assert tops, "no DRE top in the report"
+    markdown = (out / "report.md").read_text()
+    for entry in tops:
+        estimate = entry["estimate_14nm"]
+        units = estimate["memory_by_unit"]
+        assert sum(unit["bits"] for unit in units) == entry["asic"]["memory_bits"]
+        assert sum(unit["mm2"] for unit in units) == pytest.approx(estimate["memory_mm2"],
+                                                                   abs=1e-5 * len(units) + 1e-5)
+        # PAPER.md section 3: HCU 128 B + 4 KB, WTU 8 KB + 8 KB, no KVMU memory listed.
+        assert {unit["unit"]: unit["paper_bits"] for unit in units
+                if unit["paper_bits"] is not None} == {"hcu": (128 + 4096) * 8,
+                                                        "wtu": 16384 * 8, "kvmu": 0}
+        assert estimate["paper_percent"] == 2.0
+        assert f"### `{entry['name']}` against the paper's budget" in markdown
 
 
 def _check_unchanged_steps_are_reused(result, out):
