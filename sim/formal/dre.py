@@ -62,24 +62,28 @@ __all__ = ["VARIANTS", "JOBS", "QUICK", "DREHarness", "response_terms", "respons
            "harness"]
 
 _TINY = PRESETS["tiny"]
+_SMALL = _TINY.replace(hash_bits=4, hamming_threshold=2, hcu_lanes=2, hcu_bits_per_cycle=2,
+                       hcu_tokens_in_flight=2, hcu_dispatch_width=2, hash_mem_entries=2,
+                       max_clusters=2, wtu_lanes=1, wtu_buckets=2, wtu_refine_depth=0,
+                       score_bits=2, count_bits=2, max_rows=1, topk_k=1, kv_token_bits=4,
+                       recent_window=0, kvmu_page_tokens=1, max_frame_tokens=1)
 #: Configurations proved: the preset ``tiny``, and small ones whose problems complete within
-#: the depths below: ``small`` (two clusters in a two-entry table, one WTU lane, one-token
-#: pages, no window) and ``window`` (a ring table of two entries for four clusters, two WTU
-#: lanes, two-token pages, a two-token recent window: the save header's ``live``, page and
-#: window terms).
+#: the depths below: ``small`` (two clusters in a two-entry table, one WTU lane, one row,
+#: one-token pages, no window, one token a frame) and ``window`` (a ring table of two entries
+#: for four clusters, two WTU lanes whose counts the packer packs two a beat, two rows,
+#: two-token pages, a two-token recent window, two tokens a frame: the save header's ``live``,
+#: page and window terms).
 VARIANTS = {
     "tiny": _TINY,
-    "small": _TINY.replace(hash_bits=4, hamming_threshold=2, hcu_lanes=2, hcu_bits_per_cycle=2,
-                           hcu_tokens_in_flight=2, hcu_dispatch_width=2, hash_mem_entries=2,
-                           max_clusters=2, wtu_lanes=1, wtu_buckets=2, wtu_refine_depth=0,
-                           score_bits=2, count_bits=2, max_rows=1, topk_k=1, kv_token_bits=4,
-                           recent_window=0, kvmu_page_tokens=1, max_frame_tokens=1),
+    "small": _SMALL,
+    "window": _SMALL.replace(max_clusters=4, wtu_lanes=2, max_rows=2, topk_k=2, recent_window=2,
+                             kvmu_page_tokens=2, max_frame_tokens=2),
 }
 #: (kind, mode, depth) of the jobs of each variant (see the module docstring for the depths).
 JOBS = {
     "tiny": (("contract", "bmc", 8), ("conservation", "bmc", 8)),
-    "small": (("contract", "bmc", 20), ("conservation", "bmc", 20), ("response", "bmc", 20),
-              ("cover", "cover", 45)),
+    "small": (("contract", "bmc", 20), ("conservation", "bmc", 36), ("response", "bmc", 36),
+              ("cover", "cover", 36)),
 }
 #: The jobs ``make test`` runs (the others run in ``make formal``).
 QUICK = ()
@@ -247,7 +251,7 @@ class DREHarness(FormalHarness):
                                  + new_tokens * terms["per_token"] + selection))
         elapsed = Signal.like(bound)     # cycles since the command's, both included
         with m.If(cmd_taken):
-            m.d.sync += elapsed.eq(1)
+            m.d.sync += elapsed.eq(2)
         with m.Elif(in_flight & (elapsed != (1 << len(elapsed)) - 1)):
             m.d.sync += elapsed.eq(elapsed + 1)
         respond = props.checker(m, "response")
@@ -265,6 +269,8 @@ class DREHarness(FormalHarness):
         props.cover(m, accepted & (mode == MODE_RESTORE) & ~status.context_invalid
                     & ~status.context_refused)
         props.cover(m, status_given & status.rejected)
+        if config.wtu_lanes > 1:    # two clusters' counts packed into one WTU beat
+            props.cover(m, accepted & solving & (rows != 0) & (beats["counts"] == 2))
 
 
 def harness(config, kind):
