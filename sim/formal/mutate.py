@@ -119,6 +119,13 @@ MUTANTS = (
            "hw/dre.py", "                m.d.comb += self.status.valid.eq(1)\n",
            "                m.d.comb += [self.status.valid.eq(1), self.cmd.ready.eq(1)]\n",
            "dre", "small", ("conservation",)),
+    Mutant("dre_status_before_last_move",
+           "DRE top: the status follows the last fetch descriptor even while the host still "
+           "stalls the problem's last move or selected beat (an output beat outlives its "
+           "command)",
+           "hw/dre.py",
+           "with m.If((moves_open & ~moves_end) | (selection_open & ~selection_end)):",
+           "with m.If(0):", "dre", "small", ("conservation",)),
 )
 
 
