@@ -84,7 +84,7 @@ JOBS = {
     "tiny": (("contract", "bmc", 8), ("conservation", "bmc", 8)),
     "small": (("contract", "bmc", 20), ("conservation", "bmc", 36), ("response", "bmc", 36),
               ("cover", "cover", 36)),
-    "window": (("contract", "bmc", 20), ("conservation", "bmc", 36), ("response", "bmc", 36),
+    "window": (("contract", "bmc", 20), ("conservation", "bmc", 28), ("response", "bmc", 28),
                ("cover", "cover", 40)),
 }
 #: The jobs ``make test`` runs (the others run in ``make formal``).
