@@ -94,7 +94,8 @@ VARIANTS = {
 #: dropped). ``tiny`` (64 clusters, 16 tokens a frame; about 50 s a job at depth 8) gets the
 #: contract and conservation of its first 8 steps:
 #: rejected commands and a problem's first hashes and assignments. No job is ``prove``: the
-#: top holds the HCU and the WTU, whose contracts do not close by k-induction on their own.
+#: top holds the HCU and the WTU, whose contracts do not close by k-induction on their own
+#: (k-induction was not tried on the top itself).
 JOBS = {
     "tiny": (("contract", "bmc", 8), ("conservation", "bmc", 8)),
     "small": (("contract", "bmc", 20), ("conservation", "bmc", 28), ("response", "bmc", 36),
