@@ -63,7 +63,10 @@ Ports (``lib.stream``; payload layouts below)
 ``scores`` (in, ``rows x ceil(N / wtu_lanes)`` beats in the WTU's format), ``moves`` (out, the
 KVMU's offload moves, ``last`` on the final one), ``counts`` (out, ``N`` beats), ``selected``
 (out, the selected cluster ids, ascending, or one ``empty`` beat), ``fetch`` (out, descriptors,
-``last`` on the final one), ``status`` (out, one beat per command).
+``last`` on the final one), ``status`` (out, one beat per command, after the command's last
+beat on every other output: a problem's last move and last selected beat included, which the
+KVMU does not wait for, so a host that stalls ``moves`` or ``selected`` past the last fetch
+descriptor delays the status).
 
 Status beat
 -----------
@@ -381,9 +384,11 @@ class DynamicRetrievalEngine(ConfiguredComponent):
         # Moves and fetch descriptors: the KVMU's, as they are.
         wiring.connect(m, kvmu.moves, wiring.flipped(self.moves))
         wiring.connect(m, kvmu.fetch, wiring.flipped(self.fetch))
-        with m.If(self.moves.valid & self.moves.ready & self.moves.payload.last):
+        moves_end = self.moves.valid & self.moves.ready & self.moves.payload.last
+        moves_open = Signal()    # the problem's last move is not taken yet
+        with m.If(moves_end):
             m.d.sync += [store_full.eq(self.moves.payload.full),
-                         status.store_full.eq(self.moves.payload.full)]
+                         status.store_full.eq(self.moves.payload.full), moves_open.eq(0)]
         # The KVMU's pages allocated (for a save's header): pages are handed out in order, so
         # the page after the highest one a stored move reaches.
         move = self.moves.payload
@@ -425,6 +430,10 @@ class DynamicRetrievalEngine(ConfiguredComponent):
         ]
         with m.If(rows_zero & selection_valid & selection_ready):
             m.d.sync += empty_pending.eq(0)
+        selection_end = selection_valid & selection_ready & selection.last
+        selection_open = Signal()    # the problem's last selected beat is not taken by both
+        with m.If(selection_end):
+            m.d.sync += selection_open.eq(0)
 
         command = self.cmd.payload
         is_save = command.mode == MODE_SAVE
@@ -523,7 +532,8 @@ class DynamicRetrievalEngine(ConfiguredComponent):
                                      assignments_left.eq(command.new_tokens),
                                      new_tokens.eq(command.new_tokens),
                                      rows.eq(command.rows),
-                                     restart.eq(is_restart), busy.eq(1)]
+                                     restart.eq(is_restart), busy.eq(1), moves_open.eq(1),
+                                     selection_open.eq(1)]
                         with m.If(command.mode == MODE_RESTORE):
                             m.d.sync += [header_index.eq(0), header_bad.eq(0), ended.eq(0),
                                          length_bad.eq(0)]
@@ -648,6 +658,15 @@ class DynamicRetrievalEngine(ConfiguredComponent):
                 count_up(status.kvmu_cycles, ~waiting)
                 count_up(status.wtu_cycles, waiting)
                 with m.If(self.fetch.valid & self.fetch.ready & self.fetch.payload.last):
+                    with m.If((moves_open & ~moves_end) | (selection_open & ~selection_end)):
+                        m.next = "DRAIN"
+                    with m.Else():
+                        m.d.sync += busy.eq(0)
+                        m.next = "STATUS"
+            with m.State("DRAIN"):
+                # The host still stalls the problem's last move or last selected beat (the
+                # KVMU went on without them): the status waits for both.
+                with m.If(~(moves_open & ~moves_end) & ~(selection_open & ~selection_end)):
                     m.d.sync += busy.eq(0)
                     m.next = "STATUS"
 

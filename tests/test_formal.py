@@ -99,3 +99,44 @@ def test_a_protocol_bug_is_caught():
     mutant = next(mutant for mutant in MUTANTS if mutant.name == "buffer_valid_drops")
     result = run_mutant(mutant, "build/formal/pytest-mutants", kinds=("contract",))
     assert result["caught"] and result["failed"] == ["contract"], result["log"]
+
+
+def test_dre_response_terms_worked_by_hand():
+    """The DRE top's response bound on its ``small`` variant, each term worked by hand from the
+    blocks' declared latencies (``sim/formal/dre.py``, "response")."""
+    from sim.formal.dre import VARIANTS, response_bound, response_terms
+
+    config = VARIANTS["small"]
+    # Largest image: 4 header words + H + K. H = the HCU's 1 header word (2 bits: opened of a
+    # 1-bit cluster id, plus one) + 2 table hashes of 1 word each = 3; K = the KVMU's 1 header
+    # word (10 bits) + 2 cluster words (11 bits each) + 16 page pointers (2**4 / 1 pages, 4
+    # bits each) + 1 window token (recent_window 0 + max_frame_tokens 1) = 20: 27 words.
+    # KVMU worst problem: 1 + 1 + 1 x 3 + 1 + 1 x 3 + 2 + 1 + 2 x 3 + 16 x 1 + 2 = 36.
+    # HCU: max_token_cycles = (2 entries + 1) x max(2 beats, 3) + 4 = 13, plus the intake.
+    # WTU: load_beats(2) = 2 (one lane); max_row_cycles(2) = 2 + decide 10 x 1 = 12.
+    assert response_terms(config) == {
+        "save": 1 + 1 + 1 + 27,             # command, status, the blocks' commands, the image
+        "problem": 1 + 1 + 36,
+        "restore": 27 + 2 + 1,              # the image, restore extra and decide cycles
+        "per_token": 13 + 1,
+        "no_rows": 1,                       # the empty selection, a cycle after the last count
+        "rows": 1 + 1 + 2 + 2,              # packer, header, count beats, aggregate beats
+        "per_row": 12 + 2,                  # the row, its mask beats
+    }
+    # A restore of one token and one row: 38 + 30 + 14 + 6 + 14.
+    assert response_bound(config, mode=2, new_tokens=1, rows=1) == 102
+
+
+def test_dre_harness_converts():
+    """The DRE top's harness elaborates into RTLIL with its assertions (the response group,
+    whose bound is built from the command's fields)."""
+    from amaranth.back import rtlil
+
+    module = harness_module("dre")
+    design = module.harness(module.VARIANTS["small"], "response")
+    from hw.dre import STALL_PORTS
+
+    text = rtlil.convert(design, ports=design.ports)
+    # The bound, the rejected command's 2 cycles, the status's cycles, one per stall counter.
+    assert text.count('FLAVOR "assert"') == 3 + len(STALL_PORTS)
+    assert 'FLAVOR "assume"' in text and 'FLAVOR "cover"' not in text

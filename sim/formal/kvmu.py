@@ -44,7 +44,7 @@ from model.config import PRESETS
 from sim.formal.properties import (FormalHarness, Previous, ProblemQueue, counter, drive_input,
                                    drive_output, waiting_cycles)
 
-__all__ = ["VARIANTS", "JOBS", "QUICK", "KVMUHarness", "harness"]
+__all__ = ["VARIANTS", "JOBS", "QUICK", "KVMUHarness", "worst_problem_cycles", "harness"]
 
 _TINY = PRESETS["tiny"]
 _SMALL = dict(hash_bits=4, hamming_threshold=2, hcu_lanes=2, hcu_tokens_in_flight=2,
@@ -83,6 +83,21 @@ QUICK = (("page1", "contract"),)
 
 #: Width of the harness's counters and token sums: no wrap within 63 steps.
 _COUNT_BITS = 6
+
+
+def worst_problem_cycles(config):
+    """The KVMU twin's cycle formula at its worst over all problems of ``config``, from the
+    unit's declared per-step cycles: the command, ``max_frame_tokens`` tokens leaving the window
+    and as many assigned, a count per cluster and one more, a selected beat per cluster, a walk
+    of every page, the merger's flush."""
+    from hw.kvmu import KVManagementUnit as unit
+
+    frame_tokens, clusters = config.max_frame_tokens, config.max_clusters
+    pages = (1 << config.kv_token_bits) // config.kvmu_page_tokens
+    return (1 + unit.cycles_before_offload + frame_tokens * unit.cycles_per_offload + 1
+            + frame_tokens * unit.cycles_per_assign + clusters + 1
+            + max(1, clusters) * unit.cycles_per_select + pages * unit.cycles_per_page
+            + unit.flush_latency)
 
 
 def _range_mask(base, length, space):
@@ -258,10 +273,7 @@ class KVMUHarness(FormalHarness):
         elapsed = Signal(_COUNT_BITS)
         m.d.comb += elapsed.eq(now - start_queue.head + 1)
         props.check(m, "response", ~fetch_end | (elapsed <= budget_queue.head))
-        worst = (1 + dut.cycles_before_offload + frame_tokens * dut.cycles_per_offload + 1
-                 + frame_tokens * dut.cycles_per_assign + clusters + 1
-                 + max(1, clusters) * dut.cycles_per_select + dut.pages * dut.cycles_per_page
-                 + dut.flush_latency)
+        worst = worst_problem_cycles(config)
         waiting = waiting_cycles(m, pending=problems_in != fetches_done, progress=fetch_end,
                                  width=_COUNT_BITS + 2, name="waiting")
         # waiting counts from the cycle after the command (or after the previous problem's

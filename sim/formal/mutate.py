@@ -100,6 +100,32 @@ MUTANTS = (
            "WTU: a problem header is accepted in every state (input accepted while busy)",
            "hw/wtu/unit.py", "self.problem.ready.eq(sequencer.problem_ready)",
            "self.problem.ready.eq(1)", "wtu", "exact", ("conservation",)),
+    Mutant("dre_status_valid_drops",
+           "DRE top: the status beat is withdrawn after one cycle, taken or not "
+           "(valid drops without ready)",
+           "hw/dre.py",
+           "                with m.If(self.status.ready):\n                    m.next = \"IDLE\"",
+           "                with m.If(1):\n                    m.next = \"IDLE\"", "dre", "small",
+           ("contract",)),
+    Mutant("dre_status_payload_while_stalled",
+           "DRE top: the status's cycle and stall counters keep counting while its beat waits "
+           "for ready (payload changes while stalled)",
+           "hw/dre.py", "        with m.If(busy):\n            count_up(status.cycles, 1)",
+           "        with m.If(busy | self.status.valid):\n            count_up(status.cycles, 1)",
+           "dre", "small", ("contract",)),
+    Mutant("dre_command_while_busy",
+           "DRE top: a command is taken while the previous one's status waits (input accepted "
+           "while busy)",
+           "hw/dre.py", "                m.d.comb += self.status.valid.eq(1)\n",
+           "                m.d.comb += [self.status.valid.eq(1), self.cmd.ready.eq(1)]\n",
+           "dre", "small", ("conservation",)),
+    Mutant("dre_status_before_last_move",
+           "DRE top: the status follows the last fetch descriptor even while the host still "
+           "stalls the problem's last move or selected beat (an output beat outlives its "
+           "command)",
+           "hw/dre.py",
+           "with m.If((moves_open & ~moves_end) | (selection_open & ~selection_end)):",
+           "with m.If(0):", "dre", "small", ("conservation",)),
 )
 
 
