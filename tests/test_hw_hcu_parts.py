@@ -246,7 +246,7 @@ def test_dispatcher(slots, width, entries):
             found = inputs[4]
             for port, value in ((dut.head, head), (dut.held, held), (dut.opened, opened),
                                 (dut.found, (1 << found) - 1), (dut.pop, pop),
-                                (dut.push, push)):
+                                (dut.push, push), (dut.opens, opens)):
                 ctx.set(port, value)
             for slot in range(slots):
                 ctx.set(dut.seen[slot], seen[slot])

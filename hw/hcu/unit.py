@@ -278,6 +278,7 @@ class HashClusterUnit(ConfiguredComponent):
             dispatcher.head.eq(head), dispatcher.held.eq(ring.held),
             dispatcher.seen.eq(ring.seen), dispatcher.behind.eq(ring.behind),
             dispatcher.opened.eq(opened), dispatcher.push.eq(ring.push),
+            dispatcher.opens.eq(ring.opens),
             dispatcher.found.eq(free_lanes.found), dispatcher.pop.eq(decide),
             ring.bump.eq(dispatcher.bump), ring.bump_slot.eq(dispatcher.job_slot),
             issue.job_valid.eq(dispatcher.job_valid), issue.job_lane.eq(free_lanes.lane),
