@@ -141,6 +141,9 @@ def test_similarity_lane(bits, threshold, slots):
                           (1 << rng.randrange(config.hash_bits)) * rng.randrange(2))
             new_job = [difference, 0, 0, rng.randrange(8), rng.randrange(slots)]
             clear = rng.getrandbits(slots) if rng.random() < 0.1 else 0
+            # As in the unit, never the slot of a compare in progress or being loaded.
+            for busy in ([job] if job is not None else []) + ([new_job] if load else []):
+                clear &= ~(1 << busy[4])
             clear |= (1 << slots) - 1 if cycle == 0 else 0
             for port, value in ((dut.reserve, reserve), (dut.load, load),
                                 (dut.load_difference, difference),

@@ -53,7 +53,8 @@ class SimilarityLane(ConfiguredComponent):
     load_difference, load_tag, load_cluster : In
         The job's bit difference, token slot and cluster id.
     clear : In(hcu_tokens_in_flight)
-        Forget the best match of these token slots.
+        Forget the best match of these token slots (never one with a compare in progress or
+        loading: the unit clears a slot the cycle after a token enters it).
     working : Out(1)
         The lane compares in this cycle (a register).
     available : Out(1)
@@ -143,11 +144,22 @@ class SimilarityLane(ConfiguredComponent):
         with m.Elif(self.working):
             m.d.sync += [difference.eq(difference >> width), beat.eq(beat + 1),
                          partial.eq(distance)]
-        with m.If(finishing):
-            best_distance = self.best_distance[self.tag]
-            best_cluster = self.best_cluster[self.tag]
-            with m.If(~reached & better(distance, cluster, best_distance, best_cluster)):
-                m.d.sync += [best_distance.eq(distance), best_cluster.eq(cluster)]
+        best_distance = self.best_distance[self.tag]
+        best_cluster = self.best_cluster[self.tag]
+        if beats > 1:
+            # A match ends at the last beat, so the slot's best match is read a beat ahead
+            # into registers: only this lane's own compare for the slot writes it meanwhile
+            # (and ``clear`` never during one), and the argmin order's wide cluster compare
+            # and the slot multiplexers stand before a register, not before ``best_*``.
+            slot_distance = Signal.like(best_distance)
+            cluster_below = Signal()
+            m.d.sync += [slot_distance.eq(best_distance),
+                         cluster_below.eq(cluster < best_cluster)]
+            improves = (distance < slot_distance) | ((distance == slot_distance) & cluster_below)
+        else:
+            improves = better(distance, cluster, best_distance, best_cluster)
+        with m.If(finishing & ~reached & improves):
+            m.d.sync += [best_distance.eq(distance), best_cluster.eq(cluster)]
         for slot in range(config.hcu_tokens_in_flight):
             with m.If(self.clear[slot]):
                 m.d.sync += [self.best_distance[slot].eq(threshold),

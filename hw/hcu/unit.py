@@ -28,9 +28,10 @@ tokens by a *catch-up* job (one per cycle; catch-ups go first, oldest token firs
 sees exactly the table the leader rule gives it: clusters opened earlier in its own frame
 (spatial) and in earlier frames (temporal). The walk of a younger token stops short of the
 clusters an older one may still evict until that one is decided. The oldest token is decided,
-its assignment sent and the table written, three cycles after its last compare's last beat:
-each token slot has an argmin tree of (distance, cluster id) over the lanes' best matches, two
-registered stages.
+its assignment sent and the table written, three cycles after its last compare's last beat
+(and at least four after its entry, the lanes clearing its slot's matches in the cycle after
+it): each token slot has an argmin tree of (distance, cluster id) over the lanes' best
+matches, two registered stages.
 
 Timing: every path starts and ends at a flip-flop or a macro, and the macros' read data is
 registered before any logic (a macro's clock-to-output is most of a cycle); the lanes'
@@ -165,10 +166,10 @@ class HashClusterUnit(ConfiguredComponent):
 
     @property
     def min_latency(self):
-        """Fewest cycles from a token's input transfer to its assignment: its slot's argmin
-        tree (two stages) sees the slot's cleared matches from the cycle after the transfer,
-        so the decision comes three cycles after it."""
-        return 3
+        """Fewest cycles from a token's input transfer to its assignment: the lanes clear the
+        slot's matches in the cycle after the transfer, its argmin tree (two stages) sees
+        them from the cycle after, so the decision comes four cycles after it."""
+        return 4
 
     @property
     def min_token_cycles(self):
@@ -224,20 +225,21 @@ class HashClusterUnit(ConfiguredComponent):
 
         # Decide. Each token slot has its argmin tree over the lanes' best matches (two
         # registered stages), and ``busy`` says per slot whether a job of it is dispatched, in
-        # the read or load stage or in a lane, or a token enters it. Cycle y: the trees' first stage,
+        # the read or load stage or in a lane, or a token enters it or is cleared. Cycle y: the trees' first stage,
         # busy registered. Cycle y + 1: their second stage. Cycle y + 2: the oldest token is
         # decided from its tree once its walk is done, every cluster opened before it has been
         # compared and its slot was not busy in the two previous cycles.
         busy = Signal(slots)
         busy_1 = Signal(slots)         # busy in the previous cycle
         busy_2 = Signal(slots)         # busy two cycles before
+        clearing = Signal(slots)       # a token entered the slot in the previous cycle
         for slot in range(slots):
             m.d.comb += busy[slot].eq(
                 Cat(lane.working & (lane.tag == slot) for lane in lanes).any()
                 | (issue.read_valid & (issue.read_slot == slot))
                 | (issue.load_valid & (issue.load_tag == slot))
                 | (dispatcher.job_valid.any() & (dispatcher.job_slot == slot))
-                | (ring.push & (ring.tail == slot)))
+                | (ring.push & (ring.tail == slot)) | clearing[slot])
             for index, lane in enumerate(lanes):
                 m.d.comb += [argmins[slot].distance[index].eq(lane.best_distance[slot]),
                              argmins[slot].cluster[index].eq(lane.best_cluster[slot])]
@@ -307,9 +309,15 @@ class HashClusterUnit(ConfiguredComponent):
         ]
         with m.If(~idle | self.ctx.valid):
             m.d.comb += self.i.ready.eq(0)
+        # The lanes forget the best matches of a slot the cycle after a token enters it, from a
+        # register (it reaches every lane's best-match registers of the slot; the token's
+        # first compare beats three cycles after its first dispatch, at the earliest the
+        # cycle after the entry).
+        m.d.sync += clearing.eq(0)
         with m.If(ring.push):
-            for lane in lanes:
-                m.d.comb += lane.clear.bit_select(ring.tail, 1).eq(1)
+            m.d.sync += clearing.bit_select(ring.tail, 1).eq(1)
+        for lane in lanes:
+            m.d.comb += lane.clear.eq(clearing)
         return m
 
     def _context_port(self, m, ring, opened, reads, writes):
