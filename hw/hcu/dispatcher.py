@@ -31,7 +31,8 @@ class Dispatcher(ConfiguredComponent):
     Timing: the walk token's slot and ``top`` are registers (not ``head + walk_age`` and the
     walk token's ``seen`` selected each cycle), the catch-up choice reads the ring's
     ``behind`` bits (no compare of ``seen`` with ``opened``), the eviction bound compares
-    ``top`` with a register ``opened + walk_age`` (one subtraction), and the walk's end is computed
+    ``top`` with registers ``opened + walk_age - hash_mem_entries + c`` (one compare of two
+    registers per count ``c`` of walk jobs), and the walk's end is computed
     from ``top`` for every possible number of walk jobs beside the jobs themselves, then
     picked by them, so the path from the state registers through the jobs to the walk's
     registers stays short (6.0 ns in SG13G2, 10 ns on the ECP5, edge preset).
@@ -134,14 +135,15 @@ class Dispatcher(ConfiguredComponent):
         ]
         # Jobs: one catch-up, else walk clusters top - 1, top - 2, ... that exist, that the
         # older tokens cannot evict, and that have a free lane.
-        # ``limit`` = opened + walk_age, a register kept by their changes (set to ``opened``
-        # while no token is held, when neither can change but a restore may set ``opened``);
-        # ``room``: the clusters from top - 1 down that the older tokens cannot evict.
-        limit = Signal(range(config.max_clusters + slots + 1))
-        room = Signal(signed(len(limit) + 2))
-        m.d.comb += room.eq(top + entries - limit)
+        # The clusters the older tokens cannot evict are those at least opened + walk_age -
+        # entries: the walk may take ``c + 1`` clusters while ``top > bound[c]``, ``bound[c]`` =
+        # opened + walk_age - entries + c, registers kept by the changes of opened and
+        # walk_age (set from ``opened`` while no token is held, when neither can change but a
+        # restore may set ``opened``), so each test is one compare of two registers.
+        bound_shape = signed(len(opened) + slots.bit_length() + 1)
+        bound = [Signal(bound_shape, name=f"bound{count}") for count in range(width + 1)]
         for job in range(width):
-            walk_ok = walk_token & ~catch_up & (top >= job + 1) & (room >= job + 1)
+            walk_ok = walk_token & ~catch_up & (top >= job + 1) & (top > bound[job])
             m.d.comb += [
                 self.job_valid[job].eq(self.found[job]
                                        & (walk_ok | (catch_up if job == 0 else 0))),
@@ -160,13 +162,14 @@ class Dispatcher(ConfiguredComponent):
         # next top are decided for every possible count of walk jobs from ``top`` alone, in
         # parallel with the jobs, and picked by the count (no count of the jobs, no subtraction
         # after it: the choice is the last logic before ``top``).
-        ended = (top == 0) | ((self.walk_age == 0) & (room <= 0))
+        ended = (top == 0) | ((self.walk_age == 0) & (top <= bound[0]))
         after = top
         for count in range(1, width + 1):
             # At least ``count`` walk jobs: job ``count - 1`` is one (the outermost choice is
             # the largest such count).
             more = self.job_valid[count - 1] & ~catch_up
-            ended = Mux(more, (top == count) | ((self.walk_age == 0) & (room <= count)), ended)
+            ended = Mux(more, (top == count) | ((self.walk_age == 0) & (top <= bound[count])),
+                        ended)
             after = Mux(more, top - count, after)
         advance = Signal()
         m.d.comb += advance.eq(walk_token & ended)
@@ -183,10 +186,14 @@ class Dispatcher(ConfiguredComponent):
         with m.Elif(self.job_valid[0] & ~catch_up):
             m.d.sync += [walk_begun.eq(1), top.eq(after)]
         m.d.sync += self.walk_age.eq(self.walk_age + advance - self.pop)
-        with m.If(held == 0):
-            m.d.sync += limit.eq(opened)
-        with m.Else():
-            m.d.sync += limit.eq(limit + self.opens + advance - self.pop)
+        for count, register in enumerate(bound):
+            # The walk's advance comes last: both of its outcomes are summed beforehand.
+            kept = Signal(bound_shape, name=f"bound{count}_kept")
+            m.d.comb += kept.eq(register + self.opens - self.pop)
+            with m.If(held == 0):
+                m.d.sync += register.eq(opened - entries + count)
+            with m.Else():
+                m.d.sync += register.eq(Mux(advance, kept + 1, kept))
         if slots > 1:
             with m.If(advance):
                 m.d.sync += walk_slot.eq(next_slot)
