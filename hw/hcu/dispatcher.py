@@ -186,14 +186,18 @@ class Dispatcher(ConfiguredComponent):
         with m.Elif(self.job_valid[0] & ~catch_up):
             m.d.sync += [walk_begun.eq(1), top.eq(after)]
         m.d.sync += self.walk_age.eq(self.walk_age + advance - self.pop)
+        # Their change, opens - pop + advance (-1 to 2), comes from the decision and the walk,
+        # the last signals of the cycle: the four sums are made beforehand and selected.
+        change = Signal(range(-1, 3))
+        m.d.comb += change.eq(self.opens - self.pop + advance)
         for count, register in enumerate(bound):
-            # The walk's advance comes last: both of its outcomes are summed beforehand.
-            kept = Signal(bound_shape, name=f"bound{count}_kept")
-            m.d.comb += kept.eq(register + self.opens - self.pop)
             with m.If(held == 0):
                 m.d.sync += register.eq(opened - entries + count)
             with m.Else():
-                m.d.sync += register.eq(Mux(advance, kept + 1, kept))
+                with m.Switch(change):
+                    for delta in range(-1, 3):
+                        with m.Case(delta):
+                            m.d.sync += register.eq(register + delta)
         if slots > 1:
             with m.If(advance):
                 m.d.sync += walk_slot.eq(next_slot)
