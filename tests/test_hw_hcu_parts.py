@@ -97,6 +97,7 @@ def test_token_ring(slots):
                 assert ctx.get(dut.last[slot]) == last, (age, slot)
                 assert ctx.get(dut.seen[slot]) == seen, (age, slot)
                 assert ctx.get(dut.behind[slot]) == (seen < opened), (age, slot)
+                assert ctx.get(dut.lag[slot]) == opened - seen, (age, slot)
             await ctx.tick()
             opened += opens
             if bump:
@@ -254,6 +255,7 @@ def test_dispatcher(slots, width, entries):
             for slot in range(slots):
                 ctx.set(dut.seen[slot], seen[slot])
                 ctx.set(dut.behind[slot], seen[slot] < opened)
+                ctx.set(dut.lag[slot], min(opened - seen[slot], slots))
             assert ctx.get(dut.walk_age) == walk_age
             jobs, slot, bump = _dispatch_reference(config, state, inputs)
             assert ctx.get(dut.bump) == bump

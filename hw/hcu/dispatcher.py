@@ -30,9 +30,10 @@ class Dispatcher(ConfiguredComponent):
 
     Timing: the walk token's slot and ``top`` are registers (not ``head + walk_age`` and the
     walk token's ``seen`` selected each cycle), the catch-up choice reads the ring's
-    ``behind`` bits (no compare of ``seen`` with ``opened``), the eviction bound compares
-    ``top`` with registers ``opened + walk_age - hash_mem_entries + c`` (one compare of two
-    registers per count ``c`` of walk jobs), and the walk's end is computed
+    ``behind`` bits (no compare of ``seen`` with ``opened``), the eviction bound is a register
+    ``room`` (the clusters below ``top`` the older tokens cannot evict) compared with
+    constants and kept by small sums (a new walk token's from its ring counter ``lag``), and
+    the walk's end is computed
     from ``top`` for every possible number of walk jobs beside the jobs themselves, then
     picked by them, so the path from the state registers through the jobs to the walk's
     registers stays short (6.0 ns in SG13G2, 10 ns on the ECP5, edge preset).
@@ -49,6 +50,7 @@ class Dispatcher(ConfiguredComponent):
     held : In(range(K + 1))
     seen : In(ArrayLayout(range(max_clusters + 1), K))
     behind : In(K)
+    lag : In(ArrayLayout(range(K + 1), K))
         The token ring's state (:class:`hw.hcu.TokenRing`).
     opened : In(range(max_clusters + 1))
         Clusters opened so far.
@@ -89,6 +91,7 @@ class Dispatcher(ConfiguredComponent):
             "held": In(range(slots + 1)),
             "seen": In(data.ArrayLayout(cluster_range, slots)),
             "behind": In(slots),
+            "lag": In(data.ArrayLayout(range(slots + 1), slots)),
             "opened": In(cluster_range),
             "push": In(1),
             "opens": In(1),
@@ -136,14 +139,11 @@ class Dispatcher(ConfiguredComponent):
         # Jobs: one catch-up, else walk clusters top - 1, top - 2, ... that exist, that the
         # older tokens cannot evict, and that have a free lane.
         # The clusters the older tokens cannot evict are those at least opened + walk_age -
-        # entries: the walk may take ``c + 1`` clusters while ``top > bound[c]``, ``bound[c]`` =
-        # opened + walk_age - entries + c, registers kept by the changes of opened and
-        # walk_age (set from ``opened`` while no token is held, when neither can change but a
-        # restore may set ``opened``), so each test is one compare of two registers.
-        bound_shape = signed(len(opened) + slots.bit_length() + 1)
-        bound = [Signal(bound_shape, name=f"bound{count}") for count in range(width + 1)]
+        # entries: ``room`` = top + entries - opened - walk_age of them lie below ``top``, a
+        # register kept by small sums (below), so the walk's tests compare it with constants.
+        room = Signal(signed(entries.bit_length() + 2))
         for job in range(width):
-            walk_ok = walk_token & ~catch_up & (top >= job + 1) & (top > bound[job])
+            walk_ok = walk_token & ~catch_up & (top >= job + 1) & (room > job)
             m.d.comb += [
                 self.job_valid[job].eq(self.found[job]
                                        & (walk_ok | (catch_up if job == 0 else 0))),
@@ -162,14 +162,13 @@ class Dispatcher(ConfiguredComponent):
         # next top are decided for every possible count of walk jobs from ``top`` alone, in
         # parallel with the jobs, and picked by the count (no count of the jobs, no subtraction
         # after it: the choice is the last logic before ``top``).
-        ended = (top == 0) | ((self.walk_age == 0) & (top <= bound[0]))
+        ended = (top == 0) | ((self.walk_age == 0) & (room <= 0))
         after = top
         for count in range(1, width + 1):
             # At least ``count`` walk jobs: job ``count - 1`` is one (the outermost choice is
             # the largest such count).
             more = self.job_valid[count - 1] & ~catch_up
-            ended = Mux(more, (top == count) | ((self.walk_age == 0) & (top <= bound[count])),
-                        ended)
+            ended = Mux(more, (top == count) | ((self.walk_age == 0) & (room <= count)), ended)
             after = Mux(more, top - count, after)
         advance = Signal()
         m.d.comb += advance.eq(walk_token & ended)
@@ -186,18 +185,30 @@ class Dispatcher(ConfiguredComponent):
         with m.Elif(self.job_valid[0] & ~catch_up):
             m.d.sync += [walk_begun.eq(1), top.eq(after)]
         m.d.sync += self.walk_age.eq(self.walk_age + advance - self.pop)
-        # Their change, opens - pop + advance (-1 to 2), comes from the decision and the walk,
-        # the last signals of the cycle: the four sums are made beforehand and selected.
-        change = Signal(range(-1, 3))
-        m.d.comb += change.eq(self.opens - self.pop + advance)
-        for count, register in enumerate(bound):
-            with m.If(held == 0):
-                m.d.sync += register.eq(opened - entries + count)
-            with m.Else():
-                with m.Switch(change):
-                    for delta in range(-1, 3):
-                        with m.Case(delta):
-                            m.d.sync += register.eq(register + delta)
+        # ``room`` next cycle, from top_next + entries - opened_next - walk_age_next: a new
+        # walk token starts from ``seen`` = opened - lag (its ring counter) or, entering now,
+        # from opened, so only small values are summed; otherwise ``room`` moves by the walk
+        # jobs, the cluster opened and the decision, the last signals of the cycle, so its
+        # possible values are made beforehand and selected by their sum.
+        lag_next = Mux(self.push & (self.walk_age + 1 == held), 0, self.lag[next_slot])
+        walked = Signal(range(width + 1))
+        for count in range(1, width + 1):
+            with m.If(self.job_valid[count - 1] & ~catch_up):
+                m.d.comb += walked.eq(count)
+        step = Signal(range(-1, width + 2))
+        m.d.comb += step.eq(walked + self.opens - self.pop)
+        with m.If(held == 0):
+            # A token entering now walks from opened with walk_age 0.
+            m.d.sync += room.eq(entries)
+        with m.Elif(~walk_token):
+            m.d.sync += room.eq(entries - self.walk_age - self.opens + self.pop)
+        with m.Elif(advance):
+            m.d.sync += room.eq(entries - lag_next - self.walk_age - 1 - self.opens + self.pop)
+        with m.Else():
+            with m.Switch(step):
+                for delta in range(-1, width + 2):
+                    with m.Case(delta):
+                        m.d.sync += room.eq(room - delta)
         if slots > 1:
             with m.If(advance):
                 m.d.sync += walk_slot.eq(next_slot)

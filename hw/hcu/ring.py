@@ -50,9 +50,10 @@ class TokenRing(ConfiguredComponent):
     hash : Out(ArrayLayout(hash_bits, K))
     last : Out(ArrayLayout(1, K))
     seen : Out(ArrayLayout(range(max_clusters + 1), K))
+    lag : Out(ArrayLayout(range(K + 1), K))
     behind : Out(K)
-        The slots' contents (a slot not held keeps stale values); ``behind`` from a register of
-        at most ``ceil(log2(K + 1))`` bits per slot.
+        The slots' contents (a slot not held keeps stale values); ``lag``, the clusters opened
+        since ``seen`` (at most K for a held token), a register; ``behind`` = ``lag != 0``.
 
     Raises
     ------
@@ -78,6 +79,7 @@ class TokenRing(ConfiguredComponent):
             "hash": Out(data.ArrayLayout(config.hash_bits, slots)),
             "last": Out(data.ArrayLayout(1, slots)),
             "seen": Out(data.ArrayLayout(cluster_range, slots)),
+            "lag": Out(data.ArrayLayout(range(slots + 1), slots)),
             "behind": Out(slots),
         }
 
@@ -91,7 +93,7 @@ class TokenRing(ConfiguredComponent):
         # Clusters opened and not yet caught up with, per slot: a held token's is at most K
         # (the K - 1 older tokens and the one decided as it enters each open one).
         for slot in range(slots):
-            lag = Signal(range(slots + 1), name=f"lag{slot}")
+            lag = self.lag[slot]
             bumped = self.bump & (self.bump_slot == slot)
             m.d.comb += self.behind[slot].eq(lag != 0)
             with m.If(self.push & (self.tail == slot)):

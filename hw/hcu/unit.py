@@ -279,6 +279,7 @@ class HashClusterUnit(ConfiguredComponent):
             free_lanes.available.eq(Cat(lane.available for lane in lanes)),
             dispatcher.head.eq(head), dispatcher.held.eq(ring.held),
             dispatcher.seen.eq(ring.seen), dispatcher.behind.eq(ring.behind),
+            dispatcher.lag.eq(ring.lag),
             dispatcher.opened.eq(opened), dispatcher.push.eq(ring.push),
             dispatcher.opens.eq(ring.opens),
             dispatcher.found.eq(free_lanes.found), dispatcher.pop.eq(decide),
