@@ -50,8 +50,9 @@ def test_argmin_tree(lanes):
     async def testbench(ctx):
         history = [None, None]           # the candidates of two cycles ago, of one cycle ago
         for _ in range(CASES):
-            # Few values, so equal distances and equal pairs are common.
-            pairs = [(rng.randrange(3), rng.randrange(4)) for _ in range(lanes)]
+            # Few values, so equal distances and equal pairs are common; distances on both
+            # sides of the threshold (4).
+            pairs = [(rng.choice((1, 3, 4, 5)), rng.randrange(4)) for _ in range(lanes)]
             for index, (distance, cluster) in enumerate(pairs):
                 ctx.set(dut.distance[index], distance)
                 ctx.set(dut.cluster[index], cluster)
@@ -59,6 +60,7 @@ def test_argmin_tree(lanes):
                 # Reference: the smallest (distance, cluster) pair of two cycles ago.
                 assert (ctx.get(dut.best_distance), ctx.get(dut.best_cluster)) == \
                     min(history[0]), history[0]
+                assert ctx.get(dut.best_found) == (min(history[0])[0] < 4), history[0]
             history = [history[1], pairs]
             await ctx.tick()
 

@@ -197,13 +197,20 @@ class Dispatcher(ConfiguredComponent):
                 m.d.comb += walked.eq(count)
         step = Signal(range(-1, width + 2))
         m.d.comb += step.eq(walked + self.opens - self.pop)
+        settle = Signal(range(-1, 2))  # the decision's share, opens - pop
+        m.d.comb += settle.eq(self.opens - self.pop)
         with m.If(held == 0):
             # A token entering now walks from opened with walk_age 0.
             m.d.sync += room.eq(entries)
-        with m.Elif(~walk_token):
-            m.d.sync += room.eq(entries - self.walk_age - self.opens + self.pop)
-        with m.Elif(advance):
-            m.d.sync += room.eq(entries - lag_next - self.walk_age - 1 - self.opens + self.pop)
+        with m.Elif(~walk_token | advance):
+            # A token entering now (no walk token), or the next walk token.
+            start = Signal.like(room)
+            m.d.comb += start.eq(Mux(walk_token, entries - 1 - lag_next, entries)
+                                 - self.walk_age)
+            with m.Switch(settle):
+                for delta in range(-1, 2):
+                    with m.Case(delta):
+                        m.d.sync += room.eq(start - delta)
         with m.Else():
             with m.Switch(step):
                 for delta in range(-1, width + 2):

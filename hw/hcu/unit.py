@@ -246,11 +246,12 @@ class HashClusterUnit(ConfiguredComponent):
         m.d.sync += [busy_1.eq(busy), busy_2.eq(busy_1)]
         best_distance = Array(argmin.best_distance for argmin in argmins)[head]
         best_cluster = Array(argmin.best_cluster for argmin in argmins)[head]
+        best_found = Array(argmin.best_found for argmin in argmins)[head]
         found = Signal()
         full = Signal()
         decide = Signal()
         m.d.comb += [
-            found.eq(best_distance < config.hamming_threshold),
+            found.eq(best_found),
             full.eq(opened == config.max_clusters),
             self.o.valid.eq((ring.held != 0) & (dispatcher.walk_age != 0)
                             & ~(ring.behind | busy_1 | busy_2).bit_select(head, 1)),
