@@ -50,11 +50,11 @@ _ALL = (("contract", "bmc", 16), ("conservation", "bmc", 16), ("response", "bmc"
 #: registered, lanes loading their operands into registers, two-stage argmin) ``ring``
 #: reaches a join after an eviction and an overflow within its cover depth (40); its response
 #: bound is 17 cycles (depth 20). ``serial`` (one token at a time, 4-cycle compares) needs
-#: about twice as many steps for its fifth token (cover depth 62, the overflow at step 57); its response bound
-#: (25 cycles) needs depth 29; its contract closes by k-induction at length 8 (``ring``'s did
-#: not at 8 or 16). ``tiny`` (64 clusters, a 72-cycle response bound) is checked to a depth
-#: where its overflow and response bound are out of reach: no response or cover job there; the
-#: same harness's covers are reached on the small variants.
+#: about twice as many steps for its fifth token (cover depth 62, the overflow at step 57);
+#: its response bound (25 cycles) needs depth 29; its contract closes by k-induction at length
+#: 8 (``ring``'s did not at 8 or 16). ``tiny`` (64 clusters, a 73-cycle response bound) is
+#: checked to a depth where its overflow and response bound are out of reach: no response or
+#: cover job there; the same harness's covers are reached on the small variants.
 JOBS = {
     "tiny": (("contract", "bmc", 12), ("conservation", "bmc", 12), ("invariants", "bmc", 12)),
     "ring": _ALL,
