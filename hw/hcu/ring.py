@@ -19,8 +19,9 @@ class TokenRing(ConfiguredComponent):
     and ``behind``, whether clusters were opened since (``seen`` below the unit's opened-cluster
     counter): a small per-slot counter of those clusters, kept beside ``seen`` and counted up
     by ``opens`` and down by ``bump``, so that no wide compare of ``seen`` with the counter
-    stands in front of the catch-up choice or the decision. All updates take effect at the next clock edge; a push in the cycle of a pop is allowed when
-    the ring is full (the new token takes the slot the oldest leaves).
+    stands in front of the catch-up choice or the decision. All updates take effect at the
+    next clock edge; a push in the cycle of a pop is allowed when the ring is full (the new
+    token takes the slot the oldest leaves).
 
     Parameters
     ----------

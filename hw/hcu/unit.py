@@ -225,8 +225,9 @@ class HashClusterUnit(ConfiguredComponent):
 
         # Decide. Each token slot has its argmin tree over the lanes' best matches (two
         # registered stages), and ``busy`` says per slot whether a job of it is dispatched, in
-        # the read or load stage or in a lane, or a token enters it or is cleared. Cycle y: the trees' first stage,
-        # busy registered. Cycle y + 1: their second stage. Cycle y + 2: the oldest token is
+        # the read or load stage or in a lane, or a token enters it or is cleared. Cycle y: the
+        # trees' first stage, busy registered. Cycle y + 1: their second stage (and the
+        # "below the threshold" flag). Cycle y + 2: the oldest token is
         # decided from its tree once its walk is done, every cluster opened before it has been
         # compared and its slot was not busy in the two previous cycles.
         busy = Signal(slots)
