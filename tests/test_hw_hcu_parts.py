@@ -50,8 +50,9 @@ def test_argmin_tree(lanes):
     async def testbench(ctx):
         history = [None, None]           # the candidates of two cycles ago, of one cycle ago
         for _ in range(CASES):
-            # Few values, so equal distances and equal pairs are common.
-            pairs = [(rng.randrange(3), rng.randrange(4)) for _ in range(lanes)]
+            # Few values, so equal distances and equal pairs are common; distances on both
+            # sides of the threshold (4).
+            pairs = [(rng.choice((1, 3, 4, 5)), rng.randrange(4)) for _ in range(lanes)]
             for index, (distance, cluster) in enumerate(pairs):
                 ctx.set(dut.distance[index], distance)
                 ctx.set(dut.cluster[index], cluster)
@@ -59,6 +60,7 @@ def test_argmin_tree(lanes):
                 # Reference: the smallest (distance, cluster) pair of two cycles ago.
                 assert (ctx.get(dut.best_distance), ctx.get(dut.best_cluster)) == \
                     min(history[0]), history[0]
+                assert ctx.get(dut.best_found) == (min(history[0])[0] < 4), history[0]
             history = [history[1], pairs]
             await ctx.tick()
 
@@ -73,17 +75,21 @@ def test_token_ring(slots):
 
     async def testbench(ctx):
         head, tokens = 0, []            # reference: tokens[a] = [hash, last, seen] of age a
+        opened = 0                      # the unit's counter: a decision (pop) may open one
         for _ in range(CASES):
             held = len(tokens)
             pop = held > 0 and rng.random() < 0.4
             push = (held < slots or pop) and rng.random() < 0.6
-            bump = held > 0 and rng.random() < 0.5
-            bump_age = rng.randrange(held) if bump else 0
-            token = [rng.getrandbits(config.hash_bits), rng.getrandbits(1), rng.randrange(60)]
+            opens = pop and rng.random() < 0.7
+            # As in the unit: a catch-up bumps a token that has not seen every cluster.
+            behind = [age for age, token in enumerate(tokens) if token[2] < opened]
+            bump = bool(behind) and rng.random() < 0.5
+            bump_age = rng.choice(behind) if bump else 0
+            token = [rng.getrandbits(config.hash_bits), rng.getrandbits(1), opened]
             for port, value in ((dut.push, push), (dut.pop, pop), (dut.bump, bump),
                                 (dut.bump_slot, (head + bump_age) % slots),
                                 (dut.push_hash, token[0]), (dut.push_last, token[1]),
-                                (dut.push_seen, token[2])):
+                                (dut.push_seen, token[2]), (dut.opens, opens)):
                 ctx.set(port, value)
             assert ctx.get(dut.head) == head and ctx.get(dut.held) == held
             assert ctx.get(dut.tail) == (head + held) % slots
@@ -92,7 +98,10 @@ def test_token_ring(slots):
                 assert ctx.get(dut.hash[slot]) == hash_, (age, slot)
                 assert ctx.get(dut.last[slot]) == last, (age, slot)
                 assert ctx.get(dut.seen[slot]) == seen, (age, slot)
+                assert ctx.get(dut.behind[slot]) == (seen < opened), (age, slot)
+                assert ctx.get(dut.lag[slot]) == opened - seen, (age, slot)
             await ctx.tick()
+            opened += opens
             if bump:
                 tokens[bump_age][2] += 1
             if pop:
@@ -116,8 +125,9 @@ def test_similarity_lane(bits, threshold, slots):
     rng = random.Random(bits)
     beats, mask = config.hcu_beats_per_hash, (1 << bits) - 1
 
-    ahead = (1 << min(3 * bits, config.hash_bits)) - 1
-    assert dut.min_job_cycles == 3
+    ahead = (1 << min(4 * bits, config.hash_bits)) - 1
+    assert dut.min_job_cycles == 4
+    assert dut.load_latency == 1
 
     async def testbench(ctx):
         job = None                      # reference: [difference, beat, partial, cluster, tag]
@@ -129,34 +139,36 @@ def test_similarity_lane(bits, threshold, slots):
             assert ctx.get(dut.available) == available
             reserve = available and rng.random() < 0.7
             load = reserves[0]                          # a job loads two cycles after reserve
-            assert not (load and job is not None), "a job loads while a compare runs"
             # Differences of few set bits often match; random ones exit early.
             difference = (rng.getrandbits(config.hash_bits) if rng.random() < 0.5 else
                           (1 << rng.randrange(config.hash_bits)) * rng.randrange(2))
             new_job = [difference, 0, 0, rng.randrange(8), rng.randrange(slots)]
             clear = rng.getrandbits(slots) if rng.random() < 0.1 else 0
+            # As in the unit, never the slot of a compare in progress or being loaded.
+            for busy in ([job] if job is not None else []) + ([new_job] if load else []):
+                clear &= ~(1 << busy[4])
             clear |= (1 << slots) - 1 if cycle == 0 else 0
             for port, value in ((dut.reserve, reserve), (dut.load, load),
                                 (dut.load_difference, difference),
                                 (dut.load_cluster, new_job[3]), (dut.load_tag, new_job[4]),
                                 (dut.clear, clear)):
                 ctx.set(port, value)
-            current = new_job if load else job
-            # Available next cycle: nothing reserved now or one cycle ago (both still to load),
-            # and the compare of this cycle, if any, ends in this beat or one of the next two.
-            ends_soon = current is None or current[1] + 2 >= beats - 1 or \
-                current[2] + _popcount(current[0] & ahead) >= threshold
+            # Available next cycle: nothing reserved now or in the two previous cycles (still
+            # to load, or loading now), and the compare of this cycle, if any, ends in this
+            # beat or one of the next three.
+            ends_soon = job is None or job[1] + 3 >= beats - 1 or \
+                job[2] + _popcount(job[0] & ahead) >= threshold
             loads += load
-            available = not reserve and not reserves[1] and ends_soon
+            available = not reserve and not any(reserves) and ends_soon
             reserves = [reserves[1], reserve]
-            assert ctx.get(dut.working) == (current is not None)
-            if current is not None:
-                assert ctx.get(dut.tag) == current[4]
+            assert ctx.get(dut.working) == (job is not None)
+            if job is not None:
+                assert ctx.get(dut.tag) == job[4]
             for slot in range(slots):
                 assert (ctx.get(dut.best_distance[slot]), ctx.get(dut.best_cluster[slot])) == \
                     best[slot], slot
             await ctx.tick()
-            job = None
+            current, job = job, None
             if current is not None:
                 difference, beat, partial, cluster, tag = current
                 distance = partial + _popcount(difference & mask)
@@ -165,6 +177,9 @@ def test_similarity_lane(bits, threshold, slots):
                 elif distance < threshold:                          # a match, at the last beat
                     best[tag] = min(best[tag], (distance, cluster))
                     finished += 1
+            assert not (load and job is not None), "a job loads while a compare goes on"
+            if load:                                            # its first beat is next cycle
+                job = new_job
             best = [(threshold, 0) if clear >> slot & 1 else best[slot] for slot in range(slots)]
         assert finished > 0, "no compare ran to a match"
         assert loads > 0, "no job was reserved and loaded"
@@ -218,23 +233,31 @@ def test_dispatcher(slots, width, entries):
     bank_bits = width.bit_length() - 1
 
     async def testbench(ctx):
+        # The ring around the dispatcher, kept consistent as the unit keeps it: tokens enter
+        # with ``seen`` = opened, catch-ups bump ``seen``, decisions (pops) of walked tokens
+        # open clusters; an empty ring sometimes jumps to another count (a restore).
         state = [0, False, 0]
         jobs_seen = catch_ups = 0
-        head = 0                        # the ring's head: moves up by one on each pop
+        head = held = 0
+        seen = [0] * slots
+        opened = rng.randrange(config.max_clusters // 2)
         for _ in range(CASES):
             walk_age = state[0]
-            held = rng.randint(walk_age, slots)
-            opened = rng.randrange(config.max_clusters + 1)
-            # Tokens that saw up to two tables' worth fewer clusters: walks near eviction.
-            seen = [rng.randint(max(0, opened - 2 * entries), opened) for _ in range(slots)]
-            inputs = (head, held, seen, opened, rng.randint(0, width),
-                      walk_age > 0 and rng.random() < 0.2)
-            _, _, _, _, found, pop = inputs
+            if held == 0 and rng.random() < 0.05:
+                opened = rng.randrange(config.max_clusters - slots)
+            pop = walk_age > 0 and rng.random() < 0.3
+            push = (held < slots or pop) and rng.random() < 0.6
+            opens = pop and rng.random() < 0.7 and opened < config.max_clusters
+            inputs = (head, held, list(seen), opened, rng.randint(0, width), pop)
+            found = inputs[4]
             for port, value in ((dut.head, head), (dut.held, held), (dut.opened, opened),
-                                (dut.found, (1 << found) - 1), (dut.pop, pop)):
+                                (dut.found, (1 << found) - 1), (dut.pop, pop),
+                                (dut.push, push), (dut.opens, opens)):
                 ctx.set(port, value)
             for slot in range(slots):
                 ctx.set(dut.seen[slot], seen[slot])
+                ctx.set(dut.behind[slot], seen[slot] < opened)
+                ctx.set(dut.lag[slot], min(opened - seen[slot], slots))
             assert ctx.get(dut.walk_age) == walk_age
             jobs, slot, bump = _dispatch_reference(config, state, inputs)
             assert ctx.get(dut.bump) == bump
@@ -248,7 +271,13 @@ def test_dispatcher(slots, width, entries):
                     assert ctx.get(dut.job_slot) == slot
                     jobs_seen += 1
             catch_ups += bump
+            if bump:
+                seen[slot] += 1
+            if push:
+                seen[(head + held) % slots] = opened
+            held += push - pop
             head = (head + pop) % slots
+            opened += opens
             await ctx.tick()
         assert jobs_seen > 0 and catch_ups > 0, "no walk or no catch-up job was exercised"
 
@@ -293,6 +322,7 @@ def test_lane_issue(lanes, width, slots):
                 assert ctx.get(dut.read_slot) == history[1][1]
             # The jobs of two cycles ago load their lanes with the bank data of the last cycle.
             loaded = {lane: cluster for lane, cluster in history[0][0]}
+            assert ctx.get(dut.load_valid) == bool(history[0][0])
             assert ctx.get(dut.load_tag) == history[0][1]
             for lane in range(lanes):
                 assert ctx.get(dut.load[lane]) == (lane in loaded), lane
@@ -322,6 +352,6 @@ def test_part_latencies_are_the_twins_cycle_model():
     from model.twins.hcu import DECIDE_DELAY, FIRST_BEAT_DELAY, LANE_MIN_CYCLES
 
     config = small_config()
-    assert LaneIssue(config).latency == FIRST_BEAT_DELAY
+    assert LaneIssue(config).latency + SimilarityLane(config).load_latency == FIRST_BEAT_DELAY
     assert SimilarityLane(config).min_job_cycles == LANE_MIN_CYCLES
     assert ArgminTree(config).latency == DECIDE_DELAY

@@ -32,6 +32,8 @@ class ArgminTree(ConfiguredComponent):
     best_distance : Out(range(hash_bits + 1))
     best_cluster : Out(cluster_id_bits)
         The smallest candidate of two cycles before (registers).
+    best_found : Out(1)
+        ``best_distance < hamming_threshold``, a register beside them (a match was found).
 
     Raises
     ------
@@ -46,6 +48,7 @@ class ArgminTree(ConfiguredComponent):
             "cluster": In(data.ArrayLayout(config.cluster_id_bits, config.hcu_lanes)),
             "best_distance": Out(distance),
             "best_cluster": Out(config.cluster_id_bits),
+            "best_found": Out(1),
         }
 
     @property
@@ -81,6 +84,8 @@ class ArgminTree(ConfiguredComponent):
                 paired.append(candidates[-1])
             candidates = paired
         # Cycle y + 1: the remaining levels, registered.
+        best_distance = candidates[0][config.cluster_id_bits:]
         m.d.sync += [self.best_cluster.eq(candidates[0][:config.cluster_id_bits]),
-                     self.best_distance.eq(candidates[0][config.cluster_id_bits:])]
+                     self.best_distance.eq(best_distance),
+                     self.best_found.eq(best_distance < config.hamming_threshold)]
         return m

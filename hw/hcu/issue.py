@@ -43,6 +43,8 @@ class LaneIssue(ConfiguredComponent):
     read_valid : Out(1)
     read_slot : Out(range(K))
         A job dispatched in the previous cycle is in the read stage, and its token slot.
+    load_valid : Out(1)
+        A job dispatched two cycles before is in the load stage (its slot is ``load_tag``).
     load : Out(hcu_lanes)
         Bit ``l``: lane ``l`` starts a compare.
     load_difference : Out(ArrayLayout(hash_bits, hcu_lanes))
@@ -69,6 +71,7 @@ class LaneIssue(ConfiguredComponent):
             "reserve": Out(lanes),
             "read_valid": Out(1),
             "read_slot": Out(range(slots)),
+            "load_valid": Out(1),
             "load": Out(lanes),
             "load_difference": Out(data.ArrayLayout(config.hash_bits, lanes)),
             "load_cluster": Out(data.ArrayLayout(config.cluster_id_bits, lanes)),
@@ -89,7 +92,7 @@ class LaneIssue(ConfiguredComponent):
         m.d.sync += [self.read_slot.eq(self.job_slot),
                      self.read_valid.eq(self.job_valid.any())]
         # Cycle t + 2 (load): the registered hashes, XOR-ed with the token's, reach the lanes.
-        m.d.sync += self.load_tag.eq(self.read_slot)
+        m.d.sync += [self.load_tag.eq(self.read_slot), self.load_valid.eq(self.read_valid)]
         read_data = []
         for bank in range(width):
             registered = Signal(config.hash_bits, name=f"read_data{bank}")

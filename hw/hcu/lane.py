@@ -1,6 +1,6 @@
 """One similarity lane of the HCU: the Hamming compare of one token with one cluster."""
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
@@ -18,19 +18,25 @@ class SimilarityLane(ConfiguredComponent):
     """One similarity lane of the HCU: one compare at a time, with early exit.
 
     A job arrives with ``load`` as the difference ``cluster hash XOR token hash``, the token's
-    slot among the tokens in flight (``load_tag``) and the cluster id. The lane counts the
-    differing bits ``hcu_bits_per_cycle`` at a time from the least significant end, the first
-    beat in the cycle of ``load``, and stops after the beat at which the count reaches
-    ``hamming_threshold`` or after the last beat. A compare that runs to the end below the
-    threshold is a match; the lane keeps the best match of each token slot (smallest distance,
-    then lowest cluster id) in ``best_distance`` / ``best_cluster`` (``hamming_threshold``:
-    none), which ``clear`` resets when a new token takes the slot.
+    slot among the tokens in flight (``load_tag``) and the cluster id. The lane registers them
+    (its compare state) and counts the differing bits ``hcu_bits_per_cycle`` at a time from
+    the least significant end, the first beat in the cycle after ``load``; it stops after the
+    beat at which the count reaches ``hamming_threshold`` or after the last beat. A compare that
+    runs to the end below the threshold is a match; the lane keeps the best match of each token
+    slot (smallest distance, then lowest cluster id) in ``best_distance`` / ``best_cluster``
+    (``hamming_threshold``: none), which ``clear`` resets when a new token takes the slot.
 
-    ``available`` is a register, so the dispatcher's choice of lanes starts from flip-flops: it
-    is set for cycle ``y + 1`` in cycle ``y`` when the lane was given no job (``reserve``) in
-    ``y`` or ``y - 1`` and the compare of cycle ``y`` (if any) ends within two more beats. A job
-    reserved in cycle ``x`` is loaded in ``x + 2`` (the unit reads and registers the table
-    first), so the lane is free again in ``x + max(beats, 3)`` (:attr:`min_job_cycles`).
+    Every beat starts from the lane's own registers (no operand multiplexer in front of the
+    count, the best-match update or the availability), so the unit's widest fan-out, the
+    issue stage's operands, ends at a register (:attr:`load_latency`).
+
+    ``available`` comes from two registers through one gate, so the dispatcher's choice of
+    lanes starts from flip-flops and its ``reserve`` ends at a flip-flop: it holds in cycle
+    ``y + 1`` when the lane was given no job (``reserve``) in
+    ``y``, ``y - 1`` or ``y - 2`` and the compare of cycle ``y`` (if any) ends within three more
+    beats. A job reserved in cycle ``x`` is loaded in ``x + 2`` (the unit reads and registers
+    the table first) and its first beat is in ``x + 3``, so the lane is free again in
+    ``x + max(beats, 4)`` (:attr:`min_job_cycles`).
 
     Parameters
     ----------
@@ -42,17 +48,19 @@ class SimilarityLane(ConfiguredComponent):
         The dispatcher gives the lane a job this cycle (only when ``available``); it is
         loaded two cycles later.
     load : In(1)
-        A job starts this cycle (two cycles after its ``reserve``).
+        A job's operands arrive this cycle (two cycles after its ``reserve``); its first beat
+        is in the next cycle.
     load_difference, load_tag, load_cluster : In
         The job's bit difference, token slot and cluster id.
     clear : In(hcu_tokens_in_flight)
-        Forget the best match of these token slots.
+        Forget the best match of these token slots (never one with a compare in progress or
+        loading: the unit clears a slot the cycle after a token enters it).
     working : Out(1)
-        The lane compares in this cycle.
+        The lane compares in this cycle (a register).
     available : Out(1)
-        The lane can be reserved this cycle: its compares end by the next cycle (a register).
+        The lane can be reserved this cycle: its compares end in time (from registers).
     tag : Out(range(hcu_tokens_in_flight))
-        Token slot of the compare in this cycle (when ``working``).
+        Token slot of the compare in this cycle (when ``working``; a register).
     best_distance, best_cluster : Out, one per token slot
         Best match so far of each token slot.
 
@@ -79,10 +87,15 @@ class SimilarityLane(ConfiguredComponent):
         }
 
     @property
+    def load_latency(self):
+        """Cycles from a job's ``load`` to its first beat."""
+        return 1
+
+    @property
     def min_job_cycles(self):
         """Fewest cycles from one ``reserve`` of the lane to the next (a compare of fewer beats
         leaves the lane idle for the rest)."""
-        return 3
+        return 4
 
     def elaborate(self, platform):
         config = self._config
@@ -91,53 +104,62 @@ class SimilarityLane(ConfiguredComponent):
         width = config.hcu_bits_per_cycle
         beats = config.hcu_beats_per_hash
 
-        active = Signal()
+        # The compare state, written by ``load`` and stepped by each beat.
         difference = Signal(config.hash_bits)
         beat = Signal(range(beats))
         partial = Signal(range(threshold))
-        tag = Signal.like(self.load_tag)
         cluster = Signal(config.cluster_id_bits)
-
-        # The compare of this cycle: a job loaded now, or the one in progress.
-        current_difference = Mux(self.load, self.load_difference, difference)
-        current_beat = Mux(self.load, 0, beat)
-        current_partial = Mux(self.load, 0, partial)
-        current_cluster = Mux(self.load, self.load_cluster, cluster)
         distance = Signal(range(threshold + width))
         reached = Signal()
-        last_beat = Signal()
         finishing = Signal()
-        lookahead = min(3 * width, config.hash_bits)
+        lookahead = min(4 * width, config.hash_bits)
         distance_ahead = Signal(range(threshold + lookahead))
         ends_soon = Signal()
-        reserved = Signal()            # reserved in the previous cycle, loaded in the next
-        free = Signal(init=1)          # ``available``, registered
+        reserved = Signal(2)           # reserved one and two cycles ago, loaded later
+        free = Signal(init=1)          # no reservation before the last cycle's, compare ending
         m.d.comb += [
-            self.working.eq(active | self.load),
-            self.tag.eq(Mux(self.load, self.load_tag, tag)),
-            distance.eq(current_partial + _popcount(current_difference[:width])),
+            distance.eq(partial + _popcount(difference[:width])),
             reached.eq(distance >= threshold),
-            last_beat.eq(current_beat == beats - 1),
-            finishing.eq(self.working & (reached | last_beat)),
-            self.available.eq(free),
-            # Lookahead: the compare of this cycle ends in this beat or one of the next two.
-            distance_ahead.eq(current_partial + _popcount(current_difference[:lookahead])),
-            ends_soon.eq((distance_ahead >= threshold) | (current_beat + 2 >= beats - 1)),
+            finishing.eq(self.working & (reached | (beat == beats - 1))),
+            # The reservation of the previous cycle is applied here, from its register: this
+            # cycle's ``reserve`` (the end of the dispatcher's logic) only reaches a register.
+            self.available.eq(free & ~reserved[0]),
+            # Lookahead: the compare of this cycle ends in this beat or one of the next three.
+            distance_ahead.eq(partial + _popcount(difference[:lookahead])),
+            ends_soon.eq((distance_ahead >= threshold)
+                         | (beat >= beats - 4 if beats > 4 else Const(1))),
         ]
-        # Availability for the next cycle: no job reserved now or in the previous cycle (both
-        # still to be loaded), and the compare in progress, if any, ends by then.
-        m.d.sync += [reserved.eq(self.reserve),
-                     free.eq(~self.reserve & ~reserved & (~self.working | ends_soon))]
-        with m.If(self.working & ~finishing):
-            m.d.sync += [active.eq(1), difference.eq(current_difference >> width),
-                         beat.eq(current_beat + 1), partial.eq(distance), tag.eq(self.tag),
-                         cluster.eq(current_cluster)]
-        with m.If(finishing):
-            m.d.sync += active.eq(0)
-            best_distance = self.best_distance[self.tag]
-            best_cluster = self.best_cluster[self.tag]
-            with m.If(~reached & better(distance, current_cluster, best_distance, best_cluster)):
-                m.d.sync += [best_distance.eq(distance), best_cluster.eq(current_cluster)]
+        # Availability for the next cycle: no job reserved now or in the two previous cycles
+        # (still to be loaded or loading), and the compare in progress, if any, ends in time;
+        # ``free`` holds all but the first condition, which ``available`` applies from
+        # ``reserved[0]``.
+        m.d.sync += [reserved.eq(Cat(self.reserve, reserved[0])),
+                     free.eq(~reserved.any() & (~self.working | ends_soon))]
+        with m.If(self.load):
+            m.d.sync += [self.working.eq(1), difference.eq(self.load_difference), beat.eq(0),
+                         partial.eq(0), self.tag.eq(self.load_tag),
+                         cluster.eq(self.load_cluster)]
+        with m.Elif(finishing):
+            m.d.sync += self.working.eq(0)
+        with m.Elif(self.working):
+            m.d.sync += [difference.eq(difference >> width), beat.eq(beat + 1),
+                         partial.eq(distance)]
+        best_distance = self.best_distance[self.tag]
+        best_cluster = self.best_cluster[self.tag]
+        if beats > 1:
+            # A match ends at the last beat, so the slot's best match is read a beat ahead
+            # into registers: only this lane's own compare for the slot writes it meanwhile
+            # (and ``clear`` never during one), and the argmin order's wide cluster compare
+            # and the slot multiplexers stand before a register, not before ``best_*``.
+            slot_distance = Signal.like(best_distance)
+            cluster_below = Signal()
+            m.d.sync += [slot_distance.eq(best_distance),
+                         cluster_below.eq(cluster < best_cluster)]
+            improves = (distance < slot_distance) | ((distance == slot_distance) & cluster_below)
+        else:
+            improves = better(distance, cluster, best_distance, best_cluster)
+        with m.If(finishing & ~reached & improves):
+            m.d.sync += [best_distance.eq(distance), best_cluster.eq(cluster)]
         for slot in range(config.hcu_tokens_in_flight):
             with m.If(self.clear[slot]):
                 m.d.sync += [self.best_distance[slot].eq(threshold),

@@ -1,6 +1,6 @@
 """The HCU's tokens in flight: a ring of slots, oldest first."""
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Signal
 from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
@@ -15,9 +15,13 @@ class TokenRing(ConfiguredComponent):
 
     The oldest token is in slot ``head``, the token of age ``a`` in slot ``(head + a) mod K``;
     ``held`` slots are in use. Each slot keeps the token's hash, its end-of-frame flag and
-    ``seen``, the next cluster id the token has not yet been compared with by a catch-up job.
-    All updates take effect at the next clock edge; a push in the cycle of a pop is allowed when
-    the ring is full (the new token takes the slot the oldest leaves).
+    ``seen``, the next cluster id the token has not yet been compared with by a catch-up job,
+    and ``behind``, whether clusters were opened since (``seen`` below the unit's opened-cluster
+    counter): a small per-slot counter of those clusters, kept beside ``seen`` and counted up
+    by ``opens`` and down by ``bump``, so that no wide compare of ``seen`` with the counter
+    stands in front of the catch-up choice or the decision. All updates take effect at the
+    next clock edge; a push in the cycle of a pop is allowed when the ring is full (the new
+    token takes the slot the oldest leaves).
 
     Parameters
     ----------
@@ -30,7 +34,9 @@ class TokenRing(ConfiguredComponent):
         Store a token in slot ``tail`` (only when ``held < K`` or ``pop``).
     push_hash, push_last, push_seen : In
         Its hash, end-of-frame flag and first cluster id not yet compared (the clusters opened
-        so far).
+        so far, before a cluster ``opens`` in this cycle).
+    opens : In(1)
+        The unit opens a cluster this cycle (its counter counts it from the next).
     pop : In(1)
         The oldest token leaves (only when ``held != 0``).
     bump : In(1)
@@ -45,7 +51,10 @@ class TokenRing(ConfiguredComponent):
     hash : Out(ArrayLayout(hash_bits, K))
     last : Out(ArrayLayout(1, K))
     seen : Out(ArrayLayout(range(max_clusters + 1), K))
-        The slots' contents (a slot not held keeps stale values).
+    lag : Out(ArrayLayout(range(K + 1), K))
+    behind : Out(K)
+        The slots' contents (a slot not held keeps stale values); ``lag``, the clusters opened
+        since ``seen`` (at most K for a held token), a register; ``behind`` = ``lag != 0``.
 
     Raises
     ------
@@ -61,6 +70,7 @@ class TokenRing(ConfiguredComponent):
             "push_hash": In(config.hash_bits),
             "push_last": In(1),
             "push_seen": In(cluster_range),
+            "opens": In(1),
             "pop": In(1),
             "bump": In(1),
             "bump_slot": In(range(slots)),
@@ -70,6 +80,8 @@ class TokenRing(ConfiguredComponent):
             "hash": Out(data.ArrayLayout(config.hash_bits, slots)),
             "last": Out(data.ArrayLayout(1, slots)),
             "seen": Out(data.ArrayLayout(cluster_range, slots)),
+            "lag": Out(data.ArrayLayout(range(slots + 1), slots)),
+            "behind": Out(slots),
         }
 
     def elaborate(self, platform):
@@ -79,6 +91,18 @@ class TokenRing(ConfiguredComponent):
                                  if slots > 1 else 0)
         with m.If(self.bump):
             m.d.sync += self.seen[self.bump_slot].eq(self.seen[self.bump_slot] + 1)
+        # Clusters opened and not yet caught up with, per slot: a held token's is at most K
+        # (the K - 1 older tokens and the one decided as it enters each open one).
+        for slot in range(slots):
+            lag = self.lag[slot]
+            bumped = self.bump & (self.bump_slot == slot)
+            m.d.comb += self.behind[slot].eq(lag != 0)
+            with m.If(self.push & (self.tail == slot)):
+                m.d.sync += lag.eq(self.opens)
+            with m.Elif(self.opens & ~bumped):
+                m.d.sync += lag.eq(lag + 1)
+            with m.Elif(~self.opens & bumped):
+                m.d.sync += lag.eq(lag - 1)
         # A push after the bump: it wins if both name one slot (they never do, see the unit).
         with m.If(self.push):
             m.d.sync += [self.hash[self.tail].eq(self.push_hash),

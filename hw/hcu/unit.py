@@ -14,11 +14,12 @@ The ``hash_mem_entries`` (E) cluster hashes live in ``hcu_dispatch_width`` (D) b
 ``hcu_tokens_in_flight`` (K) tokens. A dispatcher starts up to D *jobs* (the compare of one
 token with one cluster) per cycle and reserves the lowest-numbered free lanes of the
 ``hcu_lanes`` :class:`SimilarityLane` units for them; the banks read the clusters' hashes, the
-next cycle registers them, and the one after hands ``hash XOR token`` to the lanes. A lane
-compares ``hcu_bits_per_cycle`` bits per cycle and stops as soon as the partial distance
-reaches the threshold (early exit), keeping its best match per token. A lane's availability is
-a register set a cycle ahead (its compare ends within two more beats), so a lane whose compares
-take at least three beats is given its next job in time to start right after the last beat.
+next cycle registers them, the one after hands ``hash XOR token`` to the lanes, which register
+it, and the compare's first beat comes in the cycle after. A lane compares
+``hcu_bits_per_cycle`` bits per cycle and stops as soon as the partial distance reaches the
+threshold (early exit), keeping its best match per token. A lane's availability is a register
+set a cycle ahead (its compare ends within three more beats), so a lane whose compares take at
+least four beats is given its next job in time to start right after the last beat.
 
 Jobs come from the tokens in order. Each token first *walks* the table downwards from the newest
 cluster it saw on arrival, D consecutive clusters (so D distinct banks) per cycle; meanwhile the
@@ -27,14 +28,18 @@ tokens by a *catch-up* job (one per cycle; catch-ups go first, oldest token firs
 sees exactly the table the leader rule gives it: clusters opened earlier in its own frame
 (spatial) and in earlier frames (temporal). The walk of a younger token stops short of the
 clusters an older one may still evict until that one is decided. The oldest token is decided,
-its assignment sent and the table written, three cycles after its last compare's last beat:
-each token slot has an argmin tree of (distance, cluster id) over the lanes' best matches, two
-registered stages.
+its assignment sent and the table written, three cycles after its last compare's last beat
+(and at least four after its entry, the lanes clearing its slot's matches in the cycle after
+it): each token slot has an argmin tree of (distance, cluster id) over the lanes' best
+matches, two registered stages.
 
 Timing: every path starts and ends at a flip-flop or a macro, and the macros' read data is
 registered before any logic (a macro's clock-to-output is most of a cycle); the lanes'
 availability, the argmin and the decision's "slot busy" history are registers, so the
-dispatcher's choice of lanes starts from flip-flops.
+dispatcher's choice of lanes starts from flip-flops; the operands handed to the lanes (fanned
+out to every lane) end at the lanes' compare registers, so each beat, its best-match update
+and the lane's availability start from the lane's own registers (on the ECP5 the path from
+the operands through the first beat to ``best_*`` and ``available`` was the critical one).
 
 Why this organisation: a bit-serial lane spends several cycles on each compare (at least
 ``ceil(hamming_threshold / hcu_bits_per_cycle)``), so a few table reads per cycle feed many
@@ -161,10 +166,10 @@ class HashClusterUnit(ConfiguredComponent):
 
     @property
     def min_latency(self):
-        """Fewest cycles from a token's input transfer to its assignment: its slot's argmin
-        tree (two stages) sees the slot's cleared matches from the cycle after the transfer,
-        so the decision comes three cycles after it."""
-        return 3
+        """Fewest cycles from a token's input transfer to its assignment: the lanes clear the
+        slot's matches in the cycle after the transfer, its argmin tree (two stages) sees
+        them from the cycle after, so the decision comes four cycles after it."""
+        return 4
 
     @property
     def min_token_cycles(self):
@@ -175,11 +180,11 @@ class HashClusterUnit(ConfiguredComponent):
     def max_token_cycles(self):
         """Most cycles between two assignments without stalls. Once a token is the oldest its
         jobs go first; each of its at most ``hash_mem_entries`` compares waits at most one
-        lane occupancy (``max(hcu_beats_per_hash, 3)`` cycles) for a lane, the last one runs
-        through the read stage and its beats, and the argmin and the decision take three more
-        cycles."""
+        lane occupancy (``max(hcu_beats_per_hash, 4)`` cycles) for a lane, the last one runs
+        through the read and load stages and its beats, and the argmin and the decision take
+        three more cycles."""
         beats = self._config.hcu_beats_per_hash
-        return (self._config.hash_mem_entries + 1) * max(beats, 3) + 4
+        return (self._config.hash_mem_entries + 1) * max(beats, 4) + 5
 
     @property
     def save_latency(self):
@@ -194,7 +199,8 @@ class HashClusterUnit(ConfiguredComponent):
     def elaborate(self, platform):
         # Design rationale in the module docstring. The parts, in the order a token meets them:
         # TokenRing (held tokens), Dispatcher + FreeLanePicker (jobs of this cycle, table reads),
-        # LaneIssue (jobs reach their lanes a cycle later), SimilarityLane x hcu_lanes (compares),
+        # LaneIssue (jobs reach their lanes two cycles later), SimilarityLane x hcu_lanes
+        # (compares, the first beat a cycle after the load),
         # ArgminTree (the oldest token's best match), then the decision below.
         config = self._config
         m = Module()
@@ -219,33 +225,37 @@ class HashClusterUnit(ConfiguredComponent):
 
         # Decide. Each token slot has its argmin tree over the lanes' best matches (two
         # registered stages), and ``busy`` says per slot whether a job of it is dispatched, in
-        # the read stage or in a lane, or a token enters it. Cycle y: the trees' first stage,
-        # busy registered. Cycle y + 1: their second stage. Cycle y + 2: the oldest token is
+        # the read or load stage or in a lane, or a token enters it or is cleared. Cycle y: the
+        # trees' first stage, busy registered. Cycle y + 1: their second stage (and the
+        # "below the threshold" flag). Cycle y + 2: the oldest token is
         # decided from its tree once its walk is done, every cluster opened before it has been
         # compared and its slot was not busy in the two previous cycles.
         busy = Signal(slots)
         busy_1 = Signal(slots)         # busy in the previous cycle
         busy_2 = Signal(slots)         # busy two cycles before
+        clearing = Signal(slots)       # a token entered the slot in the previous cycle
         for slot in range(slots):
             m.d.comb += busy[slot].eq(
                 Cat(lane.working & (lane.tag == slot) for lane in lanes).any()
                 | (issue.read_valid & (issue.read_slot == slot))
+                | (issue.load_valid & (issue.load_tag == slot))
                 | (dispatcher.job_valid.any() & (dispatcher.job_slot == slot))
-                | (ring.push & (ring.tail == slot)))
+                | (ring.push & (ring.tail == slot)) | clearing[slot])
             for index, lane in enumerate(lanes):
                 m.d.comb += [argmins[slot].distance[index].eq(lane.best_distance[slot]),
                              argmins[slot].cluster[index].eq(lane.best_cluster[slot])]
         m.d.sync += [busy_1.eq(busy), busy_2.eq(busy_1)]
         best_distance = Array(argmin.best_distance for argmin in argmins)[head]
         best_cluster = Array(argmin.best_cluster for argmin in argmins)[head]
+        best_found = Array(argmin.best_found for argmin in argmins)[head]
         found = Signal()
         full = Signal()
         decide = Signal()
         m.d.comb += [
-            found.eq(best_distance < config.hamming_threshold),
+            found.eq(best_found),
             full.eq(opened == config.max_clusters),
             self.o.valid.eq((ring.held != 0) & (dispatcher.walk_age != 0)
-                            & (ring.seen[head] == opened) & ~(busy_1 | busy_2).bit_select(head, 1)),
+                            & ~(ring.behind | busy_1 | busy_2).bit_select(head, 1)),
             self.o.payload.last.eq(ring.last[head]),
             self.o.payload.cluster.eq(Mux(found, best_cluster,
                                           Mux(full, 0, opened[:config.cluster_id_bits]))),
@@ -266,11 +276,14 @@ class HashClusterUnit(ConfiguredComponent):
                 m.d.sync += self.overflow.eq(1)
 
         # Dispatch this cycle's jobs to the lowest free lanes; they reach the lanes two cycles
-        # later (read, then load: :class:`LaneIssue`).
+        # later (read, then load: :class:`LaneIssue`) and beat from the next.
         m.d.comb += [
             free_lanes.available.eq(Cat(lane.available for lane in lanes)),
             dispatcher.head.eq(head), dispatcher.held.eq(ring.held),
-            dispatcher.seen.eq(ring.seen), dispatcher.opened.eq(opened),
+            dispatcher.seen.eq(ring.seen), dispatcher.behind.eq(ring.behind),
+            dispatcher.lag.eq(ring.lag),
+            dispatcher.opened.eq(opened), dispatcher.push.eq(ring.push),
+            dispatcher.opens.eq(ring.opens),
             dispatcher.found.eq(free_lanes.found), dispatcher.pop.eq(decide),
             ring.bump.eq(dispatcher.bump), ring.bump_slot.eq(dispatcher.job_slot),
             issue.job_valid.eq(dispatcher.job_valid), issue.job_lane.eq(free_lanes.lane),
@@ -295,12 +308,19 @@ class HashClusterUnit(ConfiguredComponent):
             ring.push.eq(self.i.valid & self.i.ready),
             ring.push_hash.eq(self.i.payload.hash), ring.push_last.eq(self.i.payload.last),
             ring.push_seen.eq(opened), ring.pop.eq(decide),
+            ring.opens.eq(decide & ~found & ~full),
         ]
         with m.If(~idle | self.ctx.valid):
             m.d.comb += self.i.ready.eq(0)
+        # The lanes forget the best matches of a slot the cycle after a token enters it, from a
+        # register (it reaches every lane's best-match registers of the slot; the token's
+        # first compare beats three cycles after its first dispatch, at the earliest the
+        # cycle after the entry).
+        m.d.sync += clearing.eq(0)
         with m.If(ring.push):
-            for lane in lanes:
-                m.d.comb += lane.clear.bit_select(ring.tail, 1).eq(1)
+            m.d.sync += clearing.bit_select(ring.tail, 1).eq(1)
+        for lane in lanes:
+            m.d.comb += lane.clear.eq(clearing)
         return m
 
     def _context_port(self, m, ring, opened, reads, writes):

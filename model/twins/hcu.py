@@ -42,12 +42,13 @@ Cycle model
     start (``O`` counts the decisions before ``x``):
 
     * **decide**: the oldest token is decided in ``x`` if its walk is done, ``seen == O``, and
-      it was accepted and its jobs' last beat came at most in ``x - 3``; it leaves, a new
+      it was accepted at most in ``x - 4`` and its jobs' last beat came at most in ``x - 3``
+      (its slot's matches are cleared in the cycle after its acceptance); it leaves, a new
       cluster is written, ``O`` counts it from ``x + 1``;
     * **accept**: a token is accepted in ``x`` when fewer than ``K`` are held or one is
       decided in ``x``; its ``seen`` is ``O``;
     * **dispatch**: lane ``l`` is free in ``x`` if ``x`` is at least its last job's dispatch
-      cycle plus ``max(beats, 3)``. The *walk token* is the oldest token whose walk is not
+      cycle plus ``max(beats, 4)``. The *walk token* is the oldest token whose walk is not
       done; with age ``a``, it walks down from ``u`` (``seen`` before its first walk job). If
       some token that is older than the walk token, or is the walk token with its walk begun,
       has ``seen < O``, the oldest such one gets one catch-up job (cluster ``seen``, then
@@ -58,16 +59,17 @@ Cycle model
       lowest-numbered free lane. The walk is done (from ``x + 1``) when, after this cycle's
       jobs, ``u == 0`` or ``a == 0`` and ``u + E <= O`` (the rest are evicted).
 
-    A job dispatched in ``x`` passes two pipeline cycles before its first beat: ``x``
-    the table read, ``x + 1`` the read data registered, ``x + 2`` to ``x + 1 + beats`` its
-    beats (the first beat XORs the registered hash with the token's). A lane's availability
-    is a register, set one cycle ahead from the lane's own state (the compare in progress
-    ends within two more beats), so a lane given a job in ``x`` is free again in
-    ``x + max(beats, 3)``: back to back when a compare takes at least 3 beats, one or two
-    idle cycles otherwise. Each lane keeps the best match of every held token; each token slot
-    reduces them over the lanes with a pipelined argmin of two registered stages, so the
-    matches after a beat in ``y`` (or the cleared ones after an acceptance in ``y``) reach
-    the decision in ``y + 3``.
+    A job dispatched in ``x`` passes three pipeline cycles before its first beat: ``x``
+    the table read, ``x + 1`` the read data registered, ``x + 2`` the load (the registered
+    hash XOR the token's, into the lane's registers), ``x + 3`` to ``x + 2 + beats`` its
+    beats. A lane's availability is a register, set one cycle ahead from the lane's own
+    state (the compare in progress ends within three more beats), so a lane given a job in
+    ``x`` is free again in ``x + max(beats, 4)``: back to back when a compare takes at least
+    4 beats, one to three idle cycles otherwise. Each lane keeps the best match of every held
+    token (cleared in the cycle after the token's acceptance); each token slot reduces them
+    over the lanes with a pipelined argmin of two registered stages, so the matches after a
+    beat in ``y`` (or the cleared ones, ``y`` the cycle after an acceptance) reach the
+    decision in ``y + 3``.
 
     With neither stream stalling, token ``t`` (counted after reset) is offered from the cycle
     after token ``t - 1`` is accepted (token 0 in cycle 0). ``d(t)``, the cycle of its decision,
@@ -103,7 +105,7 @@ from model.npzio import ArraySpec, check_arrays
 from model.twins.context import RestorableContext, words_of
 
 __all__ = ["INPUTS", "OUTPUTS", "FIRST_BEAT_DELAY", "LANE_MIN_CYCLES", "DECIDE_DELAY",
-           "TokenAssignment",
+           "CLEAR_DELAY", "TokenAssignment",
            "HashClusterTwin", "schedule",
            "check_hashes", "overflow_message", "exit_beats", "hash_cluster",
            "run_arrays", "summarize"]
@@ -126,14 +128,17 @@ TokenAssignment = collections.namedtuple(
 
 _OVERFLOW_MODES = ("raise", "flag")
 
-#: Cycles from a job's dispatch to its first beat (table read, read data registered).
-FIRST_BEAT_DELAY = 2
+#: Cycles from a job's dispatch to its first beat (table read, read data registered, load into
+#: the lane's registers).
+FIRST_BEAT_DELAY = 3
 #: Fewest cycles from a lane's job to its next job (its availability is a register set one
-#: cycle ahead, and a job is in the lane two cycles after its dispatch).
-LANE_MIN_CYCLES = 3
+#: cycle ahead, and a job beats in the lane three cycles after its dispatch).
+LANE_MIN_CYCLES = 4
 #: Registered argmin stages between the lanes' best matches and the decision: a token is decided
-#: at least ``DECIDE_DELAY + 1`` cycles after its acceptance and its last beat.
+#: at least ``DECIDE_DELAY + 1`` cycles after its last beat and after its slot is cleared.
 DECIDE_DELAY = 2
+#: Cycles from a token's acceptance to the clearing of its slot's best matches in the lanes.
+CLEAR_DELAY = 1
 
 
 def overflow_message(config):
@@ -294,7 +299,8 @@ class _HeldToken:
     def __init__(self, index, seen, accepted):
         self.index = index
         self.seen = seen
-        self.last_beat = accepted   # last cycle in which one of its jobs works (or accepted)
+        # Last cycle in which one of its jobs works (or its slot is cleared).
+        self.last_beat = accepted + CLEAR_DELAY
         self.jobs = 0
 
 
