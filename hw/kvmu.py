@@ -88,12 +88,17 @@ cycle before the next read of any
 word, so no read ever sees a stale value. ``COUNT`` reads one count per cycle into the count
 output register (a read whose register is stalled is held by the read port's enable).
 Fetch: per selected beat ``SELECT`` takes it and reads the cluster's word, ``SELECT_WORD``
-registers it, ``SELECT_HEAD`` starts its page walk, and ``WALK`` hands one page a cycle to the
-:class:`hw.retrieval_buffer.DescriptorMerger` while it reads the next page pointer. Every
+registers it, ``SELECT_HEAD`` starts its page walk (reads the head page's ``next``), and
+``WALK`` hands the page to the :class:`hw.retrieval_buffer.DescriptorMerger` while the page's
+``next`` pointer leaves the macro into the link register; ``WALK_LINK`` (every page but the
+tail) reads the ``next`` of the linked page and makes it the page. The walk is a chain of
+dependent reads, and a macro's (or a block RAM's) output never drives its own address: two
+cycles per link, one page every two cycles. Every
 output has a register; a stalled output holds the machine in the step that feeds it. Cycles per
 problem without stalls: :func:`model.twins.kvmu.problem_cycles`; steps per token and per page
 are :attr:`KVManagementUnit.cycles_per_offload`, :attr:`~KVManagementUnit.cycles_per_assign`,
-:attr:`~KVManagementUnit.cycles_per_select`, :attr:`~KVManagementUnit.cycles_per_page`.
+:attr:`~KVManagementUnit.cycles_per_select`, :attr:`~KVManagementUnit.cycles_per_page`,
+:attr:`~KVManagementUnit.cycles_per_link`.
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
@@ -240,8 +245,11 @@ class KVManagementUnit(ConfiguredComponent):
     #: Cycles per ``selected`` beat before its page walk (take the beat and read, read data
     #: registered, start the walk).
     cycles_per_select = 3
-    #: Cycles per page of a fetch walk.
+    #: Cycles per page of a fetch walk (the page handed to the merger).
     cycles_per_page = 1
+    #: Cycles per link followed in a fetch walk (from a page to the next: the registered
+    #: ``next`` pointer addresses the page_next memory).
+    cycles_per_link = 1
     #: Cycles from the last fetch step to the last descriptor's transfer (the merger's flush
     #: cycle and output register).
     flush_latency = 2
@@ -324,6 +332,9 @@ class KVManagementUnit(ConfiguredComponent):
         walk_page = Signal(_page_bits(config))
         walk_tail = Signal(_page_bits(config))
         walk_fill = Signal(range(page_tokens + 1))
+        # The page walk's ``next`` pointer, registered: the page_next macro's output never
+        # drives its own address (FPGA block RAM clock-to-output is most of a 10 ns cycle).
+        walk_link = Signal(_page_bits(config))
 
         # The cluster table's read data, registered before any logic uses it: an SRAM macro's
         # clock-to-output (about 4.3 ns at 1024 words) leaves too little of the cycle.
@@ -522,20 +533,29 @@ class KVManagementUnit(ConfiguredComponent):
                     m.next = "WALK"
 
             with m.State("WALK"):
-                # One page a cycle into the merger; the next page's pointer is being read.
+                # The page goes to the merger; its ``next`` pointer leaves the macro into the
+                # link register (the read port holds it while the merger stalls).
                 at_tail = walk_page == walk_tail
                 piece = merger.i.payload
                 m.d.comb += [merger.i.valid.eq(1), piece.present.eq(1),
                              piece.base.eq(Cat(Const(0, page_shift), walk_page)),
                              piece.count.eq(Mux(at_tail, walk_fill, page_tokens)),
                              piece.last.eq(select_last & at_tail),
-                             next_rd.addr.eq(next_rd.data), next_rd.en.eq(merger.i.ready)]
+                             next_rd.en.eq(0)]
+                m.d.sync += walk_link.eq(next_rd.data)
                 with m.If(merger.i.ready):
-                    m.d.sync += walk_page.eq(next_rd.data)
                     with m.If(at_tail & select_last):
                         m.next = "IDLE"
                     with m.Elif(at_tail):
                         m.next = "SELECT"
+                    with m.Else():
+                        m.next = "WALK_LINK"
+
+            with m.State("WALK_LINK"):
+                # The link register addresses the next page's pointer, which becomes the page.
+                m.d.comb += next_rd.addr.eq(walk_link)
+                m.d.sync += walk_page.eq(walk_link)
+                m.next = "WALK"
 
             self._save_state(m, context, registers, ports)
             self._restore_state(m, context, registers, ports)

@@ -246,9 +246,9 @@ class KVMUHarness(FormalHarness):
                                   + command.new_tokens * dut.cycles_per_assign
                                   + dut.flush_latency)
         with_beat = Signal.like(budget)
-        m.d.comb += with_beat.eq(budget + dut.cycles_per_select
-                                 + Mux(choice.empty, 0, pages_of[choice.cluster])
-                                 * dut.cycles_per_page)
+        walked = Mux(choice.empty, 0, pages_of[choice.cluster])
+        m.d.comb += with_beat.eq(budget + dut.cycles_per_select + walked * dut.cycles_per_page
+                                 + Mux(walked == 0, 0, walked - 1) * dut.cycles_per_link)
         with m.If(select_taken):
             m.d.sync += budget.eq(with_beat)
         start_queue = ProblemQueue(m, cmd_taken, now, fetch_end, depth=2, name="starts")
@@ -261,6 +261,7 @@ class KVMUHarness(FormalHarness):
         worst = (1 + dut.cycles_before_offload + frame_tokens * dut.cycles_per_offload + 1
                  + frame_tokens * dut.cycles_per_assign + clusters + 1
                  + max(1, clusters) * dut.cycles_per_select + dut.pages * dut.cycles_per_page
+                 + dut.pages * dut.cycles_per_link
                  + dut.flush_latency)
         waiting = waiting_cycles(m, pending=problems_in != fetches_done, progress=fetch_end,
                                  width=_COUNT_BITS + 2, name="waiting")
