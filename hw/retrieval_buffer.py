@@ -30,6 +30,8 @@ so an insertion adds the new count to the entries behind it: ``topk_k`` adders i
 carry chain through the array, and the entries whose total passes the budget fall off the end.
 The best-ranked cluster ever dropped is remembered (its score): a later candidate ranked behind
 it can never be kept and is refused, which makes the streamed result equal to the prefix rule.
+Without a budget this is not needed (a dropped cluster is the last of a full buffer, and a
+candidate ranked behind it falls off the end by itself) and not built.
 
 *Drain in address order.* After the last beat the kept entries leave one per cycle, lowest base
 first, into the same merger the dynamic mode uses directly. Bases ascend with arrival (the
@@ -43,7 +45,8 @@ is a two-stage pipeline: ``pick`` registers the chosen entry (one-hot), ``draine
 and count (a one-hot AND-OR selection), which feed the merger.
 
 *Merger* (:class:`DescriptorMerger`). One pending descriptor register grows while the next
-range starts where it ends; a range that does not continue it pushes it to the output register.
+range starts where it ends (its end is a register of its own, so the test is one equality
+compare); a range that does not continue it pushes it to the output register.
 The last range of a problem leaves a flush cycle that emits the pending descriptor with
 ``last = 1`` (a length-0 beat if nothing was kept). The descriptor length is
 ``kv_token_bits + 1`` bits, enough for the whole address space, so nothing saturates, wraps or
@@ -151,6 +154,10 @@ class DescriptorMerger(ConfiguredComponent):
         pending = Signal()
         pending_base = Signal(kv_bits)
         pending_len = Signal(kv_bits + 1)
+        # The pending descriptor's end, ``pending_base + pending_len``, kept in a register so
+        # that the continuation test is one equality compare (ranges end at most at
+        # ``2**kv_token_bits``); both candidate ends are summed beside it.
+        pending_end = Signal(kv_bits + 1)
         flush = Signal()
         out_free = ~self.o.valid | self.o.ready
         m.d.comb += self.i.ready.eq(~flush & out_free)
@@ -159,14 +166,16 @@ class DescriptorMerger(ConfiguredComponent):
             m.d.sync += self.o.valid.eq(0)
         with m.If(self.i.valid & self.i.ready):
             with m.If(piece.present):
-                with m.If(pending & (piece.base == pending_base + pending_len)):
-                    m.d.sync += pending_len.eq(pending_len + piece.count)
+                with m.If(pending & (piece.base == pending_end)):
+                    m.d.sync += [pending_len.eq(pending_len + piece.count),
+                                 pending_end.eq(pending_end + piece.count)]
                 with m.Else():
                     with m.If(pending):
                         m.d.sync += [self.o.valid.eq(1), out.base.eq(pending_base),
                                      out.length.eq(pending_len), out.last.eq(0)]
                     m.d.sync += [pending.eq(1), pending_base.eq(piece.base),
-                                 pending_len.eq(piece.count)]
+                                 pending_len.eq(piece.count),
+                                 pending_end.eq(piece.base + piece.count)]
             with m.If(piece.last):
                 m.d.sync += flush.eq(1)
         with m.Elif(flush & out_free):
@@ -270,8 +279,10 @@ class RetrievalBuffer(ConfiguredComponent):
 
         # Drain cycle 1: choose the earliest-arrived kept entry (lowest base), clear it.
         earliest = self._earliest(m, entries)
+        # Another entry stays valid after this one: at least two are valid (a tree beside the
+        # choice, not behind it).
         others_valid = Signal()
-        m.d.comb += others_valid.eq((Cat(entries["valid"]) & ~earliest).any())
+        m.d.comb += others_valid.eq(_at_least_two(entries["valid"]))
         with m.If(advance):
             m.d.sync += pick_valid.eq(draining)
             with m.If(draining):
@@ -280,7 +291,9 @@ class RetrievalBuffer(ConfiguredComponent):
                     with m.If(earliest[n]):
                         m.d.sync += entries["valid"][n].eq(0)
                 with m.If(~others_valid):
-                    m.d.sync += [draining.eq(0), entries["dropped_valid"].eq(0)]
+                    m.d.sync += draining.eq(0)
+                    if config.token_budget > 0:
+                        m.d.sync += entries["dropped_valid"].eq(0)
 
         # Drain cycle 2: the chosen entry's base and count (a one-hot AND-OR selection).
         with m.If(advance):
@@ -315,8 +328,9 @@ class RetrievalBuffer(ConfiguredComponent):
         # older[(n, m)], n < m: the entry at position n arrived before the one at position m.
         entries["older"] = {(first, second): Signal(name=f"older_{first}_{second}")
                             for second in range(config.topk_k) for first in range(second)}
-        entries["dropped_valid"] = Signal()
-        entries["dropped_score"] = Signal(config.score_bits)
+        if config.token_budget > 0:
+            entries["dropped_valid"] = Signal()
+            entries["dropped_score"] = Signal(config.score_bits)
         return entries
 
     @property
@@ -375,17 +389,26 @@ class RetrievalBuffer(ConfiguredComponent):
 
         # Best-ranked cluster this insertion drops: the first position not kept. Occupied and
         # kept positions are both prefixes (running totals grow with the position), so that
-        # position is one-hot and its score a balanced OR tree, not a priority chain.
-        first_dropped = [following[n]["valid"] & ~keep[n] & (keep[n - 1] if n > 0 else 1)
-                         for n in range(k + 1)]
-        any_dropped = Signal()
-        first_dropped_score = Signal(config.score_bits)
-        m.d.comb += [
-            any_dropped.eq(Cat(first_dropped).any()),
-            first_dropped_score.eq(_or_tree([
-                following[n]["score"] & first_dropped[n].replicate(config.score_bits)
-                for n in range(k + 1)])),
-        ]
+        # position is one-hot and its score a balanced OR tree, not a priority chain. Without a
+        # budget (top-k only) nothing needs remembering: a dropped cluster is the last of a full
+        # buffer, ranked behind every kept one, so a later candidate ranked behind it falls off
+        # the end by itself and leaves the entries as they were.
+        refused = Const(0)
+        if use_budget:
+            first_dropped = [following[n]["valid"] & ~keep[n] & (keep[n - 1] if n > 0 else 1)
+                             for n in range(k + 1)]
+            any_dropped = Signal()
+            first_dropped_score = Signal(config.score_bits)
+            m.d.comb += [
+                any_dropped.eq(Cat(first_dropped).any()),
+                first_dropped_score.eq(_or_tree([
+                    following[n]["score"] & first_dropped[n].replicate(config.score_bits)
+                    for n in range(k + 1)])),
+            ]
+            refused = entries["dropped_valid"] & ~(beat.score > entries["dropped_score"])
+            with m.If(offered & ~refused & any_dropped):
+                m.d.sync += [entries["dropped_valid"].eq(1),
+                             entries["dropped_score"].eq(first_dropped_score)]
         # Arrival order moves with the entries: entries keep their relative positions, the new
         # one arrived after every other.
         older = entries["older"]
@@ -398,7 +421,6 @@ class RetrievalBuffer(ConfiguredComponent):
             next_older[(first, second)] = Mux(stays[second], bit, Mux(is_new[second], 1, Mux(
                 stays[first], from_row, Mux(is_new[first], 0, shifted_pair))))
 
-        refused = entries["dropped_valid"] & ~(beat.score > entries["dropped_score"])
         with m.If(offered & ~refused):
             m.d.sync += [older[pair].eq(value) for pair, value in next_older.items()]
             for n in range(k):
@@ -406,9 +428,6 @@ class RetrievalBuffer(ConfiguredComponent):
                 for field in following[n]:
                     if field != "valid":
                         m.d.sync += entries[field][n].eq(following[n][field])
-            with m.If(any_dropped):
-                m.d.sync += [entries["dropped_valid"].eq(1),
-                             entries["dropped_score"].eq(first_dropped_score)]
 
     @staticmethod
     def _earliest(m, entries):
@@ -425,6 +444,17 @@ class RetrievalBuffer(ConfiguredComponent):
                       + [valid[o] & ~older[(n, o)] for o in range(n + 1, k)])
             m.d.comb += earliest[n].eq(valid[n] & ~(Cat(before).any() if before else 0))
         return earliest
+
+
+def _at_least_two(bits):
+    """Whether at least two of ``bits`` are set, as a balanced tree of (any, two) pairs."""
+    pairs = [(bit, Const(0)) for bit in bits]
+    while len(pairs) > 1:
+        pairs = [(pairs[n][0] | pairs[n + 1][0],
+                  pairs[n][1] | pairs[n + 1][1] | (pairs[n][0] & pairs[n + 1][0]))
+                 if n + 1 < len(pairs) else pairs[n]
+                 for n in range(0, len(pairs), 2)]
+    return pairs[0][1]
 
 
 def _or_tree(values):
