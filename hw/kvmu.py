@@ -361,6 +361,11 @@ class KVManagementUnit(ConfiguredComponent):
         move_src = Signal(len(moves.payload.src))
         move_dst = Signal(config.kv_token_bits)
         move_len = Signal(len(moves.payload.length))
+        # The pending move's ends, ``move_src + move_len`` and ``move_dst + move_len`` (full
+        # width, no wrap), kept in registers: a leaving token continues the move when its slot
+        # and address equal them, one equality compare each and no adder in that cycle.
+        move_src_end = Signal(len(move_src + move_len))
+        move_dst_end = Signal(len(move_dst + move_len))
         move_dropped = Signal()
 
         ring_read_next = Mux(ring_read == ring_depth - 1, 0, ring_read + 1)
@@ -428,7 +433,8 @@ class KVManagementUnit(ConfiguredComponent):
                 m.d.comb += table_rd.en.eq(0)
                 self._offload_step(m, word, table_wr, next_wr, moves, moves_free, store_full,
                                    next_page, window_slot,
-                                   (move_pending, move_src, move_dst, move_len, move_dropped))
+                                   (move_pending, move_src, move_dst, move_len, move_dropped,
+                                    move_src_end, move_dst_end))
                 with m.If(moves_free):
                     m.d.sync += [remaining.eq(remaining - 1), ring_read.eq(ring_read_next),
                                  window_slot.eq(Mux(window_slot == slots - 1, 0,
@@ -714,7 +720,7 @@ class KVManagementUnit(ConfiguredComponent):
         config = self._config
         page_tokens = config.kvmu_page_tokens
         page_shift = page_tokens.bit_length() - 1
-        move_pending, move_src, move_dst, move_len, move_dropped = pending
+        move_pending, move_src, move_dst, move_len, move_dropped, src_end, dst_end = pending
         need_page = (word.fill == 0) | (word.fill == page_tokens)
         no_page = need_page & (next_page == self.pages)
         page = Mux(need_page, next_page, word.tail)
@@ -722,8 +728,8 @@ class KVManagementUnit(ConfiguredComponent):
         dst = Signal(config.kv_token_bits)
         m.d.comb += dst.eq(Mux(no_page, 0, Cat(slot[:page_shift], page)[:config.kv_token_bits]))
         continues = (move_pending & (move_dropped == no_page)
-                     & (window_slot == move_src + move_len)
-                     & (no_page | (dst == move_dst + move_len)))
+                     & (window_slot == src_end)
+                     & (no_page | (dst == dst_end)))
         with m.If(moves_free & no_page):
             m.d.sync += store_full.eq(1)
         with m.Elif(moves_free):
@@ -738,7 +744,8 @@ class KVManagementUnit(ConfiguredComponent):
                 m.d.sync += next_page.eq(next_page + 1)
         with m.If(moves_free):
             with m.If(continues):
-                m.d.sync += move_len.eq(move_len + 1)
+                m.d.sync += [move_len.eq(move_len + 1), src_end.eq(src_end + 1),
+                             dst_end.eq(dst_end + 1)]
             with m.Else():
                 with m.If(move_pending):
                     m.d.sync += [moves.valid.eq(1), moves.payload.src.eq(move_src),
@@ -747,4 +754,5 @@ class KVManagementUnit(ConfiguredComponent):
                                  moves.payload.dropped.eq(move_dropped),
                                  moves.payload.full.eq(0), moves.payload.last.eq(0)]
                 m.d.sync += [move_pending.eq(1), move_src.eq(window_slot), move_dst.eq(dst),
-                             move_len.eq(1), move_dropped.eq(no_page)]
+                             move_len.eq(1), move_dropped.eq(no_page),
+                             src_end.eq(window_slot + 1), dst_end.eq(dst + 1)]
