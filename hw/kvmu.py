@@ -25,7 +25,7 @@ on demand from a bump pointer and never moved or freed (until the stream restart
 Measured (``make bench``, section ``kvmu``: ``edge``, four 480-frame (layer, KV head) streams of
 the ``default`` workload; ``make synth``): 2.77 fetch descriptors per selected cluster (13.4
 tokens each); 5552 B offloaded per frame (10.8 tokens of 512 B), 0 B of reorder traffic; 8.1
-unused slots per cluster (16.7 % of the allocated slots); 217 cycles per frame on average;
+unused slots per cluster (16.7 % of the allocated slots); 240 cycles per frame on average;
 235063 bits of state per context, 4556 GE of logic beside 235008 SRAM bits. Pages of 1, 4, 16, 64
 tokens give 32.8, 9.3, 2.8, 1.3 descriptors per selected cluster against 0, 1.6, 8.1, 42.1 unused
 slots per cluster: 16 balances the two. The state is dominated by the cluster table (its
