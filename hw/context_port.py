@@ -103,12 +103,17 @@ class ImageWalker(wiring.Component):
         for s in range(len(sections)):
             m.d.comb += later[s].eq(0 if s == len(sections) - 1
                                     else (counts[s + 1] != 0) | later[s + 1])
+        # ``index + 1 == count`` rather than ``index == count - 1``: the increment is of the
+        # walker's own register, beside the count (which a block may compute late in the cycle),
+        # so the count meets one equality compare and no carry chain.
+        index_next = Signal(len(self.index) + 1)
+        m.d.comb += index_next.eq(self.index + 1)
         with m.Switch(self.section):
             for s, (items, words) in enumerate(sections):
                 with m.Case(s):
                     m.d.comb += [chunk_last.eq(self.chunk == words - 1),
                                  item_last.eq((self.index == items - 1) if s == 0
-                                              else (self.index == counts[s] - 1)),
+                                              else (index_next == counts[s])),
                                  self.final.eq(chunk_last & item_last & ~later[s])]
         with m.If(self.start):
             m.d.sync += [self.section.eq(0), self.index.eq(0), self.chunk.eq(0)]
@@ -116,7 +121,7 @@ class ImageWalker(wiring.Component):
             with m.If(~chunk_last):
                 m.d.sync += self.chunk.eq(self.chunk + 1)
             with m.Elif(~item_last):
-                m.d.sync += [self.chunk.eq(0), self.index.eq(self.index + 1)]
+                m.d.sync += [self.chunk.eq(0), self.index.eq(index_next)]
             with m.Else():
                 m.d.sync += [self.chunk.eq(0), self.index.eq(0)]
                 # The first later section with items (priority to the nearest).

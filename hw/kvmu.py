@@ -25,7 +25,7 @@ on demand from a bump pointer and never moved or freed (until the stream restart
 Measured (``make bench``, section ``kvmu``: ``edge``, four 480-frame (layer, KV head) streams of
 the ``default`` workload; ``make synth``): 2.77 fetch descriptors per selected cluster (13.4
 tokens each); 5552 B offloaded per frame (10.8 tokens of 512 B), 0 B of reorder traffic; 8.1
-unused slots per cluster (16.7 % of the allocated slots); 217 cycles per frame on average;
+unused slots per cluster (16.7 % of the allocated slots); 240 cycles per frame on average;
 235063 bits of state per context, 4556 GE of logic beside 235008 SRAM bits. Pages of 1, 4, 16, 64
 tokens give 32.8, 9.3, 2.8, 1.3 descriptors per selected cluster against 0, 1.6, 8.1, 42.1 unused
 slots per cluster: 16 balances the two. The state is dominated by the cluster table (its
@@ -88,12 +88,17 @@ cycle before the next read of any
 word, so no read ever sees a stale value. ``COUNT`` reads one count per cycle into the count
 output register (a read whose register is stalled is held by the read port's enable).
 Fetch: per selected beat ``SELECT`` takes it and reads the cluster's word, ``SELECT_WORD``
-registers it, ``SELECT_HEAD`` starts its page walk, and ``WALK`` hands one page a cycle to the
-:class:`hw.retrieval_buffer.DescriptorMerger` while it reads the next page pointer. Every
+registers it, ``SELECT_HEAD`` starts its page walk (reads the head page's ``next``), and
+``WALK`` hands the page to the :class:`hw.retrieval_buffer.DescriptorMerger` while the page's
+``next`` pointer leaves the macro into the link register; ``WALK_LINK`` (every page but the
+tail) reads the ``next`` of the linked page and makes it the page. The walk is a chain of
+dependent reads, and a macro's (or a block RAM's) output never drives its own address: two
+cycles per link, one page every two cycles. Every
 output has a register; a stalled output holds the machine in the step that feeds it. Cycles per
 problem without stalls: :func:`model.twins.kvmu.problem_cycles`; steps per token and per page
 are :attr:`KVManagementUnit.cycles_per_offload`, :attr:`~KVManagementUnit.cycles_per_assign`,
-:attr:`~KVManagementUnit.cycles_per_select`, :attr:`~KVManagementUnit.cycles_per_page`.
+:attr:`~KVManagementUnit.cycles_per_select`, :attr:`~KVManagementUnit.cycles_per_page`,
+:attr:`~KVManagementUnit.cycles_per_link`.
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
@@ -240,8 +245,11 @@ class KVManagementUnit(ConfiguredComponent):
     #: Cycles per ``selected`` beat before its page walk (take the beat and read, read data
     #: registered, start the walk).
     cycles_per_select = 3
-    #: Cycles per page of a fetch walk.
+    #: Cycles per page of a fetch walk (the page handed to the merger).
     cycles_per_page = 1
+    #: Cycles per link followed in a fetch walk (from a page to the next: the registered
+    #: ``next`` pointer addresses the page_next memory).
+    cycles_per_link = 1
     #: Cycles from the last fetch step to the last descriptor's transfer (the merger's flush
     #: cycle and output register).
     flush_latency = 2
@@ -324,6 +332,9 @@ class KVManagementUnit(ConfiguredComponent):
         walk_page = Signal(_page_bits(config))
         walk_tail = Signal(_page_bits(config))
         walk_fill = Signal(range(page_tokens + 1))
+        # The page walk's ``next`` pointer, registered: the page_next macro's output never
+        # drives its own address (FPGA block RAM clock-to-output is most of a 10 ns cycle).
+        walk_link = Signal(_page_bits(config))
 
         # The cluster table's read data, registered before any logic uses it: an SRAM macro's
         # clock-to-output (about 4.3 ns at 1024 words) leaves too little of the cycle.
@@ -350,6 +361,11 @@ class KVManagementUnit(ConfiguredComponent):
         move_src = Signal(len(moves.payload.src))
         move_dst = Signal(config.kv_token_bits)
         move_len = Signal(len(moves.payload.length))
+        # The pending move's ends, ``move_src + move_len`` and ``move_dst + move_len`` (full
+        # width, no wrap), kept in registers: a leaving token continues the move when its slot
+        # and address equal them, one equality compare each and no adder in that cycle.
+        move_src_end = Signal(len(move_src + move_len))
+        move_dst_end = Signal(len(move_dst + move_len))
         move_dropped = Signal()
 
         ring_read_next = Mux(ring_read == ring_depth - 1, 0, ring_read + 1)
@@ -417,7 +433,8 @@ class KVManagementUnit(ConfiguredComponent):
                 m.d.comb += table_rd.en.eq(0)
                 self._offload_step(m, word, table_wr, next_wr, moves, moves_free, store_full,
                                    next_page, window_slot,
-                                   (move_pending, move_src, move_dst, move_len, move_dropped))
+                                   (move_pending, move_src, move_dst, move_len, move_dropped,
+                                    move_src_end, move_dst_end))
                 with m.If(moves_free):
                     m.d.sync += [remaining.eq(remaining - 1), ring_read.eq(ring_read_next),
                                  window_slot.eq(Mux(window_slot == slots - 1, 0,
@@ -522,20 +539,29 @@ class KVManagementUnit(ConfiguredComponent):
                     m.next = "WALK"
 
             with m.State("WALK"):
-                # One page a cycle into the merger; the next page's pointer is being read.
+                # The page goes to the merger; its ``next`` pointer leaves the macro into the
+                # link register (the read port holds it while the merger stalls).
                 at_tail = walk_page == walk_tail
                 piece = merger.i.payload
                 m.d.comb += [merger.i.valid.eq(1), piece.present.eq(1),
                              piece.base.eq(Cat(Const(0, page_shift), walk_page)),
                              piece.count.eq(Mux(at_tail, walk_fill, page_tokens)),
                              piece.last.eq(select_last & at_tail),
-                             next_rd.addr.eq(next_rd.data), next_rd.en.eq(merger.i.ready)]
+                             next_rd.en.eq(0)]
+                m.d.sync += walk_link.eq(next_rd.data)
                 with m.If(merger.i.ready):
-                    m.d.sync += walk_page.eq(next_rd.data)
                     with m.If(at_tail & select_last):
                         m.next = "IDLE"
                     with m.Elif(at_tail):
                         m.next = "SELECT"
+                    with m.Else():
+                        m.next = "WALK_LINK"
+
+            with m.State("WALK_LINK"):
+                # The link register addresses the next page's pointer, which becomes the page.
+                m.d.comb += next_rd.addr.eq(walk_link)
+                m.d.sync += walk_page.eq(walk_link)
+                m.next = "WALK"
 
             self._save_state(m, context, registers, ports)
             self._restore_state(m, context, registers, ports)
@@ -694,7 +720,7 @@ class KVManagementUnit(ConfiguredComponent):
         config = self._config
         page_tokens = config.kvmu_page_tokens
         page_shift = page_tokens.bit_length() - 1
-        move_pending, move_src, move_dst, move_len, move_dropped = pending
+        move_pending, move_src, move_dst, move_len, move_dropped, src_end, dst_end = pending
         need_page = (word.fill == 0) | (word.fill == page_tokens)
         no_page = need_page & (next_page == self.pages)
         page = Mux(need_page, next_page, word.tail)
@@ -702,8 +728,8 @@ class KVManagementUnit(ConfiguredComponent):
         dst = Signal(config.kv_token_bits)
         m.d.comb += dst.eq(Mux(no_page, 0, Cat(slot[:page_shift], page)[:config.kv_token_bits]))
         continues = (move_pending & (move_dropped == no_page)
-                     & (window_slot == move_src + move_len)
-                     & (no_page | (dst == move_dst + move_len)))
+                     & (window_slot == src_end)
+                     & (no_page | (dst == dst_end)))
         with m.If(moves_free & no_page):
             m.d.sync += store_full.eq(1)
         with m.Elif(moves_free):
@@ -718,7 +744,8 @@ class KVManagementUnit(ConfiguredComponent):
                 m.d.sync += next_page.eq(next_page + 1)
         with m.If(moves_free):
             with m.If(continues):
-                m.d.sync += move_len.eq(move_len + 1)
+                m.d.sync += [move_len.eq(move_len + 1), src_end.eq(src_end + 1),
+                             dst_end.eq(dst_end + 1)]
             with m.Else():
                 with m.If(move_pending):
                     m.d.sync += [moves.valid.eq(1), moves.payload.src.eq(move_src),
@@ -727,4 +754,5 @@ class KVManagementUnit(ConfiguredComponent):
                                  moves.payload.dropped.eq(move_dropped),
                                  moves.payload.full.eq(0), moves.payload.last.eq(0)]
                 m.d.sync += [move_pending.eq(1), move_src.eq(window_slot), move_dst.eq(dst),
-                             move_len.eq(1), move_dropped.eq(no_page)]
+                             move_len.eq(1), move_dropped.eq(no_page),
+                             src_end.eq(window_slot + 1), dst_end.eq(dst + 1)]

@@ -24,12 +24,19 @@ budget is a configuration constant (``token_budget``); 0 builds no budget logic.
 
 *Sorted insertion buffer.* Top-k and budgeted dynamic modes collect candidates in a
 ``topk_k``-entry register array kept sorted by score (ties: the older entry stays first). A new
-candidate is compared with every entry in parallel and inserted in one cycle, entries behind it
-shift by one. For the budget each entry keeps the running token total up to and including itself,
+candidate is compared with every entry in parallel in the cycle it is taken, and the results
+(one bit per entry, ``stays``) are registered with it; it is inserted in the next cycle, entries
+behind it shifting by one, while the next candidate is compared. That compare sees the entries
+as the insertion under way leaves them: per position the insertion's registered choice picks
+the compare with the entry itself, with the entry before it (shifted in) or with the held
+candidate (put there), so no comparator stands behind the insertion and the loop through the
+entries is a multiplexer. For the budget each entry keeps the running token total up to and including itself,
 so an insertion adds the new count to the entries behind it: ``topk_k`` adders in parallel, no
 carry chain through the array, and the entries whose total passes the budget fall off the end.
 The best-ranked cluster ever dropped is remembered (its score): a later candidate ranked behind
 it can never be kept and is refused, which makes the streamed result equal to the prefix rule.
+Without a budget this is not needed (a dropped cluster is the last of a full buffer, and a
+candidate ranked behind it falls off the end by itself) and not built.
 
 *Drain in address order.* After the last beat the kept entries leave one per cycle, lowest base
 first, into the same merger the dynamic mode uses directly. Bases ascend with arrival (the
@@ -43,7 +50,8 @@ is a two-stage pipeline: ``pick`` registers the chosen entry (one-hot), ``draine
 and count (a one-hot AND-OR selection), which feed the merger.
 
 *Merger* (:class:`DescriptorMerger`). One pending descriptor register grows while the next
-range starts where it ends; a range that does not continue it pushes it to the output register.
+range starts where it ends (its end is a register of its own, so the test is one equality
+compare); a range that does not continue it pushes it to the output register.
 The last range of a problem leaves a flush cycle that emits the pending descriptor with
 ``last = 1`` (a length-0 beat if nothing was kept). The descriptor length is
 ``kv_token_bits + 1`` bits, enough for the whole address space, so nothing saturates, wraps or
@@ -52,9 +60,10 @@ splits.
 *Timing.* One input beat per cycle in every mode; the output register breaks the path from
 ``i`` to ``o`` (``i.ready`` does depend on ``o.ready``). Per problem, from its first input
 transfer to its last output transfer with no stalls: ``beats + 2`` cycles in dynamic mode
-without a budget, ``beats + max(1, kept) + 2 + 2`` in top-k and budgeted dynamic mode, where
-``beats = max(1, selected clusters)`` (:attr:`RetrievalBuffer.drain_latency` is the first 2,
-:attr:`RetrievalBuffer.flush_latency` the second; the twin :mod:`model.twins.retrieval_buffer`
+without a budget, ``beats + 1 + max(1, kept) + 2 + 2`` in top-k and budgeted dynamic mode, where
+``beats = max(1, selected clusters)`` (:attr:`RetrievalBuffer.insert_latency` is the 1,
+:attr:`RetrievalBuffer.drain_latency` the first 2, :attr:`RetrievalBuffer.flush_latency` the
+second; the twin :mod:`model.twins.retrieval_buffer`
 states the same cycle model independently). A problem after a buffered one starts once the
 drain pipeline is empty.
 """
@@ -151,6 +160,10 @@ class DescriptorMerger(ConfiguredComponent):
         pending = Signal()
         pending_base = Signal(kv_bits)
         pending_len = Signal(kv_bits + 1)
+        # The pending descriptor's end, ``pending_base + pending_len``, kept in a register so
+        # that the continuation test is one equality compare (ranges end at most at
+        # ``2**kv_token_bits``); both candidate ends are summed beside it.
+        pending_end = Signal(kv_bits + 1)
         flush = Signal()
         out_free = ~self.o.valid | self.o.ready
         m.d.comb += self.i.ready.eq(~flush & out_free)
@@ -159,14 +172,16 @@ class DescriptorMerger(ConfiguredComponent):
             m.d.sync += self.o.valid.eq(0)
         with m.If(self.i.valid & self.i.ready):
             with m.If(piece.present):
-                with m.If(pending & (piece.base == pending_base + pending_len)):
-                    m.d.sync += pending_len.eq(pending_len + piece.count)
+                with m.If(pending & (piece.base == pending_end)):
+                    m.d.sync += [pending_len.eq(pending_len + piece.count),
+                                 pending_end.eq(pending_end + piece.count)]
                 with m.Else():
                     with m.If(pending):
                         m.d.sync += [self.o.valid.eq(1), out.base.eq(pending_base),
                                      out.length.eq(pending_len), out.last.eq(0)]
                     m.d.sync += [pending.eq(1), pending_base.eq(piece.base),
-                                 pending_len.eq(piece.count)]
+                                 pending_len.eq(piece.count),
+                                 pending_end.eq(piece.base + piece.count)]
             with m.If(piece.last):
                 m.d.sync += flush.eq(1)
         with m.Elif(flush & out_free):
@@ -220,6 +235,9 @@ class RetrievalBuffer(ConfiguredComponent):
     #: Pipeline cycles of the drain between choosing an entry and handing it to the merger:
     #: the registered choice (``pick``), then the registered entry fields (``drained``).
     drain_latency = 2
+    #: Cycles from a buffered beat's transfer to its insertion (the beat and its compares with
+    #: the entries registered, ``held`` and ``stays``).
+    insert_latency = 1
 
     def elaborate(self, platform):
         # The drain used to find the lowest base with a ``topk_k``-input minimum tree in the
@@ -244,6 +262,11 @@ class RetrievalBuffer(ConfiguredComponent):
         beat_buffered = beat_topk | (config.token_budget > 0)
         candidate = beat.selected & (beat.count != 0)
         take = Signal()
+        # The held beat (collect stage: the beat, then its insertion a cycle later).
+        held = Signal(cluster_layout(config))
+        held_offered = Signal()
+        held_last = Signal()
+        held_budget = Signal()
         # Drain pipeline registers (stage 1: the chosen entry; stage 2: its fields).
         pick_valid = Signal()
         pick_onehot = Signal(k)
@@ -255,23 +278,36 @@ class RetrievalBuffer(ConfiguredComponent):
             advance.eq(~drained_valid | merger.i.ready),
             # A new problem waits until the drain pipeline is empty (descriptors stay in order
             # and the entries are not overwritten while a chosen one is still being read).
-            self.i.ready.eq(~draining & ~pick_valid & ~drained_valid & merger.i.ready),
+            self.i.ready.eq(~held_last & ~draining & ~pick_valid & ~drained_valid
+                            & merger.i.ready),
             take.eq(self.i.valid & self.i.ready),
         ]
         with m.If(take):
             m.d.sync += [in_problem.eq(~beat.last), mode_topk.eq(beat_topk)]
-        with m.If(take & beat_buffered & beat.last):
-            m.d.sync += draining.eq(1)
 
-        # Sorted buffer: entry 0 holds the best-ranked cluster.
+        # Sorted buffer: entry 0 holds the best-ranked cluster. A buffered beat is held one
+        # cycle with its compares (``stays``, registered) and inserted the next cycle; the
+        # drain starts after the last beat's insertion cycle.
         entries = self._entries()
-        self._insertion(m, entries, beat, take & beat_buffered & candidate,
-                        budget_active=Const(config.token_budget > 0) & ~beat_topk)
+        held_stays = [Signal(name=f"entry{n}_stays") for n in range(k)]
+        insertion = self._insertion(m, entries, held, held_stays, held_offered,
+                                    budget_active=held_budget)
+        insertion["stays"] = held_stays
+        stays_next = self._stays(m, entries, held, insertion, beat)
+        m.d.sync += [held_offered.eq(take & beat_buffered & candidate),
+                     held_last.eq(take & beat_buffered & beat.last)]
+        with m.If(take & beat_buffered):
+            m.d.sync += [held.eq(beat), held_budget.eq(~beat_topk),
+                         *[held_stays[n].eq(stays_next[n]) for n in range(k)]]
+        with m.If(held_last):
+            m.d.sync += draining.eq(1)
 
         # Drain cycle 1: choose the earliest-arrived kept entry (lowest base), clear it.
         earliest = self._earliest(m, entries)
+        # Another entry stays valid after this one: at least two are valid (a tree beside the
+        # choice, not behind it).
         others_valid = Signal()
-        m.d.comb += others_valid.eq((Cat(entries["valid"]) & ~earliest).any())
+        m.d.comb += others_valid.eq(_at_least_two(entries["valid"]))
         with m.If(advance):
             m.d.sync += pick_valid.eq(draining)
             with m.If(draining):
@@ -280,7 +316,9 @@ class RetrievalBuffer(ConfiguredComponent):
                     with m.If(earliest[n]):
                         m.d.sync += entries["valid"][n].eq(0)
                 with m.If(~others_valid):
-                    m.d.sync += [draining.eq(0), entries["dropped_valid"].eq(0)]
+                    m.d.sync += draining.eq(0)
+                    if config.token_budget > 0:
+                        m.d.sync += entries["dropped_valid"].eq(0)
 
         # Drain cycle 2: the chosen entry's base and count (a one-hot AND-OR selection).
         with m.If(advance):
@@ -296,7 +334,7 @@ class RetrievalBuffer(ConfiguredComponent):
         with m.If(drained_valid):
             m.d.comb += [merger.i.valid.eq(1), piece.eq(drained)]
         with m.Else():
-            m.d.comb += [merger.i.valid.eq(self.i.valid & ~draining & ~pick_valid
+            m.d.comb += [merger.i.valid.eq(self.i.valid & ~held_last & ~draining & ~pick_valid
                                                & ~beat_buffered),
                          piece.present.eq(candidate), piece.base.eq(beat.base),
                          piece.count.eq(beat.count), piece.last.eq(beat.last)]
@@ -315,8 +353,9 @@ class RetrievalBuffer(ConfiguredComponent):
         # older[(n, m)], n < m: the entry at position n arrived before the one at position m.
         entries["older"] = {(first, second): Signal(name=f"older_{first}_{second}")
                             for second in range(config.topk_k) for first in range(second)}
-        entries["dropped_valid"] = Signal()
-        entries["dropped_score"] = Signal(config.score_bits)
+        if config.token_budget > 0:
+            entries["dropped_valid"] = Signal()
+            entries["dropped_score"] = Signal(config.score_bits)
         return entries
 
     @property
@@ -325,24 +364,27 @@ class RetrievalBuffer(ConfiguredComponent):
         # insertion adds at most max_count before the comparison.
         return max(self._config.kv_token_bits + 1, self._config.count_bits) + 1
 
-    def _insertion(self, m, entries, beat, offered, budget_active):
-        """Insert ``beat`` when ``offered`` and ranked before the best dropped cluster.
+    def _insertion(self, m, entries, beat, stays, offered, budget_active):
+        """Insert the held ``beat`` when ``offered`` and ranked before the best dropped cluster.
 
-        Every entry compares its score with the beat's in parallel; entries with a score at
-        least as high stay (older entries win ties), the beat takes the first other position,
-        the rest shift by one. Position ``topk_k`` is the one pushed out. With a budget each
-        entry's running total becomes the total of the entry before it plus the new count.
+        ``stays`` (registered with the beat, :meth:`_stays`) says which entries have a score at
+        least as high as the beat's: they stay (older entries win ties), the beat takes the
+        first other position, the rest shift by one. Position ``topk_k`` is the one pushed out.
+        With a budget each entry's running total becomes the total of the entry before it plus
+        the new count.
+
+        Returns
+        -------
+        dict
+            ``inserting`` (the beat is inserted this cycle), ``keep`` (per position, valid after
+            it), ``is_new`` (per position, the beat goes there).
         """
         config = self._config
         k = config.topk_k
         use_budget = config.token_budget > 0
         inserted = {"valid": Const(1), "score": beat.score, "base": beat.base,
                     "count": beat.count}
-        stays = []
-        for n in range(k):
-            stays.append(Signal(name=f"entry{n}_stays"))
-            m.d.comb += stays[n].eq(entries["valid"][n] & (entries["score"][n] >= beat.score))
-        stays.append(Const(0))
+        stays = list(stays) + [Const(0)]
 
         following, keep = [], []
         for n in range(k + 1):
@@ -375,17 +417,26 @@ class RetrievalBuffer(ConfiguredComponent):
 
         # Best-ranked cluster this insertion drops: the first position not kept. Occupied and
         # kept positions are both prefixes (running totals grow with the position), so that
-        # position is one-hot and its score a balanced OR tree, not a priority chain.
-        first_dropped = [following[n]["valid"] & ~keep[n] & (keep[n - 1] if n > 0 else 1)
-                         for n in range(k + 1)]
-        any_dropped = Signal()
-        first_dropped_score = Signal(config.score_bits)
-        m.d.comb += [
-            any_dropped.eq(Cat(first_dropped).any()),
-            first_dropped_score.eq(_or_tree([
-                following[n]["score"] & first_dropped[n].replicate(config.score_bits)
-                for n in range(k + 1)])),
-        ]
+        # position is one-hot and its score a balanced OR tree, not a priority chain. Without a
+        # budget (top-k only) nothing needs remembering: a dropped cluster is the last of a full
+        # buffer, ranked behind every kept one, so a later candidate ranked behind it falls off
+        # the end by itself and leaves the entries as they were.
+        refused = Const(0)
+        if use_budget:
+            first_dropped = [following[n]["valid"] & ~keep[n] & (keep[n - 1] if n > 0 else 1)
+                             for n in range(k + 1)]
+            any_dropped = Signal()
+            first_dropped_score = Signal(config.score_bits)
+            m.d.comb += [
+                any_dropped.eq(Cat(first_dropped).any()),
+                first_dropped_score.eq(_or_tree([
+                    following[n]["score"] & first_dropped[n].replicate(config.score_bits)
+                    for n in range(k + 1)])),
+            ]
+            refused = entries["dropped_valid"] & ~(beat.score > entries["dropped_score"])
+            with m.If(offered & ~refused & any_dropped):
+                m.d.sync += [entries["dropped_valid"].eq(1),
+                             entries["dropped_score"].eq(first_dropped_score)]
         # Arrival order moves with the entries: entries keep their relative positions, the new
         # one arrived after every other.
         older = entries["older"]
@@ -398,17 +449,39 @@ class RetrievalBuffer(ConfiguredComponent):
             next_older[(first, second)] = Mux(stays[second], bit, Mux(is_new[second], 1, Mux(
                 stays[first], from_row, Mux(is_new[first], 0, shifted_pair))))
 
-        refused = entries["dropped_valid"] & ~(beat.score > entries["dropped_score"])
-        with m.If(offered & ~refused):
+        inserting = Signal(name="inserting")
+        m.d.comb += inserting.eq(offered & ~refused)
+        with m.If(inserting):
             m.d.sync += [older[pair].eq(value) for pair, value in next_older.items()]
             for n in range(k):
                 m.d.sync += entries["valid"][n].eq(keep[n])
                 for field in following[n]:
                     if field != "valid":
                         m.d.sync += entries[field][n].eq(following[n][field])
-            with m.If(any_dropped):
-                m.d.sync += [entries["dropped_valid"].eq(1),
-                             entries["dropped_score"].eq(first_dropped_score)]
+        return {"inserting": inserting, "keep": keep[:k], "is_new": is_new}
+
+    @staticmethod
+    def _stays(m, entries, held, insertion, beat):
+        """Per entry, whether it ranks at least as high as ``beat`` (the input beat), once the
+        held beat's insertion of this cycle is done: registered with ``beat`` when it is taken.
+
+        The entries' scores are compared with the beat's directly; the insertion under way
+        only chooses, per position, which compare applies (the entry's own, the one of the
+        entry before it, which shifts in, or the held beat's, which goes there): a register
+        and a multiplexer behind the comparators, never a comparator behind the insertion.
+        """
+        k = len(entries["valid"])
+        at_least = [entries["score"][n] >= beat.score for n in range(k)]
+        held_at_least = held.score >= beat.score
+        stays = []
+        for n in range(k):
+            shifted = at_least[n - 1] if n > 0 else Const(0)
+            moved = Mux(insertion["stays"][n], at_least[n],
+                        Mux(insertion["is_new"][n], held_at_least, shifted))
+            valid = Mux(insertion["inserting"], insertion["keep"][n], entries["valid"][n])
+            stays.append(Signal(name=f"entry{n}_stays_next"))
+            m.d.comb += stays[n].eq(valid & Mux(insertion["inserting"], moved, at_least[n]))
+        return stays
 
     @staticmethod
     def _earliest(m, entries):
@@ -425,6 +498,17 @@ class RetrievalBuffer(ConfiguredComponent):
                       + [valid[o] & ~older[(n, o)] for o in range(n + 1, k)])
             m.d.comb += earliest[n].eq(valid[n] & ~(Cat(before).any() if before else 0))
         return earliest
+
+
+def _at_least_two(bits):
+    """Whether at least two of ``bits`` are set, as a balanced tree of (any, two) pairs."""
+    pairs = [(bit, Const(0)) for bit in bits]
+    while len(pairs) > 1:
+        pairs = [(pairs[n][0] | pairs[n + 1][0],
+                  pairs[n][1] | pairs[n + 1][1] | (pairs[n][0] & pairs[n + 1][0]))
+                 if n + 1 < len(pairs) else pairs[n]
+                 for n in range(0, len(pairs), 2)]
+    return pairs[0][1]
 
 
 def _or_tree(values):

@@ -15,6 +15,7 @@ from hw.kvmu import (KVManagementUnit, assign_layout, cluster_word_layout, comma
 from hw.retrieval_buffer import descriptor_layout
 from model.config import PRESETS
 from model.stimulus.kvmu_streams import random_stream, workload_stream
+from model.twins import kvmu as kvmu_twin
 from model.twins.kvmu import run_stream
 from sim.kit.amaranth_sim import check_block
 from sim.kit.core import wait_until
@@ -61,8 +62,11 @@ def test_declared_step_cycles_hold_in_simulation():
     # Per frame: command 1, cycles_before_offload when tokens leave, cycles_per_offload per
     # leaving token, move flush 1,
     # cycles_per_assign per new token, N + 1 count cycles, per selected beat cycles_per_select plus
-    # cycles_per_page per page walked, flush_latency.
+    # cycles_per_page per page walked and cycles_per_link per link followed (pages - 1),
+    # flush_latency.
     dut = KVManagementUnit(TINY)
+    assert (dut.cycles_per_page, dut.cycles_per_link) == (kvmu_twin.PAGE_CYCLES,
+                                                          kvmu_twin.LINK_CYCLES)
     streams = streams_of(TINY, 21, count=2, frames=12)
     results = check_block("kvmu", TINY, streams, component=dut)
     for arrays, result in zip(streams, results):
@@ -72,7 +76,7 @@ def test_declared_step_cycles_hold_in_simulation():
                     + dut.cycles_per_offload * leaving + 1
                     + dut.cycles_per_assign * int(new_tokens) + int(n) + 1
                     + sum(dut.cycles_per_select + dut.cycles_per_page * pages
-                          for pages in walked)
+                          + dut.cycles_per_link * max(0, pages - 1) for pages in walked)
                     + dut.flush_latency
                     for leaving, new_tokens, n, walked in zip(
                         twin["departing"], arrays["new_tokens"], clusters,

@@ -78,7 +78,8 @@ Cycle model
     ready, counting from the cycle of the ``cmd`` transfer to the cycle of the last ``fetch``
     transfer, both included::
 
-        cycles = 1 + [d > 0] + 3 d + 1 + 3 n + (N + 1) + sum_b (3 + pages_b) + 2
+        cycles = 1 + [d > 0] + 3 d + 1 + 3 n + (N + 1)
+                 + sum_b (3 + pages_b + max(0, pages_b - 1)) + 2
 
     ``1``: the command (the ring read of the first leaving token issued); ``[d > 0]``: one cycle
     when tokens leave, the first one's ring read registered; ``3 d``: per leaving token, a
@@ -86,8 +87,10 @@ Cycle model
     (the move merged); ``1``: the move flush; ``3 n``: per new token, a cluster-table read, its
     word registered, and its update; ``N + 1``: ``N = clusters`` counts read one per cycle
     through a one-cycle read latency; per selected beat ``b``: its transfer and cluster-table
-    read, its word registered, the start of its walk, and one cycle per page of its list
-    (``pages_b = 0`` for a cluster with nothing offloaded and for the empty beat); ``2``: the
+    read, its word registered, the start of its walk, one cycle per page of its list
+    (``pages_b = 0`` for a cluster with nothing offloaded and for the empty beat) and one per
+    link followed from a page to the next (the page's ``next`` pointer is registered before it
+    addresses the page memory, so a link takes two cycles); ``2``: the
     merger's flush cycle and output register. The next command is taken in the cycle after the
     last fetch step, while the last descriptor is still being flushed. Stalls change the timing,
     never the outputs.
@@ -100,7 +103,8 @@ import numpy as np
 from model.npzio import ArraySpec, check_arrays
 from model.twins.context import RestorableContext, words_of
 
-__all__ = ["INPUTS", "OUTPUTS", "FLUSH_CYCLES", "SELECT_CYCLES", "context_header_fields",
+__all__ = ["INPUTS", "OUTPUTS", "FLUSH_CYCLES", "SELECT_CYCLES", "PAGE_CYCLES", "LINK_CYCLES",
+           "context_header_fields",
            "cluster_word_fields", "page_bits", "KVMUContext", "check_stream", "select_cycles",
            "problem_cycles",
            "layout_from_moves", "fetched_tokens", "decoded_fetch_tokens", "collect", "run_stream",
@@ -112,6 +116,11 @@ FLUSH_CYCLES = 2
 #: Cycles of a ``selected`` beat before its page walk: its transfer and cluster-table read, its
 #: word registered, the start of its walk.
 SELECT_CYCLES = 3
+#: Cycles per page of a walk (the page handed to the merger).
+PAGE_CYCLES = 1
+#: Cycles per link of a walk followed from a page to the next (its registered ``next`` pointer
+#: reads the next page's pointer).
+LINK_CYCLES = 1
 
 INPUTS = [
     ArraySpec("new_tokens", "u", 1, "per problem (frame): new tokens, 1 to max_frame_tokens"),
@@ -211,8 +220,9 @@ def check_stream(config, arrays):
 
 def select_cycles(pages):
     """Cycles from a ``selected`` beat's transfer to the cycle the KVMU is ready for the next
-    one, ``SELECT_CYCLES + pages`` (``pages`` walked for the beat)."""
-    return SELECT_CYCLES + pages
+    one, ``SELECT_CYCLES + PAGE_CYCLES pages + LINK_CYCLES max(0, pages - 1)`` (``pages``
+    walked for the beat)."""
+    return SELECT_CYCLES + PAGE_CYCLES * pages + LINK_CYCLES * max(0, pages - 1)
 
 
 def _bits(value):

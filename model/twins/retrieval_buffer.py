@@ -40,10 +40,12 @@ Cycle model
     an always-ready sink, counting from the cycle of the first input transfer to the cycle of
     the last output transfer, both included:
     ``cycles = beats + 2`` (:data:`FLUSH_CYCLES`) in dynamic mode without a budget (clusters
-    stream through the merger), ``cycles = beats + max(1, kept) + 2 + 2`` in top-k mode and in
-    budgeted dynamic mode: collect, then choose one kept cluster per cycle in base order, each
-    reaching the merger :data:`DRAIN_CYCLES` = 2 cycles after it is chosen (a registered
-    choice, then its registered fields), then the merger's 2. The input takes one beat per
+    stream through the merger), ``cycles = beats + 1 + max(1, kept) + 2 + 2`` in top-k mode and
+    in budgeted dynamic mode: collect (each beat is inserted :data:`INSERT_CYCLES` = 1 cycle
+    after its transfer, its compares with the entries registered with it), then choose one kept
+    cluster per cycle in base order, each reaching the merger :data:`DRAIN_CYCLES` = 2 cycles
+    after it is chosen (a registered choice, then its registered fields), then the merger's 2.
+    The input takes one beat per
     cycle in every mode (:data:`BEATS_PER_CYCLE`). Problems may follow each other back to
     back: a problem's count does not depend on its neighbours (a problem after a buffered one
     starts once the drain has handed its last cluster to the merger). Stalls change the
@@ -57,6 +59,7 @@ import numpy as np
 from model.npzio import ArraySpec, check_arrays
 
 __all__ = ["MODE_DYNAMIC", "MODE_TOPK", "BEATS_PER_CYCLE", "FLUSH_CYCLES", "DRAIN_CYCLES",
+           "INSERT_CYCLES",
            "INPUTS", "OUTPUTS",
            "validate_problem", "rank_order", "kept_clusters", "merge_ranges", "buffered",
            "problem_cycles", "retrieve",
@@ -75,6 +78,9 @@ FLUSH_CYCLES = 2
 #: Cycles from choosing a kept cluster in the buffered modes to handing it to the merger (the
 #: registered choice, then its registered base and count).
 DRAIN_CYCLES = 2
+#: Cycles from a buffered beat's transfer to its insertion into the sorted buffer (the beat and
+#: its compares with the entries registered).
+INSERT_CYCLES = 1
 
 INPUTS = [
     ArraySpec("selected", "b", 1,
@@ -194,7 +200,8 @@ def problem_cycles(config, selected, kept, mode=MODE_DYNAMIC):
     beats = max(1, int(np.count_nonzero(selected)))
     if not buffered(config, mode):
         return beats + FLUSH_CYCLES
-    return beats + max(1, int(np.count_nonzero(kept))) + DRAIN_CYCLES + FLUSH_CYCLES
+    return (beats + INSERT_CYCLES + max(1, int(np.count_nonzero(kept))) + DRAIN_CYCLES
+            + FLUSH_CYCLES)
 
 
 def retrieve(config, selected, scores, base, count, mode=MODE_DYNAMIC):

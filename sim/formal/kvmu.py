@@ -89,7 +89,7 @@ def worst_problem_cycles(config):
     """The KVMU twin's cycle formula at its worst over all problems of ``config``, from the
     unit's declared per-step cycles: the command, ``max_frame_tokens`` tokens leaving the window
     and as many assigned, a count per cluster and one more, a selected beat per cluster, a walk
-    of every page, the merger's flush."""
+    of every page and its links, the merger's flush."""
     from hw.kvmu import KVManagementUnit as unit
 
     frame_tokens, clusters = config.max_frame_tokens, config.max_clusters
@@ -97,7 +97,7 @@ def worst_problem_cycles(config):
     return (1 + unit.cycles_before_offload + frame_tokens * unit.cycles_per_offload + 1
             + frame_tokens * unit.cycles_per_assign + clusters + 1
             + max(1, clusters) * unit.cycles_per_select + pages * unit.cycles_per_page
-            + unit.flush_latency)
+            + pages * unit.cycles_per_link + unit.flush_latency)
 
 
 def _range_mask(base, length, space):
@@ -261,9 +261,9 @@ class KVMUHarness(FormalHarness):
                                   + command.new_tokens * dut.cycles_per_assign
                                   + dut.flush_latency)
         with_beat = Signal.like(budget)
-        m.d.comb += with_beat.eq(budget + dut.cycles_per_select
-                                 + Mux(choice.empty, 0, pages_of[choice.cluster])
-                                 * dut.cycles_per_page)
+        walked = Mux(choice.empty, 0, pages_of[choice.cluster])
+        m.d.comb += with_beat.eq(budget + dut.cycles_per_select + walked * dut.cycles_per_page
+                                 + Mux(walked == 0, 0, walked - 1) * dut.cycles_per_link)
         with m.If(select_taken):
             m.d.sync += budget.eq(with_beat)
         start_queue = ProblemQueue(m, cmd_taken, now, fetch_end, depth=2, name="starts")
