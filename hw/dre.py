@@ -434,6 +434,8 @@ class DynamicRetrievalEngine(ConfiguredComponent):
         selection_open = Signal()    # the problem's last selected beat is not taken by both
         with m.If(selection_end):
             m.d.sync += selection_open.eq(0)
+        # The host still holds the problem's last move or last selected beat after this cycle.
+        beats_held = (moves_open & ~moves_end) | (selection_open & ~selection_end)
 
         command = self.cmd.payload
         is_save = command.mode == MODE_SAVE
@@ -658,7 +660,7 @@ class DynamicRetrievalEngine(ConfiguredComponent):
                 count_up(status.kvmu_cycles, ~waiting)
                 count_up(status.wtu_cycles, waiting)
                 with m.If(self.fetch.valid & self.fetch.ready & self.fetch.payload.last):
-                    with m.If((moves_open & ~moves_end) | (selection_open & ~selection_end)):
+                    with m.If(beats_held):
                         m.next = "DRAIN"
                     with m.Else():
                         m.d.sync += busy.eq(0)
@@ -666,7 +668,7 @@ class DynamicRetrievalEngine(ConfiguredComponent):
             with m.State("DRAIN"):
                 # The host still stalls the problem's last move or last selected beat (the
                 # KVMU went on without them): the status waits for both.
-                with m.If(~(moves_open & ~moves_end) & ~(selection_open & ~selection_end)):
+                with m.If(~beats_held):
                     m.d.sync += busy.eq(0)
                     m.next = "STATUS"
 

@@ -124,7 +124,7 @@ MUTANTS = (
            "stalls the problem's last move or selected beat (an output beat outlives its "
            "command)",
            "hw/dre.py",
-           "with m.If((moves_open & ~moves_end) | (selection_open & ~selection_end)):",
+           "with m.If(beats_held):",
            "with m.If(0):", "dre", "small", ("conservation",)),
 )
 
