@@ -103,11 +103,11 @@ class ImageWalker(wiring.Component):
         for s in range(len(sections)):
             m.d.comb += later[s].eq(0 if s == len(sections) - 1
                                     else (counts[s + 1] != 0) | later[s + 1])
-        # ``index + 1 == count`` rather than ``index == count - 1``: the increment is of the
-        # walker's own register, beside the count (which a block may compute late in the cycle),
-        # so the count meets one equality compare and no carry chain.
-        index_next = Signal(len(self.index) + 1)
-        m.d.comb += index_next.eq(self.index + 1)
+        # ``index + 1 == count`` rather than ``index == count - 1``, with ``index + 1`` a register
+        # of its own kept beside ``index``: the count (which a block may compute late in the
+        # cycle) meets one equality compare and no carry chain, and the compare starts at
+        # flip-flops.
+        index_next = Signal(len(self.index) + 1, init=1)
         with m.Switch(self.section):
             for s, (items, words) in enumerate(sections):
                 with m.Case(s):
@@ -116,14 +116,15 @@ class ImageWalker(wiring.Component):
                                               else (index_next == counts[s])),
                                  self.final.eq(chunk_last & item_last & ~later[s])]
         with m.If(self.start):
-            m.d.sync += [self.section.eq(0), self.index.eq(0), self.chunk.eq(0)]
+            m.d.sync += [self.section.eq(0), self.index.eq(0), index_next.eq(1), self.chunk.eq(0)]
         with m.Elif(self.step):
             with m.If(~chunk_last):
                 m.d.sync += self.chunk.eq(self.chunk + 1)
             with m.Elif(~item_last):
-                m.d.sync += [self.chunk.eq(0), self.index.eq(index_next)]
+                m.d.sync += [self.chunk.eq(0), self.index.eq(index_next),
+                             index_next.eq(index_next + 1)]
             with m.Else():
-                m.d.sync += [self.chunk.eq(0), self.index.eq(0)]
+                m.d.sync += [self.chunk.eq(0), self.index.eq(0), index_next.eq(1)]
                 # The first later section with items (priority to the nearest).
                 with m.Switch(self.section):
                     for s in range(len(sections) - 1):

@@ -78,7 +78,9 @@ read ports (SRAM macros), one read and one write port each. Offload: ``IDLE`` ta
 and issues the ring read of the first leaving token, ``OFF_RING`` registers its cluster, then
 per token ``OFF_READ`` reads its cluster's word and issues the next token's ring read,
 ``OFF_WORD`` registers both (every read of the cluster table is registered before
-logic uses it: a macro's clock-to-output leaves too little of a 6 ns cycle) and
+logic uses it: a macro's clock-to-output leaves too little of a 6 ns cycle),
+``OFF_DECIDE`` registers the token's decision (new page or not, its address, whether it
+continues the pending move: the update's enables start at flip-flops, for the FPGA) and
 ``OFF_UPDATE`` writes it back (a new page linked when the tail is full),
 merges the move into the pending move descriptor and issues the next ring read; ``MOVE_FLUSH``
 emits the pending move with ``last`` (a length-0 beat when nothing moved) and the sticky
@@ -172,6 +174,13 @@ def cluster_word_layout(config):
                               "fill": _bits(config.kvmu_page_tokens), "count": config.count_bits})
 
 
+def offload_decision_layout(config):
+    """A leaving token's decision: ``need_page``, ``no_page`` (none left), ``page``, ``dst`` (its
+    token address) and ``continues`` (it extends the pending move)."""
+    return data.StructLayout({"need_page": 1, "no_page": 1, "page": _page_bits(config),
+                              "dst": config.kv_token_bits, "continues": 1})
+
+
 def context_header_layout(config):
     """The header item of a context image: the context registers ``clusters``, ``next_page``,
     ``window_tokens``, ``window_slot`` (at least 1 bit) and ``store_full``."""
@@ -236,8 +245,9 @@ class KVManagementUnit(ConfiguredComponent):
         If ``config`` is not a :class:`DREConfig`.
     """
 
-    #: Cycles per token leaving the window (cluster-table read, read data registered, update).
-    cycles_per_offload = 3
+    #: Cycles per token leaving the window (cluster-table read, read data registered, decision
+    #: registered, update).
+    cycles_per_offload = 4
     #: Cycles before the first leaving token's table read (its ring read data registered).
     cycles_before_offload = 1
     #: Cycles per new token (take the beat and read, read data registered, update).
@@ -367,6 +377,8 @@ class KVManagementUnit(ConfiguredComponent):
         move_src_end = Signal(len(move_src + move_len))
         move_dst_end = Signal(len(move_dst + move_len))
         move_dropped = Signal()
+        # The leaving token's decision (state OFF_DECIDE), registered for its update.
+        offload = Signal(offload_decision_layout(config))
 
         ring_read_next = Mux(ring_read == ring_depth - 1, 0, ring_read + 1)
         m.d.comb += [ring_rd.addr.eq(ring_read), ring_wr.addr.eq(ring_write),
@@ -427,12 +439,19 @@ class KVManagementUnit(ConfiguredComponent):
                 m.d.comb += [table_rd.en.eq(0), next_wr.addr.eq(next_page), next_wr.data.eq(0),
                              next_wr.en.eq(next_page != self.pages)]
                 m.d.sync += [word.eq(table_rd.data), ring_cluster.eq(ring_rd.data)]
+                m.next = "OFF_DECIDE"
+
+            with m.State("OFF_DECIDE"):
+                # The token's page, slot and whether it continues the pending move, registered.
+                m.d.comb += table_rd.en.eq(0)
+                self._offload_decide(m, word, next_page, window_slot, offload,
+                                     (move_pending, move_dropped, move_src_end, move_dst_end))
                 m.next = "OFF_UPDATE"
 
             with m.State("OFF_UPDATE"):
                 m.d.comb += table_rd.en.eq(0)
                 self._offload_step(m, word, table_wr, next_wr, moves, moves_free, store_full,
-                                   next_page, window_slot,
+                                   next_page, window_slot, offload,
                                    (move_pending, move_src, move_dst, move_len, move_dropped,
                                     move_src_end, move_dst_end))
                 with m.If(moves_free):
@@ -713,14 +732,14 @@ class KVManagementUnit(ConfiguredComponent):
                         m.d.sync += [register.eq(0) for register in registers.values()]
                     m.next = "IDLE"
 
-    def _offload_step(self, m, word, table_wr, next_wr, moves, moves_free, store_full,
-                      next_page, window_slot, pending):
-        """One leaving token (its cluster's word on the read port): its slot, the page list
-        grown when needed, the word written back, the move merged or the pending one emitted."""
+    def _offload_decide(self, m, word, next_page, window_slot, offload, pending):
+        """The leaving token's decision from its cluster's word and the registers: whether it
+        needs a new page (and none is left), its page and address, whether it continues the
+        pending move. Registered into ``offload``, so the update's enables start at flip-flops."""
         config = self._config
         page_tokens = config.kvmu_page_tokens
         page_shift = page_tokens.bit_length() - 1
-        move_pending, move_src, move_dst, move_len, move_dropped, src_end, dst_end = pending
+        move_pending, move_dropped, src_end, dst_end = pending
         need_page = (word.fill == 0) | (word.fill == page_tokens)
         no_page = need_page & (next_page == self.pages)
         page = Mux(need_page, next_page, word.tail)
@@ -730,12 +749,22 @@ class KVManagementUnit(ConfiguredComponent):
         continues = (move_pending & (move_dropped == no_page)
                      & (window_slot == src_end)
                      & (no_page | (dst == dst_end)))
+        m.d.sync += [offload.need_page.eq(need_page), offload.no_page.eq(no_page),
+                     offload.page.eq(page), offload.dst.eq(dst),
+                     offload.continues.eq(continues)]
+
+    def _offload_step(self, m, word, table_wr, next_wr, moves, moves_free, store_full,
+                      next_page, window_slot, offload, pending):
+        """One leaving token (its cluster's word and its decision in registers): the page list
+        grown when needed, the word written back, the move merged or the pending one emitted."""
+        move_pending, move_src, move_dst, move_len, move_dropped, src_end, dst_end = pending
+        need_page, no_page, dst = offload.need_page, offload.no_page, offload.dst
         with m.If(moves_free & no_page):
             m.d.sync += store_full.eq(1)
         with m.Elif(moves_free):
             m.d.comb += [table_wr.en.eq(1),
                          table_wr.data.head.eq(Mux(word.fill == 0, next_page, word.head)),
-                         table_wr.data.tail.eq(page),
+                         table_wr.data.tail.eq(offload.page),
                          table_wr.data.fill.eq(Mux(need_page, 1, word.fill + 1)),
                          table_wr.data.count.eq(word.count),
                          next_wr.addr.eq(word.tail), next_wr.data.eq(next_page),
@@ -743,7 +772,7 @@ class KVManagementUnit(ConfiguredComponent):
             with m.If(need_page):
                 m.d.sync += next_page.eq(next_page + 1)
         with m.If(moves_free):
-            with m.If(continues):
+            with m.If(offload.continues):
                 m.d.sync += [move_len.eq(move_len + 1), src_end.eq(src_end + 1),
                              dst_end.eq(dst_end + 1)]
             with m.Else():

@@ -65,8 +65,8 @@ def test_declared_step_cycles_hold_in_simulation():
     # cycles_per_page per page walked and cycles_per_link per link followed (pages - 1),
     # flush_latency.
     dut = KVManagementUnit(TINY)
-    assert (dut.cycles_per_page, dut.cycles_per_link) == (kvmu_twin.PAGE_CYCLES,
-                                                          kvmu_twin.LINK_CYCLES)
+    assert (dut.cycles_per_offload, dut.cycles_per_page, dut.cycles_per_link) == (
+        kvmu_twin.OFFLOAD_CYCLES, kvmu_twin.PAGE_CYCLES, kvmu_twin.LINK_CYCLES)
     streams = streams_of(TINY, 21, count=2, frames=12)
     results = check_block("kvmu", TINY, streams, component=dut)
     for arrays, result in zip(streams, results):

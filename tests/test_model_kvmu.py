@@ -61,13 +61,13 @@ def test_hand_worked_pages_links_and_moves():
     # addresses 0, 2, 1, 4 hold tokens 0, 1, 2, 3: f2 fetches t0 (c0), t1 (c1); f3 the offloaded
     # members of c0: t0, t2, t3.
     assert per_frame(result, "fetch_token", "fetch_offsets") == [[], [], [0, 1], [0, 2, 3]]
-    # cycles = 1 + [d > 0] + 3 d + 1 + 3 n + (N + 1) + sum(3 + pages + max(0, pages - 1)) + 2
+    # cycles = 1 + [d > 0] + 4 d + 1 + 3 n + (N + 1) + sum(3 + pages + max(0, pages - 1)) + 2
     # per frame:
     # f0 (d 0, n 2, N 2, one beat of 0 pages): 1 + 0 + 0 + 1 + 6 + 3 + 3 + 2 = 16
     # f1 (d 0, n 2, N 2, one beat of 0 pages): 1 + 0 + 0 + 1 + 6 + 3 + 3 + 2 = 16
-    # f2 (d 2, n 2, N 2, two beats of 1 page): 1 + 1 + 6 + 1 + 6 + 3 + 4 + 4 + 2 = 28
-    # f3 (d 2, n 1, N 3, one beat of 2 pages, 1 link): 1 + 1 + 6 + 1 + 3 + 4 + 6 + 2 = 24
-    assert result["cycles"].tolist() == [16, 16, 28, 24]
+    # f2 (d 2, n 2, N 2, two beats of 1 page): 1 + 1 + 8 + 1 + 6 + 3 + 4 + 4 + 2 = 30
+    # f3 (d 2, n 1, N 3, one beat of 2 pages, 1 link): 1 + 1 + 8 + 1 + 3 + 4 + 6 + 2 = 26
+    assert result["cycles"].tolist() == [16, 16, 30, 26]
     assert not result["store_full"].any()
 
 

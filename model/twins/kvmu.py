@@ -78,13 +78,14 @@ Cycle model
     ready, counting from the cycle of the ``cmd`` transfer to the cycle of the last ``fetch``
     transfer, both included::
 
-        cycles = 1 + [d > 0] + 3 d + 1 + 3 n + (N + 1)
+        cycles = 1 + [d > 0] + 4 d + 1 + 3 n + (N + 1)
                  + sum_b (3 + pages_b + max(0, pages_b - 1)) + 2
 
     ``1``: the command (the ring read of the first leaving token issued); ``[d > 0]``: one cycle
-    when tokens leave, the first one's ring read registered; ``3 d``: per leaving token, a
-    cluster-table read (the next token's ring read issued), its word registered, and its update
-    (the move merged); ``1``: the move flush; ``3 n``: per new token, a cluster-table read, its
+    when tokens leave, the first one's ring read registered; ``4 d``: per leaving token, a
+    cluster-table read (the next token's ring read issued), its word registered, its decision
+    registered (page, address, whether it continues the pending move) and its update (the move
+    merged); ``1``: the move flush; ``3 n``: per new token, a cluster-table read, its
     word registered, and its update; ``N + 1``: ``N = clusters`` counts read one per cycle
     through a one-cycle read latency; per selected beat ``b``: its transfer and cluster-table
     read, its word registered, the start of its walk, one cycle per page of its list
@@ -103,13 +104,16 @@ import numpy as np
 from model.npzio import ArraySpec, check_arrays
 from model.twins.context import RestorableContext, words_of
 
-__all__ = ["INPUTS", "OUTPUTS", "FLUSH_CYCLES", "SELECT_CYCLES", "PAGE_CYCLES", "LINK_CYCLES",
+__all__ = ["INPUTS", "OUTPUTS", "OFFLOAD_CYCLES", "FLUSH_CYCLES", "SELECT_CYCLES", "PAGE_CYCLES", "LINK_CYCLES",
            "context_header_fields",
            "cluster_word_fields", "page_bits", "KVMUContext", "check_stream", "select_cycles",
            "problem_cycles",
            "layout_from_moves", "fetched_tokens", "decoded_fetch_tokens", "collect", "run_stream",
            "run_arrays"]
 
+#: Cycles per token leaving the window: its cluster-table read, its word registered, its
+#: decision registered, its update.
+OFFLOAD_CYCLES = 4
 #: Cycles from the last fetch step to the last descriptor's transfer: the merger's flush cycle
 #: and its output register.
 FLUSH_CYCLES = 2
@@ -282,7 +286,7 @@ def problem_cycles(config, departing, new_tokens, clusters, pages_per_beat):
     """
     fetch = sum(select_cycles(pages) for pages in pages_per_beat)
     first_ring_read = 1 if departing else 0
-    return (1 + first_ring_read + 3 * departing + 1 + 3 * new_tokens + clusters + 1 + fetch
+    return (1 + first_ring_read + OFFLOAD_CYCLES * departing + 1 + 3 * new_tokens + clusters + 1 + fetch
             + FLUSH_CYCLES)
 
 
