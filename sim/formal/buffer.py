@@ -16,8 +16,9 @@ conservation
     than ``token_budget``.
 response
     With ``o`` always ready, a problem's last descriptor follows its last input beat within
-    ``insert_latency + topk_k + drain_latency + flush_latency`` cycles (the last insertion,
-    the kept entries through the two-stage drain, then the merger's flush).
+    ``insert_latency + sort_rounds_per_entry * topk_k + topk_k + drain_latency +
+    flush_latency`` cycles (the last insertion, the sort rounds by base, the kept entries
+    drained one per cycle, then the merger's flush).
 invariants
     The descriptors of a problem are strictly ascending and disjoint (adjacent ranges were
     merged: a gap lies between two descriptors), each within the address space; a length-0
@@ -122,7 +123,8 @@ class BufferHarness(FormalHarness):
         # Bounded response.
         waiting = waiting_cycles(m, pending=problems_in != problems_out,
                                  progress=given & desc.last, width=_COUNT_BITS, name="waiting")
-        bound = dut.insert_latency + dut.capacity + dut.drain_latency + dut.flush_latency
+        bound = (dut.insert_latency + dut.sort_rounds_per_entry * dut.capacity + dut.capacity
+                 + dut.drain_latency + dut.flush_latency)
         props.check(m, "response", waiting < bound)
 
         # Invariants: ascending, disjoint descriptors within the address space.
