@@ -270,16 +270,19 @@ class RetrievalBuffer(ConfiguredComponent):
         held_offered = Signal()
         held_last = Signal()
         held_budget = Signal()
-        # After the last insertion: sort rounds, then the drain (``finishing``); one bit per
-        # sort round still to run (loaded with the valid entries, a prefix), shifted per round.
-        finishing = Signal()
+        # After the last insertion: sort rounds, then the drain. The phase of the next cycle is
+        # decided a cycle ahead into registers (``sort_even``, ``sort_odd``, ``drain_phase``),
+        # so that the nets reaching every entry start at a flip-flop; ``rounds_left`` holds one
+        # bit per sort round still to run (loaded with the valid entries, a prefix).
         rounds_left = Signal(k)
-        odd_round = Signal()
-        sort_round = Signal()
-        draining = Signal()
+        sort_even = Signal()
+        sort_odd = Signal()
+        drain_phase = Signal()
+        finishing = Signal()
+        drain_step = Signal()
         m.d.comb += [
-            sort_round.eq(finishing & rounds_left[0]),
-            draining.eq(finishing & ~rounds_left[0]),
+            finishing.eq(sort_even | sort_odd | drain_phase),
+            drain_step.eq(drain_phase & merger.i.ready),
             # A new problem waits until the drain is over (descriptors stay in order and the
             # entries are not overwritten while they are still being drained).
             self.i.ready.eq(~held_last & ~finishing & merger.i.ready),
@@ -305,46 +308,36 @@ class RetrievalBuffer(ConfiguredComponent):
         with m.If(held_last):
             valid_after = Mux(insertion["inserting"], Cat(insertion["keep"]),
                               Cat(entries["valid"]))
-            m.d.sync += [finishing.eq(1), rounds_left.eq(valid_after), odd_round.eq(0)]
+            m.d.sync += [rounds_left.eq(valid_after), sort_even.eq(valid_after[0]),
+                         drain_phase.eq(~valid_after[0])]
+        with m.If(sort_even | sort_odd):
+            another = rounds_left[1] if k > 1 else Const(0)
+            m.d.sync += [rounds_left.eq(rounds_left >> 1), sort_even.eq(sort_odd & another),
+                         sort_odd.eq(sort_even & another), drain_phase.eq(~another)]
 
         # Sort rounds: the pairs (n, n + 1) with n even in even rounds, odd in odd rounds,
         # exchange base and count when the later one is valid and has the lower base (the
         # valid entries are a prefix, so an invalid one acts as the highest base). ``n``
         # rounds sort ``n`` entries; valid bits and scores do not move.
-        later_lower = [Signal(name=f"pair{n}_later_lower") for n in range(k - 1)]
-        m.d.comb += [later_lower[n].eq(entries["valid"][n + 1]
-                                       & (entries["base"][n + 1] < entries["base"][n]))
-                     for n in range(k - 1)]
-        pair_active = [odd_round if n % 2 else ~odd_round for n in range(k - 1)]
-        with m.If(sort_round):
-            m.d.sync += [rounds_left.eq(rounds_left >> 1), odd_round.eq(~odd_round)]
-            for n in range(k):
-                for field in ("base", "count"):
-                    own = entries[field][n]
-                    if n + 1 < k:
-                        with m.If(pair_active[n] & later_lower[n]):
-                            m.d.sync += own.eq(entries[field][n + 1])
-                    if n > 0:
-                        with m.If(pair_active[n - 1] & later_lower[n - 1]):
-                            m.d.sync += own.eq(entries[field][n - 1])
+        exchange = []
+        for n in range(k - 1):
+            exchange.append(Signal(name=f"pair{n}_exchange"))
+            later_lower = entries["valid"][n + 1] & (entries["base"][n + 1] < entries["base"][n])
+            m.d.comb += exchange[n].eq((sort_odd if n % 2 else sort_even) & later_lower)
 
         # Drain: the head entry is the merger's input; when the merger takes it the array
         # shifts toward the head. The last one is the head when the entry behind it is
         # invalid (with nothing kept, one beat without a range).
-        piece = merger.i.payload
         head_last = ~entries["valid"][1] if k > 1 else Const(1)
-        with m.If(draining & merger.i.ready):
-            for n in range(k):
-                for field in ("valid", "base", "count"):
-                    behind = entries[field][n + 1] if n + 1 < k else 0
-                    m.d.sync += entries[field][n].eq(behind)
-            with m.If(head_last):
-                m.d.sync += finishing.eq(0)
-                if config.token_budget > 0:
-                    m.d.sync += entries["dropped_valid"].eq(0)
+        with m.If(drain_step & head_last):
+            m.d.sync += drain_phase.eq(0)
+            if config.token_budget > 0:
+                m.d.sync += entries["dropped_valid"].eq(0)
+        self._update_entries(m, entries, insertion, held, exchange, drain_step)
 
         # Merger input: the head entry (buffered modes) or the input beat (pass-through).
-        with m.If(draining):
+        piece = merger.i.payload
+        with m.If(drain_phase):
             m.d.comb += [merger.i.valid.eq(1), piece.present.eq(entries["valid"][0]),
                          piece.base.eq(entries["base"][0]), piece.count.eq(entries["count"][0]),
                          piece.last.eq(head_last)]
@@ -394,16 +387,14 @@ class RetrievalBuffer(ConfiguredComponent):
         config = self._config
         k = config.topk_k
         use_budget = config.token_budget > 0
-        inserted = {"valid": Const(1), "score": beat.score, "base": beat.base,
-                    "count": beat.count}
+        inserted = {"valid": Const(1), "score": beat.score}
         stays = list(stays) + [Const(0)]
 
         following, keep = [], []
         for n in range(k + 1):
             after_new = stays[n - 1] if n > 0 else Const(1)
-            fields = ("valid", "score") if n == k else ("valid", "score", "base", "count")
             nxt = {}
-            for field in fields:
+            for field in ("valid", "score"):
                 mine = entries[field][n] if n < k else 0
                 shifted = entries[field][n - 1] if n > 0 else 0
                 value = Mux(stays[n], mine, Mux(after_new, inserted[field], shifted))
@@ -454,13 +445,45 @@ class RetrievalBuffer(ConfiguredComponent):
 
         inserting = Signal(name="inserting")
         m.d.comb += inserting.eq(offered & ~refused)
-        with m.If(inserting):
-            for n in range(k):
-                m.d.sync += entries["valid"][n].eq(keep[n])
-                for field in following[n]:
-                    if field != "valid":
-                        m.d.sync += entries[field][n].eq(following[n][field])
+        if use_budget:
+            with m.If(inserting):
+                m.d.sync += [entries["total"][n].eq(following[n]["total"]) for n in range(k)]
         return {"inserting": inserting, "keep": keep[:k], "is_new": is_new}
+
+    @staticmethod
+    def _update_entries(m, entries, insertion, held, exchange, drain_step):
+        """Write the entries: insertion of the held beat, sort exchanges, drain shift.
+
+        The three never happen in the same cycle. Per entry the choice is made by explicit
+        selects from registered phase flags and signals of the entry and its neighbours only
+        (its ``stays`` and ``is_new``, the exchange of its two pairs): ``from_behind`` (entry
+        ``n + 1`` moves here: an exchange or the drain), ``from_ahead`` (entry ``n - 1``: an
+        exchange or the shift behind an insertion) and ``gets_new`` (the held beat).
+        """
+        k = len(entries["valid"])
+        inserting, stays, is_new = insertion["inserting"], insertion["stays"], insertion["is_new"]
+        for n in range(k):
+            shifted = inserting & ~stays[n] & ~is_new[n] if n > 0 else Const(0)
+            gets_new = Signal(name=f"entry{n}_gets_new")
+            from_ahead = Signal(name=f"entry{n}_from_ahead")
+            from_behind = Signal(name=f"entry{n}_from_behind")
+            m.d.comb += [
+                gets_new.eq(inserting & is_new[n]),
+                from_ahead.eq(shifted | (exchange[n - 1] if n > 0 else 0)),
+                from_behind.eq(exchange[n] | drain_step if n + 1 < k else 0),
+            ]
+            for field in ("base", "count"):
+                ahead = entries[field][n - 1] if n > 0 else 0
+                behind = entries[field][n + 1] if n + 1 < k else 0
+                with m.If(gets_new | from_ahead | from_behind):
+                    m.d.sync += entries[field][n].eq(
+                        Mux(from_behind, behind, Mux(from_ahead, ahead, getattr(held, field))))
+            with m.If(gets_new | shifted):
+                ahead = entries["score"][n - 1] if n > 0 else 0
+                m.d.sync += entries["score"][n].eq(Mux(gets_new, held.score, ahead))
+            with m.If(inserting | drain_step):
+                behind = entries["valid"][n + 1] if n + 1 < k else 0
+                m.d.sync += entries["valid"][n].eq(Mux(drain_step, behind, insertion["keep"][n]))
 
     @staticmethod
     def _stays(m, entries, held, insertion, beat):
