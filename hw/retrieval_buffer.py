@@ -300,11 +300,13 @@ class RetrievalBuffer(ConfiguredComponent):
                                     budget_active=held_budget)
         insertion["stays"] = held_stays
         stays_next = self._stays(m, entries, held, insertion, beat)
+        # The held beat and its compares are only used in the cycle after a transfer (its
+        # insertion, when ``held_offered``), so they load every cycle: no enable, and no path
+        # from the stream handshake to the comparators' registers.
         m.d.sync += [held_offered.eq(take & beat_buffered & candidate),
-                     held_last.eq(take & beat_buffered & beat.last)]
-        with m.If(take & beat_buffered):
-            m.d.sync += [held.eq(beat), held_budget.eq(~beat_topk),
-                         *[held_stays[n].eq(stays_next[n]) for n in range(k)]]
+                     held_last.eq(take & beat_buffered & beat.last),
+                     held.eq(beat), held_budget.eq(~beat_topk),
+                     *[held_stays[n].eq(stays_next[n]) for n in range(k)]]
         with m.If(held_last):
             valid_after = Mux(insertion["inserting"], Cat(insertion["keep"]),
                               Cat(entries["valid"]))
