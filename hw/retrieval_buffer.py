@@ -43,8 +43,8 @@ first, into the same merger the dynamic mode uses directly. Bases ascend with ar
 layout contract), and the kept entries are a prefix of the array: an odd-even transposition
 sort by base puts them in address order in place, one round per cycle, ``n`` rounds for ``n``
 kept entries (each round compares the pairs of neighbours ``(p, p + 1)`` of one parity and
-exchanges their base and count when the later one is lower). The head entry is then the
-merger's input; each time the merger takes it the array shifts by one toward the head. Every
+exchanges their base and count when the later one is lower). The head entry then leaves
+through a register (``drained``) to the merger, the array shifting by one toward the head. Every
 entry talks only to its neighbours: an earlier structure recorded which of each pair of
 entries arrived first (``topk_k (topk_k - 1) / 2`` flip-flops moved in two dimensions on each
 insertion) and chose the earliest entry by an AND-OR over all of them, and on the ECP5 that
@@ -61,10 +61,10 @@ splits.
 *Timing.* One input beat per cycle in every mode; the output register breaks the path from
 ``i`` to ``o`` (``i.ready`` does depend on ``o.ready``). Per problem, from its first input
 transfer to its last output transfer with no stalls: ``beats + 2`` cycles in dynamic mode
-without a budget, ``beats + 1 + kept + max(1, kept) + 0 + 2`` in top-k and budgeted dynamic
+without a budget, ``beats + 1 + kept + max(1, kept) + 1 + 2`` in top-k and budgeted dynamic
 mode, where ``beats = max(1, selected clusters)`` (:attr:`RetrievalBuffer.insert_latency` is
 the 1, :attr:`RetrievalBuffer.sort_rounds_per_entry` the factor of the sort's ``kept``,
-:attr:`RetrievalBuffer.drain_latency` the 0, :attr:`RetrievalBuffer.flush_latency` the 2; the
+:attr:`RetrievalBuffer.drain_latency` the second 1, :attr:`RetrievalBuffer.flush_latency` the 2; the
 twin :mod:`model.twins.retrieval_buffer` states the same cycle model independently). A problem
 after a buffered one starts once the drain is over.
 """
@@ -233,9 +233,9 @@ class RetrievalBuffer(ConfiguredComponent):
     #: modes) until the last descriptor is transferred: the merger's flush cycle, then its
     #: output register.
     flush_latency = 2
-    #: Pipeline cycles of the drain between the head entry and the merger: none, the head
-    #: entry's registers are the merger's input.
-    drain_latency = 0
+    #: Pipeline cycles of the drain between the head entry and the merger: the registered
+    #: entry (``drained``).
+    drain_latency = 1
     #: Rounds of the odd-even transposition sort by base, per kept entry (a sort of ``n``
     #: entries takes ``n`` rounds, one per cycle, between the last insertion and the drain).
     sort_rounds_per_entry = 1
@@ -280,12 +280,18 @@ class RetrievalBuffer(ConfiguredComponent):
         drain_phase = Signal()
         finishing = Signal()
         drain_step = Signal()
+        # The drained entry, registered (the merger's input select then starts at a flip-flop
+        # of few loads, not at the phase flag that reaches every entry).
+        drained = Signal(range_layout(config))
+        drained_valid = Signal()
+        advance = Signal()
         m.d.comb += [
             finishing.eq(sort_even | sort_odd | drain_phase),
-            drain_step.eq(drain_phase & merger.i.ready),
+            advance.eq(~drained_valid | merger.i.ready),
+            drain_step.eq(drain_phase & advance),
             # A new problem waits until the drain is over (descriptors stay in order and the
             # entries are not overwritten while they are still being drained).
-            self.i.ready.eq(~held_last & ~finishing & merger.i.ready),
+            self.i.ready.eq(~held_last & ~finishing & ~drained_valid & merger.i.ready),
             take.eq(self.i.valid & self.i.ready),
         ]
         with m.If(take):
@@ -327,22 +333,24 @@ class RetrievalBuffer(ConfiguredComponent):
             later_lower = entries["valid"][n + 1] & (entries["base"][n + 1] < entries["base"][n])
             m.d.comb += exchange[n].eq((sort_odd if n % 2 else sort_even) & later_lower)
 
-        # Drain: the head entry is the merger's input; when the merger takes it the array
-        # shifts toward the head. The last one is the head when the entry behind it is
-        # invalid (with nothing kept, one beat without a range).
+        # Drain: the head entry goes to the ``drained`` register and the array shifts toward
+        # the head. The last one is the head when the entry behind it is invalid (with nothing
+        # kept, one beat without a range).
         head_last = ~entries["valid"][1] if k > 1 else Const(1)
+        with m.If(advance):
+            m.d.sync += [drained_valid.eq(drain_phase), drained.present.eq(entries["valid"][0]),
+                         drained.base.eq(entries["base"][0]),
+                         drained.count.eq(entries["count"][0]), drained.last.eq(head_last)]
         with m.If(drain_step & head_last):
             m.d.sync += drain_phase.eq(0)
             if config.token_budget > 0:
                 m.d.sync += entries["dropped_valid"].eq(0)
         self._update_entries(m, entries, insertion, held, exchange, drain_step)
 
-        # Merger input: the head entry (buffered modes) or the input beat (pass-through).
+        # Merger input: the drained entry (buffered modes) or the input beat (pass-through).
         piece = merger.i.payload
-        with m.If(drain_phase):
-            m.d.comb += [merger.i.valid.eq(1), piece.present.eq(entries["valid"][0]),
-                         piece.base.eq(entries["base"][0]), piece.count.eq(entries["count"][0]),
-                         piece.last.eq(head_last)]
+        with m.If(drained_valid):
+            m.d.comb += [merger.i.valid.eq(1), piece.eq(drained)]
         with m.Else():
             m.d.comb += [merger.i.valid.eq(self.i.valid & ~held_last & ~finishing
                                            & ~beat_buffered),

@@ -40,13 +40,13 @@ Cycle model
     an always-ready sink, counting from the cycle of the first input transfer to the cycle of
     the last output transfer, both included:
     ``cycles = beats + 2`` (:data:`FLUSH_CYCLES`) in dynamic mode without a budget (clusters
-    stream through the merger), ``cycles = beats + 1 + kept + max(1, kept) + 0 + 2`` in top-k
+    stream through the merger), ``cycles = beats + 1 + kept + max(1, kept) + 1 + 2`` in top-k
     mode and in budgeted dynamic mode: collect (each beat is inserted :data:`INSERT_CYCLES` = 1
     cycle after its transfer, its compares with the entries registered with it), then sort the
     kept clusters by base in :data:`SORT_ROUNDS_PER_ENTRY` = 1 round per kept cluster (an
     odd-even transposition sort, one round per cycle), then hand one kept cluster per cycle to
     the merger in base order (at least one cycle: with nothing kept, a beat without a range),
-    :data:`DRAIN_CYCLES` = 0 cycles after it is chosen (the head entry is the merger's input),
+    :data:`DRAIN_CYCLES` = 1 cycle after it is chosen (the head entry's registered copy),
     then the merger's 2. The input takes one beat per
     cycle in every mode (:data:`BEATS_PER_CYCLE`). Problems may follow each other back to
     back: a problem's count does not depend on its neighbours (a problem after a buffered one
@@ -77,9 +77,9 @@ BEATS_PER_CYCLE = 1
 #: modes) until the last descriptor is transferred: the merger's flush cycle and the output
 #: register.
 FLUSH_CYCLES = 2
-#: Cycles from choosing a kept cluster in the buffered modes to handing it to the merger: none,
-#: the buffer's head entry is the merger's input.
-DRAIN_CYCLES = 0
+#: Cycles from choosing a kept cluster in the buffered modes to handing it to the merger: the
+#: buffer's head entry is registered on its way.
+DRAIN_CYCLES = 1
 #: Cycles from a buffered beat's transfer to its insertion into the sorted buffer (the beat and
 #: its compares with the entries registered).
 INSERT_CYCLES = 1
