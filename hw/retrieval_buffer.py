@@ -234,7 +234,7 @@ class RetrievalBuffer(ConfiguredComponent):
     #: output register.
     flush_latency = 2
     #: Pipeline cycles of the drain between the head entry and the merger: the registered
-    #: entry (``drained``).
+    #: entry (``drained``, the head of a two-entry queue that is only filled by stalls).
     drain_latency = 1
     #: Rounds of the odd-even transposition sort by base, per kept entry (a sort of ``n``
     #: entries takes ``n`` rounds, one per cycle, between the last insertion and the drain).
@@ -280,18 +280,21 @@ class RetrievalBuffer(ConfiguredComponent):
         drain_phase = Signal()
         finishing = Signal()
         drain_step = Signal()
-        # The drained entry, registered (the merger's input select then starts at a flip-flop
-        # of few loads, not at the phase flag that reaches every entry).
+        # The drained entries wait in a two-entry queue before the merger: ``drained`` (the
+        # merger's input, so its select starts at a flip-flop of few loads) and ``spare``. The
+        # array shifts whenever ``spare`` is free, so the enable that reaches every entry
+        # comes from two flip-flops, not from the merger's handshake.
         drained = Signal(range_layout(config))
         drained_valid = Signal()
-        advance = Signal()
+        spare = Signal(range_layout(config))
+        spare_valid = Signal()
         m.d.comb += [
             finishing.eq(sort_even | sort_odd | drain_phase),
-            advance.eq(~drained_valid | merger.i.ready),
-            drain_step.eq(drain_phase & advance),
+            drain_step.eq(drain_phase & ~spare_valid),
             # A new problem waits until the drain is over (descriptors stay in order and the
             # entries are not overwritten while they are still being drained).
-            self.i.ready.eq(~held_last & ~finishing & ~drained_valid & merger.i.ready),
+            self.i.ready.eq(~held_last & ~finishing & ~drained_valid & ~spare_valid
+                            & merger.i.ready),
             take.eq(self.i.valid & self.i.ready),
         ]
         with m.If(take):
@@ -337,10 +340,15 @@ class RetrievalBuffer(ConfiguredComponent):
         # the head. The last one is the head when the entry behind it is invalid (with nothing
         # kept, one beat without a range).
         head_last = ~entries["valid"][1] if k > 1 else Const(1)
-        with m.If(advance):
-            m.d.sync += [drained_valid.eq(drain_phase), drained.present.eq(entries["valid"][0]),
-                         drained.base.eq(entries["base"][0]),
-                         drained.count.eq(entries["count"][0]), drained.last.eq(head_last)]
+        head = Signal(range_layout(config))
+        m.d.comb += [head.present.eq(entries["valid"][0]), head.base.eq(entries["base"][0]),
+                     head.count.eq(entries["count"][0]), head.last.eq(head_last)]
+        with m.If(~drained_valid | merger.i.ready):
+            # ``drained`` is free or handed over: it takes the spare entry, else the head.
+            m.d.sync += [drained_valid.eq(spare_valid | drain_step),
+                         drained.eq(Mux(spare_valid, spare, head)), spare_valid.eq(0)]
+        with m.Elif(drain_step):
+            m.d.sync += [spare_valid.eq(1), spare.eq(head)]
         with m.If(drain_step & head_last):
             m.d.sync += drain_phase.eq(0)
             if config.token_budget > 0:
