@@ -50,8 +50,9 @@ _ALL = (("contract", "prove", 8), ("conservation", "bmc", 10), ("response", "bmc
 #: address compares of ``invariants`` make those the slowest bounded checks: depth 10 (each
 #: conservation step past 9 took minutes) and 12.
 #: On ``tiny`` (a four-entry sorted buffer, 10-bit addresses, 8-bit counts) a step of those
-#: two takes minutes past depth 6 and 8: it is checked to those depths.
-JOBS = {"tiny": (_ALL[0], ("conservation", "bmc", 6), _ALL[2], ("invariants", "bmc", 8),
+#: two takes minutes past depth 6: it is checked to depth 6 (invariants went to depth 8 before
+#: the drain sorted by base; with the sort's compares, step 6 did not finish in 25 minutes).
+JOBS = {"tiny": (_ALL[0], ("conservation", "bmc", 6), _ALL[2], ("invariants", "bmc", 6),
                  _ALL[4]),
         "small": _ALL, "single": _ALL, "budget": _ALL}
 #: The jobs ``make test`` runs (the others run in ``make formal``).
