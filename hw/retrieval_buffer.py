@@ -40,14 +40,15 @@ candidate ranked behind it falls off the end by itself) and not built.
 
 *Drain in address order.* After the last beat the kept entries leave one per cycle, lowest base
 first, into the same merger the dynamic mode uses directly. Bases ascend with arrival (the
-layout contract), so the buffer records arrival order when it inserts instead of comparing
-bases when it drains: for each pair of positions one flip-flop says whether the entry at the
-lower position arrived first (``topk_k * (topk_k - 1) / 2`` bits, moved with the entries; the
-new entry arrived after every other). The earliest valid entry is then an AND-OR of arrival
-bits, short enough for the drain's one-cycle loop (choose, clear its ``valid``); a
-``topk_k``-input minimum tree of bases in that loop was the block's critical path. The drain
-is a two-stage pipeline: ``pick`` registers the chosen entry (one-hot), ``drained`` its base
-and count (a one-hot AND-OR selection), which feed the merger.
+layout contract), and the kept entries are a prefix of the array: an odd-even transposition
+sort by base puts them in address order in place, one round per cycle, ``n`` rounds for ``n``
+kept entries (each round compares the pairs of neighbours ``(p, p + 1)`` of one parity and
+exchanges their base and count when the later one is lower). The head entry then leaves
+through a register (``drained``) to the merger, the array shifting by one toward the head. Every
+entry talks only to its neighbours: an earlier structure recorded which of each pair of
+entries arrived first (``topk_k (topk_k - 1) / 2`` flip-flops moved in two dimensions on each
+insertion) and chose the earliest entry by an AND-OR over all of them, and on the ECP5 that
+all-to-all wiring did not finish routing.
 
 *Merger* (:class:`DescriptorMerger`). One pending descriptor register grows while the next
 range starts where it ends (its end is a register of its own, so the test is one equality
@@ -60,12 +61,12 @@ splits.
 *Timing.* One input beat per cycle in every mode; the output register breaks the path from
 ``i`` to ``o`` (``i.ready`` does depend on ``o.ready``). Per problem, from its first input
 transfer to its last output transfer with no stalls: ``beats + 2`` cycles in dynamic mode
-without a budget, ``beats + 1 + max(1, kept) + 2 + 2`` in top-k and budgeted dynamic mode, where
-``beats = max(1, selected clusters)`` (:attr:`RetrievalBuffer.insert_latency` is the 1,
-:attr:`RetrievalBuffer.drain_latency` the first 2, :attr:`RetrievalBuffer.flush_latency` the
-second; the twin :mod:`model.twins.retrieval_buffer`
-states the same cycle model independently). A problem after a buffered one starts once the
-drain pipeline is empty.
+without a budget, ``beats + 1 + kept + max(1, kept) + 1 + 2`` in top-k and budgeted dynamic
+mode, where ``beats = max(1, selected clusters)`` (:attr:`RetrievalBuffer.insert_latency` is
+the 1, :attr:`RetrievalBuffer.sort_rounds_per_entry` the factor of the sort's ``kept``,
+:attr:`RetrievalBuffer.drain_latency` the second 1, :attr:`RetrievalBuffer.flush_latency` the 2; the
+twin :mod:`model.twins.retrieval_buffer` states the same cycle model independently). A problem
+after a buffered one starts once the drain is over.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -232,21 +233,24 @@ class RetrievalBuffer(ConfiguredComponent):
     #: modes) until the last descriptor is transferred: the merger's flush cycle, then its
     #: output register.
     flush_latency = 2
-    #: Pipeline cycles of the drain between choosing an entry and handing it to the merger:
-    #: the registered choice (``pick``), then the registered entry fields (``drained``).
-    drain_latency = 2
+    #: Pipeline cycles of the drain between the head entry and the merger: the registered
+    #: entry (``drained``, the head of a two-entry queue that is only filled by stalls).
+    drain_latency = 1
+    #: Rounds of the odd-even transposition sort by base, per kept entry (a sort of ``n``
+    #: entries takes ``n`` rounds, one per cycle, between the last insertion and the drain).
+    sort_rounds_per_entry = 1
     #: Cycles from a buffered beat's transfer to its insertion (the beat and its compares with
     #: the entries registered, ``held`` and ``stays``).
     insert_latency = 1
 
     def elaborate(self, platform):
-        # The drain used to find the lowest base with a ``topk_k``-input minimum tree in the
-        # cycle that also cleared the chosen entry: a comparator tree in a feedback loop. Bases
-        # ascend with arrival (the layout contract), so the order of the kept entries is known
-        # when they are inserted: each pair of entries keeps one bit "the entry at the lower
-        # position arrived first" (a triangle of topk_k * (topk_k - 1) / 2 flip-flops, moved
-        # with the entries). The drain's loop is then an AND-OR over those bits, and reading
-        # the chosen entry's fields is a registered one-hot selection one stage later.
+        # Every entry talks only to its neighbours. The array used to record the arrival order
+        # of each pair of entries (topk_k (topk_k - 1) / 2 flip-flops, moved in two dimensions
+        # on each insertion) and to drain by an AND-OR choice over all of them: on the ECP5
+        # that all-to-all wiring did not route. Bases ascend with arrival (the layout
+        # contract), so after the last insertion the kept entries are sorted by base in place
+        # by an odd-even transposition sort (one round per cycle, the compare of each pair of
+        # neighbours), then leave from the head, the array shifting by one per cycle.
         m = Module()
         config = self._config
         k = config.topk_k
@@ -257,7 +261,6 @@ class RetrievalBuffer(ConfiguredComponent):
         # The mode of a problem's first beat holds for the whole problem.
         in_problem = Signal()
         mode_topk = Signal()
-        draining = Signal()
         beat_topk = Mux(in_problem, mode_topk, beat.topk)
         beat_buffered = beat_topk | (config.token_budget > 0)
         candidate = beat.selected & (beat.count != 0)
@@ -267,18 +270,30 @@ class RetrievalBuffer(ConfiguredComponent):
         held_offered = Signal()
         held_last = Signal()
         held_budget = Signal()
-        # Drain pipeline registers (stage 1: the chosen entry; stage 2: its fields).
-        pick_valid = Signal()
-        pick_onehot = Signal(k)
-        pick_last = Signal()
+        # After the last insertion: sort rounds, then the drain. The phase of the next cycle is
+        # decided a cycle ahead into registers (``sort_even``, ``sort_odd``, ``drain_phase``),
+        # so that the nets reaching every entry start at a flip-flop; ``rounds_left`` holds one
+        # bit per sort round still to run (loaded with the valid entries, a prefix).
+        rounds_left = Signal(k)
+        sort_even = Signal()
+        sort_odd = Signal()
+        drain_phase = Signal()
+        finishing = Signal()
+        drain_step = Signal()
+        # The drained entries wait in a two-entry queue before the merger: ``drained`` (the
+        # merger's input, so its select starts at a flip-flop of few loads) and ``spare``. The
+        # array shifts whenever ``spare`` is free, so the enable that reaches every entry
+        # comes from two flip-flops, not from the merger's handshake.
         drained = Signal(range_layout(config))
         drained_valid = Signal()
-        advance = Signal()
+        spare = Signal(range_layout(config))
+        spare_valid = Signal()
         m.d.comb += [
-            advance.eq(~drained_valid | merger.i.ready),
-            # A new problem waits until the drain pipeline is empty (descriptors stay in order
-            # and the entries are not overwritten while a chosen one is still being read).
-            self.i.ready.eq(~held_last & ~draining & ~pick_valid & ~drained_valid
+            finishing.eq(sort_even | sort_odd | drain_phase),
+            drain_step.eq(drain_phase & ~spare_valid),
+            # A new problem waits until the drain is over (descriptors stay in order and the
+            # entries are not overwritten while they are still being drained).
+            self.i.ready.eq(~held_last & ~finishing & ~drained_valid & ~spare_valid
                             & merger.i.ready),
             take.eq(self.i.valid & self.i.ready),
         ]
@@ -287,55 +302,66 @@ class RetrievalBuffer(ConfiguredComponent):
 
         # Sorted buffer: entry 0 holds the best-ranked cluster. A buffered beat is held one
         # cycle with its compares (``stays``, registered) and inserted the next cycle; the
-        # drain starts after the last beat's insertion cycle.
+        # sort starts after the last beat's insertion cycle.
         entries = self._entries()
         held_stays = [Signal(name=f"entry{n}_stays") for n in range(k)]
         insertion = self._insertion(m, entries, held, held_stays, held_offered,
                                     budget_active=held_budget)
         insertion["stays"] = held_stays
         stays_next = self._stays(m, entries, held, insertion, beat)
+        # The held beat and its compares are only used in the cycle after a transfer (its
+        # insertion, when ``held_offered``), so they load every cycle: no enable, and no path
+        # from the stream handshake to the comparators' registers.
         m.d.sync += [held_offered.eq(take & beat_buffered & candidate),
-                     held_last.eq(take & beat_buffered & beat.last)]
-        with m.If(take & beat_buffered):
-            m.d.sync += [held.eq(beat), held_budget.eq(~beat_topk),
-                         *[held_stays[n].eq(stays_next[n]) for n in range(k)]]
+                     held_last.eq(take & beat_buffered & beat.last),
+                     held.eq(beat), held_budget.eq(~beat_topk),
+                     *[held_stays[n].eq(stays_next[n]) for n in range(k)]]
         with m.If(held_last):
-            m.d.sync += draining.eq(1)
+            valid_after = Mux(insertion["inserting"], Cat(insertion["keep"]),
+                              Cat(entries["valid"]))
+            m.d.sync += [rounds_left.eq(valid_after), sort_even.eq(valid_after[0]),
+                         drain_phase.eq(~valid_after[0])]
+        with m.If(sort_even | sort_odd):
+            another = rounds_left[1] if k > 1 else Const(0)
+            m.d.sync += [rounds_left.eq(rounds_left >> 1), sort_even.eq(sort_odd & another),
+                         sort_odd.eq(sort_even & another), drain_phase.eq(~another)]
 
-        # Drain cycle 1: choose the earliest-arrived kept entry (lowest base), clear it.
-        earliest = self._earliest(m, entries)
-        # Another entry stays valid after this one: at least two are valid (a tree beside the
-        # choice, not behind it).
-        others_valid = Signal()
-        m.d.comb += others_valid.eq(_at_least_two(entries["valid"]))
-        with m.If(advance):
-            m.d.sync += pick_valid.eq(draining)
-            with m.If(draining):
-                m.d.sync += [pick_onehot.eq(earliest), pick_last.eq(~others_valid)]
-                for n in range(k):
-                    with m.If(earliest[n]):
-                        m.d.sync += entries["valid"][n].eq(0)
-                with m.If(~others_valid):
-                    m.d.sync += draining.eq(0)
-                    if config.token_budget > 0:
-                        m.d.sync += entries["dropped_valid"].eq(0)
+        # Sort rounds: the pairs (n, n + 1) with n even in even rounds, odd in odd rounds,
+        # exchange base and count when the later one is valid and has the lower base (the
+        # valid entries are a prefix, so an invalid one acts as the highest base). ``n``
+        # rounds sort ``n`` entries; valid bits and scores do not move.
+        exchange = []
+        for n in range(k - 1):
+            exchange.append(Signal(name=f"pair{n}_exchange"))
+            later_lower = entries["valid"][n + 1] & (entries["base"][n + 1] < entries["base"][n])
+            m.d.comb += exchange[n].eq((sort_odd if n % 2 else sort_even) & later_lower)
 
-        # Drain cycle 2: the chosen entry's base and count (a one-hot AND-OR selection).
-        with m.If(advance):
-            m.d.sync += [drained_valid.eq(pick_valid), drained.present.eq(pick_onehot.any()),
-                         drained.last.eq(pick_last)]
-            for field in ("base", "count"):
-                m.d.sync += getattr(drained, field).eq(_or_tree([
-                    entries[field][n] & pick_onehot[n].replicate(len(entries[field][n]))
-                    for n in range(k)]))
+        # Drain: the head entry goes to the ``drained`` register and the array shifts toward
+        # the head. The last one is the head when the entry behind it is invalid (with nothing
+        # kept, one beat without a range).
+        head_last = ~entries["valid"][1] if k > 1 else Const(1)
+        head = Signal(range_layout(config))
+        m.d.comb += [head.present.eq(entries["valid"][0]), head.base.eq(entries["base"][0]),
+                     head.count.eq(entries["count"][0]), head.last.eq(head_last)]
+        with m.If(~drained_valid | merger.i.ready):
+            # ``drained`` is free or handed over: it takes the spare entry, else the head.
+            m.d.sync += [drained_valid.eq(spare_valid | drain_step),
+                         drained.eq(Mux(spare_valid, spare, head)), spare_valid.eq(0)]
+        with m.Elif(drain_step):
+            m.d.sync += [spare_valid.eq(1), spare.eq(head)]
+        with m.If(drain_step & head_last):
+            m.d.sync += drain_phase.eq(0)
+            if config.token_budget > 0:
+                m.d.sync += entries["dropped_valid"].eq(0)
+        self._update_entries(m, entries, insertion, held, exchange, drain_step)
 
         # Merger input: the drained entry (buffered modes) or the input beat (pass-through).
         piece = merger.i.payload
         with m.If(drained_valid):
             m.d.comb += [merger.i.valid.eq(1), piece.eq(drained)]
         with m.Else():
-            m.d.comb += [merger.i.valid.eq(self.i.valid & ~held_last & ~draining & ~pick_valid
-                                               & ~beat_buffered),
+            m.d.comb += [merger.i.valid.eq(self.i.valid & ~held_last & ~finishing
+                                           & ~beat_buffered),
                          piece.present.eq(candidate), piece.base.eq(beat.base),
                          piece.count.eq(beat.count), piece.last.eq(beat.last)]
         return m
@@ -350,9 +376,6 @@ class RetrievalBuffer(ConfiguredComponent):
         entries = {field: [Signal(width, name=f"entry{n}_{field}")
                            for n in range(config.topk_k)]
                    for field, width in fields.items()}
-        # older[(n, m)], n < m: the entry at position n arrived before the one at position m.
-        entries["older"] = {(first, second): Signal(name=f"older_{first}_{second}")
-                            for second in range(config.topk_k) for first in range(second)}
         if config.token_budget > 0:
             entries["dropped_valid"] = Signal()
             entries["dropped_score"] = Signal(config.score_bits)
@@ -382,16 +405,14 @@ class RetrievalBuffer(ConfiguredComponent):
         config = self._config
         k = config.topk_k
         use_budget = config.token_budget > 0
-        inserted = {"valid": Const(1), "score": beat.score, "base": beat.base,
-                    "count": beat.count}
+        inserted = {"valid": Const(1), "score": beat.score}
         stays = list(stays) + [Const(0)]
 
         following, keep = [], []
         for n in range(k + 1):
             after_new = stays[n - 1] if n > 0 else Const(1)
-            fields = ("valid", "score") if n == k else ("valid", "score", "base", "count")
             nxt = {}
-            for field in fields:
+            for field in ("valid", "score"):
                 mine = entries[field][n] if n < k else 0
                 shifted = entries[field][n - 1] if n > 0 else 0
                 value = Mux(stays[n], mine, Mux(after_new, inserted[field], shifted))
@@ -437,28 +458,50 @@ class RetrievalBuffer(ConfiguredComponent):
             with m.If(offered & ~refused & any_dropped):
                 m.d.sync += [entries["dropped_valid"].eq(1),
                              entries["dropped_score"].eq(first_dropped_score)]
-        # Arrival order moves with the entries: entries keep their relative positions, the new
-        # one arrived after every other.
-        older = entries["older"]
         after_new = [Const(1)] + stays[:k - 1]
         is_new = [~stays[n] & after_new[n] for n in range(k)]
-        next_older = {}
-        for (first, second), bit in older.items():
-            shifted_pair = older[(first - 1, second - 1)] if first > 0 else Const(0)
-            from_row = older[(first, second - 1)] if first < second - 1 else Const(0)
-            next_older[(first, second)] = Mux(stays[second], bit, Mux(is_new[second], 1, Mux(
-                stays[first], from_row, Mux(is_new[first], 0, shifted_pair))))
 
         inserting = Signal(name="inserting")
         m.d.comb += inserting.eq(offered & ~refused)
-        with m.If(inserting):
-            m.d.sync += [older[pair].eq(value) for pair, value in next_older.items()]
-            for n in range(k):
-                m.d.sync += entries["valid"][n].eq(keep[n])
-                for field in following[n]:
-                    if field != "valid":
-                        m.d.sync += entries[field][n].eq(following[n][field])
+        if use_budget:
+            with m.If(inserting):
+                m.d.sync += [entries["total"][n].eq(following[n]["total"]) for n in range(k)]
         return {"inserting": inserting, "keep": keep[:k], "is_new": is_new}
+
+    @staticmethod
+    def _update_entries(m, entries, insertion, held, exchange, drain_step):
+        """Write the entries: insertion of the held beat, sort exchanges, drain shift.
+
+        The three never happen in the same cycle. Per entry the choice is made by explicit
+        selects from registered phase flags and signals of the entry and its neighbours only
+        (its ``stays`` and ``is_new``, the exchange of its two pairs): ``from_behind`` (entry
+        ``n + 1`` moves here: an exchange or the drain), ``from_ahead`` (entry ``n - 1``: an
+        exchange or the shift behind an insertion) and ``gets_new`` (the held beat).
+        """
+        k = len(entries["valid"])
+        inserting, stays, is_new = insertion["inserting"], insertion["stays"], insertion["is_new"]
+        for n in range(k):
+            shifted = inserting & ~stays[n] & ~is_new[n] if n > 0 else Const(0)
+            gets_new = Signal(name=f"entry{n}_gets_new")
+            from_ahead = Signal(name=f"entry{n}_from_ahead")
+            from_behind = Signal(name=f"entry{n}_from_behind")
+            m.d.comb += [
+                gets_new.eq(inserting & is_new[n]),
+                from_ahead.eq(shifted | (exchange[n - 1] if n > 0 else 0)),
+                from_behind.eq(exchange[n] | drain_step if n + 1 < k else 0),
+            ]
+            for field in ("base", "count"):
+                ahead = entries[field][n - 1] if n > 0 else 0
+                behind = entries[field][n + 1] if n + 1 < k else 0
+                with m.If(gets_new | from_ahead | from_behind):
+                    m.d.sync += entries[field][n].eq(
+                        Mux(from_behind, behind, Mux(from_ahead, ahead, getattr(held, field))))
+            with m.If(gets_new | shifted):
+                ahead = entries["score"][n - 1] if n > 0 else 0
+                m.d.sync += entries["score"][n].eq(Mux(gets_new, held.score, ahead))
+            with m.If(inserting | drain_step):
+                behind = entries["valid"][n + 1] if n + 1 < k else 0
+                m.d.sync += entries["valid"][n].eq(Mux(drain_step, behind, insertion["keep"][n]))
 
     @staticmethod
     def _stays(m, entries, held, insertion, beat):
@@ -482,33 +525,6 @@ class RetrievalBuffer(ConfiguredComponent):
             stays.append(Signal(name=f"entry{n}_stays_next"))
             m.d.comb += stays[n].eq(valid & Mux(insertion["inserting"], moved, at_least[n]))
         return stays
-
-    @staticmethod
-    def _earliest(m, entries):
-        """One-hot of the valid entry that arrived first (lowest base); 0 when none is valid.
-
-        An entry is the earliest when no other valid entry arrived before it: per entry an
-        AND-OR of ``topk_k - 1`` arrival bits, no comparator.
-        """
-        k = len(entries["valid"])
-        valid, older = entries["valid"], entries["older"]
-        earliest = Signal(k, name="earliest")
-        for n in range(k):
-            before = ([valid[o] & older[(o, n)] for o in range(n)]
-                      + [valid[o] & ~older[(n, o)] for o in range(n + 1, k)])
-            m.d.comb += earliest[n].eq(valid[n] & ~(Cat(before).any() if before else 0))
-        return earliest
-
-
-def _at_least_two(bits):
-    """Whether at least two of ``bits`` are set, as a balanced tree of (any, two) pairs."""
-    pairs = [(bit, Const(0)) for bit in bits]
-    while len(pairs) > 1:
-        pairs = [(pairs[n][0] | pairs[n + 1][0],
-                  pairs[n][1] | pairs[n + 1][1] | (pairs[n][0] & pairs[n + 1][0]))
-                 if n + 1 < len(pairs) else pairs[n]
-                 for n in range(0, len(pairs), 2)]
-    return pairs[0][1]
 
 
 def _or_tree(values):

@@ -60,8 +60,9 @@ def test_declared_throughput_and_flush_latency_hold_in_simulation():
 
 def test_declared_drain_latency_holds_in_simulation():
     # Top-k mode with k >= clusters keeps every selected cluster: beats of input, the last
-    # inserted insert_latency cycles later, one chosen entry per cycle, drain_latency cycles to
-    # the merger, flush_latency to the last descriptor.
+    # inserted insert_latency cycles later, sort_rounds_per_entry rounds per kept entry, one
+    # drained entry per cycle, drain_latency cycles to the merger, flush_latency to the last
+    # descriptor.
     config = TINY.replace(topk_k=20)
     dut = RetrievalBuffer(config)
     rng = np.random.default_rng(22)
@@ -69,8 +70,8 @@ def test_declared_drain_latency_holds_in_simulation():
                              gaps=rng.integers(0, 2, n)) for n in (1, 7, 20)]
     results = check_block("buffer", config, problems, component=dut)
     assert [int(result["cycles"]) for result in results] == [
-        2 * len(problem["selected"]) + dut.insert_latency + dut.drain_latency
-        + dut.flush_latency
+        (2 + dut.sort_rounds_per_entry) * len(problem["selected"]) + dut.insert_latency
+        + dut.drain_latency + dut.flush_latency
         for problem in problems]
 
 

@@ -27,11 +27,11 @@ def descriptors(result):
 
 def test_topk_ties_go_to_lower_index():
     # scores 5 7 7 3, counts 2 each -> bases 0 2 4 6; k = 2 keeps clusters 1 and 2 (both 7),
-    # ranges [2, 4) and [4, 6) merge into (2, 4); cycles = 4 beats + 1 insertion + 2 kept + 2 drain
-    # pipeline + 2 flush.
+    # ranges [2, 4) and [4, 6) merge into (2, 4); cycles = 4 beats + 1 insertion + 2 sort
+    # rounds (one per kept) + 2 kept + 1 drain pipeline + 2 flush.
     result = run(TINY.replace(topk_k=2), [5, 7, 7, 3], [2, 2, 2, 2], mode=MODE_TOPK)
     assert descriptors(result) == [(2, 4)]
-    assert result["cycles"] == 11
+    assert result["cycles"] == 12
     # all equal, k = 1: the lowest index wins.
     result = run(TINY.replace(topk_k=1), [4, 4, 4], [3, 1, 1], mode=MODE_TOPK)
     assert descriptors(result) == [(0, 3)]
@@ -42,7 +42,8 @@ def test_topk_k_at_least_clusters_keeps_every_candidate():
     result = run(TINY.replace(topk_k=64), [1, 2, 3], [1, 2, 3], selected=[1, 0, 1],
                  mode=MODE_TOPK)
     assert descriptors(result) == [(0, 1), (3, 3)]
-    assert result["cycles"] == 2 + 1 + 2 + 2 + 2  # beats, insertion, kept, drain pipeline, flush
+    # beats, insertion, sort rounds (one per kept), kept, drain pipeline, flush
+    assert result["cycles"] == 2 + 1 + 2 + 2 + 1 + 2
 
 
 def test_dynamic_keeps_every_candidate_and_merges():
@@ -59,7 +60,8 @@ def test_budget_prefix_rule_drops_later_smaller_clusters():
     # exceeds, so it and cluster 2 (which alone would still fit) are dropped.
     result = run(TINY.replace(token_budget=4), [9, 8, 7], [3, 5, 1])
     assert descriptors(result) == [(0, 3)]
-    assert result["cycles"] == 3 + 1 + 1 + 2 + 2  # beats, insertion, kept, drain pipeline, flush
+    # beats, insertion, sort rounds (one per kept), kept, drain pipeline, flush
+    assert result["cycles"] == 3 + 1 + 1 + 1 + 1 + 2
     # budget exactly reached is within: 3 + 5 = 8.
     result = run(TINY.replace(token_budget=8), [9, 8, 7], [3, 5, 1])
     assert descriptors(result) == [(0, 8)]
@@ -82,8 +84,9 @@ def test_empty_selection_and_empty_clusters():
     assert descriptors(result) == []
     assert result["cycles"] == 1 + 2  # one idle beat, flush
     result = run(TINY, [9, 9], [4, 4], selected=[0, 0], mode=MODE_TOPK)
-    # idle beat, insertion cycle, one drain step, drain pipeline, flush
-    assert result["cycles"] == 1 + 1 + 1 + 2 + 2
+    # idle beat, insertion cycle, no sort round (nothing kept), one drain step, drain
+    # pipeline, flush
+    assert result["cycles"] == 1 + 1 + 0 + 1 + 1 + 2
     # count 0 is no candidate: top-1 is cluster 1 (score 2), not cluster 0 (score 9).
     result = run(TINY.replace(topk_k=1), [9, 2], [0, 5], mode=MODE_TOPK)
     assert descriptors(result) == [(0, 5)]

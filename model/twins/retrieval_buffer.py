@@ -40,12 +40,14 @@ Cycle model
     an always-ready sink, counting from the cycle of the first input transfer to the cycle of
     the last output transfer, both included:
     ``cycles = beats + 2`` (:data:`FLUSH_CYCLES`) in dynamic mode without a budget (clusters
-    stream through the merger), ``cycles = beats + 1 + max(1, kept) + 2 + 2`` in top-k mode and
-    in budgeted dynamic mode: collect (each beat is inserted :data:`INSERT_CYCLES` = 1 cycle
-    after its transfer, its compares with the entries registered with it), then choose one kept
-    cluster per cycle in base order, each reaching the merger :data:`DRAIN_CYCLES` = 2 cycles
-    after it is chosen (a registered choice, then its registered fields), then the merger's 2.
-    The input takes one beat per
+    stream through the merger), ``cycles = beats + 1 + kept + max(1, kept) + 1 + 2`` in top-k
+    mode and in budgeted dynamic mode: collect (each beat is inserted :data:`INSERT_CYCLES` = 1
+    cycle after its transfer, its compares with the entries registered with it), then sort the
+    kept clusters by base in :data:`SORT_ROUNDS_PER_ENTRY` = 1 round per kept cluster (an
+    odd-even transposition sort, one round per cycle), then hand one kept cluster per cycle to
+    the merger in base order (at least one cycle: with nothing kept, a beat without a range),
+    :data:`DRAIN_CYCLES` = 1 cycle after it is chosen (the head entry's registered copy),
+    then the merger's 2. The input takes one beat per
     cycle in every mode (:data:`BEATS_PER_CYCLE`). Problems may follow each other back to
     back: a problem's count does not depend on its neighbours (a problem after a buffered one
     starts once the drain has handed its last cluster to the merger). Stalls change the
@@ -59,7 +61,7 @@ import numpy as np
 from model.npzio import ArraySpec, check_arrays
 
 __all__ = ["MODE_DYNAMIC", "MODE_TOPK", "BEATS_PER_CYCLE", "FLUSH_CYCLES", "DRAIN_CYCLES",
-           "INSERT_CYCLES",
+           "INSERT_CYCLES", "SORT_ROUNDS_PER_ENTRY",
            "INPUTS", "OUTPUTS",
            "validate_problem", "rank_order", "kept_clusters", "merge_ranges", "buffered",
            "problem_cycles", "retrieve",
@@ -75,12 +77,15 @@ BEATS_PER_CYCLE = 1
 #: modes) until the last descriptor is transferred: the merger's flush cycle and the output
 #: register.
 FLUSH_CYCLES = 2
-#: Cycles from choosing a kept cluster in the buffered modes to handing it to the merger (the
-#: registered choice, then its registered base and count).
-DRAIN_CYCLES = 2
+#: Cycles from choosing a kept cluster in the buffered modes to handing it to the merger: the
+#: buffer's head entry is registered on its way.
+DRAIN_CYCLES = 1
 #: Cycles from a buffered beat's transfer to its insertion into the sorted buffer (the beat and
 #: its compares with the entries registered).
 INSERT_CYCLES = 1
+#: Rounds (cycles) of the sort by base after the last insertion, per kept cluster: an odd-even
+#: transposition sort of ``n`` entries takes ``n`` rounds.
+SORT_ROUNDS_PER_ENTRY = 1
 
 INPUTS = [
     ArraySpec("selected", "b", 1,
@@ -200,7 +205,8 @@ def problem_cycles(config, selected, kept, mode=MODE_DYNAMIC):
     beats = max(1, int(np.count_nonzero(selected)))
     if not buffered(config, mode):
         return beats + FLUSH_CYCLES
-    return (beats + INSERT_CYCLES + max(1, int(np.count_nonzero(kept))) + DRAIN_CYCLES
+    kept = int(np.count_nonzero(kept))
+    return (beats + INSERT_CYCLES + SORT_ROUNDS_PER_ENTRY * kept + max(1, kept) + DRAIN_CYCLES
             + FLUSH_CYCLES)
 
 
