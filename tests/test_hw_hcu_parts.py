@@ -18,25 +18,33 @@ from tests.hcu_configs import small_config
 CASES = 300
 
 
-@pytest.mark.parametrize("lanes, width", [(1, 1), (5, 2), (16, 4)])
+@pytest.mark.parametrize("lanes, width", [(1, 1), (5, 2), (16, 4), (16, 2)])
 def test_free_lane_picker(lanes, width):
     config = small_config(hcu_lanes=lanes, hcu_dispatch_width=width)
     dut = FreeLanePicker(config)
-    rng = random.Random(lanes)
+    rng = random.Random(lanes * 10 + width)
 
     async def testbench(ctx):
+        # Reference: after reset every lane is free; then the grants of a cycle are the
+        # lowest lanes among those with ``available_next`` set in the previous cycle less the
+        # grants taken there.
+        free = list(range(lanes))
         for _ in range(CASES):
-            available = rng.getrandbits(lanes)
-            ctx.set(dut.available, available)
-            await ctx.delay(PERIOD)
-            free = [lane for lane in range(lanes) if available >> lane & 1]
             for job in range(width):
-                # Reference: job j takes the j-th lowest free lane.
-                assert ctx.get(dut.found[job]) == (job < len(free)), (available, job)
-                if job < len(free):
-                    assert ctx.get(dut.lane[job]) == free[job], (available, job)
+                # Job j has the j-th lowest free lane.
+                assert ctx.get(dut.found[job]) == (job < len(free)), (free, job)
+                expected = free[job] if job < len(free) else 0
+                assert ctx.get(dut.lane[job]) == expected, (free, job)
+                assert ctx.get(dut.grant[job]) == (1 << expected if job < len(free) else 0)
+            available = rng.getrandbits(lanes) if rng.random() < 0.8 else (1 << lanes) - 1
+            taken = rng.randint(0, min(width, len(free)))
+            ctx.set(dut.available_next, available)
+            ctx.set(dut.taken, (1 << taken) - 1)
+            await ctx.tick()
+            free = [lane for lane in range(lanes)
+                    if available >> lane & 1 and lane not in free[:taken]]
 
-    simulate(dut, testbench, CASES + 1, clocked=False)
+    simulate(dut, testbench, CASES + 2)
 
 
 @pytest.mark.parametrize("lanes", [1, 2, 5, 16])
@@ -125,8 +133,8 @@ def test_similarity_lane(bits, threshold, slots):
     rng = random.Random(bits)
     beats, mask = config.hcu_beats_per_hash, (1 << bits) - 1
 
-    ahead = (1 << min(4 * bits, config.hash_bits)) - 1
-    assert dut.min_job_cycles == 4
+    ahead = (1 << min(5 * bits, config.hash_bits)) - 1
+    assert dut.min_job_cycles == 5
     assert dut.load_latency == 1
 
     async def testbench(ctx):
@@ -134,10 +142,13 @@ def test_similarity_lane(bits, threshold, slots):
         best = [(0, 0)] * slots          # the reset value; the unit clears a slot before use
         finished = loads = 0
         reserves = [False, False]        # reserved two cycles ago, one cycle ago
-        available = True                 # the reset value
+        available_next = True            # the reset value
+        free = True                      # the lane can be reserved (every lane after reset)
         for cycle in range(CASES):
-            assert ctx.get(dut.available) == available
-            reserve = available and rng.random() < 0.7
+            assert ctx.get(dut.available_next) == available_next
+            # As in the unit, reserved only when free: ``available_next`` set in the previous
+            # cycle and no reservation then.
+            reserve = free and rng.random() < 0.7
             load = reserves[0]                          # a job loads two cycles after reserve
             # Differences of few set bits often match; random ones exit early.
             difference = (rng.getrandbits(config.hash_bits) if rng.random() < 0.5 else
@@ -153,13 +164,14 @@ def test_similarity_lane(bits, threshold, slots):
                                 (dut.load_cluster, new_job[3]), (dut.load_tag, new_job[4]),
                                 (dut.clear, clear)):
                 ctx.set(port, value)
-            # Available next cycle: nothing reserved now or in the two previous cycles (still
-            # to load, or loading now), and the compare of this cycle, if any, ends in this
-            # beat or one of the next three.
-            ends_soon = job is None or job[1] + 3 >= beats - 1 or \
+            # Free in two cycles unless reserved in the next: nothing reserved now or in the
+            # two previous cycles (still to load, or loading now), and the compare of this
+            # cycle, if any, ends in this beat or one of the next four.
+            ends_soon = job is None or job[1] + 4 >= beats - 1 or \
                 job[2] + _popcount(job[0] & ahead) >= threshold
             loads += load
-            available = not reserve and not any(reserves) and ends_soon
+            free = available_next and not reserve
+            available_next = not reserve and not any(reserves) and ends_soon
             reserves = [reserves[1], reserve]
             assert ctx.get(dut.working) == (job is not None)
             if job is not None:
@@ -309,6 +321,7 @@ def test_lane_issue(lanes, width, slots):
             for job in range(width):
                 lane, cluster = jobs[job] if job < len(jobs) else (0, 0)
                 ctx.set(dut.job_lane[job], lane)
+                ctx.set(dut.job_grant[job], 1 << lane)
                 ctx.set(dut.job_cluster[job], cluster)
                 ctx.set(dut.bank_data[job], bank_data[job])
             for slot in range(slots):

@@ -30,6 +30,8 @@ class LaneIssue(ConfiguredComponent):
     Members
     -------
     job_valid : In(D)
+    job_grant : In(ArrayLayout(hcu_lanes, D))
+        The lane of each job, one-hot (it reserves the lane, one gate after ``job_valid``).
     job_lane : In(ArrayLayout(range(hcu_lanes), D))
     job_cluster : In(ArrayLayout(cluster_id_bits, D))
     job_slot : In(range(K))
@@ -63,6 +65,7 @@ class LaneIssue(ConfiguredComponent):
         slots = config.hcu_tokens_in_flight
         return {
             "job_valid": In(width),
+            "job_grant": In(data.ArrayLayout(lanes, width)),
             "job_lane": In(data.ArrayLayout(range(lanes), width)),
             "job_cluster": In(data.ArrayLayout(config.cluster_id_bits, width)),
             "job_slot": In(range(slots)),
@@ -101,7 +104,7 @@ class LaneIssue(ConfiguredComponent):
         read_data = Array(read_data)
         for job in range(width):
             for index in range(config.hcu_lanes):
-                with m.If(self.job_valid[job] & (self.job_lane[job] == index)):
+                with m.If(self.job_valid[job] & self.job_grant[job][index]):
                     m.d.comb += self.reserve[index].eq(1)
             read = Signal(name=f"read{job}")
             read_lane = Signal.like(self.job_lane[job], name=f"read{job}_lane")

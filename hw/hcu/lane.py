@@ -7,7 +7,10 @@ from amaranth.lib.wiring import In, Out
 from hw.component import ConfiguredComponent
 from hw.hcu.arith import better
 
-__all__ = ["SimilarityLane"]
+__all__ = ["SimilarityLane", "MIN_JOB_CYCLES"]
+
+#: Fewest cycles from one reservation of a lane to the next (:attr:`SimilarityLane.min_job_cycles`).
+MIN_JOB_CYCLES = 5
 
 
 def _popcount(value):
@@ -30,13 +33,15 @@ class SimilarityLane(ConfiguredComponent):
     count, the best-match update or the availability), so the unit's widest fan-out, the
     issue stage's operands, ends at a register (:attr:`load_latency`).
 
-    ``available`` comes from two registers through one gate, so the dispatcher's choice of
-    lanes starts from flip-flops and its ``reserve`` ends at a flip-flop: it holds in cycle
-    ``y + 1`` when the lane was given no job (``reserve``) in
-    ``y``, ``y - 1`` or ``y - 2`` and the compare of cycle ``y`` (if any) ends within three more
-    beats. A job reserved in cycle ``x`` is loaded in ``x + 2`` (the unit reads and registers
-    the table first) and its first beat is in ``x + 3``, so the lane is free again in
-    ``x + max(beats, 4)`` (:attr:`min_job_cycles`).
+    ``available_next`` is a register that looks two cycles ahead, so the unit's choice of the
+    next cycle's lanes (:class:`hw.hcu.FreeLanePicker`, itself registered) starts from
+    flip-flops and this cycle's ``reserve`` ends at a flip-flop through one gate: it holds in
+    cycle ``y + 1`` when the lane was given no job (``reserve``) in ``y``, ``y - 1`` or
+    ``y - 2`` and the compare of cycle ``y`` (if any) ends within four more beats; the lane
+    can then be reserved in ``y + 2`` unless it is reserved in ``y + 1``. A job reserved in
+    cycle ``x`` is loaded in ``x + 2`` (the unit reads and registers the table first) and its
+    first beat is in ``x + 3``, so the lane is free again in ``x + max(beats, 5)``
+    (:attr:`min_job_cycles`).
 
     Parameters
     ----------
@@ -45,8 +50,9 @@ class SimilarityLane(ConfiguredComponent):
     Members
     -------
     reserve : In(1)
-        The dispatcher gives the lane a job this cycle (only when ``available``); it is
-        loaded two cycles later.
+        The dispatcher gives the lane a job this cycle (only when ``available_next`` was set
+        in the previous cycle and the lane was not reserved then); it is loaded two cycles
+        later.
     load : In(1)
         A job's operands arrive this cycle (two cycles after its ``reserve``); its first beat
         is in the next cycle.
@@ -57,8 +63,9 @@ class SimilarityLane(ConfiguredComponent):
         loading: the unit clears a slot the cycle after a token enters it).
     working : Out(1)
         The lane compares in this cycle (a register).
-    available : Out(1)
-        The lane can be reserved this cycle: its compares end in time (from registers).
+    available_next : Out(1)
+        The lane can be reserved in the next cycle unless it is reserved in this one: its
+        compares end in time (a register).
     tag : Out(range(hcu_tokens_in_flight))
         Token slot of the compare in this cycle (when ``working``; a register).
     best_distance, best_cluster : Out, one per token slot
@@ -80,7 +87,7 @@ class SimilarityLane(ConfiguredComponent):
             "load_cluster": In(config.cluster_id_bits),
             "clear": In(slots),
             "working": Out(1),
-            "available": Out(1),
+            "available_next": Out(1, init=1),
             "tag": Out(range(slots)),
             "best_distance": Out(data.ArrayLayout(range(config.hash_bits + 1), slots)),
             "best_cluster": Out(data.ArrayLayout(config.cluster_id_bits, slots)),
@@ -95,7 +102,7 @@ class SimilarityLane(ConfiguredComponent):
     def min_job_cycles(self):
         """Fewest cycles from one ``reserve`` of the lane to the next (a compare of fewer beats
         leaves the lane idle for the rest)."""
-        return 4
+        return MIN_JOB_CYCLES
 
     def elaborate(self, platform):
         config = self._config
@@ -112,29 +119,28 @@ class SimilarityLane(ConfiguredComponent):
         distance = Signal(range(threshold + width))
         reached = Signal()
         finishing = Signal()
-        lookahead = min(4 * width, config.hash_bits)
+        # The beats of this cycle and of the next four (the lane's next job, reserved at the
+        # earliest two cycles from now, beats three cycles after its reservation).
+        lookahead = min(5 * width, config.hash_bits)
         distance_ahead = Signal(range(threshold + lookahead))
         ends_soon = Signal()
         reserved = Signal(2)           # reserved one and two cycles ago, loaded later
-        free = Signal(init=1)          # no reservation before the last cycle's, compare ending
         m.d.comb += [
             distance.eq(partial + _popcount(difference[:width])),
             reached.eq(distance >= threshold),
             finishing.eq(self.working & (reached | (beat == beats - 1))),
-            # The reservation of the previous cycle is applied here, from its register: this
-            # cycle's ``reserve`` (the end of the dispatcher's logic) only reaches a register.
-            self.available.eq(free & ~reserved[0]),
-            # Lookahead: the compare of this cycle ends in this beat or one of the next three.
+            # Lookahead: the compare of this cycle ends in this beat or one of the next four.
             distance_ahead.eq(partial + _popcount(difference[:lookahead])),
             ends_soon.eq((distance_ahead >= threshold)
-                         | (beat >= beats - 4 if beats > 4 else Const(1))),
+                         | (beat >= beats - 5 if beats > 5 else Const(1))),
         ]
-        # Availability for the next cycle: no job reserved now or in the two previous cycles
-        # (still to be loaded or loading), and the compare in progress, if any, ends in time;
-        # ``free`` holds all but the first condition, which ``available`` applies from
-        # ``reserved[0]``.
+        # Free in two cycles unless reserved in the next: no job reserved now or in the two
+        # previous cycles (still to be loaded, or loading), and the compare in progress, if
+        # any, ends in time. This cycle's ``reserve`` (the end of the dispatcher's logic)
+        # reaches the register through one gate.
         m.d.sync += [reserved.eq(Cat(self.reserve, reserved[0])),
-                     free.eq(~reserved.any() & (~self.working | ends_soon))]
+                     self.available_next.eq(~self.reserve & ~reserved.any()
+                                            & (~self.working | ends_soon))]
         with m.If(self.load):
             m.d.sync += [self.working.eq(1), difference.eq(self.load_difference), beat.eq(0),
                          partial.eq(0), self.tag.eq(self.load_tag),
