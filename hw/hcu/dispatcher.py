@@ -170,72 +170,85 @@ class Dispatcher(ConfiguredComponent):
         # by the count. Every next value of the walk's state and of its tests is made from
         # registers for each possible outcome of the cycle, and the outcome (the walk jobs,
         # the decision ``pop``, a token entering) only selects one (:func:`select`): no
-        # arithmetic after the cycle's late signals.
-        exactly = [more[count] & ~more[count + 1] for count in range(width + 1)]
-        ended = Cat(exactly[count] & (top_is[count]
-                                      | ((self.walk_age == 0) & ~room_above[count]))
-                    for count in range(width + 1)).any()
-        advance = Signal()
-        goes_on = Signal()             # the walk token keeps walking
+        # arithmetic after the cycle's late signals. The catch-up choice, the deepest of the
+        # dispatcher's own signals, is taken out of it: the next state is worked out both
+        # with the walk's jobs and without (a catch-up), and it picks one last.
         entering = Signal()            # the next walk token enters the ring now
-        m.d.comb += [advance.eq(walk_token & ended), goes_on.eq(walk_token & ~ended),
-                     entering.eq(self.push & (self.walk_age + 1 == held))]
         seen_next = Signal.like(opened)
-        m.d.comb += seen_next.eq(seen[next_slot])
+        m.d.comb += [entering.eq(self.push & (self.walk_age + 1 == held)),
+                     seen_next.eq(seen[next_slot])]
+        grows = self.pop & ~self.opens  # a decision that opens no cluster: room grows by one
+        lag_next = self.lag[next_slot]
+        # A new walk token's room is entries minus a small sum, ``used``: its tests compare
+        # that sum with constants (no subtraction before them).
+        used = []
+        for index, value in enumerate((self.walk_age, 1 + self.walk_age,
+                                       1 + lag_next + self.walk_age)):
+            total = Signal(range(2 * slots + 2), name=f"room_used{index}")
+            m.d.comb += total.eq(value)
+            used.append(total)
 
         def top_tests(value, offset=0):
             # The tests of ``value - offset`` (``offset`` taken into the constants).
             return (Cat(value >= count + offset for count in range(width + 1)),
                     Cat(value == count + offset for count in range(width + 1)))
 
-        top_choices = [
-            # No walk token: a token entering now walks from opened; the next walk token:
-            # the one of slot walk_slot + 1 (its walk has not begun), or the one entering.
-            ((~walk_token & self.push) | (advance & entering), (opened, *top_tests(opened))),
-            (advance & ~entering, (seen_next, *top_tests(seen_next))),
-            ((~walk_token & ~self.push) | (goes_on & exactly[0]),
-             (top, top_at_least, top_is)),
-        ] + [(goes_on & exactly[count], (top - count, *top_tests(top, count)))
-             for count in range(1, width + 1)]
-        for index, register in enumerate((top, top_at_least, top_is)):
-            m.d.sync += register.eq(select([(condition, values[index])
-                                            for condition, values in top_choices]))
-        with m.If(advance):
-            m.d.sync += walk_begun.eq(0)
-        with m.Elif(goes_on & more[1]):
-            m.d.sync += walk_begun.eq(1)
-        with m.If(advance & ~self.pop):
-            m.d.sync += self.walk_age.eq(self.walk_age + 1)
-        with m.Elif(~advance & self.pop):
-            m.d.sync += self.walk_age.eq(self.walk_age - 1)
+        def room_tests(offset):
+            # The tests of ``room - offset`` (``offset`` taken into the constants).
+            return Cat(room > count + offset for count in range(width + 1))
 
-        # ``room`` next cycle, from top_next + entries - opened_next - walk_age_next: a new
-        # walk token starts from ``seen`` = opened - lag (its ring counter) or, entering now,
-        # from opened; otherwise ``room`` moves down by the walk jobs. A decision that opens no
-        # cluster adds one (``opens`` only comes with ``pop``).
-        grows = self.pop & ~self.opens
-        lag_next = self.lag[next_slot]
+        def outcome(more):
+            """The next values of the walk's registers, given ``more`` (at least c walk
+            jobs), in the order of ``registers`` below."""
+            exactly = [more[count] & ~more[count + 1] for count in range(width + 1)]
+            ended = Cat(exactly[count] & (top_is[count]
+                                          | ((self.walk_age == 0) & ~room_above[count]))
+                        for count in range(width + 1)).any()
+            advance = walk_token & ended
+            goes_on = walk_token & ~ended      # the walk token keeps walking
+            top_choices = [
+                # No walk token: a token entering now walks from opened; the next walk token:
+                # the one of slot walk_slot + 1 (its walk has not begun), or the one entering.
+                ((~walk_token & self.push) | (advance & entering),
+                 (opened, *top_tests(opened))),
+                (advance & ~entering, (seen_next, *top_tests(seen_next))),
+                ((~walk_token & ~self.push) | (goes_on & exactly[0]),
+                 (top, top_at_least, top_is)),
+            ] + [(goes_on & exactly[count], (top - count, *top_tests(top, count)))
+                 for count in range(1, width + 1)]
+            # ``room`` next cycle, from top_next + entries - opened_next - walk_age_next: a new
+            # walk token starts from ``seen`` = opened - lag (its ring counter) or, entering
+            # now, from opened; otherwise ``room`` moves down by the walk jobs.
+            starts = [~walk_token, advance & entering, advance & ~entering]
+            room_choices = [(held == 0, (entries, Cat(Const(entries > count)
+                                                      for count in range(width + 1))))]
+            for grown in (0, 1):
+                settled = (held != 0) & (grows if grown else ~grows)
+                room_choices += [(settled & condition,
+                                  (entries - total + grown,
+                                   Cat(total < entries + grown - count
+                                       for count in range(width + 1))))
+                                 for condition, total in zip(starts, used)]
+                room_choices += [(settled & goes_on & exactly[count],
+                                  (room - count + grown, room_tests(count - grown)))
+                                 for count in range(width + 1)]
+            values = [select([(condition, choice[index]) for condition, choice in choices])
+                      for choices in (top_choices, room_choices)
+                      for index in range(len(choices[0][1]))]
+            return values + [
+                Mux(advance, 0, Mux(goes_on & more[1], 1, walk_begun)),
+                select([(advance & ~self.pop, self.walk_age + 1),
+                        (~advance & self.pop, self.walk_age - 1),
+                        (advance == self.pop, self.walk_age)]),
+                Mux(advance, next_slot, walk_slot),
+            ]
 
-        def room_tests(value, offset):
-            # The tests of ``value - offset`` (``offset`` taken into the constants).
-            return Cat(value > count + offset for count in range(width + 1))
-
-        room_choices = [(held == 0, (entries, Cat(Const(entries > count)
-                                                  for count in range(width + 1))))]
-        for grown in (0, 1):
-            settled = (held != 0) & (grows if grown else ~grows)
-            starts = [(~walk_token, entries - self.walk_age),
-                      (advance & entering, entries - 1 - self.walk_age),
-                      (advance & ~entering, entries - 1 - lag_next - self.walk_age)]
-            room_choices += [(settled & condition, (value + grown, room_tests(value, -grown)))
-                             for condition, value in starts]
-            room_choices += [(settled & goes_on & exactly[count],
-                              (room - count + grown, room_tests(room, count - grown)))
-                             for count in range(width + 1)]
-        for index, register in enumerate((room, room_above)):
-            m.d.sync += register.eq(select([(condition, values[index])
-                                            for condition, values in room_choices]))
-        if slots > 1:
-            with m.If(advance):
-                m.d.sync += walk_slot.eq(next_slot)
+        registers = [top, top_at_least, top_is, room, room_above, walk_begun, self.walk_age,
+                     walk_slot]
+        walk_more = [Const(1)] + [self.found[count - 1] & walk_token & top_at_least[count]
+                                  & room_above[count - 1] for count in range(1, width + 1)]
+        walking = outcome(walk_more + [Const(0)])
+        catching = outcome([Const(1)] + [Const(0)] * (width + 1))
+        for register, walk_value, catch_value in zip(registers, walking, catching):
+            m.d.sync += register.eq(Mux(catch_up, catch_value, walk_value))
         return m
