@@ -232,23 +232,28 @@ class HashClusterUnit(ConfiguredComponent):
         head = ring.head
 
         # Decide. Each token slot has its argmin tree over the lanes' best matches (two
-        # registered stages), and ``busy`` says per slot whether a job of it is dispatched, in
-        # the read or load stage or in a lane, or a token enters it or is cleared. Cycle y: the
+        # registered stages), and ``busy`` says per slot whether a job of it is in the read or
+        # load stage or in a lane, or a token enters it or is cleared (a job dispatched in y is
+        # in the read stage in y + 1, ``dispatched_1``, and in ``busy`` then). Cycle y: the
         # trees' first stage, busy registered. Cycle y + 1: their second stage (and the
         # "below the threshold" flag). Cycle y + 2: the oldest token is
         # decided from its tree once its walk is done, every cluster opened before it has been
-        # compared and its slot was not busy in the two previous cycles.
+        # compared, its slot was not busy in the two previous cycles and no job of it was
+        # dispatched in the previous cycle.
         busy = Signal(slots)
         busy_1 = Signal(slots)         # busy in the previous cycle
         busy_2 = Signal(slots)         # busy two cycles before
+        # A job of the slot dispatched in the previous cycle: it is in the read stage now (the
+        # dispatch itself is not in ``busy``, so the dispatcher's jobs end at registers).
+        dispatched_1 = Signal(slots)
         clearing = Signal(slots)       # a token entered the slot in the previous cycle
         for slot in range(slots):
             m.d.comb += busy[slot].eq(
                 Cat(lane.working & (lane.tag == slot) for lane in lanes).any()
                 | (issue.read_valid & (issue.read_slot == slot))
                 | (issue.load_valid & (issue.load_tag == slot))
-                | (dispatcher.job_valid.any() & (dispatcher.job_slot == slot))
                 | (ring.push & (ring.tail == slot)) | clearing[slot])
+            m.d.comb += dispatched_1[slot].eq(issue.read_valid & (issue.read_slot == slot))
             for index, lane in enumerate(lanes):
                 m.d.comb += [argmins[slot].distance[index].eq(lane.best_distance[slot]),
                              argmins[slot].cluster[index].eq(lane.best_cluster[slot])]
@@ -263,7 +268,8 @@ class HashClusterUnit(ConfiguredComponent):
             found.eq(best_found),
             full.eq(opened == config.max_clusters),
             self.o.valid.eq((ring.held != 0) & (dispatcher.walk_age != 0)
-                            & ~(ring.behind | busy_1 | busy_2).bit_select(head, 1)),
+                            & ~(ring.behind | dispatched_1 | busy_1 | busy_2)
+                            .bit_select(head, 1)),
             self.o.payload.last.eq(ring.last[head]),
             self.o.payload.cluster.eq(Mux(found, best_cluster,
                                           Mux(full, 0, opened[:config.cluster_id_bits]))),
