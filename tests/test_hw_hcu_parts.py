@@ -27,8 +27,9 @@ def test_free_lane_picker(lanes, width):
     async def testbench(ctx):
         # Reference: after reset every lane is free; then the grants of a cycle are the
         # lowest lanes among those with ``available_next`` set in the previous cycle less the
-        # grants taken there.
+        # grants taken there and in the cycle before.
         free = list(range(lanes))
+        took = []                        # the lanes taken in the previous cycle
         for _ in range(CASES):
             for job in range(width):
                 # Job j has the j-th lowest free lane.
@@ -41,8 +42,9 @@ def test_free_lane_picker(lanes, width):
             ctx.set(dut.available_next, available)
             ctx.set(dut.taken, (1 << taken) - 1)
             await ctx.tick()
-            free = [lane for lane in range(lanes)
-                    if available >> lane & 1 and lane not in free[:taken]]
+            # Its ``available_next`` does not know of the lanes taken in the previous cycle.
+            free, took = ([lane for lane in range(lanes) if available >> lane & 1
+                           and lane not in free[:taken] and lane not in took], free[:taken])
 
     simulate(dut, testbench, CASES + 2)
 
@@ -159,19 +161,20 @@ def test_similarity_lane(bits, threshold, slots):
             for busy in ([job] if job is not None else []) + ([new_job] if load else []):
                 clear &= ~(1 << busy[4])
             clear |= (1 << slots) - 1 if cycle == 0 else 0
-            for port, value in ((dut.reserve, reserve), (dut.load, load),
+            for port, value in ((dut.reserved, reserves[1]), (dut.load, load),
                                 (dut.load_difference, difference),
                                 (dut.load_cluster, new_job[3]), (dut.load_tag, new_job[4]),
                                 (dut.clear, clear)):
                 ctx.set(port, value)
-            # Free in two cycles unless reserved in the next: nothing reserved now or in the
-            # two previous cycles (still to load, or loading now), and the compare of this
-            # cycle, if any, ends in this beat or one of the next four.
+            # Free in two cycles unless reserved now or in the next cycle: nothing reserved in
+            # the two previous cycles (still to load, or loading now; the lane learns of a
+            # reservation a cycle late), and the compare of this cycle, if any, ends in this
+            # beat or one of the next four.
             ends_soon = job is None or job[1] + 4 >= beats - 1 or \
                 job[2] + _popcount(job[0] & ahead) >= threshold
             loads += load
-            free = available_next and not reserve
-            available_next = not reserve and not any(reserves) and ends_soon
+            free = available_next and not reserve and not reserves[1]
+            available_next = not any(reserves) and ends_soon
             reserves = [reserves[1], reserve]
             assert ctx.get(dut.working) == (job is not None)
             if job is not None:
@@ -308,6 +311,7 @@ def test_lane_issue(lanes, width, slots):
         # Reference: the jobs (lane, cluster) and slot of the two previous cycles, and the
         # bank data of the previous cycle (the macros' output for the jobs of two cycles ago).
         history = [([], 0), ([], 0)]
+        reserved_before = []             # the lanes chosen in the previous cycle
         previous_data = [0] * width
         loads = 0
         for _ in range(CASES):
@@ -321,14 +325,13 @@ def test_lane_issue(lanes, width, slots):
             for job in range(width):
                 lane, cluster = jobs[job] if job < len(jobs) else (0, 0)
                 ctx.set(dut.job_lane[job], lane)
-                ctx.set(dut.job_grant[job], 1 << lane)
                 ctx.set(dut.job_cluster[job], cluster)
                 ctx.set(dut.bank_data[job], bank_data[job])
             for slot in range(slots):
                 ctx.set(dut.token[slot], tokens[slot])
-            # This cycle's jobs reserve their lanes.
+            # The lanes of last cycle's jobs learn of their reservation.
             for lane in range(lanes):
-                assert ctx.get(dut.reserve[lane]) == (lane in chosen), lane
+                assert ctx.get(dut.reserved[lane]) == (lane in reserved_before), lane
             # Last cycle's jobs are in the read stage.
             assert ctx.get(dut.read_valid) == bool(history[1][0])
             if history[1][0]:
@@ -346,6 +349,7 @@ def test_lane_issue(lanes, width, slots):
                         previous_data[cluster % width] ^ tokens[history[0][1]]
                     loads += 1
             history = [history[1], (jobs, job_slot)]
+            reserved_before = chosen
             previous_data = bank_data
             await ctx.tick()
         assert loads > 0, "no job reached a lane"

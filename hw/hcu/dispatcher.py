@@ -177,7 +177,8 @@ class Dispatcher(ConfiguredComponent):
         seen_next = Signal.like(opened)
         m.d.comb += [entering.eq(self.push & (self.walk_age + 1 == held)),
                      seen_next.eq(seen[next_slot])]
-        grows = self.pop & ~self.opens  # a decision that opens no cluster: room grows by one
+        grows = Signal()               # a decision that opens no cluster: room grows by one
+        m.d.comb += grows.eq(self.pop & ~self.opens)
         lag_next = self.lag[next_slot]
         # A new walk token's room is entries minus a small sum, ``used``: its tests compare
         # that sum with constants (no subtraction before them).
@@ -197,9 +198,10 @@ class Dispatcher(ConfiguredComponent):
             # The tests of ``room - offset`` (``offset`` taken into the constants).
             return Cat(room > count + offset for count in range(width + 1))
 
-        def outcome(more):
+        def outcome(more, grown):
             """The next values of the walk's registers, given ``more`` (at least c walk
-            jobs), in the order of ``registers`` below."""
+            jobs) and ``grown`` (``room`` grows by one: a decision that opens no cluster), in
+            the order of ``registers`` below."""
             exactly = [more[count] & ~more[count + 1] for count in range(width + 1)]
             ended = Cat(exactly[count] & (top_is[count]
                                           | ((self.walk_age == 0) & ~room_above[count]))
@@ -220,18 +222,17 @@ class Dispatcher(ConfiguredComponent):
             # walk token starts from ``seen`` = opened - lag (its ring counter) or, entering
             # now, from opened; otherwise ``room`` moves down by the walk jobs.
             starts = [~walk_token, advance & entering, advance & ~entering]
+            settled = held != 0
             room_choices = [(held == 0, (entries, Cat(Const(entries > count)
                                                       for count in range(width + 1))))]
-            for grown in (0, 1):
-                settled = (held != 0) & (grows if grown else ~grows)
-                room_choices += [(settled & condition,
-                                  (entries - total + grown,
-                                   Cat(total < entries + grown - count
-                                       for count in range(width + 1))))
-                                 for condition, total in zip(starts, used)]
-                room_choices += [(settled & goes_on & exactly[count],
-                                  (room - count + grown, room_tests(count - grown)))
-                                 for count in range(width + 1)]
+            room_choices += [(settled & condition,
+                              (entries - total + grown,
+                               Cat(total < entries + grown - count
+                                   for count in range(width + 1))))
+                             for condition, total in zip(starts, used)]
+            room_choices += [(settled & goes_on & exactly[count],
+                              (room - count + grown, room_tests(count - grown)))
+                             for count in range(width + 1)]
             values = [select([(condition, choice[index]) for condition, choice in choices])
                       for choices in (top_choices, room_choices)
                       for index in range(len(choices[0][1]))]
@@ -247,8 +248,13 @@ class Dispatcher(ConfiguredComponent):
                      walk_slot]
         walk_more = [Const(1)] + [self.found[count - 1] & walk_token & top_at_least[count]
                                   & room_above[count - 1] for count in range(1, width + 1)]
-        walking = outcome(walk_more + [Const(0)])
-        catching = outcome([Const(1)] + [Const(0)] * (width + 1))
-        for register, walk_value, catch_value in zip(registers, walking, catching):
-            m.d.sync += register.eq(Mux(catch_up, catch_value, walk_value))
+        # The decision (``grows``) and the catch-up choice select last, the decision
+        # outermost (the values that do not depend on it are the same logic, merged).
+        outcomes = [[outcome(walk_more + [Const(0)], grown),
+                     outcome([Const(1)] + [Const(0)] * (width + 1), grown)]
+                    for grown in (0, 1)]
+        for index, register in enumerate(registers):
+            same, more_room = (Mux(catch_up, catching[index], walking[index])
+                               for walking, catching in outcomes)
+            m.d.sync += register.eq(Mux(grows, more_room, same))
         return m

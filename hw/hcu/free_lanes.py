@@ -35,8 +35,9 @@ class FreeLanePicker(ConfiguredComponent):
     that cycle; ``found[j]`` is 0 when fewer than ``j + 1`` lanes can (``lane[j]`` and
     ``grant[j]`` are then 0). The choice is a register (the *grant*), made in the previous
     cycle from the lanes' ``available_next`` registers: the lanes free in the next cycle are
-    those with ``available_next`` set less the grants this cycle's jobs take (``taken``, a
-    prefix of the grants, so jobs ``0 .. j``). The choice for every possible number of taken
+    those with ``available_next`` set less the grants the previous cycle's jobs took (a
+    register here: the lanes learn of their reservations a cycle late) and those this
+    cycle's jobs take (``taken``, a prefix of the grants, so jobs ``0 .. j``). The choice for every possible number of taken
     grants is made from registers, and ``taken``, the last signal of the cycle, only selects
     one of them: the dispatcher's jobs do not wait for a search over the lanes.
 
@@ -51,7 +52,7 @@ class FreeLanePicker(ConfiguredComponent):
     -------
     available_next : In(hcu_lanes)
         Bit ``l``: lane ``l`` can take a job in the next cycle unless it takes one in this
-        cycle (:attr:`hw.hcu.SimilarityLane.available_next`).
+        cycle or took one in the previous (:attr:`hw.hcu.SimilarityLane.available_next`).
     taken : In(D)
         Bit ``j``: job ``j`` of this cycle takes grant ``j`` (a prefix: bit ``j`` only with bit
         ``j - 1``).
@@ -93,7 +94,14 @@ class FreeLanePicker(ConfiguredComponent):
                          self.lane[job].eq(number if index_bits else 0)]
         m.d.comb += self.found.eq(found)
         # The next grants for each number of grants taken now (0 .. D), from registers.
-        free = self.available_next
+        # The lanes the previous cycle's jobs took, one-hot (their ``available_next`` does not
+        # know it yet).
+        took = Signal(lanes)
+        m.d.sync += took.eq(Cat(*(Cat(self.taken[job] & grant[job][index]
+                                      for job in range(width)).any()
+                                  for index in range(lanes))))
+        free = Signal(lanes)
+        m.d.comb += free.eq(self.available_next & ~took)
         choices = []
         for taken in range(width + 1):
             picked = lowest_lanes(m, free, width, f"taken{taken}")

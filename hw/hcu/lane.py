@@ -35,12 +35,14 @@ class SimilarityLane(ConfiguredComponent):
 
     ``available_next`` is a register that looks two cycles ahead, so the unit's choice of the
     next cycle's lanes (:class:`hw.hcu.FreeLanePicker`, itself registered) starts from
-    flip-flops and this cycle's ``reserve`` ends at a flip-flop through one gate: it holds in
-    cycle ``y + 1`` when the lane was given no job (``reserve``) in ``y``, ``y - 1`` or
-    ``y - 2`` and the compare of cycle ``y`` (if any) ends within four more beats; the lane
-    can then be reserved in ``y + 2`` unless it is reserved in ``y + 1``. A job reserved in
-    cycle ``x`` is loaded in ``x + 2`` (the unit reads and registers the table first) and its
-    first beat is in ``x + 3``, so the lane is free again in ``x + max(beats, 5)``
+    flip-flops, and the lane learns of its reservations a cycle late, from the issue stage's
+    registers (``reserved``), so the dispatcher's jobs are not broadcast to every lane: it
+    holds in cycle ``y + 1`` when the lane was given no job in ``y - 1`` or ``y - 2`` and the
+    compare of cycle ``y`` (if any) ends within four more beats; the lane can then be
+    reserved in ``y + 2`` unless it is reserved in ``y`` or ``y + 1`` (the picker knows
+    those). A job reserved in cycle ``x`` is loaded in ``x + 2`` (the unit reads and
+    registers the table first) and its first beat is in ``x + 3``, so the lane is free again
+    in ``x + max(beats, 5)``
     (:attr:`min_job_cycles`).
 
     Parameters
@@ -49,12 +51,11 @@ class SimilarityLane(ConfiguredComponent):
 
     Members
     -------
-    reserve : In(1)
-        The dispatcher gives the lane a job this cycle (only when ``available_next`` was set
-        in the previous cycle and the lane was not reserved then); it is loaded two cycles
-        later.
+    reserved : In(1)
+        The lane was given a job in the previous cycle (only when it was free then; a
+        register of the issue stage); the job is loaded in the next cycle.
     load : In(1)
-        A job's operands arrive this cycle (two cycles after its ``reserve``); its first beat
+        A job's operands arrive this cycle (two cycles after its reservation); its first beat
         is in the next cycle.
     load_difference, load_tag, load_cluster : In
         The job's bit difference, token slot and cluster id.
@@ -64,8 +65,8 @@ class SimilarityLane(ConfiguredComponent):
     working : Out(1)
         The lane compares in this cycle (a register).
     available_next : Out(1)
-        The lane can be reserved in the next cycle unless it is reserved in this one: its
-        compares end in time (a register).
+        The lane can be reserved in the next cycle unless it is reserved in this one or was
+        in the previous one: its compares end in time (a register).
     tag : Out(range(hcu_tokens_in_flight))
         Token slot of the compare in this cycle (when ``working``; a register).
     best_distance, best_cluster : Out, one per token slot
@@ -80,7 +81,7 @@ class SimilarityLane(ConfiguredComponent):
     def _members(self, config):
         slots = config.hcu_tokens_in_flight
         return {
-            "reserve": In(1),
+            "reserved": In(1),
             "load": In(1),
             "load_difference": In(config.hash_bits),
             "load_tag": In(range(slots)),
@@ -100,7 +101,7 @@ class SimilarityLane(ConfiguredComponent):
 
     @property
     def min_job_cycles(self):
-        """Fewest cycles from one ``reserve`` of the lane to the next (a compare of fewer beats
+        """Fewest cycles from one reservation of the lane to the next (a compare of fewer beats
         leaves the lane idle for the rest)."""
         return MIN_JOB_CYCLES
 
@@ -124,7 +125,7 @@ class SimilarityLane(ConfiguredComponent):
         lookahead = min(5 * width, config.hash_bits)
         distance_ahead = Signal(range(threshold + lookahead))
         ends_soon = Signal()
-        reserved = Signal(2)           # reserved one and two cycles ago, loaded later
+        reserved_2 = Signal()          # reserved two cycles ago (loaded now)
         m.d.comb += [
             distance.eq(partial + _popcount(difference[:width])),
             reached.eq(distance >= threshold),
@@ -134,12 +135,11 @@ class SimilarityLane(ConfiguredComponent):
             ends_soon.eq((distance_ahead >= threshold)
                          | (beat >= beats - 5 if beats > 5 else Const(1))),
         ]
-        # Free in two cycles unless reserved in the next: no job reserved now or in the two
-        # previous cycles (still to be loaded, or loading), and the compare in progress, if
-        # any, ends in time. This cycle's ``reserve`` (the end of the dispatcher's logic)
-        # reaches the register through one gate.
-        m.d.sync += [reserved.eq(Cat(self.reserve, reserved[0])),
-                     self.available_next.eq(~self.reserve & ~reserved.any()
+        # Free in two cycles unless reserved now or in the next cycle (the picker excludes
+        # those): no job reserved in the two previous cycles (still to be loaded, or loading),
+        # and the compare in progress, if any, ends in time; every input is a register.
+        m.d.sync += [reserved_2.eq(self.reserved),
+                     self.available_next.eq(~self.reserved & ~reserved_2
                                             & (~self.working | ends_soon))]
         with m.If(self.load):
             m.d.sync += [self.working.eq(1), difference.eq(self.load_difference), beat.eq(0),

@@ -301,8 +301,7 @@ class HashClusterUnit(ConfiguredComponent):
             dispatcher.opens.eq(ring.opens),
             dispatcher.found.eq(free_lanes.found), dispatcher.pop.eq(decide),
             ring.bump.eq(dispatcher.bump), ring.bump_slot.eq(dispatcher.job_slot),
-            issue.job_valid.eq(dispatcher.job_valid), issue.job_grant.eq(free_lanes.grant),
-            issue.job_lane.eq(free_lanes.lane),
+            issue.job_valid.eq(dispatcher.job_valid), issue.job_lane.eq(free_lanes.lane),
             issue.job_cluster.eq(dispatcher.job_cluster), issue.job_slot.eq(dispatcher.job_slot),
             issue.token.eq(ring.hash),
         ]
@@ -310,7 +309,7 @@ class HashClusterUnit(ConfiguredComponent):
             m.d.comb += [read.addr.eq(dispatcher.read_row[bank]),
                          issue.bank_data[bank].eq(read.data)]
         for index, lane in enumerate(lanes):
-            m.d.comb += [lane.reserve.eq(issue.reserve[index]),
+            m.d.comb += [lane.reserved.eq(issue.reserved[index]),
                          lane.load.eq(issue.load[index]), lane.load_tag.eq(issue.load_tag),
                          lane.load_difference.eq(issue.load_difference[index]),
                          lane.load_cluster.eq(issue.load_cluster[index])]
