@@ -18,25 +18,35 @@ from tests.hcu_configs import small_config
 CASES = 300
 
 
-@pytest.mark.parametrize("lanes, width", [(1, 1), (5, 2), (16, 4)])
+@pytest.mark.parametrize("lanes, width", [(1, 1), (5, 2), (16, 4), (16, 2)])
 def test_free_lane_picker(lanes, width):
     config = small_config(hcu_lanes=lanes, hcu_dispatch_width=width)
     dut = FreeLanePicker(config)
-    rng = random.Random(lanes)
+    rng = random.Random(lanes * 10 + width)
 
     async def testbench(ctx):
+        # Reference: after reset every lane is free; then the grants of a cycle are the
+        # lowest lanes among those with ``available_next`` set in the previous cycle less the
+        # grants taken there and in the cycle before.
+        free = list(range(lanes))
+        took = []                        # the lanes taken in the previous cycle
         for _ in range(CASES):
-            available = rng.getrandbits(lanes)
-            ctx.set(dut.available, available)
-            await ctx.delay(PERIOD)
-            free = [lane for lane in range(lanes) if available >> lane & 1]
             for job in range(width):
-                # Reference: job j takes the j-th lowest free lane.
-                assert ctx.get(dut.found[job]) == (job < len(free)), (available, job)
-                if job < len(free):
-                    assert ctx.get(dut.lane[job]) == free[job], (available, job)
+                # Job j has the j-th lowest free lane.
+                assert ctx.get(dut.found[job]) == (job < len(free)), (free, job)
+                expected = free[job] if job < len(free) else 0
+                assert ctx.get(dut.lane[job]) == expected, (free, job)
+                assert ctx.get(dut.grant[job]) == (1 << expected if job < len(free) else 0)
+            available = rng.getrandbits(lanes) if rng.random() < 0.8 else (1 << lanes) - 1
+            taken = rng.randint(0, min(width, len(free)))
+            ctx.set(dut.available_next, available)
+            ctx.set(dut.taken, (1 << taken) - 1)
+            await ctx.tick()
+            # Its ``available_next`` does not know of the lanes taken in the previous cycle.
+            free, took = ([lane for lane in range(lanes) if available >> lane & 1
+                           and lane not in free[:taken] and lane not in took], free[:taken])
 
-    simulate(dut, testbench, CASES + 1, clocked=False)
+    simulate(dut, testbench, CASES + 2)
 
 
 @pytest.mark.parametrize("lanes", [1, 2, 5, 16])
@@ -125,8 +135,8 @@ def test_similarity_lane(bits, threshold, slots):
     rng = random.Random(bits)
     beats, mask = config.hcu_beats_per_hash, (1 << bits) - 1
 
-    ahead = (1 << min(4 * bits, config.hash_bits)) - 1
-    assert dut.min_job_cycles == 4
+    ahead = (1 << min(5 * bits, config.hash_bits)) - 1
+    assert dut.min_job_cycles == 5
     assert dut.load_latency == 1
 
     async def testbench(ctx):
@@ -134,10 +144,13 @@ def test_similarity_lane(bits, threshold, slots):
         best = [(0, 0)] * slots          # the reset value; the unit clears a slot before use
         finished = loads = 0
         reserves = [False, False]        # reserved two cycles ago, one cycle ago
-        available = True                 # the reset value
+        available_next = True            # the reset value
+        free = True                      # the lane can be reserved (every lane after reset)
         for cycle in range(CASES):
-            assert ctx.get(dut.available) == available
-            reserve = available and rng.random() < 0.7
+            assert ctx.get(dut.available_next) == available_next
+            # As in the unit, reserved only when free: ``available_next`` set in the previous
+            # cycle and no reservation then.
+            reserve = free and rng.random() < 0.7
             load = reserves[0]                          # a job loads two cycles after reserve
             # Differences of few set bits often match; random ones exit early.
             difference = (rng.getrandbits(config.hash_bits) if rng.random() < 0.5 else
@@ -148,18 +161,20 @@ def test_similarity_lane(bits, threshold, slots):
             for busy in ([job] if job is not None else []) + ([new_job] if load else []):
                 clear &= ~(1 << busy[4])
             clear |= (1 << slots) - 1 if cycle == 0 else 0
-            for port, value in ((dut.reserve, reserve), (dut.load, load),
+            for port, value in ((dut.reserved, reserves[1]), (dut.load, load),
                                 (dut.load_difference, difference),
                                 (dut.load_cluster, new_job[3]), (dut.load_tag, new_job[4]),
                                 (dut.clear, clear)):
                 ctx.set(port, value)
-            # Available next cycle: nothing reserved now or in the two previous cycles (still
-            # to load, or loading now), and the compare of this cycle, if any, ends in this
-            # beat or one of the next three.
-            ends_soon = job is None or job[1] + 3 >= beats - 1 or \
+            # Free in two cycles unless reserved now or in the next cycle: nothing reserved in
+            # the two previous cycles (still to load, or loading now; the lane learns of a
+            # reservation a cycle late), and the compare of this cycle, if any, ends in this
+            # beat or one of the next four.
+            ends_soon = job is None or job[1] + 4 >= beats - 1 or \
                 job[2] + _popcount(job[0] & ahead) >= threshold
             loads += load
-            available = not reserve and not any(reserves) and ends_soon
+            free = available_next and not reserve and not reserves[1]
+            available_next = not any(reserves) and ends_soon
             reserves = [reserves[1], reserve]
             assert ctx.get(dut.working) == (job is not None)
             if job is not None:
@@ -296,6 +311,7 @@ def test_lane_issue(lanes, width, slots):
         # Reference: the jobs (lane, cluster) and slot of the two previous cycles, and the
         # bank data of the previous cycle (the macros' output for the jobs of two cycles ago).
         history = [([], 0), ([], 0)]
+        reserved_before = []             # the lanes chosen in the previous cycle
         previous_data = [0] * width
         loads = 0
         for _ in range(CASES):
@@ -313,9 +329,9 @@ def test_lane_issue(lanes, width, slots):
                 ctx.set(dut.bank_data[job], bank_data[job])
             for slot in range(slots):
                 ctx.set(dut.token[slot], tokens[slot])
-            # This cycle's jobs reserve their lanes.
+            # The lanes of last cycle's jobs learn of their reservation.
             for lane in range(lanes):
-                assert ctx.get(dut.reserve[lane]) == (lane in chosen), lane
+                assert ctx.get(dut.reserved[lane]) == (lane in reserved_before), lane
             # Last cycle's jobs are in the read stage.
             assert ctx.get(dut.read_valid) == bool(history[1][0])
             if history[1][0]:
@@ -333,6 +349,7 @@ def test_lane_issue(lanes, width, slots):
                         previous_data[cluster % width] ^ tokens[history[0][1]]
                     loads += 1
             history = [history[1], (jobs, job_slot)]
+            reserved_before = chosen
             previous_data = bank_data
             await ctx.tick()
         assert loads > 0, "no job reached a lane"

@@ -1,10 +1,11 @@
 """The HCU's argmin tree: the best match of one token slot over all lanes, pipelined."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent
+from hw.hcu.arith import select
 
 __all__ = ["ArgminTree"]
 
@@ -12,12 +13,16 @@ __all__ = ["ArgminTree"]
 class ArgminTree(ConfiguredComponent):
     """The smallest ``(distance, cluster)`` pair of ``hcu_lanes`` candidates, two cycles later.
 
-    Pairs are compared in a balanced tree, candidate ``2i`` against ``2i + 1`` at the first
-    level; a pair is ordered by distance, then by cluster id (one unsigned compare of the key
+    A pair is ordered by distance, then by cluster id (one unsigned compare of the key
     ``distance * 2**cluster_id_bits + cluster``), so ties go to the lowest cluster id whatever
-    lane holds it (two equal pairs: the lower-numbered candidate). The tree is a pipeline of
-    two registered stages (:attr:`latency`): the first ``ceil(levels / 2)`` levels, then the
-    rest; ``best_*`` in cycle ``y + 2`` is the minimum of the candidates of cycle ``y``.
+    lane holds it (two equal pairs: the lower-numbered candidate). The reduction is a pipeline
+    of two registered stages (:attr:`latency`), each a *tournament* of groups: the first
+    reduces groups of ``2**ceil(levels / 2)`` consecutive candidates (``levels`` =
+    ``ceil(log2(hcu_lanes))``), the second the group winners; within a group every pair is
+    compared at once and the winner, the candidate that beats every other, is selected (one
+    compare and one selection deep, not one per level of a binary tree). ``best_*`` in cycle
+    ``y + 2`` is the minimum of the candidates of cycle ``y``; ``best_found`` comes from the
+    candidates' own "below the threshold" bits, OR-ed beside the tournaments.
 
     Parameters
     ----------
@@ -59,33 +64,47 @@ class ArgminTree(ConfiguredComponent):
     def elaborate(self, platform):
         config = self._config
         m = Module()
-        key_bits = len(self.best_distance) + config.cluster_id_bits
+        threshold = config.hamming_threshold
         candidates = [Cat(self.cluster[index], self.distance[index])
                       for index in range(config.hcu_lanes)]
+        below = [self.distance[index] < threshold for index in range(config.hcu_lanes)]
         levels = (config.hcu_lanes - 1).bit_length()
-        split = (levels + 1) // 2
-        for level in range(levels + 1):
-            if level == split:
-                # Cycle y: the first levels, registered.
-                staged = []
-                for index, candidate in enumerate(candidates):
-                    register = Signal(key_bits, name=f"stage1_key{index}")
-                    m.d.sync += register.eq(candidate)
-                    staged.append(register)
-                candidates = staged
-            if level == levels:
-                break
-            paired = []
-            for left, right in zip(candidates[0::2], candidates[1::2]):
-                key = Signal(key_bits)
-                m.d.comb += key.eq(Mux(right < left, right, left))
-                paired.append(key)
-            if len(candidates) % 2:
-                paired.append(candidates[-1])
-            candidates = paired
-        # Cycle y + 1: the remaining levels, registered.
-        best_distance = candidates[0][config.cluster_id_bits:]
-        m.d.sync += [self.best_cluster.eq(candidates[0][:config.cluster_id_bits]),
-                     self.best_distance.eq(best_distance),
-                     self.best_found.eq(best_distance < config.hamming_threshold)]
+        group = 1 << ((levels + 1) // 2)
+        # Cycle y: the groups' winners and their "a match below the threshold" bits, registered.
+        winners, found = [], []
+        for first in range(0, config.hcu_lanes, group):
+            name = f"stage1_group{first // group}"
+            key = Signal.like(candidates[0], name=f"{name}_key")
+            match = Signal(name=f"{name}_found")
+            m.d.sync += [key.eq(_tournament(m, candidates[first:first + group], name)),
+                         match.eq(Cat(below[first:first + group]).any())]
+            winners.append(key)
+            found.append(match)
+        # Cycle y + 1: the winner of the winners, registered.
+        best = _tournament(m, winners, "stage2")
+        m.d.sync += [self.best_cluster.eq(best[:config.cluster_id_bits]),
+                     self.best_distance.eq(best[config.cluster_id_bits:]),
+                     self.best_found.eq(Cat(found).any())]
         return m
+
+
+def _tournament(m, keys, name):
+    """The smallest of ``keys`` (ties to the lowest index): every pair compared at once, the key
+    that beats all others selected by an AND-OR."""
+    if len(keys) == 1:
+        return keys[0]
+    # ``first_wins[i, j]`` (i < j): key i is before key j (not larger; ties to the lower index).
+    first_wins = {}
+    for low in range(len(keys)):
+        for high in range(low + 1, len(keys)):
+            wins = Signal(name=f"{name}_{low}_before_{high}")
+            m.d.comb += wins.eq(keys[low] <= keys[high])
+            first_wins[low, high] = wins
+    choices = []
+    for index, key in enumerate(keys):
+        beats_all = Cat(*(first_wins[index, other] for other in range(index + 1, len(keys))),
+                        *(~first_wins[other, index] for other in range(index))).all()
+        choices.append((beats_all, key))
+    best = Signal.like(keys[0], name=f"{name}_best")
+    m.d.comb += best.eq(select(choices))
+    return best

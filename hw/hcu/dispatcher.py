@@ -1,11 +1,11 @@
 """The HCU's dispatcher: the compares (jobs) started in each cycle, and the walk of the table."""
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent
-from hw.hcu.arith import modulo_sum
+from hw.hcu.arith import modulo_sum, select
 
 __all__ = ["Dispatcher"]
 
@@ -58,7 +58,7 @@ class Dispatcher(ConfiguredComponent):
         A token enters the ring this cycle (in slot ``(head + held) mod K``, its ``seen``
         ``opened``).
     opens : In(1)
-        A cluster opens this cycle (``opened`` counts it from the next).
+        A cluster opens this cycle (``opened`` counts it from the next); only with ``pop``.
     found : In(D)
         Bit ``j``: a lane is free for job ``j`` (:class:`hw.hcu.FreeLanePicker`).
     pop : In(1)
@@ -136,17 +136,25 @@ class Dispatcher(ConfiguredComponent):
             self.job_slot.eq(Mux(catch_up, catch_slot, walk_slot)),
             self.bump.eq(catch_up & self.job_valid[0]),
         ]
-        # Jobs: one catch-up, else walk clusters top - 1, top - 2, ... that exist, that the
-        # older tokens cannot evict, and that have a free lane.
-        # The clusters the older tokens cannot evict are those at least opened + walk_age -
-        # entries: ``room`` = top + entries - opened - walk_age of them lie below ``top``, a
-        # register kept by small sums (below), so the walk's tests compare it with constants.
+        # The walk's tests, registers updated with the walk's state (below): bit c of
+        # ``top_at_least`` is ``top >= c``, of ``top_is`` ``top == c``, of ``room_above``
+        # ``room > c``, for c = 0 .. D. ``room`` = top + entries - opened - walk_age counts the
+        # clusters below ``top`` the older tokens cannot evict (those from opened + walk_age -
+        # entries up).
+        top_at_least = Signal(width + 1, init=1)
+        top_is = Signal(width + 1, init=1)
         room = Signal(signed(entries.bit_length() + 2))
+        room_above = Signal(width + 1)
+        # Jobs: one catch-up, else walk clusters top - 1, top - 2, ... that exist, that the
+        # older tokens cannot evict, and that have a free lane. ``more[c]``: at least c walk
+        # jobs (a prefix of the jobs: each test holds for job j only if it holds for j - 1).
+        more = [Const(1)] + [self.found[count - 1] & walk_token & ~catch_up
+                             & top_at_least[count] & room_above[count - 1]
+                             for count in range(1, width + 1)] + [Const(0)]
         for job in range(width):
-            walk_ok = walk_token & ~catch_up & (top >= job + 1) & (room > job)
             m.d.comb += [
-                self.job_valid[job].eq(self.found[job]
-                                       & (walk_ok | (catch_up if job == 0 else 0))),
+                self.job_valid[job].eq(more[job + 1]
+                                       | ((self.found[0] & catch_up) if job == 0 else 0)),
                 self.job_cluster[job].eq(Mux(catch_up, seen[catch_slot], top - 1 - job)),
             ]
         for bank in range(width):
@@ -157,66 +165,96 @@ class Dispatcher(ConfiguredComponent):
             cluster = Mux(catch_up, seen[catch_slot], walk_cluster)
             m.d.comb += self.read_row[bank].eq(cluster[bank_bits:config.hash_slot_bits])
 
-        # The walk's progress. The walk jobs of a cycle are a prefix of jobs 0 .. D - 1 (each
-        # condition holds for job j only if it holds for job j - 1), so the walk's end and its
-        # next top are decided for every possible count of walk jobs from ``top`` alone, in
-        # parallel with the jobs, and picked by the count (no count of the jobs, no subtraction
-        # after it: the choice is the last logic before ``top``).
-        ended = (top == 0) | ((self.walk_age == 0) & (room <= 0))
-        after = top
-        for count in range(1, width + 1):
-            # At least ``count`` walk jobs: job ``count - 1`` is one (the outermost choice is
-            # the largest such count).
-            more = self.job_valid[count - 1] & ~catch_up
-            ended = Mux(more, (top == count) | ((self.walk_age == 0) & (room <= count)), ended)
-            after = Mux(more, top - count, after)
-        advance = Signal()
-        m.d.comb += advance.eq(walk_token & ended)
-        with m.If(~walk_token):
-            # No walk token: a token entering now takes slot walk_slot, its ``seen`` is opened.
-            with m.If(self.push):
-                m.d.sync += top.eq(opened)
-        with m.Elif(advance):
-            # The next walk token: the one of slot walk_slot + 1 (not bumped, its walk has not
-            # begun), or the token entering it now.
-            m.d.sync += [walk_begun.eq(0),
-                         top.eq(Mux(self.push & (self.walk_age + 1 == held), opened,
-                                    seen[next_slot]))]
-        with m.Elif(self.job_valid[0] & ~catch_up):
-            m.d.sync += [walk_begun.eq(1), top.eq(after)]
-        m.d.sync += self.walk_age.eq(self.walk_age + advance - self.pop)
-        # ``room`` next cycle, from top_next + entries - opened_next - walk_age_next: a new
-        # walk token starts from ``seen`` = opened - lag (its ring counter) or, entering now,
-        # from opened, so only small values are summed; otherwise ``room`` moves by the walk
-        # jobs, the cluster opened and the decision, the last signals of the cycle, so its
-        # possible values are made beforehand and selected by their sum.
-        lag_next = Mux(self.push & (self.walk_age + 1 == held), 0, self.lag[next_slot])
-        walked = Signal(range(width + 1))
-        for count in range(1, width + 1):
-            with m.If(self.job_valid[count - 1] & ~catch_up):
-                m.d.comb += walked.eq(count)
-        step = Signal(range(-1, width + 2))
-        m.d.comb += step.eq(walked + self.opens - self.pop)
-        settle = Signal(range(-1, 2))  # the decision's share, opens - pop
-        m.d.comb += settle.eq(self.opens - self.pop)
-        with m.If(held == 0):
-            # A token entering now walks from opened with walk_age 0.
-            m.d.sync += room.eq(entries)
-        with m.Elif(~walk_token | advance):
-            # A token entering now (no walk token), or the next walk token.
-            start = Signal.like(room)
-            m.d.comb += start.eq(Mux(walk_token, entries - 1 - lag_next, entries)
-                                 - self.walk_age)
-            with m.Switch(settle):
-                for delta in range(-1, 2):
-                    with m.Case(delta):
-                        m.d.sync += room.eq(start - delta)
-        with m.Else():
-            with m.Switch(step):
-                for delta in range(-1, width + 2):
-                    with m.Case(delta):
-                        m.d.sync += room.eq(room - delta)
-        if slots > 1:
-            with m.If(advance):
-                m.d.sync += walk_slot.eq(next_slot)
+        # The walk's progress. The walk ends, after ``count`` walk jobs, when top == count or,
+        # for the oldest token, room <= count (the rest is evicted): registered tests picked
+        # by the count. Every next value of the walk's state and of its tests is made from
+        # registers for each possible outcome of the cycle, and the outcome (the walk jobs,
+        # the decision ``pop``, a token entering) only selects one (:func:`select`): no
+        # arithmetic after the cycle's late signals. The catch-up choice, the deepest of the
+        # dispatcher's own signals, is taken out of it: the next state is worked out both
+        # with the walk's jobs and without (a catch-up), and it picks one last.
+        entering = Signal()            # the next walk token enters the ring now
+        seen_next = Signal.like(opened)
+        m.d.comb += [entering.eq(self.push & (self.walk_age + 1 == held)),
+                     seen_next.eq(seen[next_slot])]
+        grows = Signal()               # a decision that opens no cluster: room grows by one
+        m.d.comb += grows.eq(self.pop & ~self.opens)
+        lag_next = self.lag[next_slot]
+        # A new walk token's room is entries minus a small sum, ``used``: its tests compare
+        # that sum with constants (no subtraction before them).
+        used = []
+        for index, value in enumerate((self.walk_age, 1 + self.walk_age,
+                                       1 + lag_next + self.walk_age)):
+            total = Signal(range(2 * slots + 2), name=f"room_used{index}")
+            m.d.comb += total.eq(value)
+            used.append(total)
+
+        def top_tests(value, offset=0):
+            # The tests of ``value - offset`` (``offset`` taken into the constants).
+            return (Cat(value >= count + offset for count in range(width + 1)),
+                    Cat(value == count + offset for count in range(width + 1)))
+
+        def room_tests(offset):
+            # The tests of ``room - offset`` (``offset`` taken into the constants).
+            return Cat(room > count + offset for count in range(width + 1))
+
+        def outcome(more, grown):
+            """The next values of the walk's registers, given ``more`` (at least c walk
+            jobs) and ``grown`` (``room`` grows by one: a decision that opens no cluster), in
+            the order of ``registers`` below."""
+            exactly = [more[count] & ~more[count + 1] for count in range(width + 1)]
+            ended = Cat(exactly[count] & (top_is[count]
+                                          | ((self.walk_age == 0) & ~room_above[count]))
+                        for count in range(width + 1)).any()
+            advance = walk_token & ended
+            goes_on = walk_token & ~ended      # the walk token keeps walking
+            top_choices = [
+                # No walk token: a token entering now walks from opened; the next walk token:
+                # the one of slot walk_slot + 1 (its walk has not begun), or the one entering.
+                ((~walk_token & self.push) | (advance & entering),
+                 (opened, *top_tests(opened))),
+                (advance & ~entering, (seen_next, *top_tests(seen_next))),
+                ((~walk_token & ~self.push) | (goes_on & exactly[0]),
+                 (top, top_at_least, top_is)),
+            ] + [(goes_on & exactly[count], (top - count, *top_tests(top, count)))
+                 for count in range(1, width + 1)]
+            # ``room`` next cycle, from top_next + entries - opened_next - walk_age_next: a new
+            # walk token starts from ``seen`` = opened - lag (its ring counter) or, entering
+            # now, from opened; otherwise ``room`` moves down by the walk jobs.
+            starts = [~walk_token, advance & entering, advance & ~entering]
+            settled = held != 0
+            room_choices = [(held == 0, (entries, Cat(Const(entries > count)
+                                                      for count in range(width + 1))))]
+            room_choices += [(settled & condition,
+                              (entries - total + grown,
+                               Cat(total < entries + grown - count
+                                   for count in range(width + 1))))
+                             for condition, total in zip(starts, used)]
+            room_choices += [(settled & goes_on & exactly[count],
+                              (room - count + grown, room_tests(count - grown)))
+                             for count in range(width + 1)]
+            values = [select([(condition, choice[index]) for condition, choice in choices])
+                      for choices in (top_choices, room_choices)
+                      for index in range(len(choices[0][1]))]
+            return values + [
+                Mux(advance, 0, Mux(goes_on & more[1], 1, walk_begun)),
+                select([(advance & ~self.pop, self.walk_age + 1),
+                        (~advance & self.pop, self.walk_age - 1),
+                        (advance == self.pop, self.walk_age)]),
+                Mux(advance, next_slot, walk_slot),
+            ]
+
+        registers = [top, top_at_least, top_is, room, room_above, walk_begun, self.walk_age,
+                     walk_slot]
+        walk_more = [Const(1)] + [self.found[count - 1] & walk_token & top_at_least[count]
+                                  & room_above[count - 1] for count in range(1, width + 1)]
+        # The decision (``grows``) and the catch-up choice select last, the decision
+        # outermost (the values that do not depend on it are the same logic, merged).
+        outcomes = [[outcome(walk_more + [Const(0)], grown),
+                     outcome([Const(1)] + [Const(0)] * (width + 1), grown)]
+                    for grown in (0, 1)]
+        for index, register in enumerate(registers):
+            same, more_room = (Mux(catch_up, catching[index], walking[index])
+                               for walking, catching in outcomes)
+            m.d.sync += register.eq(Mux(grows, more_room, same))
         return m

@@ -12,7 +12,8 @@ __all__ = ["LaneIssue"]
 class LaneIssue(ConfiguredComponent):
     """Carries the dispatched jobs through the table read to their lanes (two pipeline cycles).
 
-    A job dispatched in cycle ``t`` reserves its lane (``reserve``) in ``t``; the table banks
+    A job dispatched in cycle ``t`` reserves its lane in ``t`` (the lane learns it in ``t + 1``
+    from ``reserved``, a register); the table banks
     read it synchronously at the clock edge ending ``t``. Per pipeline cycle:
 
     * ``t + 1`` (*read*): the job waits in the ``read_*`` registers while the banks' macros
@@ -38,8 +39,9 @@ class LaneIssue(ConfiguredComponent):
         The table banks' read data, for the jobs of the previous cycle.
     token : In(ArrayLayout(hash_bits, K))
         The hashes of the token slots (:class:`hw.hcu.TokenRing`).
-    reserve : Out(hcu_lanes)
-        Bit ``l``: lane ``l`` is given a job this cycle.
+    reserved : Out(hcu_lanes)
+        Bit ``l``: lane ``l`` was given a job in the previous cycle (from the read stage's
+        registers).
     read_valid : Out(1)
     read_slot : Out(range(K))
         A job dispatched in the previous cycle is in the read stage, and its token slot.
@@ -68,7 +70,7 @@ class LaneIssue(ConfiguredComponent):
             "job_slot": In(range(slots)),
             "bank_data": In(data.ArrayLayout(config.hash_bits, width)),
             "token": In(data.ArrayLayout(config.hash_bits, slots)),
-            "reserve": Out(lanes),
+            "reserved": Out(lanes),
             "read_valid": Out(1),
             "read_slot": Out(range(slots)),
             "load_valid": Out(1),
@@ -100,14 +102,14 @@ class LaneIssue(ConfiguredComponent):
             read_data.append(registered)
         read_data = Array(read_data)
         for job in range(width):
-            for index in range(config.hcu_lanes):
-                with m.If(self.job_valid[job] & (self.job_lane[job] == index)):
-                    m.d.comb += self.reserve[index].eq(1)
             read = Signal(name=f"read{job}")
             read_lane = Signal.like(self.job_lane[job], name=f"read{job}_lane")
             read_cluster = Signal(config.cluster_id_bits, name=f"read{job}_cluster")
             m.d.sync += [read.eq(self.job_valid[job]), read_lane.eq(self.job_lane[job]),
                          read_cluster.eq(self.job_cluster[job])]
+            for index in range(config.hcu_lanes):
+                with m.If(read & (read_lane == index)):
+                    m.d.comb += self.reserved[index].eq(1)
             load = Signal(name=f"load{job}")
             lane = Signal.like(self.job_lane[job], name=f"load{job}_lane")
             cluster = Signal(config.cluster_id_bits, name=f"load{job}_cluster")

@@ -7,7 +7,10 @@ from amaranth.lib.wiring import In, Out
 from hw.component import ConfiguredComponent
 from hw.hcu.arith import better
 
-__all__ = ["SimilarityLane"]
+__all__ = ["SimilarityLane", "MIN_JOB_CYCLES"]
+
+#: Fewest cycles from one reservation of a lane to the next (:attr:`SimilarityLane.min_job_cycles`).
+MIN_JOB_CYCLES = 5
 
 
 def _popcount(value):
@@ -30,13 +33,17 @@ class SimilarityLane(ConfiguredComponent):
     count, the best-match update or the availability), so the unit's widest fan-out, the
     issue stage's operands, ends at a register (:attr:`load_latency`).
 
-    ``available`` comes from two registers through one gate, so the dispatcher's choice of
-    lanes starts from flip-flops and its ``reserve`` ends at a flip-flop: it holds in cycle
-    ``y + 1`` when the lane was given no job (``reserve``) in
-    ``y``, ``y - 1`` or ``y - 2`` and the compare of cycle ``y`` (if any) ends within three more
-    beats. A job reserved in cycle ``x`` is loaded in ``x + 2`` (the unit reads and registers
-    the table first) and its first beat is in ``x + 3``, so the lane is free again in
-    ``x + max(beats, 4)`` (:attr:`min_job_cycles`).
+    ``available_next`` is a register that looks two cycles ahead, so the unit's choice of the
+    next cycle's lanes (:class:`hw.hcu.FreeLanePicker`, itself registered) starts from
+    flip-flops, and the lane learns of its reservations a cycle late, from the issue stage's
+    registers (``reserved``), so the dispatcher's jobs are not broadcast to every lane: it
+    holds in cycle ``y + 1`` when the lane was given no job in ``y - 1`` or ``y - 2`` and the
+    compare of cycle ``y`` (if any) ends within four more beats; the lane can then be
+    reserved in ``y + 2`` unless it is reserved in ``y`` or ``y + 1`` (the picker knows
+    those). A job reserved in cycle ``x`` is loaded in ``x + 2`` (the unit reads and
+    registers the table first) and its first beat is in ``x + 3``, so the lane is free again
+    in ``x + max(beats, 5)``
+    (:attr:`min_job_cycles`).
 
     Parameters
     ----------
@@ -44,11 +51,11 @@ class SimilarityLane(ConfiguredComponent):
 
     Members
     -------
-    reserve : In(1)
-        The dispatcher gives the lane a job this cycle (only when ``available``); it is
-        loaded two cycles later.
+    reserved : In(1)
+        The lane was given a job in the previous cycle (only when it was free then; a
+        register of the issue stage); the job is loaded in the next cycle.
     load : In(1)
-        A job's operands arrive this cycle (two cycles after its ``reserve``); its first beat
+        A job's operands arrive this cycle (two cycles after its reservation); its first beat
         is in the next cycle.
     load_difference, load_tag, load_cluster : In
         The job's bit difference, token slot and cluster id.
@@ -57,8 +64,9 @@ class SimilarityLane(ConfiguredComponent):
         loading: the unit clears a slot the cycle after a token enters it).
     working : Out(1)
         The lane compares in this cycle (a register).
-    available : Out(1)
-        The lane can be reserved this cycle: its compares end in time (from registers).
+    available_next : Out(1)
+        The lane can be reserved in the next cycle unless it is reserved in this one or was
+        in the previous one: its compares end in time (a register).
     tag : Out(range(hcu_tokens_in_flight))
         Token slot of the compare in this cycle (when ``working``; a register).
     best_distance, best_cluster : Out, one per token slot
@@ -73,14 +81,14 @@ class SimilarityLane(ConfiguredComponent):
     def _members(self, config):
         slots = config.hcu_tokens_in_flight
         return {
-            "reserve": In(1),
+            "reserved": In(1),
             "load": In(1),
             "load_difference": In(config.hash_bits),
             "load_tag": In(range(slots)),
             "load_cluster": In(config.cluster_id_bits),
             "clear": In(slots),
             "working": Out(1),
-            "available": Out(1),
+            "available_next": Out(1, init=1),
             "tag": Out(range(slots)),
             "best_distance": Out(data.ArrayLayout(range(config.hash_bits + 1), slots)),
             "best_cluster": Out(data.ArrayLayout(config.cluster_id_bits, slots)),
@@ -93,9 +101,9 @@ class SimilarityLane(ConfiguredComponent):
 
     @property
     def min_job_cycles(self):
-        """Fewest cycles from one ``reserve`` of the lane to the next (a compare of fewer beats
+        """Fewest cycles from one reservation of the lane to the next (a compare of fewer beats
         leaves the lane idle for the rest)."""
-        return 4
+        return MIN_JOB_CYCLES
 
     def elaborate(self, platform):
         config = self._config
@@ -112,29 +120,27 @@ class SimilarityLane(ConfiguredComponent):
         distance = Signal(range(threshold + width))
         reached = Signal()
         finishing = Signal()
-        lookahead = min(4 * width, config.hash_bits)
+        # The beats of this cycle and of the next four (the lane's next job, reserved at the
+        # earliest two cycles from now, beats three cycles after its reservation).
+        lookahead = min(5 * width, config.hash_bits)
         distance_ahead = Signal(range(threshold + lookahead))
         ends_soon = Signal()
-        reserved = Signal(2)           # reserved one and two cycles ago, loaded later
-        free = Signal(init=1)          # no reservation before the last cycle's, compare ending
+        reserved_2 = Signal()          # reserved two cycles ago (loaded now)
         m.d.comb += [
             distance.eq(partial + _popcount(difference[:width])),
             reached.eq(distance >= threshold),
             finishing.eq(self.working & (reached | (beat == beats - 1))),
-            # The reservation of the previous cycle is applied here, from its register: this
-            # cycle's ``reserve`` (the end of the dispatcher's logic) only reaches a register.
-            self.available.eq(free & ~reserved[0]),
-            # Lookahead: the compare of this cycle ends in this beat or one of the next three.
+            # Lookahead: the compare of this cycle ends in this beat or one of the next four.
             distance_ahead.eq(partial + _popcount(difference[:lookahead])),
             ends_soon.eq((distance_ahead >= threshold)
-                         | (beat >= beats - 4 if beats > 4 else Const(1))),
+                         | (beat >= beats - 5 if beats > 5 else Const(1))),
         ]
-        # Availability for the next cycle: no job reserved now or in the two previous cycles
-        # (still to be loaded or loading), and the compare in progress, if any, ends in time;
-        # ``free`` holds all but the first condition, which ``available`` applies from
-        # ``reserved[0]``.
-        m.d.sync += [reserved.eq(Cat(self.reserve, reserved[0])),
-                     free.eq(~reserved.any() & (~self.working | ends_soon))]
+        # Free in two cycles unless reserved now or in the next cycle (the picker excludes
+        # those): no job reserved in the two previous cycles (still to be loaded, or loading),
+        # and the compare in progress, if any, ends in time; every input is a register.
+        m.d.sync += [reserved_2.eq(self.reserved),
+                     self.available_next.eq(~self.reserved & ~reserved_2
+                                            & (~self.working | ends_soon))]
         with m.If(self.load):
             m.d.sync += [self.working.eq(1), difference.eq(self.load_difference), beat.eq(0),
                          partial.eq(0), self.tag.eq(self.load_tag),

@@ -54,7 +54,8 @@ class TokenRing(ConfiguredComponent):
     lag : Out(ArrayLayout(range(K + 1), K))
     behind : Out(K)
         The slots' contents (a slot not held keeps stale values); ``lag``, the clusters opened
-        since ``seen`` (at most K for a held token), a register; ``behind`` = ``lag != 0``.
+        since ``seen`` (at most K for a held token), a register; ``behind`` = ``lag != 0``, a
+        register beside it.
 
     Raises
     ------
@@ -96,13 +97,13 @@ class TokenRing(ConfiguredComponent):
         for slot in range(slots):
             lag = self.lag[slot]
             bumped = self.bump & (self.bump_slot == slot)
-            m.d.comb += self.behind[slot].eq(lag != 0)
+            behind = self.behind[slot]
             with m.If(self.push & (self.tail == slot)):
-                m.d.sync += lag.eq(self.opens)
+                m.d.sync += [lag.eq(self.opens), behind.eq(self.opens)]
             with m.Elif(self.opens & ~bumped):
-                m.d.sync += lag.eq(lag + 1)
+                m.d.sync += [lag.eq(lag + 1), behind.eq(1)]
             with m.Elif(~self.opens & bumped):
-                m.d.sync += lag.eq(lag - 1)
+                m.d.sync += [lag.eq(lag - 1), behind.eq(lag != 1)]
         # A push after the bump: it wins if both name one slot (they never do, see the unit).
         with m.If(self.push):
             m.d.sync += [self.hash[self.tail].eq(self.push_hash),

@@ -18,8 +18,9 @@ next cycle registers them, the one after hands ``hash XOR token`` to the lanes, 
 it, and the compare's first beat comes in the cycle after. A lane compares
 ``hcu_bits_per_cycle`` bits per cycle and stops as soon as the partial distance reaches the
 threshold (early exit), keeping its best match per token. A lane's availability is a register
-set a cycle ahead (its compare ends within three more beats), so a lane whose compares take at
-least four beats is given its next job in time to start right after the last beat.
+set two cycles ahead (its compare ends within four more beats) and the lanes of a cycle's jobs
+are a register chosen in the cycle before (:class:`FreeLanePicker`), so a lane whose compares
+take at least five beats is given its next job in time to start right after the last beat.
 
 Jobs come from the tokens in order. Each token first *walks* the table downwards from the newest
 cluster it saw on arrival, D consecutive clusters (so D distinct banks) per cycle; meanwhile the
@@ -35,8 +36,13 @@ matches, two registered stages.
 
 Timing: every path starts and ends at a flip-flop or a macro, and the macros' read data is
 registered before any logic (a macro's clock-to-output is most of a cycle); the lanes'
-availability, the argmin and the decision's "slot busy" history are registers, so the
-dispatcher's choice of lanes starts from flip-flops; the operands handed to the lanes (fanned
+availability, the argmin and the decision's "slot busy" history are registers; the lanes of
+a cycle's jobs are a register chosen in the cycle before, for every number of lanes the jobs
+of that cycle may take, then selected by it (no search over the lanes between the
+dispatcher's state and its jobs); the walk's state and its tests (``top``, ``room``, their
+compares with the job counts) are registers whose next values are made beforehand from
+registers and selected by the cycle's late signals (the jobs, the decision, a token
+entering), with no arithmetic after them; the operands handed to the lanes (fanned
 out to every lane) end at the lanes' compare registers, so each beat, its best-match update
 and the lane's availability start from the lane's own registers (on the ECP5 the path from
 the operands through the first beat to ``best_*`` and ``available`` was the critical one).
@@ -107,7 +113,7 @@ from hw.hcu.argmin import ArgminTree
 from hw.hcu.dispatcher import Dispatcher
 from hw.hcu.free_lanes import FreeLanePicker
 from hw.hcu.issue import LaneIssue
-from hw.hcu.lane import SimilarityLane
+from hw.hcu.lane import MIN_JOB_CYCLES, SimilarityLane
 from hw.hcu.layouts import assignment_layout, context_command_layout, token_layout
 from hw.hcu.ring import TokenRing
 
@@ -180,11 +186,13 @@ class HashClusterUnit(ConfiguredComponent):
     def max_token_cycles(self):
         """Most cycles between two assignments without stalls. Once a token is the oldest its
         jobs go first; each of its at most ``hash_mem_entries`` compares waits at most one
-        lane occupancy (``max(hcu_beats_per_hash, 4)`` cycles) for a lane, the last one runs
-        through the read and load stages and its beats, and the argmin and the decision take
-        three more cycles."""
+        lane occupancy (``max(hcu_beats_per_hash, 5)`` cycles,
+        :attr:`SimilarityLane.min_job_cycles`) for a lane, the last one runs through the read
+        and load stages and its beats, and the argmin and the decision take three more
+        cycles."""
         beats = self._config.hcu_beats_per_hash
-        return (self._config.hash_mem_entries + 1) * max(beats, 4) + 5
+        occupancy = max(beats, MIN_JOB_CYCLES)
+        return (self._config.hash_mem_entries + 1) * occupancy + 5
 
     @property
     def save_latency(self):
@@ -224,23 +232,28 @@ class HashClusterUnit(ConfiguredComponent):
         head = ring.head
 
         # Decide. Each token slot has its argmin tree over the lanes' best matches (two
-        # registered stages), and ``busy`` says per slot whether a job of it is dispatched, in
-        # the read or load stage or in a lane, or a token enters it or is cleared. Cycle y: the
+        # registered stages), and ``busy`` says per slot whether a job of it is in the read or
+        # load stage or in a lane, or a token enters it or is cleared (a job dispatched in y is
+        # in the read stage in y + 1, ``dispatched_1``, and in ``busy`` then). Cycle y: the
         # trees' first stage, busy registered. Cycle y + 1: their second stage (and the
         # "below the threshold" flag). Cycle y + 2: the oldest token is
         # decided from its tree once its walk is done, every cluster opened before it has been
-        # compared and its slot was not busy in the two previous cycles.
+        # compared, its slot was not busy in the two previous cycles and no job of it was
+        # dispatched in the previous cycle.
         busy = Signal(slots)
         busy_1 = Signal(slots)         # busy in the previous cycle
         busy_2 = Signal(slots)         # busy two cycles before
+        # A job of the slot dispatched in the previous cycle: it is in the read stage now (the
+        # dispatch itself is not in ``busy``, so the dispatcher's jobs end at registers).
+        dispatched_1 = Signal(slots)
         clearing = Signal(slots)       # a token entered the slot in the previous cycle
         for slot in range(slots):
             m.d.comb += busy[slot].eq(
                 Cat(lane.working & (lane.tag == slot) for lane in lanes).any()
                 | (issue.read_valid & (issue.read_slot == slot))
                 | (issue.load_valid & (issue.load_tag == slot))
-                | (dispatcher.job_valid.any() & (dispatcher.job_slot == slot))
                 | (ring.push & (ring.tail == slot)) | clearing[slot])
+            m.d.comb += dispatched_1[slot].eq(issue.read_valid & (issue.read_slot == slot))
             for index, lane in enumerate(lanes):
                 m.d.comb += [argmins[slot].distance[index].eq(lane.best_distance[slot]),
                              argmins[slot].cluster[index].eq(lane.best_cluster[slot])]
@@ -255,7 +268,8 @@ class HashClusterUnit(ConfiguredComponent):
             found.eq(best_found),
             full.eq(opened == config.max_clusters),
             self.o.valid.eq((ring.held != 0) & (dispatcher.walk_age != 0)
-                            & ~(ring.behind | busy_1 | busy_2).bit_select(head, 1)),
+                            & ~(ring.behind | dispatched_1 | busy_1 | busy_2)
+                            .bit_select(head, 1)),
             self.o.payload.last.eq(ring.last[head]),
             self.o.payload.cluster.eq(Mux(found, best_cluster,
                                           Mux(full, 0, opened[:config.cluster_id_bits]))),
@@ -278,7 +292,8 @@ class HashClusterUnit(ConfiguredComponent):
         # Dispatch this cycle's jobs to the lowest free lanes; they reach the lanes two cycles
         # later (read, then load: :class:`LaneIssue`) and beat from the next.
         m.d.comb += [
-            free_lanes.available.eq(Cat(lane.available for lane in lanes)),
+            free_lanes.available_next.eq(Cat(lane.available_next for lane in lanes)),
+            free_lanes.taken.eq(dispatcher.job_valid),
             dispatcher.head.eq(head), dispatcher.held.eq(ring.held),
             dispatcher.seen.eq(ring.seen), dispatcher.behind.eq(ring.behind),
             dispatcher.lag.eq(ring.lag),
@@ -294,7 +309,7 @@ class HashClusterUnit(ConfiguredComponent):
             m.d.comb += [read.addr.eq(dispatcher.read_row[bank]),
                          issue.bank_data[bank].eq(read.data)]
         for index, lane in enumerate(lanes):
-            m.d.comb += [lane.reserve.eq(issue.reserve[index]),
+            m.d.comb += [lane.reserved.eq(issue.reserved[index]),
                          lane.load.eq(issue.load[index]), lane.load_tag.eq(issue.load_tag),
                          lane.load_difference.eq(issue.load_difference[index]),
                          lane.load_cluster.eq(issue.load_cluster[index])]

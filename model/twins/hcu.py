@@ -48,7 +48,7 @@ Cycle model
     * **accept**: a token is accepted in ``x`` when fewer than ``K`` are held or one is
       decided in ``x``; its ``seen`` is ``O``;
     * **dispatch**: lane ``l`` is free in ``x`` if ``x`` is at least its last job's dispatch
-      cycle plus ``max(beats, 4)``. The *walk token* is the oldest token whose walk is not
+      cycle plus ``max(beats, 5)``. The *walk token* is the oldest token whose walk is not
       done; with age ``a``, it walks down from ``u`` (``seen`` before its first walk job). If
       some token that is older than the walk token, or is the walk token with its walk begun,
       has ``seen < O``, the oldest such one gets one catch-up job (cluster ``seen``, then
@@ -62,10 +62,13 @@ Cycle model
     A job dispatched in ``x`` passes three pipeline cycles before its first beat: ``x``
     the table read, ``x + 1`` the read data registered, ``x + 2`` the load (the registered
     hash XOR the token's, into the lane's registers), ``x + 3`` to ``x + 2 + beats`` its
-    beats. A lane's availability is a register, set one cycle ahead from the lane's own
-    state (the compare in progress ends within three more beats), so a lane given a job in
-    ``x`` is free again in ``x + max(beats, 4)``: back to back when a compare takes at least
-    4 beats, one to three idle cycles otherwise. Each lane keeps the best match of every held
+    beats. A lane's availability is a register set two cycles ahead from the lane's own
+    state (the compare in progress ends within four more beats), and the lanes of each
+    cycle's jobs are chosen in the cycle before (a registered grant of the lowest free
+    lanes, less those the jobs of that cycle take), so a lane given a job in ``x`` is free
+    again in ``x + max(beats, 5)``: back to back when a compare takes at least 5 beats
+    (always when ``hamming_threshold >= 5 * hcu_bits_per_cycle``, as on ``edge`` and
+    ``server``), one to four idle cycles otherwise. Each lane keeps the best match of every held
     token (cleared in the cycle after the token's acceptance); each token slot reduces them
     over the lanes with a pipelined argmin of two registered stages, so the matches after a
     beat in ``y`` (or the cleared ones, ``y`` the cycle after an acceptance) reach the
@@ -131,9 +134,10 @@ _OVERFLOW_MODES = ("raise", "flag")
 #: Cycles from a job's dispatch to its first beat (table read, read data registered, load into
 #: the lane's registers).
 FIRST_BEAT_DELAY = 3
-#: Fewest cycles from a lane's job to its next job (its availability is a register set one
-#: cycle ahead, and a job beats in the lane three cycles after its dispatch).
-LANE_MIN_CYCLES = 4
+#: Fewest cycles from a lane's job to its next job (its availability is a register set two
+#: cycles ahead, the lanes of a cycle's jobs are chosen in the cycle before, and a job beats in
+#: the lane three cycles after its dispatch).
+LANE_MIN_CYCLES = 5
 #: Registered argmin stages between the lanes' best matches and the decision: a token is decided
 #: at least ``DECIDE_DELAY + 1`` cycles after its last beat and after its slot is cleared.
 DECIDE_DELAY = 2
