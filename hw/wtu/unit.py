@@ -105,7 +105,7 @@ from hw.wtu.aggregate import AggregateEmitter
 from hw.wtu.bucket_lists import BucketLists
 from hw.wtu.bucket_masses import BucketMasses
 from hw.wtu.decision import Decision, pass_bucket
-from hw.wtu.fast_adders import fast_geq
+from hw.wtu.fast_adders import carry_chains, fast_geq
 from hw.wtu.lane_memories import LaneMemories
 from hw.wtu.pipeline import decide_cycles, delayed, product_latency, registered_product
 from hw.wtu.layouts import WTULayouts
@@ -197,6 +197,7 @@ class WiCSumThresholdUnit(wiring.Component):
         # the lanes' datapath (address, score, product, bucket) is wired here.
         config = self._config
         lanes = config.wtu_lanes
+        chain = carry_chains(platform)   # an FPGA: carry chains and multiplier blocks
         m = Module()
         m.submodules.sequencer = sequencer = Sequencer(config)
         m.submodules.statistics = statistics = RowStatistics(config)
@@ -254,7 +255,8 @@ class WiCSumThresholdUnit(wiring.Component):
             ]
             # Cycles 1 to P: the product; the lane's fields as the masses, lists and
             # statistics take them in cycle P + 1.
-            product_in = registered_product(m, score_1, count_1, product_bits, f"product{l}")
+            product_in = registered_product(m, score_1, count_1, product_bits, f"product{l}",
+                                            chain=chain)
             valid_in = delayed(m, valid_1, product_stages, f"valid{l}")
             active_in = delayed(m, active_1, product_stages, f"active{l}")
             address_in = delayed(m, address_1, product_stages, f"address{l}")
@@ -273,7 +275,8 @@ class WiCSumThresholdUnit(wiring.Component):
                 score.eq(Mux(walking, lane_memories.stored_score, self.scores.payload.score[l])),
                 active.eq(Mux(walking, lane_lists.walk_active, load & lane_valid)),
                 row_select[l].eq(lane_valid & fast_geq(m, lane_memories.stored_score,
-                                                        decision.cutoff, f"select{l}")),
+                                                        decision.cutoff, f"select{l}",
+                                                        chain=chain)),
                 lane_memories.next_address.eq(next_address),
                 lane_memories.next_chunk.eq(lane_next_chunk), lane_memories.chunk.eq(lane_chunk),
                 lane_memories.write_counts.eq(sequencer.write_counts),
