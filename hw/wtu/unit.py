@@ -94,6 +94,12 @@ addressed with the value its address register takes at the clock edge (the seque
 ``next_chunk``, the walk's ``next_walk_address``), so a word is there in the cycle its address
 is, and the walk still steps one cluster per cycle per lane. Rows are processed one after another: the next row's load waits for the emission of the
 previous one (double-buffering the score memory would hide it, at twice the score storage).
+
+Elaborated for an FPGA build platform (:func:`hw.wtu.fast_adders.carry_chains`), every adder and
+comparison is the plain operator (the logic cells' carry chains) and a lane's product one
+multiplication (a multiplier block) registered, then delayed to the same latency: the same
+integers in the same cycles; without a platform (silicon flow, simulators, Verilog) the prefix
+networks and partial products described above.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
