@@ -22,7 +22,10 @@ A block that cannot be imported or elaborated, or a tool run that fails, becomes
 of the report; the other blocks and steps go on. The registry is read at run time, so a new
 block joins the flow by its registry line alone. The results are written by
 :func:`synth.report.write_reports` (JSON schema in :mod:`synth.report`) and the one-screen
-summary is printed at the end. Tools run in ``OUT/work/CONFIG/BLOCK/`` with relative paths
+summary is printed at the end. The FPGA steps (``ecp5``, ``ice40``, ``fmax``) measure the block
+as an FPGA build elaborates it, for the family's board platform (``NAME_FAMILY.il``): a block
+may build differently there (the WTU's adders become carry chains,
+:func:`hw.wtu.fast_adders.carry_chains`). Tools run in ``OUT/work/CONFIG/BLOCK/`` with relative paths
 (YoWASP tools do not see the host's ``/tmp``), up to ``--jobs`` at a time, longest first. A
 step whose inputs did not change since the last run (same RTLIL, flow sources and liberty file)
 is taken from ``OUT/work/CONFIG/BLOCK/STEP.result.json`` unless ``--no-cache`` is given.
@@ -48,7 +51,7 @@ from model.twins import topk_sorter as sorter_twin
 from model.config import PRESETS, load_config
 from synth import area_lib, silicon
 from synth.asic import run_asic
-from synth.fpga import FAMILIES, run_fmax, run_fpga_synth
+from synth.fpga import FAMILIES, board_platform, run_fmax, run_fpga_synth
 from synth.pdk import DEFAULT_CORNER, find_pdk
 from synth.report import SCHEMA, print_summary, write_reports
 from synth.tools import ToolError, progress, stop_all
@@ -109,8 +112,11 @@ def _config_name(config_argument):
     return name if name in PRESETS else Path(name).stem
 
 
-def elaborate(name, config, workdir):
+def elaborate(name, config, workdir, family=None):
     """Write block ``name`` for ``config`` as ``WORKDIR/NAME.il``; returns (file name, port bits).
+
+    With ``family`` (an FPGA family of :data:`synth.fpga.PLATFORMS`) the block is elaborated
+    for that family's board platform and written as ``WORKDIR/NAME_FAMILY.il``.
 
     Raises whatever importing, constructing or converting the block raises.
     """
@@ -123,10 +129,12 @@ def elaborate(name, config, workdir):
         raise TypeError(f"{name} must be a wiring.Component, not {type(component).__name__}")
     port_bits = sum(len(Value.cast(value))
                     for _, _, value in component.signature.flatten(component))
-    text = rtlil.convert(component, name=name)
+    platform = board_platform(family) if family is not None else None
+    text = rtlil.convert(component, name=name, platform=platform)
+    file_name = f"{name}.il" if family is None else f"{name}_{family}.il"
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / f"{name}.il").write_text(text)
-    return f"{name}.il", port_bits
+    (workdir / file_name).write_text(text)
+    return file_name, port_bits
 
 
 def _error_text(error):
@@ -442,6 +450,9 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
         step_start = time.monotonic()
         try:
             rtlil_name, port_bits = elaborate(name, config, workdir)
+            fpga_names = {family: elaborate(name, config, workdir, family)[0]
+                          for family in (set(families) | ({pnr_family} if pnr else set())
+                                         if fpga else ())}
         except Exception as error:
             block.fail("elaborate", error)
             progress(f"[{index}/{len(names)}] {name}: cannot elaborate: {_error_text(error)}")
@@ -450,9 +461,10 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
         progress(f"[{index}/{len(names)}] {name}: elaborated in {time.monotonic() - step_start:.1f} s")
         tasks.append(("asic", name, workdir, rtlil_name))
         if fpga:
-            tasks += [(family, name, workdir, rtlil_name) for family in families]
+            tasks += [(family, name, workdir, fpga_names[family]) for family in families]
             if pnr:
-                tasks.append(("fmax", name, workdir / f"pnr_{pnr_family}", None))
+                tasks.append(("fmax", name, workdir / f"pnr_{pnr_family}",
+                              fpga_names[pnr_family]))
         if pdk is not None:
             tasks.append(("pdk", name, workdir, rtlil_name))
 
@@ -460,7 +472,7 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
         step, name, workdir, rtlil_name = task
         label = f"{name} {step}"
         block_dir = out / "work" / config_name / name
-        return _cached(step, block_dir, block_dir / f"{name}.il", liberty, pnr_family, use_cache,
+        return _cached(step, block_dir, block_dir / rtlil_name, liberty, pnr_family, use_cache,
                        label, lambda: measure(step, name, workdir, rtlil_name, label),
                        extra=silicon.inputs_digest(pdk, clock_ns) if step == "pdk" else "")
 

@@ -27,7 +27,7 @@ from amaranth.lib import wiring
 from synth.tools import ToolError, progress, run_script, run_tool, tool_path
 
 __all__ = ["ABC9_SCRIPT", "FAMILIES", "CATEGORIES", "PLATFORMS", "fpga_script", "count_resources",
-           "run_fpga_synth", "RegisteredHarness", "run_fmax"]
+           "run_fpga_synth", "RegisteredHarness", "board_platform", "run_fmax"]
 
 #: family -> Yosys synthesis command.
 FAMILIES = {
@@ -175,6 +175,12 @@ def _platform(family):
     module_name, class_name, _, _ = PLATFORMS[family]
     module = __import__(module_name, fromlist=[class_name])
     return getattr(module, class_name)()
+
+
+def board_platform(family):
+    """The amaranth-boards platform of ``family``'s board (:data:`PLATFORMS`): what an FPGA
+    build of a block is elaborated for (resources and fmax alike)."""
+    return _platform(family)
 
 
 def _fmax_from_log(text):

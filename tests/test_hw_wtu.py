@@ -9,6 +9,8 @@ the timing of every stream) with :func:`model.twins.wtu.wtu_problem`.
 
 import numpy as np
 import pytest
+from amaranth.hdl import Fragment
+from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
 from hw.wtu import WiCSumThresholdUnit, WTULayouts
 from model.config import PRESETS
@@ -118,6 +120,28 @@ def test_timing_of_back_to_back_problems_of_different_sizes():
     rng = np.random.default_rng(8)
     check(TINY, [random_problem(TINY, rng, rows=rows, clusters=clusters)
                  for rows, clusters in ((2, 9), (3, 40), (1, 5))], stall=0.0)
+
+
+class _BuiltForTheECP5(WiCSumThresholdUnit):
+    """The unit as an FPGA build elaborates it (carry chains, multiplier blocks:
+    :func:`hw.wtu.fast_adders.carry_chains`), for the simulator, which elaborates without a
+    platform: every part gets the ULX3S-85F's platform."""
+
+    def elaborate(self, platform):
+        board = ULX3S_85F_Platform()
+        return Fragment.get(super().elaborate(board), board)
+
+
+def test_the_fpga_form_equals_the_twin():
+    """The arithmetic an FPGA build uses is the same integers in the same cycles: outputs and
+    cycles equal the twin's, stalled and unstalled (edge-like 16 buckets and 16-bit counts,
+    products through the multiplier form)."""
+    config = TINY.replace(wtu_buckets=16, count_bits=16, wtu_refine_depth=0)
+    config = config.replace(wtu_refine_depth=config.full_refine_depth)
+    rng = np.random.default_rng(16)
+    problems = [random_problem(config, rng, rows=2, clusters=37) for _ in range(2)]
+    check(config, problems, stall=0.0, component=_BuiltForTheECP5(config))
+    check(config, problems, stall=0.3, seed=16, component=_BuiltForTheECP5(config))
 
 
 def test_constructor_errors():

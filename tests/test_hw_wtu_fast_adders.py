@@ -1,4 +1,8 @@
-"""The WTU's prefix adders and carry-save compressor equal Python's integer arithmetic."""
+"""The WTU's prefix adders and carry-save compressor equal Python's integer arithmetic.
+
+Each adder is checked in both forms: the prefix network (``chain=False``, the silicon flow) and
+the plain operator an FPGA build uses (``chain=True``, :func:`hw.wtu.fast_adders.carry_chains`).
+"""
 
 import random
 
@@ -6,8 +10,12 @@ import pytest
 from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
-from hw.wtu.fast_adders import carry_save, fast_add, fast_add_carry, fast_geq, fast_sub
-from hw.wtu.pipeline import registered_suffix_sums, suffix_tree_latency
+from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+from hw.wtu.fast_adders import carry_chains, carry_save, fast_add, fast_add_carry, fast_geq, fast_sub
+from hw.wtu.pipeline import (product_latency, registered_product, registered_suffix_sums,
+                             suffix_tree_latency)
+from model.config import PRESETS
 
 CASES = 400
 
@@ -18,14 +26,21 @@ def _run(module, testbench):
     simulator.run()
 
 
+def test_carry_chains_for_a_build_platform_only():
+    assert carry_chains(ULX3S_85F_Platform())
+    assert not carry_chains(None)
+
+
+@pytest.mark.parametrize("chain", [False, True])
 @pytest.mark.parametrize("a_bits, b_bits", [(13, 9), (9, 13), (1, 1), (44, 44), (17, 16)])
-def test_add_sub_geq_match_integers(a_bits, b_bits):
+def test_add_sub_geq_match_integers(a_bits, b_bits, chain):
     m = Module()
     a, b = Signal(a_bits), Signal(b_bits)
     width = max(a_bits, b_bits)
     total, difference, at_least = Signal(width), Signal(width), Signal()
-    m.d.comb += [total.eq(fast_add(m, a, b, "add")), difference.eq(fast_sub(m, a, b, "sub")),
-                 at_least.eq(fast_geq(m, a, b, "geq"))]
+    m.d.comb += [total.eq(fast_add(m, a, b, "add", chain=chain)),
+                 difference.eq(fast_sub(m, a, b, "sub", chain=chain)),
+                 at_least.eq(fast_geq(m, a, b, "geq", chain=chain))]
     rng = random.Random(a_bits * 100 + b_bits)
 
     async def testbench(ctx):
@@ -42,10 +57,11 @@ def test_add_sub_geq_match_integers(a_bits, b_bits):
     _run(m, testbench)
 
 
-def test_add_truncates_to_the_given_width():
+@pytest.mark.parametrize("chain", [False, True])
+def test_add_truncates_to_the_given_width(chain):
     m = Module()
     a, b, total = Signal(8), Signal(8), Signal(6)
-    m.d.comb += total.eq(fast_add(m, a, b, "add", 6))
+    m.d.comb += total.eq(fast_add(m, a, b, "add", 6, chain=chain))
     rng = random.Random(6)
 
     async def testbench(ctx):
@@ -58,12 +74,13 @@ def test_add_truncates_to_the_given_width():
     _run(m, testbench)
 
 
+@pytest.mark.parametrize("chain", [False, True])
 @pytest.mark.parametrize("width", [1, 7, 22])
-def test_add_with_carry_in_and_out(width):
+def test_add_with_carry_in_and_out(width, chain):
     m = Module()
     a, b, carry_in = Signal(width), Signal(width), Signal()
     total, carry_out = Signal(width), Signal()
-    low_sum, low_carry = fast_add_carry(m, a, b, carry_in, "add", width)
+    low_sum, low_carry = fast_add_carry(m, a, b, carry_in, "add", width, chain=chain)
     m.d.comb += [total.eq(low_sum), carry_out.eq(low_carry)]
     rng = random.Random(width)
 
@@ -81,14 +98,15 @@ def test_add_with_carry_in_and_out(width):
     _run(m, testbench)
 
 
+@pytest.mark.parametrize("chain", [False, True])
 @pytest.mark.parametrize("count, width", [(2, 9), (4, 12), (16, 44)])
-def test_suffix_sums_after_their_latency(count, width):
+def test_suffix_sums_after_their_latency(count, width, chain):
     # Skewed halves: the sums of stable values are exact suffix_tree_latency cycles after them
     # (tree_levels + 1: the last level's high halves a cycle after its low halves).
     m = Module()
     value_bits = width - count.bit_length()    # so that every sum fits ``width``
     values = [Signal(value_bits, name=f"value{j}") for j in range(count)]
-    sums = registered_suffix_sums(m, values, width, "suffix")
+    sums = registered_suffix_sums(m, values, width, "suffix", chain=chain)
     latency = suffix_tree_latency(count)
     assert latency == (count - 1).bit_length() + 1
     rng = random.Random(count)
@@ -127,3 +145,33 @@ def test_carry_save_pair_sums_to_the_total(count):
             assert (ctx.get(first) + ctx.get(second)) % (1 << 24) == sum(numbers) % (1 << 24)
 
     _run(m, testbench)
+
+
+@pytest.mark.parametrize("chain", [False, True])
+@pytest.mark.parametrize("count_bits", [4, 8, 16])
+def test_registered_product_after_its_latency(count_bits, chain):
+    # Both forms (partial products and their tree; one multiplication then registers) give
+    # a x b exactly product_latency cycles after the operands, one product per cycle.
+    config = PRESETS["edge"].replace(count_bits=count_bits)
+    m = Module()
+    a, b = Signal(16), Signal(count_bits)
+    product = registered_product(m, a, b, 16 + count_bits, "product", chain=chain)
+    latency = product_latency(config)
+    rng = random.Random(count_bits)
+    operands = [(rng.randrange(1 << 16), rng.randrange(1 << count_bits))
+                for _ in range(CASES // 10)] + [((1 << 16) - 1, (1 << count_bits) - 1)]
+
+    async def testbench(ctx):
+        for cycle in range(len(operands) + latency):
+            if cycle < len(operands):
+                ctx.set(a, operands[cycle][0])
+                ctx.set(b, operands[cycle][1])
+            if cycle >= latency:
+                x, y = operands[cycle - latency]
+                assert ctx.get(product) == x * y, (x, y)
+            await ctx.tick()
+
+    simulator = Simulator(m)
+    simulator.add_clock(1e-6)
+    simulator.add_testbench(testbench)
+    simulator.run()

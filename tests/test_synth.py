@@ -46,6 +46,7 @@ def test_tiny_flow_report(tmp_path):
     _check_reports_are_written_and_reprinted(result, out)
     _check_top_budget_accounts_for_every_bit(result, out)
     _check_unchanged_steps_are_reused(result, out)
+    _check_fpga_steps_measure_the_board_build(out)
 
 
 def _check_every_registered_block_is_reported(result):
@@ -152,6 +153,16 @@ def _check_top_budget_accounts_for_every_bit(result, out):
                                                         "wtu": 16384 * 8, "kvmu": 0}
         assert estimate["paper_percent"] == 2.0
         assert f"### `{entry['name']}` against the paper's budget" in markdown
+
+
+def _check_fpga_steps_measure_the_board_build(out):
+    # The WTU elaborated for a board uses carry chains (hw.wtu.fast_adders.carry_chains): the
+    # ECP5 step reads that netlist, the silicon steps the one with the prefix networks (the
+    # threshold's remainder ``remaining`` is such an adder).
+    workdir = out / "work" / "tiny" / "wtu"
+    plain, board = (workdir / "wtu.il").read_text(), (workdir / "wtu_ecp5.il").read_text()
+    assert "remaining_l0_" in plain
+    assert "remaining_l0_" not in board
 
 
 def _check_unchanged_steps_are_reused(result, out):

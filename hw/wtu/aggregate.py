@@ -5,7 +5,7 @@ from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent
-from hw.wtu.fast_adders import fast_geq
+from hw.wtu.fast_adders import carry_chains, fast_geq
 from hw.wtu.layouts import WTULayouts
 
 __all__ = ["AggregateEmitter"]
@@ -116,7 +116,8 @@ class AggregateEmitter(ConfiguredComponent):
             m.d.sync += aggregate_any.eq(1)
         with m.If(emitted):
             candidate = Cat(highest_selected, emitted_chunk)
-            with m.If(~fast_geq(m, aggregate_last, candidate, "last_geq")):
+            with m.If(~fast_geq(m, aggregate_last, candidate, "last_geq",
+                                 chain=carry_chains(platform))):
                 m.d.sync += aggregate_last.eq(candidate)
         with m.If(self.clear):
             m.d.sync += [aggregate_last.eq(0), aggregate_any.eq(0)]

@@ -5,7 +5,7 @@ from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent
-from hw.wtu.fast_adders import carry_save, fast_add
+from hw.wtu.fast_adders import carry_chains, carry_save, fast_add
 from hw.wtu.layouts import tree
 
 __all__ = ["BucketMasses", "MASS_LATENCY"]
@@ -90,6 +90,6 @@ class BucketMasses(ConfiguredComponent):
                 m.d.sync += [saved_sum.eq(new_sum), saved_carry.eq(new_carry),
                              members.eq(members + tree(hits, lambda a, b: a + b))]
             m.d.sync += [self.mass[k].eq(fast_add(m, saved_sum, saved_carry, f"mass{k}_add",
-                                                      weight_bits)),
+                                                      weight_bits, chain=carry_chains(platform))),
                          self.members[k].eq(members)]
         return m

@@ -5,7 +5,7 @@ from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent
-from hw.wtu.fast_adders import fast_add, fast_geq, fast_sub
+from hw.wtu.fast_adders import carry_chains, fast_add, fast_geq, fast_sub
 from hw.wtu.layouts import WTULayouts
 from hw.wtu.pipeline import decision_cycles, registered_suffix_sums
 
@@ -109,19 +109,21 @@ class Decision(ConfiguredComponent):
         buckets, weight_bits = config.wtu_buckets, config.weight_bits
         depth = config.wtu_refine_depth
         shifts, pass_bits = config.wtu_bucket_shifts, config.wtu_pass_bits
+        chain = carry_chains(platform)
         m = Module()
         # Cycles 0 to L: the suffix masses, one adder level per cycle in halves (the high
         # halves one cycle after the low ones).
         suffix = registered_suffix_sums(m, [self.mass[k] for k in range(buckets)], weight_bits,
-                                        "suffix")
+                                        "suffix", chain=chain)
         # Cycle max(threshold_latency, 1) on: the rest of the threshold (mass_above is stable).
         mass_above = Signal(weight_bits)
         remaining = Signal(weight_bits)
         m.d.sync += remaining.eq(fast_sub(m, self.threshold, mass_above, "remaining",
-                                                  weight_bits))
+                                                  weight_bits, chain=chain))
         # Cycle max(L + 1, max(threshold_latency, 1) + 1): the comparison of every bucket.
         reach = Signal(buckets)
-        m.d.sync += reach.eq(Cat((self.members[k] != 0) & fast_geq(m, suffix[k], remaining, f"reach{k}")
+        m.d.sync += reach.eq(Cat((self.members[k] != 0)
+                                 & fast_geq(m, suffix[k], remaining, f"reach{k}", chain=chain)
                                  for k in range(buckets)))
         # The cycle after: the crossing bucket (the highest one reached), its members and the
         # mass of the buckets above it, registered.
@@ -149,7 +151,7 @@ class Decision(ConfiguredComponent):
         m.d.sync += [add_above.eq(self.step), mass_over_stepped.eq(mass_over)]
         with m.If(add_above):
             m.d.sync += mass_above.eq(fast_add(m, mass_above, mass_over_stepped,
-                                                       "mass_above", weight_bits))
+                                                       "mass_above", weight_bits, chain=chain))
         with m.If(self.clear):
             m.d.sync += [mass_above.eq(0), add_above.eq(0), self.cutoff.eq(0),
                          self.pass_index.eq(0), self.visited.eq(0), self.touched.eq(0)]

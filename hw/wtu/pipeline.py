@@ -50,10 +50,22 @@ def delayed(m, value, cycles, name):
     return value
 
 
-def registered_product(m, a, b, width, name):
+def registered_product(m, a, b, width, name, *, chain=False):
     """``a x b`` (``width`` bits) after :func:`product_latency` cycles: the partial products of
     ``a`` with :data:`PRODUCT_SLICE_BITS`-bit slices of ``b`` registered, then added by a
-    registered tree of prefix adders."""
+    registered tree of prefix adders.
+
+    With ``chain`` (an FPGA, :func:`hw.wtu.fast_adders.carry_chains`) the product is one
+    multiplication (a multiplier block: an ECP5 MULT18X18D takes 18 x 18 bits) registered,
+    then delayed to the same latency.
+    """
+    latency = 1 + tree_levels(-(-len(b) // PRODUCT_SLICE_BITS))
+    if chain:
+        product = Signal(width, name=f"{name}_block")
+        m.d.sync += product.eq(a * b)
+        result = Signal(width, name=name)
+        m.d.comb += result.eq(delayed(m, product, latency - 1, name))
+        return result
     partials = []
     for index, low in enumerate(range(0, len(b), PRODUCT_SLICE_BITS)):
         partial = Signal(width, name=f"{name}_p{index}")
@@ -92,7 +104,7 @@ def registered_tree(m, values, combine, width, name):
     return result
 
 
-def registered_suffix_sums(m, values, width, name):
+def registered_suffix_sums(m, values, width, name, *, chain=False):
     """Suffix sums ``sum_{k >= j} values[k]`` of every ``j`` (Kogge-Stone, skewed halves).
 
     Each level of the tree adds at distance ``d = 2**level``. Its adders are cut into a low
@@ -107,7 +119,8 @@ def registered_suffix_sums(m, values, width, name):
       (``name_l<level>_<j>_high``).
 
     Returns the list of sums (``width`` bits each, sums truncated to ``width``: the caller
-    guarantees they fit; prefix adders, :mod:`hw.wtu.fast_adders`), valid
+    guarantees they fit; prefix adders, :mod:`hw.wtu.fast_adders`, or carry chains with
+    ``chain``), valid
     :func:`suffix_tree_latency` ``(len(values))`` cycles after the values when the values stay
     unchanged.
     """
@@ -126,9 +139,9 @@ def registered_suffix_sums(m, values, width, name):
             if j + distance < count:
                 carry = Signal(name=f"{stage}_carry")
                 low_sum, low_carry = fast_add_carry(m, lows[j], lows[j + distance], 0,
-                                                    f"{stage}_add_low", low_bits)
+                                                    f"{stage}_add_low", low_bits, chain=chain)
                 high_sum, _ = fast_add_carry(m, highs[j], highs[j + distance], carry,
-                                             f"{stage}_add_high", width - low_bits)
+                                             f"{stage}_add_high", width - low_bits, chain=chain)
                 m.d.sync += [low.eq(low_sum), carry.eq(low_carry), high.eq(high_sum)]
             else:
                 m.d.sync += [low.eq(lows[j]), high.eq(highs[j])]

@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent
 from hw.wtu.bucket_masses import MASS_LATENCY
-from hw.wtu.fast_adders import carry_save, fast_add, fast_geq
+from hw.wtu.fast_adders import carry_chains, carry_save, fast_add, fast_geq
 from hw.wtu.pipeline import registered_tree, threshold_latency, threshold_terms, tree_levels
 
 __all__ = ["RowStatistics"]
@@ -89,12 +89,13 @@ class RowStatistics(ConfiguredComponent):
         config = self._config
         lanes, ratio_bits, weight_bits = config.wtu_lanes, config.wicsum_ratio_bits, \
             config.weight_bits
+        chain = carry_chains(platform)
         m = Module()
         width = weight_bits + ratio_bits + 1
         terms = [self.weighted_sum << shift for shift in threshold_terms(config)]
         scaled = registered_tree(m, terms + [Const(1 << (ratio_bits - 1), width)],
-                                 lambda a, b, name: fast_add(m, a, b, name, width), width,
-                                 "threshold_sum")
+                                 lambda a, b, name: fast_add(m, a, b, name, width, chain=chain),
+                                 width, "threshold_sum")
         m.d.comb += self.threshold.eq(scaled >> ratio_bits)
 
         valid = [self.valid[l] for l in range(lanes)]
@@ -103,13 +104,16 @@ class RowStatistics(ConfiguredComponent):
                                             for l in range(lanes)] + [saved_sum, saved_carry],
                                         weight_bits, "weighted_sum_csa")
         m.d.sync += self.weighted_sum.eq(fast_add(m, saved_sum, saved_carry,
-                                                             "weighted_sum_add", weight_bits))
+                                                             "weighted_sum_add", weight_bits,
+                                                             chain=chain))
         beat_min = registered_tree(
             m, [Mux(valid[l], self.score[l], config.max_score) for l in range(lanes)],
-            lambda a, b, name: Mux(fast_geq(m, a, b, name), b, a), config.score_bits, "beat_min")
+            lambda a, b, name: Mux(fast_geq(m, a, b, name, chain=chain), b, a), config.score_bits,
+            "beat_min")
         beat_max = registered_tree(
             m, [Mux(valid[l], self.score[l], 0) for l in range(lanes)],
-            lambda a, b, name: Mux(fast_geq(m, a, b, name), a, b), config.score_bits, "beat_max")
+            lambda a, b, name: Mux(fast_geq(m, a, b, name, chain=chain), a, b), config.score_bits,
+            "beat_max")
         # The beat's clear and load, delayed to the cycle its extremes leave the tree.
         clear_l, load_l = self.clear, self.load
         for level in range(tree_levels(lanes)):
@@ -124,8 +128,8 @@ class RowStatistics(ConfiguredComponent):
             m.d.sync += [self.min_score.eq(config.max_score), self.max_score.eq(0)]
         with m.Elif(load_l):
             m.d.sync += [
-                self.min_score.eq(Mux(fast_geq(m, beat_min, self.min_score, "min_geq"), self.min_score,
-                                      beat_min)),
-                self.max_score.eq(Mux(fast_geq(m, self.max_score, beat_max, "max_geq"), self.max_score,
-                                      beat_max))]
+                self.min_score.eq(Mux(fast_geq(m, beat_min, self.min_score, "min_geq",
+                                               chain=chain), self.min_score, beat_min)),
+                self.max_score.eq(Mux(fast_geq(m, self.max_score, beat_max, "max_geq",
+                                               chain=chain), self.max_score, beat_max))]
         return m

@@ -94,6 +94,12 @@ addressed with the value its address register takes at the clock edge (the seque
 ``next_chunk``, the walk's ``next_walk_address``), so a word is there in the cycle its address
 is, and the walk still steps one cluster per cycle per lane. Rows are processed one after another: the next row's load waits for the emission of the
 previous one (double-buffering the score memory would hide it, at twice the score storage).
+
+Elaborated for an FPGA build platform (:func:`hw.wtu.fast_adders.carry_chains`), every adder and
+comparison is the plain operator (the logic cells' carry chains) and a lane's product one
+multiplication (a multiplier block) registered, then delayed to the same latency: the same
+integers in the same cycles; without a platform (silicon flow, simulators, Verilog) the prefix
+networks and partial products described above.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -105,7 +111,7 @@ from hw.wtu.aggregate import AggregateEmitter
 from hw.wtu.bucket_lists import BucketLists
 from hw.wtu.bucket_masses import BucketMasses
 from hw.wtu.decision import Decision, pass_bucket
-from hw.wtu.fast_adders import fast_geq
+from hw.wtu.fast_adders import carry_chains, fast_geq
 from hw.wtu.lane_memories import LaneMemories
 from hw.wtu.pipeline import decide_cycles, delayed, product_latency, registered_product
 from hw.wtu.layouts import WTULayouts
@@ -197,6 +203,7 @@ class WiCSumThresholdUnit(wiring.Component):
         # the lanes' datapath (address, score, product, bucket) is wired here.
         config = self._config
         lanes = config.wtu_lanes
+        chain = carry_chains(platform)   # an FPGA: carry chains and multiplier blocks
         m = Module()
         m.submodules.sequencer = sequencer = Sequencer(config)
         m.submodules.statistics = statistics = RowStatistics(config)
@@ -254,7 +261,8 @@ class WiCSumThresholdUnit(wiring.Component):
             ]
             # Cycles 1 to P: the product; the lane's fields as the masses, lists and
             # statistics take them in cycle P + 1.
-            product_in = registered_product(m, score_1, count_1, product_bits, f"product{l}")
+            product_in = registered_product(m, score_1, count_1, product_bits, f"product{l}",
+                                            chain=chain)
             valid_in = delayed(m, valid_1, product_stages, f"valid{l}")
             active_in = delayed(m, active_1, product_stages, f"active{l}")
             address_in = delayed(m, address_1, product_stages, f"address{l}")
@@ -273,7 +281,8 @@ class WiCSumThresholdUnit(wiring.Component):
                 score.eq(Mux(walking, lane_memories.stored_score, self.scores.payload.score[l])),
                 active.eq(Mux(walking, lane_lists.walk_active, load & lane_valid)),
                 row_select[l].eq(lane_valid & fast_geq(m, lane_memories.stored_score,
-                                                        decision.cutoff, f"select{l}")),
+                                                        decision.cutoff, f"select{l}",
+                                                        chain=chain)),
                 lane_memories.next_address.eq(next_address),
                 lane_memories.next_chunk.eq(lane_next_chunk), lane_memories.chunk.eq(lane_chunk),
                 lane_memories.write_counts.eq(sequencer.write_counts),
