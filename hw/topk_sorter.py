@@ -54,8 +54,10 @@ def output_layout(config):
     })
 
 
-#: Compare-and-swap levels between two registers of the sorting and merging networks.
-LEVELS_PER_STAGE = 2
+#: Compare-and-swap levels between two registers of the sorting and merging networks. One: a
+#: level is a carry chain over the whole key whose result steers both outputs of every bit, so
+#: on the ECP5 two levels in a cycle (the design's first pipelining) leave no margin at 100 MHz.
+LEVELS_PER_STAGE = 1
 
 
 def _next_power_of_two(value):
@@ -263,7 +265,8 @@ class TopKSorter(ConfiguredComponent):
             folded.append(larger)
         merger = _Network(m, key_bits, "merge")
         # Level 0 is the fold; the first stage takes what is left over from whole groups of
-        # LEVELS_PER_STAGE (the fold alone when the levels are odd, beside its operand muxes).
+        # LEVELS_PER_STAGE (the fold alone when the groups leave it alone, beside its operand
+        # muxes).
         ring_levels = [None] + _merge_levels(width)
         first = len(ring_levels) - LEVELS_PER_STAGE * (stages - 1)
         keys = folded
