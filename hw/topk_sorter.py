@@ -54,8 +54,11 @@ def output_layout(config):
     })
 
 
-#: Compare-and-swap levels between two registers of the sorting and merging networks.
-LEVELS_PER_STAGE = 2
+#: Compare-and-swap levels between two registers of the sorting and merging networks. One: a
+#: level is a carry chain over the whole key whose result steers both outputs of every bit; on
+#: the ECP5 the sorter with ``topk_k`` 4 routes at 70.6 MHz with two levels (two sorting levels
+#: bound it) and at 120.5 MHz with one (README, "Pipelines of ... the sorter baseline").
+LEVELS_PER_STAGE = 1
 
 
 def _next_power_of_two(value):
@@ -245,11 +248,14 @@ class TopKSorter(ConfiguredComponent):
         action = {name: Signal(name=f"reduce_{name}") for name in ("hold", "merge", "done")}
         upcoming = Signal(range(len(schedule) + 1))
         upcoming_active = Signal()
-        for name, flag in action.items():
+        # ``vacate`` (hold or done: the leaving bank does not stay in the ring) is decoded as its
+        # own register, so that no gate stands between a flag and the fold's multiplexers.
+        vacate = Signal(name="reduce_vacate")
+        for flag, names in [*((flag, (name,)) for name, flag in action.items()),
+                            (vacate, ("hold", "done"))]:
             m.d.sync += flag.eq(upcoming_active & Cat(
-                [upcoming == index for index, act in enumerate(schedule) if act == name]).any())
+                [upcoming == index for index, act in enumerate(schedule) if act in names]).any())
         bank = [Signal(key_bits, name=f"ring_out_{index}") for index in range(width)]
-        leaving = [Mux(action["hold"] | action["done"], 0, key) for key in bank]
         operand = []
         for index in range(width):
             from_batch = batch[index] & batch_valid.replicate(key_bits) \
@@ -259,11 +265,16 @@ class TopKSorter(ConfiguredComponent):
         for position in range(width):
             other = operand[width - 1 - position]
             larger = Signal(key_bits, name=f"fold{position}")
-            m.d.comb += larger.eq(Mux(leaving[position] > other, leaving[position], other))
+            # A vacated bank folds as empty keys: max(0, other) is other. The comparator sees
+            # the bank itself, and ``vacate`` steers only the last multiplexer, so the path
+            # from the leaving bank to the carry chain has no gate in it.
+            kept = bank[position]
+            m.d.comb += larger.eq(Mux(vacate | (other > kept), other, kept))
             folded.append(larger)
         merger = _Network(m, key_bits, "merge")
         # Level 0 is the fold; the first stage takes what is left over from whole groups of
-        # LEVELS_PER_STAGE (the fold alone when the levels are odd, beside its operand muxes).
+        # LEVELS_PER_STAGE (the fold alone when the groups leave it alone, beside its operand
+        # muxes).
         ring_levels = [None] + _merge_levels(width)
         first = len(ring_levels) - LEVELS_PER_STAGE * (stages - 1)
         keys = folded

@@ -55,24 +55,32 @@ def test_twin_worked_example():
     assert clusters.tolist() == [1, 4, 0, 2]
     assert scores.tolist() == [9, 9, 5, 5]
     assert valid.tolist() == [1, 1, 1, 1]
-    # Worked by hand: 4 lanes -> 3 sorting levels, 2 registers (D); k 4 -> the fold and 2
-    # merging levels, 2 ring stages (S); reduction of 2 slots: hold 0, merge 1, skip 0, done 1
-    # -> R 4; 2 beats -> B + D + R + k = 2 + 2 + 4 + 4 = 12 cycles, latency D + R + 1 = 7.
-    assert twin.cycles_per_row(TINY, 8) == 12
-    assert twin.latency(TINY) == 7
+    # Worked by hand, one level per register: 4 lanes -> 3 sorting levels, 3 registers (D);
+    # k 4 -> the fold and 2 merging levels, 3 ring stages (S); reduction of 3 slots: hold 0,
+    # merge 1, hold 2, skip 0, merge 1, skip 2, skip 0, done 1 -> R 8; 2 beats ->
+    # B + D + R + k = 2 + 3 + 8 + 4 = 17 cycles, latency D + R + 1 = 12.
+    assert twin.cycles_per_row(TINY, 8) == 17
+    assert twin.latency(TINY) == 12
+    assert reduce_schedule(3) == ["hold", "merge", "hold", "skip", "merge", "skip", "skip", "done"]
 
 
 def test_twin_and_component_reduction_of_the_edge_ring():
-    # Worked by hand for 4 slots (edge: k 64 -> the fold and 6 merging levels, 4 stages):
-    # hold 0, merge 1 (into 1), hold 2, merge 3 (into 3), skip 0, hold 1, skip 2, merge 3,
-    # skip 0, skip 1, skip 2, done 3 -> 12 cycles; 16 lanes -> 10 sorting levels, 5 registers.
+    # Worked by hand for 7 slots (edge: k 64 -> the fold and 6 merging levels, one a stage):
+    # round 1, cycles 0-6: hold 0, merge 1 (into 1), hold 2, merge 3, hold 4, merge 5, hold 6;
+    # round 2, 7-13: skip 0, merge 1 (6 into 1), skip 2, hold 3, skip 4, merge 5 (3 into 5),
+    # skip 6; round 3, 14-20: skip 0, hold 1, skip 2-4, merge 5 (1 into 5), skip 6; round 4,
+    # 21-26: skip 0-4, done 5 -> R 27 cycles; 16 lanes -> 10 sorting levels, 10 registers;
+    # a row of 4096 clusters: 256 beats + D + R + k = 256 + 10 + 27 + 64 = 357 cycles.
     edge = PRESETS["edge"]
-    assert twin.ring_stages(edge) == 4 and twin.reduce_cycles(edge) == 12
-    assert twin.sort_registers(edge) == 5 and twin.latency(edge) == 5 + 12 + 1
-    assert reduce_schedule(4) == ["hold", "merge", "hold", "merge", "skip", "hold", "skip",
-                                  "merge", "skip", "skip", "skip", "done"]
+    assert twin.ring_stages(edge) == 7 and twin.reduce_cycles(edge) == 27
+    assert twin.sort_registers(edge) == 10 and twin.latency(edge) == 10 + 27 + 1
+    assert twin.cycles_per_row(edge, 4096) == 357
+    assert reduce_schedule(7) == ["hold", "merge", "hold", "merge", "hold", "merge", "hold",
+                                  "skip", "merge", "skip", "hold", "skip", "merge", "skip",
+                                  "skip", "hold", "skip", "skip", "skip", "merge", "skip",
+                                  "skip", "skip", "skip", "skip", "skip", "done"]
     dut = TopKSorter(edge)
-    assert (dut.sort_stages, dut.ring_stages, dut.latency) == (5, 4, 18)
+    assert (dut.sort_stages, dut.ring_stages, dut.latency) == (10, 7, 38)
 
 
 def test_twin_pads_short_rows():

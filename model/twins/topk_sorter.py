@@ -16,11 +16,11 @@ Contract (the RTL equals this exactly)
 - **Output** of one row: exactly ``k`` entries ``(cluster, score, valid)`` in rank order; when a
   row holds fewer than ``k`` clusters the tail entries are ``(0, 0, 0)``. The ``k``-th entry
   carries ``last``. No rounding or saturation: scores pass through unchanged.
-- **Cycle model** (no stalls). With ``L = wtu_lanes``, ``W = 2**ceil(log2(k))`` and two
-  compare-and-swap levels between registers: the beat's sorting pipeline has
-  ``D = max(1, ceil(log2(L) (log2(L) + 1) / 4))`` registers; the merge ring has
-  ``S = ceil((1 + log2(W)) / 2)`` stages (the fold and the ``log2(W)`` merging levels) and so
-  holds ``S`` partial results; reducing them takes ``R`` cycles (:func:`reduce_cycles`: each
+- **Cycle model** (no stalls). With ``L = wtu_lanes``, ``W = 2**ceil(log2(k))`` and
+  :data:`LEVELS_PER_REGISTER` ``= 1`` compare-and-swap level between registers: the beat's
+  sorting pipeline has ``D = max(1, log2(L) (log2(L) + 1) / 2)`` registers (one per level of
+  the bitonic sorting network); the merge ring has ``S = 1 + log2(W)`` stages (the fold and the
+  ``log2(W)`` merging levels) and so holds ``S`` partial results; reducing them takes ``R`` cycles (:func:`reduce_cycles`: each
   cycle one of the ``S`` slots comes round, in turn; an occupied slot is set aside when nothing
   is set aside and another slot is occupied, merged with the one set aside otherwise (it stays
   occupied), and is the result when it is the only occupied one; all ``S`` start occupied).
@@ -29,7 +29,8 @@ Contract (the RTL equals this exactly)
   one entry per cycle; the next row's first beat is accepted on the cycle after the last
   entry leaves. Rows therefore follow each other every ``B + D + R + k`` cycles
   (:func:`cycles_per_row`); there is no early exit, every cluster is read. ``edge`` (L 16,
-  k 64): D 5, S 4, R 12, latency 18.
+  k 64): D 10, S 7, R 27, latency 38, 357 cycles per row of 4096 clusters (with two levels
+  between registers, until issue 10 item 5: D 5, S 4, R 12, latency 18, 337 cycles).
 """
 
 import numpy as np
@@ -37,8 +38,9 @@ import numpy as np
 __all__ = ["LEVELS_PER_REGISTER", "sort_registers", "ring_stages", "reduce_cycles", "latency",
            "beats_per_row", "cycles_per_row", "topk_row", "topk_rows"]
 
-#: Compare-and-swap levels between two registers of the sorting and merging networks.
-LEVELS_PER_REGISTER = 2
+#: Compare-and-swap levels between two registers of the sorting and merging networks
+#: (:data:`hw.topk_sorter.LEVELS_PER_STAGE`).
+LEVELS_PER_REGISTER = 1
 
 
 def _log2(value):
@@ -53,7 +55,8 @@ def sort_registers(config):
 
 
 def ring_stages(config):
-    """Stages ``S`` of the merge ring: the fold and ``log2(W)`` merging levels, two a stage."""
+    """Stages ``S`` of the merge ring: the fold and ``log2(W)`` merging levels,
+    :data:`LEVELS_PER_REGISTER` a stage."""
     return -(-(1 + _log2(config.topk_k)) // LEVELS_PER_REGISTER)
 
 
