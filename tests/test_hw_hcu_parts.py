@@ -269,13 +269,21 @@ def test_dispatcher(slots, width, entries):
                                 (dut.found, (1 << found) - 1), (dut.pop, pop),
                                 (dut.push, push), (dut.opens, opens)):
                 ctx.set(port, value)
+            ctx.set(dut.tail, (head + held) % slots)
             for slot in range(slots):
                 ctx.set(dut.seen[slot], seen[slot])
-                ctx.set(dut.behind[slot], seen[slot] < opened)
                 ctx.set(dut.lag[slot], min(opened - seen[slot], slots))
             assert ctx.get(dut.walk_age) == walk_age
             jobs, slot, bump = _dispatch_reference(config, state, inputs)
             assert ctx.get(dut.bump) == bump
+            # The ring's ``behind`` of the next cycle, after this cycle's bump, push and opens.
+            seen_next = list(seen)
+            if bump:
+                seen_next[slot] += 1
+            if push:
+                seen_next[(head + held) % slots] = opened
+            for index in range(slots):
+                ctx.set(dut.behind_next[index], seen_next[index] < opened + opens)
             for job, (valid, cluster) in enumerate(jobs):
                 assert ctx.get(dut.job_valid[job]) == valid, (inputs, job)
                 if valid:
@@ -286,10 +294,7 @@ def test_dispatcher(slots, width, entries):
                     assert ctx.get(dut.job_slot) == slot
                     jobs_seen += 1
             catch_ups += bump
-            if bump:
-                seen[slot] += 1
-            if push:
-                seen[(head + held) % slots] = opened
+            seen = seen_next
             held += push - pop
             head = (head + pop) % slots
             opened += opens

@@ -29,8 +29,10 @@ class Dispatcher(ConfiguredComponent):
     ``(c mod hash_mem_entries) // D``).
 
     Timing: the walk token's slot and ``top`` are registers (not ``head + walk_age`` and the
-    walk token's ``seen`` selected each cycle), the catch-up choice reads the ring's
-    ``behind`` bits (no compare of ``seen`` with ``opened``), the eviction bound is a register
+    walk token's ``seen`` selected each cycle), the catch-up choice is a register chosen in
+    the previous cycle from the ring's next ``behind`` bits (no compare of ``seen`` with
+    ``opened``) and per-slot registers saying whose walk has begun or ended, so the jobs, the
+    lanes' grants and the walk's state do not wait for it; the eviction bound is a register
     ``room`` (the clusters below ``top`` the older tokens cannot evict) compared with
     constants and kept by small sums (a new walk token's from its ring counter ``lag``), and
     the walk's end is computed
@@ -49,9 +51,11 @@ class Dispatcher(ConfiguredComponent):
     head : In(range(K))
     held : In(range(K + 1))
     seen : In(ArrayLayout(range(max_clusters + 1), K))
-    behind : In(K)
+    tail : In(range(K))
     lag : In(ArrayLayout(range(K + 1), K))
         The token ring's state (:class:`hw.hcu.TokenRing`).
+    behind_next : In(K)
+        The ring's ``behind`` bits of the next cycle (``seen < opened`` per slot then).
     opened : In(range(max_clusters + 1))
         Clusters opened so far.
     push : In(1)
@@ -90,7 +94,8 @@ class Dispatcher(ConfiguredComponent):
             "head": In(range(slots)),
             "held": In(range(slots + 1)),
             "seen": In(data.ArrayLayout(cluster_range, slots)),
-            "behind": In(slots),
+            "tail": In(range(slots)),
+            "behind_next": In(slots),
             "lag": In(data.ArrayLayout(range(slots + 1), slots)),
             "opened": In(cluster_range),
             "push": In(1),
@@ -112,7 +117,6 @@ class Dispatcher(ConfiguredComponent):
         entries = config.hash_mem_entries
         bank_bits = width.bit_length() - 1
         head, held, seen, opened = self.head, self.held, self.seen, self.opened
-        walk_begun = Signal()
         # The walk's next cluster is top - 1: a register, the walk token's ``seen`` until its
         # walk begins (written when a token becomes the walk token), then counted down.
         top = Signal.like(opened)
@@ -121,21 +125,25 @@ class Dispatcher(ConfiguredComponent):
         walk_slot = Signal(range(slots))
         next_slot = modulo_sum(walk_slot, 1, slots) if slots > 1 else 0
 
-        # The catch-up of the oldest eligible token (the loop's last match wins); ``behind``
-        # is the ring's register bit for ``seen < opened``.
-        catch_up = Signal()
+        # The catch-up of this cycle, chosen in the previous one (below, "The next cycle's
+        # catch-up"): registers, the slot one-hot (``catch``, 0 without a catch-up), numbered
+        # (``catch_slot``) and ``catch_up`` = ``catch != 0``, so the choice's fan-out (the jobs,
+        # the picker's grants, the lanes' issue registers, the ring, the walk's state) starts
+        # at flip-flops.
+        catch = Signal(slots)
         catch_slot = Signal(range(slots))
-        for age in reversed(range(slots)):
-            slot = modulo_sum(head, age, slots)
-            walked_past = (age < self.walk_age) | ((age == self.walk_age) & walk_begun)
-            with m.If((age < held) & walked_past & self.behind.bit_select(slot, 1)):
-                m.d.comb += [catch_up.eq(1), catch_slot.eq(slot)]
+        catch_up = Signal()
+        # Bit s: slot s holds a token whose walk has begun or ended (a catch-up may go to it).
+        eligible = Signal(slots)
         walk_token = Signal()
         m.d.comb += [
             walk_token.eq(self.walk_age < held),
             self.job_slot.eq(Mux(catch_up, catch_slot, walk_slot)),
             self.bump.eq(catch_up & self.job_valid[0]),
         ]
+        catch_cluster = Signal.like(opened)
+        m.d.comb += catch_cluster.eq(select([(catch[slot], seen[slot]) for slot in range(slots)]
+                                            + [(~catch_up, 0)]))
         # The walk's tests, registers updated with the walk's state (below): bit c of
         # ``top_at_least`` is ``top >= c``, of ``top_is`` ``top == c``, of ``room_above``
         # ``room > c``, for c = 0 .. D. ``room`` = top + entries - opened - walk_age counts the
@@ -155,14 +163,14 @@ class Dispatcher(ConfiguredComponent):
             m.d.comb += [
                 self.job_valid[job].eq(more[job + 1]
                                        | ((self.found[0] & catch_up) if job == 0 else 0)),
-                self.job_cluster[job].eq(Mux(catch_up, seen[catch_slot], top - 1 - job)),
+                self.job_cluster[job].eq(Mux(catch_up, catch_cluster, top - 1 - job)),
             ]
         for bank in range(width):
             # The walk's clusters in this cycle sit in distinct banks: bank b reads the one of
             # top - D .. top - 1 that is b mod D (or the catch-up cluster).
             offset = (top - 1 - bank)[:bank_bits] if width > 1 else 0
             walk_cluster = (top - 1 - offset)[:config.cluster_id_bits]
-            cluster = Mux(catch_up, seen[catch_slot], walk_cluster)
+            cluster = Mux(catch_up, catch_cluster, walk_cluster)
             m.d.comb += self.read_row[bank].eq(cluster[bank_bits:config.hash_slot_bits])
 
         # The walk's progress. The walk ends, after ``count`` walk jobs, when top == count or,
@@ -239,15 +247,13 @@ class Dispatcher(ConfiguredComponent):
                       for choices in (top_choices, room_choices)
                       for index in range(len(choices[0][1]))]
             return values + [
-                Mux(advance, 0, Mux(goes_on & more[1], 1, walk_begun)),
                 select([(advance & ~self.pop, self.walk_age + 1),
                         (~advance & self.pop, self.walk_age - 1),
                         (advance == self.pop, self.walk_age)]),
                 Mux(advance, next_slot, walk_slot),
             ]
 
-        registers = [top, top_at_least, top_is, room, room_above, walk_begun, self.walk_age,
-                     walk_slot]
+        registers = [top, top_at_least, top_is, room, room_above, self.walk_age, walk_slot]
         walk_more = [Const(1)] + [self.found[count - 1] & walk_token & top_at_least[count]
                                   & room_above[count - 1] for count in range(1, width + 1)]
         # The decision (``grows``) and the catch-up choice select last, the decision
@@ -259,4 +265,35 @@ class Dispatcher(ConfiguredComponent):
             same, more_room = (Mux(catch_up, catching[index], walking[index])
                                for walking, catching in outcomes)
             m.d.sync += register.eq(Mux(grows, more_room, same))
+
+        # The next cycle's catch-up, chosen now from this cycle's registers and the ring's
+        # next ``behind`` (the same rule as above, one cycle ahead). The walk token's walk has
+        # begun or ended after this cycle when it gets a walk job or its walk ends without one
+        # (the "exactly 0 jobs" case of ``outcome``: top == 0, or the oldest token with nothing
+        # left it may compare).
+        walked = walk_token & ((walk_more[1] & ~catch_up) | top_is[0]
+                               | ((self.walk_age == 0) & ~room_above[0]))
+        eligible_next = Signal(slots)
+        for slot in range(slots):
+            entering_slot = self.push & (self.tail == slot)
+            leaving_slot = self.pop & (head == slot)
+            m.d.comb += eligible_next[slot].eq(
+                ~entering_slot & ~leaving_slot
+                & (eligible[slot] | (walked & (walk_slot == slot))))
+        candidate = Signal(slots)
+        m.d.comb += candidate.eq(eligible_next & self.behind_next)
+        # The oldest candidate, by age from ``head``: the slot a decision frees has no
+        # candidate, so the order of the others from ``head`` is their order from the next head.
+        catch_next = Signal(slots)
+        for slot in range(slots):
+            older = select([(head == first,
+                             Cat(candidate[(first + age) % slots]
+                                 for age in range((slot - first) % slots)).any())
+                            for first in range(slots)])
+            m.d.comb += catch_next[slot].eq(candidate[slot] & ~older)
+        m.d.sync += [eligible.eq(eligible_next), catch.eq(catch_next),
+                     catch_up.eq(candidate.any()),
+                     catch_slot.eq(Cat(Cat(catch_next[slot] for slot in range(slots)
+                                           if slot >> bit & 1).any()
+                                       for bit in range(len(catch_slot))))]
         return m

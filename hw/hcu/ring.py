@@ -56,6 +56,10 @@ class TokenRing(ConfiguredComponent):
         The slots' contents (a slot not held keeps stale values); ``lag``, the clusters opened
         since ``seen`` (at most K for a held token), a register; ``behind`` = ``lag != 0``, a
         register beside it.
+    behind_next : Out(K)
+        The value ``behind`` takes at the next clock edge (from this cycle's ``push``,
+        ``opens`` and ``bump``), for a choice registered a cycle ahead
+        (:class:`hw.hcu.Dispatcher`'s catch-up).
 
     Raises
     ------
@@ -83,6 +87,7 @@ class TokenRing(ConfiguredComponent):
             "seen": Out(data.ArrayLayout(cluster_range, slots)),
             "lag": Out(data.ArrayLayout(range(slots + 1), slots)),
             "behind": Out(slots),
+            "behind_next": Out(slots),
         }
 
     def elaborate(self, platform):
@@ -94,16 +99,21 @@ class TokenRing(ConfiguredComponent):
             m.d.sync += self.seen[self.bump_slot].eq(self.seen[self.bump_slot] + 1)
         # Clusters opened and not yet caught up with, per slot: a held token's is at most K
         # (the K - 1 older tokens and the one decided as it enters each open one).
+        m.d.sync += self.behind.eq(self.behind_next)
         for slot in range(slots):
             lag = self.lag[slot]
             bumped = self.bump & (self.bump_slot == slot)
-            behind = self.behind[slot]
+            behind_next = self.behind_next[slot]
+            m.d.comb += behind_next.eq(self.behind[slot])
             with m.If(self.push & (self.tail == slot)):
-                m.d.sync += [lag.eq(self.opens), behind.eq(self.opens)]
+                m.d.sync += lag.eq(self.opens)
+                m.d.comb += behind_next.eq(self.opens)
             with m.Elif(self.opens & ~bumped):
-                m.d.sync += [lag.eq(lag + 1), behind.eq(1)]
+                m.d.sync += lag.eq(lag + 1)
+                m.d.comb += behind_next.eq(1)
             with m.Elif(~self.opens & bumped):
-                m.d.sync += [lag.eq(lag - 1), behind.eq(lag != 1)]
+                m.d.sync += lag.eq(lag - 1)
+                m.d.comb += behind_next.eq(lag != 1)
         # A push after the bump: it wins if both name one slot (they never do, see the unit).
         with m.If(self.push):
             m.d.sync += [self.hash[self.tail].eq(self.push_hash),
