@@ -276,6 +276,8 @@ def test_dispatcher(slots, width, entries):
             assert ctx.get(dut.walk_age) == walk_age
             jobs, slot, bump = _dispatch_reference(config, state, inputs)
             assert ctx.get(dut.bump) == bump
+            if bump:
+                assert ctx.get(dut.bump_slot) == slot
             # The ring's ``behind`` of the next cycle, after this cycle's bump, push and opens.
             seen_next = list(seen)
             if bump:

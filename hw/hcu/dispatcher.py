@@ -76,7 +76,9 @@ class Dispatcher(ConfiguredComponent):
     read_row : Out(ArrayLayout(hash_slot_bits - log2(D), D))
         Row each table bank reads this cycle.
     bump : Out(1)
-        A catch-up starts: increment ``seen`` of slot ``job_slot``.
+        A catch-up starts: increment ``seen`` of slot ``bump_slot``.
+    bump_slot : Out(range(K))
+        The slot of this cycle's catch-up (``job_slot`` when ``bump``; a register).
     walk_age : Out(range(K + 1))
         Age of the walk token (``held`` once every held token has walked).
 
@@ -107,6 +109,7 @@ class Dispatcher(ConfiguredComponent):
             "job_slot": Out(range(slots)),
             "read_row": Out(data.ArrayLayout(row_bits, width)),
             "bump": Out(1),
+            "bump_slot": Out(range(slots)),
             "walk_age": Out(range(slots + 1)),
         }
 
@@ -140,6 +143,7 @@ class Dispatcher(ConfiguredComponent):
             walk_token.eq(self.walk_age < held),
             self.job_slot.eq(Mux(catch_up, catch_slot, walk_slot)),
             self.bump.eq(catch_up & self.job_valid[0]),
+            self.bump_slot.eq(catch_slot),
         ]
         catch_cluster = Signal.like(opened)
         m.d.comb += catch_cluster.eq(select([(catch[slot], seen[slot]) for slot in range(slots)]

@@ -95,14 +95,15 @@ class TokenRing(ConfiguredComponent):
         m = Module()
         m.d.comb += self.tail.eq(modulo_sum(self.head, self.held[:len(self.head)], slots)
                                  if slots > 1 else 0)
-        with m.If(self.bump):
-            m.d.sync += self.seen[self.bump_slot].eq(self.seen[self.bump_slot] + 1)
         # Clusters opened and not yet caught up with, per slot: a held token's is at most K
         # (the K - 1 older tokens and the one decided as it enters each open one).
         m.d.sync += self.behind.eq(self.behind_next)
         for slot in range(slots):
             lag = self.lag[slot]
             bumped = self.bump & (self.bump_slot == slot)
+            # Each slot counts its own ``seen`` up (no multiplexer before the adder).
+            with m.If(bumped):
+                m.d.sync += self.seen[slot].eq(self.seen[slot] + 1)
             behind_next = self.behind_next[slot]
             m.d.comb += behind_next.eq(self.behind[slot])
             with m.If(self.push & (self.tail == slot)):

@@ -301,7 +301,7 @@ class HashClusterUnit(ConfiguredComponent):
             dispatcher.opened.eq(opened), dispatcher.push.eq(ring.push),
             dispatcher.opens.eq(ring.opens),
             dispatcher.found.eq(free_lanes.found), dispatcher.pop.eq(decide),
-            ring.bump.eq(dispatcher.bump), ring.bump_slot.eq(dispatcher.job_slot),
+            ring.bump.eq(dispatcher.bump), ring.bump_slot.eq(dispatcher.bump_slot),
             issue.job_valid.eq(dispatcher.job_valid), issue.job_lane.eq(free_lanes.lane),
             issue.job_cluster.eq(dispatcher.job_cluster), issue.job_slot.eq(dispatcher.job_slot),
             issue.token.eq(ring.hash),
