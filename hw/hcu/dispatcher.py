@@ -138,9 +138,10 @@ class Dispatcher(ConfiguredComponent):
         catch_up = Signal()
         # Bit s: slot s holds a token whose walk has begun or ended (a catch-up may go to it).
         eligible = Signal(slots)
+        # A walk token exists (``walk_age < held``): a register, kept by the walk's end and
+        # an entering token (a decision moves both ``walk_age`` and ``held`` down by one).
         walk_token = Signal()
         m.d.comb += [
-            walk_token.eq(self.walk_age < held),
             self.job_slot.eq(Mux(catch_up, catch_slot, walk_slot)),
             self.bump.eq(catch_up & self.job_valid[0]),
             self.bump_slot.eq(catch_slot),
@@ -251,13 +252,15 @@ class Dispatcher(ConfiguredComponent):
                       for choices in (top_choices, room_choices)
                       for index in range(len(choices[0][1]))]
             return values + [
+                self.push | Mux(advance, self.walk_age + 1 < held, walk_token),
                 select([(advance & ~self.pop, self.walk_age + 1),
                         (~advance & self.pop, self.walk_age - 1),
                         (advance == self.pop, self.walk_age)]),
                 Mux(advance, next_slot, walk_slot),
             ]
 
-        registers = [top, top_at_least, top_is, room, room_above, self.walk_age, walk_slot]
+        registers = [top, top_at_least, top_is, room, room_above, walk_token, self.walk_age,
+                     walk_slot]
         walk_more = [Const(1)] + [self.found[count - 1] & walk_token & top_at_least[count]
                                   & room_above[count - 1] for count in range(1, width + 1)]
         # The decision (``grows``) and the catch-up choice select last, the decision
