@@ -373,11 +373,20 @@ class HashClusterUnit(ConfiguredComponent):
                                                                  - config.hash_bits))
         m.d.comb += pipeline.word.eq(Mux(tag.header, opened,
                                          saved_hash.word_select(tag.chunk, WORD_BITS)))
-        header_live = Mux(restored.word > entries, entries, restored.word)
+        # The header's checks are made on the word as it arrives and registered with it (the
+        # restore register takes the word every cycle), so the refusal and the walk's counts
+        # start from flip-flops: ``header_live`` = min(word, entries), ``header_above`` = word
+        # above max_clusters; ``restored_live`` = min(restored opened, entries), kept with it.
+        arriving = self.restore.payload.word
+        header_live = Signal(range(entries + 1))
+        header_above = Signal()
+        restored_live = Signal(range(entries + 1))
+        m.d.sync += [header_live.eq(Mux(arriving > entries, entries, arriving)),
+                     header_above.eq(arriving > config.max_clusters)]
         # The registered restore word breaks a field's range (header) or has a bit set above
         # hash_bits (a hash's last word).
         word_bad = Signal()
-        m.d.comb += word_bad.eq(Mux(walker.section == 0, restored.word > config.max_clusters,
+        m.d.comb += word_bad.eq(Mux(walker.section == 0, header_above,
                                     (walker.chunk == hash_words - 1)
                                     & item[config.hash_bits:].any()))
 
@@ -418,8 +427,7 @@ class HashClusterUnit(ConfiguredComponent):
                 # written) in the cycle after its transfer.
                 m.d.comb += [restored.accept.eq(~last_taken),
                              walker.count1.eq(Mux(walker.section == 0, header_live,
-                                                  Mux(restored_opened > entries, entries,
-                                                      restored_opened))),
+                                                  restored_live)),
                              walker.step.eq(restored.valid)]
                 with m.If(self.restore.valid & self.restore.ready & self.restore.payload.last):
                     m.d.sync += last_taken.eq(1)
@@ -430,7 +438,8 @@ class HashClusterUnit(ConfiguredComponent):
                         with m.If(word_bad):
                             m.d.sync += bad.eq(1)
                         with m.If(walker.section == 0):
-                            m.d.sync += restored_opened.eq(restored.word)
+                            m.d.sync += [restored_opened.eq(restored.word),
+                                         restored_live.eq(header_live)]
                         with m.Elif(walker.chunk == hash_words - 1):
                             for bank, write in enumerate(writes):
                                 m.d.comb += [write.addr.eq(slot_row),
