@@ -234,30 +234,35 @@ class HashClusterUnit(ConfiguredComponent):
         # Decide. Each token slot has its argmin tree over the lanes' best matches (two
         # registered stages), and ``busy`` says per slot whether a job of it is in the read or
         # load stage or in a lane, or a token enters it or is cleared (a job dispatched in y is
-        # in the read stage in y + 1, ``dispatched_1``, and in ``busy`` then). Cycle y: the
+        # in the read stage in y + 1, and in ``busy`` then). Cycle y: the
         # trees' first stage, busy registered. Cycle y + 1: their second stage (and the
         # "below the threshold" flag). Cycle y + 2: the oldest token is
         # decided from its tree once its walk is done, every cluster opened before it has been
         # compared, its slot was not busy in the two previous cycles and no job of it was
-        # dispatched in the previous cycle.
+        # dispatched in the previous cycle (all of it in the register ``blocked``).
         busy = Signal(slots)
         busy_1 = Signal(slots)         # busy in the previous cycle
-        busy_2 = Signal(slots)         # busy two cycles before
-        # A job of the slot dispatched in the previous cycle: it is in the read stage now (the
+        # A job of the slot dispatched in this cycle: it is in the read stage in the next (the
         # dispatch itself is not in ``busy``, so the dispatcher's jobs end at registers).
-        dispatched_1 = Signal(slots)
+        dispatching = Signal(slots)
         clearing = Signal(slots)       # a token entered the slot in the previous cycle
+        # Bit s: slot s cannot be decided this cycle (its token is behind, a job of it was
+        # dispatched in the previous cycle, or it was busy in either of the two cycles before):
+        # a register made a cycle ahead, so the decision starts from flip-flops.
+        blocked = Signal(slots)
         for slot in range(slots):
             m.d.comb += busy[slot].eq(
                 Cat(lane.working & (lane.tag == slot) for lane in lanes).any()
                 | (issue.read_valid & (issue.read_slot == slot))
                 | (issue.load_valid & (issue.load_tag == slot))
                 | (ring.push & (ring.tail == slot)) | clearing[slot])
-            m.d.comb += dispatched_1[slot].eq(issue.read_valid & (issue.read_slot == slot))
+            m.d.comb += dispatching[slot].eq(dispatcher.job_valid.any()
+                                             & (dispatcher.job_slot == slot))
             for index, lane in enumerate(lanes):
                 m.d.comb += [argmins[slot].distance[index].eq(lane.best_distance[slot]),
                              argmins[slot].cluster[index].eq(lane.best_cluster[slot])]
-        m.d.sync += [busy_1.eq(busy), busy_2.eq(busy_1)]
+        m.d.sync += [busy_1.eq(busy),
+                     blocked.eq(ring.behind_next | dispatching | busy | busy_1)]
         best_distance = Array(argmin.best_distance for argmin in argmins)[head]
         best_cluster = Array(argmin.best_cluster for argmin in argmins)[head]
         best_found = Array(argmin.best_found for argmin in argmins)[head]
@@ -267,9 +272,8 @@ class HashClusterUnit(ConfiguredComponent):
         m.d.comb += [
             found.eq(best_found),
             full.eq(opened == config.max_clusters),
-            self.o.valid.eq((ring.held != 0) & (dispatcher.walk_age != 0)
-                            & ~(ring.behind | dispatched_1 | busy_1 | busy_2)
-                            .bit_select(head, 1)),
+            # (``walk_age`` is at most ``held``: a nonzero one means a token is held.)
+            self.o.valid.eq((dispatcher.walk_age != 0) & ~blocked.bit_select(head, 1)),
             self.o.payload.last.eq(ring.last[head]),
             self.o.payload.cluster.eq(Mux(found, best_cluster,
                                           Mux(full, 0, opened[:config.cluster_id_bits]))),
