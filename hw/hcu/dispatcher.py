@@ -209,9 +209,22 @@ class Dispatcher(ConfiguredComponent):
                         for count in range(width + 1)),
                     Cat(value == count + offset for count in range(width + 1)))
 
+        # ``room > k`` for the small constants k the tests need (-1 .. 2 D) without a carry
+        # chain per constant: ``room`` is above k when it is not negative and its bits above
+        # the low ones (shared by every test) are not all 0, or its low bits are above k.
+        low_bits = min((2 * width + 1).bit_length(), len(room) - 1)
+        room_negative = room[-1]
+        room_high = Signal()
+        m.d.comb += room_high.eq(~room_negative & room[low_bits:-1].any())
+
+        def room_above_constant(constant):
+            if constant < 0:                # -1: room >= 0
+                return ~room_negative
+            return room_high | (~room_negative & (room[:low_bits] > constant))
+
         def room_tests(offset):
             # The tests of ``room - offset`` (``offset`` taken into the constants).
-            return Cat(room > count + offset for count in range(width + 1))
+            return Cat(room_above_constant(count + offset) for count in range(width + 1))
 
         def outcome(more, grown):
             """The next values of the walk's registers, given ``more`` (at least c walk
