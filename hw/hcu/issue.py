@@ -1,6 +1,6 @@
 """The HCU's issue stages: the jobs dispatched in one cycle reach their lanes two cycles later."""
 
-from amaranth.hdl import Array, Module, Signal
+from amaranth.hdl import Array, Cat, Module, Signal
 from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
@@ -110,15 +110,19 @@ class LaneIssue(ConfiguredComponent):
             for index in range(config.hcu_lanes):
                 with m.If(read & (read_lane == index)):
                     m.d.comb += self.reserved[index].eq(1)
-            load = Signal(name=f"load{job}")
-            lane = Signal.like(self.job_lane[job], name=f"load{job}_lane")
+            # The job's lane, one-hot, registered into the load stage: each lane's ``load``
+            # and operand select come from flip-flops (no lane-number decode between the
+            # load stage's registers and the 16 lanes).
+            load_lanes = Signal(config.hcu_lanes, name=f"load{job}_lanes")
             cluster = Signal(config.cluster_id_bits, name=f"load{job}_cluster")
-            m.d.sync += [load.eq(read), lane.eq(read_lane), cluster.eq(read_cluster)]
+            m.d.sync += [load_lanes.eq(Cat(read & (read_lane == index)
+                                           for index in range(config.hcu_lanes))),
+                         cluster.eq(read_cluster)]
             bank_data = read_data[cluster[:bank_bits]] if width > 1 else read_data[0]
             difference = Signal(config.hash_bits, name=f"load{job}_difference")
             m.d.comb += difference.eq(bank_data ^ self.token[self.load_tag])
             for index in range(config.hcu_lanes):
-                with m.If(load & (lane == index)):
+                with m.If(load_lanes[index]):
                     m.d.comb += [self.load[index].eq(1),
                                  self.load_difference[index].eq(difference),
                                  self.load_cluster[index].eq(cluster)]
