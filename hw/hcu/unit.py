@@ -272,8 +272,8 @@ class HashClusterUnit(ConfiguredComponent):
         m.d.comb += [
             found.eq(best_found),
             full.eq(opened == config.max_clusters),
-            # (``walk_age`` is at most ``held``: a nonzero one means a token is held.)
-            self.o.valid.eq((dispatcher.walk_age != 0) & ~blocked.bit_select(head, 1)),
+            self.o.valid.eq((ring.held != 0) & (dispatcher.walk_age != 0)
+                            & ~blocked.bit_select(head, 1)),
             self.o.payload.last.eq(ring.last[head]),
             self.o.payload.cluster.eq(Mux(found, best_cluster,
                                           Mux(full, 0, opened[:config.cluster_id_bits]))),
