@@ -202,6 +202,12 @@ class Dispatcher(ConfiguredComponent):
             m.d.comb += total.eq(value)
             used.append(total)
 
+        def constant_minus(constant, value):
+            # ``constant - value`` for a narrow unsigned ``value`` (a new walk token's small
+            # sum), as a table over its values: a few LUT levels, no carry chain after the sum.
+            return select([(value == index, Const(constant - index, room.shape()))
+                           for index in range(1 << len(value))])
+
         def top_tests(value, offset=0):
             # The tests of ``value - offset`` (``offset`` taken into the constants).
             # (``value >= 0`` always holds: a constant, not a compare the lint flags.)
@@ -254,7 +260,7 @@ class Dispatcher(ConfiguredComponent):
             room_choices = [(held == 0, (entries, Cat(Const(entries > count)
                                                       for count in range(width + 1))))]
             room_choices += [(settled & condition,
-                              (entries - total + grown,
+                              (constant_minus(entries + grown, total),
                                Cat(total < entries + grown - count
                                    for count in range(width + 1))))
                              for condition, total in zip(starts, used)]
