@@ -36,7 +36,8 @@ matches, two registered stages.
 
 Timing: every path starts and ends at a flip-flop or a macro, and the macros' read data is
 registered before any logic (a macro's clock-to-output is most of a cycle); the lanes'
-availability, the argmin and the decision's "slot busy" history are registers; the lanes of
+availability, the argmin and the decision's "slot blocked" bits are registers, the last made a
+cycle ahead, as is the dispatcher's catch-up choice (retimings: no cycle changes); the lanes of
 a cycle's jobs are a register chosen in the cycle before, for every number of lanes the jobs
 of that cycle may take, then selected by it (no search over the lanes between the
 dispatcher's state and its jobs); the walk's state and its tests (``top``, ``room``, their
