@@ -27,14 +27,15 @@ class ArgminTree(ConfiguredComponent):
     Parameters
     ----------
     config : DREConfig
-        Uses ``hcu_lanes``, ``hash_bits`` and ``max_clusters``.
+        Uses ``hcu_lanes``, ``hamming_threshold`` and ``max_clusters``.
 
     Members
     -------
-    distance : In(ArrayLayout(range(hash_bits + 1), hcu_lanes))
+    distance : In(ArrayLayout(range(hamming_threshold + 1), hcu_lanes))
     cluster : In(ArrayLayout(cluster_id_bits, hcu_lanes))
-        The candidates (each lane's best match of one token slot).
-    best_distance : Out(range(hash_bits + 1))
+        The candidates (each lane's best match of one token slot; a lane's best distance is
+        at most ``hamming_threshold``, the value of "no match", so the keys are that narrow).
+    best_distance : Out(range(hamming_threshold + 1))
     best_cluster : Out(cluster_id_bits)
         The smallest candidate of two cycles before (registers).
     best_found : Out(1)
@@ -47,7 +48,7 @@ class ArgminTree(ConfiguredComponent):
     """
 
     def _members(self, config):
-        distance = range(config.hash_bits + 1)
+        distance = range(config.hamming_threshold + 1)
         return {
             "distance": In(data.ArrayLayout(distance, config.hcu_lanes)),
             "cluster": In(data.ArrayLayout(config.cluster_id_bits, config.hcu_lanes)),

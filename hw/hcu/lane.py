@@ -70,7 +70,8 @@ class SimilarityLane(ConfiguredComponent):
     tag : Out(range(hcu_tokens_in_flight))
         Token slot of the compare in this cycle (when ``working``; a register).
     best_distance, best_cluster : Out, one per token slot
-        Best match so far of each token slot.
+        Best match so far of each token slot (a distance at most ``hamming_threshold``, the
+        value of "no match").
 
     Raises
     ------
@@ -90,7 +91,7 @@ class SimilarityLane(ConfiguredComponent):
             "working": Out(1),
             "available_next": Out(1, init=1),
             "tag": Out(range(slots)),
-            "best_distance": Out(data.ArrayLayout(range(config.hash_bits + 1), slots)),
+            "best_distance": Out(data.ArrayLayout(range(config.hamming_threshold + 1), slots)),
             "best_cluster": Out(data.ArrayLayout(config.cluster_id_bits, slots)),
         }
 
