@@ -395,13 +395,21 @@ class KVManagementUnit(ConfiguredComponent):
         with m.FSM():
             with m.State("IDLE"):
                 # Take the command; the ring read of the first leaving token is issued.
+                # A refused restore (the cycle before) clears the context registers here, as a
+                # restart does, whatever command comes in this cycle: the clear's enable is
+                # a flip-flop, not the restored word's checks.
                 command = self.cmd.payload
+                refused = context["refused"]
                 leaving = Signal(range(ring_depth + 1))
                 m.d.comb += [self.cmd.ready.eq(1), context["walker"].start.eq(1),
-                             leaving.eq(Mux(~command.restart & (window_tokens > window),
+                             leaving.eq(Mux(~command.restart & ~refused & (window_tokens > window),
                                             window_tokens - window, 0))]
+                with m.If(refused):
+                    m.d.sync += [register.eq(0) for register in registers.values()]
+                    m.d.sync += refused.eq(0)
                 with m.If(self.cmd.valid & (command.context == ContextOp.SAVE)):
-                    m.d.sync += [context["issuing"].eq(1), context["ring_pointer"].eq(ring_read)]
+                    m.d.sync += [context["issuing"].eq(1),
+                                 context["ring_pointer"].eq(Mux(refused, 0, ring_read))]
                     m.next = "SAVE"
                 with m.Elif(self.cmd.valid & (command.context == ContextOp.RESTORE)):
                     m.d.sync += [context["last_taken"].eq(0), context["bad"].eq(0),
@@ -413,7 +421,7 @@ class KVManagementUnit(ConfiguredComponent):
                         m.d.sync += [clusters.eq(0), window_tokens.eq(0), ring_read.eq(0),
                                      ring_write.eq(0), window_slot.eq(0), next_page.eq(0),
                                      store_full.eq(0)]
-                    with m.Elif(window_tokens > window):
+                    with m.Elif(~refused & (window_tokens > window)):
                         m.d.sync += window_tokens.eq(window)
                     with m.If(leaving != 0):
                         m.next = "OFF_RING"
@@ -604,6 +612,7 @@ class KVManagementUnit(ConfiguredComponent):
                 "issuing": Signal(name="save_issuing"),
                 "ring_pointer": Signal(range(self.ring_depth), name="save_ring_pointer"),
                 "last_taken": Signal(name="restore_last_taken"),
+                "refused": Signal(name="restore_refused"),
                 "bad": Signal(name="restore_bad"), "walked": Signal(name="restore_walked")}
 
     def _save_state(self, m, context, registers, ports):
@@ -726,10 +735,9 @@ class KVManagementUnit(ConfiguredComponent):
                     with m.If(walker.final):
                         m.d.sync += walked.eq(1)
                 with m.If(restored.last):
+                    # The context registers are cleared in the next cycle (state IDLE).
                     refused = bad | walked | word_bad | ~walker.final
-                    m.d.sync += self.context_refused.eq(refused)
-                    with m.If(refused):
-                        m.d.sync += [register.eq(0) for register in registers.values()]
+                    m.d.sync += [self.context_refused.eq(refused), context["refused"].eq(refused)]
                     m.next = "IDLE"
 
     def _offload_decide(self, m, word, next_page, window_slot, offload, pending):
