@@ -68,8 +68,14 @@ walk's index and the ring at a save pointer from ``ring_read`` on, their data re
 :class:`~hw.context_port.SavePipeline`, which picks the word into the output register.
 *Restore* (state ``RESTORE``): each word is registered on its transfer
 (:class:`~hw.context_port.RestoreRegister`), then checked and, on an item's last word, written
-(the header into the context registers). A refused image clears the context registers, as a
-restart does, and raises ``context_refused`` until the next restore command or a reset.
+(the header into the context registers). The range checks of every section are computed on the
+word while it is taken and registered with it, so the registered word's verdict comes from
+flip-flops. A refused image raises ``context_refused`` (in the cycle after the last word, as an
+accepted image's verdict) until the next restore command or a reset, and clears the context
+registers, as a restart does, in the next cycle (the first of ``IDLE``, whatever command it
+takes: a command there sees the context empty). The clear's enable is a flip-flop, not the
+checks: on the ECP5 that path (checks -> refusal -> every context register's multiplexer)
+bounded the block.
 
 Microarchitecture
 -----------------
