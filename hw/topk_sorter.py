@@ -189,7 +189,7 @@ class TopKSorter(ConfiguredComponent):
 
     @property
     def sort_stages(self):
-        """Registers of the beat's sorting pipeline (at least one: ``batch``)."""
+        """Registers of the beat's sorting pipeline (at least one: the fold's ``operand``)."""
         return max(1, _stages(len(_sort_levels(self._config.wtu_lanes))))
 
     @property
