@@ -232,19 +232,17 @@ class TopKSorter(ConfiguredComponent):
 
         # Sort pipeline, cycles 1 .. sort_stages: the beat's keys sorted, a register every
         # LEVELS_PER_STAGE levels; the last register is the fold's operand (below). Cluster
-        # indices come from the beat counter and the lane. The network sorts ``{score,
-        # ~cluster}``: the lanes of a beat share its valid bit, which travels beside the network
-        # and becomes the keys' top bit in the operand register. A cycle without a beat so
-        # carries keys that rank below every real one and read as empty at the output: no gate
-        # stands between the network and the fold.
+        # indices come from the beat counter and the lane. A key's valid bit is the input
+        # handshake, so a cycle without a beat carries keys that rank below every real one
+        # and read as empty at the output: no gate stands between the network and the fold.
         beat = Signal(beat_bits)
         lane_bits = lanes.bit_length() - 1
         take = self.i.valid & self.i.ready
         keys = []
         for lane in range(lanes):
             cluster = Cat(Const(lane, lane_bits), beat)[:id_bits] if lane_bits else beat[:id_bits]
-            keys.append(Cat(~cluster, self.i.payload.scores[lane]))
-        sorter = _Network(m, key_bits - 1, "sort")
+            keys.append(Cat(~cluster, self.i.payload.scores[lane], take))
+        sorter = _Network(m, key_bits, "sort")
         levels = _sort_levels(lanes)
         valid, last = take, self.i.payload.last
         for stage in range(self.sort_stages):
@@ -252,8 +250,7 @@ class TopKSorter(ConfiguredComponent):
                                levels[stage * LEVELS_PER_STAGE:(stage + 1) * LEVELS_PER_STAGE])
             if stage == self.sort_stages - 1:
                 break
-            registered = [Signal(key_bits - 1, name=f"sort_s{stage}_{index}")
-                          for index in range(lanes)]
+            registered = [Signal(key_bits, name=f"sort_s{stage}_{index}") for index in range(lanes)]
             stage_valid = Signal(name=f"sort_s{stage}_valid")
             stage_last = Signal(name=f"sort_s{stage}_last")
             m.d.sync += [dst.eq(src) for dst, src in zip(registered, keys)]
@@ -314,8 +311,7 @@ class TopKSorter(ConfiguredComponent):
             held_next = Signal(key_bits, name=f"held_next_{index}")
             m.d.comb += held_next.eq(Mux(flag("hold", index), bank[index], held[index]))
             m.d.sync += held[index].eq(held_next)
-            from_beat = Cat(sorted_beat[index], valid) if index < len(sorted_beat) \
-                else Const(0, key_bits)
+            from_beat = sorted_beat[index] if index < len(sorted_beat) else Const(0, key_bits)
             m.d.sync += operand[index].eq(Mux(flag("merge_next", index), held_next, from_beat))
 
         # Ring, stages 1 .. S: fold the leaving bank with the operand, then the merging
