@@ -29,8 +29,8 @@ operand's choice, the output's load and shift) is decided a cycle ahead into one
 Every entry is one unsigned key ``{valid, score, ~cluster}`` (most significant first), so a
 single ``>`` orders entries by score and breaks ties towards the lower cluster index, and an
 empty entry (key 0) ranks below every real one; so does a key whose valid bit is 0 (a cycle
-without a beat), and the output shows such an entry as empty. The bit-exact contract and the cycle model are
-in :mod:`model.twins.topk_sorter`.
+without a beat), and the output shows such an entry as empty. The bit-exact contract and the
+cycle model are in :mod:`model.twins.topk_sorter`.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
