@@ -68,8 +68,14 @@ walk's index and the ring at a save pointer from ``ring_read`` on, their data re
 :class:`~hw.context_port.SavePipeline`, which picks the word into the output register.
 *Restore* (state ``RESTORE``): each word is registered on its transfer
 (:class:`~hw.context_port.RestoreRegister`), then checked and, on an item's last word, written
-(the header into the context registers). A refused image clears the context registers, as a
-restart does, and raises ``context_refused`` until the next restore command or a reset.
+(the header into the context registers). The range checks of every section are computed on the
+word while it is taken and registered with it, so the registered word's verdict comes from
+flip-flops. A refused image raises ``context_refused`` (in the cycle after the last word, as an
+accepted image's verdict) until the next restore command or a reset, and clears the context
+registers, as a restart does, in the next cycle (the first of ``IDLE``, whatever command it
+takes: a command there sees the context empty). The clear's enable is a flip-flop, not the
+checks: on the ECP5 that path (checks -> refusal -> every context register's multiplexer)
+bounded the block.
 
 Microarchitecture
 -----------------
@@ -395,13 +401,21 @@ class KVManagementUnit(ConfiguredComponent):
         with m.FSM():
             with m.State("IDLE"):
                 # Take the command; the ring read of the first leaving token is issued.
+                # A refused restore (the cycle before) clears the context registers here, as a
+                # restart does, whatever command comes in this cycle: the clear's enable is
+                # a flip-flop, not the restored word's checks.
                 command = self.cmd.payload
+                refused = context["refused"]
                 leaving = Signal(range(ring_depth + 1))
                 m.d.comb += [self.cmd.ready.eq(1), context["walker"].start.eq(1),
-                             leaving.eq(Mux(~command.restart & (window_tokens > window),
+                             leaving.eq(Mux(~command.restart & ~refused & (window_tokens > window),
                                             window_tokens - window, 0))]
+                with m.If(refused):
+                    m.d.sync += [register.eq(0) for register in registers.values()]
+                    m.d.sync += refused.eq(0)
                 with m.If(self.cmd.valid & (command.context == ContextOp.SAVE)):
-                    m.d.sync += [context["issuing"].eq(1), context["ring_pointer"].eq(ring_read)]
+                    m.d.sync += [context["issuing"].eq(1),
+                                 context["ring_pointer"].eq(Mux(refused, 0, ring_read))]
                     m.next = "SAVE"
                 with m.Elif(self.cmd.valid & (command.context == ContextOp.RESTORE)):
                     m.d.sync += [context["last_taken"].eq(0), context["bad"].eq(0),
@@ -413,7 +427,7 @@ class KVManagementUnit(ConfiguredComponent):
                         m.d.sync += [clusters.eq(0), window_tokens.eq(0), ring_read.eq(0),
                                      ring_write.eq(0), window_slot.eq(0), next_page.eq(0),
                                      store_full.eq(0)]
-                    with m.Elif(window_tokens > window):
+                    with m.Elif(~refused & (window_tokens > window)):
                         m.d.sync += window_tokens.eq(window)
                     with m.If(leaving != 0):
                         m.next = "OFF_RING"
@@ -604,6 +618,7 @@ class KVManagementUnit(ConfiguredComponent):
                 "issuing": Signal(name="save_issuing"),
                 "ring_pointer": Signal(range(self.ring_depth), name="save_ring_pointer"),
                 "last_taken": Signal(name="restore_last_taken"),
+                "refused": Signal(name="restore_refused"),
                 "bad": Signal(name="restore_bad"), "walked": Signal(name="restore_walked")}
 
     def _save_state(self, m, context, registers, ports):
@@ -659,37 +674,35 @@ class KVManagementUnit(ConfiguredComponent):
         walker, restored = context["walker"], context["restored"]
         last_taken, bad, walked = context["last_taken"], context["bad"], context["walked"]
         (_, table_wr), (_, next_wr), (_, ring_wr) = ports.values()
-        header_layout, word_layout = context_header_layout(config), cluster_word_layout(config)
         header_words, word_words = context["header_words"], context["word_words"]
         most = max(header_words, word_words)
         assembly = Signal(WORD_BITS * most)
         full = Signal(WORD_BITS * most)
         m.d.comb += full.eq(Cat(assembly[WORD_BITS:], restored.word) if most > 1
                             else restored.word)
-        header_item = full[WORD_BITS * (most - header_words):]
-        word_item = full[WORD_BITS * (most - word_words):]
-        header = header_layout(header_item[:header_layout.size])
-        cluster_word = word_layout(word_item[:word_layout.size])
-        value = restored.word
+        _, _, header, cluster_word = self._restored_items(full, most)
         section, chunk = walker.section, walker.chunk
-        ring_depth, pages = self.ring_depth, self.pages
+        # The format checks of each section are made on the word being taken, a cycle before
+        # it is registered (its item's earlier words as they will be in ``assembly``, the
+        # registers as the header, if written in this cycle, will leave them), and registered
+        # with it: the checked word's refusal starts at flip-flops.
+        header_written = (restored.valid & ~bad & ~walked & (section == 0)
+                          & (chunk == header_words - 1))
+        incoming = self.restore.payload.word
+        full_next = (Cat(Mux(restored.valid, full, assembly)[WORD_BITS:], incoming) if most > 1
+                     else incoming)
+        early = Signal(4, name="restore_checks")
+        m.d.sync += early.eq(self._restore_checks(
+            full_next, most,
+            Mux(header_written, header.next_page, registers["next_page"]),
+            Mux(header_written, header.clusters, registers["clusters"])))
+        value = restored.word
+        ring_depth = self.ring_depth
         cluster_bits, page_bits_ = config.cluster_id_bits, _page_bits(config)
         # The registered word breaks the format (checked on an item's last word), by section.
         word_bad = Signal()
-        breaks = Array([
-            (chunk == header_words - 1) & (
-                header_item[header_layout.size:].any()
-                | (header.clusters > config.max_clusters) | (header.next_page > pages)
-                | (header.window_tokens > ring_depth)
-                | (header.window_slot >= max(config.recent_window, 1))),
-            (chunk == word_words - 1) & (
-                word_item[word_layout.size:].any()
-                | (cluster_word.fill > config.kvmu_page_tokens)
-                | ((cluster_word.fill != 0)
-                   & ((cluster_word.head >= registers["next_page"])
-                      | (cluster_word.tail >= registers["next_page"])))),
-            value[page_bits_:].any(),
-            value[cluster_bits:].any() | (value[:cluster_bits] >= registers["clusters"])])
+        breaks = Array([(chunk == header_words - 1) & early[0],
+                        (chunk == word_words - 1) & early[1], early[2], early[3]])
         with m.State("RESTORE"):
             m.d.comb += word_bad.eq(breaks[section])
             in_header = section == 0
@@ -726,11 +739,42 @@ class KVManagementUnit(ConfiguredComponent):
                     with m.If(walker.final):
                         m.d.sync += walked.eq(1)
                 with m.If(restored.last):
+                    # The context registers are cleared in the next cycle (state IDLE).
                     refused = bad | walked | word_bad | ~walker.final
-                    m.d.sync += self.context_refused.eq(refused)
-                    with m.If(refused):
-                        m.d.sync += [register.eq(0) for register in registers.values()]
+                    m.d.sync += [self.context_refused.eq(refused), context["refused"].eq(refused)]
                     m.next = "IDLE"
+
+    def _restored_items(self, full, most):
+        """The header item and the cluster-word item ending at the last word of ``full``
+        (``most`` words: an item's earlier words, then its last one), each with its padding,
+        and their fields."""
+        config = self._config
+        header_layout, word_layout = context_header_layout(config), cluster_word_layout(config)
+        header_item = full[WORD_BITS * (most - item_words(header_layout.size)):]
+        word_item = full[WORD_BITS * (most - item_words(word_layout.size)):]
+        return (header_item, word_item, header_layout(header_item[:header_layout.size]),
+                word_layout(word_item[:word_layout.size]))
+
+    def _restore_checks(self, full, most, next_page, clusters):
+        """Per section, whether a restored word (the last of ``full``, ``most`` words) breaks
+        the format when it is the last word of an item of that section, with the context
+        registers ``next_page`` and ``clusters``: padding set or a field out of range."""
+        config = self._config
+        header_layout, word_layout = context_header_layout(config), cluster_word_layout(config)
+        header_item, word_item, header, cluster_word = self._restored_items(full, most)
+        value = full[-WORD_BITS:]
+        cluster_bits, page_bits = config.cluster_id_bits, _page_bits(config)
+        return Cat(
+            header_item[header_layout.size:].any()
+            | (header.clusters > config.max_clusters) | (header.next_page > self.pages)
+            | (header.window_tokens > self.ring_depth)
+            | (header.window_slot >= max(config.recent_window, 1)),
+            word_item[word_layout.size:].any()
+            | (cluster_word.fill > config.kvmu_page_tokens)
+            | ((cluster_word.fill != 0)
+               & ((cluster_word.head >= next_page) | (cluster_word.tail >= next_page))),
+            value[page_bits:].any(),
+            value[cluster_bits:].any() | (value[:cluster_bits] >= clusters))
 
     def _offload_decide(self, m, word, next_page, window_slot, offload, pending):
         """The leaving token's decision from its cluster's word and the registers: whether it

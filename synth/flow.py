@@ -5,6 +5,7 @@ Usage::
     python -m synth.flow --config PRESET_OR_JSON [--liberty PATH] --out build/reports
         [--blocks NAME ...] [--no-fpga] [--no-pnr] [--pnr-family ecp5|ice40]
         [--families ecp5 ice40] [--sweep] [--jobs N] [--no-cache] [--pnr-timeout S]
+        [--pnr-seeds 1,2,3]
         [--pdk-root DIR] [--pdk-corner CORNER] [--clock-ns NS]
 
 Every block of :data:`hw.registry.BLOCKS` (the DRE's and the baselines) is elaborated with
@@ -14,7 +15,8 @@ Every block of :data:`hw.registry.BLOCKS` (the DRE's and the baselines) is elabo
   memories costed by bits (:mod:`synth.asic`, :mod:`synth.area_lib`);
 - ``fpga``: ECP5 and iCE40 resources (:mod:`synth.fpga`);
 - ``fmax``: place and route on an amaranth-boards platform with registered I/O (ECP5 ULX3S-85F
-  by default), for every block;
+  by default), for every block; with ``--pnr-seeds`` the same netlist once per nextpnr seed,
+  every seed's fmax reported with their median and minimum (:func:`synth.fpga.run_fmax`);
 - ``pdk`` (with ``--pdk-root``, default ``$PDK_ROOT``): memories as SRAM macros or register
   files, logic in the PDK's standard cells, static timing with OpenSTA (:mod:`synth.silicon`).
 
@@ -51,7 +53,7 @@ from model.twins import topk_sorter as sorter_twin
 from model.config import PRESETS, load_config
 from synth import area_lib, silicon
 from synth.asic import run_asic
-from synth.fpga import FAMILIES, board_platform, run_fmax, run_fpga_synth
+from synth.fpga import FAMILIES, board_platform, check_seeds, run_fmax, run_fpga_synth
 from synth.pdk import DEFAULT_CORNER, find_pdk
 from synth.report import SCHEMA, print_summary, write_reports
 from synth.tools import ToolError, progress, stop_all
@@ -366,7 +368,7 @@ def _run_sweep(config, out, jobs, use_cache):
 def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=True,
              pnr_family="ecp5", families=None, sweep=False, jobs=2, use_cache=True,
              pnr_timeout=600, pdk_root=None, clock_ns=silicon.DEFAULT_CLOCK_NS,
-             pdk_corner=DEFAULT_CORNER):
+             pdk_corner=DEFAULT_CORNER, pnr_seeds=None):
     """Run the flow and write the reports; returns the report dict (schema in :mod:`synth.report`).
 
     Parameters
@@ -391,7 +393,11 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
         Tool runs at a time.
     pnr_timeout : float
         Seconds allowed to one block's place and route (a block that takes longer gets an
-        error entry for ``fmax``, the other results stand).
+        error entry for ``fmax``, the other results stand); with ``pnr_seeds``, to each seed's.
+    pnr_seeds : sequence of int, optional
+        nextpnr seeds: each block's netlist placed and routed once per seed; its ``fmax`` gets
+        every seed's figure, their median (its ``fmax_mhz``) and minimum
+        (:func:`synth.fpga.seed_statistics`). Default: one run with nextpnr's own seed.
     use_cache : bool
         Reuse a step's result from the last run when its inputs are unchanged (the block's
         RTLIL, the flow's scripts and area table, the liberty file); see :func:`_cache_key`.
@@ -424,6 +430,7 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
         raise ValueError(f"families must be a subset of {', '.join(FAMILIES)}, not {families!r}")
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, not {jobs!r}")
+    pnr_seeds = check_seeds(pnr_seeds)
     pdk = silicon.check_arguments(pdk_root, clock_ns, lambda root: find_pdk(root, pdk_corner))
     out = Path(out)
     liberty_info = None
@@ -437,7 +444,8 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
     out.mkdir(parents=True, exist_ok=True)
     progress(f"synth: {len(names)} blocks, config {config_name}, "
              f"liberty {liberty if liberty else 'none'}, fpga {'on' if fpga else 'off'}, "
-             f"fmax {pnr_family if (fpga and pnr) else 'off'}, "
+             f"fmax {pnr_family if (fpga and pnr) else 'off'}"
+             f"{' seeds ' + ','.join(map(str, pnr_seeds)) if (fpga and pnr and pnr_seeds) else ''}, "
              f"pdk {pdk.root if pdk else 'none'}, jobs {jobs}")
 
     entries = {}
@@ -472,9 +480,11 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
         step, name, workdir, rtlil_name = task
         label = f"{name} {step}"
         block_dir = out / "work" / config_name / name
+        extra = (silicon.inputs_digest(pdk, clock_ns) if step == "pdk"
+                 else f"seeds {pnr_seeds}" if step == "fmax" and pnr_seeds else "")
         return _cached(step, block_dir, block_dir / rtlil_name, liberty, pnr_family, use_cache,
                        label, lambda: measure(step, name, workdir, rtlil_name, label),
-                       extra=silicon.inputs_digest(pdk, clock_ns) if step == "pdk" else "")
+                       extra=extra)
 
     def measure(step, name, workdir, rtlil_name, label):
         if step == "asic":
@@ -484,7 +494,8 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
             return silicon.run_silicon(workdir, name, rtlil_name, label, pdk, clock_ns, use_cache)
         if step == "fmax":
             component = registry.build_component(name, config)
-            return run_fmax(component, pnr_family, workdir, label, timeout=pnr_timeout)
+            return run_fmax(component, pnr_family, workdir, label, timeout=pnr_timeout,
+                            seeds=pnr_seeds)
         return run_fpga_synth(workdir, name, rtlil_name, step, label)
 
     # Longest first (estimated from the size of the block's RTLIL), so that the big blocks'
@@ -519,6 +530,11 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
             elif step == "fmax":
                 block.entry["fmax"] = result
                 message = f"fmax {result['fmax_mhz']} MHz on {result['platform']}"
+                if result.get("seeds"):
+                    message += (" (median of seeds "
+                                + ", ".join(f"{run['seed']}: {run['fmax_mhz']}"
+                                            for run in result["seeds"])
+                                + f"; minimum {result['fmax_min_mhz']})")
             else:
                 block.entry["fpga"][step] = result
                 message = f"{result['resources']['luts']} LUTs, {result['resources']['ffs']} FFs"
@@ -562,6 +578,17 @@ def _area_model():
             "node_14nm": table["node_14nm"]}
 
 
+def _seed_list(text):
+    """``--pnr-seeds``: comma-separated positive integers (checked by :func:`check_seeds`)."""
+    try:
+        seeds = [int(part) for part in text.split(",")]
+        check_seeds(seeds)
+    except (TypeError, ValueError) as error:
+        raise argparse.ArgumentTypeError(
+            f"must be distinct positive integers separated by commas, not {text!r}") from error
+    return seeds
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m synth.flow", description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="edge", help="preset name or JSON file (default edge)")
@@ -578,6 +605,9 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=2, help="tool runs at a time (default 2)")
     parser.add_argument("--pnr-timeout", type=float, default=600,
                         help="seconds allowed to one block's place and route (default 600)")
+    parser.add_argument("--pnr-seeds", type=_seed_list, metavar="S1,S2,...",
+                        help="place and route each block once per nextpnr seed (e.g. 1,2,3) and "
+                             "report each fmax, the median and the minimum (default: one run)")
     parser.add_argument("--pdk-root", type=Path, default=os.environ.get("PDK_ROOT") or None,
                         help="IHP SG13G2 PDK_ROOT: SRAM macros, standard cells, OpenSTA timing "
                              "(default: $PDK_ROOT)")
@@ -592,7 +622,8 @@ def main(argv=None):
         report = run_flow(args.config, args.out, liberty=args.liberty, blocks=args.blocks,
                           fpga=not args.no_fpga, pnr=not args.no_pnr, pnr_family=args.pnr_family,
                           families=args.families, use_cache=not args.no_cache,
-                          pnr_timeout=args.pnr_timeout, pdk_root=args.pdk_root,
+                          pnr_timeout=args.pnr_timeout, pnr_seeds=args.pnr_seeds,
+                          pdk_root=args.pdk_root,
                           clock_ns=args.clock_ns, pdk_corner=args.pdk_corner,
                           sweep=args.sweep, jobs=args.jobs)
     except (ValueError, TypeError) as error:

@@ -15,10 +15,17 @@ logic can be optimised away. nextpnr runs with ``--timing-allow-fail``; its "Max
 line after routing is the fmax reported. A design whose utilisation exceeds the device is
 stopped as soon as nextpnr prints its utilisation table ("does not fit"), not after minutes of
 failed placement.
+
+nextpnr's result moves by several MHz between its placement seeds on one netlist. With
+``seeds`` (:func:`check_seeds`), :func:`run_fmax` places and routes the same netlist (Yosys runs
+once) with each seed, one after the other, and reports every seed's routed fmax, their median
+(the block's ``fmax_mhz``) and their minimum (:func:`seed_statistics`).
 """
 
 import json
 import re
+import shlex
+import statistics
 from pathlib import Path
 
 from amaranth.hdl import Cat, Elaboratable, Module, Signal, Value
@@ -27,7 +34,8 @@ from amaranth.lib import wiring
 from synth.tools import ToolError, progress, run_script, run_tool, tool_path
 
 __all__ = ["ABC9_SCRIPT", "FAMILIES", "CATEGORIES", "PLATFORMS", "fpga_script", "count_resources",
-           "run_fpga_synth", "RegisteredHarness", "board_platform", "run_fmax"]
+           "run_fpga_synth", "RegisteredHarness", "board_platform", "run_fmax", "check_seeds",
+           "nextpnr_arguments", "seed_arguments", "seed_statistics"]
 
 #: family -> Yosys synthesis command.
 FAMILIES = {
@@ -215,20 +223,97 @@ def _utilisation(text):
     return list(found.values())
 
 
-def run_fmax(component, family, workdir, label, timeout=3600):
+def check_seeds(seeds):
+    """``seeds`` as a tuple of distinct positive integers (nextpnr's ``--seed``), or None.
+
+    Raises
+    ------
+    TypeError
+        If ``seeds`` is not a sequence of integers.
+    ValueError
+        If it is empty, holds a value below 1 or holds a value twice.
+    """
+    if seeds is None:
+        return None
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise TypeError(f"pnr_seeds must be a list of positive integers, not {seeds!r}")
+    seeds = tuple(seeds)
+    if not all(isinstance(seed, int) and not isinstance(seed, bool) for seed in seeds):
+        raise TypeError(f"pnr_seeds must be a list of positive integers, not {seeds!r}")
+    if not seeds or min(seeds) < 1:
+        raise ValueError(f"pnr_seeds must be one or more positive integers, not {list(seeds)!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"pnr_seeds must be distinct, not {list(seeds)!r}")
+    return seeds
+
+
+def nextpnr_arguments(script_text, nextpnr):
+    """The arguments of the ``nextpnr`` line of an Amaranth build script (``build_top.sh``).
+
+    Raises
+    ------
+    ToolError
+        If the script has no such line.
+    """
+    variable = "$" + nextpnr.upper().replace("-", "_")
+    for line in script_text.splitlines():
+        words = shlex.split(line)
+        if words and words[0] == variable:
+            return words[1:]
+    raise ToolError(f"the build script has no {nextpnr} command ({variable})")
+
+
+def seed_arguments(arguments, seed, log_name):
+    """nextpnr ``arguments`` for one more run of the same netlist with ``--seed seed``: the log
+    goes to ``log_name``, no configuration or bitstream file is written, a previous ``--seed``
+    is replaced."""
+    dropped = {"--seed", "--log", "--textcfg", "--asc"}
+    kept, skip = [], False
+    for word in arguments:
+        if skip:
+            skip = False
+        elif word in dropped:
+            skip = True
+        else:
+            kept.append(word)
+    return [*kept, "--seed", str(seed), "--log", log_name]
+
+
+def seed_statistics(runs):
+    """The routed fmax of a seed sweep: ``seeds`` (the runs as given: ``{seed, fmax_mhz,
+    seconds, log}``, plus ``error`` for a run that failed), ``seeds_routed``, and over the
+    routed runs ``fmax_median_mhz`` and ``fmax_min_mhz`` (``None`` when none routed)."""
+    routed = [run["fmax_mhz"] for run in runs if run.get("fmax_mhz") is not None]
+    return {"seeds": list(runs), "seeds_routed": len(routed),
+            "fmax_median_mhz": round(statistics.median(routed), 2) if routed else None,
+            "fmax_min_mhz": min(routed) if routed else None}
+
+
+def run_fmax(component, family, workdir, label, timeout=3600, seeds=None):
     """Place and route ``component`` in :class:`RegisteredHarness` on the family's board.
+
+    Parameters
+    ----------
+    seeds : sequence of int, optional
+        nextpnr placement seeds (:func:`check_seeds`): the netlist is placed and routed once
+        per seed (the first in the build script, the others by nextpnr alone, each log
+        ``top_seed{seed}.tim``; ``timeout`` applies to each run). Default: one run, nextpnr's
+        own seed.
 
     Returns
     -------
     dict
         ``platform``, ``device``, ``fmax_mhz``, ``clock``, ``target_mhz``, ``utilisation``
-        (lines of the nextpnr device utilisation) and ``seconds``.
+        (lines of the nextpnr device utilisation) and ``seconds``; with ``seeds`` also
+        :func:`seed_statistics` (``fmax_mhz`` is then the median, ``seconds`` the sum).
     """
+    seeds = check_seeds(seeds)
     workdir = Path(workdir)
     platform = _platform(family)
     _, class_name, nextpnr, packer = PLATFORMS[family]
+    options = "--timing-allow-fail" + (f" --seed {seeds[0]}" if seeds else "")
     plan = platform.build(RegisteredHarness(component), name="top", build_dir=str(workdir),
-                          do_build=False, nextpnr_opts="--timing-allow-fail",
+                          do_build=False, nextpnr_opts=options,
                           script_after_read=ABC9_SCRIPT_COMMAND)
     plan.extract(str(workdir))
     env = {
@@ -242,6 +327,35 @@ def run_fmax(component, family, workdir, label, timeout=3600):
     fmax, clock = _fmax_from_log(text)
     utilisation = _utilisation(text)
     target = platform.default_clk_frequency / 1e6
-    return {"platform": class_name, "device": f"{platform.device}-{platform.package}",
-            "fmax_mhz": fmax, "clock": clock, "target_mhz": round(target, 3),
-            "utilisation": utilisation, "seconds": round(seconds, 1)}
+    result = {"platform": class_name, "device": f"{platform.device}-{platform.package}",
+              "fmax_mhz": fmax, "clock": clock, "target_mhz": round(target, 3),
+              "utilisation": utilisation, "seconds": round(seconds, 1)}
+    if seeds:
+        runs = [{"seed": seeds[0], "fmax_mhz": fmax, "seconds": round(seconds, 1),
+                 "log": "top.tim"}]
+        arguments = nextpnr_arguments((workdir / "build_top.sh").read_text(), nextpnr)
+        for seed in seeds[1:]:
+            runs.append(_seed_run(workdir, nextpnr, arguments, seed, label, timeout))
+        result.update(seed_statistics(runs))
+        result["fmax_mhz"] = result["fmax_median_mhz"]
+        result["seconds"] = round(sum(run["seconds"] or 0 for run in runs), 1)
+    return result
+
+
+def _seed_run(workdir, nextpnr, arguments, seed, label, timeout):
+    """One more place and route of the built netlist with ``seed``; a failed run is kept in
+    the result with its ``error``, the other seeds go on."""
+    log_name = f"top_seed{seed}.tim"
+    log = workdir / log_name
+    try:
+        seconds = run_script([tool_path(f"yowasp-{nextpnr}"),
+                              *seed_arguments(arguments, seed, log_name)],
+                             workdir, log, f"{label} seed {seed}", timeout,
+                             watch=lambda: _overfull(log))
+    except ToolError as error:
+        progress(f"    ... {label} seed {seed}: {error}")
+        return {"seed": seed, "fmax_mhz": None, "seconds": None, "log": log_name,
+                "error": str(error)}
+    fmax, _ = _fmax_from_log(log.read_text(errors="replace"))
+    progress(f"    ... {label} seed {seed}: {fmax} MHz in {seconds:.0f} s")
+    return {"seed": seed, "fmax_mhz": fmax, "seconds": round(seconds, 1), "log": log_name}

