@@ -9,7 +9,8 @@ logarithm of the width on an FPGA (LUT levels) and in standard cells (gate level
 
 from amaranth.hdl import Cat, Const, Mux
 
-__all__ = ["lowest_set", "highest_set", "at_most_one_set", "clear_lowest_set"]
+__all__ = ["lowest_set", "highest_set", "at_most_one_set", "clear_lowest_set", "highest_one_hot",
+           "one_hot_select"]
 
 
 def _padded(bits):
@@ -115,3 +116,50 @@ def clear_lowest_set(bits):
                 below[i] = below[i] | below[(i // span) * span - 1]
         span *= 2
     return Cat(*[items[i] & below[i] for i in range(len(items))])
+
+
+def highest_one_hot(bits):
+    """The highest set bit of ``bits`` alone (0 when none is set), from a prefix OR.
+
+    Bit ``i`` is set when ``bits[i]`` is and no bit above it is (:func:`clear_lowest_set` of the
+    reversed vector marks the bits with a set bit above them).
+
+    Parameters
+    ----------
+    bits : Value
+        The bit vector (any width of at least 1).
+
+    Returns
+    -------
+    Value
+        ``len(bits)`` bits wide.
+    """
+    width = len(bits)
+    reversed_bits = Cat(*[bits[width - 1 - i] for i in range(width)])
+    above = clear_lowest_set(reversed_bits)
+    return Cat(*[bits[i] & ~above[width - 1 - i] for i in range(width)])
+
+
+def one_hot_select(one_hot, values):
+    """The OR of the ``values`` whose bit of ``one_hot`` is set: a flat AND-OR, no priority.
+
+    With at most one bit set, this is the value of that bit (0 when none is); the OR over the
+    values is a balanced tree of depth ``log2(len(values))``.
+
+    Parameters
+    ----------
+    one_hot : Value
+        One bit per value.
+    values : list of Value
+        The candidates, of equal width.
+
+    Returns
+    -------
+    Value
+        The selected value.
+    """
+    terms = [Mux(one_hot[i], values[i], 0) for i in range(len(values))]
+    while len(terms) > 1:
+        terms = [terms[i] | terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]
