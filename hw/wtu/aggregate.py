@@ -5,7 +5,8 @@ from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent
-from hw.wtu.bit_trees import at_most_one_set, clear_lowest_set, highest_set, lowest_set
+from hw.wtu.bit_trees import (at_most_one_set, clear_lowest_set, highest_set, lowest_set,
+                              one_hot_select)
 from hw.wtu.fast_adders import carry_chains, fast_geq
 from hw.wtu.layouts import WTULayouts
 
@@ -101,6 +102,10 @@ class AggregateEmitter(ConfiguredComponent):
         m.d.comb += first_pending.eq(lowest_set(pending))
         remaining = Signal(lanes)
         m.d.comb += remaining.eq(clear_lowest_set(pending))
+        # ``first_pending`` as one-hot (lane 0 when nothing is pending, as the index), for a
+        # flat AND-OR selection of its max score instead of a multiplexer behind the index.
+        first_pending_one_hot = Signal(lanes)
+        m.d.comb += first_pending_one_hot.eq((pending & ~remaining) | (pending == 0))
         # ``chunk_done`` (at most one pending bit) is a register computed from ``pending``'s
         # next value, so the sequencer's step, which fans out to every lane's read-ahead
         # address, starts at a register instead of behind a test of ``pending``.
@@ -137,7 +142,8 @@ class AggregateEmitter(ConfiguredComponent):
                          == aggregate_last[lane_bits:])
         m.d.comb += [
             self.cluster.eq(Cat(first_pending, self.chunk)[:config.cluster_id_bits]),
-            self.score.eq(self.max_score[first_pending]),
+            self.score.eq(one_hot_select(first_pending_one_hot,
+                                         [self.max_score[l] for l in range(lanes)])),
             self.final.eq(chunk_is_last & lowest_is_last),
             self.last.eq(self.final | ~aggregate_any),
             self.empty.eq(~aggregate_any),
