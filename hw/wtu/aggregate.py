@@ -134,9 +134,7 @@ class AggregateEmitter(ConfiguredComponent):
         next_lane = aggregate_last_next[:lane_bits]
         lowest_is_last = Signal(init=1)  # pending and aggregate_last reset to 0
         lane_one_hot = Cat(next_lane == l for l in range(lanes))
-        # Lane ``l`` lies below the last one's lane (never so for the highest lane: a
-        # constant 0, not a compare that is always false).
-        below_lane = Cat(*(next_lane > l for l in range(lanes - 1)), Const(0, 1))
+        below_lane = Cat(next_lane > l for l in range(lanes))
         m.d.sync += lowest_is_last.eq(Mux(pending_next == 0, next_lane == 0,
                                           (pending_next & lane_one_hot).any()
                                           & ~(pending_next & below_lane).any()))
