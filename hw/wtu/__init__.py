@@ -14,9 +14,6 @@ from named sub-components, each a ``wiring.Component`` with a test of its own
 * :class:`Decision` (:mod:`hw.wtu.decision`): crossing bucket, cutoff, refinement;
 * :class:`AggregateEmitter` (:mod:`hw.wtu.aggregate`): the OR over the rows as cluster ids;
 * :class:`Sequencer` (:mod:`hw.wtu.sequencer`): the state machine running a problem.
-
-The aggregate emitter's and the decision's priority logic is built from the balanced trees of
-:mod:`hw.wtu.bit_trees` (no chain of one multiplexer per bit).
 """
 
 from hw.wtu.aggregate import AggregateEmitter

@@ -1,12 +1,10 @@
 """The WTU's aggregate emitter: the OR of the rows' selections, sent as selected cluster ids."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent
-from hw.wtu.bit_trees import (at_most_one_set, clear_lowest_set, highest_set, lowest_set,
-                              one_hot_select)
 from hw.wtu.fast_adders import carry_chains, fast_geq
 from hw.wtu.layouts import WTULayouts
 
@@ -97,61 +95,34 @@ class AggregateEmitter(ConfiguredComponent):
         m.d.sync += [emitted.eq(self.emit & (self.row_select != 0)),
                      emitted_select.eq(self.row_select), emitted_chunk.eq(self.chunk)]
         highest_selected = Signal(range(lanes))  # lane of the highest selected bit
-        m.d.comb += highest_selected.eq(highest_set(emitted_select))
+        for l in range(lanes):
+            with m.If(emitted_select[l]):
+                m.d.comb += highest_selected.eq(l)
         first_pending = Signal(range(lanes))
-        m.d.comb += first_pending.eq(lowest_set(pending))
-        remaining = Signal(lanes)
-        m.d.comb += remaining.eq(clear_lowest_set(pending))
-        # ``first_pending`` as one-hot (lane 0 when nothing is pending, as the index), for a
-        # flat AND-OR selection of its max score instead of a multiplexer behind the index.
-        first_pending_one_hot = Signal(lanes)
-        m.d.comb += first_pending_one_hot.eq((pending & ~remaining) | (pending == 0))
-        # ``chunk_done`` (at most one pending bit) is a register computed from ``pending``'s
-        # next value, so the sequencer's step, which fans out to every lane's read-ahead
-        # address, starts at a register instead of behind a test of ``pending``.
-        pending_next = Signal(lanes)
-        m.d.comb += pending_next.eq(Mux(self.send, remaining,
-                                        Mux(self.fetch, self.aggregate, pending)))
-        chunk_done = Signal(init=1)  # pending resets to 0
-        m.d.sync += [pending.eq(pending_next), chunk_done.eq(at_most_one_set(pending_next))]
-        # ``aggregate_last``'s next value (a clear wins over the fold of a beat).
-        aggregate_last_next = Signal.like(aggregate_last)
-        m.d.comb += aggregate_last_next.eq(aggregate_last)
+        for l in reversed(range(lanes)):
+            with m.If(pending[l]):
+                m.d.comb += first_pending.eq(l)
+        remaining = pending & ~(Const(1, lanes) << first_pending)
+        m.d.comb += [
+            self.cluster.eq(Cat(first_pending, self.chunk)[:config.cluster_id_bits]),
+            self.score.eq(self.max_score[first_pending]),
+            self.last.eq((self.cluster == aggregate_last) | ~aggregate_any),
+            self.empty.eq(~aggregate_any),
+            self.any_selected.eq(aggregate_any | (self.row_select != 0)),
+            self.final.eq(self.cluster == aggregate_last),
+            self.chunk_done.eq(remaining == 0),
+        ]
+        with m.If(self.emit & (self.row_select != 0)):
+            m.d.sync += aggregate_any.eq(1)
         with m.If(emitted):
             candidate = Cat(highest_selected, emitted_chunk)
             with m.If(~fast_geq(m, aggregate_last, candidate, "last_geq",
                                  chain=carry_chains(platform))):
-                m.d.comb += aggregate_last_next.eq(candidate)
+                m.d.sync += aggregate_last.eq(candidate)
         with m.If(self.clear):
-            m.d.comb += aggregate_last_next.eq(0)
-        m.d.sync += aggregate_last.eq(aggregate_last_next)
-        # ``final`` (the lowest pending cluster is ``aggregate_last``) without the priority
-        # encoder in front: ``chunk`` is the last one's chunk and ``lowest_is_last``, a register
-        # computed from the next values of ``pending`` and ``aggregate_last``: the last one's
-        # lane is pending and no lower lane is (or nothing is pending and the last one is lane
-        # 0, where ``first_pending`` is 0).
-        lane_bits = lanes.bit_length() - 1
-        next_lane = aggregate_last_next[:lane_bits]
-        lowest_is_last = Signal(init=1)  # pending and aggregate_last reset to 0
-        lane_one_hot = Cat(next_lane == l for l in range(lanes))
-        below_lane = Cat(next_lane > l for l in range(lanes))
-        m.d.sync += lowest_is_last.eq(Mux(pending_next == 0, next_lane == 0,
-                                          (pending_next & lane_one_hot).any()
-                                          & ~(pending_next & below_lane).any()))
-        chunk_is_last = (self.chunk[:config.cluster_id_bits - lane_bits]
-                         == aggregate_last[lane_bits:])
-        m.d.comb += [
-            self.cluster.eq(Cat(first_pending, self.chunk)[:config.cluster_id_bits]),
-            self.score.eq(one_hot_select(first_pending_one_hot,
-                                         [self.max_score[l] for l in range(lanes)])),
-            self.final.eq(chunk_is_last & lowest_is_last),
-            self.last.eq(self.final | ~aggregate_any),
-            self.empty.eq(~aggregate_any),
-            self.any_selected.eq(aggregate_any | (self.row_select != 0)),
-            self.chunk_done.eq(chunk_done),
-        ]
-        with m.If(self.emit & (self.row_select != 0)):
-            m.d.sync += aggregate_any.eq(1)
-        with m.If(self.clear):
-            m.d.sync += aggregate_any.eq(0)
+            m.d.sync += [aggregate_last.eq(0), aggregate_any.eq(0)]
+        with m.If(self.fetch):
+            m.d.sync += pending.eq(self.aggregate)
+        with m.If(self.send):
+            m.d.sync += pending.eq(remaining)
         return m

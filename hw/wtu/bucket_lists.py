@@ -89,15 +89,12 @@ class BucketLists(ConfiguredComponent):
         at_tail = self.walk_address == walk_end
         m.d.comb += [next_rd.addr.eq(self.next_walk_address),
                      self.walk_done.eq(~self.walk_active | at_tail),
-                     next_wr.data.eq(self.address)]
-        # The append's write (the next pointer of the bucket's tail, when its list is not
-        # empty): the tail and the flag picked by balanced multiplexers over the buckets, not
-        # a chain of one per bucket; the address is don't-care while the write is disabled.
-        m.d.comb += [next_wr.addr.eq(Array(tail)[self.bucket]),
-                     next_wr.en.eq(self.append & Array(nonempty)[self.bucket])]
+                     next_wr.addr.eq(0), next_wr.data.eq(self.address)]
         for k in range(buckets):
             with m.If(self.append & (self.bucket == k)):
-                with m.If(~nonempty[k]):
+                with m.If(nonempty[k]):
+                    m.d.comb += [next_wr.addr.eq(tail[k]), next_wr.en.eq(1)]
+                with m.Else():
                     m.d.sync += head[k].eq(self.address)
                 m.d.sync += [tail[k].eq(self.address), nonempty[k].eq(1)]
         with m.If(self.clear):

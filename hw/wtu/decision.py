@@ -1,11 +1,10 @@
 """The WTU's decision: the crossing bucket of a pass, early exit, and the row's cutoff."""
 
-from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent
-from hw.wtu.bit_trees import highest_one_hot, one_hot_select
 from hw.wtu.fast_adders import carry_chains, fast_add, fast_geq, fast_sub
 from hw.wtu.layouts import WTULayouts
 from hw.wtu.pipeline import decision_cycles, registered_suffix_sums
@@ -128,26 +127,14 @@ class Decision(ConfiguredComponent):
                                  for k in range(buckets)))
         # The cycle after: the crossing bucket (the highest one reached), its members and the
         # mass of the buckets above it, registered.
-        # The highest reached bucket as a one-hot vector (a prefix OR) and the registers as
-        # flat AND-OR selections by it (all 0 when no bucket is reached), not a chain of one
-        # multiplexer per bucket. ``crossing_many`` (at least two members) is registered with
-        # ``crossing_members`` so that ``refine`` has no comparison in front of its fanout.
         mass_over = Signal(weight_bits)    # mass of the buckets above the crossing one
         crossing_members = Signal.like(self.members[0])
-        crossing_many = Signal()           # crossing_members >= 2
-        crossing_one_hot = Signal(buckets)
-        m.d.comb += crossing_one_hot.eq(highest_one_hot(reach))
-        m.d.sync += [
-            self.crossing.eq(one_hot_select(crossing_one_hot,
-                                            [Const(k, len(self.crossing)) for k in range(buckets)])),
-            crossing_members.eq(one_hot_select(crossing_one_hot,
-                                               [self.members[k] for k in range(buckets)])),
-            crossing_many.eq((crossing_one_hot
-                              & Cat(self.members[k] >= 2 for k in range(buckets))).any()),
-            mass_over.eq(one_hot_select(crossing_one_hot,
-                                        [suffix[k + 1] if k + 1 < buckets else Const(0, weight_bits)
-                                         for k in range(buckets)])),
-        ]
+        for k in range(buckets):
+            with m.If(reach[k]):
+                m.d.sync += [self.crossing.eq(k), crossing_members.eq(self.members[k]),
+                             mass_over.eq(suffix[k + 1] if k + 1 < buckets else 0)]
+        with m.If(reach == 0):
+            m.d.sync += [self.crossing.eq(0), crossing_members.eq(0), mass_over.eq(0)]
         # Last cycle: the pass recorded at the step.
         pass_buckets = Signal(range(buckets + 1))
         pass_shift = Signal(range(config.score_bits + 1))
@@ -156,7 +143,7 @@ class Decision(ConfiguredComponent):
             with (m.If if p == 0 else m.Elif)(self.pass_index == p):
                 m.d.comb += [pass_buckets.eq(1 << pass_bits[p]), pass_shift.eq(shifts[p]),
                              may_refine.eq((p < depth) and shifts[p] > 0)]
-        m.d.comb += self.refine.eq((self.threshold != 0) & may_refine & crossing_many)
+        m.d.comb += self.refine.eq((self.threshold != 0) & may_refine & (crossing_members >= 2))
 
         # The cycle after a step: mass_above grows by the buckets selected outright.
         add_above = Signal()

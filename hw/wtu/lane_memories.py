@@ -5,7 +5,6 @@ from amaranth.lib import memory
 from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent
-from hw.wtu.fast_adders import carry_chains
 from hw.wtu.layouts import WTULayouts
 from hw.wtu.read_ahead import read_ahead
 
@@ -95,12 +94,8 @@ class LaneMemories(ConfiguredComponent):
         ports = {}
         for name, width in (("score", config.score_bits), ("count", config.count_bits),
                             ("max_score", config.score_bits), ("aggregate", 1)):
-            # On an FPGA the aggregate bits (one bit wide) would become LUT RAM with a wide
-            # multiplexer behind it; a block RAM ends the read-ahead address at its pins.
-            attrs = ({"ram_style": "block"} if name == "aggregate" and carry_chains(platform)
-                     else None)
             m.submodules[name] = mem = memory.Memory(shape=unsigned(width), depth=chunks,
-                                                     init=[], attrs=attrs)
+                                                     init=[])
             # The score memory needs no forwarding: it is written only by load beats, and its
             # word is used only by walks and the emission, which start cycles after the load.
             ports[name] = read_ahead(m, mem, name, forward=name != "score")
