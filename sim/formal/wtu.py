@@ -59,7 +59,9 @@ _ALL = (("contract", "bmc", 20), ("conservation", "bmc", 20), ("response", "bmc"
 JOBS = {
     "tiny": (("contract", "bmc", 8), ("conservation", "bmc", 8)),
     "exact": _ALL,
-    "partial": _ALL,
+    # partial: its two-row cover with a selection that is neither empty nor everything is
+    # first reached after depth 30 (unreached at 30, reached at 36).
+    "partial": _ALL[:-1] + (("cover", "cover", 36),),
     "one_lane": _ALL,
 }
 #: The jobs ``make test`` runs (the others run in ``make formal``).
