@@ -285,16 +285,15 @@ class TopKSorter(ConfiguredComponent):
         for group in range(groups):
             ahead = Signal(count_bits, init=group, name=f"reduce_ahead_{group}")
             m.d.sync += ahead.eq(Mux(starting_next, group, ahead + 1))
-            m.d.sync += [
-                flags["hold"][group].eq(active_ahead & decode(ahead, group, steps_of("hold"))),
-                flags["vacate"][group].eq(
-                    active_ahead & decode(ahead, group, steps_of("hold", "done"))),
-                flags["done"][group].eq(active_ahead & decode(ahead, group, steps_of("done"))),
-                # merge in two cycles: the step after the next one, or the first after a start
-                flags["merge_next"][group].eq(Mux(
-                    starting_next, int(schedule[0] == "merge"),
-                    active_ahead & decode(ahead, group, steps_of("merge", shift=1)))),
-            ]
+            # vacate: hold or done (the leaving bank does not stay in the ring)
+            for name, actions in (("hold", ("hold",)), ("vacate", ("hold", "done")),
+                                  ("done", ("done",))):
+                m.d.sync += flags[name][group].eq(
+                    active_ahead & decode(ahead, group, steps_of(*actions)))
+            # merge in two cycles: the step after the next one, or the first after a start
+            m.d.sync += flags["merge_next"][group].eq(Mux(
+                starting_next, int(schedule[0] == "merge"),
+                active_ahead & decode(ahead, group, steps_of("merge", shift=1))))
             if group == 0:
                 at_done = decode(ahead, group, steps_of("done"))
                 m.d.sync += active_ahead.eq(starting_next | (active_ahead & ~at_done))

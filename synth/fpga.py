@@ -179,16 +179,12 @@ class RegisteredHarness(Elaboratable):
         return m
 
 
-def _platform(family):
-    module_name, class_name, _, _ = PLATFORMS[family]
-    module = __import__(module_name, fromlist=[class_name])
-    return getattr(module, class_name)()
-
-
 def board_platform(family):
     """The amaranth-boards platform of ``family``'s board (:data:`PLATFORMS`): what an FPGA
     build of a block is elaborated for (resources and fmax alike)."""
-    return _platform(family)
+    module_name, class_name, _, _ = PLATFORMS[family]
+    module = __import__(module_name, fromlist=[class_name])
+    return getattr(module, class_name)()
 
 
 def _fmax_from_log(text):
@@ -309,7 +305,7 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None):
     """
     seeds = check_seeds(seeds)
     workdir = Path(workdir)
-    platform = _platform(family)
+    platform = board_platform(family)
     _, class_name, nextpnr, packer = PLATFORMS[family]
     options = "--timing-allow-fail" + (f" --seed {seeds[0]}" if seeds else "")
     plan = platform.build(RegisteredHarness(component), name="top", build_dir=str(workdir),
