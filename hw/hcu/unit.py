@@ -268,11 +268,13 @@ class HashClusterUnit(ConfiguredComponent):
         best_cluster = Array(argmin.best_cluster for argmin in argmins)[head]
         best_found = Array(argmin.best_found for argmin in argmins)[head]
         found = Signal()
+        # ``opened == max_clusters``, a register kept beside ``opened`` (set from a compare of
+        # the registers, not of ``opened``'s next value), so the decision's "a new cluster
+        # opens" starts from flip-flops and no wide compare stands before the ring's counters.
         full = Signal()
         decide = Signal()
         m.d.comb += [
             found.eq(best_found),
-            full.eq(opened == config.max_clusters),
             self.o.valid.eq((ring.held != 0) & (dispatcher.walk_age != 0)
                             & ~blocked.bit_select(head, 1)),
             self.o.payload.last.eq(ring.last[head]),
@@ -290,7 +292,8 @@ class HashClusterUnit(ConfiguredComponent):
             with m.If(~found & ~full):
                 for bank, write in enumerate(writes):
                     m.d.comb += write.en.eq(opened[:bank_bits] == bank if width > 1 else 1)
-                m.d.sync += opened.eq(opened + 1)
+                m.d.sync += [opened.eq(opened + 1),
+                             full.eq(opened == config.max_clusters - 1)]
             with m.If(~found & full):
                 m.d.sync += self.overflow.eq(1)
 
@@ -320,7 +323,7 @@ class HashClusterUnit(ConfiguredComponent):
                          lane.load_difference.eq(issue.load_difference[index]),
                          lane.load_cluster.eq(issue.load_cluster[index])]
 
-        idle = self._context_port(m, ring, opened, reads, writes)
+        idle = self._context_port(m, ring, opened, full, reads, writes)
 
         # Accept into the slot after the youngest; the oldest leaves on its decision. An
         # offered context command holds new tokens back until it is taken and done.
@@ -344,9 +347,10 @@ class HashClusterUnit(ConfiguredComponent):
             m.d.comb += lane.clear.eq(clearing)
         return m
 
-    def _context_port(self, m, ring, opened, reads, writes):
+    def _context_port(self, m, ring, opened, full, reads, writes):
         """The save and restore of the context (module docstring, "Context port"); returns
-        the signal that says no context operation is under way."""
+        the signal that says no context operation is under way. A restore sets ``opened`` and
+        ``full`` (``opened == max_clusters``) together."""
         config = self._config
         entries, width = config.hash_mem_entries, config.hcu_dispatch_width
         bank_bits = width.bit_length() - 1
@@ -455,8 +459,10 @@ class HashClusterUnit(ConfiguredComponent):
                     with m.If(restored.last):
                         # An image of only a header is accepted only with ``opened`` 0.
                         refused = bad | walked | word_bad | ~walker.final
-                        m.d.sync += [opened.eq(Mux(refused | (walker.section == 0), 0,
-                                                   restored_opened)),
+                        empty = refused | (walker.section == 0)
+                        m.d.sync += [opened.eq(Mux(empty, 0, restored_opened)),
+                                     full.eq(~empty
+                                             & (restored_opened == config.max_clusters)),
                                      self.context_refused.eq(refused)]
                         m.next = "IDLE"
         return idle
