@@ -55,10 +55,10 @@ def test_argmin_tree(lanes):
     dut = ArgminTree(config)
     rng = random.Random(lanes)
 
-    assert dut.latency == 2
+    assert dut.latency == 3
 
     async def testbench(ctx):
-        history = [None, None]           # the candidates of two cycles ago, of one cycle ago
+        history = [None, None, None]     # the candidates of three, two and one cycles ago
         for _ in range(CASES):
             # Few values, so equal distances and equal pairs are common; distances below the
             # threshold (4) and at it (a lane's "no match", the largest a lane holds).
@@ -67,11 +67,11 @@ def test_argmin_tree(lanes):
                 ctx.set(dut.distance[index], distance)
                 ctx.set(dut.cluster[index], cluster)
             if history[0] is not None:
-                # Reference: the smallest (distance, cluster) pair of two cycles ago.
+                # Reference: the smallest (distance, cluster) pair of three cycles ago.
                 assert (ctx.get(dut.best_distance), ctx.get(dut.best_cluster)) == \
                     min(history[0]), history[0]
                 assert ctx.get(dut.best_found) == (min(history[0])[0] < 4), history[0]
-            history = [history[1], pairs]
+            history = [*history[1:], pairs]
             await ctx.tick()
 
     simulate(dut, testbench, CASES + 2)

@@ -33,28 +33,28 @@ def test_hand_worked_tiny_stream():
     #   0x0000: cluster 0 (4), cluster 1 (1), cluster 2 (2) -> joins 0 at 0; beats [4, 1, 2].
     # Timing (module docstring, "Cycle model"; K = 4 tokens in flight, D = 2, lanes free from 0;
     # a job dispatched in x beats in x+3 .. x+2+beats and frees its lane in x+max(beats, 5); a
-    # token is decided once its last beat is at most x-3 and its acceptance at most x-4; no
+    # token is decided once its last beat is at most x-4 and its acceptance at most x-5; no
     # walk has more than one cluster, so D does not matter here):
     #   c0: t0 accepted (seen 0). c1: t0's walk is empty, done; t1 accepted (seen 0).
     #   c2: t2 accepted (seen 0); t1's walk done. c3: t3 accepted (seen 0); t2's walk done.
-    #   c4: t0 decided (accepted in c0; opens 0, O = 1 from c5); t4 accepted (seen 0); t3's
-    #   walk is empty, done. c5: catch-up t1 x c0 to lane 0, beats 8..11, lane free from 10;
-    #   t4's walk is empty, done. c6: catch-up t2 x c0 to lane 1, 9..12, free from 11.
-    #   c10: catch-up t3 x c0 to lane 0, beat 13, free from 15.
-    #   c11: catch-up t4 x c0 to lane 1, 14..15, free from 16.
-    #   c14: t1 decided (last beat 11); t5 accepted (seen 1).
-    #   c15: t2 decided; t6 accepted (seen 1); walk t5 x c0 to lane 0, 18..21, free from 20.
-    #   c16: t3 decided (opens 1, O = 2 from c17); walk t6 x c0 to lane 1, 19..22, free from 21.
-    #   c20: catch-up t4 x c1 to lane 0, beat 23, free from 25. c21: catch-up t5 x c1 to
-    #   lane 1, 24..25, free from 26. c25: catch-up t6 x c1 to lane 0, beat 28, free from 30.
-    #   c26: t4 decided (last beat 23; opens 2, O = 3 from c27).
-    #   c27: catch-up t5 x c2 to lane 1, 30..31. c30: catch-up t6 x c2 to lane 0, 33..34.
-    #   c34: t5 decided. c37: t6 decided. Decisions 4, 14, 15, 16, 26, 34, 37.
+    #   c4: t3's walk done (the ring is full). c5: t0 decided (accepted in c0; opens 0, O = 1
+    #   from c6); t4 accepted (seen 0). c6: catch-up t1 x c0 to lane 0, beats 9..12, lane free
+    #   from 11; t4's walk is empty, done. c7: catch-up t2 x c0 to lane 1, 10..13, free from 12.
+    #   c11: catch-up t3 x c0 to lane 0, beat 14, free from 16.
+    #   c12: catch-up t4 x c0 to lane 1, 15..16, free from 17.
+    #   c16: t1 decided (last beat 12); t5 accepted (seen 1).
+    #   c17: t2 decided; t6 accepted (seen 1); walk t5 x c0 to lane 0, 20..23, free from 22.
+    #   c18: t3 decided (opens 1, O = 2 from c19); walk t6 x c0 to lane 1, 21..24, free from 23.
+    #   c22: catch-up t4 x c1 to lane 0, beat 25, free from 27. c23: catch-up t5 x c1 to
+    #   lane 1, 26..27, free from 28. c27: catch-up t6 x c1 to lane 0, beat 30, free from 32.
+    #   c29: t4 decided (last beat 25; opens 2, O = 3 from c30).
+    #   c30: catch-up t5 x c2 to lane 1, 33..34. c32: catch-up t6 x c2 to lane 0, 35..36.
+    #   c38: t5 decided. c40: t6 decided. Decisions 5, 16, 17, 18, 29, 38, 40.
     result = hash_cluster(TINY, [0x0000, 0x0001, 0x0003, 0xffff, 0xfff0, 0x0007, 0x0000])
     assert result["cluster"].tolist() == [0, 0, 0, 1, 2, 0, 0]
     assert result["new"].tolist() == [True, False, False, True, True, False, False]
     assert result["distance"].tolist() == [0, 1, 2, 0, 0, 3, 0]
-    assert result["cycles"].tolist() == [4, 10, 1, 1, 10, 8, 3]
+    assert result["cycles"].tolist() == [5, 11, 1, 1, 11, 9, 2]
     assert result["useful_cycles"].tolist() == [0, 4, 4, 1, 3, 8, 7]
 
 
@@ -63,18 +63,18 @@ def test_hand_worked_two_compares_per_cycle():
     # threshold 4. Beats against clusters 0, 1, 2: 0xffff [1] (new 1); 0x0f0f [1, 2] (new 2);
     # 0x0001 [4 (distance 1), 2, 3] (joins 0). "Cycle model", worked by hand (a job dispatched
     # in x beats in x+3 .. x+2+beats, its lane free from x+max(beats, 5); decided once the last
-    # beat is at most x-3 and the acceptance at most x-4):
-    #   c0 t0 accepted; c1 its walk is empty; c4 decided (O = 1 from c5), t1 accepted (seen 0).
-    #   c5 t1's walk is empty; c6 catch-up t1 x c0 on lane 0 (beat 9, free from 11); c12 t1
-    #   decided (O = 2 from c13), t2 accepted (seen 1). c13 walk t2 x c0 on lane 0 (beat 16, free
-    #   from 18); c14 catch-up t2 x c1 on lane 1 (beats 17..18, free from 19); c21 t2 decided
-    #   (O = 3), t3 accepted (seen 2). c22: the walk starts two compares, t3 x c1 on lane 0
-    #   (25..26, free from 27) and t3 x c0 on lane 1 (25..28, free from 27); c27 catch-up
-    #   t3 x c2 on lane 0 (30..32); c35 t3 decided. Decisions 4, 12, 21, 35.
+    # beat is at most x-4 and the acceptance at most x-5):
+    #   c0 t0 accepted; c1 its walk is empty; c5 decided (O = 1 from c6), t1 accepted (seen 0).
+    #   c6 t1's walk is empty; c7 catch-up t1 x c0 on lane 0 (beat 10, free from 12); c14 t1
+    #   decided (O = 2 from c15), t2 accepted (seen 1). c15 walk t2 x c0 on lane 0 (beat 18, free
+    #   from 20); c16 catch-up t2 x c1 on lane 1 (beats 19..20, free from 21); c24 t2 decided
+    #   (O = 3), t3 accepted (seen 2). c25: the walk starts two compares, t3 x c1 on lane 0
+    #   (28..29, free from 30) and t3 x c0 on lane 1 (28..31, free from 30); c30 catch-up
+    #   t3 x c2 on lane 0 (33..35); c39 t3 decided. Decisions 5, 14, 24, 39.
     config = small_config(hcu_tokens_in_flight=1, hcu_dispatch_width=2)
     result = hash_cluster(config, [0x0000, 0xffff, 0x0f0f, 0x0001])
     assert assignments(result) == ([0, 1, 2, 0], [True, True, True, False], [0, 0, 0, 1])
-    assert result["cycles"].tolist() == [4, 8, 9, 14]
+    assert result["cycles"].tolist() == [5, 9, 10, 15]
     assert result["useful_cycles"].tolist() == [0, 1, 3, 9]
 
 
@@ -222,7 +222,7 @@ def test_cli_model_engine(tmp_path):
                  "--output", str(tmp_path / "out.npz")]) == 0
     with np.load(tmp_path / "out.npz") as archive:
         # Worked by hand: distances 1 and 16; the first two tokens as in the tiny stream above
-        # (decisions in cycles 4 and 14); the third is caught up with cluster 0 on lane 1 in
-        # cycle 6 (one beat, 16 bits differ: beat 9) and decided in cycle 15.
+        # (decisions in cycles 5 and 16); the third is caught up with cluster 0 on lane 1 in
+        # cycle 7 (one beat, 16 bits differ: beat 10) and decided in cycle 17.
         assert archive["cluster"].tolist() == [0, 0, 1]
-        assert archive["cycles"].tolist() == [4, 10, 1]
+        assert archive["cycles"].tolist() == [5, 11, 1]

@@ -264,8 +264,10 @@ class Dispatcher(ConfiguredComponent):
                                Cat(total < entries + grown - count
                                    for count in range(width + 1))))
                              for condition, total in zip(starts, used)]
+            # ``room`` plus one constant (``grown - count``): a single carry chain from the
+            # register before the selection (``room - count + grown`` chained two).
             room_choices += [(settled & goes_on & exactly[count],
-                              (room - count + grown, room_tests(count - grown)))
+                              (room + (grown - count), room_tests(count - grown)))
                              for count in range(width + 1)]
             values = [select([(condition, choice[index]) for condition, choice in choices])
                       for choices in (top_choices, room_choices)

@@ -29,10 +29,10 @@ tokens by a *catch-up* job (one per cycle; catch-ups go first, oldest token firs
 sees exactly the table the leader rule gives it: clusters opened earlier in its own frame
 (spatial) and in earlier frames (temporal). The walk of a younger token stops short of the
 clusters an older one may still evict until that one is decided. The oldest token is decided,
-its assignment sent and the table written, three cycles after its last compare's last beat
-(and at least four after its entry, the lanes clearing its slot's matches in the cycle after
+its assignment sent and the table written, four cycles after its last compare's last beat
+(and at least five after its entry, the lanes clearing its slot's matches in the cycle after
 it): each token slot has an argmin tree of (distance, cluster id) over the lanes' best
-matches, two registered stages.
+matches, three registered stages (pairs of lanes first).
 
 Timing: every path starts and ends at a flip-flop or a macro, and the macros' read data is
 registered before any logic (a macro's clock-to-output is most of a cycle); the lanes'
@@ -102,6 +102,9 @@ Reset empties the table (the counters are cleared; the memory keeps stale data t
 read).
 """
 
+import functools
+import operator
+
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
@@ -110,7 +113,7 @@ from amaranth.lib.wiring import In, Out
 from hw.component import ConfiguredComponent
 from hw.context_port import (WORD_BITS, ContextOp, ImageWalker, RestoreRegister, SavePipeline,
                              context_word_layout, item_words)
-from hw.hcu.argmin import ArgminTree
+from hw.hcu.argmin import ArgminTree, stage_groups
 from hw.hcu.dispatcher import Dispatcher
 from hw.hcu.free_lanes import FreeLanePicker
 from hw.hcu.issue import LaneIssue
@@ -174,9 +177,10 @@ class HashClusterUnit(ConfiguredComponent):
     @property
     def min_latency(self):
         """Fewest cycles from a token's input transfer to its assignment: the lanes clear the
-        slot's matches in the cycle after the transfer, its argmin tree (two stages) sees
-        them from the cycle after, so the decision comes four cycles after it."""
-        return 4
+        slot's matches in the cycle after the transfer, its argmin tree (three stages,
+        :attr:`ArgminTree.latency`) sees them from the cycle after, so the decision comes five
+        cycles after it."""
+        return 2 + self._argmin_stages
 
     @property
     def min_token_cycles(self):
@@ -189,11 +193,16 @@ class HashClusterUnit(ConfiguredComponent):
         jobs go first; each of its at most ``hash_mem_entries`` compares waits at most one
         lane occupancy (``max(hcu_beats_per_hash, 5)`` cycles,
         :attr:`SimilarityLane.min_job_cycles`) for a lane, the last one runs through the read
-        and load stages and its beats, and the argmin and the decision take three more
-        cycles."""
+        and load stages and its beats, and the argmin (three stages) and the decision take
+        four more cycles."""
         beats = self._config.hcu_beats_per_hash
         occupancy = max(beats, MIN_JOB_CYCLES)
-        return (self._config.hash_mem_entries + 1) * occupancy + 5
+        return (self._config.hash_mem_entries + 1) * occupancy + 3 + self._argmin_stages
+
+    @property
+    def _argmin_stages(self):
+        """Registered stages of each token slot's argmin tree."""
+        return len(stage_groups(self._config.hcu_lanes))
 
     @property
     def save_latency(self):
@@ -232,23 +241,26 @@ class HashClusterUnit(ConfiguredComponent):
         opened = Signal(range(config.max_clusters + 1))
         head = ring.head
 
-        # Decide. Each token slot has its argmin tree over the lanes' best matches (two
+        # Decide. Each token slot has its argmin tree over the lanes' best matches (three
         # registered stages), and ``busy`` says per slot whether a job of it is in the read or
         # load stage or in a lane, or a token enters it or is cleared (a job dispatched in y is
-        # in the read stage in y + 1, and in ``busy`` then). Cycle y: the
-        # trees' first stage, busy registered. Cycle y + 1: their second stage (and the
-        # "below the threshold" flag). Cycle y + 2: the oldest token is
-        # decided from its tree once its walk is done, every cluster opened before it has been
-        # compared, its slot was not busy in the two previous cycles and no job of it was
-        # dispatched in the previous cycle (all of it in the register ``blocked``).
+        # in the read stage in y + 1, and in ``busy`` then). Cycle y: the slot's last beat (or
+        # its clearing), busy; the lanes' best matches are registered at its end. Cycles
+        # y + 1, y + 2, y + 3: the trees' three stages (and the "below the threshold" flag).
+        # Cycle y + 4: the oldest token is decided from its tree once its walk is done, every
+        # cluster opened before it has been compared, its slot was not busy in the three
+        # previous cycles and no job of it was dispatched in the previous cycle (all of it in
+        # the register ``blocked``).
         busy = Signal(slots)
-        busy_1 = Signal(slots)         # busy in the previous cycle
+        # ``history[k]``: busy k + 1 cycles before (registers), one per argmin stage.
+        history = [Signal(slots, name=f"busy_{delay}")
+                   for delay in range(1, self._argmin_stages)]
         # A job of the slot dispatched in this cycle: it is in the read stage in the next (the
         # dispatch itself is not in ``busy``, so the dispatcher's jobs end at registers).
         dispatching = Signal(slots)
         clearing = Signal(slots)       # a token entered the slot in the previous cycle
         # Bit s: slot s cannot be decided this cycle (its token is behind, a job of it was
-        # dispatched in the previous cycle, or it was busy in either of the two cycles before):
+        # dispatched in the previous cycle, or it was busy in one of the three cycles before):
         # a register made a cycle ahead, so the decision starts from flip-flops.
         blocked = Signal(slots)
         for slot in range(slots):
@@ -262,8 +274,9 @@ class HashClusterUnit(ConfiguredComponent):
             for index, lane in enumerate(lanes):
                 m.d.comb += [argmins[slot].distance[index].eq(lane.best_distance[slot]),
                              argmins[slot].cluster[index].eq(lane.best_cluster[slot])]
-        m.d.sync += [busy_1.eq(busy),
-                     blocked.eq(ring.behind_next | dispatching | busy | busy_1)]
+        m.d.sync += [delayed.eq(earlier) for delayed, earlier in zip(history, [busy] + history)]
+        blocked_terms = [ring.behind_next, dispatching, busy, *history]
+        m.d.sync += blocked.eq(functools.reduce(operator.or_, blocked_terms))
         best_distance = Array(argmin.best_distance for argmin in argmins)[head]
         best_cluster = Array(argmin.best_cluster for argmin in argmins)[head]
         best_found = Array(argmin.best_found for argmin in argmins)[head]

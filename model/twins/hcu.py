@@ -42,7 +42,7 @@ Cycle model
     start (``O`` counts the decisions before ``x``):
 
     * **decide**: the oldest token is decided in ``x`` if its walk is done, ``seen == O``, and
-      it was accepted at most in ``x - 4`` and its jobs' last beat came at most in ``x - 3``
+      it was accepted at most in ``x - 5`` and its jobs' last beat came at most in ``x - 4``
       (its slot's matches are cleared in the cycle after its acceptance); it leaves, a new
       cluster is written, ``O`` counts it from ``x + 1``;
     * **accept**: a token is accepted in ``x`` when fewer than ``K`` are held or one is
@@ -70,9 +70,9 @@ Cycle model
     (always when ``hamming_threshold >= 5 * hcu_bits_per_cycle``, as on ``edge`` and
     ``server``), one to four idle cycles otherwise. Each lane keeps the best match of every held
     token (cleared in the cycle after the token's acceptance); each token slot reduces them
-    over the lanes with a pipelined argmin of two registered stages, so the matches after a
-    beat in ``y`` (or the cleared ones, ``y`` the cycle after an acceptance) reach the
-    decision in ``y + 3``.
+    over the lanes with a pipelined argmin of three registered stages (pairs of lanes first),
+    so the matches after a beat in ``y`` (or the cleared ones, ``y`` the cycle after an
+    acceptance) reach the decision in ``y + 4``.
 
     With neither stream stalling, token ``t`` (counted after reset) is offered from the cycle
     after token ``t - 1`` is accepted (token 0 in cycle 0). ``d(t)``, the cycle of its decision,
@@ -140,7 +140,7 @@ FIRST_BEAT_DELAY = 3
 LANE_MIN_CYCLES = 5
 #: Registered argmin stages between the lanes' best matches and the decision: a token is decided
 #: at least ``DECIDE_DELAY + 1`` cycles after its last beat and after its slot is cleared.
-DECIDE_DELAY = 2
+DECIDE_DELAY = 3
 #: Cycles from a token's acceptance to the clearing of its slot's best matches in the lanes.
 CLEAR_DELAY = 1
 
