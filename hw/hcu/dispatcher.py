@@ -28,8 +28,9 @@ class Dispatcher(ConfiguredComponent):
     cycle that lies in bank ``b`` (cluster ``c`` is in bank ``c mod D`` at row
     ``(c mod hash_mem_entries) // D``).
 
-    Timing: the walk token's slot and ``top`` are registers (not ``head + walk_age`` and the
-    walk token's ``seen`` selected each cycle), the catch-up choice is a register chosen in
+    Timing: the walk token's slot, ``top`` and the table rows of the walk's next clusters are
+    registers (not ``head + walk_age`` and the walk token's ``seen`` selected each cycle, nor
+    ``top`` minus the bank before the table's address), the catch-up choice is a register chosen in
     the previous cycle from the ring's next ``behind`` bits (no compare of ``seen`` with
     ``opened``) and per-slot registers saying whose walk has begun or ended, so the jobs, the
     lanes' grants and the walk's state do not wait for it; the eviction bound is a register
@@ -170,13 +171,23 @@ class Dispatcher(ConfiguredComponent):
                                        | ((self.found[0] & catch_up) if job == 0 else 0)),
                 self.job_cluster[job].eq(Mux(catch_up, catch_cluster, top - 1 - job)),
             ]
+        # The walk's clusters in this cycle sit in distinct banks: bank b reads the one of
+        # top - D .. top - 1 that is b mod D, the largest c < top with c mod D = b, whose row
+        # is (top - 1 - b) // D mod (hash_mem_entries / D). ``walk_rows`` holds them, a
+        # register kept with ``top`` (no subtraction between ``top`` and the table's address).
+        row_bits = len(self.read_row[0])
+
+        def rows_below(value, offset=0):
+            # The rows of the walk's clusters in each bank when ``top`` is ``value - offset``.
+            return Cat((value - (offset + 1 + bank))[bank_bits:bank_bits + row_bits]
+                       for bank in range(width))
+
+        # (Reset: ``top`` 0, every row's bits of ``-1 - bank`` set.)
+        walk_rows = Signal(width * row_bits, init=(1 << width * row_bits) - 1)
         for bank in range(width):
-            # The walk's clusters in this cycle sit in distinct banks: bank b reads the one of
-            # top - D .. top - 1 that is b mod D (or the catch-up cluster).
-            offset = (top - 1 - bank)[:bank_bits] if width > 1 else 0
-            walk_cluster = (top - 1 - offset)[:config.cluster_id_bits]
-            cluster = Mux(catch_up, catch_cluster, walk_cluster)
-            m.d.comb += self.read_row[bank].eq(cluster[bank_bits:config.hash_slot_bits])
+            catch_row = catch_cluster[bank_bits:config.hash_slot_bits]
+            m.d.comb += self.read_row[bank].eq(
+                Mux(catch_up, catch_row, walk_rows.word_select(bank, row_bits)))
 
         # The walk's progress. The walk ends, after ``count`` walk jobs, when top == count or,
         # for the oldest token, room <= count (the rest is evicted): registered tests picked
@@ -246,11 +257,12 @@ class Dispatcher(ConfiguredComponent):
                 # No walk token: a token entering now walks from opened; the next walk token:
                 # the one of slot walk_slot + 1 (its walk has not begun), or the one entering.
                 ((~walk_token & self.push) | (advance & entering),
-                 (opened, *top_tests(opened))),
-                (advance & ~entering, (seen_next, *top_tests(seen_next))),
+                 (opened, *top_tests(opened), rows_below(opened))),
+                (advance & ~entering, (seen_next, *top_tests(seen_next), rows_below(seen_next))),
                 ((~walk_token & ~self.push) | (goes_on & exactly[0]),
-                 (top, top_at_least, top_is)),
-            ] + [(goes_on & exactly[count], (top - count, *top_tests(top, count)))
+                 (top, top_at_least, top_is, walk_rows)),
+            ] + [(goes_on & exactly[count],
+                  (top - count, *top_tests(top, count), rows_below(top, count)))
                  for count in range(1, width + 1)]
             # ``room`` next cycle, from top_next + entries - opened_next - walk_age_next: a new
             # walk token starts from ``seen`` = opened - lag (its ring counter) or, entering
@@ -280,8 +292,8 @@ class Dispatcher(ConfiguredComponent):
                 Mux(advance, next_slot, walk_slot),
             ]
 
-        registers = [top, top_at_least, top_is, room, room_above, walk_token, self.walk_age,
-                     walk_slot]
+        registers = [top, top_at_least, top_is, walk_rows, room, room_above, walk_token,
+                     self.walk_age, walk_slot]
         walk_more = [Const(1)] + [self.found[count - 1] & walk_token & top_at_least[count]
                                   & room_above[count - 1] for count in range(1, width + 1)]
         # The decision (``grows``) and the catch-up choice select last, the decision
