@@ -281,9 +281,12 @@ class HashClusterUnit(ConfiguredComponent):
         best_cluster = Array(argmin.best_cluster for argmin in argmins)[head]
         best_found = Array(argmin.best_found for argmin in argmins)[head]
         found = Signal()
-        # ``opened == max_clusters``, a register kept beside ``opened`` (set from a compare of
-        # the registers, not of ``opened``'s next value), so the decision's "a new cluster
+        # ``opened == max_clusters``, a register: a compare of ``opened`` with the constant, of
+        # ``max_clusters - 1`` in the cycle a cluster opens, so the decision's "a new cluster
         # opens" starts from flip-flops and no wide compare stands before the ring's counters.
+        # After a restore it is right from the next cycle but one, before any decision (the
+        # unit is empty then, and a token is decided at least ``min_latency`` cycles after it
+        # enters).
         full = Signal()
         decide = Signal()
         m.d.comb += [
@@ -305,8 +308,7 @@ class HashClusterUnit(ConfiguredComponent):
             with m.If(~found & ~full):
                 for bank, write in enumerate(writes):
                     m.d.comb += write.en.eq(opened[:bank_bits] == bank if width > 1 else 1)
-                m.d.sync += [opened.eq(opened + 1),
-                             full.eq(opened == config.max_clusters - 1)]
+                m.d.sync += opened.eq(opened + 1)
             with m.If(~found & full):
                 m.d.sync += self.overflow.eq(1)
 
@@ -336,7 +338,9 @@ class HashClusterUnit(ConfiguredComponent):
                          lane.load_difference.eq(issue.load_difference[index]),
                          lane.load_cluster.eq(issue.load_cluster[index])]
 
-        idle = self._context_port(m, ring, opened, full, reads, writes)
+        m.d.sync += full.eq(Mux(ring.opens, opened == config.max_clusters - 1,
+                                opened == config.max_clusters))
+        idle = self._context_port(m, ring, opened, reads, writes)
 
         # Accept into the slot after the youngest; the oldest leaves on its decision. An
         # offered context command holds new tokens back until it is taken and done.
@@ -360,10 +364,9 @@ class HashClusterUnit(ConfiguredComponent):
             m.d.comb += lane.clear.eq(clearing)
         return m
 
-    def _context_port(self, m, ring, opened, full, reads, writes):
+    def _context_port(self, m, ring, opened, reads, writes):
         """The save and restore of the context (module docstring, "Context port"); returns
-        the signal that says no context operation is under way. A restore sets ``opened`` and
-        ``full`` (``opened == max_clusters``) together."""
+        the signal that says no context operation is under way."""
         config = self._config
         entries, width = config.hash_mem_entries, config.hcu_dispatch_width
         bank_bits = width.bit_length() - 1
@@ -472,10 +475,8 @@ class HashClusterUnit(ConfiguredComponent):
                     with m.If(restored.last):
                         # An image of only a header is accepted only with ``opened`` 0.
                         refused = bad | walked | word_bad | ~walker.final
-                        empty = refused | (walker.section == 0)
-                        m.d.sync += [opened.eq(Mux(empty, 0, restored_opened)),
-                                     full.eq(~empty
-                                             & (restored_opened == config.max_clusters)),
+                        m.d.sync += [opened.eq(Mux(refused | (walker.section == 0), 0,
+                                                   restored_opened)),
                                      self.context_refused.eq(refused)]
                         m.next = "IDLE"
         return idle
