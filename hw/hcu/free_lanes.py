@@ -9,23 +9,37 @@ from hw.component import ConfiguredComponent
 __all__ = ["FreeLanePicker"]
 
 
-def lowest_lanes(m, free, count, name):
-    """The ``count`` lowest set bits of the signal ``free``, each a one-hot signal of ``m``.
+def at_least(bits, count):
+    """``[bits has at least k bits set for k in 1 .. count]``, as a balanced tree of halves
+    (a saturating count: logarithmic depth, no chain over the bits)."""
+    if len(bits) == 0:
+        return [Const(0, 1)] * count
+    if len(bits) == 1:
+        return [bits[0]] + [Const(0, 1)] * (count - 1)
+    half = len(bits) // 2
+    low, high = at_least(bits[:half], count), at_least(bits[half:], count)
+    low, high = [Const(1, 1)] + low, [Const(1, 1)] + high
+    return [Cat(low[part] & high[k - part] for part in range(k + 1)).any()
+            for k in range(1, count + 1)]
 
-    Returns ``count`` signals as wide as ``free``, zero where fewer bits are set.
+
+def lowest_lanes(m, free, count, name):
+    """The ``count`` lowest set bits of the signal ``free``, each a one-hot signal of ``m``,
+    and whether each exists.
+
+    Bit ``l`` of pick ``j`` is set when bit ``l`` of ``free`` is and exactly ``j`` bits below
+    it are (each from a saturating count of the bits below, :func:`at_least`: no pick waits
+    for the one before it). Returns ``count`` signals as wide as ``free`` (zero where fewer
+    bits are set) and a signal of ``count`` bits, bit ``j`` set when pick ``j`` exists.
     """
-    picked = []
-    for job in range(count):
-        below = Signal(len(free), name=f"{name}_below{job}")     # bit l: a bit set below l
-        lowest = Signal(len(free), name=f"{name}_lowest{job}")
-        rest = Signal(len(free), name=f"{name}_rest{job}")
-        m.d.comb += [below.eq(Cat(Const(0, 1), *(free[:index].any()
-                                                 for index in range(1, len(free))))),
-                     lowest.eq(free & ~below),
-                     rest.eq(free & ~lowest)]
-        picked.append(lowest)
-        free = rest
-    return picked
+    picked = [Signal(len(free), name=f"{name}_lowest{job}") for job in range(count)]
+    for index in range(len(free)):
+        below = [Const(1, 1)] + at_least(free[:index], count)
+        for job in range(count):
+            m.d.comb += picked[job][index].eq(free[index] & below[job] & ~below[job + 1])
+    exists = Signal(count, name=f"{name}_found")
+    m.d.comb += exists.eq(Cat(at_least(free, count)))
+    return picked, exists
 
 
 class FreeLanePicker(ConfiguredComponent):
@@ -104,8 +118,7 @@ class FreeLanePicker(ConfiguredComponent):
         m.d.comb += free.eq(self.available_next & ~took)
         choices = []
         for taken in range(width + 1):
-            picked = lowest_lanes(m, free, width, f"taken{taken}")
-            choices.append((picked, Cat(bits.any() for bits in picked)))
+            choices.append(lowest_lanes(m, free, width, f"taken{taken}"))
             if taken < width:
                 remaining = Signal(lanes, name=f"free_after{taken + 1}")
                 m.d.comb += remaining.eq(free & ~grant[taken])
