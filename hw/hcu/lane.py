@@ -142,15 +142,19 @@ class SimilarityLane(ConfiguredComponent):
         m.d.sync += [reserved_2.eq(self.reserved),
                      self.available_next.eq(~self.reserved & ~reserved_2
                                             & (~self.working | ends_soon))]
+        # The compare state steps on every working cycle, the last beat's too (its values are
+        # then unused until the next load), so its enables are ``load`` and ``working``, two
+        # registers: the beat's end test (``finishing``) only clears ``working``.
         with m.If(self.load):
             m.d.sync += [self.working.eq(1), difference.eq(self.load_difference), beat.eq(0),
                          partial.eq(0), self.tag.eq(self.load_tag),
                          cluster.eq(self.load_cluster)]
-        with m.Elif(finishing):
-            m.d.sync += self.working.eq(0)
-        with m.Elif(self.working):
-            m.d.sync += [difference.eq(difference >> width), beat.eq(beat + 1),
-                         partial.eq(distance)]
+        with m.Else():
+            with m.If(finishing):
+                m.d.sync += self.working.eq(0)
+            with m.If(self.working):
+                m.d.sync += [difference.eq(difference >> width), beat.eq(beat + 1),
+                             partial.eq(distance)]
         best_distance = self.best_distance[self.tag]
         best_cluster = self.best_cluster[self.tag]
         if beats > 1:
