@@ -48,9 +48,9 @@ _ALL = (("contract", "bmc", 16), ("conservation", "bmc", 16), ("response", "bmc"
         ("invariants", "bmc", 16), ("cover", "cover", 48))
 #: (kind, mode, depth) of the jobs of each variant. With the pipelined unit (table read data
 #: registered, lanes loading their operands into registers, three-stage argmin) ``ring``
-#: reaches a join after an eviction and an overflow within its cover depth (48, not yet
-#: confirmed: with the argmin's third stage the overflow comes at step 37 and a join after it
-#: at no step up to 44; it was at step 39 of 40 before); its
+#: reaches a join after an eviction and an overflow within its cover depth (48: with the
+#: argmin's third stage the overflow comes at step 37 and a join after it at step 45; it was
+#: at step 39 of 40 before); its
 #: response bound is 21 cycles (depth 24; a lane is reserved at most every 5 cycles).
 #: ``serial`` (one token at a time, 4-cycle compares) needs about twice as many steps for its
 #: fifth token (cover depth 68: the overflow at step 51, a join after it was at step 59 of 62
