@@ -113,19 +113,21 @@ def test_dre_response_terms_worked_by_hand():
     # bits each) + 1 window token (recent_window 0 + max_frame_tokens 1) = 20: 27 words.
     # KVMU worst problem: 1 + 1 + 1 x 4 + 1 + 1 x 3 + 2 + 1 + 2 x 3 + 16 x 1 (pages) + 16 x 1
     # (their links) + 2 = 53.
-    # HCU: max_token_cycles = (2 entries + 1) x max(2 beats, 5) + 5 = 20, plus the intake.
+    # HCU: max_token_cycles = (2 entries + 1) x max(2 beats, 5) + 3 + 3 argmin stages (always
+    # three, a stage without a level passes its input through its registers) = 21, plus the
+    # intake.
     # WTU: load_beats(2) = 2 (one lane); max_row_cycles(2) = 2 + decide 10 x 1 = 12.
     assert response_terms(config) == {
         "save": 1 + 1 + 1 + 27,             # command, status, the blocks' commands, the image
         "problem": 1 + 1 + 53,
         "restore": 27 + 2 + 1,              # the image, restore extra and decide cycles
-        "per_token": 20 + 1,
+        "per_token": 21 + 1,
         "no_rows": 1,                       # the empty selection, a cycle after the last count
         "rows": 1 + 1 + 2 + 2,              # packer, header, count beats, aggregate beats
         "per_row": 12 + 2,                  # the row, its mask beats
     }
-    # A restore of one token and one row: 55 + 30 + 21 + 6 + 14.
-    assert response_bound(config, mode=2, new_tokens=1, rows=1) == 126
+    # A restore of one token and one row: 55 + 30 + 22 + 6 + 14.
+    assert response_bound(config, mode=2, new_tokens=1, rows=1) == 127
 
 
 def test_dre_harness_converts():
