@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from hw.wtu.pipeline import decide_cycles
+from hw.wtu.pipeline import decide_cycles, threshold_in_halves
 from hw.wtu import (AggregateEmitter, BucketLists, BucketMasses, Decision, LaneMemories,
                     RowStatistics, Sequencer, WTULayouts)
 from model.config import PRESETS
@@ -192,9 +192,16 @@ def test_bucket_masses():
     simulate(dut, testbench, CASES + 3)
 
 
+@pytest.mark.parametrize("buckets", [4, 16])
 @pytest.mark.parametrize("code", [77, 0, 256])
-def test_row_statistics(code):
-    config = TINY.replace(wicsum_ratio_code=code)
+def test_row_statistics(code, buckets):
+    """With 16 buckets the threshold's adders are in halves (no cycle of the decision lost)."""
+    config = TINY.replace(wicsum_ratio_code=code, wtu_buckets=buckets,
+                          wtu_refine_depth=min(TINY.wtu_refine_depth,
+                                               TINY.replace(wtu_buckets=buckets,
+                                                            wtu_refine_depth=0).full_refine_depth))
+    if code == 77:  # five terms: three adder levels, in halves only where 16 buckets hide it
+        assert threshold_in_halves(config) == (buckets == 16)
     dut = RowStatistics(config)
     lanes, bits = config.wtu_lanes, config.wicsum_ratio_bits
     rng = random.Random(code)
@@ -202,9 +209,13 @@ def test_row_statistics(code):
     async def testbench(ctx):
         total, low, high = 0, 0, 0                          # reference (reset values)
         totals, extremes = [], []                           # W, (min, max) after each cycle
+        thresholds_checked = 0
         for cycle in range(CASES):
+            # Loads in bursts (every other stretch of 6 cycles), so that W also stays unchanged
+            # long enough for its threshold.
             clear = cycle == 0 or rng.random() < 0.05
-            load, valid = rng.random() < 0.7, rng.getrandbits(lanes)
+            load = (cycle // 6) % 2 == 0 and rng.random() < 0.7
+            valid = rng.getrandbits(lanes)
             scores = [rng.randrange(config.max_score + 1) for _ in range(lanes)]
             counts = [rng.randrange(config.max_count + 1) for _ in range(lanes)]
             _set_all(ctx, [(dut.clear, clear), (dut.load, load), (dut.valid, valid)])
@@ -221,7 +232,8 @@ def test_row_statistics(code):
                 high = max([high] + [scores[lane] for lane in taken])
             # W shows a beat dut.latency cycles after it, min and max dut.extremes_latency
             # cycles after it, the threshold (model.reference.resv.wicsum_threshold, round
-            # half up) of W threshold_latency cycles after W (a registered adder tree).
+            # half up) of W threshold_latency cycles after W when W stayed unchanged in them (a
+            # registered adder tree whose adders are cut in halves, a skewed pipeline).
             totals.append(total)
             extremes.append((low, high))
             if cycle >= dut.latency - 1:
@@ -230,9 +242,11 @@ def test_row_statistics(code):
                 assert (ctx.get(dut.min_score), ctx.get(dut.max_score)) == \
                     extremes[cycle - (dut.extremes_latency - 1)]
             delay = dut.latency - 1 + dut.threshold_latency
-            if cycle >= delay:
+            if cycle >= delay and len(set(totals[cycle - delay:cycle - dut.latency + 2])) == 1:
                 earlier = totals[cycle - delay]
                 assert ctx.get(dut.threshold) == (earlier * code + (1 << (bits - 1))) >> bits
+                thresholds_checked += 1
+        assert thresholds_checked > CASES // 4, thresholds_checked
 
     simulate(dut, testbench, CASES + 2)
 

@@ -7,7 +7,8 @@ from amaranth.lib.wiring import In, Out
 from hw.component import ConfiguredComponent
 from hw.wtu.bucket_masses import MASS_LATENCY
 from hw.wtu.fast_adders import carry_chains, carry_save, fast_add, fast_geq
-from hw.wtu.pipeline import registered_tree, threshold_latency, threshold_terms, tree_levels
+from hw.wtu.pipeline import (registered_split_tree, registered_tree, threshold_in_halves,
+                             threshold_latency, threshold_terms, tree_levels)
 
 __all__ = ["RowStatistics"]
 
@@ -22,7 +23,10 @@ class RowStatistics(ConfiguredComponent):
     ``threshold`` is :func:`model.reference.resv.wicsum_threshold` of ``weighted_sum``:
     ``(W * wicsum_ratio_code + 2**(wicsum_ratio_bits - 1)) >> wicsum_ratio_bits`` (round half up),
     a registered adder tree over the shifted copies of ``W`` (the code's set bits) and the
-    rounding constant: it follows ``weighted_sum`` :attr:`threshold_latency` cycles later.
+    rounding constant, its adders cut into halves with a registered carry where that costs the
+    decision no cycle (:func:`hw.wtu.pipeline.threshold_in_halves`): it follows
+    ``weighted_sum`` :attr:`threshold_latency` cycles later when ``weighted_sum`` stays
+    unchanged in them (as it does from the end of a row's load).
 
     Parameters
     ----------
@@ -93,9 +97,14 @@ class RowStatistics(ConfiguredComponent):
         m = Module()
         width = weight_bits + ratio_bits + 1
         terms = [self.weighted_sum << shift for shift in threshold_terms(config)]
-        scaled = registered_tree(m, terms + [Const(1 << (ratio_bits - 1), width)],
-                                 lambda a, b, name: fast_add(m, a, b, name, width, chain=chain),
-                                 width, "threshold_sum")
+        terms.append(Const(1 << (ratio_bits - 1), width))
+        if threshold_in_halves(config):
+            scaled = registered_split_tree(m, terms, width, "threshold_sum", chain=chain)
+        else:
+            scaled = registered_tree(m, terms,
+                                     lambda a, b, name: fast_add(m, a, b, name, width,
+                                                                 chain=chain),
+                                     width, "threshold_sum")
         m.d.comb += self.threshold.eq(scaled >> ratio_bits)
 
         valid = [self.valid[l] for l in range(lanes)]
