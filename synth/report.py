@@ -12,7 +12,8 @@ Top level:
 ``liberty``: ``null``, or ``{path, nand2_cell, nand2_um2, memory_um2_per_bit}``
 ``area_model``: ``gates`` (Yosys cell type -> GE), ``gates_source``, ``memory`` (bit-cell area,
     array efficiency, ``ge_per_bit``, sources), ``node_14nm`` (NAND2 area, paper figures)
-``fpga_flow``: ``families`` (family -> Yosys command), ``pnr_family``
+``fpga_flow``: ``families`` (family -> Yosys command), ``pnr_family``, ``pnr_target_mhz`` (the
+    place and route's clock constraint)
 ``blocks``: list, one per registered block or baseline, in registry order (each step result,
 ``asic``, ``fpga[family]`` and ``fmax``, carries ``cached: true`` when it was reused from the
 last run because its inputs were unchanged):

