@@ -5,7 +5,7 @@ Usage::
     python -m synth.flow --config PRESET_OR_JSON [--liberty PATH] --out build/reports
         [--blocks NAME ...] [--no-fpga] [--no-pnr] [--pnr-family ecp5|ice40]
         [--families ecp5 ice40] [--sweep] [--jobs N] [--no-cache] [--pnr-timeout S]
-        [--pnr-seeds 1,2,3] [--pnr-target-mhz MHZ]
+        [--pnr-seeds 1,2,3] [--pnr-target-mhz MHZ] [--pnr-router router1|router2]
         [--pdk-root DIR] [--pdk-corner CORNER] [--clock-ns NS]
 
 Every block of :data:`hw.registry.BLOCKS` (the DRE's and the baselines) is elaborated with
@@ -18,7 +18,7 @@ Every block of :data:`hw.registry.BLOCKS` (the DRE's and the baselines) is elabo
   by default), for every block; with ``--pnr-seeds`` the same netlist once per nextpnr seed,
   every seed's fmax reported with their median and minimum (:func:`synth.fpga.run_fmax`); the
   clock constrained to ``--pnr-target-mhz`` (default 100 MHz, the goal), which nextpnr's
-  timing-driven placement and routing aim at;
+  timing-driven placement and routing aim at, routed by ``--pnr-router``;
 - ``pdk`` (with ``--pdk-root``, default ``$PDK_ROOT``): memories as SRAM macros or register
   files, logic in the PDK's standard cells, static timing with OpenSTA (:mod:`synth.silicon`).
 
@@ -55,8 +55,8 @@ from model.twins import topk_sorter as sorter_twin
 from model.config import PRESETS, load_config
 from synth import area_lib, silicon
 from synth.asic import run_asic
-from synth.fpga import (DEFAULT_TARGET_MHZ, FAMILIES, board_platform, check_seeds, check_target,
-                        run_fmax, run_fpga_synth)
+from synth.fpga import (DEFAULT_TARGET_MHZ, FAMILIES, ROUTERS, board_platform, check_router,
+                        check_seeds, check_target, run_fmax, run_fpga_synth)
 from synth.pdk import DEFAULT_CORNER, find_pdk
 from synth.report import SCHEMA, print_summary, write_reports
 from synth.tools import ToolError, progress, stop_all
@@ -371,7 +371,8 @@ def _run_sweep(config, out, jobs, use_cache):
 def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=True,
              pnr_family="ecp5", families=None, sweep=False, jobs=2, use_cache=True,
              pnr_timeout=600, pdk_root=None, clock_ns=silicon.DEFAULT_CLOCK_NS,
-             pdk_corner=DEFAULT_CORNER, pnr_seeds=None, pnr_target_mhz=DEFAULT_TARGET_MHZ):
+             pdk_corner=DEFAULT_CORNER, pnr_seeds=None, pnr_target_mhz=DEFAULT_TARGET_MHZ,
+             pnr_router="router1"):
     """Run the flow and write the reports; returns the report dict (schema in :mod:`synth.report`).
 
     Parameters
@@ -404,6 +405,8 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
     pnr_target_mhz : float
         The clock constraint of the place and route, in MHz (:func:`synth.fpga.board_platform`;
         default :data:`synth.fpga.DEFAULT_TARGET_MHZ`).
+    pnr_router : str
+        nextpnr's router, one of :data:`synth.fpga.ROUTERS` (default ``router1``).
     use_cache : bool
         Reuse a step's result from the last run when its inputs are unchanged (the block's
         RTLIL, the flow's scripts and area table, the liberty file); see :func:`_cache_key`.
@@ -438,6 +441,7 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
         raise ValueError(f"jobs must be a positive integer, not {jobs!r}")
     pnr_seeds = check_seeds(pnr_seeds)
     pnr_target_mhz = check_target(pnr_target_mhz)
+    pnr_router = check_router(pnr_router)
     pdk = silicon.check_arguments(pdk_root, clock_ns, lambda root: find_pdk(root, pdk_corner))
     out = Path(out)
     liberty_info = None
@@ -451,7 +455,7 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
     out.mkdir(parents=True, exist_ok=True)
     progress(f"synth: {len(names)} blocks, config {config_name}, "
              f"liberty {liberty if liberty else 'none'}, fpga {'on' if fpga else 'off'}, "
-             f"fmax {pnr_family + f' at {pnr_target_mhz:g} MHz' if (fpga and pnr) else 'off'}"
+             f"fmax {pnr_family + f' at {pnr_target_mhz:g} MHz, {pnr_router}' if (fpga and pnr) else 'off'}"
              f"{' seeds ' + ','.join(map(str, pnr_seeds)) if (fpga and pnr and pnr_seeds) else ''}, "
              f"pdk {pdk.root if pdk else 'none'}, jobs {jobs}")
 
@@ -488,7 +492,8 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
         label = f"{name} {step}"
         block_dir = out / "work" / config_name / name
         extra = (silicon.inputs_digest(pdk, clock_ns) if step == "pdk"
-                 else f"seeds {pnr_seeds} target {pnr_target_mhz}" if step == "fmax" else "")
+                 else f"seeds {pnr_seeds} target {pnr_target_mhz} {pnr_router}" if step == "fmax"
+                 else "")
         return _cached(step, block_dir, block_dir / rtlil_name, liberty, pnr_family, use_cache,
                        label, lambda: measure(step, name, workdir, rtlil_name, label),
                        extra=extra)
@@ -502,7 +507,7 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
         if step == "fmax":
             component = registry.build_component(name, config)
             return run_fmax(component, pnr_family, workdir, label, timeout=pnr_timeout,
-                            seeds=pnr_seeds, target_mhz=pnr_target_mhz)
+                            seeds=pnr_seeds, target_mhz=pnr_target_mhz, router=pnr_router)
         return run_fpga_synth(workdir, name, rtlil_name, step, label)
 
     # Longest first (estimated from the size of the block's RTLIL), so that the big blocks'
@@ -565,7 +570,8 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
         "area_model": _area_model(),
         "fpga_flow": {"families": {family: FAMILIES[family] for family in families} if fpga else {},
                       "pnr_family": pnr_family if fpga and pnr else None,
-                      "pnr_target_mhz": pnr_target_mhz if fpga and pnr else None},
+                      "pnr_target_mhz": pnr_target_mhz if fpga and pnr else None,
+                      "pnr_router": pnr_router if fpga and pnr else None},
         "blocks": blocks_out,
         "totals": {**_totals(blocks_out), "silicon": silicon.totals(blocks_out)},
         "baseline": _baseline_section(config, by_name) if SORTER in by_name else None,
@@ -619,6 +625,9 @@ def main(argv=None):
     parser.add_argument("--pnr-target-mhz", type=float, default=DEFAULT_TARGET_MHZ, metavar="MHZ",
                         help="clock constraint of the place and route, which nextpnr's "
                              f"timing-driven placement aims at (default {DEFAULT_TARGET_MHZ:g})")
+    parser.add_argument("--pnr-router", choices=ROUTERS, default="router1",
+                        help="nextpnr's router (default router1; router2 routes the large, "
+                             "congested blocks that router1 does not finish)")
     parser.add_argument("--pdk-root", type=Path, default=os.environ.get("PDK_ROOT") or None,
                         help="IHP SG13G2 PDK_ROOT: SRAM macros, standard cells, OpenSTA timing "
                              "(default: $PDK_ROOT)")
@@ -634,7 +643,7 @@ def main(argv=None):
                           fpga=not args.no_fpga, pnr=not args.no_pnr, pnr_family=args.pnr_family,
                           families=args.families, use_cache=not args.no_cache,
                           pnr_timeout=args.pnr_timeout, pnr_seeds=args.pnr_seeds,
-                          pnr_target_mhz=args.pnr_target_mhz,
+                          pnr_target_mhz=args.pnr_target_mhz, pnr_router=args.pnr_router,
                           pdk_root=args.pdk_root,
                           clock_ns=args.clock_ns, pdk_corner=args.pdk_corner,
                           sweep=args.sweep, jobs=args.jobs)

@@ -13,8 +13,8 @@ free-running LFSR register and every output is captured into a register that shi
 LED, so the paths measured are register to register, as they would be inside a chip, and no
 logic can be optimised away. The clock is constrained to a target (:data:`DEFAULT_TARGET_MHZ`
 by default, :func:`board_platform`) and nextpnr runs with ``--timing-allow-fail`` and a
-timing-driven placement weighted by :data:`PLACER_TIMING_WEIGHT`; its "Max frequency" line after
-routing is the fmax reported. A design whose utilisation exceeds the device is
+timing-driven placement weighted by :data:`PLACER_TIMING_WEIGHT`, routed by one of
+:data:`ROUTERS`; its "Max frequency" line after routing is the fmax reported. A design whose utilisation exceeds the device is
 stopped as soon as nextpnr prints its utilisation table ("does not fit"), not after minutes of
 failed placement.
 
@@ -37,7 +37,7 @@ from amaranth.lib import wiring
 from synth.tools import ToolError, progress, run_script, run_tool, tool_path
 
 __all__ = ["ABC9_SCRIPT", "DEFAULT_TARGET_MHZ", "PLACER_TIMING_WEIGHT", "FAMILIES", "CATEGORIES", "PLATFORMS", "fpga_script", "count_resources",
-           "run_fpga_synth", "RegisteredHarness", "board_platform", "run_fmax", "check_seeds", "check_target",
+           "run_fpga_synth", "RegisteredHarness", "board_platform", "run_fmax", "check_seeds", "check_target", "check_router", "ROUTERS",
            "nextpnr_arguments", "seed_arguments", "seed_statistics"]
 
 #: The clock constraint of the place and route by default, in MHz: issue 10's goal for every
@@ -51,6 +51,13 @@ DEFAULT_TARGET_MHZ = 100.0
 #: the die; at 30 the same HCU netlist routed at 101.9 to 107.5 MHz over four seeds (99.9 to
 #: 103.7 at 10).
 PLACER_TIMING_WEIGHT = 30
+
+#: nextpnr's routers (``--router``): ``router1`` (nextpnr's default, timing-driven rip-up and
+#: re-route) and ``router2`` (negotiated congestion over the whole design). On the edge WTU at
+#: 60 % of the ECP5-85F, router1 had not finished after an hour (an earlier placement); router2
+#: routed it in 274 s. On the HCU router2's result was 20 % slower (79.6 against 99.9 MHz on
+#: one placement).
+ROUTERS = ("router1", "router2")
 
 #: family -> Yosys synthesis command.
 FAMILIES = {
@@ -215,6 +222,19 @@ def board_platform(family, clock_mhz=None):
     return type(class_name, (board,), {"resources": resources})()
 
 
+def check_router(router):
+    """``router`` if it is one of :data:`ROUTERS`.
+
+    Raises
+    ------
+    ValueError
+        If it is not.
+    """
+    if router not in ROUTERS:
+        raise ValueError(f"pnr_router must be one of {', '.join(ROUTERS)}, not {router!r}")
+    return router
+
+
 def check_target(target_mhz):
     """``target_mhz`` as a float: the clock constraint of the place and route, in MHz.
 
@@ -330,7 +350,8 @@ def seed_statistics(runs):
             "fmax_min_mhz": min(routed) if routed else None}
 
 
-def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target_mhz=None):
+def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target_mhz=None,
+             router="router1"):
     """Place and route ``component`` in :class:`RegisteredHarness` on the family's board.
 
     Parameters
@@ -343,6 +364,8 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
     target_mhz : float, optional
         The clock constraint of the place and route (:func:`board_platform`); default the
         board's oscillator (25 MHz on the ULX3S, 12 MHz on the iCEBreaker).
+    router : str
+        nextpnr's router, one of :data:`ROUTERS` (:func:`check_router`).
 
     Returns
     -------
@@ -352,11 +375,12 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
         :func:`seed_statistics` (``fmax_mhz`` is then the median, ``seconds`` the sum).
     """
     seeds = check_seeds(seeds)
+    router = check_router(router)
     workdir = Path(workdir)
     platform = board_platform(family, target_mhz)
     _, class_name, nextpnr, packer = PLATFORMS[family]
     options = (f"--timing-allow-fail --placer-heap-timingweight {PLACER_TIMING_WEIGHT}"
-               + (f" --seed {seeds[0]}" if seeds else ""))
+               f" --router {router}" + (f" --seed {seeds[0]}" if seeds else ""))
     plan = platform.build(RegisteredHarness(component), name="top", build_dir=str(workdir),
                           do_build=False, nextpnr_opts=options,
                           script_after_read=ABC9_SCRIPT_COMMAND)
@@ -373,7 +397,7 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
     utilisation = _utilisation(text)
     target = platform.default_clk_frequency / 1e6
     result = {"platform": class_name, "device": f"{platform.device}-{platform.package}",
-              "fmax_mhz": fmax, "clock": clock, "target_mhz": round(target, 3),
+              "fmax_mhz": fmax, "clock": clock, "target_mhz": round(target, 3), "router": router,
               "utilisation": utilisation, "seconds": round(seconds, 1)}
     if seeds:
         runs = [{"seed": seeds[0], "fmax_mhz": fmax, "seconds": round(seconds, 1),

@@ -13,7 +13,7 @@ Top level:
 ``area_model``: ``gates`` (Yosys cell type -> GE), ``gates_source``, ``memory`` (bit-cell area,
     array efficiency, ``ge_per_bit``, sources), ``node_14nm`` (NAND2 area, paper figures)
 ``fpga_flow``: ``families`` (family -> Yosys command), ``pnr_family``, ``pnr_target_mhz`` (the
-    place and route's clock constraint)
+    place and route's clock constraint), ``pnr_router`` (nextpnr's router)
 ``blocks``: list, one per registered block or baseline, in registry order (each step result,
 ``asic``, ``fpga[family]`` and ``fmax``, carries ``cached: true`` when it was reused from the
 last run because its inputs were unchanged):
@@ -28,8 +28,8 @@ last run because its inputs were unchanged):
     total_um2 (= logic + memory)}, seconds}``,
     ``fpga``: ``{family: {resources: {luts, ffs, carry, dsp, bram, lutram, widemux, other},
     cells_by_type, lut_mapper, seconds}}`` for the families that ran,
-    ``fmax``: ``null`` or ``{platform, device, fmax_mhz, clock, target_mhz, utilisation,
-    seconds}``; with ``--pnr-seeds`` also ``seeds`` (``[{seed, fmax_mhz, seconds, log}]``, one
+    ``fmax``: ``null`` or ``{platform, device, fmax_mhz, clock, target_mhz, router,
+    utilisation, seconds}``; with ``--pnr-seeds`` also ``seeds`` (``[{seed, fmax_mhz, seconds, log}]``, one
     per seed in the order given, ``error`` added and ``fmax_mhz`` ``null`` for a run that
     failed), ``seeds_routed``, ``fmax_median_mhz`` and ``fmax_min_mhz`` (over the routed
     seeds); ``fmax_mhz`` is then the median and ``seconds`` the sum of the runs,
@@ -238,12 +238,12 @@ def markdown(report):
                  for entry in report["blocks"])
     fmax_rows = [[entry["name"], entry["fmax"]["platform"], entry["fmax"]["device"],
                   _number(entry["fmax"]["fmax_mhz"], 1), entry["fmax"]["target_mhz"],
-                  ", ".join(entry["fmax"]["utilisation"])]
+                  entry["fmax"].get("router", "router1"), ", ".join(entry["fmax"]["utilisation"])]
                  + ([_seed_cell(entry["fmax"])] if seeded else [])
                  for entry in report["blocks"] if entry["fmax"]]
     if fmax_rows:
         lines += ["### fmax (nextpnr, registered I/O harness)", ""]
-        lines += _table(["block", "platform", "device", "fmax MHz", "board clock MHz",
+        lines += _table(["block", "platform", "device", "fmax MHz", "target MHz", "router",
                          "utilisation"] + (["seeds: MHz (median, minimum)"] if seeded else []),
                         fmax_rows)
         lines.append("")

