@@ -32,7 +32,8 @@ may build differently there (the WTU's adders become carry chains,
 :func:`hw.wtu.fast_adders.carry_chains`). Tools run in ``OUT/work/CONFIG/BLOCK/`` with relative paths
 (YoWASP tools do not see the host's ``/tmp``), up to ``--jobs`` at a time, longest first. A
 step whose inputs did not change since the last run (same RTLIL, flow sources and liberty file)
-is taken from ``OUT/work/CONFIG/BLOCK/STEP.result.json`` unless ``--no-cache`` is given.
+is taken from ``OUT/work/CONFIG/BLOCK/STEP.result.json`` unless ``--no-cache`` is given; so is
+a place and route that failed or stopped at ``--pnr-timeout`` (its error is reported again).
 """
 
 import argparse
@@ -97,17 +98,31 @@ def _stopping_tools(pool):
 
 
 def _cached(step, block_dir, rtlil_path, liberty, pnr_family, use_cache, label, compute,
-            extra=""):
-    """``compute()``, or its stored result when the step's inputs are unchanged (:func:`_cache_key`)."""
+            extra="", keep_failure=False):
+    """``compute()``, or its stored result when the step's inputs are unchanged (:func:`_cache_key`).
+
+    With ``keep_failure`` a :class:`ToolError` of ``compute()`` (a tool that stopped at its
+    timeout or failed) is stored too, and raised again, without running the tools, while the
+    inputs stay the same (``use_cache`` False runs them again).
+    """
     key = _cache_key(step, rtlil_path, liberty, pnr_family, extra)
     cache = Path(block_dir) / f"{step}.result.json"
     if use_cache and cache.is_file():
         stored = json.loads(cache.read_text())
+        if stored.get("key") == key and "error" in stored:
+            progress(f"  cached {label}: failed in the last run with the same inputs")
+            raise ToolError(f"{stored['error']} (in the last run with the same inputs; "
+                            "--no-cache runs it again)")
         if stored.get("key") == key:
             progress(f"  cached {label} (same RTLIL, scripts and liberty as the last run)")
             return {**stored["result"], "cached": True}
     progress(f"  start {label}")
-    result = compute()
+    try:
+        result = compute()
+    except ToolError as error:
+        if keep_failure:
+            cache.write_text(json.dumps({"key": key, "error": str(error)}))
+        raise
     cache.write_text(json.dumps({"key": key, "result": result}))
     return result
 
@@ -410,6 +425,8 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
     use_cache : bool
         Reuse a step's result from the last run when its inputs are unchanged (the block's
         RTLIL, the flow's scripts and area table, the liberty file); see :func:`_cache_key`.
+        A place and route that failed or stopped at ``pnr_timeout`` is reused as that error
+        while its inputs and ``pnr_timeout`` stay the same.
     pdk_root : pathlib.Path, optional
         ``PDK_ROOT`` of IHP SG13G2 (:func:`synth.pdk.find_pdk`): SRAM macros, standard-cell
         area and OpenSTA timing per block (the ``pdk`` step). Without it the report gives the
@@ -492,11 +509,14 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
         label = f"{name} {step}"
         block_dir = out / "work" / config_name / name
         extra = (silicon.inputs_digest(pdk, clock_ns) if step == "pdk"
-                 else f"seeds {pnr_seeds} target {pnr_target_mhz} {pnr_router}" if step == "fmax"
+                 else f"seeds {pnr_seeds} target {pnr_target_mhz} {pnr_router} "
+                      f"timeout {pnr_timeout}" if step == "fmax"
                  else "")
+        # A place and route that stopped at its timeout or failed is not run again with the
+        # same inputs (and timeout): it would spend the same minutes to fail again.
         return _cached(step, block_dir, block_dir / rtlil_name, liberty, pnr_family, use_cache,
                        label, lambda: measure(step, name, workdir, rtlil_name, label),
-                       extra=extra)
+                       extra=extra, keep_failure=step == "fmax")
 
     def measure(step, name, workdir, rtlil_name, label):
         if step == "asic":

@@ -370,6 +370,35 @@ def test_pnr_target_constrains_the_boards_clock(tmp_path):
         flow.main(["--pnr-router", "router3", "--out", "unused"])
 
 
+@_BOARD_HARNESS_WARNING
+def test_a_failed_place_and_route_is_not_run_again_with_the_same_inputs(tmp_path, monkeypatch):
+    """The place-and-route tools stubbed to stop at the timeout: a second run with the same
+    inputs reports the stored error without running them; ``use_cache=False`` or another
+    timeout runs them again."""
+    runs = []
+
+    def stopped(command, cwd, log_path, label, timeout, env=None, watch=None):
+        runs.append(timeout)
+        raise ToolError(f"{label}: stopped after {timeout:.0f} s (log: top.tim)")
+
+    monkeypatch.setattr(fpga_module, "run_script", stopped)
+    monkeypatch.setattr(fpga_module, "tool_path", lambda name: name)
+
+    def fmax_errors(**options):
+        result = flow.run_flow("tiny", tmp_path, blocks=["kvmu"], families=[], **options)
+        return [error["message"] for error in result["blocks"][0]["errors"]
+                if error["step"] == "fmax"]
+
+    first = fmax_errors(pnr_timeout=30)
+    assert runs == [30] and len(first) == 1 and "stopped after 30 s" in first[0]
+    again = fmax_errors(pnr_timeout=30)
+    assert runs == [30]  # not run again
+    assert "stopped after 30 s" in again[0] and "--no-cache runs it again" in again[0]
+    fmax_errors(pnr_timeout=30, use_cache=False)
+    fmax_errors(pnr_timeout=60)
+    assert runs == [30, 30, 60]
+
+
 def test_seed_statistics():
     runs = [{"seed": 1, "fmax_mhz": 90.0}, {"seed": 2, "fmax_mhz": None, "error": "timeout"},
             {"seed": 3, "fmax_mhz": 101.0}, {"seed": 4, "fmax_mhz": 96.0}]
