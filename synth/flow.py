@@ -56,8 +56,8 @@ from model.twins import topk_sorter as sorter_twin
 from model.config import PRESETS, load_config
 from synth import area_lib, silicon
 from synth.asic import run_asic
-from synth.fpga import (DEFAULT_TARGET_MHZ, FAMILIES, ROUTERS, board_platform, check_router,
-                        check_seeds, check_target, run_fmax, run_fpga_synth)
+from synth.fpga import (DEFAULT_ROUTER, DEFAULT_TARGET_MHZ, FAMILIES, ROUTERS, board_platform,
+                        check_router, check_seeds, check_target, run_fmax, run_fpga_synth)
 from synth.pdk import DEFAULT_CORNER, find_pdk
 from synth.report import SCHEMA, print_summary, write_reports
 from synth.tools import ToolError, progress, stop_all
@@ -109,11 +109,11 @@ def _cached(step, block_dir, rtlil_path, liberty, pnr_family, use_cache, label, 
     cache = Path(block_dir) / f"{step}.result.json"
     if use_cache and cache.is_file():
         stored = json.loads(cache.read_text())
-        if stored.get("key") == key and "error" in stored:
-            progress(f"  cached {label}: failed in the last run with the same inputs")
-            raise ToolError(f"{stored['error']} (in the last run with the same inputs; "
-                            "--no-cache runs it again)")
         if stored.get("key") == key:
+            if "error" in stored:
+                progress(f"  cached {label}: failed in the last run with the same inputs")
+                raise ToolError(f"{stored['error']} (in the last run with the same inputs; "
+                                "--no-cache runs it again)")
             progress(f"  cached {label} (same RTLIL, scripts and liberty as the last run)")
             return {**stored["result"], "cached": True}
     progress(f"  start {label}")
@@ -387,7 +387,7 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
              pnr_family="ecp5", families=None, sweep=False, jobs=2, use_cache=True,
              pnr_timeout=600, pdk_root=None, clock_ns=silicon.DEFAULT_CLOCK_NS,
              pdk_corner=DEFAULT_CORNER, pnr_seeds=None, pnr_target_mhz=DEFAULT_TARGET_MHZ,
-             pnr_router="router1"):
+             pnr_router=DEFAULT_ROUTER):
     """Run the flow and write the reports; returns the report dict (schema in :mod:`synth.report`).
 
     Parameters
@@ -421,7 +421,8 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
         The clock constraint of the place and route, in MHz (:func:`synth.fpga.board_platform`;
         default :data:`synth.fpga.DEFAULT_TARGET_MHZ`).
     pnr_router : str
-        nextpnr's router, one of :data:`synth.fpga.ROUTERS` (default ``router1``).
+        nextpnr's router, one of :data:`synth.fpga.ROUTERS` (default
+        :data:`synth.fpga.DEFAULT_ROUTER`).
     use_cache : bool
         Reuse a step's result from the last run when its inputs are unchanged (the block's
         RTLIL, the flow's scripts and area table, the liberty file); see :func:`_cache_key`.
@@ -645,9 +646,9 @@ def main(argv=None):
     parser.add_argument("--pnr-target-mhz", type=float, default=DEFAULT_TARGET_MHZ, metavar="MHZ",
                         help="clock constraint of the place and route, which nextpnr's "
                              f"timing-driven placement aims at (default {DEFAULT_TARGET_MHZ:g})")
-    parser.add_argument("--pnr-router", choices=ROUTERS, default="router1",
-                        help="nextpnr's router (default router1; router2 routes the large, "
-                             "congested blocks that router1 does not finish)")
+    parser.add_argument("--pnr-router", choices=ROUTERS, default=DEFAULT_ROUTER,
+                        help=f"nextpnr's router (default {DEFAULT_ROUTER}; router2 routes the "
+                             "large, congested blocks that router1 does not finish)")
     parser.add_argument("--pdk-root", type=Path, default=os.environ.get("PDK_ROOT") or None,
                         help="IHP SG13G2 PDK_ROOT: SRAM macros, standard cells, OpenSTA timing "
                              "(default: $PDK_ROOT)")

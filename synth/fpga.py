@@ -14,9 +14,9 @@ LED, so the paths measured are register to register, as they would be inside a c
 logic can be optimised away. The clock is constrained to a target (:data:`DEFAULT_TARGET_MHZ`
 by default, :func:`board_platform`) and nextpnr runs with ``--timing-allow-fail`` and a
 timing-driven placement weighted by :data:`PLACER_TIMING_WEIGHT`, routed by one of
-:data:`ROUTERS`; its "Max frequency" line after routing is the fmax reported. A design whose utilisation exceeds the device is
-stopped as soon as nextpnr prints its utilisation table ("does not fit"), not after minutes of
-failed placement.
+:data:`ROUTERS`; its "Max frequency" line after routing is the fmax reported. A design whose
+utilisation exceeds the device is stopped as soon as nextpnr prints its utilisation table
+("does not fit"), not after minutes of failed placement.
 
 nextpnr's result moves by several MHz between its placement seeds on one netlist. With
 ``seeds`` (:func:`check_seeds`), :func:`run_fmax` places and routes the same netlist (Yosys runs
@@ -36,9 +36,11 @@ from amaranth.lib import wiring
 
 from synth.tools import ToolError, progress, run_script, run_tool, tool_path
 
-__all__ = ["ABC9_SCRIPT", "DEFAULT_TARGET_MHZ", "PLACER_TIMING_WEIGHT", "FAMILIES", "CATEGORIES", "PLATFORMS", "fpga_script", "count_resources",
-           "run_fpga_synth", "RegisteredHarness", "board_platform", "run_fmax", "check_seeds", "check_target", "check_router", "ROUTERS",
-           "nextpnr_arguments", "seed_arguments", "seed_statistics"]
+__all__ = ["ABC9_SCRIPT", "DEFAULT_TARGET_MHZ", "PLACER_TIMING_WEIGHT", "ROUTERS", "DEFAULT_ROUTER",
+           "FAMILIES", "CATEGORIES", "PLATFORMS", "fpga_script", "count_resources",
+           "run_fpga_synth", "RegisteredHarness", "board_platform", "run_fmax", "check_seeds",
+           "check_target", "check_router", "nextpnr_arguments", "seed_arguments",
+           "seed_statistics"]
 
 #: The clock constraint of the place and route by default, in MHz: issue 10's goal for every
 #: edge block. nextpnr's placer and router weigh each path by its slack against the constraint;
@@ -58,6 +60,7 @@ PLACER_TIMING_WEIGHT = 30
 #: routed it in 274 s. On the HCU router2's result was 20 % slower (79.6 against 99.9 MHz on
 #: one placement).
 ROUTERS = ("router1", "router2")
+DEFAULT_ROUTER = "router1"
 
 #: family -> Yosys synthesis command.
 FAMILIES = {
@@ -351,7 +354,7 @@ def seed_statistics(runs):
 
 
 def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target_mhz=None,
-             router="router1"):
+             router=DEFAULT_ROUTER):
     """Place and route ``component`` in :class:`RegisteredHarness` on the family's board.
 
     Parameters

@@ -238,7 +238,9 @@ def markdown(report):
                  for entry in report["blocks"])
     fmax_rows = [[entry["name"], entry["fmax"]["platform"], entry["fmax"]["device"],
                   _number(entry["fmax"]["fmax_mhz"], 1), entry["fmax"]["target_mhz"],
-                  entry["fmax"].get("router", "router1"), ", ".join(entry["fmax"]["utilisation"])]
+                  # Reports written before the router option was added used router1.
+                  entry["fmax"].get("router", "router1"),
+                  ", ".join(entry["fmax"]["utilisation"])]
                  + ([_seed_cell(entry["fmax"])] if seeded else [])
                  for entry in report["blocks"] if entry["fmax"]]
     if fmax_rows:
