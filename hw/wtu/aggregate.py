@@ -50,7 +50,8 @@ class AggregateEmitter(ConfiguredComponent):
     any_selected : Out(1)
         Some row selected a cluster, counting this cycle's ``row_select``.
     final : Out(1)
-        The lowest pending cluster is the highest selected one.
+        The lowest pending cluster is the highest selected one (0 when nothing is pending;
+        ``last`` too then, unless no row selected anything).
     chunk_done : Out(1)
         No pending cluster is left after the lowest one.
 
@@ -102,14 +103,23 @@ class AggregateEmitter(ConfiguredComponent):
         for l in reversed(range(lanes)):
             with m.If(pending[l]):
                 m.d.comb += first_pending.eq(l)
-        remaining = pending & ~(Const(1, lanes) << first_pending)
+        # The handshake's conditions (``chunk_done``, ``final``) from the lowest pending bit
+        # isolated arithmetically (``pending & (pending - 1)`` drops it), not through the
+        # priority chain of ``first_pending``, which only selects the payload.
+        remaining = Signal(lanes)
+        lowest = Signal(lanes)
+        lane_bits = max(0, (lanes - 1).bit_length())
+        last_lane = Signal(lanes)    # aggregate_last's lane, one-hot
         m.d.comb += [
+            remaining.eq(pending & (pending - 1)[:lanes]),
+            lowest.eq(pending & ~remaining),
+            last_lane.eq(Const(1, lanes) << aggregate_last[:lane_bits]),
             self.cluster.eq(Cat(first_pending, self.chunk)[:config.cluster_id_bits]),
             self.score.eq(self.max_score[first_pending]),
-            self.last.eq((self.cluster == aggregate_last) | ~aggregate_any),
+            self.last.eq(self.final | ~aggregate_any),
             self.empty.eq(~aggregate_any),
             self.any_selected.eq(aggregate_any | (self.row_select != 0)),
-            self.final.eq(self.cluster == aggregate_last),
+            self.final.eq((self.chunk == aggregate_last[lane_bits:]) & (lowest & last_lane).any()),
             self.chunk_done.eq(remaining == 0),
         ]
         with m.If(self.emit & (self.row_select != 0)):

@@ -87,14 +87,15 @@ class BucketLists(ConfiguredComponent):
         nonempty = [Signal(name=f"nonempty{k}") for k in range(buckets)]
         walk_end = Signal(addr_bits)
         at_tail = self.walk_address == walk_end
+        # An append links the bucket's tail to the new address: the tail and the flag picked
+        # by balanced multiplexers over the buckets (not a chain of one per bucket).
         m.d.comb += [next_rd.addr.eq(self.next_walk_address),
                      self.walk_done.eq(~self.walk_active | at_tail),
-                     next_wr.addr.eq(0), next_wr.data.eq(self.address)]
+                     next_wr.addr.eq(Array(tail)[self.bucket]), next_wr.data.eq(self.address),
+                     next_wr.en.eq(self.append & Array(nonempty)[self.bucket])]
         for k in range(buckets):
             with m.If(self.append & (self.bucket == k)):
-                with m.If(nonempty[k]):
-                    m.d.comb += [next_wr.addr.eq(tail[k]), next_wr.en.eq(1)]
-                with m.Else():
+                with m.If(~nonempty[k]):
                     m.d.sync += head[k].eq(self.address)
                 m.d.sync += [tail[k].eq(self.address), nonempty[k].eq(1)]
         with m.If(self.clear):

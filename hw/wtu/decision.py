@@ -1,12 +1,14 @@
 """The WTU's decision: the crossing bucket of a pass, early exit, and the row's cutoff."""
 
-from amaranth.hdl import Cat, Module, Signal
+import operator
+
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent
 from hw.wtu.fast_adders import carry_chains, fast_add, fast_geq, fast_sub
-from hw.wtu.layouts import WTULayouts
+from hw.wtu.layouts import WTULayouts, tree
 from hw.wtu.pipeline import decision_cycles, registered_suffix_sums
 
 __all__ = ["Decision", "pass_bucket"]
@@ -127,14 +129,21 @@ class Decision(ConfiguredComponent):
                                  for k in range(buckets)))
         # The cycle after: the crossing bucket (the highest one reached), its members and the
         # mass of the buckets above it, registered.
+        # The highest bucket reached, one-hot (0 when none), selects them by an AND-OR over
+        # the buckets (a balanced tree, not a chain of one multiplexer per bucket).
         mass_over = Signal(weight_bits)    # mass of the buckets above the crossing one
         crossing_members = Signal.like(self.members[0])
-        for k in range(buckets):
-            with m.If(reach[k]):
-                m.d.sync += [self.crossing.eq(k), crossing_members.eq(self.members[k]),
-                             mass_over.eq(suffix[k + 1] if k + 1 < buckets else 0)]
-        with m.If(reach == 0):
-            m.d.sync += [self.crossing.eq(0), crossing_members.eq(0), mass_over.eq(0)]
+        highest = Signal(buckets)
+        m.d.comb += highest.eq(Cat(reach[k] & ~reach[k + 1:].any() for k in range(buckets)))
+        def select(values):
+            return tree([Mux(highest[k], value, 0) for k, value in values], operator.or_)
+
+        m.d.sync += [
+            self.crossing.eq(select((k, k) for k in range(buckets))),
+            crossing_members.eq(select((k, self.members[k]) for k in range(buckets))),
+            mass_over.eq(select((k, suffix[k + 1]) for k in range(buckets - 1))
+                         if buckets > 1 else 0),
+        ]
         # Last cycle: the pass recorded at the step.
         pass_buckets = Signal(range(buckets + 1))
         pass_shift = Signal(range(config.score_bits + 1))
@@ -168,3 +177,4 @@ class Decision(ConfiguredComponent):
             with m.Elif(cutoff == 0):
                 m.d.sync += self.cutoff.eq(1)   # a score of 0 is never selected
         return m
+

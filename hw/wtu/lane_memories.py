@@ -44,7 +44,8 @@ class LaneMemories(ConfiguredComponent):
     chunk : In(chunk_bits)
         Write address of all four memories.
     write_counts : In(1)
-        Store ``count`` (a counts beat).
+        Store ``count`` (a counts beat; ``next_address`` must equal ``next_chunk`` in that
+        cycle: the forwarding of the count word compares the write with ``next_chunk``).
     count : In(count_bits)
     write_scores : In(1)
         Store ``score`` and fold it into the max score: ``score`` replaces it on the first row
@@ -98,7 +99,12 @@ class LaneMemories(ConfiguredComponent):
                                                      init=[])
             # The score memory needs no forwarding: it is written only by load beats, and its
             # word is used only by walks and the emission, which start cycles after the load.
-            ports[name] = read_ahead(m, mem, name, forward=name != "score")
+            # The count memory is written only by count beats, when the lane reads ahead at
+            # its next chunk (no walk): its forwarding compares with ``next_chunk``, not
+            # with the walk's multiplexer in ``next_address``.
+            ports[name] = read_ahead(m, mem, name, forward=name != "score",
+                                     forward_address=self.next_chunk if name == "count"
+                                     else None)
         (score_rd, score_wr, score), (count_rd, count_wr, count) = ports["score"], ports["count"]
         (max_rd, max_wr, old_max), (agg_rd, agg_wr, old_aggregate) = (ports["max_score"],
                                                                       ports["aggregate"])

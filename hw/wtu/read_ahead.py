@@ -18,7 +18,7 @@ from amaranth.hdl import Mux, Signal
 __all__ = ["read_ahead"]
 
 
-def read_ahead(m, memory, name, forward=True):
+def read_ahead(m, memory, name, forward=True, forward_address=None):
     """Add a synchronous read port with write forwarding and a write port to ``memory``.
 
     Parameters
@@ -32,6 +32,11 @@ def read_ahead(m, memory, name, forward=True):
     forward : bool
         Add the forwarding register (False: ``data`` is the macro's output, for a memory whose
         users never read an address in the cycle after it was written).
+    forward_address : Value, optional
+        The address the write's is compared with for forwarding, instead of ``read.addr``:
+        a signal equal to the read address in every cycle the memory is written, and
+        computed with less logic (the read address may be a multiplexer of sources that
+        are never selected while the memory is written).
 
     Returns
     -------
@@ -46,7 +51,8 @@ def read_ahead(m, memory, name, forward=True):
     forward = Signal(name=f"{name}_forward")
     forward_data = Signal.like(write.data, name=f"{name}_forward_data")
     data = Signal.like(read.data, name=f"{name}_data")
-    m.d.sync += [forward.eq(write.en.any() & (write.addr == read.addr)),
+    compared = read.addr if forward_address is None else forward_address
+    m.d.sync += [forward.eq(write.en.any() & (write.addr == compared)),
                  forward_data.eq(write.data)]
     m.d.comb += data.eq(Mux(forward, forward_data, read.data))
     return read, write, data

@@ -58,11 +58,9 @@ class Sequencer(ConfiguredComponent):
         them (each lane's memories are addressed by its own copy, so that no register drives
         the address pins of every lane).
     last_chunk : Out(1)
-        ``chunk`` is the last one of a row.
+        ``chunk`` is the last one of a row (a register).
     row : Out(row_bits)
     cycles : Out(cycles_bits)
-    next_walking : Out(1)
-        The next cycle is a walk cycle (memories are read ahead at the walk's address).
     start_problem, write_counts, start_row, load, decide, start_walk, walking : Out(1)
     emit, fetch, send : Out(1)
         Strobes: header taken, counts beat, a row begins (clear its state), scores beat, last
@@ -92,14 +90,14 @@ class Sequencer(ConfiguredComponent):
             "next_chunk": Out(layouts.chunk_bits),
             "chunk_zero": Out(1),
             "chunk_step": Out(1),
-            "last_chunk": Out(1),
+            "last_chunk": Out(1, init=1),   # chunk 0 of clusters_minus_one 0 (reset)
             "row": Out(config.row_bits),
             "cycles": Out(layouts.cycles_bits),
         })
         for name in ("problem_ready", "counts_ready", "scores_ready", "stats_valid",
                      "row_mask_valid", "selected_valid", "start_problem", "write_counts",
                      "start_row", "load", "decide", "start_walk", "walking", "emit", "fetch",
-                     "send", "next_walking"):
+                     "send"):
             ports[name] = Out(1)
         return ports
 
@@ -117,9 +115,14 @@ class Sequencer(ConfiguredComponent):
         # ``chunk`` is a register whose next value is a signal of its own (``next_chunk``),
         # so that the memories can be read ahead at it; the states only drive its two strobes.
         zero, step = self.chunk_zero, self.chunk_step
-        m.d.comb += [self.last_chunk.eq(chunk == (self.clusters_minus_one >> lane_bits)),
+        # ``last_chunk`` is a register too, set from the values ``chunk`` and
+        # ``clusters_minus_one`` take at the clock edge: the state machine's transitions and
+        # the strobes that reach every lane (``start_row``: the clears) start from registers.
+        next_clusters_minus_one = Signal.like(self.clusters_minus_one)
+        m.d.comb += [next_clusters_minus_one.eq(self.clusters_minus_one),
                      self.next_chunk.eq(chunk_after(chunk, zero, step))]
-        m.d.sync += chunk.eq(self.next_chunk)
+        m.d.sync += [chunk.eq(self.next_chunk), self.clusters_minus_one.eq(next_clusters_minus_one),
+                     self.last_chunk.eq(self.next_chunk == (next_clusters_minus_one >> lane_bits))]
         with m.If(self.start_row):
             m.d.sync += cycles.eq(0)
             m.d.comb += zero.eq(1)
@@ -128,8 +131,8 @@ class Sequencer(ConfiguredComponent):
             with m.State("IDLE"):
                 m.d.comb += [self.problem_ready.eq(1), self.start_problem.eq(self.problem_valid)]
                 with m.If(self.problem_valid):
-                    m.d.sync += [self.clusters_minus_one.eq(self.problem_clusters_minus_one),
-                                 rows_minus_one.eq(self.problem_rows_minus_one), row.eq(0)]
+                    m.d.comb += next_clusters_minus_one.eq(self.problem_clusters_minus_one)
+                    m.d.sync += [rows_minus_one.eq(self.problem_rows_minus_one), row.eq(0)]
                     m.d.comb += zero.eq(1)
                     m.next = "COUNTS"
             with m.State("COUNTS"):
@@ -151,15 +154,14 @@ class Sequencer(ConfiguredComponent):
                 m.d.sync += [cycles.eq(cycles + 1), decide_count.eq(decide_count + 1),
                              decide_at_last.eq(decide_count == decide_last - 1)]
                 with m.If(decide_at_last):
-                    m.d.comb += [self.decide.eq(1), self.start_walk.eq(self.refine),
-                                 self.next_walking.eq(self.refine)]
+                    m.d.comb += [self.decide.eq(1), self.start_walk.eq(self.refine)]
                     m.d.sync += [decide_count.eq(0), decide_at_last.eq(0)]
                     with m.If(self.refine):
                         m.next = "WALK"
                     with m.Else():
                         m.next = "STATS"
             with m.State("WALK"):
-                m.d.comb += [self.walking.eq(1), self.next_walking.eq(~self.walk_done)]
+                m.d.comb += self.walking.eq(1)
                 m.d.sync += cycles.eq(cycles + 1)
                 with m.If(self.walk_done):
                     m.next = "DECIDE"

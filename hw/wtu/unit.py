@@ -234,6 +234,11 @@ class WiCSumThresholdUnit(wiring.Component):
         # Nothing else waits for them: the DECIDE state begins with lane_stages drain cycles.
         accumulate_in = delayed(m, load | walking, 1 + product_stages, "accumulate")
         load_in = delayed(m, load, 1 + product_stages, "load")
+        # The masses' and the lists' clear, a cycle after the row's start or the walk's (a
+        # register, not the state machine's strobe, drives their thousands of flip-flops):
+        # the first cluster of the row or of the walk reaches them 2 + P cycles after it.
+        clear_buckets = Signal()
+        m.d.sync += clear_buckets.eq(sequencer.start_row | sequencer.start_walk)
         for l, (lane_memories, lane_lists) in enumerate(zip(memories, lists)):
             # The lane's copy of the sequencer's chunk register (same rule, same value): its
             # memories' read and write addresses come from it, never from a register shared by
@@ -276,8 +281,13 @@ class WiCSumThresholdUnit(wiring.Component):
                 lane_valid.eq(Cat(Const(l, lanes.bit_length() - 1), lane_chunk)
                               <= sequencer.clusters_minus_one),
                 address.eq(Mux(walking, lane_lists.walk_address, lane_chunk)),
-                next_address.eq(Mux(sequencer.next_walking, lane_lists.next_walk_address,
-                                    lane_next_chunk)),
+                # The lane reads ahead at its walk's next address while its own walk goes
+                # on (not until every lane's walk is done, which only the sequencer knows):
+                # a lane whose walk has ended reads at its chunk, a word nobody takes (its
+                # ``active`` is 0, and after the walk a decision follows).
+                next_address.eq(Mux(sequencer.start_walk
+                                    | (walking & ~lane_lists.walk_done),
+                                    lane_lists.next_walk_address, lane_next_chunk)),
                 score.eq(Mux(walking, lane_memories.stored_score, self.scores.payload.score[l])),
                 active.eq(Mux(walking, lane_lists.walk_active, load & lane_valid)),
                 row_select[l].eq(lane_valid & fast_geq(m, lane_memories.stored_score,
@@ -287,13 +297,16 @@ class WiCSumThresholdUnit(wiring.Component):
                 lane_memories.next_chunk.eq(lane_next_chunk), lane_memories.chunk.eq(lane_chunk),
                 lane_memories.write_counts.eq(sequencer.write_counts),
                 lane_memories.count.eq(self.counts.payload.count[l]),
-                lane_memories.write_scores.eq(load), lane_memories.score.eq(score),
+                # Only load beats write the scores (and max scores): the beat's score, not
+                # the walk's multiplexer, so the score memory's word is not on that path.
+                lane_memories.write_scores.eq(load),
+                lane_memories.score.eq(self.scores.payload.score[l]),
                 lane_memories.first_row.eq(sequencer.row == 0),
                 lane_memories.write_aggregate.eq(sequencer.emit),
                 lane_memories.select.eq(row_select[l]),
                 lane_lists.append.eq(active_in), lane_lists.bucket.eq(bucket_in),
                 lane_lists.address.eq(address_in),
-                lane_lists.clear.eq(sequencer.start_row | sequencer.start_walk),
+                lane_lists.clear.eq(clear_buckets),
                 lane_lists.start.eq(sequencer.start_walk),
                 lane_lists.start_bucket.eq(decision.crossing), lane_lists.step.eq(walking),
                 masses.hits[l].eq(hits_in),
@@ -307,7 +320,7 @@ class WiCSumThresholdUnit(wiring.Component):
         m.d.comb += [
             statistics.clear.eq(sequencer.start_row), statistics.load.eq(load_in),
             masses.accumulate.eq(accumulate_in),
-            masses.clear.eq(sequencer.start_row | sequencer.start_walk),
+            masses.clear.eq(clear_buckets),
             decision.mass.eq(masses.mass), decision.members.eq(masses.members),
             decision.threshold.eq(statistics.threshold),
             decision.clear.eq(sequencer.start_row), decision.step.eq(sequencer.decide),
