@@ -29,7 +29,7 @@ last run because its inputs were unchanged):
     ``fpga``: ``{family: {resources: {luts, ffs, carry, dsp, bram, lutram, widemux, other},
     cells_by_type, lut_mapper, seconds}}`` for the families that ran,
     ``fmax``: ``null`` or ``{platform, device, fmax_mhz, clock, target_mhz, router,
-    utilisation, seconds}``; with ``--pnr-seeds`` also ``seeds`` (``[{seed, fmax_mhz, seconds, log}]``, one
+    lut_mapper, utilisation, seconds}``; with ``--pnr-seeds`` also ``seeds`` (``[{seed, fmax_mhz, seconds, log}]``, one
     per seed in the order given, ``error`` added and ``fmax_mhz`` ``null`` for a run that
     failed), ``seeds_routed``, ``fmax_median_mhz`` and ``fmax_min_mhz`` (over the routed
     seeds); ``fmax_mhz`` is then the median and ``seconds`` the sum of the runs,
@@ -240,13 +240,15 @@ def markdown(report):
                   _number(entry["fmax"]["fmax_mhz"], 1), entry["fmax"]["target_mhz"],
                   # Reports written before the router option was added used router1.
                   entry["fmax"].get("router", "router1"),
+                  # ... and abc9 as their LUT mapper (the fallback was added later).
+                  entry["fmax"].get("lut_mapper", "abc9"),
                   ", ".join(entry["fmax"]["utilisation"])]
                  + ([_seed_cell(entry["fmax"])] if seeded else [])
                  for entry in report["blocks"] if entry["fmax"]]
     if fmax_rows:
         lines += ["### fmax (nextpnr, registered I/O harness)", ""]
         lines += _table(["block", "platform", "device", "fmax MHz", "target MHz", "router",
-                         "utilisation"] + (["seeds: MHz (median, minimum)"] if seeded else []),
+                         "LUT mapper", "utilisation"] + (["seeds: MHz (median, minimum)"] if seeded else []),
                         fmax_rows)
         lines.append("")
     lines += ["## First-order 14 nm estimate (beside the paper's Table III)", "",

