@@ -11,13 +11,21 @@ from hw.registry import blocks
 from sim.formal import harness_module, planned_jobs
 from sim.formal.mutate import MUTANTS, run_mutant
 from sim.formal.properties import JOB_KINDS
-from sim.formal.sby import Job, run_job
+from sim.formal.sby import Job, prepare_tools, run_job
 
 OUT = "build/formal/pytest"
 DRE_BLOCKS = [entry.name for entry in blocks(baselines=False)]
 WITH_HARNESS = [name for name in DRE_BLOCKS if harness_module(name) is not None]
 QUICK_JOBS = [job for name in WITH_HARNESS
               for job in planned_jobs(harness_module(name), name, quick=True)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def solver_prepared():
+    """Run the solver once in each test process before its jobs: on a machine where YoWASP's
+    boolector never ran, its first call prints a note that SymbiYosys takes for the solver's
+    answer (the job then ends in ERROR, as ``make formal`` avoids by the same call)."""
+    prepare_tools()
 
 
 def test_the_blocks_of_the_issue_have_harnesses():
