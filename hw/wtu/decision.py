@@ -135,6 +135,7 @@ class Decision(ConfiguredComponent):
         crossing_members = Signal.like(self.members[0])
         highest = Signal(buckets)
         m.d.comb += highest.eq(Cat(reach[k] & ~reach[k + 1:].any() for k in range(buckets)))
+
         def select(values):
             return tree([Mux(highest[k], value, 0) for k, value in values], operator.or_)
 
@@ -177,4 +178,3 @@ class Decision(ConfiguredComponent):
             with m.Elif(cutoff == 0):
                 m.d.sync += self.cutoff.eq(1)   # a score of 0 is never selected
         return m
-

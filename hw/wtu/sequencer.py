@@ -121,7 +121,8 @@ class Sequencer(ConfiguredComponent):
         next_clusters_minus_one = Signal.like(self.clusters_minus_one)
         m.d.comb += [next_clusters_minus_one.eq(self.clusters_minus_one),
                      self.next_chunk.eq(chunk_after(chunk, zero, step))]
-        m.d.sync += [chunk.eq(self.next_chunk), self.clusters_minus_one.eq(next_clusters_minus_one),
+        m.d.sync += [chunk.eq(self.next_chunk),
+                     self.clusters_minus_one.eq(next_clusters_minus_one),
                      self.last_chunk.eq(self.next_chunk == (next_clusters_minus_one >> lane_bits))]
         with m.If(self.start_row):
             m.d.sync += cycles.eq(0)
