@@ -126,11 +126,15 @@ def test_bucket_lists():
                     lists[bucket].append(address)
                     await ctx.tick()
                 await idle(ctx)
-            # Start the walk of one list and clear all of them in the same cycle (as a refine).
+            # Name the list a cycle ahead, then start its walk (another select in that cycle
+            # is ignored) and clear all of them in the same cycle (as a refine).
             walked_bucket = rng.randrange(buckets)
             expected = lists[walked_bucket]
             lists = {k: [] for k in range(buckets)}
-            _set_all(ctx, [(dut.start, 1), (dut.start_bucket, walked_bucket), (dut.clear, 1)])
+            _set_all(ctx, [(dut.start_select, 1 << walked_bucket)])
+            await ctx.tick()
+            _set_all(ctx, [(dut.start, 1), (dut.start_select, 1 << rng.randrange(buckets)),
+                           (dut.clear, 1)])
             await ctx.tick()
             await idle(ctx)
             walked = []
@@ -152,7 +156,7 @@ def test_bucket_lists():
             if rng.random() < 0.3:
                 lists = None
 
-    simulate(dut, testbench, walks * (2 * depth + 6))
+    simulate(dut, testbench, walks * (2 * depth + 7))
 
 
 @pytest.mark.parametrize("lead", [0, 1, 2, 3])
@@ -322,10 +326,12 @@ def test_decision():
             _set_all(ctx, [(dut.clear, 0), (dut.step, 0), (dut.threshold, threshold)])
             for k in range(buckets):
                 _set_all(ctx, [(dut.mass[k], mass[k]), (dut.members[k], members[k])])
-            for _ in range(dut.decide_cycles - 1):
-                await ctx.tick()
-            ctx.set(dut.step, 1)
             crossing, refine = _decision_reference(config, state, mass, members, threshold)
+            for cycle in range(1, dut.decide_cycles):
+                await ctx.tick()
+                if cycle >= dut.decide_cycles - 2:     # the last two cycles: the one-hot
+                    assert ctx.get(dut.crossing_select) == 1 << crossing, cycle
+            ctx.set(dut.step, 1)
             assert (ctx.get(dut.crossing), ctx.get(dut.refine)) == (crossing, refine), \
                 (mass, members, threshold)
             refinements += refine

@@ -1,11 +1,13 @@
 """One WTU lane's bucket sorter: a linked list of the lane's clusters per bucket, and its walk."""
 
-from amaranth.hdl import Array, Module, Signal, unsigned
+import operator
+
+from amaranth.hdl import Array, Module, Mux, Signal, unsigned
 from amaranth.lib import memory
 from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent
-from hw.wtu.layouts import WTULayouts
+from hw.wtu.layouts import WTULayouts, tree
 from hw.wtu.read_ahead import read_ahead
 
 __all__ = ["BucketLists"]
@@ -38,8 +40,10 @@ class BucketLists(ConfiguredComponent):
     clear : In(1)
         Empty every list (the heads, tails and next pointers keep stale values).
     start : In(1)
-        Begin a walk of the list of ``start_bucket`` (taken before this cycle's ``clear``).
-    start_bucket : In(range(wtu_buckets))
+        Begin a walk of the list that ``start_select`` named in the cycle before (taken before
+        this cycle's ``clear``; an append in that cycle before is not seen by the walk).
+    start_select : In(wtu_buckets)
+        The bucket of a walk that ``start`` may begin in the next cycle, one-hot.
     step : In(1)
         Move the walk to the next address, or end it after the list's tail.
     walk_address : Out(chunk_bits)
@@ -66,7 +70,7 @@ class BucketLists(ConfiguredComponent):
             "address": In(addr_bits),
             "clear": In(1),
             "start": In(1),
-            "start_bucket": In(buckets),
+            "start_select": In(len(buckets)),
             "step": In(1),
             "walk_address": Out(addr_bits),
             "next_walk_address": Out(addr_bits),
@@ -102,14 +106,22 @@ class BucketLists(ConfiguredComponent):
             m.d.sync += [flag.eq(0) for flag in nonempty]
         m.d.comb += self.next_walk_address.eq(self.walk_address)
         m.d.sync += self.walk_address.eq(self.next_walk_address)
-        # The walk's start: the start bucket's head, tail and flag picked by a balanced
-        # multiplexer over the buckets (indexed by the registered ``start_bucket``), so that
-        # ``start`` (late, fanned out to every lane) only enables the registers, instead of
-        # a chain of one multiplexer per bucket after it.
+        # The walk's start: the selected bucket's head, tail and flag, picked a cycle ahead by
+        # an AND-OR over the buckets into registers of the lane, so that ``start`` (late,
+        # fanned out to every lane) only selects registers: neither the wire from the
+        # decision nor the buckets' multiplexer stands before the memory's read address.
+        start_head, start_tail = Signal(addr_bits), Signal(addr_bits)
+        start_nonempty = Signal()
+
+        def selected(values):
+            return tree([Mux(self.start_select[k], value, 0) for k, value in enumerate(values)],
+                        operator.or_)
+
+        m.d.sync += [start_head.eq(selected(head)), start_tail.eq(selected(tail)),
+                     start_nonempty.eq(selected(nonempty))]
         with m.If(self.start):
-            m.d.comb += self.next_walk_address.eq(Array(head)[self.start_bucket])
-            m.d.sync += [walk_end.eq(Array(tail)[self.start_bucket]),
-                         self.walk_active.eq(Array(nonempty)[self.start_bucket])]
+            m.d.comb += self.next_walk_address.eq(start_head)
+            m.d.sync += [walk_end.eq(start_tail), self.walk_active.eq(start_nonempty)]
         with m.If(self.step):
             with m.If(at_tail):
                 m.d.sync += self.walk_active.eq(0)

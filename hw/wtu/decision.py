@@ -70,6 +70,8 @@ class Decision(ConfiguredComponent):
         inputs.
     crossing : Out(range(wtu_buckets))
         The crossing bucket (a register, valid in the last cycle).
+    crossing_select : Out(wtu_buckets)
+        ``crossing`` one-hot a cycle ahead: valid (combinational) in the last two cycles.
     refine : Out(1)
         This decision refines the crossing bucket (combinational, valid in the last cycle).
     pass_index : Out(range(wtu_refine_depth + 1))
@@ -94,6 +96,7 @@ class Decision(ConfiguredComponent):
             "clear": In(1),
             "step": In(1),
             "crossing": Out(range(buckets)),
+            "crossing_select": Out(buckets),
             "refine": Out(1),
             "pass_index": Out(range(config.wtu_refine_depth + 1)),
             "cutoff": Out(config.score_bits + 1),
@@ -135,6 +138,8 @@ class Decision(ConfiguredComponent):
         crossing_members = Signal.like(self.members[0])
         highest = Signal(buckets)
         m.d.comb += highest.eq(Cat(reach[k] & ~reach[k + 1:].any() for k in range(buckets)))
+        # The same one-hot, with bucket 0 when none is reached (as ``crossing`` is then).
+        m.d.comb += self.crossing_select.eq(highest | ~reach[1:].any())
 
         def select(values):
             return tree([Mux(highest[k], value, 0) for k, value in values], operator.or_)

@@ -314,7 +314,7 @@ class WiCSumThresholdUnit(wiring.Component):
                 lane_lists.address.eq(address_in),
                 lane_lists.clear.eq(clear_buckets),
                 lane_lists.start.eq(sequencer.start_walk),
-                lane_lists.start_bucket.eq(decision.crossing), lane_lists.step.eq(walking),
+                lane_lists.start_select.eq(decision.crossing_select), lane_lists.step.eq(walking),
                 masses.hits[l].eq(hits_in),
                 masses.product[l].eq(products[-1 - masses.lead]),
                 statistics.valid[l].eq(valid_in), statistics.score[l].eq(score_in),
