@@ -151,14 +151,12 @@ def test_carry_save_pair_sums_to_the_total(count):
 @pytest.mark.parametrize("count_bits", [4, 8, 16])
 def test_registered_product_after_its_latency(count_bits, chain):
     # Both forms (partial products and their tree; one multiplication then registers) give
-    # a x b exactly product_latency cycles after the operands, one product per cycle; the
-    # multiplier form's earlier registers hold it from the cycle after the operands on.
+    # a x b exactly product_latency cycles after the operands, one product per cycle.
     config = PRESETS["edge"].replace(count_bits=count_bits)
     m = Module()
     a, b = Signal(16), Signal(count_bits)
-    stages = registered_product(m, a, b, 16 + count_bits, "product", chain=chain)
+    product = registered_product(m, a, b, 16 + count_bits, "product", chain=chain)
     latency = product_latency(config)
-    assert len(stages) == (latency if chain else 1)
     rng = random.Random(count_bits)
     operands = [(rng.randrange(1 << 16), rng.randrange(1 << count_bits))
                 for _ in range(CASES // 10)] + [((1 << 16) - 1, (1 << count_bits) - 1)]
@@ -168,10 +166,9 @@ def test_registered_product_after_its_latency(count_bits, chain):
             if cycle < len(operands):
                 ctx.set(a, operands[cycle][0])
                 ctx.set(b, operands[cycle][1])
-            for ahead, stage in enumerate(reversed(stages)):
-                if 0 <= cycle - (latency - ahead) < len(operands):
-                    x, y = operands[cycle - (latency - ahead)]
-                    assert ctx.get(stage) == x * y, (ahead, x, y)
+            if cycle >= latency:
+                x, y = operands[cycle - latency]
+                assert ctx.get(product) == x * y, (x, y)
             await ctx.tick()
 
     simulator = Simulator(m)

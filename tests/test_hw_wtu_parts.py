@@ -159,20 +159,15 @@ def test_bucket_lists():
     simulate(dut, testbench, walks * (2 * depth + 7))
 
 
-@pytest.mark.parametrize("lead", [0, 1, 2, 3])
-def test_bucket_masses(lead):
-    """With ``lead`` the lanes' hits and products come that many cycles before their
-    accumulate and clear (pairs of lanes summed in between: 4 lanes reduce to one term in
-    two levels, a third only delays)."""
+def test_bucket_masses():
     config = TINY
-    dut = BucketMasses(config, lead=lead)
+    dut = BucketMasses(config)
     lanes, buckets = config.wtu_lanes, config.wtu_buckets
-    rng = random.Random(3 + lead)
+    rng = random.Random(3)
 
     async def testbench(ctx):
         mass, members = [0] * buckets, [0] * buckets      # reference, cleared first
         history = []                                      # reference after each cycle
-        given = []                                        # the lanes' inputs of each cycle
         _set_all(ctx, [(dut.clear, 1)])
         await ctx.tick()
         for cycle in range(CASES):
@@ -184,10 +179,7 @@ def test_bucket_masses(lead):
             for lane in range(lanes):
                 hits = (1 << bucket[lane]) if active >> lane & 1 else 0   # one-hot or 0
                 _set_all(ctx, [(dut.hits[lane], hits), (dut.product[lane], product[lane])])
-            given.append((active, bucket, product))
             await ctx.tick()
-            # This cycle's accumulate and clear go with the lanes' inputs of lead cycles ago.
-            active, bucket, product = given[cycle - lead] if cycle >= lead else (0, [], [])
             if clear:
                 mass, members = [0] * buckets, [0] * buckets
             elif accumulate:
@@ -204,13 +196,6 @@ def test_bucket_masses(lead):
                     assert ctx.get(dut.members[k]) == shown_members[k], k
 
     simulate(dut, testbench, CASES + 3)
-
-
-def test_bucket_masses_lead_errors():
-    with pytest.raises(ValueError, match="lead must be 0 or more, not -1"):
-        BucketMasses(TINY, lead=-1)
-    with pytest.raises(TypeError, match="lead must be an int, not 1.5"):
-        BucketMasses(TINY, lead=1.5)
 
 
 @pytest.mark.parametrize("buckets", [4, 16])

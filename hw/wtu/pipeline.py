@@ -51,40 +51,29 @@ def delayed(m, value, cycles, name):
 
 
 def registered_product(m, a, b, width, name, *, chain=False):
-    """``a x b`` (``width`` bits), registered: the partial products of ``a`` with
-    :data:`PRODUCT_SLICE_BITS`-bit slices of ``b`` registered, then added by a registered tree
-    of prefix adders, :func:`product_latency` cycles in all.
+    """``a x b`` (``width`` bits) after :func:`product_latency` cycles: the partial products of
+    ``a`` with :data:`PRODUCT_SLICE_BITS`-bit slices of ``b`` registered, then added by a
+    registered tree of prefix adders.
 
     With ``chain`` (an FPGA, :func:`hw.wtu.fast_adders.carry_chains`) the product is one
     multiplication (a multiplier block: an ECP5 MULT18X18D takes 18 x 18 bits) registered,
     then delayed to the same latency.
-
-    Returns
-    -------
-    list of Signal
-        The registers that hold the product, the first one cycle after the operands in the
-        multiplier form (``product_latency`` registers), only the last otherwise; the last is
-        the product :func:`product_latency` cycles after the operands. ``len - 1`` is how
-        many cycles earlier than that the product exists.
     """
     latency = 1 + tree_levels(-(-len(b) // PRODUCT_SLICE_BITS))
     if chain:
         product = Signal(width, name=f"{name}_block")
         m.d.sync += product.eq(a * b)
-        stages = [product]
-        for stage in range(1, latency):
-            registered = Signal(width, name=f"{name}_{stage}")
-            m.d.sync += registered.eq(stages[-1])
-            stages.append(registered)
-        return stages
+        result = Signal(width, name=name)
+        m.d.comb += result.eq(delayed(m, product, latency - 1, name))
+        return result
     partials = []
     for index, low in enumerate(range(0, len(b), PRODUCT_SLICE_BITS)):
         partial = Signal(width, name=f"{name}_p{index}")
         m.d.sync += partial.eq((a * b[low:low + PRODUCT_SLICE_BITS]) << low)
         partials.append(partial)
-    return [registered_tree(m, partials,
-                            lambda x, y, sum_name: fast_add(m, x, y, sum_name, width), width,
-                            name)]
+    return registered_tree(m, partials,
+                           lambda x, y, sum_name: fast_add(m, x, y, sum_name, width), width,
+                           name)
 
 
 def tree_levels(count):

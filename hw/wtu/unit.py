@@ -97,10 +97,9 @@ previous one (double-buffering the score memory would hide it, at twice the scor
 
 Elaborated for an FPGA build platform (:func:`hw.wtu.fast_adders.carry_chains`), every adder and
 comparison is the plain operator (the logic cells' carry chains) and a lane's product one
-multiplication (a multiplier block) registered, then delayed to the same latency, while the
-bucket masses add it to the other lanes' in pairs per bucket, one registered level a cycle
-(:class:`BucketMasses` ``lead``): the same integers in the same cycles; without a platform
-(silicon flow, simulators, Verilog) the prefix networks and partial products described above.
+multiplication (a multiplier block) registered, then delayed to the same latency: the same
+integers in the same cycles; without a platform (silicon flow, simulators, Verilog) the prefix
+networks and partial products described above.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -208,10 +207,7 @@ class WiCSumThresholdUnit(wiring.Component):
         m = Module()
         m.submodules.sequencer = sequencer = Sequencer(config)
         m.submodules.statistics = statistics = RowStatistics(config)
-        # On an FPGA a lane's product exists product_latency - 1 cycles before the masses take
-        # it (a multiplier block, then registers): the masses add pairs of lanes in them.
-        m.submodules.masses = masses = BucketMasses(
-            config, lead=product_latency(config) - 1 if chain else 0)
+        m.submodules.masses = masses = BucketMasses(config)
         m.submodules.decision = decision = Decision(config)
         m.submodules.aggregate = aggregate = AggregateEmitter(config)
         memories, lists = [], []
@@ -270,19 +266,17 @@ class WiCSumThresholdUnit(wiring.Component):
             ]
             # Cycles 1 to P: the product; the lane's fields as the masses, lists and
             # statistics take them in cycle P + 1.
-            products = registered_product(m, score_1, count_1, product_bits, f"product{l}",
-                                          chain=chain)
-            product_in = products[-1]
+            product_in = registered_product(m, score_1, count_1, product_bits, f"product{l}",
+                                            chain=chain)
             valid_in = delayed(m, valid_1, product_stages, f"valid{l}")
             active_in = delayed(m, active_1, product_stages, f"active{l}")
             address_in = delayed(m, address_1, product_stages, f"address{l}")
             score_in = delayed(m, score_1, product_stages, f"score{l}")
             bucket_in = delayed(m, bucket, product_stages, f"bucket{l}")
-            # The bucket decoded in cycle 1 (one-hot, 0 when not taken) for the masses, which
-            # take it with the product masses.lead cycles before the rest of the lane.
+            # The bucket decoded in cycle 1 (one-hot, 0 when not taken) for the masses.
             hits = Signal(config.wtu_buckets, name=f"hits{l}")
             m.d.comb += hits.eq(Mux(active_1, 1 << bucket, 0))
-            hits_in = delayed(m, hits, product_stages - masses.lead, f"hits{l}")
+            hits_in = delayed(m, hits, product_stages, f"hits{l}")
             m.d.comb += [
                 lane_valid.eq(Cat(Const(l, lanes.bit_length() - 1), lane_chunk)
                               <= sequencer.clusters_minus_one),
@@ -316,7 +310,7 @@ class WiCSumThresholdUnit(wiring.Component):
                 lane_lists.start.eq(sequencer.start_walk),
                 lane_lists.start_select.eq(decision.crossing_select), lane_lists.step.eq(walking),
                 masses.hits[l].eq(hits_in),
-                masses.product[l].eq(products[-1 - masses.lead]),
+                masses.product[l].eq(product_in),
                 statistics.valid[l].eq(valid_in), statistics.score[l].eq(score_in),
                 statistics.product[l].eq(product_in),
                 aggregate.max_score[l].eq(lane_memories.max_score),
