@@ -1,13 +1,11 @@
 """One WTU lane's bucket sorter: a linked list of the lane's clusters per bucket, and its walk."""
 
-import operator
-
-from amaranth.hdl import Array, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Module, Signal, unsigned
 from amaranth.lib import memory
 from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent
-from hw.wtu.layouts import WTULayouts, tree
+from hw.wtu.layouts import WTULayouts, one_hot_select
 from hw.wtu.read_ahead import read_ahead
 
 __all__ = ["BucketLists"]
@@ -112,13 +110,10 @@ class BucketLists(ConfiguredComponent):
         # decision nor the buckets' multiplexer stands before the memory's read address.
         start_head, start_tail = Signal(addr_bits), Signal(addr_bits)
         start_nonempty = Signal()
-
-        def selected(values):
-            return tree([Mux(self.start_select[k], value, 0) for k, value in enumerate(values)],
-                        operator.or_)
-
-        m.d.sync += [start_head.eq(selected(head)), start_tail.eq(selected(tail)),
-                     start_nonempty.eq(selected(nonempty))]
+        select = self.start_select
+        m.d.sync += [start_head.eq(one_hot_select(select, head)),
+                     start_tail.eq(one_hot_select(select, tail)),
+                     start_nonempty.eq(one_hot_select(select, nonempty))]
         with m.If(self.start):
             m.d.comb += self.next_walk_address.eq(start_head)
             m.d.sync += [walk_end.eq(start_tail), self.walk_active.eq(start_nonempty)]

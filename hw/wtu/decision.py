@@ -1,14 +1,12 @@
 """The WTU's decision: the crossing bucket of a pass, early exit, and the row's cutoff."""
 
-import operator
-
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent
 from hw.wtu.fast_adders import carry_chains, fast_add, fast_geq, fast_sub
-from hw.wtu.layouts import WTULayouts, tree
+from hw.wtu.layouts import WTULayouts, one_hot_select
 from hw.wtu.pipeline import decision_cycles, registered_suffix_sums
 
 __all__ = ["Decision", "pass_bucket"]
@@ -141,14 +139,11 @@ class Decision(ConfiguredComponent):
         # The same one-hot, with bucket 0 when none is reached (as ``crossing`` is then).
         m.d.comb += self.crossing_select.eq(highest | ~reach[1:].any())
 
-        def select(values):
-            return tree([Mux(highest[k], value, 0) for k, value in values], operator.or_)
-
         m.d.sync += [
-            self.crossing.eq(select((k, k) for k in range(buckets))),
-            crossing_members.eq(select((k, self.members[k]) for k in range(buckets))),
-            mass_over.eq(select((k, suffix[k + 1]) for k in range(buckets - 1))
-                         if buckets > 1 else 0),
+            self.crossing.eq(one_hot_select(highest, range(buckets))),
+            crossing_members.eq(one_hot_select(highest,
+                                               [self.members[k] for k in range(buckets)])),
+            mass_over.eq(one_hot_select(highest, suffix[1:]) if buckets > 1 else 0),
         ]
         # Last cycle: the pass recorded at the step.
         pass_buckets = Signal(range(buckets + 1))

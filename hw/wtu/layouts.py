@@ -1,12 +1,14 @@
 """Payload layouts of the WTU's streams (:class:`WTULayouts`), and helpers its parts share."""
 
-from amaranth.hdl import unsigned
+import operator
+
+from amaranth.hdl import Mux, unsigned
 from amaranth.lib import data
 
 from hw.component import check_config
 from hw.wtu.pipeline import decide_cycles
 
-__all__ = ["WTULayouts", "bits_for", "tree"]
+__all__ = ["WTULayouts", "bits_for", "tree", "one_hot_select"]
 
 
 def bits_for(highest):
@@ -21,6 +23,13 @@ def tree(values, combine):
         values = [combine(values[i], values[i + 1]) if i + 1 < len(values) else values[i]
                   for i in range(0, len(values), 2)]
     return values[0]
+
+
+def one_hot_select(one_hot, values):
+    """``values[k]`` for the bit ``k`` set in ``one_hot`` (0 when none is): an AND-OR over the
+    values, a balanced tree rather than a chain of one multiplexer per value. ``values`` may be
+    shorter than ``one_hot``; the bits beyond it select nothing."""
+    return tree([Mux(one_hot[k], value, 0) for k, value in enumerate(values)], operator.or_)
 
 
 class WTULayouts:
