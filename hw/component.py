@@ -1,16 +1,32 @@
 """The base class of the DRE's sub-components: one configuration, checked, then the ports."""
 
+from amaranth.build import Platform
 from amaranth.lib import wiring
 
 from model.config import DREConfig
 
-__all__ = ["check_config", "ConfiguredComponent"]
+__all__ = ["check_config", "builds_for_fpga", "block_ram", "ConfiguredComponent"]
 
 
 def check_config(config):
     """Raise ``TypeError`` unless ``config`` is a :class:`DREConfig`."""
     if not isinstance(config, DREConfig):
         raise TypeError(f"config must be a DREConfig, not {config!r}")
+
+
+def builds_for_fpga(platform):
+    """Whether ``elaborate`` builds for an FPGA: true for an Amaranth build platform
+    (``platform.build`` passes itself to every ``elaborate``); false for ``None`` (RTLIL or
+    Verilog without a platform: the silicon flow, the simulators, the generated Verilog)."""
+    return isinstance(platform, Platform)
+
+
+def block_ram(platform):
+    """Attributes of a ``lib.memory.Memory`` that ask an FPGA build for block RAM
+    (``ram_style`` "block", read by Yosys's memory mapping, which would otherwise put a small
+    memory into LUT RAM); ``None`` without a platform, where the silicon flow chooses macros
+    or flip-flops itself."""
+    return {"ram_style": "block"} if builds_for_fpga(platform) else None
 
 
 class ConfiguredComponent(wiring.Component):

@@ -53,7 +53,7 @@ def test_tiny_flow_report(tmp_path):
     _check_reports_are_written_and_reprinted(result, out)
     _check_top_budget_accounts_for_every_bit(result, out)
     _check_unchanged_steps_are_reused(result, out)
-    _check_fpga_steps_measure_the_board_build(out)
+    _check_fpga_steps_measure_the_board_build(result, out)
 
 
 def _check_every_registered_block_is_reported(result):
@@ -162,7 +162,7 @@ def _check_top_budget_accounts_for_every_bit(result, out):
         assert f"### `{entry['name']}` against the paper's budget" in markdown
 
 
-def _check_fpga_steps_measure_the_board_build(out):
+def _check_fpga_steps_measure_the_board_build(result, out):
     # The WTU elaborated for a board uses carry chains (hw.wtu.fast_adders.carry_chains): the
     # ECP5 step reads that netlist, the silicon steps the one with the prefix networks (the
     # threshold's remainder ``remaining`` is such an adder).
@@ -170,6 +170,14 @@ def _check_fpga_steps_measure_the_board_build(out):
     plain, board = (workdir / "wtu.il").read_text(), (workdir / "wtu_ecp5.il").read_text()
     assert "remaining_l0_" in plain
     assert "remaining_l0_" not in board
+    # Its lane memories ask the board build for block RAM (hw.wtu.lane_memories; the tiny
+    # preset's are small enough for LUT RAM otherwise), not the silicon netlist.
+    assert 'ram_style "block"' in board
+    assert "ram_style" not in plain
+    wtu = {entry["name"]: entry for entry in result["blocks"]}["wtu"]
+    resources = wtu["fpga"]["ecp5"]["resources"]
+    assert resources["lutram"] == 0
+    assert resources["bram"] > 0
 
 
 def _check_unchanged_steps_are_reused(result, out):

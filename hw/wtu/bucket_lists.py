@@ -4,7 +4,7 @@ from amaranth.hdl import Array, Module, Signal, unsigned
 from amaranth.lib import memory
 from amaranth.lib.wiring import In, Out
 
-from hw.component import ConfiguredComponent
+from hw.component import ConfiguredComponent, block_ram
 from hw.wtu.layouts import WTULayouts, one_hot_select
 from hw.wtu.read_ahead import read_ahead
 
@@ -23,6 +23,7 @@ class BucketLists(ConfiguredComponent):
     address multiplexer back into its address. While a walk runs the same clusters can be
     appended to new lists (after ``clear``), which relinks the next pointers of the walked ones
     only after the walk has read them.
+    On an FPGA the memory asks for block RAM (:func:`hw.component.block_ram`).
 
     Parameters
     ----------
@@ -81,8 +82,8 @@ class BucketLists(ConfiguredComponent):
         layouts = WTULayouts(self._config)
         addr_bits = layouts.chunk_bits
         m = Module()
-        m.submodules.next = mem = memory.Memory(shape=unsigned(addr_bits),
-                                                depth=layouts.chunks, init=[])
+        m.submodules.next = mem = memory.Memory(shape=unsigned(addr_bits), depth=layouts.chunks,
+                                                init=[], attrs=block_ram(platform))
         next_rd, next_wr, next_data = read_ahead(m, mem, "next")
         head = [Signal(addr_bits, name=f"head{k}") for k in range(buckets)]
         tail = [Signal(addr_bits, name=f"tail{k}") for k in range(buckets)]

@@ -22,8 +22,9 @@ simulators and the generated Verilog elaborate without a platform and keep the p
 networks.
 """
 
-from amaranth.build import Platform
 from amaranth.hdl import Cat, Const, Signal, Value
+
+from hw.component import builds_for_fpga
 
 __all__ = ["carry_chains", "prefix_carries", "fast_add", "fast_add_carry", "fast_sub", "fast_geq",
            "carry_save"]
@@ -36,7 +37,7 @@ def carry_chains(platform):
     every ``elaborate``); False for ``None`` (RTLIL or Verilog without a platform: the silicon
     flow, the simulators, the generated Verilog of the cocotb tests).
     """
-    return isinstance(platform, Platform)
+    return builds_for_fpga(platform)
 
 
 def _level(m, values, name):

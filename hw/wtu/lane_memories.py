@@ -4,7 +4,7 @@ from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import memory
 from amaranth.lib.wiring import In, Out
 
-from hw.component import ConfiguredComponent
+from hw.component import ConfiguredComponent, block_ram
 from hw.wtu.layouts import WTULayouts
 from hw.wtu.read_ahead import read_ahead
 
@@ -28,6 +28,10 @@ class LaneMemories(ConfiguredComponent):
     clock edge, except the aggregate bit's: it is registered in the cycle of its row-mask beat
     and written at the end of the cycle after (a beat's read-modify-write sees the bit of the
     beat before it even while that one is pending; ``aggregate`` shows it once written).
+
+    On an FPGA every memory asks for block RAM (:func:`hw.component.block_ram`): the FPGA flow
+    would otherwise put the small aggregate-bit memory (256 x 1 on ``edge``) into LUT RAM,
+    whose asynchronous read is a multiplexer tree behind the read-ahead address.
 
     Parameters
     ----------
@@ -93,10 +97,11 @@ class LaneMemories(ConfiguredComponent):
         chunks = WTULayouts(config).chunks
         m = Module()
         ports = {}
+        attrs = block_ram(platform)
         for name, width in (("score", config.score_bits), ("count", config.count_bits),
                             ("max_score", config.score_bits), ("aggregate", 1)):
             m.submodules[name] = mem = memory.Memory(shape=unsigned(width), depth=chunks,
-                                                     init=[])
+                                                     init=[], attrs=attrs)
             # The score memory needs no forwarding: it is written only by load beats, and its
             # word is used only by walks and the emission, which start cycles after the load.
             # The count memory is written only by count beats, when the lane reads ahead at
