@@ -185,9 +185,15 @@ def rank_paths(path, top="top", count=20):
     return ranked
 
 
+#: Where the name of a net that Yosys or nextpnr derived from a cell's ports begins
+#: (``memories2.score$47.0.0_DOB13_TRELLIS_FF_Q_DI``: the memory ``memories2.score``).
+_GENERATED_SUFFIX = re.compile(r"\$|\[|_(?:TRELLIS|LUT4|PFUMX|L6MUX21|CCU2C|DO[AB]?\d|AD[AB]\d)")
+
+
 def _signal_class(name):
-    """A net name without its indices and numbered copies (``lists3.next[2]`` -> ``lists#.next``)."""
-    return re.sub(r"\d+", "#", name.split("[")[0])
+    """The signal a net belongs to, with numbered copies merged (``lists3.next.0.0_DOB7`` ->
+    ``lists#.next.#.#``)."""
+    return re.sub(r"\d+", "#", _GENERATED_SUFFIX.split(name)[0])
 
 
 def main(argv=None):
