@@ -339,16 +339,22 @@ def test_aggregate_emitter():
 
     async def testbench(ctx):
         last, any_, pending = 0, False, 0                 # reference (reset values)
-        emitted = None                  # a beat's highest selected cluster, folded a cycle later
+        selected_chunks = 0             # bit c: chunk c (from the head) holds a selection
+        # A beat's (highest selected cluster, chunk), folded in a cycle later.
+        emitted = None
+        advances = 0                    # advances of the head so far
         for _ in range(CASES):
             chunk, row_select = rng.randrange(chunks), rng.getrandbits(lanes)
             aggregate = rng.getrandbits(lanes)
             scores = [rng.randrange(config.max_score + 1) for _ in range(lanes)]
-            op = rng.choice(["clear", "emit", "emit", "fetch", "send", "send", "send", "none"])
+            ops = ["clear", "emit", "emit", "fetch", "send", "send", "send", "none"]
+            if emitted is None:         # the contract: no advance while a beat is folded in
+                ops += ["advance"] * 2
+            op = rng.choice(ops)
             _set_all(ctx, [(dut.chunk, chunk), (dut.row_select, row_select),
                            (dut.aggregate, aggregate)] +
                      [(getattr(dut, name), op == name) for name in ("clear", "emit", "fetch",
-                                                                     "send")])
+                                                                     "send", "advance")])
             for lane in range(lanes):
                 ctx.set(dut.max_score[lane], scores[lane])
             first = (pending & -pending).bit_length() - 1 if pending else 0
@@ -359,21 +365,26 @@ def test_aggregate_emitter():
             assert ctx.get(dut.final) == final
             assert ctx.get(dut.last) == (final or not any_)
             assert ctx.get(dut.empty) == (not any_)
-            assert ctx.get(dut.any_selected) == (any_ or row_select != 0)
+            assert ctx.get(dut.any_selected) == (any_ or emitted is not None)
+            assert ctx.get(dut.chunk_empty) == (not selected_chunks & 1)
             assert ctx.get(dut.chunk_done) == (pending & ~(1 << first) == 0)
             await ctx.tick()
+            if op == "advance":
+                selected_chunks >>= 1
+                advances += 1
             if emitted is not None:
-                last = max(last, emitted)
+                last, any_ = max(last, emitted[0]), True
+                selected_chunks |= 1 << emitted[1]
             emitted = None
             if op == "clear":
-                last, any_ = 0, False
+                last, any_, selected_chunks = 0, False, 0
             elif op == "emit" and row_select:
-                any_ = True
-                emitted = chunk * lanes + row_select.bit_length() - 1
+                emitted = (chunk * lanes + row_select.bit_length() - 1, chunk)
             elif op == "fetch":
                 pending = aggregate
             elif op == "send":
                 pending &= ~(1 << first)
+        assert advances > 0
 
     simulate(dut, testbench, CASES + 2)
 

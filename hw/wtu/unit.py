@@ -217,7 +217,7 @@ class WiCSumThresholdUnit(wiring.Component):
             memories.append(lane_memories)
             lists.append(lane_lists)
         row_select = Signal(lanes)
-        self._connect_sequencer(m, sequencer, decision, aggregate, memories, lists)
+        self._connect_sequencer(m, sequencer, decision, aggregate, lists)
 
         walking, load, chunk = sequencer.walking, sequencer.load, sequencer.chunk
         product_stages = product_latency(config)
@@ -327,6 +327,7 @@ class WiCSumThresholdUnit(wiring.Component):
             aggregate.clear.eq(sequencer.start_problem), aggregate.chunk.eq(chunk),
             aggregate.row_select.eq(row_select), aggregate.emit.eq(sequencer.emit),
             aggregate.fetch.eq(sequencer.fetch), aggregate.send.eq(sequencer.send),
+            aggregate.advance.eq(sequencer.chunk_step & (sequencer.fetch | sequencer.send)),
         ]
         stats, row_mask, selected = self.stats.payload, self.row_mask.payload, self.selected.payload
         m.d.comb += [
@@ -343,7 +344,7 @@ class WiCSumThresholdUnit(wiring.Component):
         ]
         return m
 
-    def _connect_sequencer(self, m, sequencer, decision, aggregate, memories, lists):
+    def _connect_sequencer(self, m, sequencer, decision, aggregate, lists):
         """The sequencer's inputs, and the streams' handshakes it drives."""
         m.d.comb += [
             sequencer.problem_valid.eq(self.problem.valid),
@@ -362,6 +363,6 @@ class WiCSumThresholdUnit(wiring.Component):
             sequencer.refine.eq(decision.refine),
             sequencer.walk_done.eq(Cat(lane.walk_done for lane in lists).all()),
             sequencer.any_selected.eq(aggregate.any_selected),
-            sequencer.chunk_empty.eq(Cat(lane.aggregate for lane in memories) == 0),
+            sequencer.chunk_empty.eq(aggregate.chunk_empty),
             sequencer.final.eq(aggregate.final), sequencer.chunk_done.eq(aggregate.chunk_done),
         ]
