@@ -21,19 +21,12 @@ def builds_for_fpga(platform):
     return isinstance(platform, Platform)
 
 
-def block_ram(platform, *, covered_collisions=False):
-    """Attributes of a ``lib.memory.Memory`` for an FPGA build; ``None`` without a platform,
-    where the silicon flow chooses macros or flip-flops itself.
-
-    ``ram_style`` "block" asks Yosys's memory mapping for block RAM (it would put a small
-    memory into LUT RAM). With ``covered_collisions`` (a memory with one read and one write
-    port whose users never take the word read at the address written in the same cycle, e.g.
-    behind a forwarding register), ``no_rw_check``: the FPGA flow lets that word be undefined
-    (:data:`synth.fpga.COLLISION_COMMANDS`) instead of emulating the old one.
-    """
-    if not builds_for_fpga(platform):
-        return None
-    return {"ram_style": "block", **({"no_rw_check": 1} if covered_collisions else {})}
+def block_ram(platform):
+    """Attributes of a ``lib.memory.Memory`` that ask an FPGA build for block RAM
+    (``ram_style`` "block", read by Yosys's memory mapping, which would otherwise put a small
+    memory into LUT RAM); ``None`` without a platform, where the silicon flow chooses macros
+    or flip-flops itself."""
+    return {"ram_style": "block"} if builds_for_fpga(platform) else None
 
 
 class ConfiguredComponent(wiring.Component):

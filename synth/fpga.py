@@ -37,8 +37,8 @@ from amaranth.lib import wiring
 from synth.tools import ToolError, progress, run_script, run_tool, tool_path
 
 __all__ = ["ABC9_SCRIPT", "DEFAULT_TARGET_MHZ", "PLACER_TIMING_WEIGHT", "ROUTERS", "DEFAULT_ROUTER",
-           "FAMILIES", "CATEGORIES", "PLATFORMS", "COLLISION_COMMANDS", "fpga_script",
-           "count_resources", "run_fpga_synth", "RegisteredHarness", "board_platform", "run_fmax", "check_seeds",
+           "FAMILIES", "CATEGORIES", "PLATFORMS", "fpga_script", "count_resources",
+           "run_fpga_synth", "RegisteredHarness", "board_platform", "run_fmax", "check_seeds",
            "check_target", "check_router", "nextpnr_arguments", "seed_arguments",
            "seed_statistics"]
 
@@ -74,20 +74,6 @@ FAMILIES = {
 #: on the tiny WTU it gives 6% fewer LUTs than the default in a quarter of the ABC time.
 ABC9_SCRIPT = "+&st;&dch,-f;&if,{W},{D},{R},-v"
 ABC9_SCRIPT_COMMAND = f"scratchpad -set abc9.script {ABC9_SCRIPT}"
-
-#: Yosys commands before the synthesis: a memory with one read port, one write port and the
-#: ``no_rw_check`` attribute (:func:`hw.component.block_ram`) gets an undefined word from a read
-#: of the address being written in the same cycle (``RD_COLLISION_X_MASK``). Its users never
-#: take that word (a forwarding register covers it, :mod:`hw.wtu.read_ahead`); without the mark
-#: Yosys keeps the old word for them by delaying every write of the block RAM a cycle and
-#: bypassing it (a 1024 x 16 memory: 44 flip-flops and a comparison behind its read address).
-COLLISION_COMMANDS = ("proc\n"           # memory_collect skips modules with processes
-                      "memory_collect\n"
-                      "setparam -set RD_COLLISION_X_MASK 1'b1 "
-                      "t:$mem_v2 a:no_rw_check %i r:RD_PORTS=1 %i r:WR_PORTS=1 %i")
-
-#: Everything the FPGA scripts run before the synthesis command.
-BEFORE_SYNTHESIS = f"{ABC9_SCRIPT_COMMAND}\n{COLLISION_COMMANDS}"
 
 #: The ``lut_mapper`` of a netlist mapped again without ``abc9`` (:func:`fpga_script`'s fallback).
 FALLBACK_MAPPER = "abc -lut 4:7 (abc9 failed)"
@@ -127,8 +113,8 @@ def fpga_script(top, rtlil_name, family, fallback=False):
     With ``fallback`` (ECP5 only), the LUT mapping of ``synth_ecp5`` (``abc9``) is replaced by
     the classic ``abc -lut 4:7``: ``abc9`` of Yosys 0.70 fails an assertion on some netlists.
     """
-    mapping = (f"{COLLISION_COMMANDS}\n{_without_abc9(FAMILIES[family], top)}" if fallback
-               else f"{BEFORE_SYNTHESIS}\n{FAMILIES[family]} -top {top}\n")
+    command = f"{ABC9_SCRIPT_COMMAND}\n{FAMILIES[family]} -top {top}"
+    mapping = (_without_abc9(FAMILIES[family], top) if fallback else command + "\n")
     return f"read_rtlil {rtlil_name}\n{mapping}tee -q -o stat_{family}.json stat -json\n"
 
 
@@ -417,7 +403,7 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
 
     plan = platform.build(RegisteredHarness(component), name="top", build_dir=str(workdir),
                           do_build=False, nextpnr_opts=options,
-                          script_after_read=BEFORE_SYNTHESIS)
+                          script_after_read=ABC9_SCRIPT_COMMAND)
     plan.extract(str(workdir))
 
     def build():

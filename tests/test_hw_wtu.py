@@ -139,9 +139,8 @@ def test_the_fpga_form_equals_the_twin():
     config = TINY.replace(wtu_buckets=16, count_bits=16, wtu_refine_depth=0)
     config = config.replace(wtu_refine_depth=config.full_refine_depth)
     rng = np.random.default_rng(16)
-    # A problem of one chunk reads its counts back in the cycle after they were written: the
-    # forwarding register delivers them (hw.wtu.read_ahead; the FPGA's block RAM gives an
-    # undefined word then, which the simulator does not model).
+    # A problem of one chunk reads its counts back in the cycle after they were written
+    # (the FPGA form's transparent read ports, hw.wtu.read_ahead).
     problems = [random_problem(config, rng, rows=2, clusters=37) for _ in range(2)] + [
         random_problem(config, rng, rows=3, clusters=config.wtu_lanes - 1)]
     check(config, problems, stall=0.0, component=_BuiltForTheECP5(config))

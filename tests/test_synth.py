@@ -10,15 +10,8 @@ import json
 from pathlib import Path
 
 import pytest
-from amaranth.back import rtlil
-from amaranth.hdl import Module
-from amaranth.lib import wiring
-from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
-from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
 from hw import registry
-from hw.component import block_ram
 from model.twins import topk_sorter as sorter_twin
 from model.config import PRESETS
 from synth import area_lib, flow, fpga as fpga_module, report as report_module
@@ -179,8 +172,8 @@ def _check_fpga_steps_measure_the_board_build(result, out):
     assert "remaining_l0_" not in board
     # Its lane memories ask the board build for block RAM (hw.wtu.lane_memories; the tiny
     # preset's are small enough for LUT RAM otherwise), not the silicon netlist.
-    assert 'ram_style "block"' in board and "no_rw_check" in board
-    assert "ram_style" not in plain and "no_rw_check" not in plain
+    assert 'ram_style "block"' in board
+    assert "ram_style" not in plain
     wtu = {entry["name"]: entry for entry in result["blocks"]}["wtu"]
     resources = wtu["fpga"]["ecp5"]["resources"]
     assert resources["lutram"] == 0
@@ -284,37 +277,6 @@ def test_liberty_without_nand2_is_rejected(tmp_path):
     path.write_text('library(x) { cell(inv) { area : 1 ; pin(Y) { function : "!A" ; } } }')
     with pytest.raises(ValueError, match="has no 2-input NAND cell"):
         area_lib.liberty_nand2_area(path)
-
-
-class _OneMemory(wiring.Component):
-    """A 1024 x 16 memory, one synchronous read port and one write port, as the WTU's, and a
-    register after it (a module with processes, as every WTU part's)."""
-
-    def __init__(self, attrs):
-        self._attrs = attrs
-        super().__init__({"read_address": In(10), "write_address": In(10), "data": In(16),
-                          "write": In(1), "word": Out(16)})
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.memory = memory = Memory(shape=16, depth=1024, init=[], attrs=self._attrs)
-        read, write = memory.read_port(domain="sync"), memory.write_port()
-        m.d.comb += [read.addr.eq(self.read_address), write.addr.eq(self.write_address),
-                     write.data.eq(self.data), write.en.eq(self.write)]
-        m.d.sync += self.word.eq(read.data)
-        return m
-
-
-@pytest.mark.parametrize("covered", [False, True])
-def test_fpga_flow_drops_the_collision_emulation_of_marked_memories(tmp_path, covered):
-    """A block RAM read port that may give any word for the address being written
-    (hw.component.block_ram's ``no_rw_check``) needs no emulated old word: no flip-flops but
-    the 16 of the output register; an unmarked one gets the delayed write and its bypass."""
-    attrs = block_ram(ULX3S_85F_Platform(), covered_collisions=covered)
-    (tmp_path / "one.il").write_text(rtlil.convert(_OneMemory(attrs), name="top"))
-    resources = fpga_module.run_fpga_synth(tmp_path, "top", "one.il", "ecp5", "one")["resources"]
-    assert resources["bram"] == 1 and resources["lutram"] == 0
-    assert (resources["ffs"] == 16) if covered else (resources["ffs"] > 16)
 
 
 def test_count_resources_and_fmax_parsing():

@@ -4,7 +4,7 @@ from amaranth.hdl import Array, Module, Signal, unsigned
 from amaranth.lib import memory
 from amaranth.lib.wiring import In, Out
 
-from hw.component import ConfiguredComponent, block_ram
+from hw.component import ConfiguredComponent, block_ram, builds_for_fpga
 from hw.wtu.layouts import WTULayouts, one_hot_select
 from hw.wtu.read_ahead import read_ahead
 
@@ -83,9 +83,9 @@ class BucketLists(ConfiguredComponent):
         addr_bits = layouts.chunk_bits
         m = Module()
         m.submodules.next = mem = memory.Memory(shape=unsigned(addr_bits), depth=layouts.chunks,
-                                                init=[], attrs=block_ram(platform,
-                                                                         covered_collisions=True))
-        next_rd, next_wr, next_data = read_ahead(m, mem, "next")
+                                                init=[], attrs=block_ram(platform))
+        next_rd, next_wr, next_data = read_ahead(m, mem, "next",
+                                                 transparent=builds_for_fpga(platform))
         head = [Signal(addr_bits, name=f"head{k}") for k in range(buckets)]
         tail = [Signal(addr_bits, name=f"tail{k}") for k in range(buckets)]
         nonempty = [Signal(name=f"nonempty{k}") for k in range(buckets)]

@@ -4,7 +4,7 @@ from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import memory
 from amaranth.lib.wiring import In, Out
 
-from hw.component import ConfiguredComponent, block_ram
+from hw.component import ConfiguredComponent, block_ram, builds_for_fpga
 from hw.wtu.layouts import WTULayouts
 from hw.wtu.read_ahead import read_ahead
 
@@ -97,7 +97,7 @@ class LaneMemories(ConfiguredComponent):
         chunks = WTULayouts(config).chunks
         m = Module()
         ports = {}
-        attrs = block_ram(platform, covered_collisions=True)   # hw.wtu.read_ahead
+        attrs = block_ram(platform)
         for name, width in (("score", config.score_bits), ("count", config.count_bits),
                             ("max_score", config.score_bits), ("aggregate", 1)):
             m.submodules[name] = mem = memory.Memory(shape=unsigned(width), depth=chunks,
@@ -109,7 +109,7 @@ class LaneMemories(ConfiguredComponent):
             # with the walk's multiplexer in ``next_address``.
             ports[name] = read_ahead(m, mem, name, forward=name != "score",
                                      forward_address=self.next_chunk if name == "count"
-                                     else None)
+                                     else None, transparent=builds_for_fpga(platform))
         (score_rd, score_wr, score), (count_rd, count_wr, count) = ports["score"], ports["count"]
         (max_rd, max_wr, old_max), (agg_rd, agg_wr, old_aggregate) = (ports["max_score"],
                                                                       ports["aggregate"])

@@ -12,11 +12,11 @@ in cycle ``t`` (the register keeps its address across a write) is not seen by th
 of that edge. A one-word forwarding register covers it: when the write port writes the address
 being read, the written word is delivered instead of the macro's output.
 
-So the word a memory's read port gives for the address being written in the same cycle is never
-used. An FPGA build says so (:func:`hw.component.block_ram` with ``covered_collisions``): a block
-RAM's two ports give no defined word then, and without the attribute the FPGA flow would keep
-the old word by delaying every write a cycle and bypassing it, a comparison behind every
-read-ahead address (:mod:`synth.fpga`).
+An FPGA build declares the read port transparent for the write port instead (``transparent``):
+the same words at the port, and the block RAM flow builds the bypass itself. A port that is not
+transparent costs an FPGA more: a block RAM's two ports give no defined word when one reads the
+address the other writes, so Yosys keeps the old word by delaying every write a cycle and
+bypassing the delayed write, a comparison behind the read-ahead address.
 """
 
 from amaranth.hdl import Mux, Signal
@@ -24,7 +24,7 @@ from amaranth.hdl import Mux, Signal
 __all__ = ["read_ahead"]
 
 
-def read_ahead(m, memory, name, forward=True, forward_address=None):
+def read_ahead(m, memory, name, forward=True, forward_address=None, transparent=False):
     """Add a synchronous read port with write forwarding and a write port to ``memory``.
 
     Parameters
@@ -43,6 +43,10 @@ def read_ahead(m, memory, name, forward=True, forward_address=None):
         a signal equal to the read address in every cycle the memory is written, and
         computed with less logic (the read address may be a multiplexer of sources that
         are never selected while the memory is written).
+    transparent : bool
+        Declare the read port transparent for the write port (``transparent_for``) and add no
+        forwarding register: the same words in every cycle the unit uses them (an FPGA build;
+        ``forward`` and ``forward_address`` are then unused).
 
     Returns
     -------
@@ -51,6 +55,10 @@ def read_ahead(m, memory, name, forward=True, forward_address=None):
         (drive ``addr``, ``data``, ``en``), and ``data``: the word at the address presented in
         the previous cycle, including a write of that cycle to it.
     """
+    if transparent:
+        write = memory.write_port()
+        read = memory.read_port(domain="sync", transparent_for=(write,))
+        return read, write, read.data
     read, write = memory.read_port(domain="sync"), memory.write_port()
     if not forward:
         return read, write, read.data
