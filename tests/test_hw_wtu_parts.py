@@ -9,12 +9,13 @@ simulation has a cycle limit (:func:`sim.kit.amaranth_sim.simulate`).
 import random
 
 import pytest
+from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
 from hw.wtu.pipeline import decide_cycles, threshold_in_halves
 from hw.wtu import (AggregateEmitter, BucketLists, BucketMasses, Decision, LaneMemories,
                     RowStatistics, Sequencer, WTULayouts)
 from model.config import PRESETS
-from sim.kit.amaranth_sim import simulate
+from sim.kit.amaranth_sim import built_for, simulate
 
 TINY = PRESETS["tiny"]
 CASES = 300
@@ -100,10 +101,14 @@ def test_lane_memories():
     simulate(dut, testbench, CASES + 2)
 
 
-def test_bucket_lists():
-    """Append to lists, walk one while relinking its members into new lists, walk those."""
+@pytest.mark.parametrize("form", ["silicon", "fpga"])
+def test_bucket_lists(form):
+    """Append to lists, walk one while relinking its members into new lists, walk those; the
+    walk pauses in random cycles (``step`` 0). Both forms: the silicon one (the memory holds
+    successors) and the FPGA one (it holds the cluster two ahead, :class:`BucketLists`)."""
     config = TINY
-    dut = BucketLists(config)
+    part = BucketLists if form == "silicon" else built_for(BucketLists, ULX3S_85F_Platform())
+    dut = part(config)
     buckets, depth = config.wtu_buckets, WTULayouts(config).chunks
     rng = random.Random(2)
     walks = 40
@@ -138,7 +143,11 @@ def test_bucket_lists():
             await ctx.tick()
             await idle(ctx)
             walked = []
-            for _ in range(depth + 1):
+            for _ in range(3 * depth + 1):
+                if rng.random() < 0.3:      # a pause: nothing steps, nothing is appended
+                    await idle(ctx)
+                    await ctx.tick()
+                    continue
                 active = ctx.get(dut.walk_active)
                 done = ctx.get(dut.walk_done)
                 bucket = rng.randrange(buckets)
@@ -150,13 +159,15 @@ def test_bucket_lists():
                 await ctx.tick()
                 if done:
                     break
+            else:
+                raise AssertionError(f"the walk of bucket {walked_bucket} did not end")
             await idle(ctx)
             assert walked == expected, walked_bucket
             assert not ctx.get(dut.walk_active)
             if rng.random() < 0.3:
                 lists = None
 
-    simulate(dut, testbench, walks * (2 * depth + 7))
+    simulate(dut, testbench, walks * (4 * depth + 7))
 
 
 def test_bucket_masses():

@@ -23,7 +23,16 @@ class BucketLists(ConfiguredComponent):
     address multiplexer back into its address. While a walk runs the same clusters can be
     appended to new lists (after ``clear``), which relinks the next pointers of the walked ones
     only after the walk has read them.
-    On an FPGA the memory asks for block RAM (:func:`hw.component.block_ram`).
+
+    On an FPGA the memory asks for block RAM (:func:`hw.component.block_ram`), and the walk
+    reads *two ahead*: a block RAM's word comes late in its cycle (an ECP5 DP16KD's 5.83 ns
+    after the clock), too late to go through the walk's address multiplexer into the
+    memory's read address again. The memory then holds, for each cluster, the cluster two
+    after it in its list; each bucket also keeps its second cluster and the one before its
+    tail (an append writes the word of that one), and the walk keeps the address after its
+    own in a register, which the word read ahead at the walk's address refills at each step.
+    The same addresses in the same cycles, for a register per bucket more of each kind
+    (which the silicon form, whose macros deliver their words early enough, does without).
 
     Parameters
     ----------
@@ -78,32 +87,44 @@ class BucketLists(ConfiguredComponent):
         }
 
     def elaborate(self, platform):
-        buckets = self._config.wtu_buckets
         layouts = WTULayouts(self._config)
-        addr_bits = layouts.chunk_bits
+        buckets, addr_bits = self._config.wtu_buckets, layouts.chunk_bits
+        two_ahead = builds_for_fpga(platform)
         m = Module()
         m.submodules.next = mem = memory.Memory(shape=unsigned(addr_bits), depth=layouts.chunks,
                                                 init=[], attrs=block_ram(platform))
-        next_rd, next_wr, next_data = read_ahead(m, mem, "next",
-                                                 transparent=builds_for_fpga(platform))
+        next_rd, next_wr, next_data = read_ahead(m, mem, "next", transparent=two_ahead)
         head = [Signal(addr_bits, name=f"head{k}") for k in range(buckets)]
         tail = [Signal(addr_bits, name=f"tail{k}") for k in range(buckets)]
         nonempty = [Signal(name=f"nonempty{k}") for k in range(buckets)]
+        # The memory's word for a cluster: its successor, or with ``two_ahead`` the cluster
+        # after its successor. An append writes it for the bucket's tail (or for the cluster
+        # before the tail), picked with its flag by balanced multiplexers over the buckets
+        # (not a chain of one per bucket).
+        if two_ahead:
+            second = [Signal(addr_bits, name=f"second{k}") for k in range(buckets)]
+            before_tail = [Signal(addr_bits, name=f"before_tail{k}") for k in range(buckets)]
+            several = [Signal(name=f"several{k}") for k in range(buckets)]
+            linked, linked_exists = before_tail, several
+        else:
+            linked, linked_exists = tail, nonempty
         walk_end = Signal(addr_bits)
         at_tail = self.walk_address == walk_end
-        # An append links the bucket's tail to the new address: the tail and the flag picked
-        # by balanced multiplexers over the buckets (not a chain of one per bucket).
         m.d.comb += [next_rd.addr.eq(self.next_walk_address),
                      self.walk_done.eq(~self.walk_active | at_tail),
-                     next_wr.addr.eq(Array(tail)[self.bucket]), next_wr.data.eq(self.address),
-                     next_wr.en.eq(self.append & Array(nonempty)[self.bucket])]
+                     next_wr.addr.eq(Array(linked)[self.bucket]), next_wr.data.eq(self.address),
+                     next_wr.en.eq(self.append & Array(linked_exists)[self.bucket])]
         for k in range(buckets):
             with m.If(self.append & (self.bucket == k)):
                 with m.If(~nonempty[k]):
                     m.d.sync += head[k].eq(self.address)
                 m.d.sync += [tail[k].eq(self.address), nonempty[k].eq(1)]
+                if two_ahead:
+                    with m.If(nonempty[k] & ~several[k]):
+                        m.d.sync += second[k].eq(self.address)
+                    m.d.sync += [before_tail[k].eq(tail[k]), several[k].eq(nonempty[k])]
         with m.If(self.clear):
-            m.d.sync += [flag.eq(0) for flag in nonempty]
+            m.d.sync += [flag.eq(0) for flag in nonempty + (several if two_ahead else [])]
         m.d.comb += self.next_walk_address.eq(self.walk_address)
         m.d.sync += self.walk_address.eq(self.next_walk_address)
         # The walk's start: the selected bucket's head, tail and flag, picked a cycle ahead by
@@ -116,6 +137,20 @@ class BucketLists(ConfiguredComponent):
         m.d.sync += [start_head.eq(one_hot_select(select, head)),
                      start_tail.eq(one_hot_select(select, tail)),
                      start_nonempty.eq(one_hot_select(select, nonempty))]
+        # The address after the walk's: the word read ahead at it, or with ``two_ahead`` a
+        # register (the bucket's second cluster at the start; at each step the word read
+        # ahead at the walk's address, which is two clusters after it), so that a step's next
+        # address comes from registers, not from the memory's output.
+        if two_ahead:
+            start_second = Signal(addr_bits)
+            m.d.sync += start_second.eq(one_hot_select(select, second))
+            successor = Signal(addr_bits, name="walk_successor")
+            with m.If(self.start):
+                m.d.sync += successor.eq(start_second)
+            with m.Elif(self.step):
+                m.d.sync += successor.eq(next_data)
+        else:
+            successor = next_data
         with m.If(self.start):
             m.d.comb += self.next_walk_address.eq(start_head)
             m.d.sync += [walk_end.eq(start_tail), self.walk_active.eq(start_nonempty)]
@@ -123,5 +158,5 @@ class BucketLists(ConfiguredComponent):
             with m.If(at_tail):
                 m.d.sync += self.walk_active.eq(0)
             with m.Else():
-                m.d.comb += self.next_walk_address.eq(next_data)
+                m.d.comb += self.next_walk_address.eq(successor)
         return m

@@ -6,12 +6,13 @@ pulse, gives each of its stream ports a :class:`~sim.kit.core.StreamDriver` or
 predicate holds (then drains, see :func:`sim.kit.core.control`), within a cycle limit.
 :func:`check_block` is the usual test: problems through the RTL, decoded and compared with the
 twin by the block's codec. :func:`simulate` runs one testbench that drives a part cycle by
-cycle (the sub-component tests), with a cycle limit.
+cycle (the sub-component tests), with a cycle limit. :func:`built_for` gives a component the
+build platform of an FPGA board in the simulator, which elaborates without one.
 """
 
 import functools
 
-from amaranth.hdl import ClockDomain, Module
+from amaranth.hdl import ClockDomain, Fragment, Module
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
@@ -21,7 +22,28 @@ from sim.kit.core import (DRAIN_CYCLES, DeadlockError, StallPattern, StreamDrive
 from sim.kit.scoreboard import compare, expected_run
 from sim.payloads import pack, unpack
 
-__all__ = ["AmaranthAdapter", "AmaranthBench", "check_block", "PERIOD", "simulate"]
+__all__ = ["AmaranthAdapter", "AmaranthBench", "built_for", "check_block", "PERIOD", "simulate"]
+
+
+def built_for(component_class, platform):
+    """A subclass of ``component_class`` that elaborates itself and its parts as a build for
+    ``platform`` does (``platform.build`` passes itself to every ``elaborate``), so that the
+    simulator, which elaborates without a platform, runs the FPGA form of the component.
+
+    Parameters
+    ----------
+    component_class : type
+        A ``wiring.Component`` class; the subclass takes the same constructor arguments.
+    platform : amaranth.build.Platform
+        E.g. ``amaranth_boards.ulx3s.ULX3S_85F_Platform()``.
+    """
+    class BuiltFor(component_class):
+        def elaborate(self, _platform):
+            return Fragment.get(super().elaborate(platform), platform)
+
+    name = f"{component_class.__name__}For{type(platform).__name__}"
+    BuiltFor.__name__ = BuiltFor.__qualname__ = name
+    return BuiltFor
 
 
 def _value(signal):
