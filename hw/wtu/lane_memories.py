@@ -41,8 +41,11 @@ class LaneMemories(ConfiguredComponent):
     Members
     -------
     next_address : In(chunk_bits)
-        Read address of the score and count memories in the next cycle (a load beat's chunk,
-        or the walked cluster).
+        Read address of the count memory in the next cycle (a load beat's chunk, or the
+        walked cluster).
+    next_score_address : In(chunk_bits)
+        Read address of the score memory in the next cycle: ``next_address``, except in an
+        FPGA build's emission, which reads the scores a chunk ahead (:mod:`hw.wtu.unit`).
     next_chunk : In(chunk_bits)
         Read address of the max-score and aggregate words in the next cycle.
     chunk : In(chunk_bits)
@@ -62,7 +65,7 @@ class LaneMemories(ConfiguredComponent):
         beat; written at the end of the next cycle.
     select : In(1)
     stored_score, stored_count : Out(score_bits), Out(count_bits)
-        The words at the previous cycle's ``next_address``.
+        The words at the previous cycle's ``next_score_address`` and ``next_address``.
     max_score : Out(score_bits)
     aggregate : Out(1)
         The words at the previous cycle's ``next_chunk``.
@@ -77,6 +80,7 @@ class LaneMemories(ConfiguredComponent):
         addr_bits = WTULayouts(config).chunk_bits
         return {
             "next_address": In(addr_bits),
+            "next_score_address": In(addr_bits),
             "next_chunk": In(addr_bits),
             "chunk": In(addr_bits),
             "write_counts": In(1),
@@ -114,7 +118,7 @@ class LaneMemories(ConfiguredComponent):
         (max_rd, max_wr, old_max), (agg_rd, agg_wr, old_aggregate) = (ports["max_score"],
                                                                       ports["aggregate"])
         m.d.comb += [
-            score_rd.addr.eq(self.next_address), count_rd.addr.eq(self.next_address),
+            score_rd.addr.eq(self.next_score_address), count_rd.addr.eq(self.next_address),
             max_rd.addr.eq(self.next_chunk), agg_rd.addr.eq(self.next_chunk),
             self.stored_score.eq(score), self.stored_count.eq(count),
             self.max_score.eq(old_max), self.aggregate.eq(old_aggregate),

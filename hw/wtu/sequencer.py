@@ -3,17 +3,18 @@
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib.wiring import In, Out
 
-from hw.component import ConfiguredComponent
+from hw.component import ConfiguredComponent, builds_for_fpga
 from hw.wtu.layouts import WTULayouts
 from hw.wtu.pipeline import decide_cycles
 
 __all__ = ["Sequencer", "chunk_after"]
 
 
-def chunk_after(chunk, zero, step):
-    """The value of a chunk register after the clock edge: 0 when ``zero``, ``chunk + 1`` when
-    ``step``, else ``chunk`` (the rule of :attr:`Sequencer.chunk` and of its lane copies)."""
-    return Mux(zero, 0, Mux(step, chunk + 1, chunk))[:len(chunk)]
+def chunk_after(chunk, zero, step, first=0):
+    """The value of a chunk register after the clock edge: ``first`` (0) when ``zero``,
+    ``chunk + 1`` when ``step``, else ``chunk`` (the rule of :attr:`Sequencer.chunk` and of its
+    lane copies; ``first`` 1 keeps a register one chunk ahead of them)."""
+    return Mux(zero, first, Mux(step, chunk + 1, chunk))[:len(chunk)]
 
 
 class Sequencer(ConfiguredComponent):
@@ -27,6 +28,8 @@ class Sequencer(ConfiguredComponent):
     the highest selected cluster, or ``AGG_EMPTY`` -> ``IDLE``. ``chunk`` counts
     the beats of the counts, of a row's load and of its emission, and the chunks of the
     aggregate; ``cycles`` counts the row's load beats, decide and walk cycles (``stats.cycles``).
+    An FPGA build also holds ``chunk`` at 0 in ``DECIDE`` and ``STATS`` (its lanes read the
+    first scores of the emission there, :mod:`hw.wtu.unit`).
     Stream ``valid``/``ready`` outputs depend on the state only; the strobes are the transfers.
 
     Parameters
@@ -152,6 +155,8 @@ class Sequencer(ConfiguredComponent):
                     with m.If(self.last_chunk):
                         m.next = "DECIDE"
             with m.State("DECIDE"):
+                if builds_for_fpga(platform):
+                    m.d.comb += zero.eq(1)
                 m.d.sync += [cycles.eq(cycles + 1), decide_count.eq(decide_count + 1),
                              decide_at_last.eq(decide_count == decide_last - 1)]
                 with m.If(decide_at_last):
@@ -168,6 +173,8 @@ class Sequencer(ConfiguredComponent):
                     m.next = "DECIDE"
             with m.State("STATS"):
                 m.d.comb += self.stats_valid.eq(1)
+                if builds_for_fpga(platform):
+                    m.d.comb += zero.eq(1)
                 with m.If(self.stats_ready):
                     m.d.comb += zero.eq(1)
                     m.next = "EMIT"

@@ -97,9 +97,13 @@ previous one (double-buffering the score memory would hide it, at twice the scor
 
 Elaborated for an FPGA build platform (:func:`hw.wtu.fast_adders.carry_chains`), every adder and
 comparison is the plain operator (the logic cells' carry chains) and a lane's product one
-multiplication (a multiplier block) registered, then delayed to the same latency: the same
-integers in the same cycles; without a platform (silicon flow, simulators, Verilog) the prefix
-networks and partial products described above.
+multiplication (a multiplier block) registered, then delayed to the same latency; and since a
+block RAM gives its word late in the cycle (an ECP5 DP16KD 5.83 ns after the clock), no word
+goes through logic into a read address or a comparison in its own cycle: the walk reads two
+ahead (:class:`BucketLists`) and the emission compares a registered score word, read a chunk
+ahead (:meth:`WiCSumThresholdUnit._emission_score`). The same integers in the same cycles;
+without a platform (silicon flow, simulators, Verilog) the prefix networks and partial
+products described above.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -248,9 +252,11 @@ class WiCSumThresholdUnit(wiring.Component):
             m.d.comb += lane_next_chunk.eq(chunk_after(lane_chunk, sequencer.chunk_zero,
                                                        sequencer.chunk_step))
             m.d.sync += lane_chunk.eq(lane_next_chunk)
+            next_address = Signal.like(chunk, name=f"next_address{l}")
+            emission_score = self._emission_score(m, l, sequencer, lane_memories, next_address,
+                                                  fpga=chain)
             lane_valid = Signal(name=f"lane_valid{l}")  # cluster chunk * lanes + l exists
             active = Signal(name=f"active{l}")          # the lane's cluster counts this cycle
-            next_address = Signal.like(chunk, name=f"next_address{l}")
             address = Signal.like(chunk, name=f"address{l}")
             score = Signal(config.score_bits, name=f"score{l}")
             # Cycle 1 registers: the lane's words.
@@ -290,9 +296,8 @@ class WiCSumThresholdUnit(wiring.Component):
                                     lane_lists.next_walk_address, lane_next_chunk)),
                 score.eq(Mux(walking, lane_memories.stored_score, self.scores.payload.score[l])),
                 active.eq(Mux(walking, lane_lists.walk_active, load & lane_valid)),
-                row_select[l].eq(lane_valid & fast_geq(m, lane_memories.stored_score,
-                                                        decision.cutoff, f"select{l}",
-                                                        chain=chain)),
+                row_select[l].eq(lane_valid & fast_geq(m, emission_score, decision.cutoff,
+                                                        f"select{l}", chain=chain)),
                 lane_memories.next_address.eq(next_address),
                 lane_memories.next_chunk.eq(lane_next_chunk), lane_memories.chunk.eq(lane_chunk),
                 lane_memories.write_counts.eq(sequencer.write_counts),
@@ -343,6 +348,36 @@ class WiCSumThresholdUnit(wiring.Component):
             selected.last.eq(aggregate.last), selected.empty.eq(aggregate.empty),
         ]
         return m
+
+    def _emission_score(self, m, lane, sequencer, lane_memories, next_address, fpga):
+        """The score word a row-mask beat compares with the cutoff, and the score memory's read
+        address (``lane_memories.next_score_address``).
+
+        Without an FPGA the word read ahead at the lane's chunk, addressed
+        with the count memory (``next_address``). An FPGA's block RAM gives its word late in
+        the cycle (an ECP5 DP16KD 5.83 ns after the clock), too late for the comparison and
+        the row mask's consumers behind it, so there the word is registered first: during
+        the emission the score memory is read a chunk ahead, at a lane register that follows
+        the chunk one ahead (``lead``), and each transfer of ``stats`` or of a row-mask beat
+        takes the word into ``emission_score``, the score of the chunk the next beat offers.
+        The sequencer holds the chunk at 0 from the decision on (an FPGA build), so the word
+        of chunk 0 is at the memory's output when ``stats`` is taken: no cycle changes.
+        """
+        if not fpga:
+            m.d.comb += lane_memories.next_score_address.eq(next_address)
+            return lane_memories.stored_score
+        lead = Signal.like(sequencer.chunk, name=f"lead{lane}", init=1)
+        next_lead = Signal.like(lead, name=f"next_lead{lane}")
+        m.d.comb += next_lead.eq(chunk_after(lead, sequencer.chunk_zero, sequencer.chunk_step,
+                                             first=1))
+        m.d.sync += lead.eq(next_lead)
+        stats_taken = sequencer.stats_valid & self.stats.ready
+        m.d.comb += lane_memories.next_score_address.eq(
+            Mux(stats_taken | sequencer.row_mask_valid, next_lead, next_address))
+        emission_score = Signal.like(lane_memories.stored_score, name=f"emission_score{lane}")
+        with m.If(stats_taken | sequencer.emit):
+            m.d.sync += emission_score.eq(lane_memories.stored_score)
+        return emission_score
 
     def _connect_sequencer(self, m, sequencer, decision, aggregate, lists):
         """The sequencer's inputs, and the streams' handshakes it drives."""
