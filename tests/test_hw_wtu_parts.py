@@ -28,9 +28,10 @@ def _set_all(ctx, pairs):
 
 def test_lane_memories():
     """Reads ahead: the words at a cycle's ``next_score_address``/``next_address``/
-    ``next_chunk`` appear in the next cycle, including that cycle's writes to them (forwarded), except the score memory's (the
-    unit never reads a score in the cycle after writing it); the aggregate bit of a beat is
-    written at the end of the cycle after it."""
+    ``next_chunk`` appear in the next cycle, including that cycle's writes to them
+    (forwarded), except the score memory's (the unit never reads a score in the cycle after
+    writing it); the max score and the aggregate bit of a beat are written at the end of the
+    cycle after it."""
     config = TINY
     dut = LaneMemories(config)
     depth = WTULayouts(config).chunks
@@ -45,7 +46,7 @@ def test_lane_memories():
         # start at 0, as the reference does).
         read_score = read_address = read_chunk = 0
         score_collision = False     # the previous cycle wrote the score read ahead in it
-        pending = None              # the aggregate write of the previous cycle's beat
+        pending = {}                # memory -> the update of the previous cycle's beat
         for _ in range(CASES):
             if score_collision:
                 written["score"].discard(read_score)     # unspecified: not checked
@@ -82,24 +83,26 @@ def test_lane_memories():
                 memory["count"][chunk] = count
             if ops["scores"]:
                 memory["score"][chunk] = score
-                old = memory["max"][chunk]
-                memory["max"][chunk] = score if first_row or score > old else old
-            # The aggregate bit is written at the end of the cycle after its beat; the beat's
-            # read-modify-write sees a pending bit of the same address.
-            if pending is not None:
-                at, bit, first = pending
-                memory["aggregate"][at] = bit
-                if first:
-                    written["aggregate"].add(at)
-            if ops["aggregate"]:
-                current = pending[1] if pending is not None and pending[0] == chunk \
-                    else memory["aggregate"][chunk]
-                pending = (chunk, select | (current & (not first_row)),
-                           first_row or chunk in written["aggregate"])
-            else:
-                pending = None
-            for name, op in (("count", "counts"), ("score", "scores"), ("max", "scores")):
-                if ops[op] and (name != "max" or first_row):
+            # The max score and the aggregate bit are written at the end of the cycle after
+            # their beat; the beat's read-modify-write sees a pending word of the same address.
+            updates = {
+                "max": (ops["scores"], lambda old: score if first_row or score > old else old),
+                "aggregate": (ops["aggregate"], lambda old: select | (old & (not first_row))),
+            }
+            landed = {}
+            for name, (op, update) in updates.items():
+                if op:
+                    current = pending[name][1] if pending.get(name, (None,))[0] == chunk \
+                        else memory[name][chunk]
+                    landed[name] = (chunk, update(current),
+                                    first_row or chunk in written[name])
+            for name, (at, word, known) in pending.items():
+                memory[name][at] = word
+                if known:
+                    written[name].add(at)
+            pending = landed
+            for name, op in (("count", "counts"), ("score", "scores")):
+                if ops[op]:
                     written[name].add(chunk)
 
     simulate(dut, testbench, CASES + 2)

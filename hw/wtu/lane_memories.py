@@ -24,10 +24,12 @@ class LaneMemories(ConfiguredComponent):
     are read-ahead (:mod:`hw.wtu.read_ahead`): the words of the addresses given in
     ``next_address`` and ``next_chunk`` appear in the next cycle, with any write of this cycle
     to them, except the score memory's (the unit never reads a score in the cycle after a load
-    beat wrote it, so that word is the macro's output directly). Writes take effect at the
-    clock edge, except the aggregate bit's: it is registered in the cycle of its row-mask beat
-    and written at the end of the cycle after (a beat's read-modify-write sees the bit of the
-    beat before it even while that one is pending; ``aggregate`` shows it once written).
+    beat wrote it, so that word is the macro's output directly). The score and count
+    writes take effect at the clock edge; the max score and the aggregate bit, which are
+    read-modify-writes, are written at the end of the cycle after their beat (the beat's values
+    and the old word registered first, so that no memory word goes through the update's logic
+    in its own cycle); a beat's update sees the word of the beat before it even while that one
+    is pending, and ``max_score`` and ``aggregate`` show a word once written.
 
     On an FPGA every memory asks for block RAM (:func:`hw.component.block_ram`): the FPGA flow
     would otherwise put the small aggregate-bit memory (256 x 1 on ``edge``) into LUT RAM,
@@ -126,22 +128,43 @@ class LaneMemories(ConfiguredComponent):
             score_wr.en.eq(self.write_scores),
             count_wr.addr.eq(self.chunk), count_wr.data.eq(self.count),
             count_wr.en.eq(self.write_counts),
-            max_wr.addr.eq(self.chunk), max_wr.en.eq(self.write_scores),
-            max_wr.data.eq(Mux(self.first_row | (self.score > old_max), self.score, old_max)),
         ]
-        # The aggregate bit, one cycle late: a score word's comparison with the cutoff
-        # (``select``) would otherwise reach the register file's write data in the cycle of
-        # its beat (its modelled setup is 1.4 ns).
-        #   cycle of the row-mask beat: the new bit registered (``aggregate_pending*``), from
-        #            the stored one or, when the beat before wrote the same address and is
-        #            still pending, from that one;
-        #   the cycle after: the bit written.
-        pending = Signal(name="aggregate_pending")
-        pending_chunk = Signal.like(self.chunk, name="aggregate_pending_chunk")
-        pending_bit = Signal(name="aggregate_pending_bit")
-        current = Mux(pending & (pending_chunk == self.chunk), pending_bit, old_aggregate)
-        m.d.sync += [pending.eq(self.write_aggregate), pending_chunk.eq(self.chunk),
-                     pending_bit.eq(self.select | (current & ~self.first_row))]
-        m.d.comb += [agg_wr.addr.eq(pending_chunk), agg_wr.en.eq(pending),
-                     agg_wr.data.eq(pending_bit)]
+        # The max score and the aggregate bit are each updated a cycle after their beat
+        # (``_update_a_cycle_later``): the larger score (the beat's alone on the first row)
+        # and the row's selection OR the bit (the selection alone on the first row).
+        _update_a_cycle_later(
+            m, "max_score", max_wr, self.write_scores, self.chunk, old_max,
+            {"score": self.score, "first_row": self.first_row},
+            lambda old, score, first_row: Mux(first_row | (score > old), score, old))
+        _update_a_cycle_later(
+            m, "aggregate", agg_wr, self.write_aggregate, self.chunk, old_aggregate,
+            {"select": self.select, "first_row": self.first_row},
+            lambda old, select, first_row: select | (old & ~first_row))
         return m
+
+
+def _update_a_cycle_later(m, name, write, enable, chunk, stored, beat, update):
+    """A read-modify-write of one memory over two cycles, so that no memory word goes through
+    logic into a register or a write port in its own cycle (a block RAM gives its word late:
+    an ECP5 DP16KD 5.83 ns after the clock).
+
+    * cycle of the beat (``enable``): the stored word at ``chunk`` (read ahead), the beat's
+      values (``beat``, a dict of name -> value) and whether the beat before wrote the same
+      chunk are registered (``name_update_*``);
+    * the cycle after: ``update(old, **beat)`` is written at that chunk, where ``old`` is the
+      registered word or, when the beat before wrote the same chunk (its write lands at the
+      end of this beat's cycle, after the word was read), the word that beat wrote.
+    """
+    pending = Signal(name=f"{name}_update")
+    pending_chunk = Signal.like(chunk, name=f"{name}_update_chunk")
+    old = Signal.like(stored, name=f"{name}_update_old")
+    after_same = Signal(name=f"{name}_update_after_same")
+    last = Signal.like(write.data, name=f"{name}_update_last")
+    registered = {}
+    for key, value in beat.items():
+        registered[key] = Signal.like(value, name=f"{name}_update_{key}")
+        m.d.sync += registered[key].eq(value)
+    m.d.sync += [pending.eq(enable), pending_chunk.eq(chunk), old.eq(stored),
+                 after_same.eq(pending & (pending_chunk == chunk)), last.eq(write.data)]
+    m.d.comb += [write.addr.eq(pending_chunk), write.en.eq(pending),
+                 write.data.eq(update(Mux(after_same, last, old), **registered))]
