@@ -37,9 +37,10 @@ class Decision(ConfiguredComponent):
       :func:`hw.wtu.pipeline.registered_suffix_sums`);
     * cycle ``max(threshold_latency, 1)``: ``remaining = threshold - mass_above`` registered;
     * cycle ``max(L + 1, max(threshold_latency, 1) + 1)``: per bucket, ``reach_k`` = non-empty and
-      suffix mass ``>= remaining``, registered;
-    * the cycle after: the crossing bucket, the highest ``k`` with ``reach_k`` (0 when there is
-      none), its members and the mass of the buckets above it, registered;
+      suffix mass ``>= remaining``; the highest ``k`` with ``reach_k``, one-hot (0 when there
+      is none), registered;
+    * the cycle after: the crossing bucket (that ``k``, 0 when there is none), its members and
+      the mass of the buckets above it, registered;
     * the last cycle (``step``): the pass is recorded (the rules of :mod:`model.twins.wtu`): ``cutoff |= crossing << shift_p``,
       ``visited`` adds the buckets from the top one down to the crossing one; when ``refine``
       (threshold not 0, ``p < wtu_refine_depth``, ``shift_p > 0`` and at least 2 members) the
@@ -123,21 +124,21 @@ class Decision(ConfiguredComponent):
         remaining = Signal(weight_bits)
         m.d.sync += remaining.eq(fast_sub(m, self.threshold, mass_above, "remaining",
                                                   weight_bits, chain=chain))
-        # Cycle max(L + 1, max(threshold_latency, 1) + 1): the comparison of every bucket.
-        reach = Signal(buckets)
-        m.d.sync += reach.eq(Cat((self.members[k] != 0)
-                                 & fast_geq(m, suffix[k], remaining, f"reach{k}", chain=chain)
-                                 for k in range(buckets)))
-        # The cycle after: the crossing bucket (the highest one reached), its members and the
-        # mass of the buckets above it, registered.
-        # The highest bucket reached, one-hot (0 when none), selects them by an AND-OR over
-        # the buckets (a balanced tree, not a chain of one multiplexer per bucket).
+        # Cycle max(L + 1, max(threshold_latency, 1) + 1): the comparison of every bucket, and
+        # the highest bucket reached, one-hot (0 when none), registered: the cycle after
+        # starts from a register, not from the comparisons' priority chain.
+        reach = Cat((self.members[k] != 0)
+                    & fast_geq(m, suffix[k], remaining, f"reach{k}", chain=chain)
+                    for k in range(buckets))
+        highest = Signal(buckets)
+        m.d.sync += highest.eq(Cat(reach[k] & ~reach[k + 1:].any() for k in range(buckets)))
+        # The cycle after: the crossing bucket, its members and the mass of the buckets above
+        # it, registered, selected by the one-hot with an AND-OR over the buckets (a balanced
+        # tree, not a chain of one multiplexer per bucket).
         mass_over = Signal(weight_bits)    # mass of the buckets above the crossing one
         crossing_members = Signal.like(self.members[0])
-        highest = Signal(buckets)
-        m.d.comb += highest.eq(Cat(reach[k] & ~reach[k + 1:].any() for k in range(buckets)))
         # The same one-hot, with bucket 0 when none is reached (as ``crossing`` is then).
-        m.d.comb += self.crossing_select.eq(highest | ~reach[1:].any())
+        m.d.comb += self.crossing_select.eq(highest | ~highest[1:].any())
 
         m.d.sync += [
             self.crossing.eq(one_hot_select(highest, range(buckets))),
