@@ -72,7 +72,7 @@ class Decision(ConfiguredComponent):
     crossing_select : Out(wtu_buckets)
         ``crossing`` one-hot a cycle ahead: valid (combinational) in the last two cycles.
     refine : Out(1)
-        This decision refines the crossing bucket (combinational, valid in the last cycle).
+        This decision refines the crossing bucket (a register, valid in the last cycle).
     pass_index : Out(range(wtu_refine_depth + 1))
     cutoff : Out(score_bits + 1)
         The row selects scores >= cutoff (the lower bound of the crossing range until the end).
@@ -154,7 +154,12 @@ class Decision(ConfiguredComponent):
             with (m.If if p == 0 else m.Elif)(self.pass_index == p):
                 m.d.comb += [pass_buckets.eq(1 << pass_bits[p]), pass_shift.eq(shifts[p]),
                              may_refine.eq((p < depth) and shifts[p] > 0)]
-        m.d.comb += self.refine.eq((self.threshold != 0) & may_refine & (crossing_members >= 2))
+        # ``refine`` registered with the crossing bucket (from the one-hot and whether each
+        # bucket has two members), so that the step's strobes, which reach every lane's walk
+        # start, begin at a register.
+        m.d.sync += self.refine.eq((self.threshold != 0) & may_refine
+                                   & one_hot_select(highest, [self.members[k] >= 2
+                                                              for k in range(buckets)]))
 
         # The cycle after a step: mass_above grows by the buckets selected outright.
         add_above = Signal()
