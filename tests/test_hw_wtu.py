@@ -133,14 +133,13 @@ def test_the_fpga_form_equals_the_twin():
     config = TINY.replace(wtu_buckets=16, count_bits=16, wtu_refine_depth=0)
     config = config.replace(wtu_refine_depth=config.full_refine_depth)
     rng = np.random.default_rng(16)
+    problems = [random_problem(config, rng, rows=2, clusters=37) for _ in range(2)]
     # A problem of one chunk reads its counts back in the cycle after they were written
     # (the FPGA form's transparent read ports, hw.wtu.read_ahead).
+    problems.append(random_problem(config, rng, rows=3, clusters=config.wtu_lanes - 1))
     # Scores sharing their top bits put every cluster in one bucket: each lane walks a list
-    # of about ten and relinks it into new lists that the next pass walks (the FPGA form's
-    # walk two ahead, hw.wtu.BucketLists).
-    narrow = rng.integers(0xF0, 0x100, size=(2, 37)), rng.integers(1, 100, size=37)
-    problems = [random_problem(config, rng, rows=2, clusters=37) for _ in range(2)] + [
-        random_problem(config, rng, rows=3, clusters=config.wtu_lanes - 1), narrow]
+    # of about ten clusters (the FPGA form's walk two ahead, hw.wtu.BucketLists).
+    problems.append((rng.integers(0xF0, 0x100, size=(2, 37)), rng.integers(1, 100, size=37)))
     check(config, problems, stall=0.0, component=_BuiltForTheECP5(config))
     check(config, problems, stall=0.3, seed=16, component=_BuiltForTheECP5(config))
 
