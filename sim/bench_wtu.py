@@ -102,8 +102,6 @@ def _figures(config, problems):
 def _first_rows(problem, rows):
     """``problem`` with its first ``rows`` query rows only (all of them when ``rows`` is None);
     the rows of a problem are independent, its aggregate is over the rows kept."""
-    if rows is None:
-        return problem
     return {**problem, "scores": problem["scores"][:rows]}
 
 
