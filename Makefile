@@ -75,7 +75,7 @@ test: $(STAMP) $(RT_STAMP) check-icarus check-sta ## the whole regression: model
 sim: $(STAMP) check-icarus ## only the cocotb runs on the generated Verilog
 	@$(PY) -m pytest -n $(JOBS) -m cocotb
 
-synth: $(STAMP) $(if $(PDK_ROOT),check-sta) ## area and FPGA reports for CONFIG (PDK_ROOT=dir: SRAM macros + OpenSTA timing; LIBERTY=, SWEEP=1, FAMILIES=, PNR_FAMILY=, PNR_SEEDS=1,2,3, PNR_TARGET_MHZ=100, PNR_ROUTER=router2) -> build/reports/
+synth: $(STAMP) $(if $(PDK_ROOT),check-sta) ## area and FPGA reports for CONFIG (PDK_ROOT=dir: SRAM macros + OpenSTA timing; LIBERTY=, SWEEP=1, FAMILIES=, PNR_FAMILY=, PNR_SEEDS=1,2,3, PNR_TARGET_MHZ=100, PNR_ROUTER=router2 or none: placement only) -> build/reports/
 	@$(PY) -m synth.flow --config $(CONFIG) $(if $(LIBERTY),--liberty $(LIBERTY)) $(if $(SWEEP),--sweep) \
 	  $(if $(PDK_ROOT),--pdk-root $(PDK_ROOT)) \
 	  --families $(FAMILIES) --pnr-family $(PNR_FAMILY) --pnr-timeout $(PNR_TIMEOUT) --pnr-target-mhz $(PNR_TARGET_MHZ) --pnr-router $(PNR_ROUTER) $(if $(PNR_SEEDS),--pnr-seeds $(PNR_SEEDS)) $(SYNTH_FLAGS) --out $(BUILD)/reports

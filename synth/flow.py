@@ -5,7 +5,7 @@ Usage::
     python -m synth.flow --config PRESET_OR_JSON [--liberty PATH] --out build/reports
         [--blocks NAME ...] [--no-fpga] [--no-pnr] [--pnr-family ecp5|ice40]
         [--families ecp5 ice40] [--sweep] [--jobs N] [--no-cache] [--pnr-timeout S]
-        [--pnr-seeds 1,2,3] [--pnr-target-mhz MHZ] [--pnr-router router1|router2]
+        [--pnr-seeds 1,2,3] [--pnr-target-mhz MHZ] [--pnr-router router1|router2|none]
         [--pdk-root DIR] [--pdk-corner CORNER] [--clock-ns NS]
 
 Every block of :data:`hw.registry.BLOCKS` (the DRE's and the baselines) is elaborated with
@@ -18,7 +18,8 @@ Every block of :data:`hw.registry.BLOCKS` (the DRE's and the baselines) is elabo
   by default), for every block; with ``--pnr-seeds`` the same netlist once per nextpnr seed,
   every seed's fmax reported with their median and minimum (:func:`synth.fpga.run_fmax`); the
   clock constrained to ``--pnr-target-mhz`` (default 100 MHz, the goal), which nextpnr's
-  timing-driven placement and routing aim at, routed by ``--pnr-router``;
+  timing-driven placement and routing aim at, routed by ``--pnr-router`` (``none``: placed
+  only, the fmax the placer's estimate);
 - ``pdk`` (with ``--pdk-root``, default ``$PDK_ROOT``): memories as SRAM macros or register
   files, logic in the PDK's standard cells, static timing with OpenSTA (:mod:`synth.silicon`).
 
@@ -648,7 +649,8 @@ def main(argv=None):
                              f"timing-driven placement aims at (default {DEFAULT_TARGET_MHZ:g})")
     parser.add_argument("--pnr-router", choices=ROUTERS, default=DEFAULT_ROUTER,
                         help=f"nextpnr's router (default {DEFAULT_ROUTER}; router2 routes the "
-                             "large, congested blocks that router1 does not finish)")
+                             "large, congested blocks that router1 does not finish; none stops "
+                             "after the placement and reports the placer's estimate)")
     parser.add_argument("--pdk-root", type=Path, default=os.environ.get("PDK_ROOT") or None,
                         help="IHP SG13G2 PDK_ROOT: SRAM macros, standard cells, OpenSTA timing "
                              "(default: $PDK_ROOT)")

