@@ -428,29 +428,37 @@ def test_a_failed_place_and_route_is_not_run_again_with_the_same_inputs(tmp_path
     assert runs == [30, 30, 60]
 
 
-@_BOARD_HARNESS_WARNING
-def test_an_abc9_assertion_builds_again_without_abc9(tmp_path, monkeypatch):
-    """Yosys stubbed to stop at an ``abc9`` assertion in the board build: the build runs again
-    with ``abc -lut 4:7`` between ``synth_ecp5``'s steps and the result says which mapper
-    made the netlist; another failure is raised as it is."""
+def _fmax_after_a_failed_build(monkeypatch, workdir, retried, failure_log, fmax_line):
+    """``run_fmax`` of the tiny KVMU with the board build stubbed: a build whose Yosys script
+    lacks ``retried`` fails, leaving ``failure_log`` as Yosys's log; one with it writes
+    ``fmax_line`` as nextpnr's. Returns the scripts built and the result."""
     scripts = []
 
     def fake_run_script(command, cwd, log_path, label, timeout, env=None, watch=None):
         script = (Path(cwd) / "top.ys").read_text()
         scripts.append(script)
-        if "abc -lut 4:7" not in script:
-            (Path(cwd) / "top.rpt").write_text(
-                "2.46.19.5. Executing ABC9.\nERROR: Assert `GetSize(conn.first) == "
-                "GetSize(conn.second)' failed in kernel/rtlil.cc:3091.\n")
+        if retried not in script:
+            (Path(cwd) / "top.rpt").write_text(failure_log)
             raise ToolError(f"{label}: exit code 1")
-        (Path(cwd) / "top.tim").write_text(
-            "Info: Max frequency for clock 'clk': 101.50 MHz (PASS)\n")
+        (Path(cwd) / "top.tim").write_text(fmax_line)
         return 3.0
 
     monkeypatch.setattr(fpga_module, "run_script", fake_run_script)
     monkeypatch.setattr(fpga_module, "tool_path", lambda name: name)
     component = registry.build_component("kvmu", PRESETS["tiny"])
-    result = fpga_module.run_fmax(component, "ecp5", tmp_path / "fallback", "kvmu fmax")
+    return scripts, fpga_module.run_fmax(component, "ecp5", workdir, "kvmu fmax")
+
+
+@_BOARD_HARNESS_WARNING
+def test_an_abc9_assertion_builds_again_without_abc9(tmp_path, monkeypatch):
+    """Yosys stubbed to stop at an ``abc9`` assertion in the board build: the build runs again
+    with ``abc -lut 4:7`` between ``synth_ecp5``'s steps and the result says which mapper
+    made the netlist; another failure is raised as it is."""
+    scripts, result = _fmax_after_a_failed_build(
+        monkeypatch, tmp_path / "fallback", "abc -lut 4:7",
+        "2.46.19.5. Executing ABC9.\nERROR: Assert `GetSize(conn.first) == "
+        "GetSize(conn.second)' failed in kernel/rtlil.cc:3091.\n",
+        "Info: Max frequency for clock 'clk': 101.50 MHz (PASS)\n")
     assert len(scripts) == 2 and "abc -lut" not in scripts[0]
     assert ("synth_ecp5 -top top -run :map_luts\n" in scripts[1]
             and "synth_ecp5 -top top -run map_cells:\n" in scripts[1])
@@ -476,26 +484,11 @@ def test_conflicting_drivers_build_again_through_write_xaiger(tmp_path, monkeypa
     warning, which nextpnr then refuses: YosysHQ/yosys#6237): the board build runs again with
     ``abc9.xaiger`` set, still with ``abc9``, and the result says so; the resource count maps
     again the same way."""
-    scripts = []
     conflict = ("2.52. Executing CHECK pass (checking for obvious problems).\n"
                 "Warning: multiple conflicting drivers for top.\\dut.members [2]:\n")
-
-    def fake_run_script(command, cwd, log_path, label, timeout, env=None, watch=None):
-        script = (Path(cwd) / "top.ys").read_text()
-        scripts.append(script)
-        if fpga_module.XAIGER1_COMMAND not in script:
-            (Path(cwd) / "top.rpt").write_text(conflict)
-            (Path(cwd) / "top.tim").write_text("ERROR: Net 'x' is multiply driven\n")
-            raise ToolError(f"{label}: exit code 1")
-        (Path(cwd) / "top.rpt").write_text("2.52. Executing CHECK pass\n")
-        (Path(cwd) / "top.tim").write_text(
-            "Info: Max frequency for clock 'clk': 99.25 MHz (FAIL at 100.00 MHz)\n")
-        return 2.0
-
-    monkeypatch.setattr(fpga_module, "run_script", fake_run_script)
-    monkeypatch.setattr(fpga_module, "tool_path", lambda name: name)
-    component = registry.build_component("kvmu", PRESETS["tiny"])
-    result = fpga_module.run_fmax(component, "ecp5", tmp_path / "board", "kvmu fmax")
+    scripts, result = _fmax_after_a_failed_build(
+        monkeypatch, tmp_path / "board", fpga_module.XAIGER1_COMMAND, conflict,
+        "Info: Max frequency for clock 'clk': 99.25 MHz (FAIL at 100.00 MHz)\n")
     assert len(scripts) == 2 and fpga_module.XAIGER1_COMMAND not in scripts[0]
     # The second script is the first with the setting after the ABC script's, before the
     # synthesis; abc9 still maps (no abc -lut).
