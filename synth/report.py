@@ -349,7 +349,10 @@ def summary_lines(report):
             lines.append(f"{entry['name']:<12}ERROR {message[:100]}")
             continue
         luts = {family: _fpga_cell(entry, family, "luts") for family in families}
-        fmax = _number(entry["fmax"]["fmax_mhz"], 1) if entry["fmax"] else "-"
+        fmax = "-"
+        if entry["fmax"]:
+            fmax = _number(entry["fmax"]["fmax_mhz"], 1)
+            fmax = fmax if entry["fmax"].get("routed", True) else f"~{fmax}"
         lines.append(row(entry["name"] + ("*" if entry["kind"] == "baseline" else ""),
                          asic["ge_logic"], asic["ge_memory"], asic["ge"],
                          asic["liberty"]["total_um2"] if asic["liberty"] else None, luts, fmax))
@@ -361,6 +364,8 @@ def summary_lines(report):
                      totals["liberty"]["total_um2"] if totals["liberty"] else None, luts, ""))
     lines.append("(* baseline, not in the total; GE: NAND2 = 1, memories as SRAM bits "
                  f"at {report['area_model']['memory']['ge_per_bit']} GE/bit)")
+    if any(entry["fmax"] and not entry["fmax"].get("routed", True) for entry in report["blocks"]):
+        lines.append("(~ fmax estimated after placement, not routed: --pnr-router none)")
     if liberty:
         lines.append(f"um^2 with {Path(liberty['path']).name} (NAND2 {liberty['nand2_cell']} = "
                      f"{liberty['nand2_um2']} um^2)")

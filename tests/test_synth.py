@@ -380,23 +380,26 @@ def test_pnr_target_constrains_the_boards_clock(tmp_path):
 
 @_BOARD_HARNESS_WARNING
 def test_placement_only_reports_the_placers_estimate(tmp_path):
-    """Router ``none`` with the real tools (tiny KVMU): nextpnr stops after the placement
-    (``--no-route``, no routing in its log), no bitstream is packed, and the fmax is the
-    placer's estimate, the last "Max frequency" of its log, marked ``routed`` false."""
-    component = registry.build_component("kvmu", PRESETS["tiny"])
-    workdir = tmp_path / "placed"
-    result = fpga_module.run_fmax(component, "ecp5", workdir, "kvmu fmax", target_mhz=100,
-                                  router=fpga_module.PLACEMENT_ONLY)
+    """Router ``none`` with the real tools (the flow on the tiny KVMU): nextpnr stops after the
+    placement (``--no-route``, no routing in its log), no bitstream is packed, and the fmax is
+    the placer's estimate, the last "Max frequency" of its log, marked ``routed`` false in
+    ``report.json``, in ``report.md``'s router column and in the printed summary."""
+    out = tmp_path / "reports"
+    result = flow.run_flow("tiny", out, blocks=["kvmu"], families=[],
+                           pnr_router=fpga_module.PLACEMENT_ONLY)
+    entry = result["blocks"][0]
+    assert entry["status"] == "ok", entry["errors"]
+    workdir = out / "work" / "tiny" / "kvmu" / "pnr_ecp5"
     script = (workdir / "build_top.sh").read_text()
     assert "--no-route" in script and "--router" not in script and '"$ECPPACK"' not in script
     log = (workdir / "top.tim").read_text()
-    assert "Placing" in log or "placer" in log.lower()
-    assert "Routing" not in log and not (workdir / "top.bit").exists()
-    assert result["routed"] is False and result["router"] == "none"
-    assert result["fmax_mhz"] == _fmax_from_log(log)[0] and result["fmax_mhz"] > 0
-    # report.md's router column says what the figure is.
-    assert report_module._router_cell("none") == "none (estimated after placement)"
-    assert report_module._router_cell("router2") == "router2"
+    assert "placer" in log and "Routing" not in log and not (workdir / "top.bit").exists()
+    fmax = report_module.load_report(out)["blocks"][0]["fmax"]
+    assert fmax["routed"] is False and fmax["router"] == "none"
+    assert fmax["fmax_mhz"] == _fmax_from_log(log)[0] and fmax["fmax_mhz"] > 0
+    assert "| none (estimated after placement) |" in (out / "report.md").read_text()
+    printed = "\n".join(report_module.summary_lines(report_module.load_report(out)))
+    assert f"~{fmax['fmax_mhz']:.1f}" in printed and "estimated after placement" in printed
 
 
 @_BOARD_HARNESS_WARNING
