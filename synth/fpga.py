@@ -37,8 +37,8 @@ from amaranth.lib import wiring
 from synth.tools import ToolError, progress, run_script, run_tool, tool_path
 
 __all__ = ["ABC9_SCRIPT", "DEFAULT_TARGET_MHZ", "PLACER_TIMING_WEIGHT", "ROUTERS", "DEFAULT_ROUTER",
-           "PLACEMENT_ONLY", "FAMILIES", "CATEGORIES", "PLATFORMS", "XAIGER1_COMMAND", "fpga_script",
-           "count_resources", "run_fpga_synth", "RegisteredHarness", "board_platform", "run_fmax",
+           "PLACEMENT_ONLY", "FAMILIES", "CATEGORIES", "PLATFORMS", "XAIGER1_COMMAND",
+           "fpga_script", "count_resources", "run_fpga_synth", "RegisteredHarness", "board_platform", "run_fmax",
            "check_seeds", "check_target", "check_router", "nextpnr_arguments", "seed_arguments",
            "seed_statistics"]
 
