@@ -39,8 +39,8 @@ from synth.tools import ToolError, progress, run_script, run_tool, tool_path
 __all__ = ["ABC9_SCRIPT", "DEFAULT_TARGET_MHZ", "PLACER_TIMING_WEIGHT", "ROUTERS", "DEFAULT_ROUTER",
            "PLACEMENT_ONLY", "FAMILIES", "CATEGORIES", "PLATFORMS", "XAIGER1_COMMAND",
            "fpga_script", "count_resources", "run_fpga_synth", "RegisteredHarness",
-           "board_platform", "run_fmax", "check_seeds", "check_target", "check_router", "nextpnr_arguments", "seed_arguments",
-           "seed_statistics"]
+           "board_platform", "run_fmax", "check_seeds", "check_target", "check_router",
+           "nextpnr_arguments", "seed_arguments", "seed_statistics"]
 
 #: The clock constraint of the place and route by default, in MHz: issue 10's goal for every
 #: edge block. nextpnr's placer and router weigh each path by its slack against the constraint;
