@@ -38,7 +38,7 @@ from synth.tools import ToolError, progress, run_script, run_tool, tool_path
 
 __all__ = ["ABC9_SCRIPT", "DEFAULT_TARGET_MHZ", "PLACER_TIMING_WEIGHT", "ROUTERS", "DEFAULT_ROUTER",
            "PLACEMENT_ONLY", "FAMILIES", "CATEGORIES", "PLATFORMS", "XAIGER1_COMMAND",
-           "fpga_script", "count_resources", "run_fpga_synth", "RegisteredHarness",
+           "abc9_commands", "fpga_script", "count_resources", "run_fpga_synth", "RegisteredHarness",
            "board_platform", "run_fmax", "check_seeds", "check_target", "check_router",
            "nextpnr_arguments", "seed_arguments", "seed_statistics"]
 
@@ -122,6 +122,12 @@ PLATFORMS = {
 }
 
 
+def abc9_commands(xaiger1=False):
+    """The Yosys commands that set up ``abc9`` before the synthesis: its script
+    (:data:`ABC9_SCRIPT`), and with ``xaiger1`` :data:`XAIGER1_COMMAND`."""
+    return ABC9_SCRIPT_COMMAND + (f"\n{XAIGER1_COMMAND}" if xaiger1 else "")
+
+
 def fpga_script(top, rtlil_name, family, fallback=False, xaiger1=False):
     """The Yosys script of the resource count for ``family``.
 
@@ -129,8 +135,7 @@ def fpga_script(top, rtlil_name, family, fallback=False, xaiger1=False):
     the classic ``abc -lut 4:7``: ``abc9`` of Yosys 0.70 fails an assertion on some netlists.
     With ``xaiger1``, ``abc9`` maps through :data:`XAIGER1_COMMAND`'s exchange format.
     """
-    command = (f"{ABC9_SCRIPT_COMMAND}\n{XAIGER1_COMMAND if xaiger1 else ''}\n"
-               f"{FAMILIES[family]} -top {top}")
+    command = f"{abc9_commands(xaiger1)}\n{FAMILIES[family]} -top {top}"
     mapping = (_without_abc9(FAMILIES[family], top) if fallback else command + "\n")
     return f"read_rtlil {rtlil_name}\n{mapping}tee -q -o stat_{family}.json stat -json\n"
 
@@ -432,7 +437,7 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
 
     plan = platform.build(RegisteredHarness(component), name="top", build_dir=str(workdir),
                           do_build=False, nextpnr_opts=options,
-                          script_after_read=ABC9_SCRIPT_COMMAND)
+                          script_after_read=abc9_commands())
     plan.extract(str(workdir))
     if router == PLACEMENT_ONLY:   # an unrouted design makes no bitstream
         script = workdir / "build_top.sh"
@@ -453,9 +458,8 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
         if _conflicting_drivers(workdir / "top.rpt"):
             progress(f"    ... {label}: abc9 gave conflicting drivers, building again through "
                      "write_xaiger")
-            replaced = ABC9_SCRIPT_COMMAND in original
-            text = original.replace(ABC9_SCRIPT_COMMAND,
-                                    f"{ABC9_SCRIPT_COMMAND}\n{XAIGER1_COMMAND}", 1)
+            replaced = abc9_commands() in original
+            text = original.replace(abc9_commands(), abc9_commands(xaiger1=True), 1)
             mapper = XAIGER1_MAPPER
         elif family == "ecp5" and _abc9_assertion(workdir / "top.rpt"):
             progress(f"    ... {label}: abc9 failed an assertion, building again with "

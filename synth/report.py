@@ -240,8 +240,7 @@ def markdown(report):
                  for entry in report["blocks"])
     fmax_rows = [[entry["name"], entry["fmax"]["platform"], entry["fmax"]["device"],
                   _number(entry["fmax"]["fmax_mhz"], 1), entry["fmax"]["target_mhz"],
-                  # Reports written before the router option was added used router1.
-                  _router_cell(entry["fmax"].get("router", "router1")),
+                  _router_cell(entry["fmax"]),
                   # ... and abc9 as their LUT mapper (the fallback was added later).
                   entry["fmax"].get("lut_mapper", "abc9"),
                   ", ".join(entry["fmax"]["utilisation"])]
@@ -313,9 +312,17 @@ def markdown(report):
     return "\n".join(lines)
 
 
-def _router_cell(router):
-    """The router column: a placement-only run's fmax is the placer's estimate."""
-    return "none (estimated after placement)" if router == PLACEMENT_ONLY else router
+def _placement_estimate(fmax):
+    """Whether ``fmax`` is the placer's estimate (router ``none``: placed, not routed)."""
+    return fmax.get("router") == PLACEMENT_ONLY
+
+
+def _router_cell(fmax):
+    """The router column: a placement-only run's fmax is the placer's estimate; reports
+    written before the router option was added used router1."""
+    if _placement_estimate(fmax):
+        return f"{PLACEMENT_ONLY} (estimated after placement)"
+    return fmax.get("router", "router1")
 
 
 def _seed_cell(fmax):
@@ -352,7 +359,7 @@ def summary_lines(report):
         fmax = "-"
         if entry["fmax"]:
             fmax = _number(entry["fmax"]["fmax_mhz"], 1)
-            fmax = fmax if entry["fmax"].get("routed", True) else f"~{fmax}"
+            fmax = f"~{fmax}" if _placement_estimate(entry["fmax"]) else fmax
         lines.append(row(entry["name"] + ("*" if entry["kind"] == "baseline" else ""),
                          asic["ge_logic"], asic["ge_memory"], asic["ge"],
                          asic["liberty"]["total_um2"] if asic["liberty"] else None, luts, fmax))
@@ -364,7 +371,7 @@ def summary_lines(report):
                      totals["liberty"]["total_um2"] if totals["liberty"] else None, luts, ""))
     lines.append("(* baseline, not in the total; GE: NAND2 = 1, memories as SRAM bits "
                  f"at {report['area_model']['memory']['ge_per_bit']} GE/bit)")
-    if any(entry["fmax"] and not entry["fmax"].get("routed", True) for entry in report["blocks"]):
+    if any(entry["fmax"] and _placement_estimate(entry["fmax"]) for entry in report["blocks"]):
         lines.append("(~ fmax estimated after placement, not routed: --pnr-router none)")
     if liberty:
         lines.append(f"um^2 with {Path(liberty['path']).name} (NAND2 {liberty['nand2_cell']} = "
