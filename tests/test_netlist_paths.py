@@ -9,7 +9,8 @@ import json
 
 import pytest
 
-from synth.netlist_paths import DELAYS, IN_SLICE_NS, ROUTING_NS, main, rank_paths
+from synth.netlist_paths import (DELAYS, IN_SLICE_NS, PLACED_TILE_NS, ROUTING_NS, main,
+                                 placed_net_ns, rank_paths)
 
 
 def _cell(cell_type, inputs, outputs):
@@ -109,3 +110,83 @@ def test_bad_count_and_cli_errors(tmp_path, capsys):
         main([str(tmp_path / "missing.json")])
     assert stop.value.code == 2
     assert "missing.json: cannot be read" in capsys.readouterr().err
+
+
+#: Tiles of the hand-built netlist's cells after a placement: ``a`` and the LUT behind it share a
+#: tile (the PFUMX, which nextpnr's packer merges into its LUTs' slice, has no name of its own),
+#: ``b`` is 19 rows away, the block RAM a row from the LUT and register it drives, and the carry
+#: cells carry the names nextpnr gives the two halves of a split cell.
+_TILES = {"ff_a": (1, 1), "lut1": (1, 1), "lut0": (9, 1), "ff_b": (1, 20), "ram": (30, 5),
+          "lut2": (30, 6), "ff_c": (30, 6), "carry0$CCU2_COMB0": (2, 2),
+          "carry0$CCU2_COMB1": (2, 2), "carry1$CCU2_COMB0": (2, 2), "ff_d": (2, 3)}
+
+
+def _placement(tmp_path, tiles=_TILES):
+    cells = {name: {"type": "TRELLIS_COMB", "attributes": {"NEXTPNR_BEL": f"X{x}/Y{y}/SLICEA"},
+                    "connections": {}, "port_directions": {}}
+             for name, (x, y) in tiles.items()}
+    path = tmp_path / "placed.json"
+    path.write_text(json.dumps({"modules": {"top": {"cells": cells}}}))
+    return path
+
+
+def test_placed_net_delay_follows_nextpnrs_estimate():
+    # nextpnr's ECP5 predictDelay: 6 units, two per tile for the first five tiles of each
+    # direction, one per tile beyond.
+    assert placed_net_ns((0, 0), (0, 0)) == pytest.approx(6 * PLACED_TILE_NS)
+    assert placed_net_ns((3, 4), (10, 5)) == pytest.approx((6 + 2 * (5 + 1) + 2) * PLACED_TILE_NS)
+    assert placed_net_ns((10, 5), (3, 4)) == placed_net_ns((3, 4), (10, 5))
+    assert placed_net_ns((2, 2), (2, 2), local=True) == 0.0
+    assert placed_net_ns((2, 2), (2, 3), local=True) == pytest.approx(8 * PLACED_TILE_NS)
+
+
+def test_a_placement_gives_each_net_its_distance(tmp_path):
+    ranked = rank_paths(_netlist(tmp_path), count=10, placement=_placement(tmp_path))
+    tiles = _TILES
+    expected = {
+        # The block RAM's word a row down to its LUT; the LUT into the register of its tile.
+        ("word", "c_next"): DELAYS["DP16KD"] + placed_net_ns(tiles["ram"], tiles["lut2"])
+        + DELAYS["LUT4"],
+        # a into the LUT of its tile is a direct connection (no routing), so the undriven
+        # input of the PFUMX's other LUT (the flat estimate) is later; then 19 rows up to b.
+        ("free", "b_next"): ROUTING_NS + DELAYS["LUT4"] + IN_SLICE_NS + DELAYS["PFUMX"]
+        + placed_net_ns(tiles["lut1"], tiles["ff_b"]),
+        # A carry cell is not part of a slice's direct connections.
+        ("a", "d_next"): DELAYS["TRELLIS_FF"] + placed_net_ns(tiles["ff_a"], (2, 2))
+        + DELAYS["CCU2C"] + DELAYS["CCU2C.CIN"] + placed_net_ns((2, 2), tiles["ff_d"]),
+        # The register-to-register hops, now across the die: b to the block RAM's address,
+        # c to a's input.
+        ("b", "b"): DELAYS["TRELLIS_FF"] + placed_net_ns(tiles["ff_b"], tiles["ram"]),
+        ("c", "c"): DELAYS["TRELLIS_FF"] + placed_net_ns(tiles["ff_c"], tiles["ff_a"]),
+    }
+    assert {(item["start"], item["end"]): item["ns"] for item in ranked} == pytest.approx(expected)
+    assert [item["ns"] for item in ranked] == pytest.approx(sorted(expected.values(),
+                                                                   reverse=True))
+    by_end = {item["end"]: item for item in ranked}
+    # No tile for the undriven net; its LUT; the PFUMX, in the tile of its first LUT (lut1).
+    assert by_end["b_next"]["tiles"] == [None, (9, 1), (1, 1)]
+    assert by_end["d_next"]["tiles"] == [(1, 1), (2, 2), (2, 2)]
+
+
+def test_cells_missing_from_the_placement_keep_the_flat_estimate(tmp_path):
+    tiles = {name: tile for name, tile in _TILES.items() if name != "lut2"}
+    ranked = rank_paths(_netlist(tmp_path), count=1, placement=_placement(tmp_path, tiles))
+    assert ranked[0]["ns"] == pytest.approx(DELAYS["DP16KD"] + ROUTING_NS + DELAYS["LUT4"]
+                                            + ROUTING_NS)
+    assert ranked[0]["tiles"] == [(30, 5), None]
+
+
+def test_a_netlist_without_placement_is_refused(tmp_path, capsys):
+    with pytest.raises(ValueError, match="netlist.json: no cell has a NEXTPNR_BEL attribute"):
+        rank_paths(_netlist(tmp_path), placement=_unplaced(tmp_path))
+    main([str(_netlist(tmp_path)), "--count", "1", "--stages", "--placement",
+          str(_placement(tmp_path))])
+    lines = capsys.readouterr().out.splitlines()
+    assert "routing from the placement" in lines[0]
+    assert lines[2].split()[1:3] == ["DP16KD", "X30/Y5"]
+
+
+def _unplaced(tmp_path):
+    path = tmp_path / "netlist.json"
+    path.write_text(json.dumps({"modules": {"top": {"cells": {"x": {"type": "LUT4"}}}}}))
+    return path

@@ -383,7 +383,8 @@ def test_placement_only_reports_the_placers_estimate(tmp_path):
     """Router ``none`` with the real tools (the flow on the tiny KVMU): nextpnr stops after the
     placement (``--no-route``, no routing in its log), no bitstream is packed, and the fmax is
     the placer's estimate, the last "Max frequency" of its log, marked ``routed`` false in
-    ``report.json``, in ``report.md``'s router column and in the printed summary."""
+    ``report.json``, in ``report.md``'s router column and in the printed summary; the placed
+    netlist is written and the path that bounds the estimate is reported."""
     out = tmp_path / "reports"
     result = flow.run_flow("tiny", out, blocks=["kvmu"], families=[],
                            pnr_router=fpga_module.PLACEMENT_ONLY)
@@ -398,6 +399,16 @@ def test_placement_only_reports_the_placers_estimate(tmp_path):
     assert fmax["routed"] is False and fmax["router"] == "none"
     assert fmax["fmax_mhz"] == _fmax_from_log(log)[0] and fmax["fmax_mhz"] > 0
     assert "| none (estimated after placement) |" in (out / "report.md").read_text()
+    # The path that bounds the estimate, ranked with the placement nextpnr wrote: its
+    # first-order delay near the estimate's period.
+    assert f"--write {fpga_module.PLACED_NETLIST}" in script
+    assert (workdir / fpga_module.PLACED_NETLIST).is_file()
+    path = fmax["placed_path"]
+    assert 0.5 < path["ns"] * fmax["fmax_mhz"] / 1000 < 1.5, path
+    assert path["logic_levels"] >= 2 and path["start"] and path["end"]
+    assert (f"kvmu, placed critical path (estimated from the cells' tiles, "
+            f"`python -m synth.netlist_paths --placement`): {path['ns']:.2f} ns"
+            in (out / "report.md").read_text())
     printed = "\n".join(report_module.summary_lines(report_module.load_report(out)))
     assert f"~{fmax['fmax_mhz']:.1f}" in printed and "estimated after placement" in printed
 
