@@ -1,15 +1,13 @@
 """The silicon flow: SRAM macros, register files, standard cells and OpenSTA timing.
 
 Most tests use the project's own small PDK (``tests/data/demo_pdk``: four gates and a
-flip-flop with 2x2 timing tables, one 16x16 two-port SRAM macro; values stated in the files,
-and in ``tests/tiny_flow.py``). The whole flow on the tiny preset in that PDK is checked by
-``tests/test_synth.py``'s ``test_tiny_flow_report``, as part of the one run that also measures
-the area and FPGA reports.
+flip-flop with 2x2 timing tables, one 16x16 two-port SRAM macro; values stated in the files).
 The tests marked ``pdk`` use the real IHP SG13G2 files under ``PDK_ROOT`` (CI sets
 ``PDK_ROOT=../shared/pdk``); without ``PDK_ROOT`` they are deselected (``tests/conftest.py``),
 never skipped as passes.
 """
 
+import json
 import os
 import re
 from pathlib import Path
@@ -20,13 +18,26 @@ from amaranth.back import rtlil
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from hw import registry
 from synth import flow, regfile, sram, sta
+from synth import report as report_module
 from synth.area_lib import Memory, liberty_cells, parse_memories
 from synth.pdk import Macro, find_pdk, parse_macro
 from synth.silicon import run_silicon
-from tests.tiny_flow import DEMO_MACRO, DEMO_MACRO_ACCESS_NS, DEMO_MACRO_UM2, DEMO_PDK
 
 REPO = Path(__file__).resolve().parent.parent
+DEMO_PDK = Path(__file__).parent / "data" / "demo_pdk"
+DEMO_MACRO = "RM_DEMO_2P_16x16_demo"
+# tests/data/demo_pdk: the flip-flop's clock-to-Q is 0.10 ns at the smallest load and its
+# setup at least 0.04 ns, so no register-to-register path is shorter than 0.14 ns; the macro's
+# clock to DOUT is 0.5 ns; its area 300 um^2; the flip-flop 4.5 um^2.
+DEMO_MIN_REG_TO_REG_NS = 0.14
+DEMO_MACRO_ACCESS_NS = 0.5
+DEMO_MACRO_UM2 = 300.0
+DEMO_FLIP_FLOP_UM2 = 4.5
+
+TIMING_KEYS = {"critical_path_ns", "fmax_mhz", "startpoint", "endpoint", "logic_levels"}
+AREA_KEYS = {"logic_um2", "macro_um2", "total_um2", "macros"}
 
 
 def _pdk_root():
@@ -59,6 +70,113 @@ def _write_block(tmp_path, component, name="membank"):
     workdir.mkdir(parents=True)
     (workdir / f"{name}.il").write_text(rtlil.convert(component, name=name))
     return workdir
+
+
+# -- the whole flow on the tiny preset, demo PDK -------------------------------------------------
+
+def test_tiny_flow_with_the_demo_pdk(tmp_path):
+    """One run (every block, no FPGA) checked in parts, then one cached re-run."""
+    out = tmp_path / "reports"
+    result = flow.run_flow("tiny", out, fpga=False, pdk_root=DEMO_PDK, pdk_corner="demo",
+                           jobs=2)
+    _check_schema(result)
+    _check_timing_is_consistent(result)
+    _check_areas_add_up(result)
+    _check_hcu_tables_are_macros(result)
+    _check_wtu_memories_are_read_synchronously(result)
+    _check_reports(result, out)
+    again = flow.run_flow("tiny", out, blocks=["hcu"], fpga=False, pdk_root=DEMO_PDK,
+                          pdk_corner="demo")
+    entry, = again["blocks"]
+    first = {item["name"]: item for item in result["blocks"]}["hcu"]
+    assert entry["pdk"].pop("cached") is True
+    assert entry["timing"] == first["timing"] and entry["area"] == first["area"]
+
+
+def _check_schema(result):
+    assert result["pdk"]["used"] is True and result["pdk"]["corner"] == "demo"
+    assert [macro["name"] for macro in result["pdk"]["macros"]] == [DEMO_MACRO]
+    assert [entry["name"] for entry in result["blocks"]] == list(registry.BLOCKS)
+    for entry in result["blocks"]:
+        assert entry["status"] == "ok", entry["errors"]
+        assert TIMING_KEYS <= set(entry["timing"]) and AREA_KEYS <= set(entry["area"])
+        assert entry["timing"]["source"] == "OpenSTA"
+        assert set(entry["timing"]["classes"]) == set(sta.PATH_CLASSES)
+
+
+def _check_timing_is_consistent(result):
+    for entry in result["blocks"]:
+        timing = entry["timing"]
+        timed = {name: path for name, path in timing["classes"].items() if path}
+        worst = max(timed.values(), key=lambda path: path["critical_path_ns"])
+        assert timing["critical_path_ns"] == worst["critical_path_ns"]
+        assert timing["path_class"] in timed
+        assert timing["fmax_mhz"] == pytest.approx(1000 / timing["critical_path_ns"], abs=0.01)
+        assert timing["meets_period"] == (timing["critical_path_ns"] <= timing["period_ns"])
+        for path in timed.values():
+            assert path["critical_path_ns"] == pytest.approx(6.0 - path["slack_ns"], abs=1e-3)
+            assert path["startpoint"] and path["endpoint"] and path["logic_levels"] >= 0
+        assert timed["reg_to_reg"]["critical_path_ns"] >= DEMO_MIN_REG_TO_REG_NS
+        # The stages of the critical path add up to its arrival time.
+        stages = timing["stages"]
+        assert sum(stage["incr_ns"] for stage in stages) == pytest.approx(
+            worst["arrival_ns"], abs=1e-3 * len(stages) + 1e-3)
+        assert timing["logic_levels"] <= len(stages)
+
+
+def _check_areas_add_up(result):
+    for entry in result["blocks"]:
+        area = entry["area"]
+        assert area["total_um2"] == pytest.approx(area["logic_um2"] + area["macro_um2"], abs=0.2)
+        assert area["logic_um2"] == pytest.approx(area["stdcell_um2"] + area["register_file_um2"],
+                                                  abs=0.2)
+        assert area["mapped_um2"] == pytest.approx(area["total_um2"], rel=1e-3)
+        assert area["macro_um2"] == pytest.approx(sum(item["area_um2"] for item in area["macros"]))
+        for item in area["macros"]:
+            assert item["area_um2"] == pytest.approx(item["count"] * DEMO_MACRO_UM2)
+        assert [memory["name"] for memory in area["memories"]] == [
+            memory["name"] for memory in entry["asic"]["memories"]]
+    totals = result["totals"]["silicon"]
+    blocks = [entry for entry in result["blocks"] if entry["kind"] == "block"]
+    for key in ("logic_um2", "macro_um2", "total_um2"):
+        assert totals[key] == pytest.approx(sum(entry["area"][key] for entry in blocks), abs=0.5)
+
+
+def _check_hcu_tables_are_macros(result):
+    hcu = {entry["name"]: entry for entry in result["blocks"]}["hcu"]["area"]
+    # tiny: 16 cluster hashes of 16 bits in hcu_dispatch_width = 2 banks -> two 8 x 16 tables,
+    # clocked reads, one read and one write port: one 16x16 two-port macro each (8 <= 16 words,
+    # 16 <= 16 bits), 300 um^2, cheaper than 128 flip-flops (>= 128 x 4.5 = 576 um^2).
+    assert [(memory["depth"], memory["width"], memory["kind"], memory["macro"],
+             memory["macro_count"]) for memory in hcu["memories"]] == [
+        (8, 16, "macro", DEMO_MACRO, 1), (8, 16, "macro", DEMO_MACRO, 1)]
+    assert hcu["macro_um2"] == 2 * DEMO_MACRO_UM2
+
+
+def _check_wtu_memories_are_read_synchronously(result):
+    # The WTU reads its lane memories ahead (hw/wtu/read_ahead.py): each is a macro, or a
+    # register file only because it is too small for one, never for an asynchronous read.
+    entry = {entry["name"]: entry for entry in result["blocks"]}["wtu"]
+    memories = entry["area"]["memories"]
+    assert memories and all(memory["sync_read"] for memory in memories)
+    assert all(memory["kind"] == "macro" or memory["reason"].startswith("too small for a macro")
+               for memory in memories)
+    assert entry["area"]["macro_um2"] == pytest.approx(
+        sum(memory["area_um2"] for memory in memories if memory["kind"] == "macro"))
+    for item in entry["pdk"]["register_files"]:
+        # At least one flip-flop per bit; the read mux and decoders come on top.
+        assert item["area_um2"] >= item["depth"] * item["width"] * DEMO_FLIP_FLOP_UM2
+        assert item["read_ns"] > 0 and item["clock_to_out_ns"] > 0 and item["setup_ns"] > 0
+
+
+def _check_reports(result, out):
+    assert json.loads((out / "report.json").read_text()) == json.loads(json.dumps(result))
+    markdown = (out / "report.md").read_text()
+    assert "## Silicon: static timing and area in the PDK" in markdown
+    assert "### Register files" in markdown and DEMO_MACRO in markdown
+    assert (out / "silicon.png").stat().st_size > 1000
+    printed = "\n".join(report_module.summary_lines(report_module.load_report(out)))
+    assert "silicon (demo, clock 6.0 ns, OpenSTA)" in printed
 
 
 def test_run_without_pdk_says_what_it_cannot_report(tmp_path):
