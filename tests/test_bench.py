@@ -12,7 +12,6 @@ from sim.bench import SECTIONS, main
 
 
 @pytest.mark.cocotb
-@pytest.mark.slow
 def test_quick_bench_writes_every_section(tmp_path, capsys):
     assert main(["--quick", "--out", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "bench.json").read_text())

@@ -21,7 +21,6 @@ from tests.resv_check import check_against_float_resv
 
 
 @pytest.mark.cocotb
-@pytest.mark.slow
 def test_tiny_workload_stalls_and_faults():
     run_cocotb("dre", PRESETS["tiny"], "sim.tb_dre", tag="tiny",
                testcase="workload_sessions,faults,context_switch,never_saved", seed=0,
@@ -37,7 +36,6 @@ def test_tiny_small_store_fills():
 
 
 @pytest.mark.cocotb
-@pytest.mark.slow
 def test_edge_workload_frames():
     """Edge: 3 frames of 2 KV heads of one layer of the default workload (64 query rows; the
     33 tokens stay in the recent window of 64, so nothing is fetched)."""
@@ -48,7 +46,6 @@ def test_edge_workload_frames():
 
 
 @pytest.mark.cocotb
-@pytest.mark.slow
 def test_rtl_engine_agrees_with_the_model_engine_on_a_dump_slice(tmp_path):
     path = tmp_path / "dump.npz"
     save_kv_dump(path, **dre_trace(8, seed=3, layers=2, kv_heads=2))

@@ -135,7 +135,6 @@ TINY_INPUTS = {"cache_tokens": [40, 120], "timing_workload": "tiny", "quality_wo
                "blocks": ["hcu"], "system": "vrex8", "seed": 0}
 
 
-@pytest.mark.slow
 def test_tiny_grid_on_local_cluster(tmp_path):
     # points: (4, 8) valid; (4, 4) valid but the tiny workload's 8 query rows exceed
     # max_rows 4, so its timing and quality steps fail; (3, *) invalid (3 does not divide 16).

@@ -243,7 +243,6 @@ def _problems(commands, decoded):
     return problems
 
 
-@pytest.mark.slow
 def test_streams_interleaved_through_one_dre_equal_each_stream_run_straight():
     """Three streams frame-major through one top, each problem restored from the stream's last
     save (the RTL's saved images equal the twin's, which the session restores), give every
