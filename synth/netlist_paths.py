@@ -185,16 +185,19 @@ def rank_paths(path, top="top", count=20, placement=None):
     def location(cell_name):
         # A cell the packer merged into another's slice (PFUMX, L6MUX21) sits with the
         # cell driving its first input.
-        while cell_name not in locations and cell_name in cells:
+        while (cell_name not in locations and cell_name in cells
+               and cells[cell_name]["type"] in ("PFUMX", "L6MUX21")):
             inputs = [b for port, bits in sorted(cells[cell_name]["connections"].items())
                       if cells[cell_name]["port_directions"].get(port) == "input"
                       for b in bits if isinstance(b, int) and b in driver]
-            if not inputs or cells[cell_name]["type"] not in ("PFUMX", "L6MUX21"):
+            if not inputs:
                 return None
             cell_name = driver[inputs[0]][0]
         return locations.get(cell_name)
 
     def routing(bit, sink_cell):
+        if not locations:
+            return ROUTING_NS
         source, sink = location(driver[bit][0]) if bit in driver else None, location(sink_cell)
         if source is None or sink is None:
             return ROUTING_NS
@@ -249,8 +252,9 @@ def rank_paths(path, top="top", count=20, placement=None):
     endpoints.sort(key=lambda item: -item[0])
     ranked, seen = [], set()
     for ns, cell_type, port, bit in endpoints:
+        path_bits = _path_bits(arrival, bit)
         stages = [(round(arrival[b][0], 3), cells[driver[b][0]]["type"] if b in driver else "input",
-                   names.get(b, f"bit {b}")) for b in _path_bits(arrival, bit)]
+                   names.get(b, f"bit {b}")) for b in path_bits]
         start, end = stages[0][2], names.get(bit, f"bit {bit}")
         key = (_signal_class(start), _signal_class(end))
         if key in seen:
@@ -259,8 +263,7 @@ def rank_paths(path, top="top", count=20, placement=None):
         entry = {"ns": round(ns, 3), "start": start, "end": end,
                  "end_cell": f"{cell_type}.{port}", "stages": stages}
         if locations:
-            entry["tiles"] = [location(driver[b][0]) if b in driver else None
-                              for b in _path_bits(arrival, bit)]
+            entry["tiles"] = [location(driver[b][0]) if b in driver else None for b in path_bits]
         ranked.append(entry)
         if len(ranked) == count:
             break
