@@ -64,7 +64,7 @@ def output_layout(config):
 #: Compare-and-swap levels between two registers of the sorting and merging networks. One: a
 #: level is a carry chain over the whole key whose result steers both outputs of every bit; on
 #: the ECP5 the sorter with ``topk_k`` 4 routes at 70.6 MHz with two levels (two sorting levels
-#: bound it) and at 120.5 MHz with one (README, "Pipelines of ... the sorter baseline").
+#: bound it) and at 120.5 MHz with one (docs/pipelines.md, "Sorter").
 LEVELS_PER_STAGE = 1
 
 #: Bank positions (keys) steered by one copy of a control flag. On the ECP5 the edge sorter's
