@@ -12,7 +12,7 @@ import pytest
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
 from hw.wtu.pipeline import decide_cycles, threshold_in_halves
-from hw.wtu import (AggregateEmitter, BucketLists, BucketMasses, Decision, LaneMemories,
+from hw.wtu import (AggregateEmitter, BucketLists, BucketMasses, Decision, Lane, LaneMemories,
                     RowStatistics, Sequencer, WTULayouts)
 from model.config import PRESETS
 from sim.kit.amaranth_sim import built_for, simulate
@@ -545,3 +545,15 @@ def test_sequencer():
 def test_parts_reject_a_config_that_is_not_a_dreconfig(part):
     with pytest.raises(TypeError, match=r"config must be a DREConfig, not None"):
         part(None)
+
+
+def test_lane_rejects_a_config_that_is_not_a_dreconfig():
+    with pytest.raises(TypeError, match=r"config must be a DREConfig, not None"):
+        Lane(None, 0)
+
+
+@pytest.mark.parametrize("index", [-1, 4, 1.0, None, True])
+def test_lane_rejects_an_index_outside_the_lanes(index):
+    """The tiny preset has 4 lanes: a lane's number is an int from 0 to 3."""
+    with pytest.raises(ValueError, match=r"index must be an int from 0 to 3 \(wtu_lanes - 1\)"):
+        Lane(TINY, index)

@@ -5,6 +5,8 @@ microarchitecture), its stream payloads :class:`WTULayouts` (:mod:`hw.wtu.layout
 from named sub-components, each a ``wiring.Component`` with a test of its own
 (``tests/test_hw_wtu_parts.py``):
 
+* :class:`Lane` (:mod:`hw.wtu.lane`): one lane's datapath (address, score, product, bucket,
+  row selection) around its memories and bucket lists;
 * :class:`LaneMemories` (:mod:`hw.wtu.lane_memories`): one lane's score, count, max-score and
   aggregate memories, read synchronously and ahead (:mod:`hw.wtu.read_ahead`);
 * :class:`BucketLists` (:mod:`hw.wtu.bucket_lists`): one lane's per-bucket linked lists and
@@ -20,11 +22,12 @@ from hw.wtu.aggregate import AggregateEmitter
 from hw.wtu.bucket_lists import BucketLists
 from hw.wtu.bucket_masses import BucketMasses
 from hw.wtu.decision import Decision
+from hw.wtu.lane import Lane
 from hw.wtu.lane_memories import LaneMemories
 from hw.wtu.layouts import WTULayouts
 from hw.wtu.row_statistics import RowStatistics
 from hw.wtu.sequencer import Sequencer
 from hw.wtu.unit import WiCSumThresholdUnit
 
-__all__ = ["WiCSumThresholdUnit", "WTULayouts", "LaneMemories", "BucketLists", "RowStatistics",
+__all__ = ["WiCSumThresholdUnit", "WTULayouts", "Lane", "LaneMemories", "BucketLists", "RowStatistics",
            "BucketMasses", "Decision", "AggregateEmitter", "Sequencer"]

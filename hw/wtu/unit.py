@@ -39,8 +39,8 @@ such passes to sort. The WTU instead does all its full-row work *while the row s
   next pointers) for the next decision. A pass costs ``max over lanes`` of the lane's members of
   the bucket, usually a few cycles, instead of a row scan.
 
-The parts (each a component of :mod:`hw.wtu`): per lane a :class:`LaneMemories` and a
-:class:`BucketLists`; :class:`RowStatistics` (``W``, min, max, threshold), :class:`BucketMasses`
+The parts (each a component of :mod:`hw.wtu`): per lane a :class:`Lane` (its datapath, with a
+:class:`LaneMemories` and a :class:`BucketLists`); :class:`RowStatistics` (``W``, min, max, threshold), :class:`BucketMasses`
 (the adder trees), :class:`Decision` (crossing bucket, cutoff, refinement),
 :class:`AggregateEmitter` and the :class:`Sequencer` (``m.FSM``) that runs them.
 
@@ -101,26 +101,24 @@ multiplication (a multiplier block) registered, then delayed to the same latency
 block RAM gives its word late in the cycle (an ECP5 DP16KD 5.83 ns after the clock), no word
 goes through logic into a read address or a comparison in its own cycle: the walk reads two
 ahead (:class:`BucketLists`) and the emission compares a registered score word, read a chunk
-ahead (:meth:`WiCSumThresholdUnit._emission_score`). The same integers in the same cycles;
+ahead (:meth:`hw.wtu.lane.Lane._emission_score`). The same integers in the same cycles;
 without a platform (silicon flow, simulators, Verilog) the prefix networks and partial
 products described above.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.component import check_config
 from hw.wtu.aggregate import AggregateEmitter
-from hw.wtu.bucket_lists import BucketLists
 from hw.wtu.bucket_masses import BucketMasses
-from hw.wtu.decision import Decision, pass_bucket
-from hw.wtu.fast_adders import carry_chains, fast_geq
-from hw.wtu.lane_memories import LaneMemories
-from hw.wtu.pipeline import decide_cycles, delayed, product_latency, registered_product
+from hw.wtu.decision import Decision
+from hw.wtu.lane import Lane
 from hw.wtu.layouts import WTULayouts
+from hw.wtu.pipeline import decide_cycles, delayed, product_latency
 from hw.wtu.row_statistics import RowStatistics
-from hw.wtu.sequencer import Sequencer, chunk_after
+from hw.wtu.sequencer import Sequencer
 
 __all__ = ["WiCSumThresholdUnit"]
 
@@ -204,38 +202,27 @@ class WiCSumThresholdUnit(wiring.Component):
 
     def elaborate(self, platform):
         # Design rationale in the module docstring. The Sequencer's strobes drive every part;
-        # the lanes' datapath (address, score, product, bucket) is wired here.
+        # each lane's datapath (address, score, product, bucket) is a Lane.
         config = self._config
         lanes = config.wtu_lanes
-        chain = carry_chains(platform)   # an FPGA: carry chains and multiplier blocks
         m = Module()
         m.submodules.sequencer = sequencer = Sequencer(config)
         m.submodules.statistics = statistics = RowStatistics(config)
         m.submodules.masses = masses = BucketMasses(config)
         m.submodules.decision = decision = Decision(config)
         m.submodules.aggregate = aggregate = AggregateEmitter(config)
-        memories, lists = [], []
-        for l in range(lanes):
-            m.submodules[f"memories{l}"] = lane_memories = LaneMemories(config)
-            m.submodules[f"lists{l}"] = lane_lists = BucketLists(config)
-            memories.append(lane_memories)
-            lists.append(lane_lists)
-        row_select = Signal(lanes)
-        self._connect_sequencer(m, sequencer, decision, aggregate, lists)
+        lane_parts = [Lane(config, l) for l in range(lanes)]
+        for l, lane in enumerate(lane_parts):
+            m.submodules[f"lane{l}"] = lane
+        row_select = Cat(lane.select for lane in lane_parts)
+        self._connect_sequencer(m, sequencer, decision, aggregate, lane_parts)
 
         walking, load, chunk = sequencer.walking, sequencer.load, sequencer.chunk
+        # The lanes' pipeline (:class:`Lane`) takes a cluster in cycle 0 (a load beat or a
+        # walk step) and gives it to the masses, lists and statistics in cycle P + 1 (P =
+        # product_latency); the masses and W resolve it in cycle P + 2. Nothing else waits for
+        # them: the DECIDE state begins with lane_stages drain cycles.
         product_stages = product_latency(config)
-        product_bits = config.score_bits + config.count_bits
-        # The lanes' pipeline (lane_stages(config) registers before stable masses), one
-        # comment per cycle:
-        #   cycle 0: a load beat or a walk step: the cluster's address, score (the beat's, or the
-        #            score memory's word), count (the count memory's word), taken or not;
-        #   cycles 1 to P (P = product_latency): the product s x n (partial products, then
-        #            their registered adder tree) and, in cycle 1, the bucket of the pass; the
-        #            lane's other fields follow in registers;
-        #   cycle P + 1: the bucket masses (carry-save), lists and statistics take the lane;
-        #   cycle P + 2: the masses and W resolved (BucketMasses, RowStatistics).
-        # Nothing else waits for them: the DECIDE state begins with lane_stages drain cycles.
         accumulate_in = delayed(m, load | walking, 1 + product_stages, "accumulate")
         load_in = delayed(m, load, 1 + product_stages, "load")
         # The masses' and the lists' clear, a cycle after the row's start or the walk's (a
@@ -243,83 +230,26 @@ class WiCSumThresholdUnit(wiring.Component):
         # the first cluster of the row or of the walk reaches them 2 + P cycles after it.
         clear_buckets = Signal()
         m.d.sync += clear_buckets.eq(sequencer.start_row | sequencer.start_walk)
-        for l, (lane_memories, lane_lists) in enumerate(zip(memories, lists)):
-            # The lane's copy of the sequencer's chunk register (same rule, same value): its
-            # memories' read and write addresses come from it, never from a register shared by
-            # every lane (a net to the address pins of all lanes' macros is too slow).
-            lane_chunk = Signal.like(chunk, name=f"chunk{l}")
-            lane_next_chunk = Signal.like(chunk, name=f"next_chunk{l}")
-            m.d.comb += lane_next_chunk.eq(chunk_after(lane_chunk, sequencer.chunk_zero,
-                                                       sequencer.chunk_step))
-            m.d.sync += lane_chunk.eq(lane_next_chunk)
-            next_address = Signal.like(chunk, name=f"next_address{l}")
-            emission_score = self._emission_score(m, l, sequencer, lane_memories, next_address,
-                                                  fpga=chain)
-            lane_valid = Signal(name=f"lane_valid{l}")  # cluster chunk * lanes + l exists
-            active = Signal(name=f"active{l}")          # the lane's cluster counts this cycle
-            address = Signal.like(chunk, name=f"address{l}")
-            score = Signal(config.score_bits, name=f"score{l}")
-            # Cycle 1 registers: the lane's words.
-            valid_1, active_1 = Signal(name=f"valid{l}_1"), Signal(name=f"active{l}_1")
-            address_1 = Signal.like(chunk, name=f"address{l}_1")
-            score_1 = Signal(config.score_bits, name=f"score{l}_1")
-            count_1 = Signal(config.count_bits, name=f"count{l}_1")
-            bucket = Signal(range(config.wtu_buckets), name=f"bucket{l}")
-            pass_bucket(m, config, score_1, decision.pass_index, bucket)
-            m.d.sync += [
-                valid_1.eq(lane_valid), active_1.eq(active), address_1.eq(address),
-                score_1.eq(score), count_1.eq(lane_memories.stored_count),
-            ]
-            # Cycles 1 to P: the product; the lane's fields as the masses, lists and
-            # statistics take them in cycle P + 1.
-            product_in = registered_product(m, score_1, count_1, product_bits, f"product{l}",
-                                            chain=chain)
-            valid_in = delayed(m, valid_1, product_stages, f"valid{l}")
-            active_in = delayed(m, active_1, product_stages, f"active{l}")
-            address_in = delayed(m, address_1, product_stages, f"address{l}")
-            score_in = delayed(m, score_1, product_stages, f"score{l}")
-            bucket_in = delayed(m, bucket, product_stages, f"bucket{l}")
-            # The bucket decoded in cycle 1 (one-hot, 0 when not taken) for the masses.
-            hits = Signal(config.wtu_buckets, name=f"hits{l}")
-            m.d.comb += hits.eq(Mux(active_1, 1 << bucket, 0))
-            hits_in = delayed(m, hits, product_stages, f"hits{l}")
+        stats_taken = sequencer.stats_valid & self.stats.ready
+        for l, lane in enumerate(lane_parts):
             m.d.comb += [
-                lane_valid.eq(Cat(Const(l, lanes.bit_length() - 1), lane_chunk)
-                              <= sequencer.clusters_minus_one),
-                address.eq(Mux(walking, lane_lists.walk_address, lane_chunk)),
-                # The lane reads ahead at its walk's next address while its own walk goes
-                # on (not until every lane's walk is done, which only the sequencer knows):
-                # a lane whose walk has ended reads at its chunk, a word nobody takes (its
-                # ``active`` is 0, and after the walk a decision follows).
-                next_address.eq(Mux(sequencer.start_walk
-                                    | (walking & ~lane_lists.walk_done),
-                                    lane_lists.next_walk_address, lane_next_chunk)),
-                score.eq(Mux(walking, lane_memories.stored_score, self.scores.payload.score[l])),
-                active.eq(Mux(walking, lane_lists.walk_active, load & lane_valid)),
-                row_select[l].eq(lane_valid & fast_geq(m, emission_score, decision.cutoff,
-                                                        f"select{l}", chain=chain)),
-                lane_memories.next_address.eq(next_address),
-                lane_memories.next_chunk.eq(lane_next_chunk), lane_memories.chunk.eq(lane_chunk),
-                lane_memories.write_counts.eq(sequencer.write_counts),
-                lane_memories.count.eq(self.counts.payload.count[l]),
-                # Only load beats write the scores (and max scores): the beat's score, not
-                # the walk's multiplexer, so the score memory's word is not on that path.
-                lane_memories.write_scores.eq(load),
-                lane_memories.score.eq(self.scores.payload.score[l]),
-                lane_memories.first_row.eq(sequencer.row == 0),
-                lane_memories.write_aggregate.eq(sequencer.emit),
-                lane_memories.select.eq(row_select[l]),
-                lane_lists.append.eq(active_in), lane_lists.bucket.eq(bucket_in),
-                lane_lists.address.eq(address_in),
-                lane_lists.clear.eq(clear_buckets),
-                lane_lists.start.eq(sequencer.start_walk),
-                lane_lists.start_select.eq(decision.crossing_select), lane_lists.step.eq(walking),
-                masses.hits[l].eq(hits_in),
-                masses.product[l].eq(product_in),
-                statistics.valid[l].eq(valid_in), statistics.score[l].eq(score_in),
-                statistics.product[l].eq(product_in),
-                aggregate.max_score[l].eq(lane_memories.max_score),
-                aggregate.aggregate[l].eq(lane_memories.aggregate),
+                lane.chunk_zero.eq(sequencer.chunk_zero), lane.chunk_step.eq(sequencer.chunk_step),
+                lane.clusters_minus_one.eq(sequencer.clusters_minus_one),
+                lane.load.eq(load), lane.walking.eq(walking),
+                lane.start_walk.eq(sequencer.start_walk),
+                lane.write_counts.eq(sequencer.write_counts), lane.emit.eq(sequencer.emit),
+                lane.first_row.eq(sequencer.row == 0), lane.clear.eq(clear_buckets),
+                lane.beat_score.eq(self.scores.payload.score[l]),
+                lane.beat_count.eq(self.counts.payload.count[l]),
+                lane.pass_index.eq(decision.pass_index),
+                lane.start_select.eq(decision.crossing_select), lane.cutoff.eq(decision.cutoff),
+                lane.stats_taken.eq(stats_taken),
+                lane.row_mask_valid.eq(sequencer.row_mask_valid),
+                masses.hits[l].eq(lane.hits), masses.product[l].eq(lane.product),
+                statistics.valid[l].eq(lane.valid), statistics.score[l].eq(lane.score),
+                statistics.product[l].eq(lane.product),
+                aggregate.max_score[l].eq(lane.max_score),
+                aggregate.aggregate[l].eq(lane.aggregate),
             ]
 
         m.d.comb += [
@@ -349,37 +279,7 @@ class WiCSumThresholdUnit(wiring.Component):
         ]
         return m
 
-    def _emission_score(self, m, lane, sequencer, lane_memories, next_address, fpga):
-        """The score word a row-mask beat compares with the cutoff, and the score memory's read
-        address (``lane_memories.next_score_address``).
-
-        Without an FPGA the word read ahead at the lane's chunk, addressed
-        with the count memory (``next_address``). An FPGA's block RAM gives its word late in
-        the cycle (an ECP5 DP16KD 5.83 ns after the clock), too late for the comparison and
-        the row mask's consumers behind it, so there the word is registered first: during
-        the emission the score memory is read a chunk ahead, at a lane register that follows
-        the chunk one ahead (``lead``), and each transfer of ``stats`` or of a row-mask beat
-        takes the word into ``emission_score``, the score of the chunk the next beat offers.
-        The sequencer holds the chunk at 0 from the decision on (an FPGA build), so the word
-        of chunk 0 is at the memory's output when ``stats`` is taken: no cycle changes.
-        """
-        if not fpga:
-            m.d.comb += lane_memories.next_score_address.eq(next_address)
-            return lane_memories.stored_score
-        lead = Signal.like(sequencer.chunk, name=f"lead{lane}", init=1)
-        next_lead = Signal.like(lead, name=f"next_lead{lane}")
-        m.d.comb += next_lead.eq(chunk_after(lead, sequencer.chunk_zero, sequencer.chunk_step,
-                                             first=1))
-        m.d.sync += lead.eq(next_lead)
-        stats_taken = sequencer.stats_valid & self.stats.ready
-        m.d.comb += lane_memories.next_score_address.eq(
-            Mux(stats_taken | sequencer.row_mask_valid, next_lead, next_address))
-        emission_score = Signal.like(lane_memories.stored_score, name=f"emission_score{lane}")
-        with m.If(stats_taken | sequencer.emit):
-            m.d.sync += emission_score.eq(lane_memories.stored_score)
-        return emission_score
-
-    def _connect_sequencer(self, m, sequencer, decision, aggregate, lists):
+    def _connect_sequencer(self, m, sequencer, decision, aggregate, lanes):
         """The sequencer's inputs, and the streams' handshakes it drives."""
         m.d.comb += [
             sequencer.problem_valid.eq(self.problem.valid),
@@ -396,7 +296,7 @@ class WiCSumThresholdUnit(wiring.Component):
             self.selected.valid.eq(sequencer.selected_valid),
             sequencer.selected_ready.eq(self.selected.ready),
             sequencer.refine.eq(decision.refine),
-            sequencer.walk_done.eq(Cat(lane.walk_done for lane in lists).all()),
+            sequencer.walk_done.eq(Cat(lane.walk_done for lane in lanes).all()),
             sequencer.any_selected.eq(aggregate.any_selected),
             sequencer.chunk_empty.eq(aggregate.chunk_empty),
             sequencer.final.eq(aggregate.final), sequencer.chunk_done.eq(aggregate.chunk_done),
