@@ -9,7 +9,7 @@ becomes LUTs.
 
 The fmax run builds the block inside :class:`RegisteredHarness` with an amaranth-boards
 platform's own build (Yosys, nextpnr, packer): every input of the block is a bit of a
-free-running LFSR register and every output is captured into a register that shifts out to one
+free-running LFSR register and every output is captured into registers that shift out to one
 LED, so the paths measured are register to register, as they would be inside a chip, and no
 logic can be optimised away. The clock is constrained to a target (:data:`DEFAULT_TARGET_MHZ`
 by default, :func:`board_platform`) and nextpnr runs with ``--timing-allow-fail`` and a
@@ -208,16 +208,32 @@ def run_fpga_synth(workdir, top, rtlil_name, family, label, timeout=1800):
 
 
 class RegisteredHarness(Elaboratable):
-    """A block between an input LFSR register and an output capture register, driving one LED.
+    """A block between an input LFSR register and output capture registers, driving one LED.
+
+    The outputs are captured in groups of :attr:`CAPTURE_GROUP` bits, each group a shift
+    register with a down-counter of its own that reloads it when it reaches 0 (and otherwise
+    shifts it by one bit); the groups' lowest bits, XOR-ed, drive the LED. One counter for
+    every output bit would put its reload decode in front of the enables of every capture
+    register (thousands on the WTU), a long path of the measurement, not of the block.
 
     Parameters
     ----------
     component : wiring.Component
         The block; all its ports are driven or observed.
+
+    Attributes
+    ----------
+    captures : list of (Signal, Signal)
+        Each group's capture register and counter, lowest output bits first (set by
+        :meth:`elaborate`).
     """
+
+    #: Output bits per capture register (each with its own counter).
+    CAPTURE_GROUP = 64
 
     def __init__(self, component):
         self._component = component
+        self.captures = []
 
     def elaborate(self, platform):
         m = Module()
@@ -235,16 +251,22 @@ class RegisteredHarness(Elaboratable):
             m.d.comb += value.eq(lfsr[offset:offset + len(value)])
             offset += len(value)
         captured = Cat(*outputs)
-        capture = Signal(len(captured))
-        countdown = Signal(range(len(captured) + 1))
-        m.d.sync += countdown.eq(countdown - 1)
-        with m.If(countdown == 0):
-            m.d.sync += [capture.eq(captured), countdown.eq(len(captured))]
-        with m.Else():
-            m.d.sync += capture.eq(capture >> 1)
+        self.captures = []
+        for group, start in enumerate(range(0, len(captured), self.CAPTURE_GROUP)):
+            bits = captured[start:start + self.CAPTURE_GROUP]
+            capture = Signal(len(bits), name=f"capture{group}")
+            # Counters that start apart: no two are the same register for Yosys.
+            countdown = Signal(range(len(bits) + 1), name=f"countdown{group}",
+                               init=group % (len(bits) + 1))
+            m.d.sync += countdown.eq(countdown - 1)
+            with m.If(countdown == 0):
+                m.d.sync += [capture.eq(bits), countdown.eq(len(bits))]
+            with m.Else():
+                m.d.sync += capture.eq(capture >> 1)
+            self.captures.append((capture, countdown))
         if platform is not None:
             led = platform.request("led", 0)
-            m.d.comb += led.o.eq(capture[0])
+            m.d.comb += led.o.eq(Cat(*(capture[0] for capture, _ in self.captures)).xor())
         return m
 
 

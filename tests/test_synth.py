@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 
 import pytest
+from amaranth.hdl import Module
+from amaranth.lib import wiring
 
 from hw import registry
 from model.twins import topk_sorter as sorter_twin
@@ -18,6 +20,7 @@ from synth import area_lib, flow, fpga as fpga_module, report as report_module
 from synth.fpga import (RegisteredHarness, _fmax_from_log, _overfull, board_platform,
                         check_seeds, count_resources, nextpnr_arguments, seed_arguments,
                         seed_statistics)
+from sim.kit.amaranth_sim import simulate
 from synth.tools import ToolError
 
 DEMO_LIBERTY = Path(__file__).parent / "data" / "demo_cells.lib"
@@ -609,3 +612,47 @@ def test_flow_with_seeds_reports_each_seed(tmp_path, monkeypatch):
     assert "cached" not in rerouted["blocks"][0]["fmax"]
     assert routers[-1] == "router2" and rerouted["blocks"][0]["fmax"]["router"] == "router2"
     assert rerouted["fpga_flow"]["pnr_router"] == "router2"
+
+
+class _ConstantOutputs(wiring.Component):
+    """150 output bits of a fixed pattern (the harness's capture groups: 64, 64 and 22)."""
+
+    PATTERN = 0x2D_5A3C_96F0_1E87_C3B4_A569_0F1E_2D3C_4B5A_6978
+
+    def __init__(self):
+        super().__init__({"value": wiring.Out(150), "ignored": wiring.In(3)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.value.eq(self.PATTERN)
+        return m
+
+
+def test_the_harness_captures_each_group_of_outputs_with_a_counter_of_its_own():
+    """Each group of ``CAPTURE_GROUP`` output bits has its own capture register and counter
+    (counters that start apart, so synthesis cannot merge them into one net to every capture
+    enable): after its reload the group's lowest bit shifts its outputs out, lowest first."""
+    harness = RegisteredHarness(_ConstantOutputs())
+    group = RegisteredHarness.CAPTURE_GROUP
+    widths = [64, 64, 22]
+    assert group == 64
+
+    async def testbench(ctx):
+        captures = harness.captures
+        assert [len(capture) for capture, _ in captures] == widths
+        assert len({counter.init for _, counter in captures}) == len(captures)
+        streams = [[] for _ in captures]
+        reloaded = [False] * len(captures)
+        for _ in range(2 * group + 2):
+            await ctx.tick()
+            for index, (capture, counter) in enumerate(captures):
+                if reloaded[index] and len(streams[index]) < widths[index]:
+                    streams[index].append(ctx.get(capture[0]))
+                if not reloaded[index] and ctx.get(counter) == widths[index]:
+                    reloaded[index] = True                  # the first reload, at this edge
+                    streams[index] = [ctx.get(capture[0])]
+        for index, stream in enumerate(streams):
+            expected = _ConstantOutputs.PATTERN >> (index * group)
+            assert stream == [expected >> bit & 1 for bit in range(widths[index])], index
+
+    simulate(harness, testbench, 4 * group)
