@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from amaranth.hdl import Fragment
 
 from hw.wtu import Lane
 from model.config import PRESETS
@@ -17,6 +18,7 @@ def test_every_part_is_built_for_the_configuration(name):
     assert part.config is TINY
     if isinstance(part, Lane):
         assert part.index == 0
+    Fragment.get(part, None)     # it elaborates (and is not left unused)
 
 
 def test_an_unknown_part_is_refused_with_the_names_allowed():
