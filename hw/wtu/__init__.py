@@ -29,5 +29,5 @@ from hw.wtu.row_statistics import RowStatistics
 from hw.wtu.sequencer import Sequencer
 from hw.wtu.unit import WiCSumThresholdUnit
 
-__all__ = ["WiCSumThresholdUnit", "WTULayouts", "Lane", "LaneMemories", "BucketLists", "RowStatistics",
-           "BucketMasses", "Decision", "AggregateEmitter", "Sequencer"]
+__all__ = ["WiCSumThresholdUnit", "WTULayouts", "Lane", "LaneMemories", "BucketLists",
+           "RowStatistics", "BucketMasses", "Decision", "AggregateEmitter", "Sequencer"]

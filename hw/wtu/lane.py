@@ -3,7 +3,7 @@
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib.wiring import In, Out
 
-from hw.component import ConfiguredComponent
+from hw.component import ConfiguredComponent, check_config
 from hw.wtu.bucket_lists import BucketLists
 from hw.wtu.decision import pass_bucket
 from hw.wtu.fast_adders import carry_chains, fast_geq
@@ -92,9 +92,9 @@ class Lane(ConfiguredComponent):
     """
 
     def __init__(self, config, index):
-        lanes = getattr(config, "wtu_lanes", None)
-        if lanes is not None and (isinstance(index, bool) or not isinstance(index, int)
-                                  or not 0 <= index < lanes):
+        check_config(config)
+        lanes = config.wtu_lanes
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < lanes:
             raise ValueError(f"index must be an int from 0 to {lanes - 1} (wtu_lanes - 1), "
                              f"not {index!r}")
         self._index = index
@@ -106,19 +106,16 @@ class Lane(ConfiguredComponent):
         return self._index
 
     def _members(self, config):
-        ports = {name: In(1) for name in ("chunk_zero", "chunk_step")}
-        ports["clusters_minus_one"] = In(config.cluster_id_bits)
-        for name in ("load", "walking", "start_walk", "write_counts", "emit", "first_row",
-                     "clear"):
-            ports[name] = In(1)
+        ports = {name: In(1) for name in ("chunk_zero", "chunk_step", "load", "walking",
+                                          "start_walk", "write_counts", "emit", "first_row",
+                                          "clear", "stats_taken", "row_mask_valid")}
         ports.update({
+            "clusters_minus_one": In(config.cluster_id_bits),
             "beat_score": In(config.score_bits),
             "beat_count": In(config.count_bits),
             "pass_index": In(range(config.wtu_refine_depth + 1)),
             "start_select": In(config.wtu_buckets),
             "cutoff": In(config.score_bits + 1),
-            "stats_taken": In(1),
-            "row_mask_valid": In(1),
             "hits": Out(config.wtu_buckets),
             "product": Out(config.score_bits + config.count_bits),
             "valid": Out(1),

@@ -40,9 +40,9 @@ such passes to sort. The WTU instead does all its full-row work *while the row s
   the bucket, usually a few cycles, instead of a row scan.
 
 The parts (each a component of :mod:`hw.wtu`): per lane a :class:`Lane` (its datapath, with a
-:class:`LaneMemories` and a :class:`BucketLists`); :class:`RowStatistics` (``W``, min, max, threshold), :class:`BucketMasses`
-(the adder trees), :class:`Decision` (crossing bucket, cutoff, refinement),
-:class:`AggregateEmitter` and the :class:`Sequencer` (``m.FSM``) that runs them.
+:class:`LaneMemories` and a :class:`BucketLists`); :class:`RowStatistics` (``W``, min, max,
+threshold), :class:`BucketMasses` (the adder trees), :class:`Decision` (crossing bucket, cutoff,
+refinement), :class:`AggregateEmitter` and the :class:`Sequencer` (``m.FSM``) that runs them.
 
 So a row costs its load beats plus a handful of cycles; the row's bitmask is then emitted (and
 OR-ed into the aggregate bit memory, with the per-cluster max score tracked during the loads) in
@@ -212,8 +212,6 @@ class WiCSumThresholdUnit(wiring.Component):
         m.submodules.decision = decision = Decision(config)
         m.submodules.aggregate = aggregate = AggregateEmitter(config)
         lane_parts = [Lane(config, l) for l in range(lanes)]
-        for l, lane in enumerate(lane_parts):
-            m.submodules[f"lane{l}"] = lane
         row_select = Cat(lane.select for lane in lane_parts)
         self._connect_sequencer(m, sequencer, decision, aggregate, lane_parts)
 
@@ -232,6 +230,7 @@ class WiCSumThresholdUnit(wiring.Component):
         m.d.sync += clear_buckets.eq(sequencer.start_row | sequencer.start_walk)
         stats_taken = sequencer.stats_valid & self.stats.ready
         for l, lane in enumerate(lane_parts):
+            m.submodules[f"lane{l}"] = lane
             m.d.comb += [
                 lane.chunk_zero.eq(sequencer.chunk_zero), lane.chunk_step.eq(sequencer.chunk_step),
                 lane.clusters_minus_one.eq(sequencer.clusters_minus_one),
