@@ -124,7 +124,7 @@ def test_dre_response_terms_worked_by_hand():
     # HCU: max_token_cycles = (2 entries + 1) x max(2 beats, 5) + 3 + 3 argmin stages (always
     # three, a stage without a level passes its input through its registers) = 21, plus the
     # intake.
-    # WTU: load_beats(2) = 2 (one lane); max_row_cycles(2) = 2 + decide 10 x 1 = 12.
+    # WTU: load_beats(2) = 2 (one lane); max_row_cycles(2) = 2 + decide 11 x 1 = 13.
     assert response_terms(config) == {
         "save": 1 + 1 + 1 + 27,             # command, status, the blocks' commands, the image
         "problem": 1 + 1 + 53,
@@ -132,10 +132,10 @@ def test_dre_response_terms_worked_by_hand():
         "per_token": 21 + 1,
         "no_rows": 1,                       # the empty selection, a cycle after the last count
         "rows": 1 + 1 + 2 + 2,              # packer, header, count beats, aggregate beats
-        "per_row": 12 + 2,                  # the row, its mask beats
+        "per_row": 13 + 2,                  # the row, its mask beats
     }
-    # A restore of one token and one row: 55 + 30 + 22 + 6 + 14.
-    assert response_bound(config, mode=2, new_tokens=1, rows=1) == 127
+    # A restore of one token and one row: 55 + 30 + 22 + 6 + 15.
+    assert response_bound(config, mode=2, new_tokens=1, rows=1) == 128
 
 
 def test_dre_harness_converts():

@@ -5,21 +5,24 @@ from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent
-from hw.wtu.fast_adders import carry_chains, carry_save, fast_add
+from hw.wtu.fast_adders import carry_chains
 from hw.wtu.layouts import tree
+from hw.wtu.pipeline import ACCUMULATE_LATENCY, registered_accumulation
 
 __all__ = ["BucketMasses", "MASS_LATENCY"]
 
-#: Cycles from the lanes' inputs to the masses counting them (carry-save, then resolved).
-MASS_LATENCY = 2
+#: Cycles from the lanes' inputs to the masses counting them (carry-save over two cycles,
+#: then resolved: :func:`hw.wtu.pipeline.registered_accumulation`).
+MASS_LATENCY = ACCUMULATE_LATENCY
 
 
 class BucketMasses(ConfiguredComponent):
     """Bucket masses and member counts, ``wtu_lanes`` clusters added per cycle.
 
     Each cycle with ``accumulate``, every lane adds its ``product`` to the mass of the bucket
-    its ``hits`` word names (none when it is 0) and one to its member count. A mass is kept in carry-save form
-    (:func:`hw.wtu.fast_adders.carry_save`: a 16-lane sum per cycle without a carry chain) and
+    its ``hits`` word names (none when it is 0) and one to its member count. A mass is kept in
+    carry-save form (:func:`hw.wtu.pipeline.registered_accumulation`: the lanes' products
+    compressed in groups, registered, then added to the saved pair, without a carry chain) and
     resolved a cycle later; ``mass`` and ``members`` show the inputs :attr:`latency` cycles
     after they were given. Sums cannot overflow: a mass fits ``weight_bits``, a count
     ``cluster_id_bits + 1``.
@@ -61,35 +64,37 @@ class BucketMasses(ConfiguredComponent):
 
     @property
     def latency(self):
-        """Cycles from a cycle's inputs to ``mass`` and ``members`` counting them: 2 for the
-        masses (the carry-save register, then the resolved sum), and ``members`` delayed to
-        match."""
+        """Cycles from a cycle's inputs to ``mass`` and ``members`` counting them: 3 for the
+        masses (the groups' carry-save pairs, the saved pair, the resolved sum), and
+        ``members`` delayed to match."""
         return MASS_LATENCY
 
     def elaborate(self, platform):
         # Pipeline, one comment per cycle (cycle 0: the inputs):
-        #   cycle 0: per bucket, the masked products and the carry-save pair (sum, carry) are
-        #            compressed to a new pair (full adders, no carry chain), registered;
-        #            members add their hits (a narrow sum), registered;
-        #   cycle 1: the pair is resolved by a prefix adder into ``mass``, registered; the
-        #            member counts are registered once more, to stay aligned.
+        #   cycle 0: per bucket, the masked products compressed in groups into carry-save
+        #            pairs, registered (hw.wtu.pipeline.registered_accumulation); the bucket's
+        #            hits counted (a narrow sum), registered;
+        #   cycle 1: the pairs added to the saved pair; the count added to the members;
+        #   cycle 2: the saved pair resolved into ``mass``; the members registered once more,
+        #            to stay aligned.
         config = self._config
-        lanes, weight_bits = config.wtu_lanes, config.weight_bits
+        lanes = config.wtu_lanes
+        chain = carry_chains(platform)
         m = Module()
         for k in range(config.wtu_buckets):
             hits = [self.hits[l][k] for l in range(lanes)]
-            saved_sum = Signal(weight_bits, name=f"mass{k}_sum")
-            saved_carry = Signal(weight_bits, name=f"mass{k}_carry")
+            mass = registered_accumulation(
+                m, [Mux(hits[l], self.product[l], 0) for l in range(lanes)], self.clear,
+                self.accumulate, config.weight_bits, f"mass{k}", chain=chain)
+            beat_hits = Signal(range(lanes + 1), name=f"hits{k}")
+            clear, accumulate = Signal(name=f"members{k}_clear"), Signal(name=f"members{k}_add")
             members = Signal.like(self.members[k], name=f"members{k}_0")
-            new_sum, new_carry = carry_save(
-                m,                 [Mux(hits[l], self.product[l], 0) for l in range(lanes)]
-                + [saved_sum, saved_carry], weight_bits, f"mass{k}_csa")
-            with m.If(self.clear):
-                m.d.sync += [saved_sum.eq(0), saved_carry.eq(0), members.eq(0)]
-            with m.Elif(self.accumulate):
-                m.d.sync += [saved_sum.eq(new_sum), saved_carry.eq(new_carry),
-                             members.eq(members + tree(hits, lambda a, b: a + b))]
-            m.d.sync += [self.mass[k].eq(fast_add(m, saved_sum, saved_carry, f"mass{k}_add",
-                                                      weight_bits, chain=carry_chains(platform))),
-                         self.members[k].eq(members)]
+            m.d.sync += [beat_hits.eq(tree(hits, lambda a, b: a + b)),
+                         clear.eq(self.clear), accumulate.eq(self.accumulate)]
+            with m.If(clear):
+                m.d.sync += members.eq(0)
+            with m.Elif(accumulate):
+                m.d.sync += members.eq(members + beat_hits)
+            m.d.sync += self.members[k].eq(members)
+            m.d.comb += self.mass[k].eq(mass)
         return m

@@ -4,16 +4,18 @@ A 44-bit adder of the edge preset takes 5.31 ns in SG13G2 typical even as a pref
 (:mod:`hw.wtu.fast_adders`; 8.13 ns when the flow may map it as it likes), so a 6.0 ns cycle
 holds one adder level and its register, not a chain: every wide sum of the decision is a tree
 with a register after each level, a lane's product ``s x n`` is cut into partial products
-added by such a tree, and the masses of a beat are kept in carry-save form. The latencies are functions of the
+added by such a tree, and the masses of a beat are accumulated in carry-save form over two
+cycles (:func:`registered_accumulation`). The latencies are functions of the
 configuration, used by the parts, the unit and the sequencer (and written independently in the
 twin's cycle model, :mod:`model.twins.wtu`).
 """
 
 from amaranth.hdl import Cat, Const, Signal, Value
 
-from hw.wtu.fast_adders import fast_add, fast_add_carry
+from hw.wtu.fast_adders import carry_save, fast_add, fast_add_carry
 
-__all__ = ["PRODUCT_SLICE_BITS", "product_latency", "lane_stages", "delayed",
+__all__ = ["PRODUCT_SLICE_BITS", "ACCUMULATE_GROUP", "ACCUMULATE_LATENCY", "product_latency",
+           "lane_stages", "delayed", "registered_accumulation",
            "registered_product", "tree_levels", "registered_tree", "registered_split_tree",
            "registered_suffix_sums", "suffix_tree_latency",
            "threshold_terms", "threshold_in_halves", "threshold_latency", "suffix_latency",
@@ -23,6 +25,16 @@ __all__ = ["PRODUCT_SLICE_BITS", "product_latency", "lane_stages", "delayed",
 #: product measured 4.19 ns in SG13G2 typical with the project's flow, a 16 x 8 one 5.45 ns,
 #: a 16 x 16 one 7.55 ns: too slow for a 6.0 ns cycle).
 PRODUCT_SLICE_BITS = 4
+
+#: Operands a running carry-save sum compresses together in its first cycle
+#: (:func:`registered_accumulation`): 8 operands are four levels of full adders. The edge
+#: preset's 16 products and the saved pair in one cycle (six levels) placed and routed at
+#: 57 MHz estimated on the ECP5-85F; in groups of 8, then with the saved pair, at 114.92 MHz.
+ACCUMULATE_GROUP = 8
+
+#: Cycles from the operands of a :func:`registered_accumulation` to its sum counting them: the
+#: groups' carry-save pairs, the saved pair, the resolved sum.
+ACCUMULATE_LATENCY = 3
 
 
 def product_latency(config):
@@ -36,9 +48,9 @@ def product_latency(config):
 def lane_stages(config):
     """Registers from a lane's cluster (a load beat or a walk step, with the memories' words) to
     the stable bucket masses and ``W``: the words (1), the product (:func:`product_latency`),
-    the carry-save sums (1). The resolved masses follow one cycle later, when the decision
-    starts."""
-    return 1 + product_latency(config) + 1
+    the carry-save sums (:data:`ACCUMULATE_LATENCY` - 1: the groups' pairs, the saved pair).
+    The resolved masses follow one cycle later, when the decision starts."""
+    return 1 + product_latency(config) + ACCUMULATE_LATENCY - 1
 
 
 def delayed(m, value, cycles, name):
@@ -48,6 +60,42 @@ def delayed(m, value, cycles, name):
         m.d.sync += registered.eq(value)
         value = registered
     return value
+
+
+def registered_accumulation(m, operands, clear, enable, width, name, *, chain=False):
+    """A running sum of ``operands`` over the cycles with ``enable``, kept in carry-save form.
+
+    Pipeline, one line per cycle (cycle 0: the operands, ``clear`` and ``enable``):
+
+    * cycle 0: the operands compressed in groups of :data:`ACCUMULATE_GROUP` into carry-save
+      pairs (:func:`hw.wtu.fast_adders.carry_save`), registered with ``clear`` and ``enable``;
+    * cycle 1: the pairs and the saved pair compressed into the new saved pair; ``clear`` sets
+      it to 0 (and wins over ``enable``), without either it holds;
+    * cycle 2: the saved pair resolved by a prefix adder (:func:`hw.wtu.fast_adders.fast_add`,
+      the plain operator with ``chain``) into the result, registered.
+
+    Returns the result (``width`` bits, the sum modulo ``2**width``): it counts the operands
+    of a cycle, and shows a ``clear``, :data:`ACCUMULATE_LATENCY` cycles after it.
+    """
+    operands = list(operands)
+    pairs = []
+    for group in range(0, len(operands), ACCUMULATE_GROUP):
+        for half, value in enumerate(carry_save(m, operands[group:group + ACCUMULATE_GROUP],
+                                                width, f"{name}_g{group}")):
+            pair = Signal(width, name=f"{name}_g{group}_{half}")
+            m.d.sync += pair.eq(value)
+            pairs.append(pair)
+    clear_pairs, enable_pairs = Signal(name=f"{name}_clear"), Signal(name=f"{name}_enable")
+    m.d.sync += [clear_pairs.eq(clear), enable_pairs.eq(enable)]
+    saved_sum, saved_carry = Signal(width, name=f"{name}_sum"), Signal(width, name=f"{name}_carry")
+    new_sum, new_carry = carry_save(m, pairs + [saved_sum, saved_carry], width, f"{name}_csa")
+    with m.If(clear_pairs):
+        m.d.sync += [saved_sum.eq(0), saved_carry.eq(0)]
+    with m.Elif(enable_pairs):
+        m.d.sync += [saved_sum.eq(new_sum), saved_carry.eq(new_carry)]
+    result = Signal(width, name=name)
+    m.d.sync += result.eq(fast_add(m, saved_sum, saved_carry, f"{name}_add", width, chain=chain))
+    return result
 
 
 def registered_product(m, a, b, width, name, *, chain=False):

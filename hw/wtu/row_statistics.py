@@ -6,9 +6,10 @@ from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent
 from hw.wtu.bucket_masses import MASS_LATENCY
-from hw.wtu.fast_adders import carry_chains, carry_save, fast_add, fast_geq
-from hw.wtu.pipeline import (registered_split_tree, registered_tree, threshold_in_halves,
-                             threshold_latency, threshold_terms, tree_levels)
+from hw.wtu.fast_adders import carry_chains, fast_add, fast_geq
+from hw.wtu.pipeline import (registered_accumulation, registered_split_tree, registered_tree,
+                             threshold_in_halves, threshold_latency, threshold_terms,
+                             tree_levels)
 
 __all__ = ["RowStatistics"]
 
@@ -73,8 +74,8 @@ class RowStatistics(ConfiguredComponent):
 
     @property
     def latency(self):
-        """Cycles from a beat to ``weighted_sum`` counting it (carry-save, then resolved, as
-        the bucket masses: :data:`hw.wtu.bucket_masses.MASS_LATENCY`)."""
+        """Cycles from a beat to ``weighted_sum`` counting it (carry-save over two cycles, then
+        resolved, as the bucket masses: :data:`hw.wtu.bucket_masses.MASS_LATENCY`)."""
         return MASS_LATENCY
 
     @property
@@ -85,8 +86,10 @@ class RowStatistics(ConfiguredComponent):
 
     def elaborate(self, platform):
         # Pipelines, one comment per cycle (cycle 0: a beat's inputs):
-        #   W:        cycle 0 the products and the carry-save pair compressed, registered;
-        #             cycle 1 the pair resolved (prefix adder) into ``weighted_sum``;
+        #   W:        cycle 0 the products compressed in groups into carry-save pairs,
+        #             registered; cycle 1 the pairs added to the saved pair; cycle 2 the
+        #             pair resolved (prefix adder) into ``weighted_sum``
+        #             (hw.wtu.pipeline.registered_accumulation);
         #             then the threshold, a registered tree (``threshold_latency`` cycles);
         #   extremes: cycles 0 to L - 1 the beat's min and max, a comparison tree registered
         #             at each level (L = ceil(log2 wtu_lanes)); cycle L the running extremes.
@@ -108,13 +111,9 @@ class RowStatistics(ConfiguredComponent):
         m.d.comb += self.threshold.eq(scaled >> ratio_bits)
 
         valid = [self.valid[l] for l in range(lanes)]
-        saved_sum, saved_carry = Signal(weight_bits), Signal(weight_bits)
-        new_sum, new_carry = carry_save(m, [Mux(valid[l], self.product[l], 0)
-                                            for l in range(lanes)] + [saved_sum, saved_carry],
-                                        weight_bits, "weighted_sum_csa")
-        m.d.sync += self.weighted_sum.eq(fast_add(m, saved_sum, saved_carry,
-                                                             "weighted_sum_add", weight_bits,
-                                                             chain=chain))
+        m.d.comb += self.weighted_sum.eq(registered_accumulation(
+            m, [Mux(valid[l], self.product[l], 0) for l in range(lanes)], self.clear,
+            self.load, weight_bits, "weighted_sum_acc", chain=chain))
         beat_min = registered_tree(
             m, [Mux(valid[l], self.score[l], config.max_score) for l in range(lanes)],
             lambda a, b, name: Mux(fast_geq(m, a, b, name, chain=chain), b, a), config.score_bits,
@@ -129,10 +128,6 @@ class RowStatistics(ConfiguredComponent):
             clear_next, load_next = Signal(name=f"clear_l{level}"), Signal(name=f"load_l{level}")
             m.d.sync += [clear_next.eq(clear_l), load_next.eq(load_l)]
             clear_l, load_l = clear_next, load_next
-        with m.If(self.clear):
-            m.d.sync += [saved_sum.eq(0), saved_carry.eq(0)]
-        with m.Elif(self.load):
-            m.d.sync += [saved_sum.eq(new_sum), saved_carry.eq(new_carry)]
         with m.If(clear_l):
             m.d.sync += [self.min_score.eq(config.max_score), self.max_score.eq(0)]
         with m.Elif(load_l):

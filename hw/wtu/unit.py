@@ -18,14 +18,16 @@ such passes to sort. The WTU instead does all its full-row work *while the row s
 * Bucket sorter: each lane also appends the cluster's address to a per-lane linked list of its
   bucket (head, tail and non-empty flag per lane and bucket, one next-pointer write per lane per
   cycle). No extra pass over the row is needed before the first decision.
-* Lanes pipelined (:func:`hw.wtu.pipeline.lane_stages` registers, 5 for the presets): a
+* Lanes pipelined (:func:`hw.wtu.pipeline.lane_stages` registers, 6 for the presets): a
   lane's words (score, count) are registered, then its product ``s x n`` is built from partial
   products in a registered tree (:func:`hw.wtu.pipeline.registered_product`) while its bucket
   (decoded one-hot for the masses) and address follow in registers; the masses and ``W`` add
-  a beat in carry-save form and resolve it a cycle later; each ``DECIDE`` state begins with
+  a beat in carry-save form over two cycles (the lanes' products compressed in groups of 8,
+  registered, then added to the saved pair: :func:`hw.wtu.pipeline.registered_accumulation`)
+  and resolve it a cycle later; each ``DECIDE`` state begins with
   the cycles that drain them.
 * Decide in a short pipeline (:class:`Decision`; with the drain :attr:`decide_cycles` cycles,
-  13 for edge and server): the suffix masses of all buckets (a registered Kogge-Stone tree,
+  14 for edge and server): the suffix masses of all buckets (a registered Kogge-Stone tree,
   one adder level per cycle, each adder in two halves with a registered carry) are compared with the rest of the threshold (itself a registered
   adder tree over ``W``) and the highest non-empty bucket that reaches it is the crossing
   bucket, registered before it is taken (early exit: everything below it is dropped,
@@ -218,8 +220,8 @@ class WiCSumThresholdUnit(wiring.Component):
         walking, load, chunk = sequencer.walking, sequencer.load, sequencer.chunk
         # The lanes' pipeline (:class:`Lane`) takes a cluster in cycle 0 (a load beat or a
         # walk step) and gives it to the masses, lists and statistics in cycle P + 1 (P =
-        # product_latency); the masses and W resolve it in cycle P + 2. Nothing else waits for
-        # them: the DECIDE state begins with lane_stages drain cycles.
+        # product_latency); the masses and W count it in cycle P + 1 + MASS_LATENCY. Nothing
+        # else waits for them: the DECIDE state begins with lane_stages drain cycles.
         product_stages = product_latency(config)
         accumulate_in = delayed(m, load | walking, 1 + product_stages, "accumulate")
         load_in = delayed(m, load, 1 + product_stages, "load")

@@ -60,21 +60,23 @@ sorter), so a refinement pass touches only the members of the crossing bucket.
 * per row, ``cycles`` =
   ``ceil(N / lanes)`` load beats (``lanes`` scores per beat: ``W``, min, max, the pass-0 bucket
   masses and lists are all built while the row streams in, no extra pass)
-  ``+ D`` per pass (the decision, :func:`decide_cycles`: ``D = (3 + L_p) + max(L_s + 1,
-  max(L_t, 1) + 1) + 3``: first ``3 + L_p`` cycles for the last clusters to pass the lanes'
+  ``+ D`` per pass (the decision, :func:`decide_cycles`: ``D = (4 + L_p) + max(L_s + 1,
+  max(L_t, 1) + 1) + 3``: first ``4 + L_p`` cycles for the last clusters to pass the lanes'
   pipeline registers and reach stable bucket masses and ``W``: the memories' words (1), the
   product ``s x n`` (``1 + L_p``: partial products of the score with the count's 4-bit
   slices, then their adder tree, ``L_p = ceil(log2(ceil(count_bits / 4)))``), the masses'
-  carry-save sums (1); ``L_s = ceil(log2(wtu_buckets))`` the levels of the suffix masses of
+  carry-save sums (2: the lanes' products compressed in groups of 8 into carry-save pairs,
+  registered, then the pairs added to the saved pair); ``L_s = ceil(log2(wtu_buckets))`` the
+  levels of the suffix masses of
   the buckets, each level's adders cut into a low and a high half with a registered carry (a
   skewed pipeline: the last level's high halves one cycle after its low halves, hence
   ``L_s + 1``), and ``L_t = ceil(log2(popcount(wicsum_ratio_code) + 1))`` the levels of the
   threshold ``W x code + 2**(ratio_bits - 1)``, a tree with one adder level per cycle, from
   the masses and ``W`` resolved from their carry-save form; then one cycle for ``threshold -
   mass_above``, one for the comparisons of every bucket, one to register the crossing
-  bucket, one to take it. ``D = 13`` for ``edge`` and ``server`` (16 buckets, 16-bit counts,
-  ``L_p = 2``; code 77 has 4 bits set), ``D = 11`` for ``tiny`` (8-bit counts, ``L_p = 1``; 4
-  buckets: ``4 + max(3, 4) + 3``); ``D = 12`` for 8-bit counts and 16 buckets)
+  bucket, one to take it. ``D = 14`` for ``edge`` and ``server`` (16 buckets, 16-bit counts,
+  ``L_p = 2``; code 77 has 4 bits set), ``D = 12`` for ``tiny`` (8-bit counts, ``L_p = 1``; 4
+  buckets: ``5 + max(3, 4) + 3``); ``D = 13`` for 8-bit counts and 16 buckets)
   ``+`` per refinement pass, ``max over lanes`` of the crossing bucket's members in that lane
   (each lane walks its own list, one cluster per cycle, with its own multiplier; an adder tree per
   bucket sums the lanes).
@@ -148,11 +150,11 @@ def _levels(count):
 
 
 def decide_cycles(config):
-    """Cycles of one decision (module doc): ``(3 + L_p) + max(L_s + 1, max(L_t, 1) + 1) + 3``."""
+    """Cycles of one decision (module doc): ``(4 + L_p) + max(L_s + 1, max(L_t, 1) + 1) + 3``."""
     product_levels = _levels(-(-config.count_bits // 4))
     suffix_levels = _levels(config.wtu_buckets) + 1   # the last level's high halves
     threshold_levels = _levels(bin(config.wicsum_ratio_code).count("1") + 1)
-    return (3 + product_levels) + max(suffix_levels, max(threshold_levels, 1) + 1) + 3
+    return (4 + product_levels) + max(suffix_levels, max(threshold_levels, 1) + 1) + 3
 
 
 def wtu_row(scores, counts, config):
