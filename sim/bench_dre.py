@@ -8,10 +8,10 @@ of the full VideoLLM-online shape (``videollm``: 32 layers x 8 KV heads, 11 toke
 untimed between the measured frames, and timed at :data:`SAMPLE_FRAMES` consecutive frames at
 each cache size of :data:`CACHES` (the frame whose past cache first reaches the size; for 40K,
 past the end of the stream, its last frames: 39974 past tokens). A frame's DRE time assumes
-every one of its 32 x 8 problems takes the sampled mean. Measured (one run, 144 s on the shared
-machine, the cycle model of the RTL top, a WTU decision in 13 cycles): 1474, 3584, 6421, 11713,
-19360 cycles per problem at 1K to 40K tokens; at 40K, 6.20 ms per frame with one DRE (2.4 % of
-254 ms, against the paper's 0.5 %: 1.27 ms) and 0.77 ms with 8 (0.30 %).
+every one of its 32 x 8 problems takes the sampled mean. Measured (one run, 158 s on the shared
+machine, the cycle model of the RTL top, a WTU decision in 14 cycles): 1554, 3674, 6516, 11820,
+19458 cycles per problem at 1K to 40K tokens; at 40K, 6.23 ms per frame with one DRE (2.45 % of
+254 ms, against the paper's 0.5 %: 1.27 ms) and 0.78 ms with 8 (0.31 %).
 
 Figures per cache size:
 
