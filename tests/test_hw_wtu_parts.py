@@ -364,8 +364,9 @@ def test_aggregate_emitter():
     async def testbench(ctx):
         last, any_, pending = 0, False, 0                 # reference (reset values)
         selected_chunks = 0             # bit c: chunk c (from the head) holds a selection
-        # A beat's (highest selected cluster, chunk), folded in a cycle later.
-        emitted = None
+        # A beat's (highest selected cluster, chunk), folded in a cycle later; its highest
+        # cluster reaches ``last`` a cycle after that.
+        emitted, candidate = None, None
         advances = 0                    # advances of the head so far
         for _ in range(CASES):
             chunk, row_select = rng.randrange(chunks), rng.getrandbits(lanes)
@@ -396,12 +397,15 @@ def test_aggregate_emitter():
             if op == "advance":
                 selected_chunks >>= 1
                 advances += 1
+            if candidate is not None:
+                last = max(last, candidate)
+            candidate = None
             if emitted is not None:
-                last, any_ = max(last, emitted[0]), True
+                any_, candidate = True, emitted[0]
                 selected_chunks |= 1 << emitted[1]
             emitted = None
             if op == "clear":
-                last, any_, selected_chunks = 0, False, 0
+                last, any_, selected_chunks, candidate = 0, False, 0, None
             elif op == "emit" and row_select:
                 emitted = (chunk * lanes + row_select.bit_length() - 1, chunk)
             elif op == "fetch":
@@ -411,6 +415,29 @@ def test_aggregate_emitter():
         assert advances > 0
 
     simulate(dut, testbench, CASES + 2)
+
+
+def test_aggregate_emitter_counts_the_highest_cluster_from_the_third_cycle_after_its_beat():
+    """Directed: cluster 6 (chunk 1, lane 2) pending, then a beat selecting it: ``final`` is
+    0 in the two cycles after the beat and 1 in the third (the docstring's latency)."""
+    config = TINY
+    dut = AggregateEmitter(config)
+
+    async def testbench(ctx):
+        _set_all(ctx, [(dut.clear, 1)])
+        await ctx.tick()
+        _set_all(ctx, [(dut.clear, 0), (dut.chunk, 1), (dut.aggregate, 0b0100), (dut.fetch, 1)])
+        await ctx.tick()
+        _set_all(ctx, [(dut.fetch, 0), (dut.row_select, 0b0100), (dut.emit, 1)])
+        assert ctx.get(dut.cluster) == 6 and not ctx.get(dut.final)
+        await ctx.tick()                                  # the beat
+        _set_all(ctx, [(dut.emit, 0), (dut.row_select, 0)])
+        for cycle in (1, 2, 3):
+            assert ctx.get(dut.final) == (cycle == 3), cycle
+            assert ctx.get(dut.any_selected)
+            await ctx.tick()
+
+    simulate(dut, testbench, 8)
 
 
 class _SequencerReference:

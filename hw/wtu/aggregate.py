@@ -17,8 +17,10 @@ class AggregateEmitter(ConfiguredComponent):
     During the emission (``emit``, one chunk of ``wtu_lanes`` clusters per beat) it records,
     one cycle after each beat (from registered copies of the beat: the selection bits come from
     the score memories' words, and nothing else follows them in their cycle), whether any row
-    selected a cluster, the highest cluster id selected, and per chunk whether any of its
-    clusters was selected; a ``clear`` wins over a beat of the cycle before. After the last row,
+    selected a cluster and per chunk whether any of its clusters was selected, and two cycles
+    after it the highest cluster id selected (``final`` and ``last`` count a beat from the
+    third cycle after it, when the unit's aggregate stream can start at the earliest); a
+    ``clear`` wins over the beats of the two cycles before. After the last row,
     ``fetch`` loads the aggregate bits of one chunk (read from the lanes' memories) as *pending*
     and each ``send`` retires the lowest pending one; the ``selected`` payload fields describe
     that cluster (its id, its max score over the rows, ``last`` on the highest id), or the single
@@ -110,15 +112,23 @@ class AggregateEmitter(ConfiguredComponent):
         selected_chunks = Signal(chunks)
         beat = Signal()                     # a row-mask beat in the cycle before
         emitted = Signal()                  # ... and it selected a cluster
+        emitted_any = Signal()              # whether it did, registered with the beat
         emitted_select = Signal(lanes)
         emitted_chunk = Signal.like(self.chunk)
         m.d.sync += [beat.eq(self.emit), emitted_select.eq(self.row_select),
-                     emitted_chunk.eq(self.chunk)]
-        m.d.comb += emitted.eq(beat & (emitted_select != 0))
+                     emitted_any.eq(self.row_select != 0), emitted_chunk.eq(self.chunk)]
+        m.d.comb += emitted.eq(beat & emitted_any)
         highest_selected = Signal(range(lanes))  # lane of the highest selected bit
         for l in range(lanes):
             with m.If(emitted_select[l]):
                 m.d.comb += highest_selected.eq(l)
+        # The beat's highest selected cluster, registered: ``aggregate_last`` takes it in the
+        # cycle after (two after the beat), from registers of its own, not behind the
+        # selection bits' priority chain.
+        candidate = Signal.like(aggregate_last)
+        candidate_valid = Signal()
+        m.d.sync += [candidate.eq(Cat(highest_selected, emitted_chunk)),
+                     candidate_valid.eq(emitted)]
         first_pending = Signal(range(lanes))
         for l in reversed(range(lanes)):
             with m.If(pending[l]):
@@ -149,12 +159,12 @@ class AggregateEmitter(ConfiguredComponent):
             m.d.sync += [aggregate_any.eq(1),
                          selected_chunks.eq(selected_chunks
                                             | (Const(1, chunks) << emitted_chunk)[:chunks])]
-            candidate = Cat(highest_selected, emitted_chunk)
-            with m.If(~fast_geq(m, aggregate_last, candidate, "last_geq",
-                                 chain=carry_chains(platform))):
-                m.d.sync += aggregate_last.eq(candidate)
+        with m.If(candidate_valid & ~fast_geq(m, aggregate_last, candidate, "last_geq",
+                                              chain=carry_chains(platform))):
+            m.d.sync += aggregate_last.eq(candidate)
         with m.If(self.clear):
-            m.d.sync += [aggregate_last.eq(0), aggregate_any.eq(0), selected_chunks.eq(0)]
+            m.d.sync += [aggregate_last.eq(0), aggregate_any.eq(0), selected_chunks.eq(0),
+                         candidate_valid.eq(0)]
         with m.If(self.fetch):
             m.d.sync += pending.eq(self.aggregate)
         with m.If(self.send):
