@@ -112,7 +112,7 @@ def test_timing_unstalled_and_declared_bounds():
     (result,) = check(config, [random_problem(config, rng, rows=2, clusters=37)], stall=0.0,
                       component=unit)
     assert (result["cycles"] <= unit.max_row_cycles(37)).all()
-    assert result["emit_cycles"].tolist() == [unit.load_beats(37)] * 2
+    assert result["emit_cycles"].tolist() == [unit.load_beats(37) + unit.emit_latency] * 2
 
 
 def test_timing_of_back_to_back_problems_of_different_sizes():

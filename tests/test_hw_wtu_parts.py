@@ -11,7 +11,7 @@ import random
 import pytest
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
-from hw.wtu.pipeline import decide_cycles, threshold_in_halves
+from hw.wtu.pipeline import broadcast_stages, decide_cycles, gather_stages, threshold_in_halves
 from hw.wtu import (AggregateEmitter, BucketLists, BucketMasses, Decision, Lane, LaneMemories,
                     RowStatistics, Sequencer, WTULayouts)
 from model.config import PRESETS
@@ -368,6 +368,8 @@ def test_aggregate_emitter():
         # cluster reaches ``last`` a cycle after that.
         emitted, candidate = None, None
         advances = 0                    # advances of the head so far
+        stream_chunk = 0                # the aggregate stream's chunk (0 after a clear)
+        chunk_mask = (1 << WTULayouts(config).chunk_bits) - 1
         for _ in range(CASES):
             chunk, row_select = rng.randrange(chunks), rng.getrandbits(lanes)
             aggregate = rng.getrandbits(lanes)
@@ -376,14 +378,15 @@ def test_aggregate_emitter():
             if emitted is None:         # the contract: no advance while a beat is folded in
                 ops += ["advance"] * 2
             op = rng.choice(ops)
-            _set_all(ctx, [(dut.chunk, chunk), (dut.row_select, row_select),
+            _set_all(ctx, [(dut.emit_chunk, chunk), (dut.row_select, row_select),
                            (dut.aggregate, aggregate)] +
                      [(getattr(dut, name), op == name) for name in ("clear", "emit", "fetch",
                                                                      "send", "advance")])
             for lane in range(lanes):
                 ctx.set(dut.max_score[lane], scores[lane])
             first = (pending & -pending).bit_length() - 1 if pending else 0
-            cluster = (chunk * lanes + first) & id_mask
+            cluster = (stream_chunk * lanes + first) & id_mask
+            assert ctx.get(dut.chunk) == stream_chunk
             assert ctx.get(dut.cluster) == cluster
             assert ctx.get(dut.score) == scores[first]
             final = pending != 0 and cluster == last   # nothing pending: not final
@@ -397,6 +400,7 @@ def test_aggregate_emitter():
             if op == "advance":
                 selected_chunks >>= 1
                 advances += 1
+                stream_chunk = (stream_chunk + 1) & chunk_mask
             if candidate is not None:
                 last = max(last, candidate)
             candidate = None
@@ -406,6 +410,7 @@ def test_aggregate_emitter():
             emitted = None
             if op == "clear":
                 last, any_, selected_chunks, candidate = 0, False, 0, None
+                stream_chunk = 0
             elif op == "emit" and row_select:
                 emitted = (chunk * lanes + row_select.bit_length() - 1, chunk)
             elif op == "fetch":
@@ -426,9 +431,12 @@ def test_aggregate_emitter_counts_the_highest_cluster_from_the_third_cycle_after
     async def testbench(ctx):
         _set_all(ctx, [(dut.clear, 1)])
         await ctx.tick()
-        _set_all(ctx, [(dut.clear, 0), (dut.chunk, 1), (dut.aggregate, 0b0100), (dut.fetch, 1)])
+        _set_all(ctx, [(dut.clear, 0), (dut.advance, 1)])     # the stream at chunk 1
         await ctx.tick()
-        _set_all(ctx, [(dut.fetch, 0), (dut.row_select, 0b0100), (dut.emit, 1)])
+        _set_all(ctx, [(dut.advance, 0), (dut.aggregate, 0b0100), (dut.fetch, 1)])
+        await ctx.tick()
+        _set_all(ctx, [(dut.fetch, 0), (dut.row_select, 0b0100), (dut.emit_chunk, 1),
+                       (dut.emit, 1)])
         assert ctx.get(dut.cluster) == 6 and not ctx.get(dut.final)
         await ctx.tick()                                  # the beat
         _set_all(ctx, [(dut.emit, 0), (dut.row_select, 0)])
@@ -441,7 +449,10 @@ def test_aggregate_emitter_counts_the_highest_cluster_from_the_third_cycle_after
 
 
 class _SequencerReference:
-    """The sequencer's rule (:class:`hw.wtu.Sequencer` docstring), one cycle at a time."""
+    """The sequencer's rule (:class:`hw.wtu.Sequencer` docstring), one cycle at a time: the lanes
+    act ``B`` cycles after a strobe and answer ``G`` cycles after that (both 2 here, from
+    :mod:`hw.wtu.pipeline`), the row-mask beats and the aggregate stream's reads are issued
+    against credits of queues of ``B + G + 2`` entries."""
 
     def __init__(self, config):
         self.config = config
@@ -450,17 +461,25 @@ class _SequencerReference:
         self.clusters_m1 = self.rows_m1 = 0
         self.decide_count = 0           # cycles spent in DECIDE
         self.decide_cycles = decide_cycles(config)
+        self.settle = broadcast_stages(config) + gather_stages(config)
+        self.walk_age = 0               # cycles spent in WALK
+        self.wait_cycles = self.settle + 2
+        self.wait_count = 0             # cycles spent in AGG_WAIT
+        self.depth = self.settle + 2
+        self.emit_credits = self.read_credits = self.depth
+        self.reading = False
 
     def outputs(self, i):
         """The expected outputs of this cycle for inputs ``i`` (a dict)."""
         state, lane_bits = self.state, self.config.wtu_lanes.bit_length() - 1
         last = self.chunk == self.clusters_m1 >> lane_bits
         o = dict.fromkeys(("problem_ready", "counts_ready", "scores_ready", "stats_valid",
-                           "row_mask_valid", "selected_valid", "start_problem", "write_counts",
+                           "emitting", "selected_valid", "start_problem", "write_counts",
                            "start_row", "load", "decide", "start_walk", "walking", "emit",
-                           "fetch", "send"), 0)
+                           "read", "fetch", "send", "advance"), 0)
         o.update(chunk=self.chunk, row=self.row, cycles=self.cycles, last_chunk=last,
-                 clusters_minus_one=self.clusters_m1)
+                 clusters_minus_one=self.clusters_m1,
+                 read=self.reading and self.read_credits > 0)
         if state == "IDLE":
             o.update(problem_ready=1, start_problem=i["problem_valid"])
         elif state == "COUNTS":
@@ -476,18 +495,31 @@ class _SequencerReference:
         elif state == "STATS":
             o.update(stats_valid=1)
         elif state == "EMIT":
-            o.update(row_mask_valid=1, emit=i["row_mask_ready"],
-                     start_row=i["row_mask_ready"] and last and self.row != self.rows_m1)
+            credit = self.emit_credits > 0
+            o.update(emitting=1, emit=credit,
+                     start_row=credit and last and self.row != self.rows_m1)
         elif state == "AGG_FETCH":
-            o.update(fetch=1)
-        elif state != "AGG_WAIT":
-            o.update(selected_valid=1, send=state == "AGG_SEND" and i["selected_ready"])
+            o.update(fetch=i["aggregate_ready"],
+                     advance=i["aggregate_ready"] and i["chunk_empty"])
+        elif state == "AGG_SEND":
+            o.update(selected_valid=1, send=i["selected_ready"],
+                     advance=i["selected_ready"] and i["chunk_done"])
+        elif state == "AGG_EMPTY":
+            o.update(selected_valid=1)
         return o
 
     def step(self, i, o):
         """Advance one cycle with inputs ``i`` and this cycle's outputs ``o``."""
         chunk_mask = (1 << self.layouts.chunk_bits) - 1
+        cycles_mask = (1 << self.layouts.cycles_bits) - 1
         state, next_chunk = self.state, (self.chunk + 1) & chunk_mask
+        self.emit_credits += i["row_mask_taken"] - o["emit"]
+        self.read_credits += o["advance"] - o["read"]
+        if o["read"]:
+            if self.chunk == i["final_chunk"]:
+                self.reading = False
+            else:
+                self.chunk = next_chunk
         if o["start_row"]:
             self.cycles, self.chunk = 0, 0
         if state == "IDLE" and i["problem_valid"]:
@@ -504,36 +536,39 @@ class _SequencerReference:
         elif state == "DECIDE":
             # The counter is cycles_bits wide; random refine/walk_done inputs can run rows longer
             # than the unit's (WiCSumThresholdUnit.max_row_cycles), so it wraps here.
-            cycles_mask = (1 << self.layouts.cycles_bits) - 1
             self.cycles = (self.cycles + 1) & cycles_mask
             self.decide_count += 1
             if self.decide_count == self.decide_cycles:
-                self.decide_count = 0
+                self.decide_count, self.walk_age = 0, 0
                 self.state = "WALK" if i["refine"] else "STATS"
         elif state == "WALK":
-            self.cycles = (self.cycles + 1) & ((1 << self.layouts.cycles_bits) - 1)
-            self.state = "DECIDE" if i["walk_done"] else "WALK"
+            # walk_done counts from the walk's cycle settle + 1 on (it answers the first step).
+            self.cycles = (self.cycles + 1) & cycles_mask
+            if self.walk_age >= self.settle and i["walk_done"]:
+                self.state = "DECIDE"
+            self.walk_age += 1
         elif state == "STATS" and i["stats_ready"]:
             self.chunk, self.state = 0, "EMIT"
-        elif state == "EMIT" and i["row_mask_ready"]:
+        elif state == "EMIT" and o["emit"]:
             if not o["last_chunk"]:
                 self.chunk = next_chunk
             elif self.row == self.rows_m1:
-                self.chunk, self.state = 0, "AGG_WAIT"
+                self.chunk, self.state, self.wait_count = 0, "AGG_WAIT", 0
             else:
                 self.row, self.state = self.row + 1, "LOAD"
         elif state == "AGG_WAIT":
-            self.state = "AGG_FETCH" if i["any_selected"] else "AGG_EMPTY"
+            self.wait_count += 1
+            if self.wait_count == self.wait_cycles:
+                self.reading = bool(i["any_selected"])
+                self.state = "AGG_FETCH" if i["any_selected"] else "AGG_EMPTY"
         elif state == "AGG_FETCH":
-            if i["chunk_empty"]:
-                self.chunk = next_chunk
-            else:
+            if i["aggregate_ready"] and not i["chunk_empty"]:
                 self.state = "AGG_SEND"
         elif state == "AGG_SEND" and i["selected_ready"]:
             if i["final"]:
                 self.state = "IDLE"
             elif i["chunk_done"]:
-                self.chunk, self.state = next_chunk, "AGG_FETCH"
+                self.state = "AGG_FETCH"
         elif state == "AGG_EMPTY" and i["selected_ready"]:
             self.state = "IDLE"
 
@@ -542,17 +577,24 @@ def test_sequencer():
     config = TINY.replace(max_clusters=16, max_rows=4)
     dut = Sequencer(config)
     rng = random.Random(6)
-    cycles = 1500
+    cycles = 3000
 
     async def testbench(ctx):
         reference = _SequencerReference(config)
-        visited, problems = set(), 0
+        visited, problems, reads = set(), 0, 0
         for _ in range(cycles):
             i = {name: rng.random() < 0.7 for name in (
                 "problem_valid", "counts_valid", "scores_valid", "stats_ready",
-                "row_mask_ready", "selected_ready", "any_selected", "final", "chunk_done")}
+                "selected_ready", "any_selected", "final", "chunk_done")}
+            # The queues' contract: a row-mask beat leaves, and the aggregate queue's head is
+            # there, only for a beat or a read issued before (credits taken).
             i.update(refine=rng.random() < 0.4, walk_done=rng.random() < 0.5,
                      chunk_empty=rng.random() < 0.3,
+                     row_mask_taken=reference.emit_credits < reference.depth
+                     and rng.random() < 0.5,
+                     aggregate_ready=reference.read_credits < reference.depth
+                     and rng.random() < 0.6,
+                     final_chunk=rng.randrange(WTULayouts(config).chunks),
                      clusters_minus_one=rng.randrange(config.max_clusters),
                      rows_minus_one=rng.randrange(config.max_rows))
             for name, value in i.items():
@@ -563,12 +605,13 @@ def test_sequencer():
                 assert ctx.get(getattr(dut, name)) == value, (reference.state, name)
             visited.add(reference.state)
             problems += expected["start_problem"]
+            reads += expected["read"]
             next_chunk = ctx.get(dut.next_chunk)
             reference.step(i, expected)
             # The memories' read-ahead address: the next cycle's chunk.
             assert next_chunk == reference.chunk
             await ctx.tick()
-        assert len(visited) == 11 and problems > 5, (visited, problems)
+        assert len(visited) == 11 and problems > 5 and reads > 10, (visited, problems, reads)
 
     simulate(dut, testbench, cycles + 2)
 

@@ -61,40 +61,42 @@ def test_threshold_reached_exactly_at_a_bucket_edge():
     # Worked by hand (tiny: 8-bit scores, 4 buckets, so pass 0 buckets by the top 2 bits, 4
     # lanes): scores 192 and 64, counts 1, ratio code 192: W = 256, T = (256*192 + 128) >> 8 =
     # 192, reached exactly by bucket 3 = [192, 255], which holds one cluster: no refinement.
-    # Cycles: 1 load beat + one decision of 5 + max(2 + 1, 2 + 1) + 3 = 11 cycles (5 lane
-    # stages: 8-bit counts, 2 slices of 4 bits, L_p = 1; 4 buckets: 2 suffix levels and the
-    # high halves' cycle; code 192 has 2
-    # bits set: 3 threshold operands, 2 levels).
+    # Cycles: 1 load beat + one decision of 2 + 5 + max(2 + 1, 2 + 1) + 3 = 13 cycles (2 to
+    # reach the lanes; 5 lane stages: 8-bit counts, 2 slices of 4 bits, L_p = 1; 4 buckets: 2
+    # suffix levels and the high halves' cycle; code 192 has 2 bits set: 3 threshold
+    # operands, 2 levels).
     config = TINY.replace(wicsum_ratio_code=192)
     row = wtu_row(np.array([192, 64]), np.array([1, 1]), config)
     assert row["row_selected"].tolist() == [True, False]
     assert (row["threshold"], row["cutoff"], row["passes"], row["buckets_visited"],
-            row["cycles"]) == (192, 192, 1, 1, 1 + 11)
+            row["cycles"]) == (192, 192, 1, 1, 1 + 13)
 
 
 def test_all_scores_equal_refine_to_the_value():
     # Worked by hand: five clusters of score 100 (0b01100100), counts 1, ratio code 77: W = 500,
     # T = (500*77 + 128) >> 8 = 150. Every pass has one non-empty bucket holding all five, so the
     # unit refines to depth 3: buckets 1, 2, 1, 0 of 4 (visited 3 + 2 + 3 + 4 = 12); cutoff 100.
-    # Cycles: 2 load beats, 4 decisions of 12 cycles (code 77 has 4 bits set: 5 threshold
-    # operands, 3 levels; 5 lane stages + max(2 + 1, 3 + 1) + 3 = 12), 3 walks of 2 (lane 0 holds
-    # clusters 0 and 4) = 2 + 48 + 6 = 56.
+    # Cycles: 2 load beats, 4 decisions of 14 cycles (code 77 has 4 bits set: 5 threshold
+    # operands, 3 levels; 2 to reach the lanes + 5 lane stages + max(2 + 1, 3 + 1) + 3 = 14), 3
+    # walks of 2 (lane 0 holds clusters 0 and 4) and 2 + 2 each (the walk's start reaches the
+    # lanes, their "done" comes back) = 2 + 56 + 18 = 76.
     row = wtu_row(np.full(5, 100), np.ones(5, dtype=np.int64), TINY)
     assert row["row_selected"].all()
     assert (row["threshold"], row["cutoff"], row["passes"], row["buckets_visited"],
-            row["touched"], row["cycles"]) == (150, 100, 4, 12, 15, 56)
+            row["touched"], row["cycles"]) == (150, 100, 4, 12, 15, 76)
 
 
 @pytest.mark.parametrize("scores, counts, code, decide", [
-    ([0, 0, 0], [5, 5, 5], 77, 12),     # zero total weight
-    ([9, 200, 3], [0, 0, 0], 77, 12),   # zero total weight through the counts
-    ([9, 200, 3], [1, 2, 3], 0, 11),    # ratio 0: the threshold is the constant 128 >> 8
+    ([0, 0, 0], [5, 5, 5], 77, 14),     # zero total weight
+    ([9, 200, 3], [0, 0, 0], 77, 14),   # zero total weight through the counts
+    ([9, 200, 3], [1, 2, 3], 0, 13),    # ratio 0: the threshold is the constant 128 >> 8
 ])
 def test_zero_threshold_selects_nothing(scores, counts, code, decide):
     # Worked by hand: T = (W * code + 128) >> 8 = 0 in each case, and T = 0 selects nothing
-    # (model.reference.resv rule); cutoff 2**8, one load beat and one decision (5 lane stages;
-    # code 77: 5 + max(2 + 1, 3 + 1) + 3 = 12 cycles; code 0, no threshold levels:
-    # 5 + max(2 + 1, 1 + 1) + 3 = 11; 2 + 1: the suffix levels and the high halves' cycle).
+    # (model.reference.resv rule); cutoff 2**8, one load beat and one decision (2 cycles to
+    # reach the lanes, 5 lane stages; code 77: 2 + 5 + max(2 + 1, 3 + 1) + 3 = 14 cycles; code
+    # 0, no threshold levels: 2 + 5 + max(2 + 1, 1 + 1) + 3 = 13; 2 + 1: the suffix levels and
+    # the high halves' cycle).
     row = wtu_row(np.array(scores), np.array(counts), TINY.replace(wicsum_ratio_code=code))
     assert not row["row_selected"].any()
     assert (row["threshold"], row["cutoff"], row["cycles"], row["buckets_visited"]) == \
@@ -102,16 +104,16 @@ def test_zero_threshold_selects_nothing(scores, counts, code, decide):
 
 
 @pytest.mark.parametrize("buckets, code, count_bits, cycles", [
-    # (4 + L_p) lane stages + max(suffix levels + 1, max(threshold levels, 1) + 1) + 3, with
-    # L_p = ceil(log2(ceil(count_bits / 4))) (16 bits: 4 slices, L_p = 2, 6 lane stages: the
-    # words, 3 for the product, 2 for the masses' carry-save sums) and the suffix tree's last
-    # high halves one cycle after its low halves (the + 1)
-    (16, 77, 16, 14),   # edge: 4 suffix levels; 5 threshold operands, 3 levels: 6 + max(5, 4) + 3
-    (4, 192, 16, 12),   # 2 suffix levels; 3 operands, 2 levels: 6 + max(3, 3) + 3
-    (4, 256, 16, 12),   # 2 operands, 1 level: 6 + max(3, 2) + 3
-    (128, 77, 16, 17),  # 7 suffix levels: 6 + max(8, 4) + 3
-    (16, 77, 8, 13),    # 8-bit counts: 2 slices, L_p = 1, 5 lane stages: 5 + max(5, 4) + 3
-    (16, 77, 4, 12),    # 4-bit counts: 1 slice, L_p = 0, 4 lane stages: 4 + max(5, 4) + 3
+    # 2 (to the lanes) + (4 + L_p) lane stages + max(suffix levels + 1, max(threshold levels,
+    # 1) + 1) + 3, with L_p = ceil(log2(ceil(count_bits / 4))) (16 bits: 4 slices, L_p = 2, 6
+    # lane stages: the words, 3 for the product, 2 for the masses' carry-save sums) and the
+    # suffix tree's last high halves one cycle after its low halves (the + 1)
+    (16, 77, 16, 16),   # edge: 4 suffix levels; 5 threshold operands, 3 levels: 2 + 6 + max(5, 4) + 3
+    (4, 192, 16, 14),   # 2 suffix levels; 3 operands, 2 levels: 2 + 6 + max(3, 3) + 3
+    (4, 256, 16, 14),   # 2 operands, 1 level: 2 + 6 + max(3, 2) + 3
+    (128, 77, 16, 19),  # 7 suffix levels: 2 + 6 + max(8, 4) + 3
+    (16, 77, 8, 15),    # 8-bit counts: 2 slices, L_p = 1, 5 lane stages: 2 + 5 + max(5, 4) + 3
+    (16, 77, 4, 14),    # 4-bit counts: 1 slice, L_p = 0, 4 lane stages: 2 + 4 + max(5, 4) + 3
 ])
 def test_decide_cycles_worked_by_hand(buckets, code, count_bits, cycles):
     config = PRESETS["edge"].replace(wtu_buckets=buckets, wicsum_ratio_code=code,
@@ -158,11 +160,14 @@ def test_cycle_helpers():
     # Worked by hand: 4096 clusters on 16 lanes: 256 beats x (1 load + 12 merge levels) + a scan
     # of 100 selected (7 cycles) + 1 decide = 3336.
     assert scan_sort_cycles(4096, 100, 16) == 3336
-    # Chunks of 4: selected ids 1, 2 and 9 -> 1 wait cycle + chunks 0, 1, 2 fetched (3) + 3
-    # sends = 7; nothing selected: the wait and the empty beat, 2.
+    # Chunks of 4: selected ids 1, 2 and 9. From the last row-mask beat's issue: 6 wait cycles
+    # (2 to the lanes, 2 back, 2 to count the beat), chunk 0's words 5 cycles after its read
+    # (2 + 2 + the queue's write), chunks 0, 1, 2 fetched (3) + 3 sends = 17, less the 5
+    # cycles from that beat's issue to its transfer: 12. Nothing selected: the wait and the
+    # empty beat, 7 - 5 = 2.
     selected = np.zeros(12, dtype=bool)
     selected[[1, 2, 9]] = True
-    assert aggregate_cycles(selected, 4) == 7
+    assert aggregate_cycles(selected, 4) == 12
     assert aggregate_cycles(np.zeros(12, dtype=bool), 4) == 2
 
 
@@ -195,14 +200,16 @@ def test_run_arrays_rejects_unknown_keys():
 
 
 def test_selected_schedule_by_hand():
-    # Two rows of 10 and 12 cycles, 2 emission beats each, one stats cycle each: 28 cycles; then
-    # one wait cycle; with 4 lanes, clusters 1, 2 (chunk 0) and 9 (chunk 2): chunk 0 fetched
-    # (1 cycle), its first beat offered in the next: 28 + 1 + 2 = 31; cluster 2 in the same
-    # chunk 1 cycle after cluster 1's transfer; cluster 9 after fetching chunks 1 and 2: 1 + 2.
+    # Two rows of 10 and 12 cycles, 2 emission beats each issued one per cycle (each offered 5
+    # cycles after its issue: emit_cycles 7), one stats cycle each: 28 cycles to the last
+    # beat's issue; then 6 wait cycles and chunk 0 at the queue's head 5 cycles after its read;
+    # with 4 lanes, clusters 1, 2 (chunk 0) and 9 (chunk 2): chunk 0 fetched (1 cycle), its
+    # first beat offered in the next: 28 + 6 + 5 + 2 = 41; cluster 2 in the same chunk 1 cycle
+    # after cluster 1's transfer; cluster 9 after fetching chunks 1 and 2: 1 + 2.
     selected = np.zeros(12, bool)
     selected[[1, 2, 9]] = True
-    result = {"cycles": np.array([10, 12]), "emit_cycles": np.array([2, 2]),
+    result = {"cycles": np.array([10, 12]), "emit_cycles": np.array([7, 7]),
               "selected": selected}
-    assert selected_schedule(result, 4) == (31, [1, 3])
-    # Nothing selected: the empty beat in the cycle after the wait: 28 + 1 + 1.
-    assert selected_schedule({**result, "selected": np.zeros(12, bool)}, 4) == (30, [])
+    assert selected_schedule(result, 4) == (41, [1, 3])
+    # Nothing selected: the empty beat in the cycle after the wait: 28 + 6 + 1.
+    assert selected_schedule({**result, "selected": np.zeros(12, bool)}, 4) == (35, [])

@@ -21,10 +21,11 @@ class AggregateEmitter(ConfiguredComponent):
     after it the highest cluster id selected (``final`` and ``last`` count a beat from the
     third cycle after it, when the unit's aggregate stream can start at the earliest); a
     ``clear`` wins over the beats of the two cycles before. After the last row,
-    ``fetch`` loads the aggregate bits of one chunk (read from the lanes' memories) as *pending*
-    and each ``send`` retires the lowest pending one; the ``selected`` payload fields describe
-    that cluster (its id, its max score over the rows, ``last`` on the highest id), or the single
-    ``empty`` beat when no row selected anything.
+    ``fetch`` loads the aggregate bits of the stream's chunk (read from the lanes' memories,
+    :attr:`chunk`: 0 after ``clear``, one up at each ``advance``) as *pending* and each ``send``
+    retires the lowest pending one; the ``selected`` payload fields describe that cluster (its
+    id, its max score over the rows, ``last`` on the highest id), or the single ``empty`` beat
+    when no row selected anything.
 
     Whether a chunk holds a selected cluster (``chunk_empty``) comes from a register, not from
     the fetched words: the per-chunk bits are a shift register whose head is the chunk the
@@ -41,10 +42,10 @@ class AggregateEmitter(ConfiguredComponent):
     -------
     clear : In(1)
         A new problem: nothing selected yet.
-    chunk : In(chunk_bits)
-        The chunk emitted, fetched or sent.
+    emit_chunk : In(chunk_bits)
+        The chunk of the row-mask beat.
     row_select : In(wtu_lanes)
-        The row's selection bits of ``chunk`` (the row-mask payload).
+        The row's selection bits of ``emit_chunk`` (the row-mask payload).
     emit : In(1)
         A row-mask beat is transferred: fold ``row_select`` in.
     aggregate : In(wtu_lanes)
@@ -56,8 +57,13 @@ class AggregateEmitter(ConfiguredComponent):
     send : In(1)
         A ``selected`` beat is transferred: retire its cluster.
     advance : In(1)
-        The aggregate stream moves to the next chunk: the per-chunk bits shift down by one
-        (never during the emission; the next ``clear`` resets them).
+        The aggregate stream moves to the next chunk: :attr:`chunk` one up, the per-chunk bits
+        shift down by one (never during the emission; the next ``clear`` resets them).
+    chunk : Out(chunk_bits)
+        The aggregate stream's chunk (a register).
+    final_chunk : Out(chunk_bits)
+        The chunk of the highest selected cluster (counting a beat from the third cycle after
+        it).
     cluster, score, last, empty : Out
         The ``selected`` payload fields of the lowest pending cluster.
     any_selected : Out(1)
@@ -81,7 +87,7 @@ class AggregateEmitter(ConfiguredComponent):
         lanes = config.wtu_lanes
         return {
             "clear": In(1),
-            "chunk": In(WTULayouts(config).chunk_bits),
+            "emit_chunk": In(WTULayouts(config).chunk_bits),
             "row_select": In(lanes),
             "emit": In(1),
             "aggregate": In(lanes),
@@ -89,6 +95,8 @@ class AggregateEmitter(ConfiguredComponent):
             "fetch": In(1),
             "send": In(1),
             "advance": In(1),
+            "chunk": Out(WTULayouts(config).chunk_bits),
+            "final_chunk": Out(WTULayouts(config).chunk_bits),
             "cluster": Out(config.cluster_id_bits),
             "score": Out(config.score_bits),
             "last": Out(1),
@@ -114,9 +122,9 @@ class AggregateEmitter(ConfiguredComponent):
         emitted = Signal()                  # ... and it selected a cluster
         emitted_any = Signal()              # whether it did, registered with the beat
         emitted_select = Signal(lanes)
-        emitted_chunk = Signal.like(self.chunk)
+        emitted_chunk = Signal.like(self.emit_chunk)
         m.d.sync += [beat.eq(self.emit), emitted_select.eq(self.row_select),
-                     emitted_any.eq(self.row_select != 0), emitted_chunk.eq(self.chunk)]
+                     emitted_any.eq(self.row_select != 0), emitted_chunk.eq(self.emit_chunk)]
         m.d.comb += emitted.eq(beat & emitted_any)
         highest_selected = Signal(range(lanes))  # lane of the highest selected bit
         for l in range(lanes):
@@ -152,9 +160,10 @@ class AggregateEmitter(ConfiguredComponent):
             self.chunk_empty.eq(~selected_chunks[0]),
             self.final.eq((self.chunk == aggregate_last[lane_bits:]) & (lowest & last_lane).any()),
             self.chunk_done.eq(remaining == 0),
+            self.final_chunk.eq(aggregate_last[lane_bits:]),
         ]
         with m.If(self.advance):
-            m.d.sync += selected_chunks.eq(selected_chunks >> 1)
+            m.d.sync += [selected_chunks.eq(selected_chunks >> 1), self.chunk.eq(self.chunk + 1)]
         with m.If(emitted):
             m.d.sync += [aggregate_any.eq(1),
                          selected_chunks.eq(selected_chunks
@@ -164,7 +173,7 @@ class AggregateEmitter(ConfiguredComponent):
             m.d.sync += aggregate_last.eq(candidate)
         with m.If(self.clear):
             m.d.sync += [aggregate_last.eq(0), aggregate_any.eq(0), selected_chunks.eq(0),
-                         candidate_valid.eq(0)]
+                         candidate_valid.eq(0), self.chunk.eq(0)]
         with m.If(self.fetch):
             m.d.sync += pending.eq(self.aggregate)
         with m.If(self.send):

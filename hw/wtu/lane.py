@@ -66,8 +66,8 @@ class Lane(ConfiguredComponent):
     cutoff : In(score_bits + 1)
         From the decision: the pass, the crossing bucket one-hot a cycle ahead of a walk's
         start (:attr:`Decision.crossing_select`), the row's cutoff.
-    stats_taken, row_mask_valid : In(1)
-        The ``stats`` beat is transferred; the ``row_mask`` stream is offered (an FPGA build's
+    stats_taken, emitting : In(1)
+        The ``stats`` beat is transferred; the row's emission is under way (an FPGA build's
         emission reads the scores a chunk ahead, :meth:`_emission_score`).
     hits : Out(wtu_buckets)
     product : Out(score_bits + count_bits)
@@ -108,7 +108,7 @@ class Lane(ConfiguredComponent):
     def _members(self, config):
         ports = {name: In(1) for name in ("chunk_zero", "chunk_step", "load", "walking",
                                           "start_walk", "write_counts", "emit", "first_row",
-                                          "clear", "stats_taken", "row_mask_valid")}
+                                          "clear", "stats_taken", "emitting")}
         ports.update({
             "clusters_minus_one": In(config.cluster_id_bits),
             "beat_score": In(config.score_bits),
@@ -230,7 +230,7 @@ class Lane(ConfiguredComponent):
         m.d.comb += next_lead.eq(chunk_after(lead, self.chunk_zero, self.chunk_step, first=1))
         m.d.sync += lead.eq(next_lead)
         m.d.comb += memories.next_score_address.eq(
-            Mux(self.stats_taken | self.row_mask_valid, next_lead, next_address))
+            Mux(self.stats_taken | self.emitting, next_lead, next_address))
         emission_score = Signal.like(memories.stored_score, name="emission_score")
         with m.If(self.stats_taken | self.emit):
             m.d.sync += emission_score.eq(memories.stored_score)

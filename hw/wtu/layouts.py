@@ -6,7 +6,7 @@ from amaranth.hdl import Mux, unsigned
 from amaranth.lib import data
 
 from hw.component import check_config
-from hw.wtu.pipeline import decide_cycles
+from hw.wtu.pipeline import broadcast_stages, decide_cycles, gather_stages
 
 __all__ = ["WTULayouts", "bits_for", "tree", "one_hot_select"]
 
@@ -64,8 +64,9 @@ class WTULayouts:
         self.chunks = chunks
         self.chunk_bits = bits_for(chunks - 1)
         # Widest row: see WiCSumThresholdUnit.max_row_cycles.
+        round_trip = broadcast_stages(config) + gather_stages(config)
         self.cycles_bits = bits_for(chunks + decide_cycles(config) * (refinements + 1)
-                                    + refinements * chunks)
+                                    + refinements * (chunks + round_trip))
         self.problem = data.StructLayout({
             "clusters_minus_one": unsigned(config.cluster_id_bits),
             "rows_minus_one": unsigned(config.row_bits)})

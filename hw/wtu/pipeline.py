@@ -19,7 +19,8 @@ __all__ = ["PRODUCT_SLICE_BITS", "ACCUMULATE_GROUP", "ACCUMULATE_LATENCY", "prod
            "registered_product", "tree_levels", "registered_tree", "registered_split_tree",
            "registered_suffix_sums", "suffix_tree_latency",
            "threshold_terms", "threshold_in_halves", "threshold_latency", "suffix_latency",
-           "decision_cycles", "decide_cycles"]
+           "decision_cycles", "decide_cycles", "broadcast_stages", "gather_stages",
+           "queue_depth"]
 
 #: Bits of the count in one partial product of a lane's ``s x n`` (a registered 16 x 4-bit
 #: product measured 4.19 ns in SG13G2 typical with the project's flow, a 16 x 8 one 5.45 ns,
@@ -309,7 +310,31 @@ def decision_cycles(config):
     return max(suffix_latency(config), max(threshold_latency(config), 1) + 1) + 3
 
 
+def broadcast_stages(config):
+    """Registers between the sequencer (and the decision) and each lane: every strobe, field
+    and beat a lane takes reaches it this many cycles later (:mod:`hw.wtu.lane_links`): one
+    shared register, then one of the lane's own, so that no wire across the die carries logic
+    on either side (2)."""
+    return 2
+
+
+def gather_stages(config):
+    """Registers between what each lane returns (``walk_done``, the row-mask bit, the
+    aggregate bit and max score) and the part that takes it: one of the lane's own, then one
+    shared (2)."""
+    return 2
+
+
+def queue_depth(config):
+    """Entries of the queues the lanes fill ahead of the ``row_mask`` stream and of the
+    aggregate stream: the round trip of a credit, from a beat's issue through the lanes and
+    back (:func:`broadcast_stages` + :func:`gather_stages`), the queue's write and a credit
+    returned, so that an always-ready consumer is never kept waiting."""
+    return broadcast_stages(config) + gather_stages(config) + 2
+
+
 def decide_cycles(config):
-    """Cycles of the ``DECIDE`` state: the lanes' :func:`lane_stages` drain (the last clusters
-    reach the masses and ``W``), then the decision (:func:`decision_cycles`)."""
-    return lane_stages(config) + decision_cycles(config)
+    """Cycles of the ``DECIDE`` state: the lanes' inputs (:func:`broadcast_stages`) and
+    :func:`lane_stages` drain (the last clusters reach the masses and ``W``), then the decision
+    (:func:`decision_cycles`)."""
+    return broadcast_stages(config) + lane_stages(config) + decision_cycles(config)

@@ -5,9 +5,30 @@ from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent, builds_for_fpga
 from hw.wtu.layouts import WTULayouts
-from hw.wtu.pipeline import decide_cycles
+from hw.wtu.pipeline import broadcast_stages, decide_cycles, gather_stages, queue_depth
 
-__all__ = ["Sequencer", "chunk_after"]
+__all__ = ["Sequencer", "chunk_after", "aggregate_wait_cycles"]
+
+
+def aggregate_wait_cycles(config):
+    """Cycles of the ``AGG_WAIT`` state: the last row-mask beat reaches the lanes
+    (:func:`hw.wtu.pipeline.broadcast_stages`), its bits come back
+    (:func:`hw.wtu.pipeline.gather_stages`) and the aggregate emitter counts them (two
+    cycles: :class:`hw.wtu.AggregateEmitter`), so that ``any_selected`` and ``final_chunk``
+    are settled when the state ends."""
+    return broadcast_stages(config) + gather_stages(config) + 2
+
+
+def _credits(m, issue, returned, depth, name):
+    """A credit counter of ``depth`` credits, one taken by ``issue`` and one given back by
+    ``returned``; returns a register: whether a credit is left (in the cycle after the
+    counter's move)."""
+    credits = Signal(range(depth + 1), init=depth, name=f"{name}_credits")
+    next_credits = Signal.like(credits, name=f"{name}_next_credits")
+    left = Signal(init=1, name=f"{name}_credit")
+    m.d.comb += next_credits.eq(credits - issue + returned)
+    m.d.sync += [credits.eq(next_credits), left.eq(next_credits != 0)]
+    return left
 
 
 def chunk_after(chunk, zero, step, first=0):
@@ -23,14 +44,32 @@ class Sequencer(ConfiguredComponent):
     States (``m.FSM``): ``IDLE`` (take a problem header) -> ``COUNTS`` (one beat per chunk)
     -> per row ``LOAD`` (one beat per chunk) -> ``DECIDE`` (:func:`hw.wtu.pipeline.decide_cycles`
     cycles, the decision's pipeline; ``decide`` strobes its last) (-> ``WALK`` -> ``DECIDE``)* ->
-    ``STATS`` -> ``EMIT`` (one beat per chunk) -> after the last row ``AGG_WAIT`` (one cycle:
-    the last beat's aggregate bits are written) -> ``AGG_FETCH`` / ``AGG_SEND`` per chunk up to
-    the highest selected cluster, or ``AGG_EMPTY`` -> ``IDLE``. ``chunk`` counts
-    the beats of the counts, of a row's load and of its emission, and the chunks of the
-    aggregate; ``cycles`` counts the row's load beats, decide and walk cycles (``stats.cycles``).
-    An FPGA build also holds ``chunk`` at 0 in ``DECIDE`` and ``STATS`` (its lanes read the
-    first scores of the emission there, :mod:`hw.wtu.unit`).
+    ``STATS`` -> ``EMIT`` (one beat per chunk) -> after the last row ``AGG_WAIT``
+    (:func:`aggregate_wait_cycles`) -> ``AGG_FETCH`` / ``AGG_SEND`` per chunk up to the highest
+    selected cluster, or ``AGG_EMPTY`` -> ``IDLE``. ``chunk`` counts the beats of the counts, of
+    a row's load and of its emission, and the chunks the aggregate stream reads from the lanes;
+    ``cycles`` counts the row's load beats, decide and walk cycles (``stats.cycles``). An FPGA
+    build also holds ``chunk`` at 0 in ``DECIDE`` and ``STATS`` (its lanes read the first
+    scores of the emission there, :mod:`hw.wtu.unit`).
+
+    The lanes act on the sequencer's strobes :func:`hw.wtu.pipeline.broadcast_stages` cycles
+    later and their answers come back :func:`hw.wtu.pipeline.gather_stages` cycles after that
+    (:mod:`hw.wtu.lane_links`), so the sequencer never waits on a lane in the cycle it acts:
+
+    * a walk's ``walk_done`` is taken only from the ``WALK`` state's cycle ``B + G + 1`` on (the
+      one that answers the walk's first step), so a walk takes ``B + G`` cycles more;
+    * a row's emission is issued ahead, one beat per cycle while a *credit* is left: the row-mask
+      bits come back into a queue of :func:`hw.wtu.pipeline.queue_depth` entries in front of
+      the ``row_mask`` stream, and each beat that stream transfers (``row_mask_taken``) gives
+      its credit back;
+    * the aggregate stream's chunks are read from the lanes the same way (``read``, chunk 0 up
+      to ``final_chunk``) into a queue of their own; ``AGG_FETCH`` takes its head when it is
+      there (``aggregate_ready``), and each chunk the stream leaves (``advance``) gives its
+      credit back.
+
     Stream ``valid``/``ready`` outputs depend on the state only; the strobes are the transfers.
+    Every strobe that reaches the lanes depends on the state and on registers only (the
+    credits are registers), never on an output stream's ``ready``.
 
     Parameters
     ----------
@@ -43,18 +82,28 @@ class Sequencer(ConfiguredComponent):
     problem_clusters_minus_one : In(cluster_id_bits)
     problem_rows_minus_one : In(row_bits)
         The ``problem`` stream.
-    counts_valid, scores_valid, stats_ready, row_mask_ready, selected_ready : In(1)
+    counts_valid, scores_valid, stats_ready, selected_ready : In(1)
+    row_mask_taken : In(1)
+        A beat left the ``row_mask`` queue (its credit comes back).
     refine, walk_done : In(1)
-        From the decision and the lanes' walks.
+        From the decision and the lanes' walks (gathered).
     any_selected, chunk_empty, final, chunk_done : In(1)
-        From the aggregate emitter (``chunk_empty``: no aggregate bit in the fetched chunk).
+        From the aggregate emitter (``chunk_empty``: no aggregate bit in the chunk at the head
+        of the aggregate stream).
+    final_chunk : In(chunk_bits)
+        The chunk of the highest selected cluster (from the emitter, settled once ``AGG_WAIT``
+        ends).
+    aggregate_ready : In(1)
+        The aggregate queue holds the words of the stream's chunk.
     problem_ready, counts_ready, scores_ready : Out(1)
-    stats_valid, row_mask_valid, selected_valid : Out(1)
+    stats_valid, selected_valid : Out(1)
+    emitting : Out(1)
+        The ``EMIT`` state (an FPGA build's lanes read the scores a chunk ahead in it).
     clusters_minus_one : Out(cluster_id_bits)
         The problem's ``clusters_minus_one``, held.
     chunk : Out(chunk_bits)
     next_chunk : Out(chunk_bits)
-        The value ``chunk`` takes at the clock edge (memories are read ahead at it).
+        The value ``chunk`` takes at the clock edge.
     chunk_zero, chunk_step : Out(1)
         How ``chunk`` moves at the clock edge: to 0 (``chunk_zero``, which wins), to ``chunk +
         1`` (``chunk_step``), else unchanged. The lanes keep copies of ``chunk`` that follow
@@ -65,10 +114,11 @@ class Sequencer(ConfiguredComponent):
     row : Out(row_bits)
     cycles : Out(cycles_bits)
     start_problem, write_counts, start_row, load, decide, start_walk, walking : Out(1)
-    emit, fetch, send : Out(1)
+    emit, read, fetch, send, advance : Out(1)
         Strobes: header taken, counts beat, a row begins (clear its state), scores beat, last
-        decide cycle (the decision is taken), the decision refines, walk cycle, row-mask beat,
-        aggregate chunk fetched, selected beat.
+        decide cycle (the decision is taken), the decision refines, walk cycle, row-mask beat
+        issued, aggregate chunk read from the lanes, the aggregate queue's head taken, selected
+        beat, the aggregate stream leaves its chunk (the queue's head is dropped).
 
     Raises
     ------
@@ -83,10 +133,11 @@ class Sequencer(ConfiguredComponent):
             "problem_clusters_minus_one": In(config.cluster_id_bits),
             "problem_rows_minus_one": In(config.row_bits),
         }
-        for name in ("counts_valid", "scores_valid", "stats_ready", "row_mask_ready",
+        for name in ("counts_valid", "scores_valid", "stats_ready", "row_mask_taken",
                      "selected_ready", "refine", "walk_done", "any_selected", "chunk_empty",
-                     "final", "chunk_done"):
+                     "final", "chunk_done", "aggregate_ready"):
             ports[name] = In(1)
+        ports["final_chunk"] = In(layouts.chunk_bits)
         ports.update({
             "clusters_minus_one": Out(config.cluster_id_bits),
             "chunk": Out(layouts.chunk_bits),
@@ -98,29 +149,41 @@ class Sequencer(ConfiguredComponent):
             "cycles": Out(layouts.cycles_bits),
         })
         for name in ("problem_ready", "counts_ready", "scores_ready", "stats_valid",
-                     "row_mask_valid", "selected_valid", "start_problem", "write_counts",
-                     "start_row", "load", "decide", "start_walk", "walking", "emit", "fetch",
-                     "send"):
+                     "emitting", "selected_valid", "start_problem", "write_counts",
+                     "start_row", "load", "decide", "start_walk", "walking", "emit", "read",
+                     "fetch", "send", "advance"):
             ports[name] = Out(1)
         return ports
 
     def elaborate(self, platform):
-        lane_bits = self._config.wtu_lanes.bit_length() - 1
+        config = self._config
+        lane_bits = config.wtu_lanes.bit_length() - 1
         m = Module()
         rows_minus_one = Signal.like(self.problem_rows_minus_one)
-        decide_last = decide_cycles(self._config) - 1
+        decide_last = decide_cycles(config) - 1
         decide_count = Signal(range(decide_last + 1))   # cycles of the DECIDE state so far
         # The DECIDE state's last cycle, known a cycle ahead (a register): the strobes it
-        # drives (``decide``, ``start_walk``) reach every lane's bucket lists without a
-        # counter comparison in front of their fanout.
+        # drives (``decide``, ``start_walk``) start from registers.
         decide_at_last = Signal()
+        # A walk's first B + G cycles: the gathered walk_done still answers the walk before
+        # (the lanes start this one B cycles late, their answer takes G more).
+        settle = broadcast_stages(config) + gather_stages(config)
+        walk_age = Signal(range(settle + 1))
+        walk_settled = Signal()
+        # The AGG_WAIT state's cycles, its last known a cycle ahead (a register).
+        wait_last = aggregate_wait_cycles(config) - 1
+        wait_count = Signal(range(wait_last + 1))
+        wait_at_last = Signal()
+        reading = Signal()      # the aggregate stream's chunks are being read from the lanes
+        depth = queue_depth(config)
+        emit_credit = _credits(m, self.emit, self.row_mask_taken, depth, "emit")
+        read_credit = _credits(m, self.read, self.advance, depth, "read")
         chunk, row, cycles = self.chunk, self.row, self.cycles
-        # ``chunk`` is a register whose next value is a signal of its own (``next_chunk``),
-        # so that the memories can be read ahead at it; the states only drive its two strobes.
+        # ``chunk`` is a register whose next value is a signal of its own (``next_chunk``);
+        # the states only drive its two strobes.
         zero, step = self.chunk_zero, self.chunk_step
         # ``last_chunk`` is a register too, set from the values ``chunk`` and
-        # ``clusters_minus_one`` take at the clock edge: the state machine's transitions and
-        # the strobes that reach every lane (``start_row``: the clears) start from registers.
+        # ``clusters_minus_one`` take at the clock edge.
         next_clusters_minus_one = Signal.like(self.clusters_minus_one)
         m.d.comb += [next_clusters_minus_one.eq(self.clusters_minus_one),
                      self.next_chunk.eq(chunk_after(chunk, zero, step))]
@@ -130,6 +193,14 @@ class Sequencer(ConfiguredComponent):
         with m.If(self.start_row):
             m.d.sync += cycles.eq(0)
             m.d.comb += zero.eq(1)
+        # The aggregate stream's reads, beside AGG_FETCH and AGG_SEND: chunk 0 up to the
+        # final chunk, one per cycle while a credit is left.
+        m.d.comb += self.read.eq(reading & read_credit)
+        with m.If(self.read):
+            with m.If(chunk == self.final_chunk):
+                m.d.sync += reading.eq(0)
+            with m.Else():
+                m.d.comb += step.eq(1)
 
         with m.FSM():
             with m.State("IDLE"):
@@ -161,7 +232,8 @@ class Sequencer(ConfiguredComponent):
                              decide_at_last.eq(decide_count == decide_last - 1)]
                 with m.If(decide_at_last):
                     m.d.comb += [self.decide.eq(1), self.start_walk.eq(self.refine)]
-                    m.d.sync += [decide_count.eq(0), decide_at_last.eq(0)]
+                    m.d.sync += [decide_count.eq(0), decide_at_last.eq(0),
+                                 walk_age.eq(0), walk_settled.eq(settle == 0)]
                     with m.If(self.refine):
                         m.next = "WALK"
                     with m.Else():
@@ -169,7 +241,10 @@ class Sequencer(ConfiguredComponent):
             with m.State("WALK"):
                 m.d.comb += self.walking.eq(1)
                 m.d.sync += cycles.eq(cycles + 1)
-                with m.If(self.walk_done):
+                if settle:
+                    m.d.sync += [walk_age.eq(walk_age + 1),
+                                 walk_settled.eq(walk_settled | (walk_age == settle - 1))]
+                with m.If(walk_settled & self.walk_done):
                     m.next = "DECIDE"
             with m.State("STATS"):
                 m.d.comb += self.stats_valid.eq(1)
@@ -179,37 +254,44 @@ class Sequencer(ConfiguredComponent):
                     m.d.comb += zero.eq(1)
                     m.next = "EMIT"
             with m.State("EMIT"):
-                m.d.comb += [self.row_mask_valid.eq(1), self.emit.eq(self.row_mask_ready)]
-                with m.If(self.row_mask_ready):
+                m.d.comb += [self.emitting.eq(1), self.emit.eq(emit_credit)]
+                with m.If(emit_credit):
                     with m.If(~self.last_chunk):
                         m.d.comb += step.eq(1)
                     with m.Elif(row == rows_minus_one):
                         m.d.comb += zero.eq(1)
+                        m.d.sync += [wait_count.eq(0), wait_at_last.eq(wait_last == 0)]
                         m.next = "AGG_WAIT"
                     with m.Else():
                         m.d.comb += self.start_row.eq(1)
                         m.d.sync += row.eq(row + 1)
                         m.next = "LOAD"
             with m.State("AGG_WAIT"):
-                # The last row-mask beat's aggregate bits are written at the end of this cycle
-                # (hw.wtu.LaneMemories), so chunk 0 is read ahead with them.
-                with m.If(self.any_selected):
-                    m.next = "AGG_FETCH"
-                with m.Else():
-                    m.next = "AGG_EMPTY"
+                # The last row-mask beat's bits reach the aggregate emitter and are counted
+                # (aggregate_wait_cycles); chunk 0 is then read from the lanes first.
+                m.d.sync += [wait_count.eq(wait_count + 1),
+                             wait_at_last.eq(wait_count == wait_last - 1)]
+                with m.If(wait_at_last):
+                    with m.If(self.any_selected):
+                        m.d.sync += reading.eq(1)
+                        m.next = "AGG_FETCH"
+                    with m.Else():
+                        m.next = "AGG_EMPTY"
             with m.State("AGG_FETCH"):
-                m.d.comb += self.fetch.eq(1)
-                with m.If(self.chunk_empty):
-                    m.d.comb += step.eq(1)
-                with m.Else():
-                    m.next = "AGG_SEND"
+                m.d.comb += self.fetch.eq(self.aggregate_ready)
+                with m.If(self.aggregate_ready):
+                    with m.If(self.chunk_empty):
+                        m.d.comb += self.advance.eq(1)
+                    with m.Else():
+                        m.next = "AGG_SEND"
             with m.State("AGG_SEND"):
                 m.d.comb += [self.selected_valid.eq(1), self.send.eq(self.selected_ready)]
                 with m.If(self.selected_ready):
+                    with m.If(self.chunk_done):
+                        m.d.comb += self.advance.eq(1)
                     with m.If(self.final):
                         m.next = "IDLE"
                     with m.Elif(self.chunk_done):
-                        m.d.comb += step.eq(1)
                         m.next = "AGG_FETCH"
             with m.State("AGG_EMPTY"):
                 m.d.comb += self.selected_valid.eq(1)

@@ -108,8 +108,9 @@ without a platform (silicon flow, simulators, Verilog) the prefix networks and p
 products described above.
 """
 
-from amaranth.hdl import Cat, Module, Signal
-from amaranth.lib import stream, wiring
+from amaranth.hdl import Module, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from hw.component import check_config
@@ -117,8 +118,10 @@ from hw.wtu.aggregate import AggregateEmitter
 from hw.wtu.bucket_masses import BucketMasses
 from hw.wtu.decision import Decision
 from hw.wtu.lane import Lane
+from hw.wtu.lane_links import broadcast, gather
 from hw.wtu.layouts import WTULayouts
-from hw.wtu.pipeline import decide_cycles, delayed, product_latency
+from hw.wtu.pipeline import (broadcast_stages, decide_cycles, delayed, gather_stages,
+                             product_latency, queue_depth)
 from hw.wtu.row_statistics import RowStatistics
 from hw.wtu.sequencer import Sequencer
 
@@ -180,6 +183,13 @@ class WiCSumThresholdUnit(wiring.Component):
         return decide_cycles(self._config)
 
     @property
+    def emit_latency(self):
+        """Cycles from a row-mask beat's issue to its offer on ``row_mask``: through the lanes
+        and back (:func:`hw.wtu.pipeline.broadcast_stages` +
+        :func:`hw.wtu.pipeline.gather_stages`) and the queue's write."""
+        return broadcast_stages(self._config) + gather_stages(self._config) + 1
+
+    @property
     def layouts(self):
         """The :class:`WTULayouts` of the streams."""
         return self._layouts
@@ -194,78 +204,129 @@ class WiCSumThresholdUnit(wiring.Component):
     def max_row_cycles(self, clusters):
         """Most ``stats.cycles`` a row of ``clusters`` clusters can take.
 
-        The load, one decision (:attr:`decide_cycles`) per pass, and refinement walks of at most the load's beats
-        (all of a lane's clusters in the crossing bucket) for each of ``wtu_refine_depth``
-        passes.
+        The load, one decision (:attr:`decide_cycles`) per pass, and refinement walks of at most
+        the load's beats (all of a lane's clusters in the crossing bucket) and the walk's round
+        trip to the lanes (:func:`hw.wtu.pipeline.broadcast_stages` +
+        :func:`hw.wtu.pipeline.gather_stages`) for each of ``wtu_refine_depth`` passes.
         """
         beats = self.load_beats(clusters)
-        depth = self._config.wtu_refine_depth
-        return beats + self.decide_cycles * (depth + 1) + depth * beats
+        config = self._config
+        depth = config.wtu_refine_depth
+        round_trip = broadcast_stages(config) + gather_stages(config)
+        return beats + self.decide_cycles * (depth + 1) + depth * (beats + round_trip)
 
     def elaborate(self, platform):
         # Design rationale in the module docstring. The Sequencer's strobes drive every part;
-        # each lane's datapath (address, score, product, bucket) is a Lane.
+        # each lane's datapath (address, score, product, bucket) is a Lane, B cycles behind
+        # (hw.wtu.lane_links), its answers G cycles back.
         config = self._config
         lanes = config.wtu_lanes
+        behind, back = broadcast_stages(config), gather_stages(config)
         m = Module()
         m.submodules.sequencer = sequencer = Sequencer(config)
         m.submodules.statistics = statistics = RowStatistics(config)
         m.submodules.masses = masses = BucketMasses(config)
         m.submodules.decision = decision = Decision(config)
         m.submodules.aggregate = aggregate = AggregateEmitter(config)
+        depth = queue_depth(config)
+        layouts = self._layouts
+        m.submodules.row_mask_queue = row_mask_queue = SyncFIFO(
+            width=layouts.row_mask.size, depth=depth)
+        aggregate_word = data.StructLayout({
+            "aggregate": unsigned(lanes),
+            "max_score": data.ArrayLayout(config.score_bits, lanes)})
+        m.submodules.aggregate_queue = aggregate_queue = SyncFIFO(
+            width=aggregate_word.size, depth=depth)
         lane_parts = [Lane(config, l) for l in range(lanes)]
-        row_select = Cat(lane.select for lane in lane_parts)
-        self._connect_sequencer(m, sequencer, decision, aggregate, lane_parts)
+        self._connect_sequencer(m, sequencer, decision, aggregate, lane_parts,
+                                row_mask_queue, aggregate_queue)
 
-        walking, load, chunk = sequencer.walking, sequencer.load, sequencer.chunk
-        # The lanes' pipeline (:class:`Lane`) takes a cluster in cycle 0 (a load beat or a
-        # walk step) and gives it to the masses, lists and statistics in cycle P + 1 (P =
-        # product_latency); the masses and W count it in cycle P + 1 + MASS_LATENCY. Nothing
-        # else waits for them: the DECIDE state begins with lane_stages drain cycles.
+        # The lanes' pipeline (:class:`Lane`) takes a cluster in cycle B (a load beat or a
+        # walk step the sequencer strobed in cycle 0) and gives it to the masses, lists and
+        # statistics in cycle B + P + 1 (P = product_latency); the masses and W count it in
+        # cycle B + P + 1 + MASS_LATENCY. Nothing else waits for them: the DECIDE state
+        # begins with broadcast_stages + lane_stages drain cycles.
         product_stages = product_latency(config)
-        accumulate_in = delayed(m, load | walking, 1 + product_stages, "accumulate")
-        load_in = delayed(m, load, 1 + product_stages, "load")
+        walking, load = sequencer.walking, sequencer.load
+        accumulate_in = delayed(m, load | walking, behind + 1 + product_stages, "accumulate")
+        load_in = delayed(m, load, behind + 1 + product_stages, "load")
         # The masses' and the lists' clear, a cycle after the row's start or the walk's (a
-        # register, not the state machine's strobe, drives their thousands of flip-flops):
-        # the first cluster of the row or of the walk reaches them 2 + P cycles after it.
+        # register, not the state machine's strobe): the first cluster of the row or of the
+        # walk reaches them 2 + P cycles after it.
         clear_buckets = Signal()
         m.d.sync += clear_buckets.eq(sequencer.start_row | sequencer.start_walk)
         stats_taken = sequencer.stats_valid & self.stats.ready
+        shared = {
+            "chunk_zero": sequencer.chunk_zero, "chunk_step": sequencer.chunk_step,
+            "clusters_minus_one": sequencer.clusters_minus_one, "load": load,
+            "walking": walking, "start_walk": sequencer.start_walk,
+            "write_counts": sequencer.write_counts, "emit": sequencer.emit,
+            "first_row": sequencer.row == 0, "clear": clear_buckets,
+            "pass_index": decision.pass_index, "start_select": decision.crossing_select,
+            "cutoff": decision.cutoff, "stats_taken": stats_taken,
+            "emitting": sequencer.emitting,
+        }
+        copies = {name: broadcast(m, value, lanes, behind, name)
+                  for name, value in shared.items()}
         for l, lane in enumerate(lane_parts):
             m.submodules[f"lane{l}"] = lane
+            m.d.comb += [getattr(lane, name).eq(copies[name][l]) for name in shared]
             m.d.comb += [
-                lane.chunk_zero.eq(sequencer.chunk_zero), lane.chunk_step.eq(sequencer.chunk_step),
-                lane.clusters_minus_one.eq(sequencer.clusters_minus_one),
-                lane.load.eq(load), lane.walking.eq(walking),
-                lane.start_walk.eq(sequencer.start_walk),
-                lane.write_counts.eq(sequencer.write_counts), lane.emit.eq(sequencer.emit),
-                lane.first_row.eq(sequencer.row == 0), lane.clear.eq(clear_buckets),
-                lane.beat_score.eq(self.scores.payload.score[l]),
-                lane.beat_count.eq(self.counts.payload.count[l]),
-                lane.pass_index.eq(decision.pass_index),
-                lane.start_select.eq(decision.crossing_select), lane.cutoff.eq(decision.cutoff),
-                lane.stats_taken.eq(stats_taken),
-                lane.row_mask_valid.eq(sequencer.row_mask_valid),
+                lane.beat_score.eq(delayed(m, self.scores.payload.score[l], behind,
+                                           f"beat_score_lane{l}")),
+                lane.beat_count.eq(delayed(m, self.counts.payload.count[l], behind,
+                                           f"beat_count_lane{l}")),
                 masses.hits[l].eq(lane.hits), masses.product[l].eq(lane.product),
                 statistics.valid[l].eq(lane.valid), statistics.score[l].eq(lane.score),
                 statistics.product[l].eq(lane.product),
-                aggregate.max_score[l].eq(lane.max_score),
-                aggregate.aggregate[l].eq(lane.aggregate),
             ]
 
+        # The row-mask beats: the lanes' bits gathered, with the beat's row, chunk and last
+        # delayed as long, into the queue in front of the row_mask stream.
+        row_select = gather(m, [lane.select for lane in lane_parts], back, "row_select")
+        issued = {name: delayed(m, value, behind + back, f"emitted_{name}")
+                  for name, value in (("emit", sequencer.emit), ("row", sequencer.row),
+                                      ("chunk", sequencer.chunk),
+                                      ("last", sequencer.last_chunk))}
+        mask_beat = Signal(layouts.row_mask)
         m.d.comb += [
-            statistics.clear.eq(sequencer.start_row), statistics.load.eq(load_in),
+            mask_beat.row.eq(issued["row"]), mask_beat.chunk.eq(issued["chunk"]),
+            mask_beat.mask.eq(row_select), mask_beat.last.eq(issued["last"]),
+            row_mask_queue.w_en.eq(issued["emit"]), row_mask_queue.w_data.eq(mask_beat),
+            self.row_mask.valid.eq(row_mask_queue.r_rdy),
+            self.row_mask.payload.eq(row_mask_queue.r_data),
+            row_mask_queue.r_en.eq(self.row_mask.ready),
+        ]
+        # The aggregate stream's words: each chunk read from the lanes, gathered into the
+        # aggregate queue; its head is the chunk the stream is at.
+        read_in = delayed(m, sequencer.read, behind + back, "read")
+        word_in = Signal(aggregate_word)
+        m.d.comb += [
+            word_in.aggregate.eq(gather(m, [lane.aggregate for lane in lane_parts], back,
+                                        "aggregate")),
+            word_in.max_score.eq(gather(m, [lane.max_score for lane in lane_parts], back,
+                                        "max_score")),
+            aggregate_queue.w_en.eq(read_in), aggregate_queue.w_data.eq(word_in),
+            aggregate_queue.r_en.eq(sequencer.advance),
+        ]
+        head = data.View(aggregate_word, aggregate_queue.r_data)
+
+        m.d.comb += [
+            statistics.clear.eq(delayed(m, sequencer.start_row, behind, "statistics_clear")),
+            statistics.load.eq(load_in),
             masses.accumulate.eq(accumulate_in),
-            masses.clear.eq(clear_buckets),
+            masses.clear.eq(delayed(m, clear_buckets, behind, "masses_clear")),
             decision.mass.eq(masses.mass), decision.members.eq(masses.members),
             decision.threshold.eq(statistics.threshold),
             decision.clear.eq(sequencer.start_row), decision.step.eq(sequencer.decide),
-            aggregate.clear.eq(sequencer.start_problem), aggregate.chunk.eq(chunk),
-            aggregate.row_select.eq(row_select), aggregate.emit.eq(sequencer.emit),
+            aggregate.clear.eq(sequencer.start_problem),
+            aggregate.emit_chunk.eq(issued["chunk"]),
+            aggregate.row_select.eq(row_select), aggregate.emit.eq(issued["emit"]),
+            aggregate.aggregate.eq(head.aggregate), aggregate.max_score.eq(head.max_score),
             aggregate.fetch.eq(sequencer.fetch), aggregate.send.eq(sequencer.send),
-            aggregate.advance.eq(sequencer.chunk_step & (sequencer.fetch | sequencer.send)),
+            aggregate.advance.eq(sequencer.advance),
         ]
-        stats, row_mask, selected = self.stats.payload, self.row_mask.payload, self.selected.payload
+        stats, selected = self.stats.payload, self.selected.payload
         m.d.comb += [
             stats.row.eq(sequencer.row), stats.cutoff.eq(decision.cutoff),
             stats.weighted_sum.eq(statistics.weighted_sum),
@@ -273,15 +334,16 @@ class WiCSumThresholdUnit(wiring.Component):
             stats.min_score.eq(statistics.min_score), stats.max_score.eq(statistics.max_score),
             stats.passes.eq(decision.pass_index + 1), stats.buckets_visited.eq(decision.visited),
             stats.touched.eq(decision.touched), stats.cycles.eq(sequencer.cycles),
-            row_mask.row.eq(sequencer.row), row_mask.chunk.eq(chunk), row_mask.mask.eq(row_select),
-            row_mask.last.eq(sequencer.last_chunk),
             selected.cluster.eq(aggregate.cluster), selected.score.eq(aggregate.score),
             selected.last.eq(aggregate.last), selected.empty.eq(aggregate.empty),
         ]
         return m
 
-    def _connect_sequencer(self, m, sequencer, decision, aggregate, lanes):
+    def _connect_sequencer(self, m, sequencer, decision, aggregate, lanes, row_mask_queue,
+                           aggregate_queue):
         """The sequencer's inputs, and the streams' handshakes it drives."""
+        walk_done = gather(m, [lane.walk_done for lane in lanes], gather_stages(self._config),
+                           "walk_done")
         m.d.comb += [
             sequencer.problem_valid.eq(self.problem.valid),
             sequencer.problem_clusters_minus_one.eq(self.problem.payload.clusters_minus_one),
@@ -292,13 +354,14 @@ class WiCSumThresholdUnit(wiring.Component):
             sequencer.scores_valid.eq(self.scores.valid),
             self.scores.ready.eq(sequencer.scores_ready),
             self.stats.valid.eq(sequencer.stats_valid), sequencer.stats_ready.eq(self.stats.ready),
-            self.row_mask.valid.eq(sequencer.row_mask_valid),
-            sequencer.row_mask_ready.eq(self.row_mask.ready),
+            sequencer.row_mask_taken.eq(row_mask_queue.r_rdy & row_mask_queue.r_en),
             self.selected.valid.eq(sequencer.selected_valid),
             sequencer.selected_ready.eq(self.selected.ready),
             sequencer.refine.eq(decision.refine),
-            sequencer.walk_done.eq(Cat(lane.walk_done for lane in lanes).all()),
+            sequencer.walk_done.eq(walk_done.all()),
             sequencer.any_selected.eq(aggregate.any_selected),
             sequencer.chunk_empty.eq(aggregate.chunk_empty),
             sequencer.final.eq(aggregate.final), sequencer.chunk_done.eq(aggregate.chunk_done),
+            sequencer.final_chunk.eq(aggregate.final_chunk),
+            sequencer.aggregate_ready.eq(aggregate_queue.r_rdy),
         ]

@@ -74,18 +74,24 @@ sorter), so a refinement pass touches only the members of the crossing bucket.
   threshold ``W x code + 2**(ratio_bits - 1)``, a tree with one adder level per cycle, from
   the masses and ``W`` resolved from their carry-save form; then one cycle for ``threshold -
   mass_above``, one for the comparisons of every bucket, one to register the crossing
-  bucket, one to take it. ``D = 14`` for ``edge`` and ``server`` (16 buckets, 16-bit counts,
-  ``L_p = 2``; code 77 has 4 bits set), ``D = 12`` for ``tiny`` (8-bit counts, ``L_p = 1``; 4
-  buckets: ``5 + max(3, 4) + 3``); ``D = 13`` for 8-bit counts and 16 buckets)
+  bucket, one to take it; and first of all :data:`LANE_DELAY` cycles, in which the row's last
+  beat reaches the lanes. ``D = 16`` for ``edge`` and ``server`` (16 buckets, 16-bit counts,
+  ``L_p = 2``; code 77 has 4 bits set), ``D = 14`` for ``tiny`` (8-bit counts, ``L_p = 1``; 4
+  buckets: ``2 + 5 + max(3, 4) + 3``); ``D = 15`` for 8-bit counts and 16 buckets)
   ``+`` per refinement pass, ``max over lanes`` of the crossing bucket's members in that lane
   (each lane walks its own list, one cluster per cycle, with its own multiplier; an adder tree per
-  bucket sums the lanes).
+  bucket sums the lanes), plus :data:`LANE_DELAY` + :data:`ANSWER_DELAY` (the walk's start
+  reaches the lanes, their "done" comes back).
   Cycles stalled by the input or output streams are not counted.
 * after the decision, ``ceil(N / lanes)`` emission beats per row (the row's bitmask, OR-ed into the
-  aggregate) and, after the last row, the aggregate stream: per chunk of ``lanes`` clusters up to
-  the last selected one, 1 cycle plus 1 per selected cluster, or 1 cycle for the single "empty"
-  beat when no row selected anything, after one wait cycle (the last row-mask beat's aggregate
-  bits are written in it) (:func:`aggregate_cycles`). These are reported separately
+  aggregate), issued one per cycle and offered :data:`EMIT_LATENCY` cycles after their issue
+  (the lanes compare, the bits come back into a queue); the next row's load follows the last
+  issue. After the last row, the aggregate stream: :data:`AGGREGATE_WAIT_CYCLES` (the last
+  row-mask beat reaches the lanes, its bits come back and are counted), then the chunks are
+  read from the lanes one per cycle, the first there :data:`AGGREGATE_READ_LATENCY` cycles
+  later; per chunk of ``lanes`` clusters up to the last selected one, 1 cycle plus 1 per
+  selected cluster, or 1 cycle for the single "empty" beat (straight after the wait) when no
+  row selected anything (:func:`aggregate_cycles`). These are reported separately
   (``emit_cycles``, ``aggregate_cycles``).
 
 Reference: full scan-and-sort on the same lanes (:func:`scan_sort_cycles`)
@@ -100,7 +106,8 @@ import numpy as np
 from model.npzio import ArraySpec, check_arrays
 from model.reference.resv import wicsum_threshold
 
-__all__ = ["INPUTS", "OUTPUTS", "STATS_CYCLES", "AGGREGATE_WAIT_CYCLES", "wtu_row", "wtu_problem", "scan_sort_cycles",
+__all__ = ["INPUTS", "OUTPUTS", "STATS_CYCLES", "LANE_DELAY", "ANSWER_DELAY", "EMIT_LATENCY",
+           "AGGREGATE_WAIT_CYCLES", "AGGREGATE_READ_LATENCY", "wtu_row", "wtu_problem", "scan_sort_cycles",
            "aggregate_cycles", "selected_schedule", "decide_cycles", "run_arrays",
            "check_problem"]
 
@@ -124,7 +131,8 @@ OUTPUTS = [
     ArraySpec("threshold", "u", 1, "per-row threshold (model.reference.resv.wicsum_threshold)"),
     ArraySpec("min_score", "u", 1, "per-row minimum score"),
     ArraySpec("max_score", "u", 1, "per-row maximum score"),
-    ArraySpec("emit_cycles", "u", 1, "per-row emission beats of the row bitmask"),
+    ArraySpec("emit_cycles", "u", 1, "per-row cycles from the stats beat to the row bitmask's "
+              "last beat: its beats and EMIT_LATENCY"),
     ArraySpec("aggregate_cycles", "u", 1, "cycles of the aggregate stream (one value)"),
     ArraySpec("count_cycles", "u", 1, "beats loading the counts (one value)"),
 ]
@@ -149,12 +157,27 @@ def _levels(count):
     return max(0, (count - 1).bit_length())
 
 
+#: Cycles from the sequencer's strobe to the lanes acting on it (a shared register, then one per
+#: lane).
+LANE_DELAY = 2
+
+#: Cycles from a lane's answer (its walk done, its row-mask bit, its aggregate word) to the part
+#: that takes it (a register per lane, then a shared one).
+ANSWER_DELAY = 2
+
+#: Cycles from a row-mask beat's issue to its offer on the ``row_mask`` stream: the lanes, the
+#: answer, the queue's write.
+EMIT_LATENCY = LANE_DELAY + ANSWER_DELAY + 1
+
+
 def decide_cycles(config):
-    """Cycles of one decision (module doc): ``(4 + L_p) + max(L_s + 1, max(L_t, 1) + 1) + 3``."""
+    """Cycles of one decision (module doc): ``LANE_DELAY + (4 + L_p) + max(L_s + 1, max(L_t, 1)
+    + 1) + 3``."""
     product_levels = _levels(-(-config.count_bits // 4))
     suffix_levels = _levels(config.wtu_buckets) + 1   # the last level's high halves
     threshold_levels = _levels(bin(config.wicsum_ratio_code).count("1") + 1)
-    return (4 + product_levels) + max(suffix_levels, max(threshold_levels, 1) + 1) + 3
+    return (LANE_DELAY + 4 + product_levels + max(suffix_levels, max(threshold_levels, 1) + 1)
+            + 3)
 
 
 def wtu_row(scores, counts, config):
@@ -198,7 +221,8 @@ def wtu_row(scores, counts, config):
         visited += (1 << bits) - crossing
         if p < config.wtu_refine_depth and shifts[p] > 0 and bucket_members[crossing] >= 2:
             member &= sub == crossing
-            cycles += int(np.bincount(lane_of[member], minlength=lanes).max()) + decide
+            cycles += (int(np.bincount(lane_of[member], minlength=lanes).max()) + LANE_DELAY
+                       + ANSWER_DELAY + decide)
             touched += int(bucket_members[crossing])
             p += 1
             continue
@@ -214,21 +238,27 @@ def _row_result(scores, cutoff, cycles, visited, passes, touched, weighted_sum, 
             "min_score": int(scores.min()), "max_score": int(scores.max())}
 
 
-#: Cycles between the last row-mask beat and the aggregate stream (the last beat's aggregate
-#: bits are written in it).
-AGGREGATE_WAIT_CYCLES = 1
+#: Cycles between the last row-mask beat's issue and the aggregate stream's first read from the
+#: lanes: the beat reaches the lanes, its bits come back, the aggregate emitter counts them (2).
+AGGREGATE_WAIT_CYCLES = LANE_DELAY + ANSWER_DELAY + 2
+
+#: Cycles from a chunk's read from the lanes to its words at the head of the aggregate queue.
+AGGREGATE_READ_LATENCY = LANE_DELAY + ANSWER_DELAY + 1
 
 
 def aggregate_cycles(selected, lanes):
-    """Cycles of the aggregate stream: :data:`AGGREGATE_WAIT_CYCLES`, then per chunk up to the
-    last selected one, 1 + its selections.
+    """Cycles from the last row-mask beat's transfer to the last ``selected`` beat's (no stall):
+    the wait (:data:`AGGREGATE_WAIT_CYCLES`) and the first read's latency
+    (:data:`AGGREGATE_READ_LATENCY`) counted from the last row-mask beat's issue, less its
+    :data:`EMIT_LATENCY`; then per chunk up to the last selected one, 1 + its selections.
 
-    An empty aggregate takes the wait and 1 cycle (its single "empty" beat).
+    An empty aggregate takes the wait and 1 cycle (its single "empty" beat) from the issue.
     """
     if not selected.any():
-        return AGGREGATE_WAIT_CYCLES + 1
+        return AGGREGATE_WAIT_CYCLES + 1 - EMIT_LATENCY
     last = int(np.flatnonzero(selected)[-1])
-    return AGGREGATE_WAIT_CYCLES + last // lanes + 1 + int(np.count_nonzero(selected))
+    return (AGGREGATE_WAIT_CYCLES + AGGREGATE_READ_LATENCY - EMIT_LATENCY + last // lanes + 1
+            + int(np.count_nonzero(selected)))
 
 
 #: Cycles of a row's ``stats`` beat, between its decision and its emission.
@@ -251,21 +281,24 @@ def selected_schedule(result, lanes):
     first : int
         Cycles from the transfer of the problem's last ``counts`` beat to the cycle the first
         ``selected`` beat is valid: per row its ``cycles`` (its first load beat comes in the
-        cycle after the last counts beat, or after the previous row's emission),
-        :data:`STATS_CYCLES` and its ``emit_cycles``; then :data:`AGGREGATE_WAIT_CYCLES`, one
-        fetch cycle per chunk up to the first selected cluster's and one to offer it (the
-        single empty beat: offered in the cycle after the wait).
+        cycle after the last counts beat, or after the previous row's last emission beat's
+        issue), :data:`STATS_CYCLES` and its emission beats' issue (``emit_cycles`` less
+        :data:`EMIT_LATENCY`); then :data:`AGGREGATE_WAIT_CYCLES`, the first read
+        (:data:`AGGREGATE_READ_LATENCY`), one fetch cycle per chunk up to the first selected
+        cluster's and one to offer it (the single empty beat: offered in the cycle after the
+        wait).
     gaps : list of int
         Per later beat, cycles from the previous beat's transfer to the cycle it is valid: 1
         in the same chunk, else 1 plus the chunks from the previous one's (one fetch cycle
         each). Stalls of ``selected`` delay the beats, never shorten these.
     """
-    rows = int(np.sum(result["cycles"]) + STATS_CYCLES * len(result["cycles"])
+    rows = int(np.sum(result["cycles"]) + (STATS_CYCLES - EMIT_LATENCY) * len(result["cycles"])
                + np.sum(result["emit_cycles"]))
     chunks = np.flatnonzero(result["selected"]) // lanes
     if chunks.size == 0:
         return rows + AGGREGATE_WAIT_CYCLES + 1, []
-    return rows + AGGREGATE_WAIT_CYCLES + int(chunks[0]) + 2, [1 + int(b - a) for a, b in zip(chunks, chunks[1:])]
+    first = rows + AGGREGATE_WAIT_CYCLES + AGGREGATE_READ_LATENCY + int(chunks[0]) + 2
+    return first, [1 + int(b - a) for a, b in zip(chunks, chunks[1:])]
 
 
 def scan_sort_cycles(clusters, selected_count, lanes):
@@ -334,7 +367,7 @@ def wtu_problem(config, scores, counts):
     result.update(
         selected=selected,
         selected_score=np.where(selected, scores.max(axis=0), 0).astype(np.uint64),
-        emit_cycles=np.full(len(rows), beats, dtype=np.uint64),
+        emit_cycles=np.full(len(rows), beats + EMIT_LATENCY, dtype=np.uint64),
         aggregate_cycles=np.array([aggregate_cycles(selected, config.wtu_lanes)], dtype=np.uint64),
         count_cycles=np.array([beats], dtype=np.uint64))
     return result
