@@ -493,7 +493,7 @@ class _SequencerReference:
         elif state == "WALK":
             o.update(walking=1)
         elif state == "STATS":
-            o.update(stats_valid=1)
+            o.update(stats_valid=self.emit_credits == self.depth)
         elif state == "EMIT":
             credit = self.emit_credits > 0
             o.update(emitting=1, emit=credit,
@@ -547,7 +547,7 @@ class _SequencerReference:
             if self.walk_age >= self.settle and i["walk_done"]:
                 self.state = "DECIDE"
             self.walk_age += 1
-        elif state == "STATS" and i["stats_ready"]:
+        elif state == "STATS" and i["stats_ready"] and o["stats_valid"]:
             self.chunk, self.state = 0, "EMIT"
         elif state == "EMIT" and o["emit"]:
             if not o["last_chunk"]:

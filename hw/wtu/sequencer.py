@@ -21,14 +21,16 @@ def aggregate_wait_cycles(config):
 
 def _credits(m, issue, returned, depth, name):
     """A credit counter of ``depth`` credits, one taken by ``issue`` and one given back by
-    ``returned``; returns a register: whether a credit is left (in the cycle after the
-    counter's move)."""
+    ``returned``; returns two registers: whether a credit is left, and whether all are back
+    (each in the cycle after the counter's move)."""
     credits = Signal(range(depth + 1), init=depth, name=f"{name}_credits")
     next_credits = Signal.like(credits, name=f"{name}_next_credits")
     left = Signal(init=1, name=f"{name}_credit")
+    full = Signal(init=1, name=f"{name}_drained")
     m.d.comb += next_credits.eq(credits - issue + returned)
-    m.d.sync += [credits.eq(next_credits), left.eq(next_credits != 0)]
-    return left
+    m.d.sync += [credits.eq(next_credits), left.eq(next_credits != 0),
+                 full.eq(next_credits == depth)]
+    return left, full
 
 
 def chunk_after(chunk, zero, step, first=0):
@@ -61,7 +63,9 @@ class Sequencer(ConfiguredComponent):
     * a row's emission is issued ahead, one beat per cycle while a *credit* is left: the row-mask
       bits come back into a queue of :func:`hw.wtu.pipeline.queue_depth` entries in front of
       the ``row_mask`` stream, and each beat that stream transfers (``row_mask_taken``) gives
-      its credit back;
+      its credit back. The next row's load follows the last beat's issue; its ``stats`` beat
+      is offered only once every credit is back (the row before has left the queue: the
+      output streams stay in row order, and without stalls the queue is empty long before);
     * the aggregate stream's chunks are read from the lanes the same way (``read``, chunk 0 up
       to ``final_chunk``) into a queue of their own; ``AGG_FETCH`` takes its head when it is
       there (``aggregate_ready``), and each chunk the stream leaves (``advance``) gives its
@@ -176,8 +180,8 @@ class Sequencer(ConfiguredComponent):
         wait_at_last = Signal()
         reading = Signal()      # the aggregate stream's chunks are being read from the lanes
         depth = queue_depth(config)
-        emit_credit = _credits(m, self.emit, self.row_mask_taken, depth, "emit")
-        read_credit = _credits(m, self.read, self.advance, depth, "read")
+        emit_credit, emitted = _credits(m, self.emit, self.row_mask_taken, depth, "emit")
+        read_credit, _ = _credits(m, self.read, self.advance, depth, "read")
         chunk, row, cycles = self.chunk, self.row, self.cycles
         # ``chunk`` is a register whose next value is a signal of its own (``next_chunk``);
         # the states only drive its two strobes.
@@ -247,10 +251,11 @@ class Sequencer(ConfiguredComponent):
                 with m.If(walk_settled & self.walk_done):
                     m.next = "DECIDE"
             with m.State("STATS"):
-                m.d.comb += self.stats_valid.eq(1)
+                # Not before the row before has left the row_mask queue (streams in row order).
+                m.d.comb += self.stats_valid.eq(emitted)
                 if builds_for_fpga(platform):
                     m.d.comb += zero.eq(1)
-                with m.If(self.stats_ready):
+                with m.If(emitted & self.stats_ready):
                     m.d.comb += zero.eq(1)
                     m.next = "EMIT"
             with m.State("EMIT"):

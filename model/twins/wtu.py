@@ -292,8 +292,8 @@ def selected_schedule(result, lanes):
         in the same chunk, else 1 plus the chunks from the previous one's (one fetch cycle
         each). Stalls of ``selected`` delay the beats, never shorten these.
     """
-    rows = int(np.sum(result["cycles"]) + (STATS_CYCLES - EMIT_LATENCY) * len(result["cycles"])
-               + np.sum(result["emit_cycles"]))
+    rows = (int(np.sum(result["cycles"])) + int(np.sum(result["emit_cycles"]))
+            + (STATS_CYCLES - EMIT_LATENCY) * len(result["cycles"]))
     chunks = np.flatnonzero(result["selected"]) // lanes
     if chunks.size == 0:
         return rows + AGGREGATE_WAIT_CYCLES + 1, []

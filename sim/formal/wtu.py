@@ -8,9 +8,11 @@ contract
 conservation
     One problem at a time (a header is taken only once the previous problem's last ``selected``
     beat left); exactly ``ceil(N / lanes)`` count beats, then per row exactly that many score
-    beats; a row's ``stats`` only after all its score beats, rows in order; its ``row_mask``
-    beats after its ``stats``, chunks in order, ``last`` on the final one; ``selected`` only
-    after every row's mask; no problem completes that was not started.
+    beats (the next row's may come while the row's ``row_mask`` beats are still leaving, never
+    before its ``stats``); a row's ``stats`` only after all its score beats and after the row
+    before's last mask beat, rows in order; its ``row_mask`` beats after its ``stats``, chunks
+    in order, ``last`` on the final one; ``selected`` only after every row's mask; no problem
+    completes that was not started.
 response
     With every output always ready and every input always offered, the unit never goes longer
     without an output transfer than the header, the counts and one row of the longest kind take
@@ -46,8 +48,8 @@ VARIANTS = {
     "one_lane": _TINY.replace(**_SMALL, hash_mem_entries=2, max_clusters=2, wtu_lanes=1,
                               wtu_buckets=2, score_bits=3, wtu_refine_depth=0),
 }
-_ALL = (("contract", "bmc", 20), ("conservation", "bmc", 20), ("response", "bmc", 26),
-        ("invariants", "bmc", 24), ("cover", "cover", 30))
+_ALL = (("contract", "bmc", 20), ("conservation", "bmc", 20), ("response", "bmc", 40),
+        ("invariants", "bmc", 24), ("cover", "cover", 56))
 #: (kind, mode, depth) of the jobs of each variant. A ``tiny`` problem (up to 64 clusters in 16
 #: beats per row, 8 rows) does not complete within a depth a solver reaches: ``tiny`` gets the
 #: contract and conservation checks of its first beats only. The small variants end a row's
@@ -61,7 +63,7 @@ JOBS = {
     "exact": _ALL,
     # partial: its two-row cover with a selection that is neither empty nor everything is
     # first reached after depth 30 (unreached at 30, reached at 36).
-    "partial": _ALL[:-1] + (("cover", "cover", 36),),
+    "partial": _ALL[:-1] + (("cover", "cover", 64),),
     "one_lane": _ALL,
 }
 #: The jobs ``make test`` runs (the others run in ``make formal``).
@@ -104,30 +106,33 @@ class WTUHarness(FormalHarness):
         busy = started != completed
 
         count_beats = Signal(_COUNT_BITS)
-        score_beats = Signal(_COUNT_BITS)
+        score_beats = Signal(_COUNT_BITS)       # of the row being loaded
         mask_beats = Signal(_COUNT_BITS)
         rows_done = Signal(config.row_bits + 1)
+        rows_stated = Signal(config.row_bits + 1)
         stats_seen = Signal()
         row_end = mask_given & mask.last
         with m.If(header_taken):
-            m.d.sync += [count_beats.eq(0), score_beats.eq(0), rows_done.eq(0)]
+            m.d.sync += [count_beats.eq(0), score_beats.eq(0), rows_done.eq(0),
+                         rows_stated.eq(0)]
         with m.If(counts_taken):
             m.d.sync += count_beats.eq(count_beats + 1)
         with m.If(scores_taken):
             m.d.sync += score_beats.eq(score_beats + 1)
         with m.If(stats_given):
-            m.d.sync += [stats_seen.eq(1), mask_beats.eq(0)]
+            m.d.sync += [stats_seen.eq(1), mask_beats.eq(0), score_beats.eq(0),
+                         rows_stated.eq(rows_stated + 1)]
         with m.If(mask_given):
             m.d.sync += mask_beats.eq(mask_beats + 1)
         with m.If(row_end):
-            m.d.sync += [stats_seen.eq(0), score_beats.eq(0), rows_done.eq(rows_done + 1)]
+            m.d.sync += [stats_seen.eq(0), rows_done.eq(rows_done + 1)]
 
         check = props.checker(m, "conservation")
         check(~header_taken | ~busy)
         check(~finished | busy)
         check(~counts_taken | (busy & (count_beats < beats)))
         check(~scores_taken | (busy & (count_beats == beats) & (score_beats < beats)
-                               & (rows_done <= rows_m1) & ~stats_seen))
+                               & (rows_stated <= rows_m1)))
         check(~stats_given | (busy & (score_beats == beats) & ~stats_seen
                               & (stats.row == rows_done)))
         check(~mask_given | (stats_seen & (mask.row == rows_done) & (mask.chunk == mask_beats)
@@ -141,8 +146,12 @@ class WTUHarness(FormalHarness):
         bound = 1 + dut.load_beats(clusters) + dut.max_row_cycles(clusters)
         props.check(m, "response", gap <= bound)
 
-        # Invariants: the row's scores and counts as taken, its mask as emitted.
+        # Invariants: the row's scores and counts as taken, its mask as emitted; the scores of
+        # the row being emitted kept from its stats beat on (the next row's may come in).
         score_of = [Signal(score_bits, name=f"score{j}") for j in range(clusters)]
+        row_score = [Signal(score_bits, name=f"row_score{j}") for j in range(clusters)]
+        with m.If(stats_given):
+            m.d.sync += [kept.eq(taken) for kept, taken in zip(row_score, score_of)]
         count_of = [Signal(count_bits, name=f"count{j}") for j in range(clusters)]
         for j in range(clusters):
             beat, lane = divmod(j, lanes)
@@ -166,11 +175,11 @@ class WTUHarness(FormalHarness):
         exists = [j <= clusters_m1 for j in range(clusters)]
         invariant = props.checker(m, "invariants")
         for j in range(clusters):
-            invariant(~row_end | (row_mask[j] == (exists[j] & (score_of[j] >= cutoff))))
+            invariant(~row_end | (row_mask[j] == (exists[j] & (row_score[j] >= cutoff))))
             for k in range(clusters):
-                invariant(~row_end | ~(row_mask[j] & exists[k] & (score_of[k] >= score_of[j]))
+                invariant(~row_end | ~(row_mask[j] & exists[k] & (row_score[k] >= row_score[j]))
                           | row_mask[k])
-        mass = sum(row_mask[j].replicate(score_bits + count_bits) & (score_of[j] * count_of[j])
+        mass = sum(row_mask[j].replicate(score_bits + count_bits) & (row_score[j] * count_of[j])
                    for j in range(clusters))
         invariant(~row_end | (mass >= threshold))
 
@@ -180,8 +189,8 @@ class WTUHarness(FormalHarness):
         with m.If(row_end):
             m.d.sync += union.eq(union | row_mask)
             for j in range(clusters):
-                with m.If((rows_done == 0) | (score_of[j] > best[j])):
-                    m.d.sync += best[j].eq(score_of[j])
+                with m.If((rows_done == 0) | (row_score[j] > best[j])):
+                    m.d.sync += best[j].eq(row_score[j])
         with m.If(header_taken):
             m.d.sync += union.eq(0)
         previous = Signal(config.cluster_id_bits)
