@@ -124,18 +124,22 @@ def test_dre_response_terms_worked_by_hand():
     # HCU: max_token_cycles = (2 entries + 1) x max(2 beats, 5) + 3 + 3 argmin stages (always
     # three, a stage without a level passes its input through its registers) = 21, plus the
     # intake.
-    # WTU: load_beats(2) = 2 (one lane); max_row_cycles(2) = 2 + decide 11 x 1 = 13.
+    # WTU: load_beats(2) = 2 (one lane); max_row_cycles(2) = 2 + decide 13 x 1 = 15 (2 cycles
+    # to the lanes, 5 lane stages, 3 suffix cycles, 3: no refinement); aggregate_latency = the
+    # wait (2 to the lanes + 2 back + 2 to count the last beat) + a chunk's read (2 + 2 + the
+    # queue's write) = 11.
     assert response_terms(config) == {
         "save": 1 + 1 + 1 + 27,             # command, status, the blocks' commands, the image
         "problem": 1 + 1 + 53,
         "restore": 27 + 2 + 1,              # the image, restore extra and decide cycles
         "per_token": 21 + 1,
         "no_rows": 1,                       # the empty selection, a cycle after the last count
-        "rows": 1 + 1 + 2 + 2,              # packer, header, count beats, aggregate beats
-        "per_row": 13 + 2,                  # the row, its mask beats
+        "rows": 1 + 1 + 2 + 11 + 2,         # packer, header, count beats, aggregate latency
+                                            # and beats
+        "per_row": 15 + 2,                  # the row, its mask beats
     }
-    # A restore of one token and one row: 55 + 30 + 22 + 6 + 15.
-    assert response_bound(config, mode=2, new_tokens=1, rows=1) == 128
+    # A restore of one token and one row: 55 + 30 + 22 + 17 + 17.
+    assert response_bound(config, mode=2, new_tokens=1, rows=1) == 141
 
 
 def test_dre_harness_converts():

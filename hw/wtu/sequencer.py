@@ -66,6 +66,8 @@ class Sequencer(ConfiguredComponent):
       its credit back. The next row's load follows the last beat's issue; its ``stats`` beat
       is offered only once every credit is back (the row before has left the queue: the
       output streams stay in row order, and without stalls the queue is empty long before);
+    * ``AGG_WAIT`` also ends only once every row-mask credit is back (the last row has left
+      the ``row_mask`` queue; without stalls that is the wait's last cycle);
     * the aggregate stream's chunks are read from the lanes the same way (``read``, chunk 0 up
       to ``final_chunk``) into a queue of their own; ``AGG_FETCH`` takes its head when it is
       there (``aggregate_ready``), and each chunk the stream leaves (``advance``) gives its
@@ -273,10 +275,12 @@ class Sequencer(ConfiguredComponent):
                         m.next = "LOAD"
             with m.State("AGG_WAIT"):
                 # The last row-mask beat's bits reach the aggregate emitter and are counted
-                # (aggregate_wait_cycles); chunk 0 is then read from the lanes first.
-                m.d.sync += [wait_count.eq(wait_count + 1),
-                             wait_at_last.eq(wait_count == wait_last - 1)]
-                with m.If(wait_at_last):
+                # (aggregate_wait_cycles), and it has left the row_mask queue (without stalls
+                # in the same cycle); chunk 0 is then read from the lanes first.
+                with m.If(~wait_at_last):
+                    m.d.sync += [wait_count.eq(wait_count + 1),
+                                 wait_at_last.eq(wait_count == wait_last - 1)]
+                with m.If(wait_at_last & emitted):
                     with m.If(self.any_selected):
                         m.d.sync += reading.eq(1)
                         m.next = "AGG_FETCH"

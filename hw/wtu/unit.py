@@ -36,6 +36,15 @@ such passes to sort. The WTU instead does all its full-row work *while the row s
 * Addresses: every lane keeps its own copy of the chunk register, so each lane's memories
   are addressed by a register of the lane (a register driving the address pins of all
   lanes' macros measured 2.56 ns of clock-to-output alone).
+* Lanes decoupled from the sequencer (:mod:`hw.wtu.lane_links`): every strobe, decision
+  field and beat reaches a lane :func:`hw.wtu.pipeline.broadcast_stages` cycles after the
+  sequencer gives it (a shared register, then one of the lane's own), and what the lanes
+  return (walk done, row-mask bits, aggregate words) comes back
+  :func:`hw.wtu.pipeline.gather_stages` cycles later, so no path runs from the sequencer's
+  state through a wire across the die into a lane's memory address, or back. The row-mask
+  beats and the aggregate stream's chunks are issued ahead against credits and come back
+  into small queues (:func:`hw.wtu.pipeline.queue_depth` entries) in front of the output
+  streams, so an output's ``ready`` moves nothing in the lanes in its own cycle.
 * Refinement touches only the crossing bucket: each lane walks its own list of that bucket, one
   cluster per cycle, splitting it into sub-buckets (new masses, new lists, by relinking the same
   next pointers) for the next decision. A pass costs ``max over lanes`` of the lane's members of
@@ -82,9 +91,11 @@ Cycles stalled on a stream are not counted in ``stats.cycles``; without stalls t
 beat is valid exactly ``cycles`` cycles after the row's first ``scores`` transfer
 (:attr:`WiCSumThresholdUnit.stats_latency` is 0 extra cycles), at most
 :meth:`WiCSumThresholdUnit.max_row_cycles`. A row then occupies the unit for 1 ``stats`` cycle
-and :meth:`WiCSumThresholdUnit.load_beats` emission beats, so without stalls one row takes
-``cycles + 1 + ceil(N / lanes)`` cycles; a problem adds ``ceil(N / lanes)`` count beats, one
-header cycle and the aggregate stream (:func:`model.twins.wtu.aggregate_cycles`).
+and :meth:`WiCSumThresholdUnit.load_beats` cycles issuing its emission beats, each offered on
+``row_mask`` :attr:`WiCSumThresholdUnit.emit_latency` cycles after its issue, so without
+stalls one row takes ``cycles + 1 + ceil(N / lanes)`` cycles (the next row's load overlaps
+the last beats' latency); a problem adds ``ceil(N / lanes)`` count beats, one header cycle
+and the aggregate stream (:func:`model.twins.wtu.aggregate_cycles`).
 
 Choices and limits
 ------------------
@@ -94,8 +105,10 @@ whose scores all share their top bits cost one extra walk per shared level. The 
 are read synchronously (SRAM macros, block RAM) and *ahead* (:mod:`hw.wtu.read_ahead`): each is
 addressed with the value its address register takes at the clock edge (the sequencer's
 ``next_chunk``, the walk's ``next_walk_address``), so a word is there in the cycle its address
-is, and the walk still steps one cluster per cycle per lane. Rows are processed one after another: the next row's load waits for the emission of the
-previous one (double-buffering the score memory would hide it, at twice the score storage).
+is, and the walk still steps one cluster per cycle per lane. Rows are processed one after
+another: the next row's load waits for the issue of the previous one's emission
+(double-buffering the score memory would hide it, at twice the score storage), and its
+``stats`` beat for that emission to have left the ``row_mask`` queue.
 
 Elaborated for an FPGA build platform (:func:`hw.wtu.fast_adders.carry_chains`), every adder and
 comparison is the plain operator (the logic cells' carry chains) and a lane's product one
@@ -123,7 +136,7 @@ from hw.wtu.layouts import WTULayouts
 from hw.wtu.pipeline import (broadcast_stages, decide_cycles, delayed, gather_stages,
                              product_latency, queue_depth)
 from hw.wtu.row_statistics import RowStatistics
-from hw.wtu.sequencer import Sequencer
+from hw.wtu.sequencer import Sequencer, aggregate_wait_cycles
 
 __all__ = ["WiCSumThresholdUnit"]
 
@@ -188,6 +201,14 @@ class WiCSumThresholdUnit(wiring.Component):
         and back (:func:`hw.wtu.pipeline.broadcast_stages` +
         :func:`hw.wtu.pipeline.gather_stages`) and the queue's write."""
         return broadcast_stages(self._config) + gather_stages(self._config) + 1
+
+    @property
+    def aggregate_latency(self):
+        """Cycles from the last row-mask beat's issue to the aggregate stream's first chunk at
+        the head of its queue: the wait for that beat's bits to come back and be counted
+        (:func:`hw.wtu.sequencer.aggregate_wait_cycles`), then a chunk's read through the lanes
+        and back and the queue's write."""
+        return aggregate_wait_cycles(self._config) + self.emit_latency
 
     @property
     def layouts(self):

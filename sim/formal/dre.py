@@ -39,8 +39,8 @@ response
     intake), the KVMU's worst problem (:func:`sim.formal.kvmu.worst_problem_cycles`, from its
     declared per-step cycles) and the WTU's wait: without rows ``empty_select_cycles``, with
     rows the packer's ``latency``, the header, the ``ceil(N / wtu_lanes)`` count beats, per row
-    ``max_row_cycles(N)`` and its ``ceil(N / wtu_lanes)`` mask beats, and one aggregate beat per
-    cluster (``N = max_clusters``); plus for a save ``context_start_cycles`` and its largest
+    ``max_row_cycles(N)`` and its ``ceil(N / wtu_lanes)`` mask beats, the aggregate stream's
+    ``aggregate_latency`` and one aggregate beat per cluster (``N = max_clusters``); plus for a save ``context_start_cycles`` and its largest
     image. Besides, without stalls the status's own ``cycles`` equals the cycles the harness
     counted and every ``stall`` counter is 0. This group is a bounded check (``bmc``): the bound
     (53 cycles for the shortest accepted problem of ``small``) lies beyond the depths the
@@ -134,7 +134,7 @@ def response_terms(config):
             "restore": image + top.restore_extra_cycles + top.restore_decide_cycles,
             "per_token": hcu.max_token_cycles + 1,
             "no_rows": top.empty_select_cycles,
-            "rows": CountPacker.latency + 1 + beats + clusters,
+            "rows": CountPacker.latency + 1 + beats + wtu.aggregate_latency + clusters,
             "per_row": wtu.max_row_cycles(clusters) + beats}
 
 
