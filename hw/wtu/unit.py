@@ -123,10 +123,10 @@ products described above.
 
 from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from hw.component import check_config
+from hw.register_fifo import RegisterFIFO
 from hw.wtu.aggregate import AggregateEmitter
 from hw.wtu.bucket_masses import BucketMasses
 from hw.wtu.decision import Decision
@@ -251,12 +251,12 @@ class WiCSumThresholdUnit(wiring.Component):
         m.submodules.aggregate = aggregate = AggregateEmitter(config)
         depth = queue_depth(config)
         layouts = self._layouts
-        m.submodules.row_mask_queue = row_mask_queue = SyncFIFO(
+        m.submodules.row_mask_queue = row_mask_queue = RegisterFIFO(
             width=layouts.row_mask.size, depth=depth)
         aggregate_word = data.StructLayout({
             "aggregate": unsigned(lanes),
             "max_score": data.ArrayLayout(config.score_bits, lanes)})
-        m.submodules.aggregate_queue = aggregate_queue = SyncFIFO(
+        m.submodules.aggregate_queue = aggregate_queue = RegisterFIFO(
             width=aggregate_word.size, depth=depth)
         lane_parts = [Lane(config, l) for l in range(lanes)]
         self._connect_sequencer(m, sequencer, decision, aggregate, lane_parts,
