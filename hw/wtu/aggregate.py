@@ -27,6 +27,10 @@ class AggregateEmitter(ConfiguredComponent):
     id, its max score over the rows, ``last`` on the highest id), or the single ``empty`` beat
     when no row selected anything.
 
+    The payload's lane (the lowest pending cluster) is a register written with the pending bits,
+    so the payload is not behind a priority chain in its own cycle (a placed path of 13.76 ns
+    on the ECP5, from ``pending`` through the chain and the max-score multiplexer).
+
     Whether a chunk holds a selected cluster (``chunk_empty``) comes from a register, not from
     the fetched words: the per-chunk bits are a shift register whose head is the chunk the
     aggregate stream is at (chunk 0 when the stream starts; ``advance`` moves it one chunk up).
@@ -137,10 +141,9 @@ class AggregateEmitter(ConfiguredComponent):
         candidate_valid = Signal()
         m.d.sync += [candidate.eq(Cat(highest_selected, emitted_chunk)),
                      candidate_valid.eq(emitted)]
+        # The lowest pending lane, a register written with ``pending`` (the priority chain
+        # over the bits ``pending`` takes, not behind ``pending``): it selects the payload.
         first_pending = Signal(range(lanes))
-        for l in reversed(range(lanes)):
-            with m.If(pending[l]):
-                m.d.comb += first_pending.eq(l)
         # The handshake's conditions (``chunk_done``, ``final``) from the lowest pending bit
         # isolated arithmetically (``pending & (pending - 1)`` drops it), not through the
         # priority chain of ``first_pending``, which only selects the payload.
@@ -175,7 +178,18 @@ class AggregateEmitter(ConfiguredComponent):
             m.d.sync += [aggregate_last.eq(0), aggregate_any.eq(0), selected_chunks.eq(0),
                          candidate_valid.eq(0), self.chunk.eq(0)]
         with m.If(self.fetch):
-            m.d.sync += pending.eq(self.aggregate)
+            m.d.sync += [pending.eq(self.aggregate),
+                         first_pending.eq(_lowest_set(m, self.aggregate, "fetched_first"))]
         with m.If(self.send):
-            m.d.sync += pending.eq(remaining)
+            m.d.sync += [pending.eq(remaining),
+                         first_pending.eq(_lowest_set(m, remaining, "remaining_first"))]
         return m
+
+
+def _lowest_set(m, bits, name):
+    """The index of the lowest set bit of ``bits`` (0 when none is), a priority chain."""
+    index = Signal(range(len(bits)), name=name)
+    for bit in reversed(range(len(bits))):
+        with m.If(bits[bit]):
+            m.d.comb += index.eq(bit)
+    return index

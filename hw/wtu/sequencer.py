@@ -208,6 +208,11 @@ class Sequencer(ConfiguredComponent):
             with m.Else():
                 m.d.comb += step.eq(1)
 
+        # ``decide_at_last`` is 1 only in the DECIDE state's last cycle: the decision's strobes
+        # come from that register alone, not through the state's decoding.
+        m.d.comb += [self.decide.eq(decide_at_last),
+                     self.start_walk.eq(decide_at_last & self.refine)]
+
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += [self.problem_ready.eq(1), self.start_problem.eq(self.problem_valid)]
@@ -237,7 +242,6 @@ class Sequencer(ConfiguredComponent):
                 m.d.sync += [cycles.eq(cycles + 1), decide_count.eq(decide_count + 1),
                              decide_at_last.eq(decide_count == decide_last - 1)]
                 with m.If(decide_at_last):
-                    m.d.comb += [self.decide.eq(1), self.start_walk.eq(self.refine)]
                     m.d.sync += [decide_count.eq(0), decide_at_last.eq(0),
                                  walk_age.eq(0), walk_settled.eq(settle == 0)]
                     with m.If(self.refine):
