@@ -212,7 +212,10 @@ def wtu_cycles(config):
         clusters = scores.shape[1]
         selected = result["row_selected"].sum(axis=1)
         wtu_decide = float(np.mean(result["cycles"]))
-        wtu_total = float(np.mean(result["cycles"] + result["emit_cycles"]))
+        # A row occupies the unit for its cycles and its emission beats' issue; each beat is
+        # offered EMIT_LATENCY cycles after its issue, while the next row loads.
+        wtu_total = float(np.mean(result["cycles"] + result["emit_cycles"])
+                          - wtu_twin.EMIT_LATENCY)
         sorter = sorter_twin.cycles_per_row(config, clusters)
         scan_sort = float(np.mean([wtu_twin.scan_sort_cycles(clusters, int(count), config.wtu_lanes)
                                    for count in selected]))
