@@ -460,7 +460,8 @@ class _SequencerReference:
     """The sequencer's rule (:class:`hw.wtu.Sequencer` docstring), one cycle at a time: the lanes
     act ``B`` cycles after a strobe and answer ``G`` cycles after that (both 2 here, from
     :mod:`hw.wtu.pipeline`), the row-mask beats and the aggregate stream's reads are issued
-    against credits of queues of ``B + G + 2`` entries."""
+    against credits of queues of ``B + G + 2`` entries (``B + G + 3`` for the reads, whose
+    credits come back a cycle after the chunk's ``advance``)."""
 
     def __init__(self, config):
         self.config = config
@@ -474,7 +475,9 @@ class _SequencerReference:
         self.wait_cycles = self.settle + 2
         self.wait_count = 0             # cycles spent in AGG_WAIT
         self.depth = self.settle + 2
-        self.emit_credits = self.read_credits = self.depth
+        self.emit_credits = self.depth
+        self.read_credits = self.depth + 1
+        self.advanced = False           # the previous cycle's advance (its credit comes back)
         self.reading = False
 
     def outputs(self, i):
@@ -523,7 +526,8 @@ class _SequencerReference:
         state, next_chunk = self.state, (self.chunk + 1) & chunk_mask
         drained = self.emit_credits == self.depth    # the register, before this cycle's move
         self.emit_credits += i["row_mask_taken"] - o["emit"]
-        self.read_credits += o["advance"] - o["read"]
+        self.read_credits += self.advanced - o["read"]
+        self.advanced = bool(o["advance"])
         if o["read"]:
             if self.chunk == i["final_chunk"]:
                 self.reading = False

@@ -29,7 +29,10 @@ class AggregateEmitter(ConfiguredComponent):
 
     The payload's lane (the lowest pending cluster) is a register written with the pending bits,
     so the payload is not behind a priority chain in its own cycle (a placed path of 13.76 ns
-    on the ECP5, from ``pending`` through the chain and the max-score multiplexer).
+    on the ECP5, from ``pending`` through the chain and the max-score multiplexer). So are the
+    pending bits less the lowest one, so that ``chunk_done`` and ``final`` are reductions of
+    registers (``pending`` through a decrement into ``chunk_done`` and the sequencer's read
+    credits was a placed path of 12.7 ns).
 
     Whether a chunk holds a selected cluster (``chunk_empty``) comes from a register, not from
     the fetched words: the per-chunk bits are a shift register whose head is the chunk the
@@ -144,16 +147,15 @@ class AggregateEmitter(ConfiguredComponent):
         # The lowest pending lane, a register written with ``pending`` (the priority chain
         # over the bits ``pending`` takes, not behind ``pending``): it selects the payload.
         first_pending = Signal(range(lanes))
-        # The handshake's conditions (``chunk_done``, ``final``) from the lowest pending bit
-        # isolated arithmetically (``pending & (pending - 1)`` drops it), not through the
-        # priority chain of ``first_pending``, which only selects the payload.
-        remaining = Signal(lanes)
+        # ``rest``: ``pending`` less its lowest bit (``x & (x - 1)`` drops it), a register
+        # written with ``pending``, so that the handshake's conditions (``chunk_done``,
+        # ``final``) are reductions of registers, with no carry chain behind them.
+        rest = Signal(lanes)
         lowest = Signal(lanes)
         lane_bits = max(0, (lanes - 1).bit_length())
         last_lane = Signal(lanes)    # aggregate_last's lane, one-hot
         m.d.comb += [
-            remaining.eq(pending & (pending - 1)[:lanes]),
-            lowest.eq(pending & ~remaining),
+            lowest.eq(pending & ~rest),
             last_lane.eq(Const(1, lanes) << aggregate_last[:lane_bits]),
             self.cluster.eq(Cat(first_pending, self.chunk)[:config.cluster_id_bits]),
             self.score.eq(self.max_score[first_pending]),
@@ -162,7 +164,7 @@ class AggregateEmitter(ConfiguredComponent):
             self.any_selected.eq(aggregate_any | emitted),
             self.chunk_empty.eq(~selected_chunks[0]),
             self.final.eq((self.chunk == aggregate_last[lane_bits:]) & (lowest & last_lane).any()),
-            self.chunk_done.eq(remaining == 0),
+            self.chunk_done.eq(rest == 0),
             self.final_chunk.eq(aggregate_last[lane_bits:]),
         ]
         with m.If(self.advance):
@@ -179,11 +181,17 @@ class AggregateEmitter(ConfiguredComponent):
                          candidate_valid.eq(0), self.chunk.eq(0)]
         with m.If(self.fetch):
             m.d.sync += [pending.eq(self.aggregate),
+                         rest.eq(_without_lowest(self.aggregate)),
                          first_pending.eq(_lowest_set(m, self.aggregate, "fetched_first"))]
         with m.If(self.send):
-            m.d.sync += [pending.eq(remaining),
-                         first_pending.eq(_lowest_set(m, remaining, "remaining_first"))]
+            m.d.sync += [pending.eq(rest), rest.eq(_without_lowest(rest)),
+                         first_pending.eq(_lowest_set(m, rest, "remaining_first"))]
         return m
+
+
+def _without_lowest(bits):
+    """``bits`` with its lowest set bit cleared (``x & (x - 1)``; 0 stays 0)."""
+    return bits & (bits - 1)[:len(bits)]
 
 
 def _lowest_set(m, bits, name):

@@ -20,7 +20,7 @@ __all__ = ["PRODUCT_SLICE_BITS", "ACCUMULATE_GROUP", "ACCUMULATE_LATENCY", "prod
            "registered_suffix_sums", "suffix_tree_latency",
            "threshold_terms", "threshold_in_halves", "threshold_latency", "suffix_latency",
            "decision_cycles", "decide_cycles", "broadcast_stages", "gather_stages",
-           "queue_depth"]
+           "queue_depth", "aggregate_queue_depth"]
 
 #: Bits of the count in one partial product of a lane's ``s x n`` (a registered 16 x 4-bit
 #: product measured 4.19 ns in SG13G2 typical with the project's flow, a 16 x 8 one 5.45 ns,
@@ -331,6 +331,14 @@ def queue_depth(config):
     back (:func:`broadcast_stages` + :func:`gather_stages`), the queue's write and a credit
     returned, so that an always-ready consumer is never kept waiting."""
     return broadcast_stages(config) + gather_stages(config) + 2
+
+
+def aggregate_queue_depth(config):
+    """Entries of the queue ahead of the aggregate stream: :func:`queue_depth` and one more,
+    because a chunk's credit comes back a cycle after the stream leaves it (from a register:
+    the stream's ``advance`` follows the ``selected`` handshake and the emitter's pending bits,
+    and does not reach the credit counter in its own cycle)."""
+    return queue_depth(config) + 1
 
 
 def decide_cycles(config):

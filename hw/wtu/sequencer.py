@@ -5,7 +5,8 @@ from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent, builds_for_fpga
 from hw.wtu.layouts import WTULayouts
-from hw.wtu.pipeline import broadcast_stages, decide_cycles, gather_stages, queue_depth
+from hw.wtu.pipeline import (aggregate_queue_depth, broadcast_stages, decide_cycles,
+                             gather_stages, queue_depth)
 
 __all__ = ["Sequencer", "chunk_after", "aggregate_wait_cycles"]
 
@@ -71,7 +72,8 @@ class Sequencer(ConfiguredComponent):
     * the aggregate stream's chunks are read from the lanes the same way (``read``, chunk 0 up
       to ``final_chunk``) into a queue of their own; ``AGG_FETCH`` takes its head when it is
       there (``aggregate_ready``), and each chunk the stream leaves (``advance``) gives its
-      credit back.
+      credit back a cycle later (the queue holds
+      :func:`hw.wtu.pipeline.aggregate_queue_depth` entries, one more for that cycle).
 
     Stream ``valid``/``ready`` outputs depend on the state only; the strobes are the transfers.
     Every strobe that reaches the lanes depends on the state and on registers only (the
@@ -183,7 +185,11 @@ class Sequencer(ConfiguredComponent):
         reading = Signal()      # the aggregate stream's chunks are being read from the lanes
         depth = queue_depth(config)
         emit_credit, emitted = _credits(m, self.emit, self.row_mask_taken, depth, "emit")
-        read_credit, _ = _credits(m, self.read, self.advance, depth, "read")
+        # A chunk's read credit comes back a cycle after the stream leaves it (a register):
+        # ``advance`` follows the ``selected`` handshake and the emitter's pending bits.
+        advanced = Signal()
+        m.d.sync += advanced.eq(self.advance)
+        read_credit, _ = _credits(m, self.read, advanced, aggregate_queue_depth(config), "read")
         chunk, row, cycles = self.chunk, self.row, self.cycles
         # ``chunk`` is a register whose next value is a signal of its own (``next_chunk``);
         # the states only drive its two strobes.

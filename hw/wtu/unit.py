@@ -133,8 +133,8 @@ from hw.wtu.decision import Decision
 from hw.wtu.lane import Lane
 from hw.wtu.lane_links import broadcast, gather
 from hw.wtu.layouts import WTULayouts
-from hw.wtu.pipeline import (broadcast_stages, decide_cycles, delayed, gather_stages,
-                             product_latency, queue_depth)
+from hw.wtu.pipeline import (aggregate_queue_depth, broadcast_stages, decide_cycles, delayed,
+                             gather_stages, product_latency, queue_depth)
 from hw.wtu.row_statistics import RowStatistics
 from hw.wtu.sequencer import Sequencer, aggregate_wait_cycles
 
@@ -257,7 +257,7 @@ class WiCSumThresholdUnit(wiring.Component):
             "aggregate": unsigned(lanes),
             "max_score": data.ArrayLayout(config.score_bits, lanes)})
         m.submodules.aggregate_queue = aggregate_queue = RegisterFIFO(
-            width=aggregate_word.size, depth=depth)
+            width=aggregate_word.size, depth=aggregate_queue_depth(config))
         lane_parts = [Lane(config, l) for l in range(lanes)]
         self._connect_sequencer(m, sequencer, decision, aggregate, lane_parts,
                                 row_mask_queue, aggregate_queue)
