@@ -371,6 +371,7 @@ def test_aggregate_emitter():
 
     async def testbench(ctx):
         last, any_, pending = 0, False, 0                 # reference (reset values)
+        held_scores = [0] * lanes       # the max scores taken by the last fetch
         selected_chunks = 0             # bit c: chunk c (from the head) holds a selection
         # A beat's (highest selected cluster, chunk), folded in a cycle later; its highest
         # cluster reaches ``last`` a cycle after that.
@@ -396,7 +397,7 @@ def test_aggregate_emitter():
             cluster = (stream_chunk * lanes + first) & id_mask
             assert ctx.get(dut.chunk) == stream_chunk
             assert ctx.get(dut.cluster) == cluster
-            assert ctx.get(dut.score) == scores[first]
+            assert ctx.get(dut.score) == held_scores[first]
             final = pending != 0 and cluster == last   # nothing pending: not final
             assert ctx.get(dut.final) == final
             assert ctx.get(dut.last) == (final or not any_)
@@ -422,7 +423,7 @@ def test_aggregate_emitter():
             elif op == "emit" and row_select:
                 emitted = (chunk * lanes + row_select.bit_length() - 1, chunk)
             elif op == "fetch":
-                pending = aggregate
+                pending, held_scores = aggregate, scores
             elif op == "send":
                 pending &= ~(1 << first)
         assert advances > 0
@@ -461,7 +462,7 @@ class _SequencerReference:
     act ``B`` cycles after a strobe and answer ``G`` cycles after that (both 2 here, from
     :mod:`hw.wtu.pipeline`), the row-mask beats and the aggregate stream's reads are issued
     against credits of queues of ``B + G + 2`` entries (``B + G + 3`` for the reads, whose
-    credits come back a cycle after the chunk's ``advance``)."""
+    credits come back a cycle after the chunk's ``fetch``)."""
 
     def __init__(self, config):
         self.config = config
@@ -477,7 +478,7 @@ class _SequencerReference:
         self.depth = self.settle + 2
         self.emit_credits = self.depth
         self.read_credits = self.depth + 1
-        self.advanced = False           # the previous cycle's advance (its credit comes back)
+        self.fetched = False            # the previous cycle's fetch (its credit comes back)
         self.reading = False
 
     def outputs(self, i):
@@ -526,8 +527,8 @@ class _SequencerReference:
         state, next_chunk = self.state, (self.chunk + 1) & chunk_mask
         drained = self.emit_credits == self.depth    # the register, before this cycle's move
         self.emit_credits += i["row_mask_taken"] - o["emit"]
-        self.read_credits += self.advanced - o["read"]
-        self.advanced = bool(o["advance"])
+        self.read_credits += self.fetched - o["read"]
+        self.fetched = bool(o["fetch"])
         if o["read"]:
             if self.chunk == i["final_chunk"]:
                 self.reading = False

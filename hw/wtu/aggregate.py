@@ -60,7 +60,8 @@ class AggregateEmitter(ConfiguredComponent):
     max_score : In(ArrayLayout(score_bits, wtu_lanes))
         The max scores of ``chunk``.
     fetch : In(1)
-        Load ``aggregate`` as pending.
+        Load ``aggregate`` as pending, and ``max_score`` (the payload's scores until the next
+        ``fetch``).
     send : In(1)
         A ``selected`` beat is transferred: retire its cluster.
     advance : In(1)
@@ -151,6 +152,10 @@ class AggregateEmitter(ConfiguredComponent):
         # written with ``pending``, so that the handshake's conditions (``chunk_done``,
         # ``final``) are reductions of registers, with no carry chain behind them.
         rest = Signal(lanes)
+        # The chunk's max scores, taken with its aggregate bits (the queue's head is dropped
+        # when they are taken, so the queue's pop follows registers, not the ``selected``
+        # handshake).
+        held_scores = Signal.like(self.max_score)
         lowest = Signal(lanes)
         lane_bits = max(0, (lanes - 1).bit_length())
         last_lane = Signal(lanes)    # aggregate_last's lane, one-hot
@@ -158,7 +163,7 @@ class AggregateEmitter(ConfiguredComponent):
             lowest.eq(pending & ~rest),
             last_lane.eq(Const(1, lanes) << aggregate_last[:lane_bits]),
             self.cluster.eq(Cat(first_pending, self.chunk)[:config.cluster_id_bits]),
-            self.score.eq(self.max_score[first_pending]),
+            self.score.eq(held_scores[first_pending]),
             self.last.eq(self.final | ~aggregate_any),
             self.empty.eq(~aggregate_any),
             self.any_selected.eq(aggregate_any | emitted),
@@ -180,7 +185,7 @@ class AggregateEmitter(ConfiguredComponent):
             m.d.sync += [aggregate_last.eq(0), aggregate_any.eq(0), selected_chunks.eq(0),
                          candidate_valid.eq(0), self.chunk.eq(0)]
         with m.If(self.fetch):
-            m.d.sync += [pending.eq(self.aggregate),
+            m.d.sync += [pending.eq(self.aggregate), held_scores.eq(self.max_score),
                          rest.eq(_without_lowest(self.aggregate)),
                          first_pending.eq(_lowest_set(m, self.aggregate, "fetched_first"))]
         with m.If(self.send):

@@ -71,8 +71,8 @@ class Sequencer(ConfiguredComponent):
       the ``row_mask`` queue; without stalls that is the wait's last cycle);
     * the aggregate stream's chunks are read from the lanes the same way (``read``, chunk 0 up
       to ``final_chunk``) into a queue of their own; ``AGG_FETCH`` takes its head when it is
-      there (``aggregate_ready``), and each chunk the stream leaves (``advance``) gives its
-      credit back a cycle later (the queue holds
+      there (``aggregate_ready``: the emitter takes the head's words and the head is dropped),
+      and each chunk taken gives its credit back a cycle later (the queue holds
       :func:`hw.wtu.pipeline.aggregate_queue_depth` entries, one more for that cycle).
 
     Stream ``valid``/``ready`` outputs depend on the state only; the strobes are the transfers.
@@ -125,8 +125,8 @@ class Sequencer(ConfiguredComponent):
     emit, read, fetch, send, advance : Out(1)
         Strobes: header taken, counts beat, a row begins (clear its state), scores beat, last
         decide cycle (the decision is taken), the decision refines, walk cycle, row-mask beat
-        issued, aggregate chunk read from the lanes, the aggregate queue's head taken, selected
-        beat, the aggregate stream leaves its chunk (the queue's head is dropped).
+        issued, aggregate chunk read from the lanes, the aggregate queue's head taken (and
+        dropped), selected beat, the aggregate stream leaves its chunk.
 
     Raises
     ------
@@ -185,11 +185,11 @@ class Sequencer(ConfiguredComponent):
         reading = Signal()      # the aggregate stream's chunks are being read from the lanes
         depth = queue_depth(config)
         emit_credit, emitted = _credits(m, self.emit, self.row_mask_taken, depth, "emit")
-        # A chunk's read credit comes back a cycle after the stream leaves it (a register):
-        # ``advance`` follows the ``selected`` handshake and the emitter's pending bits.
-        advanced = Signal()
-        m.d.sync += advanced.eq(self.advance)
-        read_credit, _ = _credits(m, self.read, advanced, aggregate_queue_depth(config), "read")
+        # A chunk's read credit comes back a cycle after the emitter takes its words from the
+        # queue's head (``fetch``, which drops the head), from a register.
+        fetched = Signal()
+        m.d.sync += fetched.eq(self.fetch)
+        read_credit, _ = _credits(m, self.read, fetched, aggregate_queue_depth(config), "read")
         chunk, row, cycles = self.chunk, self.row, self.cycles
         # ``chunk`` is a register whose next value is a signal of its own (``next_chunk``);
         # the states only drive its two strobes.
