@@ -124,8 +124,8 @@ def test_dre_response_terms_worked_by_hand():
     # HCU: max_token_cycles = (2 entries + 1) x max(2 beats, 5) + 3 + 3 argmin stages (always
     # three, a stage without a level passes its input through its registers) = 21, plus the
     # intake.
-    # WTU: load_beats(2) = 2 (one lane); max_row_cycles(2) = 2 + decide 15 x 1 = 17 (2 cycles
-    # to the lanes, 7 lane stages, 3 suffix cycles, 3: no refinement); aggregate_latency = the
+    # WTU: load_beats(2) = 2 (one lane); max_row_cycles(2) = 2 + decide 13 x 1 = 15 (2 cycles
+    # to the lanes, 5 lane stages, 3 suffix cycles, 3: no refinement); aggregate_latency = the
     # wait (2 to the lanes + 2 back + 2 to count the last beat) + a chunk's read (2 + 2 + the
     # queue's write) = 11.
     assert response_terms(config) == {
@@ -136,10 +136,10 @@ def test_dre_response_terms_worked_by_hand():
         "no_rows": 1,                       # the empty selection, a cycle after the last count
         "rows": 1 + 1 + 2 + 11 + 2,         # packer, header, count beats, aggregate latency
                                             # and beats
-        "per_row": 17 + 2,                  # the row, its mask beats
+        "per_row": 15 + 2,                  # the row, its mask beats
     }
-    # A restore of one token and one row: 55 + 30 + 22 + 17 + 19.
-    assert response_bound(config, mode=2, new_tokens=1, rows=1) == 143
+    # A restore of one token and one row: 55 + 30 + 22 + 17 + 17.
+    assert response_bound(config, mode=2, new_tokens=1, rows=1) == 141
 
 
 def test_dre_harness_converts():

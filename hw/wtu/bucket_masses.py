@@ -7,12 +7,12 @@ from amaranth.lib.wiring import In, Out
 from hw.component import ConfiguredComponent
 from hw.wtu.fast_adders import carry_chains
 from hw.wtu.layouts import tree
-from hw.wtu.pipeline import ACCUMULATE_LATENCY, delayed, registered_accumulation
+from hw.wtu.pipeline import ACCUMULATE_LATENCY, registered_accumulation
 
 __all__ = ["BucketMasses", "MASS_LATENCY"]
 
-#: Cycles from the lanes' inputs to the masses counting them (carry-save over three cycles,
-#: then resolved in two: :func:`hw.wtu.pipeline.registered_accumulation`).
+#: Cycles from the lanes' inputs to the masses counting them (carry-save over two cycles,
+#: then resolved: :func:`hw.wtu.pipeline.registered_accumulation`).
 MASS_LATENCY = ACCUMULATE_LATENCY
 
 
@@ -64,9 +64,9 @@ class BucketMasses(ConfiguredComponent):
 
     @property
     def latency(self):
-        """Cycles from a cycle's inputs to ``mass`` and ``members`` counting them: 5 for the
-        masses (:data:`hw.wtu.pipeline.ACCUMULATE_LATENCY`), and ``members`` delayed to
-        match."""
+        """Cycles from a cycle's inputs to ``mass`` and ``members`` counting them: 3 for the
+        masses (the groups' carry-save pairs, the saved pair, the resolved sum), and
+        ``members`` delayed to match."""
         return MASS_LATENCY
 
     def elaborate(self, platform):
@@ -74,8 +74,8 @@ class BucketMasses(ConfiguredComponent):
         #   cycle 0: per bucket, the masked products compressed in groups into carry-save
         #            pairs, registered (hw.wtu.pipeline.registered_accumulation); the bucket's
         #            hits counted (a narrow sum), registered;
-        #   cycle 1: the count added to the members; cycles 1 to 4: the rest of the mass's
-        #            pipeline (hw.wtu.pipeline.registered_accumulation), the members delayed
+        #   cycle 1: the pairs added to the saved pair; the count added to the members;
+        #   cycle 2: the saved pair resolved into ``mass``; the members registered once more,
         #            to stay aligned.
         config = self._config
         lanes = config.wtu_lanes
@@ -95,7 +95,6 @@ class BucketMasses(ConfiguredComponent):
                 m.d.sync += members.eq(0)
             with m.Elif(accumulate):
                 m.d.sync += members.eq(members + beat_hits)
-            m.d.comb += [self.members[k].eq(delayed(m, members, MASS_LATENCY - 2,
-                                                    f"members{k}")),
-                         self.mass[k].eq(mass)]
+            m.d.sync += self.members[k].eq(members)
+            m.d.comb += self.mass[k].eq(mass)
         return m

@@ -28,16 +28,14 @@ __all__ = ["PRODUCT_SLICE_BITS", "ACCUMULATE_GROUP", "ACCUMULATE_LATENCY", "prod
 PRODUCT_SLICE_BITS = 4
 
 #: Operands a running carry-save sum compresses together in its first cycle
-#: (:func:`registered_accumulation`): 4 operands are two levels of full adders. On the
-#: ECP5-85F a group of 8 (four levels, behind the operands' masks) was a placed path of 13.0
-#: to 14.1 ns, and the groups' pairs with the saved pair (three levels) and the low half's
-#: carry chain in one cycle 11.6 to 12.0 ns.
-ACCUMULATE_GROUP = 4
+#: (:func:`registered_accumulation`): 8 operands are four levels of full adders. The edge
+#: preset's 16 products and the saved pair in one cycle (six levels) placed and routed at
+#: 57 MHz estimated on the ECP5-85F; in groups of 8, then with the saved pair, at 114.92 MHz.
+ACCUMULATE_GROUP = 8
 
 #: Cycles from the operands of a :func:`registered_accumulation` to its sum counting them: the
-#: groups' carry-save pairs, those pairs two by two, the saved pair, the low half resolved,
-#: the high half resolved.
-ACCUMULATE_LATENCY = 5
+#: groups' carry-save pairs, the saved pair, the resolved sum.
+ACCUMULATE_LATENCY = 3
 
 
 def product_latency(config):
@@ -68,23 +66,16 @@ def delayed(m, value, cycles, name):
 def registered_accumulation(m, operands, clear, enable, width, name, *, chain=False):
     """A running sum of ``operands`` over the cycles with ``enable``, kept in carry-save form.
 
-    Pipeline, one line per cycle (cycle 0: the operands, ``clear`` and ``enable``); with up to
-    16 operands (the presets' lanes), at most three levels of full adders or one half-width
-    adder in each:
+    Pipeline, one line per cycle (cycle 0: the operands, ``clear`` and ``enable``):
 
     * cycle 0: the operands compressed in groups of :data:`ACCUMULATE_GROUP` into carry-save
-      pairs (:func:`hw.wtu.fast_adders.carry_save`: two levels), registered with ``clear``
-      and ``enable``;
-    * cycle 1: those pairs compressed two by two into pairs (two levels), registered (with
-      ``clear`` and ``enable`` again);
-    * cycle 2: those pairs and the saved pair compressed into the new saved pair (three levels
-      for two pairs); ``clear`` sets it to 0 (and wins over ``enable``), without either it
-      holds;
-    * cycle 3: the saved pair's low half resolved (a prefix adder,
-      :func:`hw.wtu.fast_adders.fast_add_carry`; the plain operator with ``chain``) with its
-      carry out, registered, and its high half registered;
-    * cycle 4: the high half resolved with that carry in, and the result (the low half
-      resolved, the high half) registered.
+      pairs (:func:`hw.wtu.fast_adders.carry_save`), registered with ``clear`` and ``enable``;
+    * cycle 1: the pairs and the saved pair compressed into the new saved pair, and the new
+      pair's low half resolved (a prefix adder, :func:`hw.wtu.fast_adders.fast_add_carry`;
+      the plain operator with ``chain``) with its carry out; ``clear`` sets them to 0 (and
+      wins over ``enable``), without either they hold;
+    * cycle 2: the saved pair's high half resolved with that carry in, and the result (the
+      low half resolved, the high half) registered.
 
     No cycle resolves the whole width: the edge preset's 44-bit resolution in one cycle was
     the WTU's critical path in SG13G2 typical (5.8 to 6.1 ns, the mapper rebuilding the prefix
@@ -101,33 +92,23 @@ def registered_accumulation(m, operands, clear, enable, width, name, *, chain=Fa
             pair = Signal(width, name=f"{name}_g{group}_{half}")
             m.d.sync += pair.eq(value)
             pairs.append(pair)
-    beat = []
-    for group in range(0, len(pairs), 4):
-        for half, value in enumerate(carry_save(m, pairs[group:group + 4], width,
-                                                f"{name}_p{group}")):
-            registered = Signal(width, name=f"{name}_p{group}_{half}")
-            m.d.sync += registered.eq(value)
-            beat.append(registered)
-    clear_beat = delayed(m, clear, 2, f"{name}_clear")
-    enable_beat = delayed(m, enable, 2, f"{name}_enable")
+    clear_pairs, enable_pairs = Signal(name=f"{name}_clear"), Signal(name=f"{name}_enable")
+    m.d.sync += [clear_pairs.eq(clear), enable_pairs.eq(enable)]
     saved_sum, saved_carry = Signal(width, name=f"{name}_sum"), Signal(width, name=f"{name}_carry")
-    new_sum, new_carry = carry_save(m, beat + [saved_sum, saved_carry], width, f"{name}_csa")
-    with m.If(clear_beat):
-        m.d.sync += [saved_sum.eq(0), saved_carry.eq(0)]
-    with m.Elif(enable_beat):
-        m.d.sync += [saved_sum.eq(new_sum), saved_carry.eq(new_carry)]
+    new_sum, new_carry = carry_save(m, pairs + [saved_sum, saved_carry], width, f"{name}_csa")
     low = width // 2
     low_sum, low_carry = Signal(low, name=f"{name}_low"), Signal(name=f"{name}_low_carry")
-    high_sum, high_carry = (Signal(width - low, name=f"{name}_high_sum"),
-                            Signal(width - low, name=f"{name}_high_carry"))
-    new_low_sum, new_low_carry = fast_add_carry(m, saved_sum[:low], saved_carry[:low], 0,
+    new_low_sum, new_low_carry = fast_add_carry(m, new_sum[:low], new_carry[:low], 0,
                                                 f"{name}_low_add", low, chain=chain)
-    m.d.sync += [low_sum.eq(new_low_sum), low_carry.eq(new_low_carry),
-                 high_sum.eq(saved_sum[low:]), high_carry.eq(saved_carry[low:])]
-    high, _ = fast_add_carry(m, high_sum, high_carry, low_carry, f"{name}_high_add",
-                             width - low, chain=chain)
+    with m.If(clear_pairs):
+        m.d.sync += [saved_sum.eq(0), saved_carry.eq(0), low_sum.eq(0), low_carry.eq(0)]
+    with m.Elif(enable_pairs):
+        m.d.sync += [saved_sum.eq(new_sum), saved_carry.eq(new_carry),
+                     low_sum.eq(new_low_sum), low_carry.eq(new_low_carry)]
+    high_sum, _ = fast_add_carry(m, saved_sum[low:], saved_carry[low:], low_carry,
+                                 f"{name}_high_add", width - low, chain=chain)
     result = Signal(width, name=name)
-    m.d.sync += result.eq(Cat(low_sum, high))
+    m.d.sync += result.eq(Cat(low_sum, high_sum))
     return result
 
 

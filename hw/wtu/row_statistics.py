@@ -74,8 +74,8 @@ class RowStatistics(ConfiguredComponent):
 
     @property
     def latency(self):
-        """Cycles from a beat to ``weighted_sum`` counting it (carry-save, then resolved in
-        halves, as the bucket masses: :data:`hw.wtu.bucket_masses.MASS_LATENCY`)."""
+        """Cycles from a beat to ``weighted_sum`` counting it (carry-save over two cycles, then
+        resolved, as the bucket masses: :data:`hw.wtu.bucket_masses.MASS_LATENCY`)."""
         return MASS_LATENCY
 
     @property
@@ -86,9 +86,10 @@ class RowStatistics(ConfiguredComponent):
 
     def elaborate(self, platform):
         # Pipelines, one comment per cycle (cycle 0: a beat's inputs):
-        #   W:        cycles 0 to 2 the products compressed into carry-save pairs and added
-        #             to the saved pair, cycles 3 and 4 the pair resolved in halves into
-        #             ``weighted_sum`` (hw.wtu.pipeline.registered_accumulation);
+        #   W:        cycle 0 the products compressed in groups into carry-save pairs,
+        #             registered; cycle 1 the pairs added to the saved pair; cycle 2 the
+        #             pair resolved (prefix adder) into ``weighted_sum``
+        #             (hw.wtu.pipeline.registered_accumulation);
         #             then the threshold, a registered tree (``threshold_latency`` cycles);
         #   extremes: cycles 0 to L - 1 the beat's min and max, a comparison tree registered
         #             at each level (L = ceil(log2 wtu_lanes)); cycle L the running extremes.

@@ -22,12 +22,12 @@ such passes to sort. The WTU instead does all its full-row work *while the row s
   lane's words (score, count) are registered, then its product ``s x n`` is built from partial
   products in a registered tree (:func:`hw.wtu.pipeline.registered_product`) while its bucket
   (decoded one-hot for the masses) and address follow in registers; the masses and ``W`` add
-  a beat in carry-save form over three cycles (the lanes' products compressed in groups of 4,
-  registered, those pairs two by two, registered, then added to the saved pair:
-  :func:`hw.wtu.pipeline.registered_accumulation`) and resolve it in two more (low half, high
-  half); each ``DECIDE`` state begins with the cycles that drain them.
+  a beat in carry-save form over two cycles (the lanes' products compressed in groups of 8,
+  registered, then added to the saved pair: :func:`hw.wtu.pipeline.registered_accumulation`)
+  and resolve it a cycle later; each ``DECIDE`` state begins with
+  the cycles that drain them.
 * Decide in a short pipeline (:class:`Decision`; with the drain :attr:`decide_cycles` cycles,
-  18 for edge and server): the suffix masses of all buckets (a registered Kogge-Stone tree,
+  16 for edge and server): the suffix masses of all buckets (a registered Kogge-Stone tree,
   one adder level per cycle, each adder in two halves with a registered carry) are compared with the rest of the threshold (itself a registered
   adder tree over ``W``) and the highest non-empty bucket that reaches it is the crossing
   bucket, registered before it is taken (early exit: everything below it is dropped,

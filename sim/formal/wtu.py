@@ -48,19 +48,18 @@ VARIANTS = {
     "one_lane": _TINY.replace(**_SMALL, hash_mem_entries=2, max_clusters=2, wtu_lanes=1,
                               wtu_buckets=2, score_bits=3, wtu_refine_depth=0),
 }
-_ALL = (("contract", "bmc", 20), ("conservation", "bmc", 52), ("response", "bmc", 44),
-        ("invariants", "bmc", 52), ("cover", "cover", 56))
+_ALL = (("contract", "bmc", 20), ("conservation", "bmc", 48), ("response", "bmc", 40),
+        ("invariants", "bmc", 48), ("cover", "cover", 48))
 #: (kind, mode, depth) of the jobs of each variant. A ``tiny`` problem (up to 64 clusters in 16
 #: beats per row, 8 rows) does not complete within a depth a solver reaches: ``tiny`` gets the
 #: contract and conservation checks of its first beats only. The small variants reach every
-#: cover by step 50 (a completed two-row problem among them: the lanes act two cycles after
-#: the sequencer and answer two cycles later, and the masses take five cycles, so each
-#: decision, walk, emission and the aggregate stream take some cycles more than the covers'
-#: 30 steps of the first pipelines); the response bound (41 cycles on ``exact`` and
-#: ``partial``, 20 on ``one_lane``) needs depth 44; the conservation (the streams' order, with
-#: the next row's scores taken while a row's mask beats leave) and the invariants
-#: (per-cluster compares of every row and the aggregate) are checked to depth 52, where the
-#: aggregate of a completed two-row problem is in reach.
+#: cover by step 46 (a completed two-row problem among them: the lanes act two cycles after
+#: the sequencer and answer two cycles later, so each decision, walk, emission and the
+#: aggregate stream take some cycles more than the covers' 30 steps before); the response
+#: bound (37 cycles on ``exact`` and ``partial``, 18 on ``one_lane``) needs depth 40; the
+#: conservation (the streams' order, with the next row's scores taken while a row's mask beats
+#: leave) and the invariants (per-cluster compares of every row and the aggregate) are checked
+#: to depth 48, where the aggregate of a completed two-row problem is in reach.
 JOBS = {
     "tiny": (("contract", "bmc", 8), ("conservation", "bmc", 8)),
     "exact": _ALL,
