@@ -1,6 +1,6 @@
 """One WTU lane's bucket sorter: a linked list of the lane's clusters per bucket, and its walk."""
 
-from amaranth.hdl import Array, Module, Signal, unsigned
+from amaranth.hdl import Array, Module, Mux, Signal, unsigned
 from amaranth.lib import memory
 from amaranth.lib.wiring import In, Out
 
@@ -108,8 +108,11 @@ class BucketLists(ConfiguredComponent):
             linked, linked_exists = before_tail, several
         else:
             linked, linked_exists = tail, nonempty
-        walk_end = Signal(addr_bits)
-        at_tail = self.walk_address == walk_end
+        # Whether the walk's address is its bucket's tail, a register (at reset both are 0)
+        # set from the values both take at the clock edge: no comparison stands between the
+        # walk's address and the memories' read addresses behind ``next_walk_address``.
+        walk_end, next_walk_end = Signal(addr_bits), Signal(addr_bits)
+        at_tail = Signal(init=1)
         m.d.comb += [next_rd.addr.eq(self.next_walk_address),
                      self.walk_done.eq(~self.walk_active | at_tail),
                      next_wr.addr.eq(Array(linked)[self.bucket]), next_wr.data.eq(self.address),
@@ -137,6 +140,9 @@ class BucketLists(ConfiguredComponent):
         m.d.sync += [start_head.eq(one_hot_select(select, head)),
                      start_tail.eq(one_hot_select(select, tail)),
                      start_nonempty.eq(one_hot_select(select, nonempty))]
+        m.d.comb += next_walk_end.eq(Mux(self.start, start_tail, walk_end))
+        m.d.sync += [walk_end.eq(next_walk_end),
+                     at_tail.eq(self.next_walk_address == next_walk_end)]
         # The address after the walk's: the word read ahead at it, or with ``two_ahead`` a
         # register (the bucket's second cluster at the start; at each step the word read
         # ahead at the walk's address, which is two clusters after it), so that a step's next
@@ -153,7 +159,7 @@ class BucketLists(ConfiguredComponent):
             successor = next_data
         with m.If(self.start):
             m.d.comb += self.next_walk_address.eq(start_head)
-            m.d.sync += [walk_end.eq(start_tail), self.walk_active.eq(start_nonempty)]
+            m.d.sync += self.walk_active.eq(start_nonempty)
         with m.If(self.step):
             with m.If(at_tail):
                 m.d.sync += self.walk_active.eq(0)

@@ -8,7 +8,7 @@ from hw.wtu.layouts import WTULayouts
 from hw.wtu.pipeline import (aggregate_queue_depth, broadcast_stages, decide_cycles,
                              gather_stages, queue_depth)
 
-__all__ = ["Sequencer", "chunk_after", "aggregate_wait_cycles"]
+__all__ = ["Sequencer", "STATES", "chunk_after", "aggregate_wait_cycles"]
 
 
 def aggregate_wait_cycles(config):
@@ -41,11 +41,43 @@ def chunk_after(chunk, zero, step, first=0):
     return Mux(zero, first, Mux(step, chunk + 1, chunk))[:len(chunk)]
 
 
+#: The sequencer's states, in the order a problem visits them.
+STATES = ("IDLE", "COUNTS", "LOAD", "DECIDE", "WALK", "STATS", "EMIT", "AGG_WAIT", "AGG_FETCH",
+          "AGG_SEND", "AGG_EMPTY")
+
+
+def _one_hot_states(m, names):
+    """One flip-flop per state, the first one set at reset (one-hot), and ``goto``.
+
+    ``goto(source, target)``, called under the conditions of a transition (inside the
+    ``with m.If(state[source])`` block), moves from ``source`` to ``target`` at the clock
+    edge. Each state's flip-flop is then the OR of the transitions into it and of itself less
+    the transitions out of it: a decoder of a binary state register (``m.FSM``'s, four bits
+    behind each state's test and each flip-flop's enable) is not in front of the strobes or
+    of the next state.
+
+    Returns
+    -------
+    (dict of str -> Signal, callable)
+        Each state's flip-flop, and ``goto``.
+    """
+    state = {name: Signal(init=index == 0, name=f"in_{name.lower()}")
+             for index, name in enumerate(names)}
+    enter = {name: Signal(name=f"enter_{name.lower()}") for name in names}
+    leave = {name: Signal(name=f"leave_{name.lower()}") for name in names}
+    for name in names:
+        m.d.sync += state[name].eq(enter[name] | (state[name] & ~leave[name]))
+
+    def goto(source, target):
+        m.d.comb += [leave[source].eq(1), enter[target].eq(1)]
+    return state, goto
+
+
 class Sequencer(ConfiguredComponent):
     """The control of the WTU: which stream moves and which part acts in each cycle.
 
-    States (``m.FSM``): ``IDLE`` (take a problem header) -> ``COUNTS`` (one beat per chunk)
-    -> per row ``LOAD`` (one beat per chunk) -> ``DECIDE`` (:func:`hw.wtu.pipeline.decide_cycles`
+    States (:data:`STATES`, one flip-flop each: one-hot): ``IDLE`` (take a problem header)
+    -> ``COUNTS`` (one beat per chunk) -> per row ``LOAD`` (one beat per chunk) -> ``DECIDE`` (:func:`hw.wtu.pipeline.decide_cycles`
     cycles, the decision's pipeline; ``decide`` strobes its last) (-> ``WALK`` -> ``DECIDE``)* ->
     ``STATS`` -> ``EMIT`` (one beat per chunk) -> after the last row ``AGG_WAIT``
     (:func:`aggregate_wait_cycles`) -> ``AGG_FETCH`` / ``AGG_SEND`` per chunk up to the highest
@@ -219,101 +251,101 @@ class Sequencer(ConfiguredComponent):
         m.d.comb += [self.decide.eq(decide_at_last),
                      self.start_walk.eq(decide_at_last & self.refine)]
 
-        with m.FSM():
-            with m.State("IDLE"):
-                m.d.comb += [self.problem_ready.eq(1), self.start_problem.eq(self.problem_valid)]
-                with m.If(self.problem_valid):
-                    m.d.comb += next_clusters_minus_one.eq(self.problem_clusters_minus_one)
-                    m.d.sync += [rows_minus_one.eq(self.problem_rows_minus_one), row.eq(0)]
-                    m.d.comb += zero.eq(1)
-                    m.next = "COUNTS"
-            with m.State("COUNTS"):
-                m.d.comb += [self.counts_ready.eq(1), self.write_counts.eq(self.counts_valid)]
-                with m.If(self.counts_valid):
-                    with m.If(self.last_chunk):
-                        m.d.comb += self.start_row.eq(1)
-                        m.next = "LOAD"
-                    with m.Else():
-                        m.d.comb += step.eq(1)
-            with m.State("LOAD"):
-                m.d.comb += [self.scores_ready.eq(1), self.load.eq(self.scores_valid)]
-                with m.If(self.scores_valid):
-                    m.d.sync += cycles.eq(cycles + 1)
+        state, goto = _one_hot_states(m, STATES)
+        with m.If(state["IDLE"]):
+            m.d.comb += [self.problem_ready.eq(1), self.start_problem.eq(self.problem_valid)]
+            with m.If(self.problem_valid):
+                m.d.comb += next_clusters_minus_one.eq(self.problem_clusters_minus_one)
+                m.d.sync += [rows_minus_one.eq(self.problem_rows_minus_one), row.eq(0)]
+                m.d.comb += zero.eq(1)
+                goto("IDLE", "COUNTS")
+        with m.If(state["COUNTS"]):
+            m.d.comb += [self.counts_ready.eq(1), self.write_counts.eq(self.counts_valid)]
+            with m.If(self.counts_valid):
+                with m.If(self.last_chunk):
+                    m.d.comb += self.start_row.eq(1)
+                    goto("COUNTS", "LOAD")
+                with m.Else():
                     m.d.comb += step.eq(1)
-                    with m.If(self.last_chunk):
-                        m.next = "DECIDE"
-            with m.State("DECIDE"):
-                if builds_for_fpga(platform):
-                    m.d.comb += zero.eq(1)
-                m.d.sync += [cycles.eq(cycles + 1), decide_count.eq(decide_count + 1),
-                             decide_at_last.eq(decide_count == decide_last - 1)]
-                with m.If(decide_at_last):
-                    m.d.sync += [decide_count.eq(0), decide_at_last.eq(0),
-                                 walk_age.eq(0), walk_settled.eq(settle == 0)]
-                    with m.If(self.refine):
-                        m.next = "WALK"
-                    with m.Else():
-                        m.next = "STATS"
-            with m.State("WALK"):
-                m.d.comb += self.walking.eq(1)
+        with m.If(state["LOAD"]):
+            m.d.comb += [self.scores_ready.eq(1), self.load.eq(self.scores_valid)]
+            with m.If(self.scores_valid):
                 m.d.sync += cycles.eq(cycles + 1)
-                if settle:
-                    m.d.sync += [walk_age.eq(walk_age + 1),
-                                 walk_settled.eq(walk_settled | (walk_age == settle - 1))]
-                with m.If(walk_settled & self.walk_done):
-                    m.next = "DECIDE"
-            with m.State("STATS"):
-                # Not before the row before has left the row_mask queue (streams in row order).
-                m.d.comb += self.stats_valid.eq(emitted)
-                if builds_for_fpga(platform):
+                m.d.comb += step.eq(1)
+                with m.If(self.last_chunk):
+                    goto("LOAD", "DECIDE")
+        with m.If(state["DECIDE"]):
+            if builds_for_fpga(platform):
+                m.d.comb += zero.eq(1)
+            m.d.sync += [cycles.eq(cycles + 1), decide_count.eq(decide_count + 1),
+                         decide_at_last.eq(decide_count == decide_last - 1)]
+            with m.If(decide_at_last):
+                m.d.sync += [decide_count.eq(0), decide_at_last.eq(0),
+                             walk_age.eq(0), walk_settled.eq(settle == 0)]
+                with m.If(self.refine):
+                    goto("DECIDE", "WALK")
+                with m.Else():
+                    goto("DECIDE", "STATS")
+        with m.If(state["WALK"]):
+            m.d.comb += self.walking.eq(1)
+            m.d.sync += cycles.eq(cycles + 1)
+            if settle:
+                m.d.sync += [walk_age.eq(walk_age + 1),
+                             walk_settled.eq(walk_settled | (walk_age == settle - 1))]
+            with m.If(walk_settled & self.walk_done):
+                goto("WALK", "DECIDE")
+        with m.If(state["STATS"]):
+            # Not before the row before has left the row_mask queue (streams in row order).
+            m.d.comb += self.stats_valid.eq(emitted)
+            if builds_for_fpga(platform):
+                m.d.comb += zero.eq(1)
+            with m.If(emitted & self.stats_ready):
+                m.d.comb += zero.eq(1)
+                goto("STATS", "EMIT")
+        with m.If(state["EMIT"]):
+            m.d.comb += [self.emitting.eq(1), self.emit.eq(emit_credit)]
+            with m.If(emit_credit):
+                with m.If(~self.last_chunk):
+                    m.d.comb += step.eq(1)
+                with m.Elif(row == rows_minus_one):
                     m.d.comb += zero.eq(1)
-                with m.If(emitted & self.stats_ready):
-                    m.d.comb += zero.eq(1)
-                    m.next = "EMIT"
-            with m.State("EMIT"):
-                m.d.comb += [self.emitting.eq(1), self.emit.eq(emit_credit)]
-                with m.If(emit_credit):
-                    with m.If(~self.last_chunk):
-                        m.d.comb += step.eq(1)
-                    with m.Elif(row == rows_minus_one):
-                        m.d.comb += zero.eq(1)
-                        m.d.sync += [wait_count.eq(0), wait_at_last.eq(wait_last == 0)]
-                        m.next = "AGG_WAIT"
-                    with m.Else():
-                        m.d.comb += self.start_row.eq(1)
-                        m.d.sync += row.eq(row + 1)
-                        m.next = "LOAD"
-            with m.State("AGG_WAIT"):
-                # The last row-mask beat's bits reach the aggregate emitter and are counted
-                # (aggregate_wait_cycles), and it has left the row_mask queue (without stalls
-                # in the same cycle); chunk 0 is then read from the lanes first.
-                with m.If(~wait_at_last):
-                    m.d.sync += [wait_count.eq(wait_count + 1),
-                                 wait_at_last.eq(wait_count == wait_last - 1)]
-                with m.If(wait_at_last & emitted):
-                    with m.If(self.any_selected):
-                        m.d.sync += reading.eq(1)
-                        m.next = "AGG_FETCH"
-                    with m.Else():
-                        m.next = "AGG_EMPTY"
-            with m.State("AGG_FETCH"):
-                m.d.comb += self.fetch.eq(self.aggregate_ready)
-                with m.If(self.aggregate_ready):
-                    with m.If(self.chunk_empty):
-                        m.d.comb += self.advance.eq(1)
-                    with m.Else():
-                        m.next = "AGG_SEND"
-            with m.State("AGG_SEND"):
-                m.d.comb += [self.selected_valid.eq(1), self.send.eq(self.selected_ready)]
-                with m.If(self.selected_ready):
-                    with m.If(self.chunk_done):
-                        m.d.comb += self.advance.eq(1)
-                    with m.If(self.final):
-                        m.next = "IDLE"
-                    with m.Elif(self.chunk_done):
-                        m.next = "AGG_FETCH"
-            with m.State("AGG_EMPTY"):
-                m.d.comb += self.selected_valid.eq(1)
-                with m.If(self.selected_ready):
-                    m.next = "IDLE"
+                    m.d.sync += [wait_count.eq(0), wait_at_last.eq(wait_last == 0)]
+                    goto("EMIT", "AGG_WAIT")
+                with m.Else():
+                    m.d.comb += self.start_row.eq(1)
+                    m.d.sync += row.eq(row + 1)
+                    goto("EMIT", "LOAD")
+        with m.If(state["AGG_WAIT"]):
+            # The last row-mask beat's bits reach the aggregate emitter and are counted
+            # (aggregate_wait_cycles), and it has left the row_mask queue (without stalls
+            # in the same cycle); chunk 0 is then read from the lanes first.
+            with m.If(~wait_at_last):
+                m.d.sync += [wait_count.eq(wait_count + 1),
+                             wait_at_last.eq(wait_count == wait_last - 1)]
+            with m.If(wait_at_last & emitted):
+                with m.If(self.any_selected):
+                    m.d.sync += reading.eq(1)
+                    goto("AGG_WAIT", "AGG_FETCH")
+                with m.Else():
+                    goto("AGG_WAIT", "AGG_EMPTY")
+        with m.If(state["AGG_FETCH"]):
+            m.d.comb += self.fetch.eq(self.aggregate_ready)
+            with m.If(self.aggregate_ready):
+                with m.If(self.chunk_empty):
+                    m.d.comb += self.advance.eq(1)
+                with m.Else():
+                    goto("AGG_FETCH", "AGG_SEND")
+        with m.If(state["AGG_SEND"]):
+            m.d.comb += [self.selected_valid.eq(1), self.send.eq(self.selected_ready)]
+            with m.If(self.selected_ready):
+                with m.If(self.chunk_done):
+                    m.d.comb += self.advance.eq(1)
+                with m.If(self.final):
+                    goto("AGG_SEND", "IDLE")
+                with m.Elif(self.chunk_done):
+                    goto("AGG_SEND", "AGG_FETCH")
+        with m.If(state["AGG_EMPTY"]):
+            m.d.comb += self.selected_valid.eq(1)
+            with m.If(self.selected_ready):
+                goto("AGG_EMPTY", "IDLE")
         return m
