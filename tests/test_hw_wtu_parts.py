@@ -20,7 +20,7 @@ from amaranth_boards.ulx3s import ULX3S_85F_Platform
 from hw.wtu.pipeline import broadcast_stages, decide_cycles, gather_stages, threshold_in_halves
 from hw.wtu import (AggregateEmitter, BucketLists, BucketMasses, Decision, Lane, LaneMemories,
                     RowStatistics, Sequencer, WTULayouts)
-from hw.wtu.lane_links import broadcast, gather
+from hw.wtu.lane_links import BROADCAST_GROUP, broadcast, gather
 from model.config import PRESETS
 from sim.kit.amaranth_sim import built_for, simulate
 from synth.tools import tool_path
@@ -481,6 +481,11 @@ class _SequencerReference:
         self.fetched = False            # the previous cycle's fetch (its credit comes back)
         self.reading = False
 
+    def queued_reads(self):
+        """Aggregate reads issued and not yet fetched (the words in the aggregate queue, or
+        on their way to it)."""
+        return self.depth + 1 - self.read_credits - self.fetched
+
     def outputs(self, i):
         """The expected outputs of this cycle for inputs ``i`` (a dict)."""
         state, lane_bits = self.state, self.config.wtu_lanes.bit_length() - 1
@@ -599,15 +604,18 @@ def test_sequencer():
         for _ in range(cycles):
             i = {name: rng.random() < 0.7 for name in (
                 "problem_valid", "counts_valid", "scores_valid", "stats_ready",
-                "selected_ready", "any_selected", "final", "chunk_done")}
+                "selected_ready", "any_selected", "chunk_done")}
             # The queues' contract: a row-mask beat leaves, and the aggregate queue's head is
-            # there, only for a beat or a read issued before (credits taken).
+            # there, only for a beat or a read issued before (credits taken and not given
+            # back); the emitter's contract: the last chunk read (the final one) is not empty,
+            # and its last selected cluster (there only) is the final one.
+            queued = reference.queued_reads()
+            i["final"] = i["chunk_done"] and not reference.reading and queued == 0
             i.update(refine=rng.random() < 0.4, walk_done=rng.random() < 0.5,
-                     chunk_empty=rng.random() < 0.3,
+                     chunk_empty=rng.random() < 0.3 and (reference.reading or queued > 1),
                      row_mask_taken=reference.emit_credits < reference.depth
                      and rng.random() < 0.5,
-                     aggregate_ready=reference.read_credits < reference.depth
-                     and rng.random() < 0.6,
+                     aggregate_ready=queued > 0 and rng.random() < 0.6,
                      final_chunk=rng.randrange(WTULayouts(config).chunks),
                      clusters_minus_one=rng.randrange(config.max_clusters),
                      rows_minus_one=rng.randrange(config.max_rows))
@@ -625,7 +633,7 @@ def test_sequencer():
             # The memories' read-ahead address: the next cycle's chunk.
             assert next_chunk == reference.chunk
             await ctx.tick()
-        assert len(visited) == 11 and problems > 5 and reads > 10, (visited, problems, reads)
+        assert len(visited) == 11 and problems > 5 and reads > 10, (visited, problems, reads, reference.state)
 
     simulate(dut, testbench, cycles + 2)
 
@@ -649,21 +657,26 @@ def test_lane_rejects_an_index_outside_the_lanes(index):
         Lane(TINY, index)
 
 
+#: Lanes of :class:`_LaneLinks`: two groups of the broadcast (:data:`BROADCAST_GROUP`), the
+#: second one short.
+LINK_LANES = BROADCAST_GROUP + 2
+
+
 class _LaneLinks(wiring.Component):
-    """Three lanes' copies of a 3-bit value through :func:`broadcast`, and their 2-bit answers
-    through :func:`gather` (stages as the unit's: :mod:`hw.wtu.pipeline`)."""
+    """:data:`LINK_LANES` lanes' copies of a 3-bit value through :func:`broadcast`, and their
+    2-bit answers through :func:`gather` (stages as the unit's: :mod:`hw.wtu.pipeline`)."""
 
     value: In(3)
-    answers: In(6)
-    copies: Out(9)
-    gathered: Out(6)
+    answers: In(2 * LINK_LANES)
+    copies: Out(3 * LINK_LANES)
+    gathered: Out(2 * LINK_LANES)
 
     def elaborate(self, platform):
         m = Module()
-        copies = broadcast(m, self.value, 3, broadcast_stages(TINY), "value")
+        copies = broadcast(m, self.value, LINK_LANES, broadcast_stages(TINY), "value")
         m.d.comb += [self.copies.eq(Cat(copies)),
                      self.gathered.eq(gather(m, [self.answers[2 * l:2 * l + 2]
-                                                 for l in range(3)],
+                                                 for l in range(LINK_LANES)],
                                              gather_stages(TINY), "answer"))]
         return m
 
@@ -679,9 +692,9 @@ def test_lane_links_delay_every_value_by_their_stages():
         values, answers = [0] * behind, [0] * back
         for _ in range(CASES):
             values.append(rng.getrandbits(3))
-            answers.append(rng.getrandbits(6))
+            answers.append(rng.getrandbits(2 * LINK_LANES))
             _set_all(ctx, [(dut.value, values[-1]), (dut.answers, answers[-1])])
-            assert ctx.get(dut.copies) == values[-1 - behind] * 0b001001001
+            assert ctx.get(dut.copies) == values[-1 - behind] * int("001" * LINK_LANES, 2)
             assert ctx.get(dut.gathered) == answers[-1 - back]
             await ctx.tick()
 
@@ -690,8 +703,8 @@ def test_lane_links_delay_every_value_by_their_stages():
 
 def test_lane_copies_are_not_merged_by_synthesis(tmp_path):
     """The claim of :mod:`hw.wtu.lane_links`: after Yosys' generic synthesis (``opt_merge``
-    included) each lane keeps its own flip-flops: 3 bits x (1 shared + 3 lanes') of the
-    broadcast and 6 x 2 of the answers, 24 in all."""
+    included) each group of lanes and each lane keeps its own flip-flops: 3 bits x (2 groups'
+    + 6 lanes') of the broadcast and 12 x 2 of the answers, 48 in all."""
     rtlil = tmp_path / "links.il"
     rtlil.write_text(rtlil_backend.convert(_LaneLinks(), name="links"))
     stat = tmp_path / "stat.json"
@@ -702,4 +715,4 @@ def test_lane_copies_are_not_merged_by_synthesis(tmp_path):
                    cwd=tmp_path, capture_output=True, check=True, timeout=300)
     cells = json.loads(stat.read_text())["modules"]["\\links"]["num_cells_by_type"]
     flops = sum(count for kind, count in cells.items() if "DFF" in kind)
-    assert flops == 3 * (1 + 3) + 6 * 2, cells
+    assert flops == 3 * (2 + LINK_LANES) + 2 * LINK_LANES * 2, cells
