@@ -61,41 +61,41 @@ def test_threshold_reached_exactly_at_a_bucket_edge():
     # Worked by hand (tiny: 8-bit scores, 4 buckets, so pass 0 buckets by the top 2 bits, 4
     # lanes): scores 192 and 64, counts 1, ratio code 192: W = 256, T = (256*192 + 128) >> 8 =
     # 192, reached exactly by bucket 3 = [192, 255], which holds one cluster: no refinement.
-    # Cycles: 1 load beat + one decision of 2 + 6 + max(2 + 1, 2 + 1) + 3 = 14 cycles (2 to
-    # reach the lanes; 6 lane stages: 8-bit counts, 2 slices of 4 bits, L_p = 1; 4 buckets: 2
+    # Cycles: 1 load beat + one decision of 2 + 5 + max(2 + 1, 2 + 1) + 3 = 13 cycles (2 to
+    # reach the lanes; 5 lane stages: 8-bit counts, 2 slices of 4 bits, L_p = 1; 4 buckets: 2
     # suffix levels and the high halves' cycle; code 192 has 2 bits set: 3 threshold
     # operands, 2 levels).
     config = TINY.replace(wicsum_ratio_code=192)
     row = wtu_row(np.array([192, 64]), np.array([1, 1]), config)
     assert row["row_selected"].tolist() == [True, False]
     assert (row["threshold"], row["cutoff"], row["passes"], row["buckets_visited"],
-            row["cycles"]) == (192, 192, 1, 1, 1 + 14)
+            row["cycles"]) == (192, 192, 1, 1, 1 + 13)
 
 
 def test_all_scores_equal_refine_to_the_value():
     # Worked by hand: five clusters of score 100 (0b01100100), counts 1, ratio code 77: W = 500,
     # T = (500*77 + 128) >> 8 = 150. Every pass has one non-empty bucket holding all five, so the
     # unit refines to depth 3: buckets 1, 2, 1, 0 of 4 (visited 3 + 2 + 3 + 4 = 12); cutoff 100.
-    # Cycles: 2 load beats, 4 decisions of 15 cycles (code 77 has 4 bits set: 5 threshold
-    # operands, 3 levels; 2 to reach the lanes + 6 lane stages + max(2 + 1, 3 + 1) + 3 = 15), 3
+    # Cycles: 2 load beats, 4 decisions of 14 cycles (code 77 has 4 bits set: 5 threshold
+    # operands, 3 levels; 2 to reach the lanes + 5 lane stages + max(2 + 1, 3 + 1) + 3 = 14), 3
     # walks of 2 (lane 0 holds clusters 0 and 4) and 2 + 2 each (the walk's start reaches the
-    # lanes, their "done" comes back) = 2 + 60 + 18 = 80.
+    # lanes, their "done" comes back) = 2 + 56 + 18 = 76.
     row = wtu_row(np.full(5, 100), np.ones(5, dtype=np.int64), TINY)
     assert row["row_selected"].all()
     assert (row["threshold"], row["cutoff"], row["passes"], row["buckets_visited"],
-            row["touched"], row["cycles"]) == (150, 100, 4, 12, 15, 80)
+            row["touched"], row["cycles"]) == (150, 100, 4, 12, 15, 76)
 
 
 @pytest.mark.parametrize("scores, counts, code, decide", [
-    ([0, 0, 0], [5, 5, 5], 77, 15),     # zero total weight
-    ([9, 200, 3], [0, 0, 0], 77, 15),   # zero total weight through the counts
-    ([9, 200, 3], [1, 2, 3], 0, 14),    # ratio 0: the threshold is the constant 128 >> 8
+    ([0, 0, 0], [5, 5, 5], 77, 14),     # zero total weight
+    ([9, 200, 3], [0, 0, 0], 77, 14),   # zero total weight through the counts
+    ([9, 200, 3], [1, 2, 3], 0, 13),    # ratio 0: the threshold is the constant 128 >> 8
 ])
 def test_zero_threshold_selects_nothing(scores, counts, code, decide):
     # Worked by hand: T = (W * code + 128) >> 8 = 0 in each case, and T = 0 selects nothing
     # (model.reference.resv rule); cutoff 2**8, one load beat and one decision (2 cycles to
-    # reach the lanes, 6 lane stages; code 77: 2 + 6 + max(2 + 1, 3 + 1) + 3 = 15 cycles; code
-    # 0, no threshold levels: 2 + 6 + max(2 + 1, 1 + 1) + 3 = 14; 2 + 1: the suffix levels and
+    # reach the lanes, 5 lane stages; code 77: 2 + 5 + max(2 + 1, 3 + 1) + 3 = 14 cycles; code
+    # 0, no threshold levels: 2 + 5 + max(2 + 1, 1 + 1) + 3 = 13; 2 + 1: the suffix levels and
     # the high halves' cycle).
     row = wtu_row(np.array(scores), np.array(counts), TINY.replace(wicsum_ratio_code=code))
     assert not row["row_selected"].any()
@@ -104,17 +104,16 @@ def test_zero_threshold_selects_nothing(scores, counts, code, decide):
 
 
 @pytest.mark.parametrize("buckets, code, count_bits, cycles", [
-    # 2 (to the lanes) + (5 + L_p) lane stages + max(suffix levels + 1, max(threshold levels,
-    # 1) + 1) + 3, with L_p = ceil(log2(ceil(count_bits / 4))) (16 bits: 4 slices, L_p = 2, 7
-    # lane stages: the words, 3 for the product, 1 to hand it over to the masses, 2 for the
-    # masses' carry-save sums) and the suffix tree's last high halves one cycle after its low
-    # halves (the + 1)
-    (16, 77, 16, 17),   # edge: 4 suffix levels; 5 threshold operands, 3 levels: 2 + 7 + max(5, 4) + 3
-    (4, 192, 16, 15),   # 2 suffix levels; 3 operands, 2 levels: 2 + 7 + max(3, 3) + 3
-    (4, 256, 16, 15),   # 2 operands, 1 level: 2 + 7 + max(3, 2) + 3
-    (128, 77, 16, 20),  # 7 suffix levels: 2 + 7 + max(8, 4) + 3
-    (16, 77, 8, 16),    # 8-bit counts: 2 slices, L_p = 1, 6 lane stages: 2 + 6 + max(5, 4) + 3
-    (16, 77, 4, 15),    # 4-bit counts: 1 slice, L_p = 0, 5 lane stages: 2 + 5 + max(5, 4) + 3
+    # 2 (to the lanes) + (4 + L_p) lane stages + max(suffix levels + 1, max(threshold levels,
+    # 1) + 1) + 3, with L_p = ceil(log2(ceil(count_bits / 4))) (16 bits: 4 slices, L_p = 2, 6
+    # lane stages: the words, 3 for the product, 2 for the masses' carry-save sums) and the
+    # suffix tree's last high halves one cycle after its low halves (the + 1)
+    (16, 77, 16, 16),   # edge: 4 suffix levels; 5 threshold operands, 3 levels: 2 + 6 + max(5, 4) + 3
+    (4, 192, 16, 14),   # 2 suffix levels; 3 operands, 2 levels: 2 + 6 + max(3, 3) + 3
+    (4, 256, 16, 14),   # 2 operands, 1 level: 2 + 6 + max(3, 2) + 3
+    (128, 77, 16, 19),  # 7 suffix levels: 2 + 6 + max(8, 4) + 3
+    (16, 77, 8, 15),    # 8-bit counts: 2 slices, L_p = 1, 5 lane stages: 2 + 5 + max(5, 4) + 3
+    (16, 77, 4, 14),    # 4-bit counts: 1 slice, L_p = 0, 4 lane stages: 2 + 4 + max(5, 4) + 3
 ])
 def test_decide_cycles_worked_by_hand(buckets, code, count_bits, cycles):
     config = PRESETS["edge"].replace(wtu_buckets=buckets, wicsum_ratio_code=code,

@@ -14,8 +14,7 @@ from amaranth.hdl import Cat, Const, Signal, Value
 
 from hw.wtu.fast_adders import carry_save, fast_add, fast_add_carry
 
-__all__ = ["PRODUCT_SLICE_BITS", "ACCUMULATE_GROUP", "ACCUMULATE_LATENCY", "HAND_OVER_STAGES",
-           "product_latency",
+__all__ = ["PRODUCT_SLICE_BITS", "ACCUMULATE_GROUP", "ACCUMULATE_LATENCY", "product_latency",
            "lane_stages", "delayed", "registered_accumulation",
            "registered_product", "tree_levels", "registered_tree", "registered_split_tree",
            "registered_suffix_sums", "suffix_tree_latency",
@@ -47,20 +46,12 @@ def product_latency(config):
     return 1 + tree_levels(slices)
 
 
-#: Registers between a lane's pipeline and the central parts that take its clusters (the
-#: masses and the row's statistics): what a lane gives them is registered once more on their
-#: side, so that the wire from a lane's corner of the die ends at a register, not in front of
-#: the first compression of the sums (ECP5-85F: 11 to 13 ns estimated after placement).
-HAND_OVER_STAGES = 1
-
-
 def lane_stages(config):
     """Registers from a lane's cluster (a load beat or a walk step, with the memories' words) to
     the stable bucket masses and ``W``: the words (1), the product (:func:`product_latency`),
-    the hand-over to the central parts (:data:`HAND_OVER_STAGES`), the carry-save sums
-    (:data:`ACCUMULATE_LATENCY` - 1: the groups' pairs, the saved pair). The resolved masses
-    follow one cycle later, when the decision starts."""
-    return 1 + product_latency(config) + HAND_OVER_STAGES + ACCUMULATE_LATENCY - 1
+    the carry-save sums (:data:`ACCUMULATE_LATENCY` - 1: the groups' pairs, the saved pair).
+    The resolved masses follow one cycle later, when the decision starts."""
+    return 1 + product_latency(config) + ACCUMULATE_LATENCY - 1
 
 
 def delayed(m, value, cycles, name):

@@ -18,17 +18,16 @@ such passes to sort. The WTU instead does all its full-row work *while the row s
 * Bucket sorter: each lane also appends the cluster's address to a per-lane linked list of its
   bucket (head, tail and non-empty flag per lane and bucket, one next-pointer write per lane per
   cycle). No extra pass over the row is needed before the first decision.
-* Lanes pipelined (:func:`hw.wtu.pipeline.lane_stages` registers, 7 for 16-bit counts): a
+* Lanes pipelined (:func:`hw.wtu.pipeline.lane_stages` registers, 6 for the presets): a
   lane's words (score, count) are registered, then its product ``s x n`` is built from partial
   products in a registered tree (:func:`hw.wtu.pipeline.registered_product`) while its bucket
-  (decoded one-hot for the masses) and address follow in registers; the masses and ``W`` take
-  them into registers of their own (:data:`hw.wtu.pipeline.HAND_OVER_STAGES`) and add
+  (decoded one-hot for the masses) and address follow in registers; the masses and ``W`` add
   a beat in carry-save form over two cycles (the lanes' products compressed in groups of 8,
   registered, then added to the saved pair: :func:`hw.wtu.pipeline.registered_accumulation`)
   and resolve it a cycle later; each ``DECIDE`` state begins with
   the cycles that drain them.
 * Decide in a short pipeline (:class:`Decision`; with the drain :attr:`decide_cycles` cycles,
-  17 for edge and server): the suffix masses of all buckets (a registered Kogge-Stone tree,
+  16 for edge and server): the suffix masses of all buckets (a registered Kogge-Stone tree,
   one adder level per cycle, each adder in two halves with a registered carry) are compared with the rest of the threshold (itself a registered
   adder tree over ``W``) and the highest non-empty bucket that reaches it is the crossing
   bucket, registered before it is taken (early exit: everything below it is dropped,
@@ -134,9 +133,8 @@ from hw.wtu.decision import Decision
 from hw.wtu.lane import Lane
 from hw.wtu.lane_links import broadcast, gather
 from hw.wtu.layouts import WTULayouts
-from hw.wtu.pipeline import (HAND_OVER_STAGES, aggregate_queue_depth, broadcast_stages,
-                             decide_cycles, delayed, gather_stages, product_latency,
-                             queue_depth)
+from hw.wtu.pipeline import (aggregate_queue_depth, broadcast_stages, decide_cycles, delayed,
+                             gather_stages, product_latency, queue_depth)
 from hw.wtu.row_statistics import RowStatistics
 from hw.wtu.sequencer import Sequencer, aggregate_wait_cycles
 
@@ -265,16 +263,14 @@ class WiCSumThresholdUnit(wiring.Component):
                                 row_mask_queue, aggregate_queue)
 
         # The lanes' pipeline (:class:`Lane`) takes a cluster in cycle B (a load beat or a
-        # walk step the sequencer strobed in cycle 0) and gives it to its lists in cycle
-        # B + P + 1 (P = product_latency) and to the masses and statistics H cycles later
-        # (H = HAND_OVER_STAGES, registers on their side); the masses and W count it in
-        # cycle B + P + 1 + H + MASS_LATENCY. Nothing else waits for them: the DECIDE state
+        # walk step the sequencer strobed in cycle 0) and gives it to the masses, lists and
+        # statistics in cycle B + P + 1 (P = product_latency); the masses and W count it in
+        # cycle B + P + 1 + MASS_LATENCY. Nothing else waits for them: the DECIDE state
         # begins with broadcast_stages + lane_stages drain cycles.
         product_stages = product_latency(config)
         walking, load = sequencer.walking, sequencer.load
-        taken = behind + 1 + product_stages + HAND_OVER_STAGES
-        accumulate_in = delayed(m, load | walking, taken, "accumulate")
-        load_in = delayed(m, load, taken, "load")
+        accumulate_in = delayed(m, load | walking, behind + 1 + product_stages, "accumulate")
+        load_in = delayed(m, load, behind + 1 + product_stages, "load")
         # The masses' and the lists' clear, a cycle after the row's start or the walk's (a
         # register, not the state machine's strobe): the first cluster of the row or of the
         # walk reaches them 2 + P cycles after it.
@@ -295,18 +291,15 @@ class WiCSumThresholdUnit(wiring.Component):
                   for name, value in shared.items()}
         for l, lane in enumerate(lane_parts):
             m.submodules[f"lane{l}"] = lane
-            handed = {name: delayed(m, getattr(lane, name), HAND_OVER_STAGES,
-                                    f"{name}_handed_lane{l}")
-                      for name in ("hits", "product", "valid", "score")}
             m.d.comb += [getattr(lane, name).eq(copies[name][l]) for name in shared]
             m.d.comb += [
                 lane.beat_score.eq(delayed(m, self.scores.payload.score[l], behind,
                                            f"beat_score_lane{l}")),
                 lane.beat_count.eq(delayed(m, self.counts.payload.count[l], behind,
                                            f"beat_count_lane{l}")),
-                masses.hits[l].eq(handed["hits"]), masses.product[l].eq(handed["product"]),
-                statistics.valid[l].eq(handed["valid"]), statistics.score[l].eq(handed["score"]),
-                statistics.product[l].eq(handed["product"]),
+                masses.hits[l].eq(lane.hits), masses.product[l].eq(lane.product),
+                statistics.valid[l].eq(lane.valid), statistics.score[l].eq(lane.score),
+                statistics.product[l].eq(lane.product),
             ]
 
         # The row-mask beats: the lanes' bits gathered, with the beat's row, chunk and last

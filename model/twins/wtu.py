@@ -60,12 +60,11 @@ sorter), so a refinement pass touches only the members of the crossing bucket.
 * per row, ``cycles`` =
   ``ceil(N / lanes)`` load beats (``lanes`` scores per beat: ``W``, min, max, the pass-0 bucket
   masses and lists are all built while the row streams in, no extra pass)
-  ``+ D`` per pass (the decision, :func:`decide_cycles`: ``D = (5 + L_p) + max(L_s + 1,
-  max(L_t, 1) + 1) + 3``: first ``5 + L_p`` cycles for the last clusters to pass the lanes'
+  ``+ D`` per pass (the decision, :func:`decide_cycles`: ``D = (4 + L_p) + max(L_s + 1,
+  max(L_t, 1) + 1) + 3``: first ``4 + L_p`` cycles for the last clusters to pass the lanes'
   pipeline registers and reach stable bucket masses and ``W``: the memories' words (1), the
   product ``s x n`` (``1 + L_p``: partial products of the score with the count's 4-bit
-  slices, then their adder tree, ``L_p = ceil(log2(ceil(count_bits / 4)))``), the hand-over
-  from the lanes to the masses and ``W`` (1: a register on their side), the masses'
+  slices, then their adder tree, ``L_p = ceil(log2(ceil(count_bits / 4)))``), the masses'
   carry-save sums (2: the lanes' products compressed in groups of 8 into carry-save pairs,
   registered, then the pairs added to the saved pair); ``L_s = ceil(log2(wtu_buckets))`` the
   levels of the suffix masses of
@@ -76,9 +75,9 @@ sorter), so a refinement pass touches only the members of the crossing bucket.
   the masses and ``W`` resolved from their carry-save form; then one cycle for ``threshold -
   mass_above``, one for the comparisons of every bucket, one to register the crossing
   bucket, one to take it; and first of all :data:`LANE_DELAY` cycles, in which the row's last
-  beat reaches the lanes. ``D = 17`` for ``edge`` and ``server`` (16 buckets, 16-bit counts,
-  ``L_p = 2``; code 77 has 4 bits set), ``D = 15`` for ``tiny`` (8-bit counts, ``L_p = 1``; 4
-  buckets: ``2 + 6 + max(3, 4) + 3``); ``D = 16`` for 8-bit counts and 16 buckets)
+  beat reaches the lanes. ``D = 16`` for ``edge`` and ``server`` (16 buckets, 16-bit counts,
+  ``L_p = 2``; code 77 has 4 bits set), ``D = 14`` for ``tiny`` (8-bit counts, ``L_p = 1``; 4
+  buckets: ``2 + 5 + max(3, 4) + 3``); ``D = 15`` for 8-bit counts and 16 buckets)
   ``+`` per refinement pass, ``max over lanes`` of the crossing bucket's members in that lane
   (each lane walks its own list, one cluster per cycle, with its own multiplier; an adder tree per
   bucket sums the lanes), plus :data:`LANE_DELAY` + :data:`ANSWER_DELAY` (the walk's start
@@ -158,8 +157,8 @@ def _levels(count):
     return max(0, (count - 1).bit_length())
 
 
-#: Cycles from the sequencer's strobe to the lanes acting on it (a register per group of lanes,
-#: then one per lane).
+#: Cycles from the sequencer's strobe to the lanes acting on it (a shared register, then one per
+#: lane).
 LANE_DELAY = 2
 
 #: Cycles from a lane's answer (its walk done, its row-mask bit, its aggregate word) to the part
@@ -172,12 +171,12 @@ EMIT_LATENCY = LANE_DELAY + ANSWER_DELAY + 1
 
 
 def decide_cycles(config):
-    """Cycles of one decision (module doc): ``LANE_DELAY + (5 + L_p) + max(L_s + 1, max(L_t, 1)
+    """Cycles of one decision (module doc): ``LANE_DELAY + (4 + L_p) + max(L_s + 1, max(L_t, 1)
     + 1) + 3``."""
     product_levels = _levels(-(-config.count_bits // 4))
     suffix_levels = _levels(config.wtu_buckets) + 1   # the last level's high halves
     threshold_levels = _levels(bin(config.wicsum_ratio_code).count("1") + 1)
-    return (LANE_DELAY + 5 + product_levels + max(suffix_levels, max(threshold_levels, 1) + 1)
+    return (LANE_DELAY + 4 + product_levels + max(suffix_levels, max(threshold_levels, 1) + 1)
             + 3)
 
 
