@@ -313,8 +313,8 @@ def decision_cycles(config):
 def broadcast_stages(config):
     """Registers between the sequencer (and the decision) and each lane: every strobe, field
     and beat a lane takes reaches it this many cycles later (:mod:`hw.wtu.lane_links`): one
-    register of its group of lanes, then one of the lane's own, so that no wire across the die
-    carries logic on either side (2)."""
+    shared register, then one of the lane's own, so that no wire across the die carries logic
+    on either side (2)."""
     return 2
 
 

@@ -38,8 +38,8 @@ such passes to sort. The WTU instead does all its full-row work *while the row s
   lanes' macros measured 2.56 ns of clock-to-output alone).
 * Lanes decoupled from the sequencer (:mod:`hw.wtu.lane_links`): every strobe, decision
   field and beat reaches a lane :func:`hw.wtu.pipeline.broadcast_stages` cycles after the
-  sequencer gives it (a register of its group of four lanes, then one of the lane's own),
-  and what the lanes return (walk done, row-mask bits, aggregate words) comes back
+  sequencer gives it (a shared register, then one of the lane's own), and what the lanes
+  return (walk done, row-mask bits, aggregate words) comes back
   :func:`hw.wtu.pipeline.gather_stages` cycles later, so no path runs from the sequencer's
   state through a wire across the die into a lane's memory address, or back. The row-mask
   beats and the aggregate stream's chunks are issued ahead against credits and come back

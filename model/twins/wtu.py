@@ -157,8 +157,8 @@ def _levels(count):
     return max(0, (count - 1).bit_length())
 
 
-#: Cycles from the sequencer's strobe to the lanes acting on it (a register per group of lanes,
-#: then one per lane).
+#: Cycles from the sequencer's strobe to the lanes acting on it (a shared register, then one per
+#: lane).
 LANE_DELAY = 2
 
 #: Cycles from a lane's answer (its walk done, its row-mask bit, its aggregate word) to the part
