@@ -20,7 +20,7 @@ from amaranth_boards.ulx3s import ULX3S_85F_Platform
 from hw.wtu.pipeline import broadcast_stages, decide_cycles, gather_stages, threshold_in_halves
 from hw.wtu import (AggregateEmitter, BucketLists, BucketMasses, Decision, Lane, LaneMemories,
                     RowStatistics, Sequencer, WTULayouts)
-from hw.wtu.lane_links import BROADCAST_GROUP, broadcast, gather
+from hw.wtu.lane_links import broadcast, gather
 from model.config import PRESETS
 from sim.kit.amaranth_sim import built_for, simulate
 from synth.tools import tool_path
@@ -633,7 +633,8 @@ def test_sequencer():
             # The memories' read-ahead address: the next cycle's chunk.
             assert next_chunk == reference.chunk
             await ctx.tick()
-        assert len(visited) == 11 and problems > 5 and reads > 10, (visited, problems, reads, reference.state)
+        assert len(visited) == 11 and problems > 5 and reads > 10, \
+            (visited, problems, reads, reference.state)
 
     simulate(dut, testbench, cycles + 2)
 
@@ -657,26 +658,21 @@ def test_lane_rejects_an_index_outside_the_lanes(index):
         Lane(TINY, index)
 
 
-#: Lanes of :class:`_LaneLinks`: two groups of the broadcast (:data:`BROADCAST_GROUP`), the
-#: second one short.
-LINK_LANES = BROADCAST_GROUP + 2
-
-
 class _LaneLinks(wiring.Component):
-    """:data:`LINK_LANES` lanes' copies of a 3-bit value through :func:`broadcast`, and their
-    2-bit answers through :func:`gather` (stages as the unit's: :mod:`hw.wtu.pipeline`)."""
+    """Three lanes' copies of a 3-bit value through :func:`broadcast`, and their 2-bit answers
+    through :func:`gather` (stages as the unit's: :mod:`hw.wtu.pipeline`)."""
 
     value: In(3)
-    answers: In(2 * LINK_LANES)
-    copies: Out(3 * LINK_LANES)
-    gathered: Out(2 * LINK_LANES)
+    answers: In(6)
+    copies: Out(9)
+    gathered: Out(6)
 
     def elaborate(self, platform):
         m = Module()
-        copies = broadcast(m, self.value, LINK_LANES, broadcast_stages(TINY), "value")
+        copies = broadcast(m, self.value, 3, broadcast_stages(TINY), "value")
         m.d.comb += [self.copies.eq(Cat(copies)),
                      self.gathered.eq(gather(m, [self.answers[2 * l:2 * l + 2]
-                                                 for l in range(LINK_LANES)],
+                                                 for l in range(3)],
                                              gather_stages(TINY), "answer"))]
         return m
 
@@ -692,9 +688,9 @@ def test_lane_links_delay_every_value_by_their_stages():
         values, answers = [0] * behind, [0] * back
         for _ in range(CASES):
             values.append(rng.getrandbits(3))
-            answers.append(rng.getrandbits(2 * LINK_LANES))
+            answers.append(rng.getrandbits(6))
             _set_all(ctx, [(dut.value, values[-1]), (dut.answers, answers[-1])])
-            assert ctx.get(dut.copies) == values[-1 - behind] * int("001" * LINK_LANES, 2)
+            assert ctx.get(dut.copies) == values[-1 - behind] * 0b001001001
             assert ctx.get(dut.gathered) == answers[-1 - back]
             await ctx.tick()
 
@@ -703,8 +699,8 @@ def test_lane_links_delay_every_value_by_their_stages():
 
 def test_lane_copies_are_not_merged_by_synthesis(tmp_path):
     """The claim of :mod:`hw.wtu.lane_links`: after Yosys' generic synthesis (``opt_merge``
-    included) each group of lanes and each lane keeps its own flip-flops: 3 bits x (2 groups'
-    + 6 lanes') of the broadcast and 12 x 2 of the answers, 48 in all."""
+    included) each lane keeps its own flip-flops: 3 bits x (1 shared + 3 lanes') of the
+    broadcast and 6 x 2 of the answers, 24 in all."""
     rtlil = tmp_path / "links.il"
     rtlil.write_text(rtlil_backend.convert(_LaneLinks(), name="links"))
     stat = tmp_path / "stat.json"
@@ -715,4 +711,4 @@ def test_lane_copies_are_not_merged_by_synthesis(tmp_path):
                    cwd=tmp_path, capture_output=True, check=True, timeout=300)
     cells = json.loads(stat.read_text())["modules"]["\\links"]["num_cells_by_type"]
     flops = sum(count for kind, count in cells.items() if "DFF" in kind)
-    assert flops == 3 * (2 + LINK_LANES) + 2 * LINK_LANES * 2, cells
+    assert flops == 3 * (1 + 3) + 6 * 2, cells

@@ -7,7 +7,7 @@ sides, and so does a lane's word that the sequencer waits for. Measured on the E
 these stages: 22.08 ns from the sequencer's state to lane 12's count-memory address.
 
 So the lanes run :func:`hw.wtu.pipeline.broadcast_stages` cycles behind the sequencer: every
-input of a lane passes a register of its group of lanes and then a register of the lane's own
+input of a lane passes a shared register and then a register of the lane's own
 (:func:`broadcast`), and a lane's memories are addressed from its own registers only. What a
 lane returns passes a register of the lane's own and then a shared one
 (:func:`hw.wtu.pipeline.gather_stages`, :func:`gather`). The wire across the die then runs from
@@ -23,7 +23,7 @@ from amaranth.hdl import Cat, Signal
 
 from hw.wtu.pipeline import delayed
 
-__all__ = ["BROADCAST_GROUP", "lane_copy", "broadcast", "gather"]
+__all__ = ["lane_copy", "broadcast", "gather"]
 
 
 def lane_copy(m, value, name):
@@ -39,19 +39,11 @@ def lane_copy(m, value, name):
     return copy
 
 
-#: Lanes that take a broadcast value from one register of the stage before their own.
-BROADCAST_GROUP = 4
-
-
 def broadcast(m, value, lanes, stages, name):
     """``value`` as each of ``lanes`` lanes takes it, ``stages`` cycles later.
 
-    ``stages - 2`` shared registers, then a copy (:func:`lane_copy`) for each group of
-    :data:`BROADCAST_GROUP` lanes, then one :func:`lane_copy` per lane (``stages`` 1: the lanes'
-    copies alone; 0: the value itself for every lane). A single register in front of all the
-    lanes sits in the middle of them, and the lanes at the die's corners are a wire of about
-    110 tiles from it (ECP5-85F: 10 ns estimated); each group's copy can sit between the
-    sequencer and its own lanes.
+    ``stages - 1`` shared registers, then one :func:`lane_copy` per lane (``stages`` 0: the
+    value itself for every lane).
 
     Returns
     -------
@@ -60,12 +52,8 @@ def broadcast(m, value, lanes, stages, name):
     """
     if stages == 0:
         return [value] * lanes
-    if stages == 1:
-        return [lane_copy(m, value, f"{name}_lane{l}") for l in range(lanes)]
-    shared = delayed(m, value, stages - 2, f"{name}_shared")
-    groups = [lane_copy(m, shared, f"{name}_group{g}")
-              for g in range(-(-lanes // BROADCAST_GROUP))]
-    return [lane_copy(m, groups[l // BROADCAST_GROUP], f"{name}_lane{l}") for l in range(lanes)]
+    shared = delayed(m, value, stages - 1, f"{name}_shared")
+    return [lane_copy(m, shared, f"{name}_lane{l}") for l in range(lanes)]
 
 
 def gather(m, values, stages, name):
