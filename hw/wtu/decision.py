@@ -119,12 +119,7 @@ class Decision(ConfiguredComponent):
         # halves one cycle after the low ones).
         suffix = registered_suffix_sums(m, [self.mass[k] for k in range(buckets)], weight_bits,
                                         "suffix", chain=chain)
-        # Cycle max(threshold_latency, 1) on: the rest of the threshold (mass_above is stable);
-        # and whether the threshold is 0, a register (stable from the cycle after, long before
-        # the step): no comparison of the whole threshold stands in front of the step's
-        # registers and ``refine``.
-        threshold_zero = Signal()
-        m.d.sync += threshold_zero.eq(self.threshold == 0)
+        # Cycle max(threshold_latency, 1) on: the rest of the threshold (mass_above is stable).
         mass_above = Signal(weight_bits)
         remaining = Signal(weight_bits)
         m.d.sync += remaining.eq(fast_sub(m, self.threshold, mass_above, "remaining",
@@ -162,7 +157,7 @@ class Decision(ConfiguredComponent):
         # ``refine`` registered with the crossing bucket (from the one-hot and whether each
         # bucket has two members), so that the step's strobes, which reach every lane's walk
         # start, begin at a register.
-        m.d.sync += self.refine.eq(~threshold_zero & may_refine
+        m.d.sync += self.refine.eq((self.threshold != 0) & may_refine
                                    & one_hot_select(highest, [self.members[k] >= 2
                                                               for k in range(buckets)]))
 
@@ -180,7 +175,7 @@ class Decision(ConfiguredComponent):
             cutoff = self.cutoff | (self.crossing << pass_shift)
             m.d.sync += [self.visited.eq(self.visited + pass_buckets - self.crossing),
                          self.cutoff.eq(cutoff)]
-            with m.If(threshold_zero):
+            with m.If(self.threshold == 0):
                 # Nothing to reach: nothing selected, no bucket looked at.
                 m.d.sync += [self.cutoff.eq(1 << config.score_bits), self.visited.eq(0)]
             with m.Elif(self.refine):

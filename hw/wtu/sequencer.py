@@ -232,14 +232,6 @@ class Sequencer(ConfiguredComponent):
         next_clusters_minus_one = Signal.like(self.clusters_minus_one)
         m.d.comb += [next_clusters_minus_one.eq(self.clusters_minus_one),
                      self.next_chunk.eq(chunk_after(chunk, zero, step))]
-        # ``last_row`` likewise: ``row`` is the problem's last, a register set from the values
-        # ``row`` and ``rows_minus_one`` take at the clock edge (no comparison behind the
-        # emission's last beat).
-        next_row, next_rows_minus_one = Signal.like(row), Signal.like(rows_minus_one)
-        last_row = Signal(init=1)   # row 0 of rows_minus_one 0 (reset)
-        m.d.comb += [next_row.eq(row), next_rows_minus_one.eq(rows_minus_one)]
-        m.d.sync += [row.eq(next_row), rows_minus_one.eq(next_rows_minus_one),
-                     last_row.eq(next_row == next_rows_minus_one)]
         m.d.sync += [chunk.eq(self.next_chunk),
                      self.clusters_minus_one.eq(next_clusters_minus_one),
                      self.last_chunk.eq(self.next_chunk == (next_clusters_minus_one >> lane_bits))]
@@ -265,8 +257,7 @@ class Sequencer(ConfiguredComponent):
             m.d.comb += [self.problem_ready.eq(1), self.start_problem.eq(self.problem_valid)]
             with m.If(self.problem_valid):
                 m.d.comb += next_clusters_minus_one.eq(self.problem_clusters_minus_one)
-                m.d.comb += [next_rows_minus_one.eq(self.problem_rows_minus_one),
-                             next_row.eq(0)]
+                m.d.sync += [rows_minus_one.eq(self.problem_rows_minus_one), row.eq(0)]
                 m.d.comb += zero.eq(1)
                 goto("IDLE", "COUNTS")
         with m.If(state["COUNTS"]):
@@ -317,13 +308,13 @@ class Sequencer(ConfiguredComponent):
             with m.If(emit_credit):
                 with m.If(~self.last_chunk):
                     m.d.comb += step.eq(1)
-                with m.Elif(last_row):
+                with m.Elif(row == rows_minus_one):
                     m.d.comb += zero.eq(1)
                     m.d.sync += [wait_count.eq(0), wait_at_last.eq(wait_last == 0)]
                     goto("EMIT", "AGG_WAIT")
                 with m.Else():
                     m.d.comb += self.start_row.eq(1)
-                    m.d.comb += next_row.eq(row + 1)
+                    m.d.sync += row.eq(row + 1)
                     goto("EMIT", "LOAD")
         with m.If(state["AGG_WAIT"]):
             # The last row-mask beat's bits reach the aggregate emitter and are counted
