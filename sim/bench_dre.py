@@ -8,9 +8,9 @@ of the full VideoLLM-online shape (``videollm``: 32 layers x 8 KV heads, 11 toke
 untimed between the measured frames, and timed at :data:`SAMPLE_FRAMES` consecutive frames at
 each cache size of :data:`CACHES` (the frame whose past cache first reaches the size; for 40K,
 past the end of the stream, its last frames: 39974 past tokens). A frame's DRE time assumes
-every one of its 32 x 8 problems takes the sampled mean. Measured (one run, 158 s on the shared
-machine, the cycle model of the RTL top, a WTU decision in 14 cycles): 1554, 3674, 6516, 11820,
-19458 cycles per problem at 1K to 40K tokens; at 40K, 6.23 ms per frame with one DRE (2.45 % of
+every one of its 32 x 8 problems takes the sampled mean. Measured (one run, 176 s on the shared
+machine, the cycle model of the RTL top, a WTU decision in 16 cycles): 1696, 3805, 6649, 11959,
+19590 cycles per problem at 1K to 40K tokens; at 40K, 6.27 ms per frame with one DRE (2.47 % of
 254 ms, against the paper's 0.5 %: 1.27 ms) and 0.78 ms with 8 (0.31 %).
 
 Figures per cache size:
