@@ -439,14 +439,18 @@ class DynamicRetrievalEngine(ConfiguredComponent):
 
         command = self.cmd.payload
         is_save = command.mode == MODE_SAVE
-        in_range = is_save | ((command.new_tokens >= 1)
-                              & (command.new_tokens <= config.max_frame_tokens)
-                              & (command.rows <= config.max_rows))
+        sizes_ok = ((command.new_tokens >= 1) & (command.new_tokens <= config.max_frame_tokens)
+                    & (command.rows <= config.max_rows))
+        in_range = is_save | sizes_ok
         same_stream = (has_context & (command.layer == context_layer)
                        & (command.kv_head == context_head))
         continues = same_stream & (command.frame > context_frame)
         accepted = in_range & Mux(command.mode == MODE_CONTINUE, continues,
                                   Mux(is_save, same_stream, 1))
+        # What ``accepted`` is for a restart, written as such: the HCU's reset in the command's
+        # cycle then does not wait for the context's checks (the frame's comparison), which a
+        # restart ignores.
+        restart_command = (command.mode == MODE_RESTART) & sizes_ok
 
         # The context port (module docstring, "Context port").
         words = _image_words(config)
@@ -502,6 +506,7 @@ class DynamicRetrievalEngine(ConfiguredComponent):
             with m.State("IDLE"):
                 m.d.comb += self.cmd.ready.eq(1)
                 with m.If(self.cmd.valid):
+                    m.d.comb += hcu_restart.eq(restart_command)
                     # The status counts this cycle and its own.
                     m.d.sync += [status.cycles.eq(self.command_cycles + self.status_cycles),
                                  status.rejected.eq(~accepted), status.hcu_overflow.eq(0),
@@ -526,7 +531,6 @@ class DynamicRetrievalEngine(ConfiguredComponent):
                         m.next = "SAVE_START"
                     with m.Elif(accepted):
                         is_restart = command.mode == MODE_RESTART
-                        m.d.comb += hcu_restart.eq(is_restart)
                         m.d.sync += [has_context.eq(1), context_layer.eq(command.layer),
                                      context_head.eq(command.kv_head),
                                      context_frame.eq(command.frame),

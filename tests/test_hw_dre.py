@@ -31,7 +31,7 @@ from model.twins import dre as dre_twin
 from model.twins import kvmu as kvmu_twin
 from model.twins import wtu as wtu_twin
 from model.twins.context import RESTORE_EXTRA_CYCLES, SAVE_EXTRA_CYCLES
-from model.twins.dre import MODE_RESTORE, MODE_SAVE, Command
+from model.twins.dre import MODE_RESTART, MODE_RESTORE, MODE_SAVE, Command
 from sim.kit.amaranth_sim import AmaranthBench, check_block
 from sim.kit.core import wait_until
 from sim.kit.scoreboard import expected_run
@@ -161,6 +161,8 @@ def test_out_of_range_commands_are_rejected_and_change_nothing():
     bad = [dataclasses.replace(good[1], **fields)
            for fields in (dict(new_tokens=0), dict(new_tokens=17), dict(rows=9),
                           dict(mode=MODE_RESTORE, rows=9),          # checked before the image
+                          # a restart out of range resets nothing (the HCU keeps its table)
+                          dict(mode=MODE_RESTART, new_tokens=0), dict(mode=MODE_RESTART, rows=9),
                           dict(mode=MODE_SAVE, kv_head=2),          # a stream not on chip
                           dict(mode=MODE_SAVE, layer=1))]
     commands = good[:1] + bad + good[1:]
