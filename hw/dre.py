@@ -439,6 +439,7 @@ class DynamicRetrievalEngine(ConfiguredComponent):
 
         command = self.cmd.payload
         is_save = command.mode == MODE_SAVE
+        is_restart = command.mode == MODE_RESTART
         sizes_ok = ((command.new_tokens >= 1) & (command.new_tokens <= config.max_frame_tokens)
                     & (command.rows <= config.max_rows))
         in_range = is_save | sizes_ok
@@ -450,7 +451,7 @@ class DynamicRetrievalEngine(ConfiguredComponent):
         # What ``accepted`` is for a restart, written as such: the HCU's reset in the command's
         # cycle then does not wait for the context's checks (the frame's comparison), which a
         # restart ignores.
-        restart_command = (command.mode == MODE_RESTART) & sizes_ok
+        restart_command = is_restart & sizes_ok
 
         # The context port (module docstring, "Context port").
         words = _image_words(config)
@@ -530,7 +531,6 @@ class DynamicRetrievalEngine(ConfiguredComponent):
                             busy.eq(1)]
                         m.next = "SAVE_START"
                     with m.Elif(accepted):
-                        is_restart = command.mode == MODE_RESTART
                         m.d.sync += [has_context.eq(1), context_layer.eq(command.layer),
                                      context_head.eq(command.kv_head),
                                      context_frame.eq(command.frame),
