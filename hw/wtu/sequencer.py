@@ -201,6 +201,9 @@ class Sequencer(ConfiguredComponent):
         lane_bits = config.wtu_lanes.bit_length() - 1
         m = Module()
         rows_minus_one = Signal.like(self.problem_rows_minus_one)
+        # ``row == rows_minus_one``, a register set with ``row`` (the EMIT state's choice between
+        # the next row and the aggregate stream starts from a flip-flop, not a comparison).
+        at_last_row = Signal()
         decide_last = decide_cycles(config) - 1
         decide_count = Signal(range(decide_last + 1))   # cycles of the DECIDE state so far
         # The DECIDE state's last cycle, known a cycle ahead (a register): the strobes it
@@ -257,7 +260,8 @@ class Sequencer(ConfiguredComponent):
             m.d.comb += [self.problem_ready.eq(1), self.start_problem.eq(self.problem_valid)]
             with m.If(self.problem_valid):
                 m.d.comb += next_clusters_minus_one.eq(self.problem_clusters_minus_one)
-                m.d.sync += [rows_minus_one.eq(self.problem_rows_minus_one), row.eq(0)]
+                m.d.sync += [rows_minus_one.eq(self.problem_rows_minus_one), row.eq(0),
+                             at_last_row.eq(self.problem_rows_minus_one == 0)]
                 m.d.comb += zero.eq(1)
                 goto("IDLE", "COUNTS")
         with m.If(state["COUNTS"]):
@@ -308,13 +312,13 @@ class Sequencer(ConfiguredComponent):
             with m.If(emit_credit):
                 with m.If(~self.last_chunk):
                     m.d.comb += step.eq(1)
-                with m.Elif(row == rows_minus_one):
+                with m.Elif(at_last_row):
                     m.d.comb += zero.eq(1)
                     m.d.sync += [wait_count.eq(0), wait_at_last.eq(wait_last == 0)]
                     goto("EMIT", "AGG_WAIT")
                 with m.Else():
                     m.d.comb += self.start_row.eq(1)
-                    m.d.sync += row.eq(row + 1)
+                    m.d.sync += [row.eq(row + 1), at_last_row.eq(row + 1 == rows_minus_one)]
                     goto("EMIT", "LOAD")
         with m.If(state["AGG_WAIT"]):
             # The last row-mask beat's bits reach the aggregate emitter and are counted
