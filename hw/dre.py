@@ -327,6 +327,9 @@ class DynamicRetrievalEngine(ConfiguredComponent):
         assignments_left = Signal(range(config.max_frame_tokens + 1))
         new_tokens = Signal(range(config.max_frame_tokens + 1))
         rows = Signal(range(config.max_rows + 1))
+        # ``rows == 0``, a register set with ``rows``: it gates the selection's handshake with
+        # the WTU, on the path from the KVMU's ``selected.ready`` into the WTU's queue.
+        rows_zero = Signal(init=1)
         restart = Signal()
         kvmu_cmd_done = Signal()
         wtu_problem_done = Signal()
@@ -403,7 +406,6 @@ class DynamicRetrievalEngine(ConfiguredComponent):
         count_sink_valid, count_sink_ready = Signal(), Signal()
         _fork(m, "count", kvmu.counts.valid, kvmu.counts.ready,
               [(count_sink_valid, count_sink_ready), (self.counts.valid, self.counts.ready)])
-        rows_zero = rows == 0
         m.d.comb += [packer.i.valid.eq(count_sink_valid & ~rows_zero),
                      count_sink_ready.eq(rows_zero | packer.i.ready),
                      packer.i.payload.eq(kvmu.counts.payload),
@@ -537,7 +539,7 @@ class DynamicRetrievalEngine(ConfiguredComponent):
                                      hashes_left.eq(command.new_tokens),
                                      assignments_left.eq(command.new_tokens),
                                      new_tokens.eq(command.new_tokens),
-                                     rows.eq(command.rows),
+                                     rows.eq(command.rows), rows_zero.eq(command.rows == 0),
                                      restart.eq(is_restart), busy.eq(1), moves_open.eq(1),
                                      selection_open.eq(1)]
                         with m.If(command.mode == MODE_RESTORE):

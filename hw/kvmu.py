@@ -345,6 +345,11 @@ class KVManagementUnit(ConfiguredComponent):
         count_index = Signal(range(config.max_clusters + 1))
         select_last = Signal()
         select_empty = Signal()
+        # 1 exactly in the SELECT state (set on each transition into it, cleared when it takes
+        # the beat): ``selected.ready`` comes from this flip-flop, not from the state's
+        # decoding, since it reaches back into the WTU's aggregate queue in the DRE top.
+        selecting = Signal()
+        m.d.comb += self.selected.ready.eq(selecting)
         walk_page = Signal(_page_bits(config))
         walk_tail = Signal(_page_bits(config))
         walk_fill = Signal(range(page_tokens + 1))
@@ -538,13 +543,13 @@ class KVManagementUnit(ConfiguredComponent):
                     m.d.sync += [count_index.eq(count_index + 1),
                                  count_inflight_last.eq(count_index == clusters - 1)]
                 with m.If(count_advance & (count_index == clusters)):
+                    m.d.sync += selecting.eq(1)
                     m.next = "SELECT"
 
             with m.State("SELECT"):
-                m.d.comb += [self.selected.ready.eq(1),
-                             table_rd.addr.eq(self.selected.payload.cluster)]
+                m.d.comb += table_rd.addr.eq(self.selected.payload.cluster)
                 with m.If(self.selected.valid):
-                    m.d.sync += [select_last.eq(self.selected.payload.last),
+                    m.d.sync += [selecting.eq(0), select_last.eq(self.selected.payload.last),
                                  select_empty.eq(self.selected.payload.empty)]
                     m.next = "SELECT_WORD"
 
@@ -564,6 +569,7 @@ class KVManagementUnit(ConfiguredComponent):
                         with m.If(merger.i.ready):
                             m.next = "IDLE"
                     with m.Else():
+                        m.d.sync += selecting.eq(1)
                         m.next = "SELECT"
                 with m.Else():
                     m.d.comb += [next_rd.addr.eq(word.head)]
@@ -586,6 +592,7 @@ class KVManagementUnit(ConfiguredComponent):
                     with m.If(at_tail & select_last):
                         m.next = "IDLE"
                     with m.Elif(at_tail):
+                        m.d.sync += selecting.eq(1)
                         m.next = "SELECT"
                     with m.Else():
                         m.next = "WALK_LINK"
