@@ -37,7 +37,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from hw.component import ConfiguredComponent
+from hw.carry_compare import carry_less_than
+from hw.component import ConfiguredComponent, builds_for_fpga
 
 __all__ = ["TopKSorter", "input_layout", "output_layout", "reduce_schedule", "LEVELS_PER_STAGE",
            "POSITIONS_PER_FLAG"]
@@ -136,13 +137,24 @@ def reduce_schedule(banks):
 
 
 class _Network:
-    """Builds compare-and-swap levels in a module, one named signal per key and level."""
+    """Builds compare-and-swap levels in a module, one named signal per key and level.
 
-    def __init__(self, module, key_bits, prefix):
+    With ``chain`` (an FPGA build) each comparison is the borrow of a subtraction
+    (:func:`hw.carry_compare.carry_less_than`, mapped onto the carry chain), else the plain
+    ``>``."""
+
+    def __init__(self, module, key_bits, prefix, *, chain=False):
         self._module = module
         self._key_bits = key_bits
         self._prefix = prefix
+        self._chain = chain
         self._count = 0
+
+    def greater(self, a, b, name):
+        """``a > b`` of two keys (comb), as the network compares them."""
+        if self._chain:
+            return carry_less_than(self._module, b, a, name)
+        return a > b
 
     def level(self, keys, pairs):
         """Apply one level of ``(high, low)`` compare-and-swaps to the list ``keys``."""
@@ -152,7 +164,7 @@ class _Network:
             self._count += 1
             larger = Signal(self._key_bits, name=f"{name}_hi")
             smaller = Signal(self._key_bits, name=f"{name}_lo")
-            high_wins = keys[high] > keys[low]
+            high_wins = self.greater(keys[high], keys[low], f"{name}_wins")
             self._module.d.comb += [larger.eq(Mux(high_wins, keys[high], keys[low])),
                                     smaller.eq(Mux(high_wins, keys[low], keys[high]))]
             keys[high], keys[low] = larger, smaller
@@ -242,7 +254,8 @@ class TopKSorter(ConfiguredComponent):
         for lane in range(lanes):
             cluster = Cat(Const(lane, lane_bits), beat)[:id_bits] if lane_bits else beat[:id_bits]
             keys.append(Cat(~cluster, self.i.payload.scores[lane], take))
-        sorter = _Network(m, key_bits, "sort")
+        chain = builds_for_fpga(platform)
+        sorter = _Network(m, key_bits, "sort", chain=chain)
         levels = _sort_levels(lanes)
         valid, last = take, self.i.payload.last
         for stage in range(self.sort_stages):
@@ -316,6 +329,7 @@ class TopKSorter(ConfiguredComponent):
         # Ring, stages 1 .. S: fold the leaving bank with the operand, then the merging
         # network, a register every LEVELS_PER_STAGE levels; the last stage's register is the
         # leaving bank.
+        merger = _Network(m, key_bits, "merge", chain=chain)
         folded = []
         for position in range(width):
             other = operand[width - 1 - position]
@@ -323,9 +337,9 @@ class TopKSorter(ConfiguredComponent):
             # A vacated bank folds as empty keys: max(0, other) is other. The comparator sees
             # the bank itself, and ``vacate`` steers only the last multiplexer.
             kept = bank[position]
-            m.d.comb += larger.eq(Mux(flag("vacate", position) | (other > kept), other, kept))
+            wins = merger.greater(other, kept, f"fold{position}_wins")
+            m.d.comb += larger.eq(Mux(flag("vacate", position) | wins, other, kept))
             folded.append(larger)
-        merger = _Network(m, key_bits, "merge")
         # Level 0 is the fold; the first stage takes what is left over from whole groups of
         # LEVELS_PER_STAGE (the fold alone when the groups leave it alone).
         ring_levels = [None] + _merge_levels(width)
