@@ -332,7 +332,10 @@ class DynamicRetrievalEngine(ConfiguredComponent):
         rows_zero = Signal(init=1)
         restart = Signal()
         kvmu_cmd_done = Signal()
-        wtu_problem_done = Signal()
+        # The WTU's problem beat is offered (a register, set on entering START with rows and
+        # cleared when the WTU takes it): the WTU's sequencer takes it without decoding the
+        # top's state.
+        wtu_problem_pending = Signal()
         empty_pending = Signal()
         status = self.status.payload
         busy = Signal()          # between the command's transfer and the status beat
@@ -645,6 +648,7 @@ class DynamicRetrievalEngine(ConfiguredComponent):
                 m.d.comb += hashing.eq(1)
                 count_up(status.hcu_cycles, 1)
                 with m.If(assignment_taken & (assignments_left == 1)):
+                    m.d.sync += wtu_problem_pending.eq(~rows_zero)
                     m.next = "START"
             with m.State("START"):
                 # The KVMU's command and the WTU's problem beat (none without rows).
@@ -652,16 +656,16 @@ class DynamicRetrievalEngine(ConfiguredComponent):
                 m.d.comb += [kvmu.cmd.valid.eq(~kvmu_cmd_done),
                              kvmu.cmd.payload.new_tokens.eq(new_tokens),
                              kvmu.cmd.payload.restart.eq(restart),
-                             wtu.problem.valid.eq(~rows_zero & ~wtu_problem_done),
+                             wtu.problem.valid.eq(wtu_problem_pending),
                              wtu.problem.payload.clusters_minus_one.eq(clusters - 1),
                              wtu.problem.payload.rows_minus_one.eq(rows - 1)]
                 kvmu_done = kvmu_cmd_done | kvmu.cmd.ready
-                wtu_done = rows_zero | wtu_problem_done | wtu.problem.ready
+                wtu_done = ~wtu_problem_pending | wtu.problem.ready
                 with m.If(kvmu_done & wtu_done):
-                    m.d.sync += [kvmu_cmd_done.eq(0), wtu_problem_done.eq(0)]
+                    m.d.sync += [kvmu_cmd_done.eq(0), wtu_problem_pending.eq(0)]
                     m.next = "RUN"
                 with m.Else():
-                    m.d.sync += [kvmu_cmd_done.eq(kvmu_done), wtu_problem_done.eq(wtu_done)]
+                    m.d.sync += [kvmu_cmd_done.eq(kvmu_done), wtu_problem_pending.eq(~wtu_done)]
             with m.State("RUN"):
                 count_up(status.kvmu_cycles, ~waiting)
                 count_up(status.wtu_cycles, waiting)

@@ -194,6 +194,21 @@ def test_a_continue_for_a_stream_not_on_chip_is_rejected():
     assert decoded["selected"][int(decoded["selected_offsets"][1]):].sum() == 0   # rows = 0
 
 
+def test_a_frame_without_rows_leaves_the_wtu_to_the_next_frame():
+    """A command with ``rows = 0`` gives the WTU no problem (the selection is the empty beat);
+    the frames after it, with rows, run as the twin's do (outputs and cycles)."""
+    hashes = [[1, 2], [3, 4], [5, 6], [7, 8]]
+    commands = [Command(0, 0, 0, 2, 1, restart=True),
+                Command(0, 0, 1, 2, 0),
+                Command(0, 0, 2, 2, 2),
+                Command(0, 0, 3, 2, 0)]
+    decoded, = check(TINY, [command_session(TINY, commands, hashes)])
+    assert not decoded["rejected"].any()
+    offsets = [int(offset) for offset in decoded["selected_offsets"]]
+    assert decoded["selected"][offsets[1]:offsets[2]].sum() == 0      # rows = 0: none
+    assert decoded["selected"][offsets[2]:offsets[3]].sum() > 0       # rows again: some
+
+
 def test_the_block_boundaries_the_cycle_model_rests_on():
     """Seen at the top's ports without stalls: the WTU's first selected beat comes
     ``PACKER_CYCLES + first`` cycles after the KVMU's last count (``first`` from
