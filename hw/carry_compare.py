@@ -1,14 +1,20 @@
 """Unsigned comparisons written as subtractions, so that an FPGA build maps them onto its carry chain.
 
 Yosys maps a ``$sub`` (``a - b``) straight onto the ECP5's carry cells (``CCU2C``, two bits a
-cell, nothing in front of them). A ``$lt``, ``$gt`` or ``$ge`` takes another way: it becomes a
-lookahead carry unit (``cmp2lcu``) whose generate and propagate terms are LUTs in front of the
-chain, and ABC may then rebuild the whole comparison as a tree of LUTs and wide multiplexers.
-In the WTU on the ECP5-85F the decision's sixteen 44-bit comparisons became such trees, 18
-cells deep (13.46 ns, the unit's longest path after placement); written as the borrow of a
-subtraction they are carry chains, and the decision alone routes at 114.89 MHz instead of
-104.92 (``python -m synth.part_fmax Decision``). The integers are the same; only the mapping
-differs. The silicon flow does not use these (its comparisons have their own structure:
+cell). A ``$lt``, ``$gt`` or ``$ge`` may take another way: in the WTU's decision on the
+ECP5-85F the sixteen 44-bit comparisons against one operand came out as trees of LUTs and wide
+multiplexers, 18 cells deep (13.46 ns, the WTU's longest path after placement). Where it is
+used, the comparison is the borrow of a subtraction: the integers are the same, only the
+mapping differs.
+
+It is used by the sorter baseline's FPGA build (its compare-and-swap network and its fold):
+23,407 LUT4 instead of 29,754 for the edge sorter (Yosys with ``abc9``). It is not used by the
+WTU, measured in both places it could go: the decision alone routes at 114.89 MHz instead of
+104.92 (``python -m synth.part_fmax Decision``), but in the whole WTU the LUT mapper, whose
+depth target follows the deepest path of the netlist, then mapped the rest of the unit for a
+smaller depth and larger: 45,911 LUT4 and 10,012 wide multiplexers instead of 43,796 and 6,323,
+and a lower placement estimate (61.33 and 67.94 MHz against 71.41 at the same seed). The
+silicon flow does not use these (its comparisons have their own structure:
 :mod:`hw.wtu.fast_adders`).
 """
 
