@@ -516,7 +516,8 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
         extra = (silicon.inputs_digest(pdk, clock_ns) if step == "pdk"
                  else f"seeds {pnr_seeds} target {pnr_target_mhz} {pnr_router} "
                       f"timeout {pnr_timeout}" if step == "fmax"
-                 else "")
+                 else "" if step == "asic"
+                 else f"target {pnr_target_mhz}")   # the LUT mapping's delay target
         # A place and route that stopped at its timeout or failed is not run again with the
         # same inputs (and timeout): it would spend the same minutes to fail again.
         return _cached(step, block_dir, block_dir / rtlil_name, liberty, pnr_family, use_cache,
@@ -533,7 +534,8 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
             component = registry.build_component(name, config)
             return run_fmax(component, pnr_family, workdir, label, timeout=pnr_timeout,
                             seeds=pnr_seeds, target_mhz=pnr_target_mhz, router=pnr_router)
-        return run_fpga_synth(workdir, name, rtlil_name, step, label)
+        return run_fpga_synth(workdir, name, rtlil_name, step, label,
+                              target_mhz=pnr_target_mhz)
 
     # Longest first (estimated from the size of the block's RTLIL), so that the big blocks'
     # slow steps do not start last and leave a core idle.

