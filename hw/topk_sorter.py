@@ -20,7 +20,8 @@ levels:
    network: a leaving bank is held, the next one leaving is folded with it, in a schedule
    fixed by ``S`` (:func:`reduce_schedule`);
 4. the last bank goes to the **output** register, which shifts out one entry per cycle, best
-   first, and is left empty for the next row.
+   first, through a two-entry skid buffer (so that the consumer's ``ready`` drives two
+   entries' registers, not the shift of all ``k``), and is left empty for the next row.
 
 Every flag that steers the keys of a bank (the fold's ``vacate``, the held bank's load, the
 operand's choice, the output's load and shift) is decided a cycle ahead into one register per
@@ -218,8 +219,8 @@ class TopKSorter(ConfiguredComponent):
     @property
     def latency(self):
         """Cycles from a row's last input handshake to its first output entry (no stalls): the
-        sorting pipeline, the reduction, and the output register."""
-        return self.sort_stages + self.reduce_cycles + 1
+        sorting pipeline, the reduction, the output register and the skid buffer's ``main``."""
+        return self.sort_stages + self.reduce_cycles + 2
 
     def elaborate(self, platform):
         # The merge used to close one k-entry buffer's loop through the fold and every level of
@@ -360,11 +361,47 @@ class TopKSorter(ConfiguredComponent):
                          for index, (dst, src) in enumerate(zip(registered, keys))]
             keys = registered
 
-        # Phases: collect (input ready until the last beat), reduce, emit.
+        # Output register, shifted out one entry per cycle, best first, leaving it empty; each
+        # group of positions loads and shifts under its own copy of the flags. Its head goes
+        # through a two-entry skid buffer (``main``, which drives ``o``, and ``skid``): the
+        # register shifts while it is emitting and ``skid`` is empty, decided a cycle ahead into
+        # one register per group (``shift_g``), so the consumer's ``o.ready`` reaches the two
+        # entries' registers and one flag per group, not the shift enables of all k.
+        out = [Signal(key_bits, name=f"top_{index}") for index in range(k)]
+        shifted = Signal(range(k))
+        main_valid, skid_valid, skid_valid_next = Signal(), Signal(), Signal()
+        shift_copy = [Signal(name=f"shift_{group}") for group in range(groups)]
+        shifting = shift_copy[0]
+        ends = shifting & (shifted == k - 1)
+        taking = self.o.ready | ~main_valid   # main takes the next entry, or empties
+        m.d.comb += skid_valid_next.eq(~taking & (skid_valid | shifting))
+        m.d.sync += skid_valid.eq(skid_valid_next)
+        for group, copy in enumerate(emitting_copy):
+            copy_next = Signal(name=f"emitting_next_{group}")
+            m.d.comb += copy_next.eq(flags["done"][group] | (copy & ~ends))
+            m.d.sync += [copy.eq(copy_next), shift_copy[group].eq(copy_next & ~skid_valid_next)]
+        for index in range(k):
+            following = out[index + 1] if index + 1 < k else Const(0, key_bits)
+            with m.If(flag("done", index)):
+                m.d.sync += out[index].eq(bank[index])
+            with m.Elif(shift_copy[index // POSITIONS_PER_FLAG]):
+                m.d.sync += out[index].eq(following)
+        with m.If(shifting):
+            m.d.sync += shifted.eq(Mux(shifted == k - 1, 0, shifted + 1))
+        entry = Cat(out[0], shifted == k - 1)   # the key, then last
+        main, skid = Signal(len(entry), name="main"), Signal(len(entry), name="skid")
+        with m.If(taking):
+            m.d.sync += [main_valid.eq(skid_valid | shifting),
+                         main.eq(Mux(skid_valid, skid, entry))]
+        with m.Elif(shifting):
+            m.d.sync += skid.eq(entry)
+        emitting = emitting_copy[0]
+
+        # Phases: collect (input ready until the last beat), reduce, emit (until the last
+        # entry has left the skid buffer).
         collecting_done = Signal()
         reducing = Signal()
-        emitting = emitting_copy[0]
-        m.d.comb += self.i.ready.eq(~collecting_done & ~reducing & ~emitting)
+        m.d.comb += self.i.ready.eq(~collecting_done & ~reducing & ~emitting & ~main_valid)
         with m.If(take):
             m.d.sync += beat.eq(Mux(self.i.payload.last, 0, beat + 1))
             with m.If(self.i.payload.last):
@@ -374,35 +411,15 @@ class TopKSorter(ConfiguredComponent):
         with m.If(flags["done"][0]):
             m.d.sync += reducing.eq(0)
 
-        # Output register, shifted out one entry per cycle, best first, leaving it empty; each
-        # group of positions loads and shifts under its own copy of the flags.
-        out = [Signal(key_bits, name=f"top_{index}") for index in range(k)]
-        sent = Signal(range(k))
-        leaving = self.o.valid & self.o.ready
-        ends = leaving & (sent == k - 1)
-        for group, copy in enumerate(emitting_copy):
-            with m.If(flags["done"][group]):
-                m.d.sync += copy.eq(1)
-            with m.Elif(ends):
-                m.d.sync += copy.eq(0)
-        for index in range(k):
-            following = out[index + 1] if index + 1 < k else Const(0, key_bits)
-            shift = emitting_copy[index // POSITIONS_PER_FLAG] & self.o.ready
-            with m.If(flag("done", index)):
-                m.d.sync += out[index].eq(bank[index])
-            with m.Elif(shift):
-                m.d.sync += out[index].eq(following)
-        head = out[0]
+        head = main[:key_bits]
         head_valid = head[-1]
         m.d.comb += [
-            self.o.valid.eq(emitting),
+            self.o.valid.eq(main_valid),
             self.o.payload.valid.eq(head_valid),
             self.o.payload.score.eq(Mux(head_valid, head[id_bits:id_bits + config.score_bits], 0)),
             self.o.payload.cluster.eq(Mux(head_valid, ~head[:id_bits], 0)),
-            self.o.payload.last.eq(sent == k - 1),
+            self.o.payload.last.eq(main[-1]),
         ]
-        with m.If(leaving):
-            m.d.sync += sent.eq(Mux(sent == k - 1, 0, sent + 1))
         return m
 
     @staticmethod

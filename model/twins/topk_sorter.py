@@ -24,12 +24,13 @@ Contract (the RTL equals this exactly)
   cycle one of the ``S`` slots comes round, in turn; an occupied slot is set aside when nothing
   is set aside and another slot is occupied, merged with the one set aside otherwise (it stays
   occupied), and is the result when it is the only occupied one; all ``S`` start occupied).
-  A row of ``B`` beats takes ``B`` input cycles, then :func:`latency` ``= D + R + 1`` cycles
-  from the handshake of its last beat to its first output entry, then ``k`` output cycles,
-  one entry per cycle; the next row's first beat is accepted on the cycle after the last
-  entry leaves. Rows therefore follow each other every ``B + D + R + k`` cycles
-  (:func:`cycles_per_row`); there is no early exit, every cluster is read. ``edge`` (L 16,
-  k 64): D 10, S 7, R 27, latency 38, 357 cycles per row of 4096 clusters (with two levels
+  A row of ``B`` beats takes ``B`` input cycles, then :func:`latency` ``= D + R + 2`` cycles
+  from the handshake of its last beat to its first output entry (the ``+ 2``: the output
+  register, then the output's skid buffer), then ``k`` output cycles, one entry per cycle;
+  the next row's first beat is accepted on the cycle after the last entry leaves. Rows
+  therefore follow each other every ``B + D + R + k + 1`` cycles (:func:`cycles_per_row`);
+  there is no early exit, every cluster is read. ``edge`` (L 16, k 64): D 10, S 7, R 27,
+  latency 39, 358 cycles per row of 4096 clusters (357 before the skid buffer; with two levels
   between registers, until issue 10 item 5: D 5, S 4, R 12, latency 18, 337 cycles).
 """
 
@@ -82,7 +83,7 @@ def reduce_cycles(config):
 
 def latency(config):
     """Cycles from the handshake of a row's last input beat to its first output entry."""
-    return sort_registers(config) + reduce_cycles(config) + 1
+    return sort_registers(config) + reduce_cycles(config) + 2
 
 
 def beats_per_row(config, clusters):
