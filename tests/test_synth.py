@@ -445,13 +445,11 @@ def test_a_failed_place_and_route_is_not_run_again_with_the_same_inputs(tmp_path
     assert runs == [30, 30, 60]
 
 
-def _fmax_after_a_failed_build(monkeypatch, workdir, retried, failure_log, fmax_line,
-                               scripts=None):
+def _fmax_after_a_failed_build(monkeypatch, workdir, retried, failure_log, fmax_line):
     """``run_fmax`` of the tiny KVMU with the board build stubbed: a build whose Yosys script
     lacks ``retried`` fails, leaving ``failure_log`` as Yosys's log; one with it writes
-    ``fmax_line`` as nextpnr's. Returns the scripts built (appended to ``scripts`` when
-    given) and the result."""
-    scripts = [] if scripts is None else scripts
+    ``fmax_line`` as nextpnr's. Returns the scripts built and the result."""
+    scripts = []
 
     def fake_run_script(command, cwd, log_path, label, timeout, env=None, watch=None):
         script = (Path(cwd) / "top.ys").read_text()
@@ -497,70 +495,89 @@ def test_an_abc9_assertion_builds_again_without_abc9(tmp_path, monkeypatch):
     assert len(scripts) == 1
 
 
-def test_abc9_delay_target_follows_the_place_and_route_clock():
-    """abc9's delay target is ABC9_LOGIC_SHARE (a half) of the target period, in ps: 100 MHz
-    is 10,000 ps, so 5,000; 125 MHz is 8,000 ps, so 4,000. The commands set the script, the
-    exchange format and the target, in that order; a bad target is refused by name."""
-    assert fpga_module.ABC9_LOGIC_SHARE == 0.5
-    assert fpga_module.abc9_delay_target_ps() == 5000
-    assert fpga_module.abc9_delay_target_ps(125) == 4000
-    assert fpga_module.abc9_commands(125).splitlines() == [
+@_BOARD_HARNESS_WARNING
+def test_conflicting_drivers_build_again_through_write_xaiger(tmp_path, monkeypatch):
+    """Yosys stubbed to leave a netlist with conflicting drivers (its final ``check``'s
+    warning, which nextpnr then refuses: YosysHQ/yosys#6237): the board build runs again with
+    ``abc9.xaiger`` set, still with ``abc9``, and the result says so; the resource count maps
+    again the same way."""
+    conflict = ("2.52. Executing CHECK pass (checking for obvious problems).\n"
+                "Warning: multiple conflicting drivers for top.\\dut.members [2]:\n")
+    scripts, result = _fmax_after_a_failed_build(
+        monkeypatch, tmp_path / "board", fpga_module.XAIGER1_COMMAND, conflict,
+        "Info: Max frequency for clock 'clk': 99.25 MHz (FAIL at 100.00 MHz)\n")
+    assert len(scripts) == 2 and fpga_module.XAIGER1_COMMAND not in scripts[0]
+    # The second script is the first with the setting after the ABC script's, before the
+    # synthesis; abc9 still maps (no abc -lut).
+    assert scripts[1] == scripts[0].replace(
+        fpga_module.ABC9_SCRIPT_COMMAND,
+        f"{fpga_module.ABC9_SCRIPT_COMMAND}\n{fpga_module.XAIGER1_COMMAND}")
+    assert "abc -lut" not in scripts[1]
+    assert result["fmax_mhz"] == 99.25 and result["lut_mapper"] == fpga_module.XAIGER1_MAPPER
+
+    logs = []
+
+    def fake_run_tool(tool, arguments, cwd, log_name, label, timeout):
+        script = (Path(cwd) / arguments[-1]).read_text()
+        logs.append(log_name)
+        (Path(cwd) / log_name).write_text(
+            "" if fpga_module.XAIGER1_COMMAND in script else conflict)
+        cells = {"LUT4": 7 if fpga_module.XAIGER1_COMMAND in script else 5}
+        (Path(cwd) / "stat_ecp5.json").write_text(
+            json.dumps({"design": {"num_cells_by_type": cells}}))
+        return 1.0
+
+    monkeypatch.setattr(fpga_module, "run_tool", fake_run_tool)
+    (tmp_path / "count").mkdir()
+    counted = fpga_module.run_fpga_synth(tmp_path / "count", "top", "top.il", "ecp5", "kvmu")
+    assert logs == ["fpga_ecp5.log", "fpga_ecp5_xaiger1.log"]
+    assert counted["lut_mapper"] == fpga_module.XAIGER1_MAPPER
+    assert counted["cells_by_type"] == {"LUT4": 7}   # the second netlist's count
+
+
+def test_abc9_delay_target_of_a_block():
+    """A block of ABC9_DELAY_SHARES maps for that share of the target period, in ps (100 MHz:
+    10,000 ps, so a half is 5,000; 125 MHz: 8,000 ps, so 4,000), always through write_xaiger;
+    the others keep abc9's own settings; a bad share is refused by name."""
+    assert fpga_module.ABC9_DELAY_SHARES == {"wtu": 0.5, "topk_sorter": 0.5}
+    assert fpga_module.abc9_delay_target_ps(0.5) == 5000
+    assert fpga_module.abc9_delay_target_ps(0.5, 125) == 4000
+    assert fpga_module.abc9_commands(delay_target_ps=4000).splitlines() == [
         fpga_module.ABC9_SCRIPT_COMMAND, fpga_module.XAIGER1_COMMAND,
         "scratchpad -set abc9.D 4000"]
-    with pytest.raises(ValueError, match="pnr_target_mhz"):
+    assert fpga_module.abc9_commands() == fpga_module.ABC9_SCRIPT_COMMAND
+    with pytest.raises(ValueError, match="abc9_delay_share"):
         fpga_module.abc9_delay_target_ps(0)
-    with pytest.raises(TypeError, match="pnr_target_mhz"):
-        fpga_module.abc9_delay_target_ps("fast")
+    with pytest.raises(TypeError, match="abc9_delay_share"):
+        fpga_module.abc9_delay_target_ps("half")
+    with pytest.raises(ValueError, match="pnr_target_mhz"):
+        fpga_module.abc9_delay_target_ps(0.5, 0)
 
 
 @_BOARD_HARNESS_WARNING
-def test_the_board_build_maps_with_the_targets_abc9_settings(tmp_path, monkeypatch):
-    """The board build's Yosys script sets abc9's script, exchange format and the delay
-    target of its own clock constraint before synth_ecp5; the resource count's script sets
-    those of the flow's target too."""
-    scripts = []
+def test_the_flow_maps_a_block_for_its_delay_target(tmp_path, monkeypatch):
+    """Through the flow with the board build stubbed: the sorter baseline's Yosys script sets
+    abc9's delay target for the flow's clock constraint (and its result says so), the
+    KVMU's does not; the resource count's script follows the same rule."""
+    scripts = {}
 
     def fake_run_script(command, cwd, log_path, label, timeout, env=None, watch=None):
-        scripts.append((Path(cwd) / "top.ys").read_text())
+        scripts[label] = (Path(cwd) / "top.ys").read_text()
         (Path(cwd) / "top.tim").write_text(
             "Info: Max frequency for clock 'clk': 130.00 MHz (PASS)\n")
         return 1.0
 
     monkeypatch.setattr(fpga_module, "run_script", fake_run_script)
     monkeypatch.setattr(fpga_module, "tool_path", lambda name: name)
-    result = fpga_module.run_fmax(registry.build_component("kvmu", PRESETS["tiny"]), "ecp5",
-                                  tmp_path / "board", "kvmu fmax", target_mhz=125)
-    assert result["lut_mapper"] == "abc9" and result["target_mhz"] == 125.0
-    settings = fpga_module.abc9_commands(125)
-    assert len(scripts) == 1 and settings in scripts[0]
-    assert scripts[0].index(settings) < scripts[0].index("synth_ecp5")
-    count_script = fpga_module.fpga_script("top", "top.il", "ecp5", target_mhz=125)
-    assert count_script.index(settings) < count_script.index("synth_ecp5 -top top")
-
-
-@_BOARD_HARNESS_WARNING
-def test_conflicting_drivers_are_an_error(tmp_path, monkeypatch):
-    """Yosys stubbed to leave a netlist with conflicting drivers (its final ``check``'s
-    warning, YosysHQ/yosys#6237): the board build is not run again and the error names the
-    conflict and the log; so is the resource count, whose Yosys run itself succeeds."""
-    conflict = ("2.52. Executing CHECK pass (checking for obvious problems).\n"
-                "Warning: multiple conflicting drivers for top.\\dut.members [2]:\n")
-    scripts = []
-    with pytest.raises(ToolError, match="multiple conflicting drivers.*top.rpt"):
-        _fmax_after_a_failed_build(monkeypatch, tmp_path / "board", "never in a script",
-                                   conflict, "", scripts)
-    assert len(scripts) == 1
-
-    def fake_run_tool(tool, arguments, cwd, log_name, label, timeout):
-        (Path(cwd) / log_name).write_text(conflict)
-        (Path(cwd) / "stat_ecp5.json").write_text(
-            json.dumps({"design": {"num_cells_by_type": {"LUT4": 5}}}))
-        return 1.0
-
-    monkeypatch.setattr(fpga_module, "run_tool", fake_run_tool)
-    (tmp_path / "count").mkdir()
-    with pytest.raises(ToolError, match="kvmu: .*multiple conflicting drivers.*fpga_ecp5.log"):
-        fpga_module.run_fpga_synth(tmp_path / "count", "top", "top.il", "ecp5", "kvmu")
+    result = flow.run_flow("tiny", tmp_path, blocks=["kvmu", "topk_sorter"], families=[],
+                           pnr_target_mhz=125)
+    target = fpga_module.abc9_commands(delay_target_ps=4000)
+    assert target in scripts["topk_sorter fmax"]
+    assert "abc9.D" not in scripts["kvmu fmax"] and "abc9.xaiger" not in scripts["kvmu fmax"]
+    mappers = {block["name"]: block["fmax"]["lut_mapper"] for block in result["blocks"]}
+    assert mappers == {"kvmu": "abc9", "topk_sorter": fpga_module.DELAY_TARGET_MAPPER}
+    count = fpga_module.fpga_script("top", "top.il", "ecp5", delay_target_ps=4000)
+    assert count.index(target) < count.index("synth_ecp5 -top top")
 
 
 def test_seed_statistics():
