@@ -8,13 +8,15 @@ used, the comparison is the borrow of a subtraction: the integers are the same, 
 mapping differs.
 
 It is used by the sorter baseline's FPGA build (its compare-and-swap network and its fold):
-23,407 LUT4 instead of 29,754 for the edge sorter (Yosys with ``abc9``). It is not used by the
-WTU, measured in both places it could go: the decision alone routes at 114.89 MHz instead of
-104.92 (``python -m synth.part_fmax Decision``), but in the whole WTU the LUT mapper, whose
-depth target follows the deepest path of the netlist, then mapped the rest of the unit for a
-smaller depth and larger: 45,911 LUT4 and 10,012 wide multiplexers instead of 43,796 and 6,323,
-and a lower placement estimate (61.33 and 67.94 MHz against 71.41 at the same seed). The
-silicon flow does not use these (its comparisons have their own structure:
+23,407 LUT4 instead of 29,754 for the edge sorter (Yosys with ``abc9``), and by the WTU's
+``fast_geq`` in its FPGA form (:mod:`hw.wtu.fast_adders`). In the WTU it pays only with the
+LUT mapper's delay target (``synth.fpga.ABC9_DELAY_SHARES``): the decision alone routes at
+114.89 MHz instead of 104.92 (``python -m synth.part_fmax Decision``), but without a target
+the mapper, whose depth target then follows the deepest path of the netlist, mapped the rest of
+the unit for the smaller depth and larger (45,911 LUT4 and 10,012 wide multiplexers instead of
+43,796 and 6,323; 61.33 and 67.94 MHz against 71.41 estimated at one seed); with the target the
+whole WTU maps into 41,373 LUT4 instead of 42,293 and places at 82.66 MHz instead of 79.00 (one
+seed). The silicon flow does not use these (its comparisons have their own structure:
 :mod:`hw.wtu.fast_adders`).
 """
 

@@ -17,13 +17,15 @@ reaches and a prefix network written out in gates does not. On the ECP5 (ULX3S-8
 a registered 44-bit sum alone) the prefix adder takes 541 LUT cells and five LUT levels
 (7.09 ns, 5.35 ns of it routing), ``a + b`` 22 carry cells. Every function here therefore takes
 ``chain``: when true (:func:`carry_chains` of the platform a component is elaborated for) it
-returns the plain operator on the same operands, the same integers; the silicon flow, the
+returns the plain operator on the same operands (``>=`` as the borrow of a subtraction,
+:mod:`hw.carry_compare`), the same integers; the silicon flow, the
 simulators and the generated Verilog elaborate without a platform and keep the prefix
 networks.
 """
 
 from amaranth.hdl import Cat, Const, Signal, Value
 
+from hw.carry_compare import carry_less_than
 from hw.component import builds_for_fpga
 
 __all__ = ["carry_chains", "prefix_carries", "fast_add", "fast_add_carry", "fast_sub", "fast_geq",
@@ -139,11 +141,12 @@ def fast_sub(m, a, b, name, width=None, *, chain=False):
 
 
 def fast_geq(m, a, b, name, *, chain=False):
-    """``a >= b`` of unsigned ``a``, ``b``: the carry out of ``a + ~b + 1`` (``chain``: the
-    plain ``>=``, module doc)."""
+    """``a >= b`` of unsigned ``a``, ``b``: the carry out of ``a + ~b + 1`` (``chain``: no
+    borrow out of ``a - b``, :func:`hw.carry_compare.carry_less_than`, which an FPGA build
+    maps onto its carry chain, as it does not always map the plain ``>=``)."""
     width = _width(a, b, None)
     if chain:
-        return _word(a, width) >= _word(b, width)
+        return ~carry_less_than(m, _word(a, width), _word(b, width), name)
     return _sum(m, _word(a, width), ~_word(b, width), 1, name)[1][-1]
 
 
