@@ -514,7 +514,7 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
         step, name, workdir, rtlil_name = task
         label = f"{name} {step}"
         block_dir = out / "work" / config_name / name
-        delay_share = ABC9_DELAY_SHARES.get(name)
+        delay_share = ABC9_DELAY_SHARES.get(name)   # the LUT mapping's delay target
         extra = (silicon.inputs_digest(pdk, clock_ns) if step == "pdk"
                  else f"seeds {pnr_seeds} target {pnr_target_mhz} {pnr_router} "
                       f"timeout {pnr_timeout} delay {delay_share}" if step == "fmax"
@@ -527,6 +527,7 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
                        extra=extra, keep_failure=step == "fmax")
 
     def measure(step, name, workdir, rtlil_name, label):
+        delay_share = ABC9_DELAY_SHARES.get(name)
         if step == "asic":
             return run_asic(workdir, name, rtlil_name, label, liberty,
                             liberty_info["nand2_um2"] if liberty_info else None)
@@ -536,9 +537,9 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
             component = registry.build_component(name, config)
             return run_fmax(component, pnr_family, workdir, label, timeout=pnr_timeout,
                             seeds=pnr_seeds, target_mhz=pnr_target_mhz, router=pnr_router,
-                            delay_share=ABC9_DELAY_SHARES.get(name))
-        return run_fpga_synth(workdir, name, rtlil_name, step, label,
-                              delay_share=ABC9_DELAY_SHARES.get(name), target_mhz=pnr_target_mhz)
+                            delay_share=delay_share)
+        return run_fpga_synth(workdir, name, rtlil_name, step, label, delay_share=delay_share,
+                              target_mhz=pnr_target_mhz)
 
     # Longest first (estimated from the size of the block's RTLIL), so that the big blocks'
     # slow steps do not start last and leave a core idle.

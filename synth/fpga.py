@@ -170,8 +170,10 @@ def check_delay_share(share):
 
 
 def abc9_delay_target_ps(share, target_mhz=DEFAULT_TARGET_MHZ):
-    """``abc9``'s delay target in picoseconds: ``share`` of the period of ``target_mhz``."""
-    return round(check_delay_share(share) * 1e6 / check_target(target_mhz))
+    """``abc9``'s delay target in picoseconds: ``share`` of the period of ``target_mhz``; None
+    (no target) when ``share`` is None."""
+    share, target_mhz = check_delay_share(share), check_target(target_mhz)
+    return None if share is None else round(share * 1e6 / target_mhz)
 
 
 def abc9_commands(xaiger1=False, delay_target_ps=None):
@@ -235,7 +237,7 @@ def run_fpga_synth(workdir, top, rtlil_name, family, label, timeout=1800, delay_
     (:data:`ABC9_DELAY_SHARES`)."""
     workdir = Path(workdir)
     script = f"fpga_{family}.ys"
-    delay = None if delay_share is None else abc9_delay_target_ps(delay_share, target_mhz)
+    delay = abc9_delay_target_ps(delay_share, target_mhz)
     (workdir / script).write_text(fpga_script(top, rtlil_name, family, delay_target_ps=delay))
     mapper = "abc9" if delay is None else DELAY_TARGET_MAPPER
     try:
@@ -529,8 +531,7 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
         packer.upper(): tool_path(f"yowasp-{packer}"),
     }
 
-    delay = (None if delay_share is None
-             else abc9_delay_target_ps(delay_share, platform.default_clk_frequency / 1e6))
+    delay = abc9_delay_target_ps(delay_share, platform.default_clk_frequency / 1e6)
     settings = abc9_commands(delay_target_ps=delay)
     plan = platform.build(RegisteredHarness(component), name="top", build_dir=str(workdir),
                           do_build=False, nextpnr_opts=options, script_after_read=settings)

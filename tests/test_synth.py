@@ -542,6 +542,7 @@ def test_abc9_delay_target_of_a_block():
     assert fpga_module.ABC9_DELAY_SHARES == {"wtu": 0.5, "topk_sorter": 0.5}
     assert fpga_module.abc9_delay_target_ps(0.5) == 5000
     assert fpga_module.abc9_delay_target_ps(0.5, 125) == 4000
+    assert fpga_module.abc9_delay_target_ps(None) is None   # no target
     assert fpga_module.abc9_commands(delay_target_ps=4000).splitlines() == [
         fpga_module.ABC9_SCRIPT_COMMAND, fpga_module.XAIGER1_COMMAND,
         "scratchpad -set abc9.D 4000"]
