@@ -539,7 +539,8 @@ def test_abc9_delay_target_of_a_block():
     """A block of ABC9_DELAY_SHARES maps for that share of the target period, in ps (100 MHz:
     10,000 ps, so a half is 5,000; 125 MHz: 8,000 ps, so 4,000), always through write_xaiger;
     the others keep abc9's own settings; a bad share is refused by name."""
-    assert fpga_module.ABC9_DELAY_SHARES == {"wtu": 0.5, "topk_sorter": 0.5}
+    assert fpga_module.ABC9_DELAY_SHARES == {"wtu": 0.45, "topk_sorter": 0.5}
+    assert fpga_module.abc9_delay_target_ps(0.45) == 4500
     assert fpga_module.abc9_delay_target_ps(0.5) == 5000
     assert fpga_module.abc9_delay_target_ps(0.5, 125) == 4000
     assert fpga_module.abc9_delay_target_ps(None) is None   # no target

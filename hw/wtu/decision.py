@@ -4,6 +4,7 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
+from hw.carry_compare import carry_highest_one
 from hw.component import ConfiguredComponent
 from hw.wtu.fast_adders import carry_chains, fast_add, fast_geq, fast_sub
 from hw.wtu.layouts import WTULayouts, one_hot_select
@@ -131,7 +132,10 @@ class Decision(ConfiguredComponent):
                     & fast_geq(m, suffix[k], remaining, f"reach{k}", chain=chain)
                     for k in range(buckets))
         highest = Signal(buckets)
-        m.d.sync += highest.eq(Cat(reach[k] & ~reach[k + 1:].any() for k in range(buckets)))
+        if chain:
+            m.d.sync += highest.eq(carry_highest_one(m, reach, "highest"))
+        else:
+            m.d.sync += highest.eq(Cat(reach[k] & ~reach[k + 1:].any() for k in range(buckets)))
         # The cycle after: the crossing bucket, its members and the mass of the buckets above
         # it, registered, selected by the one-hot with an AND-OR over the buckets (a balanced
         # tree, not a chain of one multiplexer per bucket).
