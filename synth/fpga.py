@@ -61,8 +61,9 @@ PLACER_TIMING_WEIGHT = 30
 #: nextpnr's routers (``--router``): ``router1`` (nextpnr's default, timing-driven rip-up and
 #: re-route) and ``router2`` (negotiated congestion over the whole design). On the edge WTU at
 #: 60 % of the ECP5-85F, router1 had not finished after an hour (an earlier placement); router2
-#: routed it in 274 s. On the HCU router2's result was 20 % slower (79.6 against 99.9 MHz on
-#: one placement).
+#: routed it in 274 s. On today's WTU it is the other way round: router2 does not converge and
+#: router1 routes it in 963 to 1,110 s; the DRE top routes with router2 (290 s). On the HCU
+#: router2's result was 20 % slower (79.6 against 99.9 MHz on one placement).
 #: ``none`` (:data:`PLACEMENT_ONLY`) stops after the placement (nextpnr's ``--no-route``): the
 #: fmax is then the placer's estimate, for blocks whose routing takes too long or does not
 #: converge (the edge WTU, the DRE top and the sorter baseline), and no bitstream is packed.
