@@ -1,4 +1,4 @@
-"""Comparisons and the highest set bit as subtractions, which an FPGA build maps onto its carry chain.
+"""Comparisons as subtractions, which an FPGA build maps onto its carry chain.
 
 Yosys maps a ``$sub`` (``a - b``) straight onto the ECP5's carry cells (``CCU2C``, two bits a
 cell). A ``$lt``, ``$gt`` or ``$ge`` may take another way: in the WTU's decision on the
@@ -19,17 +19,13 @@ whole WTU maps into 41,373 LUT4 instead of 42,293 and places at 82.66 MHz instea
 seed). The silicon flow does not use these (its comparisons have their own structure:
 :mod:`hw.wtu.fast_adders`).
 
-:func:`carry_highest_one` finds the highest set bit of a word through a negation, which Yosys
-maps onto the carry cells too. The WTU's decision uses it in its FPGA form for the highest
-bucket reached (:mod:`hw.wtu.decision`): routed on the ECP5-85F that path was the WTU's
-critical one, its comparisons' carry chains then five or six LUTs of priority (11.01 ns at a
-delay target of 0.45 of the period); with the negation it is a LUT, an eight-cell chain and a
-LUT (10.81 ns), and the WTU routes at 92.55 MHz instead of 90.81 (one seed each).
+The WTU's decision once took the highest bucket reached through a negation here (the highest
+set bit on the carry cells); the edge of its comparisons does without (:mod:`hw.wtu.decision`).
 """
 
-from amaranth.hdl import Cat, Signal, Value
+from amaranth.hdl import Signal, Value
 
-__all__ = ["carry_less_than", "carry_highest_one"]
+__all__ = ["carry_less_than"]
 
 
 def carry_less_than(m, a, b, name):
@@ -40,18 +36,3 @@ def carry_less_than(m, a, b, name):
     m.d.comb += difference.eq(a - b)
     return difference[-1]
 
-
-def carry_highest_one(m, value, name):
-    """The highest set bit of ``value``, one-hot (0 when ``value`` is 0), through a carry chain.
-
-    With ``r`` the bits of ``value`` in reverse order, ``r & -r`` keeps the lowest set bit of
-    ``r`` (the two's complement ``-r``, modulo ``2**len(value)``, flips every bit above it and
-    none below), so reversed again it is the highest of ``value``. The negation is a comb
-    signal ``name_negated`` in ``m``: Yosys maps it onto the ECP5's carry cells, a chain of
-    ``len(value) / 2`` cells, where the plain priority (``value[k] & ~value[k + 1:].any()``) is a
-    tree of LUTs that ABC, mapping for a delay target, makes deeper to save area."""
-    value = Value.cast(value).as_unsigned()
-    reversed_value = Cat(value[::-1])
-    negated = Signal(len(value), name=f"{name}_negated")
-    m.d.comb += negated.eq(-reversed_value)     # modulo 2**len(value): two's complement
-    return Cat((reversed_value & negated)[::-1])

@@ -21,6 +21,15 @@ def builds_for_fpga(platform):
     return isinstance(platform, Platform)
 
 
+def poisons_undefined_reads(platform):
+    """Whether a memory word that the hardware leaves undefined is given inverted: the word of a
+    read at the address being written, on a port whose memory carries
+    :data:`hw.wtu.read_ahead.NO_RW_CHECK`. A platform sets ``poison_undefined_reads`` to have
+    it (the tests, which then check that no output depends on such a word); otherwise the
+    simulator gives the old word and a block RAM any word."""
+    return bool(getattr(platform, "poison_undefined_reads", False))
+
+
 def block_ram(platform):
     """Attributes of a ``lib.memory.Memory`` that ask an FPGA build for block RAM
     (``ram_style`` "block", read by Yosys's memory mapping, which would otherwise put a small

@@ -14,7 +14,7 @@ from amaranth_boards.ulx3s import ULX3S_85F_Platform
 from hw.wtu import WiCSumThresholdUnit, WTULayouts
 from model.config import PRESETS
 from model.stimulus.traces import wtu_trace
-from sim.kit.amaranth_sim import built_for, check_block
+from sim.kit.amaranth_sim import built_for, check_block, poisoning
 from sim.run import run_block
 
 TINY = PRESETS["tiny"]
@@ -126,10 +126,18 @@ def test_timing_of_back_to_back_problems_of_different_sizes():
 _BuiltForTheECP5 = built_for(WiCSumThresholdUnit, ULX3S_85F_Platform())
 
 
-def test_the_fpga_form_equals_the_twin():
+#: The same build, with the words it leaves undefined inverted: if any output depended on one,
+#: it would differ from the twin's.
+_PoisonedForTheECP5 = built_for(WiCSumThresholdUnit, poisoning(ULX3S_85F_Platform))
+
+
+@pytest.mark.parametrize("build", [_BuiltForTheECP5, _PoisonedForTheECP5],
+                         ids=["built", "undefined-words-inverted"])
+def test_the_fpga_form_equals_the_twin(build):
     """The arithmetic an FPGA build uses is the same integers in the same cycles: outputs and
     cycles equal the twin's, stalled and unstalled (edge-like 16 buckets and 16-bit counts,
-    products through the multiplier form)."""
+    products through the multiplier form); also with the words its block RAMs leave undefined
+    (a read at the address being written, :data:`hw.wtu.read_ahead.NO_RW_CHECK`) inverted."""
     config = TINY.replace(wtu_buckets=16, count_bits=16, wtu_refine_depth=0)
     config = config.replace(wtu_refine_depth=config.full_refine_depth)
     rng = np.random.default_rng(16)
@@ -140,8 +148,8 @@ def test_the_fpga_form_equals_the_twin():
     # Scores sharing their top bits put every cluster in one bucket: each lane walks a list
     # of about ten clusters (the FPGA form's walk two ahead, hw.wtu.BucketLists).
     problems.append((rng.integers(0xF0, 0x100, size=(2, 37)), rng.integers(1, 100, size=37)))
-    check(config, problems, stall=0.0, component=_BuiltForTheECP5(config))
-    check(config, problems, stall=0.3, seed=16, component=_BuiltForTheECP5(config))
+    check(config, problems, stall=0.0, component=build(config))
+    check(config, problems, stall=0.3, seed=16, component=build(config))
 
 
 def test_constructor_errors():

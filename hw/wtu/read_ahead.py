@@ -16,15 +16,24 @@ An FPGA build declares the read port transparent for the write port instead (``t
 the same words at the port, and the block RAM flow builds the bypass itself. A port that is not
 transparent costs an FPGA more: a block RAM's two ports give no defined word when one reads the
 address the other writes, so Yosys keeps the old word by delaying every write a cycle and
-bypassing the delayed write, a comparison behind the read-ahead address.
+bypassing the delayed write, a comparison behind the read-ahead address. A memory whose users
+never take that word (``forward`` false) needs neither: an FPGA build reads it asynchronously
+into a register without reset, which Yosys merges into the block RAM's port, and the memory's
+``no_rw_check`` attribute (:data:`NO_RW_CHECK`, set by the caller) tells Yosys that the word of
+a read at the address being written may be undefined, so no bypass is built.
 """
 
 from amaranth.hdl import Mux, Signal
 
-__all__ = ["read_ahead"]
+__all__ = ["NO_RW_CHECK", "read_ahead"]
+
+#: The attribute of a ``lib.memory.Memory`` that tells Yosys a read at the address being written
+#: may give any word (its ``memory_dff`` then builds no bypass for that collision).
+NO_RW_CHECK = {"no_rw_check": 1}
 
 
-def read_ahead(m, memory, name, forward=True, forward_address=None, transparent=False):
+def read_ahead(m, memory, name, forward=True, forward_address=None, transparent=False,
+               poison=False):
     """Add a synchronous read port with write forwarding and a write port to ``memory``.
 
     Parameters
@@ -44,9 +53,14 @@ def read_ahead(m, memory, name, forward=True, forward_address=None, transparent=
         computed with less logic (the read address may be a multiplexer of sources that
         are never selected while the memory is written).
     transparent : bool
-        Declare the read port transparent for the write port (``transparent_for``) and add no
-        forwarding register: the same words in every cycle the unit uses them (an FPGA build;
-        ``forward`` and ``forward_address`` are then unused).
+        An FPGA build: declare the read port transparent for the write port
+        (``transparent_for``) and add no forwarding register, the same words in every cycle
+        the unit uses them (``forward_address`` is then unused); or, without ``forward``, read
+        asynchronously into a register without reset (the memory should carry
+        :data:`NO_RW_CHECK`; in simulation a read of the address written gives the old word).
+    poison : bool
+        With ``transparent`` and without ``forward``: give the word of a read at the address
+        written inverted (:func:`hw.component.poisons_undefined_reads`).
 
     Returns
     -------
@@ -55,6 +69,18 @@ def read_ahead(m, memory, name, forward=True, forward_address=None, transparent=
         (drive ``addr``, ``data``, ``en``), and ``data``: the word at the address presented in
         the previous cycle, including a write of that cycle to it.
     """
+    if transparent and not forward:
+        # An asynchronous read registered without reset: Yosys merges the register into the
+        # block RAM's synchronous port (module doc).
+        write = memory.write_port()
+        read = memory.read_port(domain="comb")
+        data = Signal.like(read.data, name=f"{name}_data", reset_less=True)
+        m.d.sync += data.eq(read.data)
+        if not poison:
+            return read, write, data
+        collided = Signal(name=f"{name}_collided")
+        m.d.sync += collided.eq(write.en.any() & (write.addr == read.addr))
+        return read, write, Mux(collided, ~data, data)
     if transparent:
         write = memory.write_port()
         read = memory.read_port(domain="sync", transparent_for=(write,))

@@ -7,7 +7,9 @@ predicate holds (then drains, see :func:`sim.kit.core.control`), within a cycle 
 :func:`check_block` is the usual test: problems through the RTL, decoded and compared with the
 twin by the block's codec. :func:`simulate` runs one testbench that drives a part cycle by
 cycle (the sub-component tests), with a cycle limit. :func:`built_for` gives a component the
-build platform of an FPGA board in the simulator, which elaborates without one.
+build platform of an FPGA board in the simulator, which elaborates without one;
+:func:`poisoning` makes a board's platform give the memory words its block RAMs leave
+undefined inverted.
 """
 
 import functools
@@ -22,7 +24,8 @@ from sim.kit.core import (DRAIN_CYCLES, DeadlockError, StallPattern, StreamDrive
 from sim.kit.scoreboard import compare, expected_run
 from sim.payloads import pack, unpack
 
-__all__ = ["AmaranthAdapter", "AmaranthBench", "built_for", "check_block", "PERIOD", "simulate"]
+__all__ = ["AmaranthAdapter", "AmaranthBench", "built_for", "check_block", "PERIOD", "poisoning",
+           "simulate"]
 
 
 def built_for(component_class, platform):
@@ -44,6 +47,16 @@ def built_for(component_class, platform):
     name = f"{component_class.__name__}For{type(platform).__name__}"
     BuiltFor.__name__ = BuiltFor.__qualname__ = name
     return BuiltFor
+
+
+def poisoning(platform_class):
+    """An instance of a subclass of ``platform_class`` that asks the components built for it to
+    give the words their memories leave undefined inverted
+    (:func:`hw.component.poisons_undefined_reads`): with :func:`built_for`, a test whose outputs
+    still equal the twin's shows that none of them depends on such a word."""
+    poisoned = type(f"Poisoning{platform_class.__name__}", (platform_class,),
+                    {"poison_undefined_reads": True})
+    return poisoned()
 
 
 def _value(signal):
