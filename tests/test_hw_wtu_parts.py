@@ -137,10 +137,11 @@ def _synthesized_cells(folder, component, name, synthesis):
 
 
 class _ReadAhead(wiring.Component):
-    """One 8-word memory behind :func:`hw.wtu.read_ahead.read_ahead` in one of its modes."""
+    """One 8-word memory behind :func:`hw.wtu.read_ahead.read_ahead` in one of its modes; the
+    attributes named in ``drop`` are taken off the memory after ``read_ahead`` set them."""
 
-    def __init__(self, attrs=None, **mode):
-        self._attrs, self._mode = attrs, mode
+    def __init__(self, attrs=None, drop=(), **mode):
+        self._attrs, self._drop, self._mode = attrs, drop, mode
         super().__init__({"next_address": In(3), "write_address": In(3), "write": In(1),
                           "word": In(8), "data": Out(8)})
 
@@ -149,6 +150,8 @@ class _ReadAhead(wiring.Component):
         m.submodules.memory = mem = memory.Memory(shape=unsigned(8), depth=8, init=[],
                                                   attrs=self._attrs)
         read, write, data = read_ahead(m, mem, "words", **self._mode)
+        for key in self._drop:
+            del mem.attrs[key]
         m.d.comb += [read.addr.eq(self.next_address), write.addr.eq(self.write_address),
                      write.data.eq(self.word), write.en.eq(self.write), self.data.eq(data)]
         return m
@@ -189,17 +192,18 @@ def test_read_ahead_modes(mode, collision):
     simulate(dut, testbench, CASES + 2)
 
 
-@pytest.mark.parametrize("mode, attrs, bypass", [
-    ({"transparent": True}, {}, True),
-    ({"forward": False, "transparent": True}, {}, True),
-    ({"forward": False, "transparent": True}, NO_RW_CHECK, False),
+@pytest.mark.parametrize("mode, drop, bypass", [
+    ({"transparent": True}, (), True),
+    ({"forward": False, "transparent": True}, tuple(NO_RW_CHECK), True),
+    ({"forward": False, "transparent": True}, (), False),
 ], ids=["transparent", "old-word", "undefined"])
 def test_a_block_ram_read_port_has_a_bypass_unless_its_collisions_are_undefined(
-        tmp_path, mode, attrs, bypass):
+        tmp_path, mode, drop, bypass):
     """The claim of :mod:`hw.wtu.read_ahead`: Yosys maps each FPGA read port onto an ECP5 block
     RAM, with flip-flops beside it for the bypass of a transparent port or of a port that keeps
-    the old word, and none when the memory carries ``NO_RW_CHECK``."""
-    port = _ReadAhead(attrs={"ram_style": "block", **attrs}, **mode)
+    the old word (the undefined mode without the ``NO_RW_CHECK`` it sets), and none when the
+    memory carries it."""
+    port = _ReadAhead(attrs={"ram_style": "block"}, drop=drop, **mode)
     cells = _synthesized_cells(tmp_path, port, "read_ahead", "synth_ecp5 -top read_ahead")
     assert cells.get("DP16KD") == 1, cells
     assert ("TRELLIS_FF" in cells) == bypass, cells

@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 from hw.component import (ConfiguredComponent, block_ram, builds_for_fpga,
                           poisons_undefined_reads)
 from hw.wtu.layouts import WTULayouts, one_hot_select
-from hw.wtu.read_ahead import NO_RW_CHECK, read_ahead
+from hw.wtu.read_ahead import read_ahead
 
 __all__ = ["BucketLists"]
 
@@ -92,11 +92,8 @@ class BucketLists(ConfiguredComponent):
         buckets, addr_bits = self._config.wtu_buckets, layouts.chunk_bits
         two_ahead = builds_for_fpga(platform)
         m = Module()
-        attrs = block_ram(platform)
-        if two_ahead:
-            attrs.update(NO_RW_CHECK)
         m.submodules.next = mem = memory.Memory(shape=unsigned(addr_bits), depth=layouts.chunks,
-                                                init=[], attrs=attrs)
+                                                init=[], attrs=block_ram(platform))
         next_rd, next_wr, next_data = read_ahead(m, mem, "next", forward=not two_ahead,
                                                  transparent=two_ahead,
                                                  poison=poisons_undefined_reads(platform))

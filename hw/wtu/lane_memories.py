@@ -8,7 +8,7 @@ from hw.component import (ConfiguredComponent, block_ram, builds_for_fpga,
                           poisons_undefined_reads)
 from hw.wtu.fast_adders import carry_chains, fast_geq
 from hw.wtu.layouts import WTULayouts
-from hw.wtu.read_ahead import NO_RW_CHECK, read_ahead
+from hw.wtu.read_ahead import read_ahead
 
 __all__ = ["LaneMemories"]
 
@@ -112,11 +112,8 @@ class LaneMemories(ConfiguredComponent):
         fpga = builds_for_fpga(platform)
         for name, width in (("score", config.score_bits), ("count", config.count_bits),
                             ("max_score", config.score_bits), ("aggregate", 1)):
-            attrs = block_ram(platform)
-            if fpga and name == "score":
-                attrs.update(NO_RW_CHECK)
             m.submodules[name] = mem = memory.Memory(shape=unsigned(width), depth=chunks,
-                                                     init=[], attrs=attrs)
+                                                     init=[], attrs=block_ram(platform))
             # The score memory needs no forwarding: it is written only by load beats, and its
             # word is used only by walks and the emission, which start cycles after the load.
             # The count memory is written only by count beats, when the lane reads ahead at

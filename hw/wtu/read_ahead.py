@@ -18,8 +18,8 @@ transparent costs an FPGA more: a block RAM's two ports give no defined word whe
 address the other writes, so Yosys keeps the old word by delaying every write a cycle and
 bypassing the delayed write, a comparison behind the read-ahead address. A memory whose users
 never take that word (``forward`` false) needs neither: an FPGA build reads it asynchronously
-into a register without reset, which Yosys merges into the block RAM's port, and the memory's
-``no_rw_check`` attribute (:data:`NO_RW_CHECK`, set by the caller) tells Yosys that the word of
+into a register without reset, which Yosys merges into the block RAM's port, and gives the
+memory the ``no_rw_check`` attribute (:data:`NO_RW_CHECK`), which tells Yosys that the word of
 a read at the address being written may be undefined, so no bypass is built.
 """
 
@@ -56,8 +56,8 @@ def read_ahead(m, memory, name, forward=True, forward_address=None, transparent=
         An FPGA build: declare the read port transparent for the write port
         (``transparent_for``) and add no forwarding register, the same words in every cycle
         the unit uses them (``forward_address`` is then unused); or, without ``forward``, read
-        asynchronously into a register without reset (the memory should carry
-        :data:`NO_RW_CHECK`; in simulation a read of the address written gives the old word).
+        asynchronously into a register without reset and give the memory
+        :data:`NO_RW_CHECK` (in simulation a read of the address written gives the old word).
     poison : bool
         With ``transparent`` and without ``forward``: give the word of a read at the address
         written inverted (:func:`hw.component.poisons_undefined_reads`).
@@ -71,7 +71,8 @@ def read_ahead(m, memory, name, forward=True, forward_address=None, transparent=
     """
     if transparent and not forward:
         # An asynchronous read registered without reset: Yosys merges the register into the
-        # block RAM's synchronous port (module doc).
+        # block RAM's synchronous port, with no bypass for the collision (module doc).
+        memory.attrs.update(NO_RW_CHECK)
         write = memory.write_port()
         read = memory.read_port(domain="comb")
         data = Signal.like(read.data, name=f"{name}_data", reset_less=True)
