@@ -16,6 +16,9 @@ PNR_TIMEOUT ?= 300
 PNR_TARGET_MHZ ?= 100
 # nextpnr's router: router1, or router2 for the large congested blocks router1 does not finish.
 PNR_ROUTER  ?= router1
+# Set (PNR_TIMING_RIPUP=1): the router rips up the arcs that miss the target and routes them
+# again (nextpnr's experimental --tmg-ripup; see README, "Timing rip-up").
+PNR_TIMING_RIPUP ?=
 SYNTH_FLAGS ?=
 # IHP SG13G2 PDK checkout (the open ASIC flows' convention) for SRAM macros, standard cells and
 # OpenSTA timing in `make synth`; CI uses ../shared/pdk. Unset: generic gates only.
@@ -75,10 +78,10 @@ test: $(STAMP) $(RT_STAMP) check-icarus check-sta ## the whole regression: model
 sim: $(STAMP) check-icarus ## only the cocotb runs on the generated Verilog
 	@$(PY) -m pytest -n $(JOBS) -m cocotb
 
-synth: $(STAMP) $(if $(PDK_ROOT),check-sta) ## area and FPGA reports for CONFIG (PDK_ROOT=dir: SRAM macros + OpenSTA timing; LIBERTY=, SWEEP=1, FAMILIES=, PNR_FAMILY=, PNR_SEEDS=1,2,3, PNR_TARGET_MHZ=100, PNR_ROUTER=router2 or none: placement only) -> build/reports/
+synth: $(STAMP) $(if $(PDK_ROOT),check-sta) ## area and FPGA reports for CONFIG (PDK_ROOT=dir: SRAM macros + OpenSTA timing; LIBERTY=, SWEEP=1, FAMILIES=, PNR_FAMILY=, PNR_SEEDS=1,2,3, PNR_TARGET_MHZ=100, PNR_ROUTER=router2 or none: placement only, PNR_TIMING_RIPUP=1) -> build/reports/
 	@$(PY) -m synth.flow --config $(CONFIG) $(if $(LIBERTY),--liberty $(LIBERTY)) $(if $(SWEEP),--sweep) \
 	  $(if $(PDK_ROOT),--pdk-root $(PDK_ROOT)) \
-	  --families $(FAMILIES) --pnr-family $(PNR_FAMILY) --pnr-timeout $(PNR_TIMEOUT) --pnr-target-mhz $(PNR_TARGET_MHZ) --pnr-router $(PNR_ROUTER) $(if $(PNR_SEEDS),--pnr-seeds $(PNR_SEEDS)) $(SYNTH_FLAGS) --out $(BUILD)/reports
+	  --families $(FAMILIES) --pnr-family $(PNR_FAMILY) --pnr-timeout $(PNR_TIMEOUT) --pnr-target-mhz $(PNR_TARGET_MHZ) --pnr-router $(PNR_ROUTER) $(if $(PNR_SEEDS),--pnr-seeds $(PNR_SEEDS)) $(if $(PNR_TIMING_RIPUP),--pnr-timing-ripup) $(SYNTH_FLAGS) --out $(BUILD)/reports
 
 report: $(STAMP) ## print the summary of the last synthesis run again and redraw its plots
 	@$(PY) -m synth.report --out $(BUILD)/reports

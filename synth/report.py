@@ -13,7 +13,8 @@ Top level:
 ``area_model``: ``gates`` (Yosys cell type -> GE), ``gates_source``, ``memory`` (bit-cell area,
     array efficiency, ``ge_per_bit``, sources), ``node_14nm`` (NAND2 area, paper figures)
 ``fpga_flow``: ``families`` (family -> Yosys command), ``pnr_family``, ``pnr_target_mhz`` (the
-    place and route's clock constraint), ``pnr_router`` (nextpnr's router)
+    place and route's clock constraint), ``pnr_router`` (nextpnr's router), ``pnr_timing_ripup``
+    (the router's timing-driven rip-up; absent in reports written before it)
 ``blocks``: list, one per registered block or baseline, in registry order (each step result,
 ``asic``, ``fpga[family]`` and ``fmax``, carries ``cached: true`` when it was reused from the
 last run because its inputs were unchanged):
@@ -29,7 +30,9 @@ last run because its inputs were unchanged):
     ``fpga``: ``{family: {resources: {luts, ffs, carry, dsp, bram, lutram, widemux, other},
     cells_by_type, lut_mapper, seconds}}`` for the families that ran,
     ``fmax``: ``null`` or ``{platform, device, fmax_mhz, clock, target_mhz, router,
-    lut_mapper, utilisation, seconds, routed}`` (``routed`` false, router ``none``: placed only,
+    lut_mapper, utilisation, seconds, routed, timing_ripup}`` (``timing_ripup``: the router ran
+    with nextpnr's timing-driven rip-up, ``--pnr-timing-ripup``, :data:`synth.fpga.TIMING_RIPUP`;
+    absent in reports written before it; ``routed`` false, router ``none``: placed only,
     ``fmax_mhz`` the placer's estimate, and ``placed_path: {ns, start, end, logic_levels}``
     the path that bounds it, :func:`synth.fpga.placed_path`; absent in reports written before
     them); with ``--pnr-seeds`` also ``seeds`` (``[{seed, fmax_mhz, seconds, log}]``, one
@@ -329,10 +332,11 @@ def _placement_estimate(fmax):
 
 def _router_cell(fmax):
     """The router column: a placement-only run's fmax is the placer's estimate; reports
-    written before the router option was added used router1."""
+    written before the router option was added used router1; a router that ran with the
+    timing-driven rip-up says so."""
     if _placement_estimate(fmax):
         return f"{PLACEMENT_ONLY} (estimated after placement)"
-    return fmax.get("router", "router1")
+    return fmax.get("router", "router1") + (", timing rip-up" if fmax.get("timing_ripup") else "")
 
 
 def _seed_cell(fmax):

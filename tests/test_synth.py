@@ -379,6 +379,10 @@ def test_pnr_target_constrains_the_boards_clock(tmp_path):
         flow.run_flow("tiny", Path("unused"), pnr_router="router3")
     with pytest.raises(SystemExit):
         flow.main(["--pnr-router", "router3", "--out", "unused"])
+    with pytest.raises(TypeError, match="pnr_timing_ripup must be True or False, not 'yes'"):
+        flow.run_flow("tiny", Path("unused"), pnr_timing_ripup="yes")
+    with pytest.raises(ValueError, match="pnr_timing_ripup needs a router: with pnr_router 'none'"):
+        flow.run_flow("tiny", Path("unused"), pnr_router="none", pnr_timing_ripup=True)
 
 
 @_BOARD_HARNESS_WARNING
@@ -399,7 +403,7 @@ def test_placement_only_reports_the_placers_estimate(tmp_path):
     log = (workdir / "top.tim").read_text()
     assert "placer" in log and "Routing" not in log and not (workdir / "top.bit").exists()
     fmax = report_module.load_report(out)["blocks"][0]["fmax"]
-    assert fmax["routed"] is False and fmax["router"] == "none"
+    assert fmax["routed"] is False and fmax["router"] == "none" and fmax["timing_ripup"] is False
     assert fmax["fmax_mhz"] == _fmax_from_log(log)[0] and fmax["fmax_mhz"] > 0
     assert "| none (estimated after placement) |" in (out / "report.md").read_text()
     # The path that bounds the estimate, ranked with the placement nextpnr wrote: its
@@ -598,7 +602,7 @@ def test_flow_with_seeds_reports_each_seed(tmp_path, monkeypatch):
     """``--pnr-seeds`` through the flow with the place-and-route tools stubbed: each seed's run
     writes a log with its own fmax (seed 5 fails), the report gathers them."""
     fmax_of_seed = {5: None, 7: 93.25, 6: 104.5, 8: 99.0}
-    commands, constraints, weights, routers = [], [], [], []
+    commands, constraints, weights, routers, ripups = [], [], [], [], []
 
     def fake_run_script(command, cwd, log_path, label, timeout, env=None, watch=None):
         commands.append(command)
@@ -611,6 +615,7 @@ def test_flow_with_seeds_reports_each_seed(tmp_path, monkeypatch):
         constraints.append((Path(cwd) / "top.lpf").read_text())
         weights.append(arguments[arguments.index("--placer-heap-timingweight") + 1])
         routers.append(arguments[arguments.index("--router") + 1])
+        ripups.append(fpga_module.TIMING_RIPUP in arguments)
         seed = int(arguments[arguments.index("--seed") + 1])
         if fmax_of_seed[seed] is None:
             raise ToolError(f"{label}: stopped after {timeout:.0f} s")
@@ -635,6 +640,7 @@ def test_flow_with_seeds_reports_each_seed(tmp_path, monkeypatch):
     assert all('"clk25_0__io" 100000000.0 HZ' in text for text in constraints)
     assert weights == [str(fpga_module.PLACER_TIMING_WEIGHT)] * 4
     assert routers == ["router1"] * 4 and fmax["router"] == "router1"
+    assert ripups == [False] * 4 and fmax["timing_ripup"] is False   # off by default
     assert fmax["lut_mapper"] == "abc9"   # no assertion in the stub's build
     # Yosys and the first seed from the build script, then nextpnr alone for each other seed.
     assert commands[0] == ["sh", "build_top.sh"]
@@ -659,6 +665,14 @@ def test_flow_with_seeds_reports_each_seed(tmp_path, monkeypatch):
     assert "cached" not in rerouted["blocks"][0]["fmax"]
     assert routers[-1] == "router2" and rerouted["blocks"][0]["fmax"]["router"] == "router2"
     assert rerouted["fpga_flow"]["pnr_router"] == "router2"
+    # And so is the timing rip-up: every seed's run has it, the one from the build script and
+    # the one by hand, and the report says so.
+    ripped = flow.run_flow("tiny", tmp_path, blocks=["kvmu"], families=[], pnr_seeds=[6, 8],
+                           pnr_target_mhz=120, pnr_router="router2", pnr_timing_ripup=True)
+    assert "cached" not in ripped["blocks"][0]["fmax"]
+    assert ripups[-2:] == [True, True] and ripped["blocks"][0]["fmax"]["timing_ripup"] is True
+    assert ripped["fpga_flow"]["pnr_timing_ripup"] is True
+    assert "| router2, timing rip-up |" in (tmp_path / "report.md").read_text()
 
 
 class _ConstantOutputs(wiring.Component):
