@@ -59,9 +59,9 @@ from model.twins import topk_sorter as sorter_twin
 from model.config import PRESETS, load_config
 from synth import area_lib, silicon
 from synth.asic import run_asic
-from synth.fpga import (ABC9_DELAY_SHARES, DEFAULT_ROUTER, DEFAULT_TARGET_MHZ, FAMILIES, ROUTERS,
-                        board_platform, check_router, check_seeds, check_target,
-                        check_timing_ripup, run_fmax,
+from synth.fpga import (ABC9_DELAY_SHARES, DEFAULT_ROUTER, DEFAULT_TARGET_MHZ, FAMILIES,
+                        PLACER_TIMING_WEIGHT, PLACER_TIMING_WEIGHTS, ROUTERS, board_platform,
+                        check_router, check_seeds, check_target, check_timing_ripup, run_fmax,
                         run_fpga_synth)
 from synth.pdk import DEFAULT_CORNER, find_pdk
 from synth.report import SCHEMA, print_summary, write_reports
@@ -525,7 +525,8 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
         delay_share = ABC9_DELAY_SHARES.get(name)   # the LUT mapping's delay target
         extra = (silicon.inputs_digest(pdk, clock_ns) if step == "pdk"
                  else f"seeds {pnr_seeds} target {pnr_target_mhz} {pnr_router} "
-                      f"ripup {pnr_timing_ripup} timeout {pnr_timeout} delay {delay_share}"
+                      f"ripup {pnr_timing_ripup} timeout {pnr_timeout} delay {delay_share} "
+                      f"weight {PLACER_TIMING_WEIGHTS.get(name, PLACER_TIMING_WEIGHT)}"
                  if step == "fmax"
                  else "" if step == "asic" or delay_share is None
                  else f"delay {delay_share} of {pnr_target_mhz}")
@@ -546,7 +547,8 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
             component = registry.build_component(name, config)
             return run_fmax(component, pnr_family, workdir, label, timeout=pnr_timeout,
                             seeds=pnr_seeds, target_mhz=pnr_target_mhz, router=pnr_router,
-                            delay_share=delay_share, timing_ripup=pnr_timing_ripup)
+                            delay_share=delay_share, timing_ripup=pnr_timing_ripup,
+                            placer_weight=PLACER_TIMING_WEIGHTS.get(name, PLACER_TIMING_WEIGHT))
         return run_fpga_synth(workdir, name, rtlil_name, step, label, delay_share=delay_share,
                               target_mhz=pnr_target_mhz)
 

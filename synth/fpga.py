@@ -14,7 +14,8 @@ free-running LFSR register and every output is captured into registers that shif
 LED, so the paths measured are register to register, as they would be inside a chip, and no
 logic can be optimised away. The clock is constrained to a target (:data:`DEFAULT_TARGET_MHZ`
 by default, :func:`board_platform`) and nextpnr runs with ``--timing-allow-fail`` and a
-timing-driven placement weighted by :data:`PLACER_TIMING_WEIGHT`, routed by one of
+timing-driven placement weighted by :data:`PLACER_TIMING_WEIGHT` (or the block's
+:data:`PLACER_TIMING_WEIGHTS`), routed by one of
 :data:`ROUTERS`; its "Max frequency" line after routing is the fmax reported. A design whose
 utilisation exceeds the device is stopped as soon as nextpnr prints its utilisation table
 ("does not fit"), not after minutes of failed placement.
@@ -38,7 +39,8 @@ from amaranth.lib import wiring
 from synth.netlist_paths import rank_paths
 from synth.tools import ToolError, progress, run_script, run_tool, tool_path
 
-__all__ = ["ABC9_SCRIPT", "DEFAULT_TARGET_MHZ", "PLACER_TIMING_WEIGHT", "ROUTERS", "DEFAULT_ROUTER",
+__all__ = ["ABC9_SCRIPT", "DEFAULT_TARGET_MHZ", "PLACER_TIMING_WEIGHT", "PLACER_TIMING_WEIGHTS",
+           "ROUTERS", "DEFAULT_ROUTER",
            "PLACEMENT_ONLY", "FAMILIES", "CATEGORIES", "PLATFORMS", "XAIGER1_COMMAND",
            "ABC9_DELAY_SHARES", "DELAY_TARGET_MAPPER", "check_delay_share", "abc9_delay_target_ps",
            "abc9_commands", "fpga_script", "count_resources", "run_fpga_synth", "RegisteredHarness",
@@ -58,6 +60,15 @@ DEFAULT_TARGET_MHZ = 100.0
 #: 103.7 at 10).
 PLACER_TIMING_WEIGHT = 30
 
+#: block name -> its own placer timing weight, for the blocks where another one measured
+#: better (the others get :data:`PLACER_TIMING_WEIGHT`). The edge sorter baseline (``router2``,
+#: nextpnr's default seed): at 30 it is estimated at 93.76 MHz after placement and routes at
+#: 88.15 (99.38 with :data:`TIMING_RIPUP`); at 50, 106.55 estimated and 90.67 routed, **100.51**
+#: with the rip-up (seeds 2 and 3: 99.85 and 100.11; median 100.11). On the WTU 50 did not help
+#: (95.46 MHz routed against 96.26 at 30, an earlier netlist; docs/hcu-and-wtu.md, "Fewer
+#: bypasses").
+PLACER_TIMING_WEIGHTS = {"topk_sorter": 50}
+
 #: nextpnr's routers (``--router``): ``router1`` (nextpnr's default, timing-driven rip-up and
 #: re-route) and ``router2`` (negotiated congestion over the whole design). On the edge WTU at
 #: 60 % of the ECP5-85F, router1 had not finished after an hour (an earlier placement); router2
@@ -76,7 +87,8 @@ PLACEMENT_ONLY = "none"
 #: is routed, the router rips up the arcs whose slack against the clock constraint is negative
 #: and routes them again as critical. On the edge sorter baseline (``router2``, the same
 #: placements) it took the routed fmax from 88.15 to 99.38 MHz at nextpnr's default seed, in
-#: 87 s of routing (seeds 2 and 3: 99.60 and 99.74). It is not the default because it can
+#: 87 s of routing (seeds 2 and 3: 99.60 and 99.74), and from 90.67 to 100.51 MHz with its
+#: placer weight of 50 (:data:`PLACER_TIMING_WEIGHTS`). It is not the default because it can
 #: cost more than it gives: ``router1`` runs up to 50 rounds of rip-up, each re-routing the
 #: arcs around the ripped ones (on the edge WTU about 500 s a round, and its worst slack went
 #: from -0.31 to -0.34 ns after the first); ``router2`` repeats its iterations until no arc
@@ -517,7 +529,8 @@ def seed_statistics(runs):
 
 
 def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target_mhz=None,
-             router=DEFAULT_ROUTER, delay_share=None, timing_ripup=False):
+             router=DEFAULT_ROUTER, delay_share=None, timing_ripup=False,
+             placer_weight=PLACER_TIMING_WEIGHT):
     """Place and route ``component`` in :class:`RegisteredHarness` on the family's board.
 
     Parameters
@@ -541,6 +554,9 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
     timing_ripup : bool
         The router runs with nextpnr's timing-driven rip-up (:data:`TIMING_RIPUP`,
         :func:`check_timing_ripup`); default off.
+    placer_weight : int
+        The analytic placer's timing weight (default :data:`PLACER_TIMING_WEIGHT`; the flow
+        gives a block its :data:`PLACER_TIMING_WEIGHTS` entry).
 
     Returns
     -------
@@ -551,7 +567,7 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
         drivers and was built again; or :data:`FALLBACK_MAPPER` when ``abc9`` failed an
         assertion: the build runs again with the mapping of :func:`fpga_script`'s fallback),
         ``utilisation`` (lines of the nextpnr device utilisation), ``seconds``, ``routed`` and
-        ``timing_ripup``; with
+        ``timing_ripup``, ``placer_weight``; with
         ``seeds`` also
         :func:`seed_statistics` (``fmax_mhz`` is then the median, ``seconds`` the sum).
     """
@@ -561,7 +577,9 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
     workdir = Path(workdir)
     platform = board_platform(family, target_mhz)
     _, class_name, nextpnr, packer = PLATFORMS[family]
-    options = (f"--timing-allow-fail --placer-heap-timingweight {PLACER_TIMING_WEIGHT}"
+    if isinstance(placer_weight, bool) or not isinstance(placer_weight, int) or placer_weight < 1:
+        raise ValueError(f"placer_weight must be a positive integer, not {placer_weight!r}")
+    options = (f"--timing-allow-fail --placer-heap-timingweight {placer_weight}"
                + (f" --no-route --write {PLACED_NETLIST}" if router == PLACEMENT_ONLY
                   else f" --router {router}")
                + (f" {TIMING_RIPUP}" if timing_ripup else "")
@@ -622,7 +640,8 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
     result = {"platform": class_name, "device": f"{platform.device}-{platform.package}",
               "fmax_mhz": fmax, "clock": clock, "target_mhz": round(target, 3), "router": router,
               "lut_mapper": mapper, "utilisation": utilisation, "seconds": round(seconds, 1),
-              "routed": router != PLACEMENT_ONLY, "timing_ripup": timing_ripup}
+              "routed": router != PLACEMENT_ONLY, "timing_ripup": timing_ripup,
+              "placer_weight": placer_weight}
     if router == PLACEMENT_ONLY:
         result["placed_path"] = placed_path(workdir)
     if seeds:

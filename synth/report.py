@@ -30,9 +30,11 @@ last run because its inputs were unchanged):
     ``fpga``: ``{family: {resources: {luts, ffs, carry, dsp, bram, lutram, widemux, other},
     cells_by_type, lut_mapper, seconds}}`` for the families that ran,
     ``fmax``: ``null`` or ``{platform, device, fmax_mhz, clock, target_mhz, router,
-    lut_mapper, utilisation, seconds, routed, timing_ripup}`` (``timing_ripup``: the router ran
-    with nextpnr's timing-driven rip-up, ``--pnr-timing-ripup``, :data:`synth.fpga.TIMING_RIPUP`;
-    absent in reports written before it; ``routed`` false, router ``none``: placed only,
+    lut_mapper, utilisation, seconds, routed, timing_ripup, placer_weight}``
+    (``placer_weight``: the placer's timing weight, :data:`synth.fpga.PLACER_TIMING_WEIGHTS`;
+    ``timing_ripup``: the router ran with nextpnr's timing-driven rip-up,
+    ``--pnr-timing-ripup``, :data:`synth.fpga.TIMING_RIPUP`; both absent in reports written
+    before them; ``routed`` false, router ``none``: placed only,
     ``fmax_mhz`` the placer's estimate, and ``placed_path: {ns, start, end, logic_levels}``
     the path that bounds it, :func:`synth.fpga.placed_path`; absent in reports written before
     them); with ``--pnr-seeds`` also ``seeds`` (``[{seed, fmax_mhz, seconds, log}]``, one

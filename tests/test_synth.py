@@ -639,6 +639,7 @@ def test_flow_with_seeds_reports_each_seed(tmp_path, monkeypatch):
     assert fmax["target_mhz"] == 100.0 and result["fpga_flow"]["pnr_target_mhz"] == 100.0
     assert all('"clk25_0__io" 100000000.0 HZ' in text for text in constraints)
     assert weights == [str(fpga_module.PLACER_TIMING_WEIGHT)] * 4
+    assert fmax["placer_weight"] == fpga_module.PLACER_TIMING_WEIGHT
     assert routers == ["router1"] * 4 and fmax["router"] == "router1"
     assert ripups == [False] * 4 and fmax["timing_ripup"] is False   # off by default
     assert fmax["lut_mapper"] == "abc9"   # no assertion in the stub's build
@@ -673,6 +674,13 @@ def test_flow_with_seeds_reports_each_seed(tmp_path, monkeypatch):
     assert ripups[-2:] == [True, True] and ripped["blocks"][0]["fmax"]["timing_ripup"] is True
     assert ripped["fpga_flow"]["pnr_timing_ripup"] is True
     assert "| router2, timing rip-up |" in (tmp_path / "report.md").read_text()
+    # A block with its own placer weight (the sorter baseline) is placed with it, every seed.
+    sorter_weight = fpga_module.PLACER_TIMING_WEIGHTS["topk_sorter"]
+    assert sorter_weight != fpga_module.PLACER_TIMING_WEIGHT
+    sorted_run = flow.run_flow("tiny", tmp_path, blocks=["topk_sorter"], families=[],
+                               pnr_seeds=[6, 7])
+    assert weights[-2:] == [str(sorter_weight)] * 2
+    assert sorted_run["blocks"][0]["fmax"]["placer_weight"] == sorter_weight
 
 
 class _ConstantOutputs(wiring.Component):
