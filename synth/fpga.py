@@ -64,9 +64,9 @@ PLACER_TIMING_WEIGHT = 30
 #: better (the others get :data:`PLACER_TIMING_WEIGHT`). The edge sorter baseline (``router2``,
 #: nextpnr's default seed): at 30 it is estimated at 93.76 MHz after placement and routes at
 #: 88.15 (99.38 with :data:`TIMING_RIPUP`); at 50, 106.55 estimated and 90.67 routed, **100.51**
-#: with the rip-up (seeds 2 and 3: 99.85 and 100.11; median 100.11). On the WTU 50 did not help
-#: (95.46 MHz routed against 96.26 at 30, an earlier netlist; docs/hcu-and-wtu.md, "Fewer
-#: bypasses").
+#: with the rip-up (seeds 2 and 3: 99.85 and 100.11; median 100.11). The WTU keeps 30: 20 and 45
+#: routed its kept netlist at 90.70 and 93.29 MHz against 97.01 (``router1``, default seed), and
+#: 50 an earlier one at 95.46 against 96.26 (docs/hcu-and-wtu.md, "Fewer bypasses").
 PLACER_TIMING_WEIGHTS = {"topk_sorter": 50}
 
 #: nextpnr's routers (``--router``): ``router1`` (nextpnr's default, timing-driven rip-up and
