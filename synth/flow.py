@@ -523,21 +523,22 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
         label = f"{name} {step}"
         block_dir = out / "work" / config_name / name
         delay_share = ABC9_DELAY_SHARES.get(name)   # the LUT mapping's delay target
+        placer_weight = PLACER_TIMING_WEIGHTS.get(name, PLACER_TIMING_WEIGHT)
         extra = (silicon.inputs_digest(pdk, clock_ns) if step == "pdk"
                  else f"seeds {pnr_seeds} target {pnr_target_mhz} {pnr_router} "
                       f"ripup {pnr_timing_ripup} timeout {pnr_timeout} delay {delay_share} "
-                      f"weight {PLACER_TIMING_WEIGHTS.get(name, PLACER_TIMING_WEIGHT)}"
+                      f"weight {placer_weight}"
                  if step == "fmax"
                  else "" if step == "asic" or delay_share is None
                  else f"delay {delay_share} of {pnr_target_mhz}")
         # A place and route that stopped at its timeout or failed is not run again with the
         # same inputs (and timeout): it would spend the same minutes to fail again.
         return _cached(step, block_dir, block_dir / rtlil_name, liberty, pnr_family, use_cache,
-                       label, lambda: measure(step, name, workdir, rtlil_name, label),
+                       label, lambda: measure(step, name, workdir, rtlil_name, label,
+                                              delay_share, placer_weight),
                        extra=extra, keep_failure=step == "fmax")
 
-    def measure(step, name, workdir, rtlil_name, label):
-        delay_share = ABC9_DELAY_SHARES.get(name)
+    def measure(step, name, workdir, rtlil_name, label, delay_share, placer_weight):
         if step == "asic":
             return run_asic(workdir, name, rtlil_name, label, liberty,
                             liberty_info["nand2_um2"] if liberty_info else None)
@@ -548,7 +549,7 @@ def run_flow(config_argument, out, liberty=None, blocks=None, fpga=True, pnr=Tru
             return run_fmax(component, pnr_family, workdir, label, timeout=pnr_timeout,
                             seeds=pnr_seeds, target_mhz=pnr_target_mhz, router=pnr_router,
                             delay_share=delay_share, timing_ripup=pnr_timing_ripup,
-                            placer_weight=PLACER_TIMING_WEIGHTS.get(name, PLACER_TIMING_WEIGHT))
+                            placer_weight=placer_weight)
         return run_fpga_synth(workdir, name, rtlil_name, step, label, delay_share=delay_share,
                               target_mhz=pnr_target_mhz)
 

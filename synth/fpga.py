@@ -566,8 +566,8 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
         :data:`XAIGER1_MAPPER` when its netlist had conflicting
         drivers and was built again; or :data:`FALLBACK_MAPPER` when ``abc9`` failed an
         assertion: the build runs again with the mapping of :func:`fpga_script`'s fallback),
-        ``utilisation`` (lines of the nextpnr device utilisation), ``seconds``, ``routed`` and
-        ``timing_ripup``, ``placer_weight``; with
+        ``utilisation`` (lines of the nextpnr device utilisation), ``seconds``, ``routed``,
+        ``timing_ripup`` and ``placer_weight``; with
         ``seeds`` also
         :func:`seed_statistics` (``fmax_mhz`` is then the median, ``seconds`` the sum).
     """
