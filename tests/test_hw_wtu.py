@@ -148,6 +148,11 @@ def test_the_fpga_form_equals_the_twin(build):
     # Scores sharing their top bits put every cluster in one bucket: each lane walks a list
     # of about ten clusters (the FPGA form's walk two ahead, hw.wtu.BucketLists).
     problems.append((rng.integers(0xF0, 0x100, size=(2, 37)), rng.integers(1, 100, size=37)))
+    # A row of scores 0 has the threshold 0 (nothing selected, no bucket looked at), between
+    # rows whose threshold is not 0.
+    zero_row = rng.integers(0, 0x100, size=(3, 21))
+    zero_row[1] = 0
+    problems.append((zero_row, rng.integers(1, 100, size=21)))
     check(config, problems, stall=0.0, component=build(config))
     check(config, problems, stall=0.3, seed=16, component=build(config))
 

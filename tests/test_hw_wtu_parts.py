@@ -18,7 +18,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
-from hw.wtu.pipeline import broadcast_stages, decide_cycles, gather_stages, threshold_in_halves
+from hw.wtu.pipeline import (broadcast_stages, decide_cycles, gather_stages, threshold_in_halves,
+                             threshold_latency)
 from hw.wtu import (AggregateEmitter, BucketLists, BucketMasses, Decision, Lane, LaneMemories,
                     RowStatistics, Sequencer, WTULayouts)
 from hw.wtu.lane_links import broadcast, gather
@@ -429,6 +430,7 @@ def test_decision(form):
     config = TINY
     dut = (Decision if form == "silicon" else built_for(Decision, ULX3S_85F_Platform()))(config)
     buckets = config.wtu_buckets
+    stable_from = threshold_latency(config)
     rng = random.Random(4)
 
     async def testbench(ctx):
@@ -450,13 +452,19 @@ def test_decision(form):
             need = threshold - state[0] - sum(mass[exact + 1:])
             if rng.random() < 0.3 and 0 <= need < 1 << 13:
                 mass[exact], members[exact] = need, max(1, members[exact])
-            # The inputs stay for decide_cycles cycles, the decision is taken in the last.
-            _set_all(ctx, [(dut.clear, 0), (dut.step, 0), (dut.threshold, threshold)])
+            # The inputs stay for decide_cycles cycles, the decision is taken in the last. As in
+            # the unit, the threshold is the row's only from cycle threshold_latency on (it
+            # follows W); before, another value: not 0 when the row's is 0, else 0 or not.
+            stale = rng.randrange(1, 1 << 14) if threshold == 0 or rng.random() < 0.5 else 0
+            _set_all(ctx, [(dut.clear, 0), (dut.step, 0),
+                           (dut.threshold, stale if stable_from else threshold)])
             for k in range(buckets):
                 _set_all(ctx, [(dut.mass[k], mass[k]), (dut.members[k], members[k])])
             crossing, refine = _decision_reference(config, state, mass, members, threshold)
             for cycle in range(1, dut.decide_cycles):
                 await ctx.tick()
+                if cycle == stable_from:
+                    ctx.set(dut.threshold, threshold)
                 if cycle >= dut.decide_cycles - 2:     # the last two cycles: the one-hot
                     assert ctx.get(dut.crossing_select) == 1 << crossing, cycle
             ctx.set(dut.step, 1)
