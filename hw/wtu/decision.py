@@ -160,10 +160,21 @@ class Decision(ConfiguredComponent):
             with (m.If if p == 0 else m.Elif)(self.pass_index == p):
                 m.d.comb += [pass_buckets.eq(1 << pass_bits[p]), pass_shift.eq(shifts[p]),
                              may_refine.eq((p < depth) and shifts[p] > 0)]
+        # Whether the threshold is 0: on an FPGA registered, so that its 44-bit test is not on
+        # the path into ``refine`` and the step. No cycle changes: the threshold is the row's
+        # from cycle ``threshold_latency`` on, the register from the cycle after, and
+        # ``refine`` is registered a cycle after ``highest``, at the earliest in cycle
+        # ``threshold_latency + 2``.
+        if chain:
+            threshold_zero = Signal(name="threshold_zero")
+            m.d.sync += threshold_zero.eq(self.threshold == 0)
+            threshold_nonzero = ~threshold_zero
+        else:
+            threshold_zero, threshold_nonzero = self.threshold == 0, self.threshold != 0
         # ``refine`` registered with the crossing bucket (from the one-hot and whether each
         # bucket has two members), so that the step's strobes, which reach every lane's walk
         # start, begin at a register.
-        m.d.sync += self.refine.eq((self.threshold != 0) & may_refine
+        m.d.sync += self.refine.eq(threshold_nonzero & may_refine
                                    & one_hot_select(highest, [self.members[k] >= 2
                                                               for k in range(buckets)]))
 
@@ -181,7 +192,7 @@ class Decision(ConfiguredComponent):
             cutoff = self.cutoff | (self.crossing << pass_shift)
             m.d.sync += [self.visited.eq(self.visited + pass_buckets - self.crossing),
                          self.cutoff.eq(cutoff)]
-            with m.If(self.threshold == 0):
+            with m.If(threshold_zero):
                 # Nothing to reach: nothing selected, no bucket looked at.
                 m.d.sync += [self.cutoff.eq(1 << config.score_bits), self.visited.eq(0)]
             with m.Elif(self.refine):
