@@ -41,7 +41,8 @@ class Decision(ConfiguredComponent):
       is none), registered (the FPGA form finds it at the edge of the comparisons,
       :meth:`_highest_at_the_edge`);
     * the cycle after: the crossing bucket (that ``k``, 0 when there is none), its members and
-      the mass of the buckets above it, registered;
+      the mass of the buckets above it, registered, and ``refine`` (the FPGA form takes
+      whether the threshold is 0 from a register, written from cycle ``threshold_latency``);
     * the last cycle (``step``): the pass is recorded (the rules of :mod:`model.twins.wtu`): ``cutoff |= crossing << shift_p``,
       ``visited`` adds the buckets from the top one down to the crossing one; when ``refine``
       (threshold not 0, ``p < wtu_refine_depth``, ``shift_p > 0`` and at least 2 members) the
@@ -160,8 +161,8 @@ class Decision(ConfiguredComponent):
             with (m.If if p == 0 else m.Elif)(self.pass_index == p):
                 m.d.comb += [pass_buckets.eq(1 << pass_bits[p]), pass_shift.eq(shifts[p]),
                              may_refine.eq((p < depth) and shifts[p] > 0)]
-        # Whether the threshold is 0: on an FPGA registered, so that its 44-bit test is not on
-        # the path into ``refine`` and the step. No cycle changes: the threshold is the row's
+        # Whether the threshold is 0: on an FPGA registered, so that its test (``weight_bits``
+        # wide, 44 on ``edge``) is not on the path into ``refine`` and the step. No cycle changes: the threshold is the row's
         # from cycle ``threshold_latency`` on, the register from the cycle after, and
         # ``refine`` is registered a cycle after ``highest``, at the earliest in cycle
         # ``threshold_latency + 2``.
