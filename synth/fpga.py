@@ -555,8 +555,8 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
         The router runs with nextpnr's timing-driven rip-up (:data:`TIMING_RIPUP`,
         :func:`check_timing_ripup`); default off.
     placer_weight : int
-        The analytic placer's timing weight (default :data:`PLACER_TIMING_WEIGHT`; the flow
-        gives a block its :data:`PLACER_TIMING_WEIGHTS` entry).
+        The analytic placer's timing weight, at least 1 (default :data:`PLACER_TIMING_WEIGHT`;
+        the flow gives a block its :data:`PLACER_TIMING_WEIGHTS` entry).
 
     Returns
     -------
@@ -574,11 +574,13 @@ def run_fmax(component, family, workdir, label, timeout=3600, seeds=None, target
     seeds = check_seeds(seeds)
     router = check_router(router)
     timing_ripup = check_timing_ripup(timing_ripup, router)
+    if isinstance(placer_weight, bool) or not isinstance(placer_weight, int):
+        raise TypeError(f"placer_weight must be an int, not {placer_weight!r}")
+    if placer_weight < 1:
+        raise ValueError(f"placer_weight must be at least 1, not {placer_weight}")
     workdir = Path(workdir)
     platform = board_platform(family, target_mhz)
     _, class_name, nextpnr, packer = PLATFORMS[family]
-    if isinstance(placer_weight, bool) or not isinstance(placer_weight, int) or placer_weight < 1:
-        raise ValueError(f"placer_weight must be a positive integer, not {placer_weight!r}")
     options = (f"--timing-allow-fail --placer-heap-timingweight {placer_weight}"
                + (f" --no-route --write {PLACED_NETLIST}" if router == PLACEMENT_ONLY
                   else f" --router {router}")

@@ -383,6 +383,12 @@ def test_pnr_target_constrains_the_boards_clock(tmp_path):
         flow.run_flow("tiny", Path("unused"), pnr_timing_ripup="yes")
     with pytest.raises(ValueError, match="pnr_timing_ripup needs a router: with pnr_router 'none'"):
         flow.run_flow("tiny", Path("unused"), pnr_router="none", pnr_timing_ripup=True)
+    for bad, error, message in ((30.0, TypeError, "placer_weight must be an int, not 30.0"),
+                                (True, TypeError, "placer_weight must be an int, not True"),
+                                (0, ValueError, "placer_weight must be at least 1, not 0")):
+        with pytest.raises(error, match=message):
+            fpga_module.run_fmax(None, "ecp5", Path("unused"), "label", placer_weight=bad)
+    assert not Path("unused").exists()
 
 
 @_BOARD_HARNESS_WARNING

@@ -162,10 +162,10 @@ class Decision(ConfiguredComponent):
                 m.d.comb += [pass_buckets.eq(1 << pass_bits[p]), pass_shift.eq(shifts[p]),
                              may_refine.eq((p < depth) and shifts[p] > 0)]
         # Whether the threshold is 0: on an FPGA registered, so that its test (``weight_bits``
-        # wide, 44 on ``edge``) is not on the path into ``refine`` and the step. No cycle changes: the threshold is the row's
-        # from cycle ``threshold_latency`` on, the register from the cycle after, and
-        # ``refine`` is registered a cycle after ``highest``, at the earliest in cycle
-        # ``threshold_latency + 2``.
+        # wide, 44 on ``edge``) is not on the path into ``refine`` and the step. No cycle
+        # changes: the threshold is the row's from cycle ``threshold_latency`` on, the register
+        # from the cycle after, and ``refine`` is registered a cycle after ``highest``, at the
+        # earliest in cycle ``threshold_latency + 2``.
         if chain:
             threshold_zero = Signal(name="threshold_zero")
             m.d.sync += threshold_zero.eq(self.threshold == 0)
