@@ -304,8 +304,13 @@ def test_bucket_masses(lanes, form):
             accumulate, clear = rng.random() < 0.8, rng.random() < 0.05
             _set_all(ctx, [(dut.accumulate, accumulate), (dut.clear, clear)])
             for lane in range(lanes):
-                hits = (1 << bucket[lane]) if active >> lane & 1 else 0   # one-hot or 0
-                _set_all(ctx, [(dut.hits[lane], hits), (dut.product[lane], product[lane])])
+                taken = active >> lane & 1
+                hits = (1 << bucket[lane]) if taken else 0   # one-hot or 0
+                # The product in its bucket's slot, 0 in the others.
+                slots = [product[lane] if taken and k == bucket[lane] else 0
+                         for k in range(buckets)]
+                _set_all(ctx, [(dut.hits[lane], hits)]
+                         + [(dut.bucket_products[lane][k], slots[k]) for k in range(buckets)])
             await ctx.tick()
             if clear:
                 mass, members = [0] * buckets, [0] * buckets

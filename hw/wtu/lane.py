@@ -1,6 +1,7 @@
 """One WTU lane: its memories, its bucket lists and its datapath, behind one port list."""
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent, check_config
@@ -71,10 +72,13 @@ class Lane(ConfiguredComponent):
         emission reads the scores a chunk ahead, :meth:`_emission_score`).
     hits : Out(wtu_buckets)
     product : Out(score_bits + count_bits)
+    bucket_products : Out(ArrayLayout(score_bits + count_bits, wtu_buckets))
     valid : Out(1)
     score : Out(score_bits)
         The lane's cluster in cycle ``P + 1``: its bucket one-hot (0 when not taken), its
-        mass ``s x n``, whether it exists (a load beat's lane within the problem), its score.
+        mass ``s x n``, the mass in the slot of its bucket (``product`` where ``hits`` has its
+        bit, 0 in the other slots: what the masses add, :meth:`_bucket_products`), whether it
+        exists (a load beat's lane within the problem), its score.
     walk_done : Out(1)
         The lane's walk ends in this cycle (:attr:`BucketLists.walk_done`).
     select : Out(1)
@@ -118,6 +122,8 @@ class Lane(ConfiguredComponent):
             "cutoff": In(config.score_bits + 1),
             "hits": Out(config.wtu_buckets),
             "product": Out(config.score_bits + config.count_bits),
+            "bucket_products": Out(data.ArrayLayout(config.score_bits + config.count_bits,
+                                                    config.wtu_buckets)),
             "valid": Out(1),
             "score": Out(config.score_bits),
             "walk_done": Out(1),
@@ -136,7 +142,6 @@ class Lane(ConfiguredComponent):
         m.submodules.memories = memories = LaneMemories(config)
         m.submodules.lists = lists = BucketLists(config)
         product_stages = product_latency(config)
-        product_bits = config.score_bits + config.count_bits
         # The lane's copy of the sequencer's chunk register (same rule, same value): its
         # memories' read and write addresses come from it, never from a register shared by
         # every lane (a net to the address pins of all lanes' macros is too slow).
@@ -161,16 +166,14 @@ class Lane(ConfiguredComponent):
                      score_1.eq(score), count_1.eq(memories.stored_count)]
         # Cycles 1 to P: the product; the other fields as the masses, lists and statistics
         # take them in cycle P + 1.
-        product = registered_product(m, score_1, count_1, product_bits, "product", chain=chain)
         active_in = delayed(m, active_1, product_stages, "active")
         address_in = delayed(m, address_1, product_stages, "address")
         bucket_in = delayed(m, bucket, product_stages, "bucket")
         # The bucket decoded in cycle 1 (one-hot, 0 when not taken) for the masses.
         hits = Signal(config.wtu_buckets)
         m.d.comb += hits.eq(Mux(active_1, 1 << bucket, 0))
+        self._bucket_products(m, score_1, count_1, hits, chain)
         m.d.comb += [
-            self.hits.eq(delayed(m, hits, product_stages, "hits")),
-            self.product.eq(product),
             self.valid.eq(delayed(m, valid_1, product_stages, "valid")),
             self.score.eq(delayed(m, score_1, product_stages, "score")),
             exists.eq(Cat(Const(index, lanes.bit_length() - 1), chunk)
@@ -207,6 +210,39 @@ class Lane(ConfiguredComponent):
             lists.start_select.eq(self.start_select), lists.step.eq(self.walking),
         ]
         return m
+
+    def _bucket_products(self, m, score_1, count_1, hits_1, chain):
+        """The outputs ``product``, ``hits`` and ``bucket_products`` in cycle ``P + 1``.
+
+        Without an FPGA, ``bucket_products`` is ``product`` in the slot of ``hits`` (a gate
+        per bit, beside the masses' first sums). On an FPGA the 16 buckets' sums lie spread
+        over the die, and the lane's product and hits wired to all of them were the WTU's
+        critical path (0.52 ns from the register, 4.36 ns of wire, then the first sums): there
+        each slot is a register of its own, loaded in cycle ``P`` from the product and hits of
+        cycle ``P - 1`` (the product one cycle sooner, :func:`registered_product`'s
+        ``stages``), which the placer can put beside its bucket's sums. The same words in the
+        same cycles.
+        """
+        config = self._config
+        product_stages = product_latency(config)
+        product_bits = config.score_bits + config.count_bits
+        if not chain or product_stages < 2:
+            product = registered_product(m, score_1, count_1, product_bits, "product",
+                                         chain=chain)
+            hits = delayed(m, hits_1, product_stages, "hits")
+            m.d.comb += [self.product.eq(product), self.hits.eq(hits)]
+            m.d.comb += [self.bucket_products[k].eq(Mux(hits[k], product, 0))
+                         for k in range(config.wtu_buckets)]
+            return
+        product = registered_product(m, score_1, count_1, product_bits, "product", chain=True,
+                                     stages=product_stages - 1)
+        hits = delayed(m, hits_1, product_stages - 1, "hits")
+        m.d.comb += [self.product.eq(delayed(m, product, 1, "product_out")),
+                     self.hits.eq(delayed(m, hits, 1, "hits_out"))]
+        for k in range(config.wtu_buckets):
+            slot = Signal(product_bits, name=f"bucket_product{k}")
+            m.d.sync += slot.eq(Mux(hits[k], product, 0))
+            m.d.comb += self.bucket_products[k].eq(slot)
 
     def _emission_score(self, m, memories, next_chunk, next_address, fpga):
         """The score word a row-mask beat compares with the cutoff, and the score memory's read

@@ -297,7 +297,8 @@ class WiCSumThresholdUnit(wiring.Component):
                                            f"beat_score_lane{l}")),
                 lane.beat_count.eq(delayed(m, self.counts.payload.count[l], behind,
                                            f"beat_count_lane{l}")),
-                masses.hits[l].eq(lane.hits), masses.product[l].eq(lane.product),
+                masses.hits[l].eq(lane.hits),
+                masses.bucket_products[l].eq(lane.bucket_products),
                 statistics.valid[l].eq(lane.valid), statistics.score[l].eq(lane.score),
                 statistics.product[l].eq(lane.product),
             ]
