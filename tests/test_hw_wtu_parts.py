@@ -281,16 +281,14 @@ def test_bucket_lists(form):
     simulate(dut, testbench, walks * (4 * depth + 7))
 
 
-@pytest.mark.parametrize("slots", [False, True])
 @pytest.mark.parametrize("form", ["silicon", "fpga"])
 @pytest.mark.parametrize("lanes", [4, 16])
-def test_bucket_masses(lanes, form, slots):
+def test_bucket_masses(lanes, form):
     """Four lanes are one group of the first compression, sixteen two (ACCUMULATE_GROUP), in
-    both forms (the FPGA one's sums on carry chains), with the products whole or in their
-    buckets' slots (what the unit builds on an FPGA)."""
+    both forms (the FPGA one's sums on carry chains)."""
     config = TINY.replace(wtu_lanes=lanes)
     dut = (BucketMasses if form == "silicon"
-           else built_for(BucketMasses, ULX3S_85F_Platform()))(config, slots=slots)
+           else built_for(BucketMasses, ULX3S_85F_Platform()))(config)
     lanes, buckets = config.wtu_lanes, config.wtu_buckets
     rng = random.Random(3)
 
@@ -306,16 +304,8 @@ def test_bucket_masses(lanes, form, slots):
             accumulate, clear = rng.random() < 0.8, rng.random() < 0.05
             _set_all(ctx, [(dut.accumulate, accumulate), (dut.clear, clear)])
             for lane in range(lanes):
-                taken = active >> lane & 1
-                hits = (1 << bucket[lane]) if taken else 0   # one-hot or 0
-                # The product in its bucket's slot, 0 in the others.
-                _set_all(ctx, [(dut.hits[lane], hits)])
-                if slots:
-                    _set_all(ctx, [(dut.bucket_products[lane][k],
-                                    product[lane] if taken and k == bucket[lane] else 0)
-                                   for k in range(buckets)])
-                else:
-                    _set_all(ctx, [(dut.product[lane], product[lane])])
+                hits = (1 << bucket[lane]) if active >> lane & 1 else 0   # one-hot or 0
+                _set_all(ctx, [(dut.hits[lane], hits), (dut.product[lane], product[lane])])
             await ctx.tick()
             if clear:
                 mass, members = [0] * buckets, [0] * buckets
@@ -768,44 +758,6 @@ def test_sequencer():
     simulate(dut, testbench, cycles + 2)
 
 
-@pytest.mark.parametrize("form", ["silicon", "fpga"])
-@pytest.mark.parametrize("count_bits", [8, 16])
-def test_lane_gives_its_product_in_the_slot_of_its_bucket(count_bits, form):
-    """With ``slots``, in every cycle slot ``k`` of ``bucket_products`` is ``product`` when ``hits`` has bit
-    ``k``, else 0, in both forms (the FPGA one registers each slot from the cycle before) and
-    for products of 2 and 3 cycles (``count_bits`` 8 and 16). Random strobes: counts beats,
-    scores beats and chunk moves; every slot, bucket 0 included (whose mass no decision
-    reads, so the unit's tests cannot see it), carries a product that is not 0 at least
-    once."""
-    config = TINY.replace(count_bits=count_bits)
-    dut = (Lane if form == "silicon" else built_for(Lane, ULX3S_85F_Platform()))(
-        config, 1, slots=True)
-    buckets = config.wtu_buckets
-    rng = random.Random(count_bits)
-
-    async def testbench(ctx):
-        _set_all(ctx, [(dut.clusters_minus_one, config.max_clusters - 1), (dut.chunk_zero, 1)])
-        await ctx.tick()
-        carried = [0] * buckets
-        for _ in range(CASES):
-            _set_all(ctx, [(dut.chunk_zero, rng.random() < 0.1),
-                           (dut.chunk_step, rng.random() < 0.5),
-                           (dut.write_counts, rng.random() < 0.3),
-                           (dut.load, rng.random() < 0.6),
-                           (dut.first_row, rng.random() < 0.2),
-                           (dut.beat_score, rng.getrandbits(config.score_bits)),
-                           (dut.beat_count, rng.getrandbits(count_bits))])
-            await ctx.tick()
-            hits, product = ctx.get(dut.hits), ctx.get(dut.product)
-            for k in range(buckets):
-                expected = product if hits >> k & 1 else 0
-                assert ctx.get(dut.bucket_products[k]) == expected, (k, hits, product)
-                carried[k] += expected != 0
-        assert all(carried), carried
-
-    simulate(dut, testbench, CASES + 2)
-
-
 @pytest.mark.parametrize("part", [LaneMemories, BucketLists, BucketMasses, RowStatistics,
                                   Decision, AggregateEmitter, Sequencer])
 def test_parts_reject_a_config_that_is_not_a_dreconfig(part):
@@ -816,14 +768,6 @@ def test_parts_reject_a_config_that_is_not_a_dreconfig(part):
 def test_lane_rejects_a_config_that_is_not_a_dreconfig():
     with pytest.raises(TypeError, match=r"config must be a DREConfig, not None"):
         Lane(None, 0)
-
-
-@pytest.mark.parametrize("part", [Lane, BucketMasses])
-@pytest.mark.parametrize("slots", [1, None, "yes"])
-def test_lane_and_masses_reject_slots_that_are_not_a_bool(part, slots):
-    arguments = (TINY, 0) if part is Lane else (TINY,)
-    with pytest.raises(TypeError, match=rf"slots must be a bool, not {slots!r}"):
-        part(*arguments, slots=slots)
 
 
 @pytest.mark.parametrize("index", [-1, 4, 1.0, None, True])

@@ -20,14 +20,10 @@ class BucketMasses(ConfiguredComponent):
     """Bucket masses and member counts, ``wtu_lanes`` clusters added per cycle.
 
     Each cycle with ``accumulate``, every lane adds its ``product`` to the mass of the bucket
-    its ``hits`` word names (none when it is 0) and one to its member count. With ``slots``
-    the product comes instead in that bucket's slot of ``bucket_products`` (0 in the others),
-    so each bucket's sums read words of their own: the unit's FPGA form, where each slot is a
-    register of the lane (:class:`hw.wtu.Lane`) that the placer can put beside the bucket's
-    sums. A mass is kept in carry-save form
-    (:func:`hw.wtu.pipeline.registered_accumulation`: the lanes' products compressed in groups,
-    registered, then added to the saved pair, without a carry chain) and resolved a cycle
-    later; ``mass`` and ``members`` show the inputs :attr:`latency` cycles
+    its ``hits`` word names (none when it is 0) and one to its member count. A mass is kept in
+    carry-save form (:func:`hw.wtu.pipeline.registered_accumulation`: the lanes' products
+    compressed in groups, registered, then added to the saved pair, without a carry chain) and
+    resolved a cycle later; ``mass`` and ``members`` show the inputs :attr:`latency` cycles
     after they were given. Sums cannot overflow: a mass fits ``weight_bits``, a count
     ``cluster_id_bits + 1``.
 
@@ -35,22 +31,14 @@ class BucketMasses(ConfiguredComponent):
     ----------
     config : DREConfig
         Uses ``wtu_lanes``, ``wtu_buckets``, ``score_bits``, ``count_bits``, ``max_clusters``.
-    slots : bool
-        Take each lane's product in per-bucket slots (``bucket_products``) rather than whole
-        (``product``); default False.
 
     Members
     -------
     accumulate : In(1)
     hits : In(ArrayLayout(wtu_buckets, wtu_lanes))
-    product : In(ArrayLayout(product_bits, wtu_lanes))
-        Without ``slots``.
-    bucket_products : In(ArrayLayout(ArrayLayout(product_bits, wtu_buckets), wtu_lanes))
-        With ``slots``.
+    product : In(ArrayLayout(score_bits + count_bits, wtu_lanes))
         Each lane's cluster this cycle: its bucket as a one-hot word (bit ``k`` set: the
-        cluster is taken and falls in bucket ``k``; 0: not taken), its mass ``s x n``
-        (``product_bits = score_bits + count_bits``), or per bucket that mass where ``hits``
-        has the bucket's bit, else 0.
+        cluster is taken and falls in bucket ``k``; 0: not taken), its mass ``s x n``.
     clear : In(1)
         Set every mass and count to 0 (wins over ``accumulate``; seen :attr:`latency` cycles
         later like the sums).
@@ -60,24 +48,15 @@ class BucketMasses(ConfiguredComponent):
     Raises
     ------
     TypeError
-        If ``config`` is not a :class:`DREConfig`, or ``slots`` not a bool.
+        If ``config`` is not a :class:`DREConfig`.
     """
-
-    def __init__(self, config, *, slots=False):
-        if not isinstance(slots, bool):
-            raise TypeError(f"slots must be a bool, not {slots!r}")
-        self._slots = slots
-        super().__init__(config)
 
     def _members(self, config):
         lanes, buckets = config.wtu_lanes, config.wtu_buckets
-        product = data.ArrayLayout(config.score_bits + config.count_bits, lanes)
         return {
             "accumulate": In(1),
             "hits": In(data.ArrayLayout(buckets, lanes)),
-            **({"bucket_products": In(data.ArrayLayout(
-                data.ArrayLayout(product.elem_shape, buckets), lanes))} if self._slots
-               else {"product": In(product)}),
+            "product": In(data.ArrayLayout(config.score_bits + config.count_bits, lanes)),
             "clear": In(1),
             "mass": Out(data.ArrayLayout(config.weight_bits, buckets)),
             "members": Out(data.ArrayLayout(config.cluster_id_bits + 1, buckets)),
@@ -105,8 +84,7 @@ class BucketMasses(ConfiguredComponent):
         for k in range(config.wtu_buckets):
             hits = [self.hits[l][k] for l in range(lanes)]
             mass = registered_accumulation(
-                m, [self.bucket_products[l][k] if self._slots
-                    else Mux(hits[l], self.product[l], 0) for l in range(lanes)], self.clear,
+                m, [Mux(hits[l], self.product[l], 0) for l in range(lanes)], self.clear,
                 self.accumulate, config.weight_bits, f"mass{k}", chain=chain)
             beat_hits = Signal(range(lanes + 1), name=f"hits{k}")
             clear, accumulate = Signal(name=f"members{k}_clear"), Signal(name=f"members{k}_add")

@@ -1,7 +1,6 @@
 """One WTU lane: its memories, its bucket lists and its datapath, behind one port list."""
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent, check_config
@@ -32,12 +31,12 @@ class Lane(ConfiguredComponent):
       count memory's word), taken (``active``) or not;
     * cycles 1 to ``P`` (``P`` = :func:`hw.wtu.pipeline.product_latency`): the product ``s x
       n`` (partial products, then their registered adder tree; on an FPGA one multiplier
-      block, its operands registered once more first) and, in cycle 1, the cluster's bucket
+      block, its operands registered once more first, so that the wire from the block RAMs
+      to the multiplier block has a cycle of its own) and, in cycle 1, the cluster's bucket
       in the pass (one-hot for the masses, 0 when not taken); the other fields follow in
       registers;
-    * cycle ``P + 1``: the outputs ``hits``, ``product``, ``bucket_products`` (with
-      ``slots``; on an FPGA each slot a register, :meth:`_bucket_slots`), ``valid`` and
-      ``score`` and the bucket lists' append.
+    * cycle ``P + 1``: the outputs ``hits``, ``product``, ``valid`` and ``score`` and the
+      bucket lists' append.
 
     Parameters
     ----------
@@ -46,9 +45,6 @@ class Lane(ConfiguredComponent):
         and ``wtu_refine_depth``.
     index : int
         The lane's number, 0 to ``wtu_lanes - 1``.
-    slots : bool
-        Give the masses the product in the slot of its bucket (``bucket_products``), as the
-        unit does on an FPGA (:class:`BucketMasses`'s ``slots``); default False.
 
     Members
     -------
@@ -77,14 +73,10 @@ class Lane(ConfiguredComponent):
         emission reads the scores a chunk ahead, :meth:`_emission_score`).
     hits : Out(wtu_buckets)
     product : Out(score_bits + count_bits)
-    bucket_products : Out(ArrayLayout(score_bits + count_bits, wtu_buckets))
-        With ``slots`` only.
     valid : Out(1)
     score : Out(score_bits)
         The lane's cluster in cycle ``P + 1``: its bucket one-hot (0 when not taken), its
-        mass ``s x n``, the mass in the slot of its bucket (``product`` where ``hits`` has its
-        bit, 0 in the other slots: what the masses add, :meth:`_bucket_slots`), whether it
-        exists (a load beat's lane within the problem), its score.
+        mass ``s x n``, whether it exists (a load beat's lane within the problem), its score.
     walk_done : Out(1)
         The lane's walk ends in this cycle (:attr:`BucketLists.walk_done`).
     select : Out(1)
@@ -101,16 +93,13 @@ class Lane(ConfiguredComponent):
         If ``index`` is not from 0 to ``wtu_lanes - 1``.
     """
 
-    def __init__(self, config, index, *, slots=False):
+    def __init__(self, config, index):
         check_config(config)
         lanes = config.wtu_lanes
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < lanes:
             raise ValueError(f"index must be an int from 0 to {lanes - 1} (wtu_lanes - 1), "
                              f"not {index!r}")
-        if not isinstance(slots, bool):
-            raise TypeError(f"slots must be a bool, not {slots!r}")
         self._index = index
-        self._slots = slots
         super().__init__(config)
 
     @property
@@ -138,9 +127,6 @@ class Lane(ConfiguredComponent):
             "max_score": Out(config.score_bits),
             "aggregate": Out(1),
         })
-        if self._slots:
-            ports["bucket_products"] = Out(data.ArrayLayout(
-                config.score_bits + config.count_bits, config.wtu_buckets))
         return ports
 
     def elaborate(self, platform):
@@ -152,6 +138,7 @@ class Lane(ConfiguredComponent):
         m.submodules.memories = memories = LaneMemories(config)
         m.submodules.lists = lists = BucketLists(config)
         product_stages = product_latency(config)
+        product_bits = config.score_bits + config.count_bits
         # The lane's copy of the sequencer's chunk register (same rule, same value): its
         # memories' read and write addresses come from it, never from a register shared by
         # every lane (a net to the address pins of all lanes' macros is too slow).
@@ -175,26 +162,16 @@ class Lane(ConfiguredComponent):
         m.d.sync += [valid_1.eq(exists), active_1.eq(active), address_1.eq(address),
                      score_1.eq(score), count_1.eq(memories.stored_count)]
         # Cycles 1 to P: the product; the other fields as the masses, lists and statistics
-        # take them in cycle P + 1. Registered slots need the product a cycle sooner
-        # (:meth:`_bucket_slots`).
-        registered_slots = self._slots and chain and product_stages >= 2
-        product = None if registered_slots else registered_product(
-            m, score_1, count_1, config.score_bits + config.count_bits, "product", chain=chain)
+        # take them in cycle P + 1.
+        product = registered_product(m, score_1, count_1, product_bits, "product", chain=chain)
         active_in = delayed(m, active_1, product_stages, "active")
         address_in = delayed(m, address_1, product_stages, "address")
         bucket_in = delayed(m, bucket, product_stages, "bucket")
         # The bucket decoded in cycle 1 (one-hot, 0 when not taken) for the masses.
         hits = Signal(config.wtu_buckets)
         m.d.comb += hits.eq(Mux(active_1, 1 << bucket, 0))
-        if registered_slots:
-            product, hits_out = self._bucket_slots(m, score_1, count_1, hits)
-        else:
-            hits_out = delayed(m, hits, product_stages, "hits")
-            if self._slots:
-                m.d.comb += [self.bucket_products[k].eq(Mux(hits_out[k], product, 0))
-                             for k in range(config.wtu_buckets)]
         m.d.comb += [
-            self.hits.eq(hits_out),
+            self.hits.eq(delayed(m, hits, product_stages, "hits")),
             self.product.eq(product),
             self.valid.eq(delayed(m, valid_1, product_stages, "valid")),
             self.score.eq(delayed(m, score_1, product_stages, "score")),
@@ -232,30 +209,6 @@ class Lane(ConfiguredComponent):
             lists.start_select.eq(self.start_select), lists.step.eq(self.walking),
         ]
         return m
-
-    def _bucket_slots(self, m, score_1, count_1, hits_1):
-        """An FPGA's ``bucket_products``: each slot a register, loaded in cycle ``P`` from the
-        product and hits of cycle ``P - 1``; returns the product and hits of cycle ``P + 1``.
-
-        The 16 buckets' sums lie spread over the die, and the lane's product and hits wired to
-        all of them were the WTU's critical path (0.52 ns from the register, 4.36 ns of wire,
-        then the first sums); a slot's register can lie beside its bucket's sums. The product
-        is made a cycle sooner (:func:`registered_product`'s ``stages``). Without an FPGA (or
-        with a product of one cycle) the slots are gates after ``product`` and ``hits``; the
-        unit builds its silicon form without slots, and the masses put the same gates beside
-        their first sums. The same words in the same cycles either way.
-        """
-        config = self._config
-        product_stages = product_latency(config)
-        product_bits = config.score_bits + config.count_bits
-        product = registered_product(m, score_1, count_1, product_bits, "product", chain=True,
-                                     stages=product_stages - 1)
-        hits = delayed(m, hits_1, product_stages - 1, "hits")
-        for k in range(config.wtu_buckets):
-            slot = Signal(product_bits, name=f"bucket_product{k}")
-            m.d.sync += slot.eq(Mux(hits[k], product, 0))
-            m.d.comb += self.bucket_products[k].eq(slot)
-        return delayed(m, product, 1, "product_out"), delayed(m, hits, 1, "hits_out")
 
     def _emission_score(self, m, memories, next_chunk, next_address, fpga):
         """The score word a row-mask beat compares with the cutoff, and the score memory's read

@@ -113,9 +113,7 @@ another: the next row's load waits for the issue of the previous one's emission
 Elaborated for an FPGA build platform (:func:`hw.wtu.fast_adders.carry_chains`), every adder and
 comparison is the plain operator (the logic cells' carry chains) and a lane's product one
 multiplication (a multiplier block) of registered operands, registered, then delayed to the
-same latency; each lane gives the masses its product in a register per bucket
-(:class:`hw.wtu.Lane`'s ``bucket_products``, loaded a cycle sooner), which the placer can put
-beside that bucket's sums, rather than one product wired to all of them; and since a
+same latency; and since a
 block RAM gives its word late in the cycle (an ECP5 DP16KD 5.83 ns after the clock), no word
 goes through logic into a read address or a comparison in its own cycle: the walk reads two
 ahead (:class:`BucketLists`) and the emission compares a registered score word, read a chunk
@@ -128,7 +126,7 @@ from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.component import builds_for_fpga, check_config
+from hw.component import check_config
 from hw.register_fifo import RegisterFIFO
 from hw.wtu.aggregate import AggregateEmitter
 from hw.wtu.bucket_masses import BucketMasses
@@ -249,10 +247,7 @@ class WiCSumThresholdUnit(wiring.Component):
         m = Module()
         m.submodules.sequencer = sequencer = Sequencer(config)
         m.submodules.statistics = statistics = RowStatistics(config)
-        # On an FPGA each lane gives the masses its product in a register per bucket (the
-        # masses' sums lie spread over the die): :class:`Lane`'s ``slots``.
-        slots = builds_for_fpga(platform)
-        m.submodules.masses = masses = BucketMasses(config, slots=slots)
+        m.submodules.masses = masses = BucketMasses(config)
         m.submodules.decision = decision = Decision(config)
         m.submodules.aggregate = aggregate = AggregateEmitter(config)
         depth = queue_depth(config)
@@ -264,7 +259,7 @@ class WiCSumThresholdUnit(wiring.Component):
             "max_score": data.ArrayLayout(config.score_bits, lanes)})
         m.submodules.aggregate_queue = aggregate_queue = RegisterFIFO(
             width=aggregate_word.size, depth=aggregate_queue_depth(config))
-        lane_parts = [Lane(config, l, slots=slots) for l in range(lanes)]
+        lane_parts = [Lane(config, l) for l in range(lanes)]
         self._connect_sequencer(m, sequencer, decision, aggregate, lane_parts,
                                 row_mask_queue, aggregate_queue)
 
@@ -303,9 +298,7 @@ class WiCSumThresholdUnit(wiring.Component):
                                            f"beat_score_lane{l}")),
                 lane.beat_count.eq(delayed(m, self.counts.payload.count[l], behind,
                                            f"beat_count_lane{l}")),
-                masses.hits[l].eq(lane.hits),
-                (masses.bucket_products[l].eq(lane.bucket_products) if slots
-                 else masses.product[l].eq(lane.product)),
+                masses.hits[l].eq(lane.hits), masses.product[l].eq(lane.product),
                 statistics.valid[l].eq(lane.valid), statistics.score[l].eq(lane.score),
                 statistics.product[l].eq(lane.product),
             ]
