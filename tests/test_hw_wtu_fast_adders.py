@@ -1,4 +1,3 @@
-# amaranth: UnusedElaboratable=no
 """The WTU's prefix adders and carry-save compressor equal Python's integer arithmetic.
 
 Each adder is checked in both forms: the prefix network (``chain=False``, the silicon flow) and
@@ -148,20 +147,16 @@ def test_carry_save_pair_sums_to_the_total(count):
     _run(m, testbench)
 
 
-@pytest.mark.parametrize("chain, stages", [(False, None), (True, None), (True, 1), (True, 2),
-                                           (True, 4)])
+@pytest.mark.parametrize("chain", [False, True])
 @pytest.mark.parametrize("count_bits", [4, 8, 16])
-def test_registered_product_after_its_latency(count_bits, chain, stages):
+def test_registered_product_after_its_latency(count_bits, chain):
     # Both forms (partial products and their tree; one multiplication then registers) give
-    # a x b exactly product_latency cycles after the operands, one product per cycle; the
-    # chain form after ``stages`` cycles when they are given (its operands registered first
-    # from 2 on).
+    # a x b exactly product_latency cycles after the operands, one product per cycle.
     config = PRESETS["edge"].replace(count_bits=count_bits)
     m = Module()
     a, b = Signal(16), Signal(count_bits)
-    product = registered_product(m, a, b, 16 + count_bits, "product", chain=chain,
-                                 stages=stages)
-    latency = product_latency(config) if stages is None else stages
+    product = registered_product(m, a, b, 16 + count_bits, "product", chain=chain)
+    latency = product_latency(config)
     rng = random.Random(count_bits)
     operands = [(rng.randrange(1 << 16), rng.randrange(1 << count_bits))
                 for _ in range(CASES // 10)] + [((1 << 16) - 1, (1 << count_bits) - 1)]
@@ -180,15 +175,3 @@ def test_registered_product_after_its_latency(count_bits, chain, stages):
     simulator.add_clock(1e-6)
     simulator.add_testbench(testbench)
     simulator.run()
-
-
-@pytest.mark.parametrize("chain, stages, message", [
-    (False, 2, r"stages is for the chain form only \(chain=True\)"),
-    (True, 0, r"stages must be an int of at least 1, not 0"),
-    (True, True, r"stages must be an int of at least 1, not True"),
-    (True, 2.0, r"stages must be an int of at least 1, not 2.0"),
-])
-def test_registered_product_rejects_stages_it_cannot_build(chain, stages, message):
-    with pytest.raises(ValueError, match=message):
-        registered_product(Module(), Signal(16), Signal(16), 32, "product", chain=chain,
-                           stages=stages)

@@ -30,11 +30,9 @@ class Lane(ConfiguredComponent):
       register, or the walk's), score (the beat's, or the score memory's word) and count (the
       count memory's word), taken (``active``) or not;
     * cycles 1 to ``P`` (``P`` = :func:`hw.wtu.pipeline.product_latency`): the product ``s x
-      n`` (partial products, then their registered adder tree; on an FPGA one multiplier
-      block, its operands registered once more first, so that the wire from the block RAMs
-      to the multiplier block has a cycle of its own) and, in cycle 1, the cluster's bucket
-      in the pass (one-hot for the masses, 0 when not taken); the other fields follow in
-      registers;
+      n`` (partial products, then their registered adder tree; one multiplier block on an
+      FPGA) and, in cycle 1, the cluster's bucket in the pass (one-hot for the masses, 0 when
+      not taken); the other fields follow in registers;
     * cycle ``P + 1``: the outputs ``hits``, ``product``, ``valid`` and ``score`` and the
       bucket lists' append.
 

@@ -112,33 +112,21 @@ def registered_accumulation(m, operands, clear, enable, width, name, *, chain=Fa
     return result
 
 
-def registered_product(m, a, b, width, name, *, chain=False, stages=None):
+def registered_product(m, a, b, width, name, *, chain=False):
     """``a x b`` (``width`` bits) after :func:`product_latency` cycles: the partial products of
     ``a`` with :data:`PRODUCT_SLICE_BITS`-bit slices of ``b`` registered, then added by a
     registered tree of prefix adders.
 
     With ``chain`` (an FPGA, :func:`hw.wtu.fast_adders.carry_chains`) the product is one
     multiplication (a multiplier block: an ECP5 MULT18X18D takes 18 x 18 bits) registered,
-    then delayed to the same latency; when that latency is 2 or more, the operands are
-    registered first (``name_a``, ``name_b``), so that the wire from where they come (a lane's
-    block RAM) to the multiplier block has a cycle of its own. ``stages`` (the chain form only)
-    asks for another latency, at least 1.
+    then delayed to the same latency.
     """
     latency = 1 + tree_levels(-(-len(b) // PRODUCT_SLICE_BITS))
-    if stages is not None:
-        if not chain:
-            raise ValueError("stages is for the chain form only (chain=True)")
-        if isinstance(stages, bool) or not isinstance(stages, int) or stages < 1:
-            raise ValueError(f"stages must be an int of at least 1, not {stages!r}")
-        latency = stages
     if chain:
-        if latency >= 2:
-            a = delayed(m, a, 1, f"{name}_a")
-            b = delayed(m, b, 1, f"{name}_b")
         product = Signal(width, name=f"{name}_block")
         m.d.sync += product.eq(a * b)
         result = Signal(width, name=name)
-        m.d.comb += result.eq(delayed(m, product, latency - 1 - (latency >= 2), name))
+        m.d.comb += result.eq(delayed(m, product, latency - 1, name))
         return result
     partials = []
     for index, low in enumerate(range(0, len(b), PRODUCT_SLICE_BITS)):

@@ -112,8 +112,7 @@ another: the next row's load waits for the issue of the previous one's emission
 
 Elaborated for an FPGA build platform (:func:`hw.wtu.fast_adders.carry_chains`), every adder and
 comparison is the plain operator (the logic cells' carry chains) and a lane's product one
-multiplication (a multiplier block) of registered operands, registered, then delayed to the
-same latency; and since a
+multiplication (a multiplier block) registered, then delayed to the same latency; and since a
 block RAM gives its word late in the cycle (an ECP5 DP16KD 5.83 ns after the clock), no word
 goes through logic into a read address or a comparison in its own cycle: the walk reads two
 ahead (:class:`BucketLists`) and the emission compares a registered score word, read a chunk
