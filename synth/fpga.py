@@ -307,6 +307,15 @@ class RegisteredHarness(Elaboratable):
     every output bit would put its reload decode in front of the enables of every capture
     register (thousands on the WTU), a long path of the measurement, not of the block.
 
+    The input register's bits are the block's inputs. Each bit's next value is the XOR of its
+    own and the bit below it (bit 0's, of its own and three others), not the bit below alone: in
+    a plain shift register the next stage would be the same flip-flop as a block's register of
+    that input bit (the same data, clock and reset), and Yosys merges the two. On the edge WTU
+    1,280 of the block's flip-flops (its input bits' registers and their further delays) were so
+    merged into its 536 stages, each such stage then also driving the block's next input bit:
+    one lane's input came from another lane's register (docs/hcu-and-wtu.md, "The harness's
+    input register").
+
     Parameters
     ----------
     component : wiring.Component
@@ -317,6 +326,9 @@ class RegisteredHarness(Elaboratable):
     captures : list of (Signal, Signal)
         Each group's capture register and counter, lowest output bits first (set by
         :meth:`elaborate`).
+    led : Signal
+        The capture groups' lowest bits, XOR-ed: the board's LED (the harness's one output,
+        also when it is elaborated without a platform).
     """
 
     #: Output bits per capture register (each with its own counter).
@@ -325,6 +337,7 @@ class RegisteredHarness(Elaboratable):
     def __init__(self, component):
         self._component = component
         self.captures = []
+        self.led = Signal()
 
     def elaborate(self, platform):
         m = Module()
@@ -334,9 +347,10 @@ class RegisteredHarness(Elaboratable):
             (inputs if member.flow == wiring.In else outputs).append(Value.cast(value))
         in_width = max(8, sum(len(value) for value in inputs))
         lfsr = Signal(in_width, init=1)
-        # Fibonacci shift register: new bit = XOR of the top bit and two others.
+        # Each bit the XOR of its own and the one below (bit 0: of the top bit and two others),
+        # so that no bit is a plain delay of another (see the class's description).
         feedback = lfsr[-1] ^ lfsr[in_width // 2] ^ lfsr[in_width // 3]
-        m.d.sync += lfsr.eq(Cat(feedback, lfsr[:-1]))
+        m.d.sync += lfsr.eq(Cat(feedback, lfsr[:-1]) ^ lfsr)
         offset = 0
         for value in inputs:
             m.d.comb += value.eq(lfsr[offset:offset + len(value)])
@@ -355,9 +369,9 @@ class RegisteredHarness(Elaboratable):
             with m.Else():
                 m.d.sync += capture.eq(capture >> 1)
             self.captures.append((capture, countdown))
+        m.d.comb += self.led.eq(Cat(*(capture[0] for capture, _ in self.captures)).xor())
         if platform is not None:
-            led = platform.request("led", 0)
-            m.d.comb += led.o.eq(Cat(*(capture[0] for capture, _ in self.captures)).xor())
+            m.d.comb += platform.request("led", 0).o.eq(self.led)
         return m
 
 

