@@ -35,10 +35,13 @@ class LaneMemories(ConfiguredComponent):
 
     On an FPGA every memory asks for block RAM (:func:`hw.component.block_ram`): the FPGA flow
     would otherwise put the small aggregate-bit memory (256 x 1 on ``edge``) into LUT RAM,
-    whose asynchronous read is a multiplexer tree behind the read-ahead address. Its read
-    ports are transparent, except the score memory's, whose word at the address being written
-    nobody uses: that memory leaves it undefined (:data:`hw.wtu.read_ahead.NO_RW_CHECK`), so
-    the block RAM has no bypass. The max score's update compares the beat's score with both
+    whose asynchronous read is a multiplexer tree behind the read-ahead address. The max
+    score's and the aggregate bit's read ports are transparent. The score memory's word at the
+    address being written nobody uses: that memory leaves it undefined
+    (:data:`hw.wtu.read_ahead.NO_RW_CHECK`), so the block RAM has no bypass. The count memory
+    does the same and keeps the silicon form's forwarding register, compared with
+    ``next_chunk``, so no bypass compares the walk's multiplexer in ``next_address``. The max
+    score's update compares the beat's score with both
     candidate words at once, on carry chains, and picks the result after.
 
     Parameters

@@ -21,6 +21,13 @@ never take that word (``forward`` false) needs neither: an FPGA build reads it a
 into a register without reset, which Yosys merges into the block RAM's port, and gives the
 memory the ``no_rw_check`` attribute (:data:`NO_RW_CHECK`), which tells Yosys that the word of
 a read at the address being written may be undefined, so no bypass is built.
+
+The bypass Yosys builds for a transparent port compares the write address with the read
+address, which behind the read-ahead is the next address's multiplexer. A memory whose writes
+come only in cycles where a simpler signal equals the read address (``forward_address``) is
+read on an FPGA like one that needs no forwarding, and takes the forwarding register of the
+silicon form, compared with that signal: the same words, with the comparison off the read
+address's path (on the edge WTU that bypass was the critical path of two of three routed runs).
 """
 
 from amaranth.hdl import Mux, Signal
@@ -53,11 +60,12 @@ def read_ahead(m, memory, name, forward=True, forward_address=None, transparent=
         computed with less logic (the read address may be a multiplexer of sources that
         are never selected while the memory is written).
     transparent : bool
-        An FPGA build: declare the read port transparent for the write port
-        (``transparent_for``) and add no forwarding register, the same words in every cycle
-        the unit uses them (``forward_address`` is then unused); or, without ``forward``, read
-        asynchronously into a register without reset and give the memory
-        :data:`NO_RW_CHECK` (in simulation a read of the address written gives the old word).
+        An FPGA build: without ``forward_address``, declare the read port transparent for the
+        write port (``transparent_for``) and add no forwarding register, the same words in
+        every cycle the unit uses them; with it, or without ``forward``, read asynchronously
+        into a register without reset and give the memory :data:`NO_RW_CHECK` (in simulation
+        a read of the address written gives the old word), and with ``forward`` add the
+        forwarding register compared with ``forward_address``.
     poison : bool
         With ``transparent`` and without ``forward``: give the word of a read at the address
         written inverted (:func:`hw.component.poisons_undefined_reads`).
@@ -69,31 +77,38 @@ def read_ahead(m, memory, name, forward=True, forward_address=None, transparent=
         (drive ``addr``, ``data``, ``en``), and ``data``: the word at the address presented in
         the previous cycle, including a write of that cycle to it.
     """
-    if transparent and not forward:
+    if transparent and forward and forward_address is None:
+        write = memory.write_port()
+        read = memory.read_port(domain="sync", transparent_for=(write,))
+        return read, write, read.data
+    if transparent:
         # An asynchronous read registered without reset: Yosys merges the register into the
         # block RAM's synchronous port, with no bypass for the collision (module doc).
         memory.attrs.update(NO_RW_CHECK)
         write = memory.write_port()
         read = memory.read_port(domain="comb")
-        data = Signal.like(read.data, name=f"{name}_data", reset_less=True)
+        data = Signal.like(read.data, name=f"{name}_word", reset_less=True)
         m.d.sync += data.eq(read.data)
+        if forward:
+            return read, write, _forwarded(m, name, write, forward_address, data)
         if not poison:
             return read, write, data
         collided = Signal(name=f"{name}_collided")
         m.d.sync += collided.eq(write.en.any() & (write.addr == read.addr))
         return read, write, Mux(collided, ~data, data)
-    if transparent:
-        write = memory.write_port()
-        read = memory.read_port(domain="sync", transparent_for=(write,))
-        return read, write, read.data
     read, write = memory.read_port(domain="sync"), memory.write_port()
     if not forward:
         return read, write, read.data
+    compared = read.addr if forward_address is None else forward_address
+    return read, write, _forwarded(m, name, write, compared, read.data)
+
+
+def _forwarded(m, name, write, compared, word):
+    """``word``, or the word ``write`` wrote in the previous cycle when it wrote ``compared``."""
     forward = Signal(name=f"{name}_forward")
     forward_data = Signal.like(write.data, name=f"{name}_forward_data")
-    data = Signal.like(read.data, name=f"{name}_data")
-    compared = read.addr if forward_address is None else forward_address
+    data = Signal.like(word, name=f"{name}_data")
     m.d.sync += [forward.eq(write.en.any() & (write.addr == compared)),
                  forward_data.eq(write.data)]
-    m.d.comb += data.eq(Mux(forward, forward_data, read.data))
-    return read, write, data
+    m.d.comb += data.eq(Mux(forward, forward_data, word))
+    return data
