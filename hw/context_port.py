@@ -57,15 +57,26 @@ class ImageWalker(wiring.Component):
     ``step`` moves it to the next word, skipping empty sections. ``final`` says the current word
     is the image's last (the counts of the later sections must be valid in that cycle).
 
+    Which later sections have items comes from the counts (``count{s} != 0``), or, with
+    ``nonzero_inputs``, from the block's ``nonzero{s}`` flags: a block whose counts in the
+    header's last word are the header being restored can check them a cycle ahead, and give
+    ``count{s}`` from its registers, which hold the header from then on.
+
     Parameters
     ----------
     sections : list of (int, int)
         Per section, the most items and the words per item.
+    nonzero_inputs : bool
+        Take ``nonzero{s}`` flags instead of comparing the counts with zero.
 
     Members
     -------
     count{s} : In(range(max_items + 1))
-        Items of section ``s`` (unused for the header, which has one).
+        Items of section ``s`` (unused for the header, which has one); with
+        ``nonzero_inputs``, read only in section ``s`` itself.
+    nonzero{s} : In(1)
+        With ``nonzero_inputs`` (``s`` from 1): section ``s`` has items, valid whenever
+        ``count{s} != 0`` would have to be without them.
     start, step : In(1)
     section : Out(range(len(sections)))
     index : Out(range(most items))
@@ -78,14 +89,16 @@ class ImageWalker(wiring.Component):
         If ``sections`` is empty or its header is not one item.
     """
 
-    def __init__(self, sections):
+    def __init__(self, sections, nonzero_inputs=False):
         sections = [(int(items), int(words)) for items, words in sections]
         if not sections or sections[0][0] != 1:
             raise ValueError(f"sections must start with a header of one item, not {sections!r}")
-        self._sections = sections
+        self._sections, self._nonzero_inputs = sections, bool(nonzero_inputs)
         most_items = max(items for items, _ in sections)
         most_words = max(words for _, words in sections)
         members = {f"count{s}": In(range(items + 1)) for s, (items, _) in enumerate(sections)}
+        if nonzero_inputs:
+            members.update({f"nonzero{s}": In(1) for s in range(1, len(sections))})
         members.update({"start": In(1), "step": In(1),
                         "section": Out(range(max(len(sections), 2))),
                         "index": Out(range(max(most_items, 2))),
@@ -96,13 +109,15 @@ class ImageWalker(wiring.Component):
         m = Module()
         sections = self._sections
         counts = [getattr(self, f"count{s}") for s in range(len(sections))]
+        nonzero = [None] + [getattr(self, f"nonzero{s}") if self._nonzero_inputs
+                            else counts[s] != 0 for s in range(1, len(sections))]
         chunk_last = Signal()
         item_last = Signal()
         # later[s]: some section after s has items (the next one is the first such).
         later = [Signal(name=f"later{s}") for s in range(len(sections))]
         for s in range(len(sections)):
             m.d.comb += later[s].eq(0 if s == len(sections) - 1
-                                    else (counts[s + 1] != 0) | later[s + 1])
+                                    else nonzero[s + 1] | later[s + 1])
         # ``index + 1 == count`` rather than ``index == count - 1``, with ``index + 1`` a register
         # of its own kept beside ``index``: the count (which a block may compute late in the
         # cycle) meets one equality compare and no carry chain, and the compare starts at
@@ -130,7 +145,7 @@ class ImageWalker(wiring.Component):
                     for s in range(len(sections) - 1):
                         with m.Case(s):
                             for t in reversed(range(s + 1, len(sections))):
-                                with m.If(counts[t] != 0):
+                                with m.If(nonzero[t]):
                                     m.d.sync += self.section.eq(t)
         return m
 

@@ -424,7 +424,8 @@ class KVManagementUnit(ConfiguredComponent):
                     m.next = "SAVE"
                 with m.Elif(self.cmd.valid & (command.context == ContextOp.RESTORE)):
                     m.d.sync += [context["last_taken"].eq(0), context["bad"].eq(0),
-                                 context["walked"].eq(0), self.context_refused.eq(0)]
+                                 context["walked"].eq(0), self.context_refused.eq(0),
+                                 context["restoring"].eq(1)]
                     m.next = "RESTORE"
                 with m.Elif(self.cmd.valid):
                     m.d.sync += [remaining.eq(leaving), new_tokens.eq(command.new_tokens)]
@@ -614,7 +615,7 @@ class KVManagementUnit(ConfiguredComponent):
         word_words = item_words(cluster_word_layout(config).size)
         m.submodules.ctx_walker = walker = ImageWalker([
             (1, header_words), (config.max_clusters, word_words), (self.pages, 1),
-            (self.ring_depth, 1)])
+            (self.ring_depth, 1)], nonzero_inputs=True)
         m.submodules.save_pipeline = pipeline = SavePipeline(data.StructLayout({
             "section": range(4), "chunk": range(max(header_words, word_words, 2))}))
         m.submodules.restore_register = restored = RestoreRegister()
@@ -625,6 +626,7 @@ class KVManagementUnit(ConfiguredComponent):
                 "issuing": Signal(name="save_issuing"),
                 "ring_pointer": Signal(range(self.ring_depth), name="save_ring_pointer"),
                 "last_taken": Signal(name="restore_last_taken"),
+                "restoring": Signal(name="restoring"),
                 "refused": Signal(name="restore_refused"),
                 "bad": Signal(name="restore_bad"), "walked": Signal(name="restore_walked")}
 
@@ -652,10 +654,7 @@ class KVManagementUnit(ConfiguredComponent):
                                                  padded[1].word_select(tag.chunk, WORD_BITS),
                                                  Mux(tag.section == 2, next_data, ring_data))))
             advance = pipeline.advance
-            m.d.comb += [walker.count1.eq(registers["clusters"]),
-                         walker.count2.eq(registers["next_page"]),
-                         walker.count3.eq(registers["window_tokens"]),
-                         pipeline.issue.eq(issuing), pipeline.issue_last.eq(walker.final),
+            m.d.comb += [pipeline.issue.eq(issuing), pipeline.issue_last.eq(walker.final),
                          pipeline.issue_tag.section.eq(walker.section),
                          pipeline.issue_tag.chunk.eq(walker.chunk),
                          walker.step.eq(issuing & advance),
@@ -703,6 +702,20 @@ class KVManagementUnit(ConfiguredComponent):
             full_next, most,
             Mux(header_written, header.next_page, registers["next_page"]),
             Mux(header_written, header.clusters, registers["clusters"])))
+        # The walker's counts are the registers, in a save and in a restore: the walk is past
+        # the header only after the header's last word wrote them. Which later sections have
+        # items in the header's last word (a restore's) is checked on the word being taken, as
+        # the format is, and registered with it; the walk's end then starts at flip-flops,
+        # not at the restored word's fields.
+        later = ("clusters", "next_page", "window_tokens")
+        header_nonzero = Signal(len(later), name="restore_header_nonzero")
+        incoming_header = self._restored_items(full_next, most)[2]
+        m.d.sync += header_nonzero.eq(Cat(incoming_header[name] != 0 for name in later))
+        in_header = context["restoring"] & (section == 0)
+        for s, name in enumerate(later, start=1):
+            m.d.comb += [getattr(walker, f"count{s}").eq(registers[name]),
+                         getattr(walker, f"nonzero{s}").eq(Mux(in_header, header_nonzero[s - 1],
+                                                               registers[name] != 0))]
         value = restored.word
         ring_depth = self.ring_depth
         cluster_bits, page_bits_ = config.cluster_id_bits, _page_bits(config)
@@ -712,13 +725,7 @@ class KVManagementUnit(ConfiguredComponent):
                         (chunk == word_words - 1) & early[1], early[2], early[3]])
         with m.State("RESTORE"):
             m.d.comb += word_bad.eq(breaks[section])
-            in_header = section == 0
-            m.d.comb += [restored.accept.eq(~last_taken), walker.step.eq(restored.valid),
-                         walker.count1.eq(Mux(in_header, header.clusters, registers["clusters"])),
-                         walker.count2.eq(Mux(in_header, header.next_page,
-                                              registers["next_page"])),
-                         walker.count3.eq(Mux(in_header, header.window_tokens,
-                                              registers["window_tokens"]))]
+            m.d.comb += [restored.accept.eq(~last_taken), walker.step.eq(restored.valid)]
             with m.If(self.restore.valid & self.restore.ready & self.restore.payload.last):
                 m.d.sync += last_taken.eq(1)
             with m.If(restored.valid):
@@ -748,7 +755,8 @@ class KVManagementUnit(ConfiguredComponent):
                 with m.If(restored.last):
                     # The context registers are cleared in the next cycle (state IDLE).
                     refused = bad | walked | word_bad | ~walker.final
-                    m.d.sync += [self.context_refused.eq(refused), context["refused"].eq(refused)]
+                    m.d.sync += [self.context_refused.eq(refused), context["refused"].eq(refused),
+                                 context["restoring"].eq(0)]
                     m.next = "IDLE"
 
     def _restored_items(self, full, most):
