@@ -19,7 +19,7 @@ from model.config import PRESETS
 from model.stimulus.kvmu_streams import random_stream, workload_stream
 from model.stimulus.hashes import synthetic_hashes
 from model.twins.context import item_words, restore_cycles, save_cycles
-from sim.kit.amaranth_sim import AmaranthBench
+from sim.kit.amaranth_sim import AmaranthBench, simulate
 from sim.kit.core import cycle_limit, wait_until
 from model.twins.kvmu import run_stream
 from sim.context_switch import (KVMUContextSwitch, context_command, image_beats,
@@ -341,3 +341,39 @@ def test_context_port_signatures_and_constants():
     with pytest.raises(ValueError, match=r"sections must start with a header of one item, "
                                          r"not \[\(2, 1\)\]"):
         context_port.ImageWalker([(2, 1)])
+
+
+@pytest.mark.parametrize("nonzero_inputs", [False, True], ids=["counts", "flags"])
+def test_image_walker_visits_every_word_of_the_nonempty_sections(nonzero_inputs):
+    """The walker's position, word by word, against a list of the image's words (section,
+    item, word of the item) built here from random counts, empty sections skipped; ``final``
+    on the last word only. With ``nonzero_inputs`` the flags are driven from the counts."""
+    from hw.context_port import ImageWalker
+
+    sections = [(1, 2), (5, 2), (4, 1), (3, 3)]
+    rng = np.random.default_rng(5)
+    dut = ImageWalker(sections, nonzero_inputs=nonzero_inputs)
+    walks = 40
+    limit = walks * (1 + sum(items * words for items, words in sections))
+
+    async def testbench(ctx):
+        for _ in range(walks):
+            counts = [1] + [int(rng.integers(0, items + 1)) for items, _ in sections[1:]]
+            words = [(s, index, chunk) for s, (_, per_item) in enumerate(sections)
+                     for index in range(counts[s]) for chunk in range(per_item)]
+            for s in range(1, len(sections)):
+                ctx.set(getattr(dut, f"count{s}"), counts[s])
+                if nonzero_inputs:
+                    ctx.set(getattr(dut, f"nonzero{s}"), counts[s] != 0)
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            for position, expected in enumerate(words):
+                seen = (ctx.get(dut.section), ctx.get(dut.index), ctx.get(dut.chunk))
+                assert seen == expected, (counts, position)
+                assert ctx.get(dut.final) == (position == len(words) - 1), (counts, position)
+                ctx.set(dut.step, 1)
+                await ctx.tick()
+                ctx.set(dut.step, 0)
+
+    simulate(dut, testbench, limit)
