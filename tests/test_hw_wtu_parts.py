@@ -9,7 +9,7 @@ simulation has a cycle limit (:func:`sim.kit.amaranth_sim.simulate`).
 import random
 
 import pytest
-from amaranth.hdl import Cat, Module, Signal, unsigned
+from amaranth.hdl import Cat, Module, unsigned
 from amaranth.lib import memory
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -149,232 +149,45 @@ class _ReadAhead(wiring.Component):
 
 @pytest.mark.parametrize("mode, collision", [
     ({}, "new"),                                            # forwarding register
+    ({"compared": True}, "compared"),                       # forwarding, forward_address
     ({"transparent": True}, "new"),                         # an FPGA's transparent port
-    ({"transparent": True, "compared": True}, "new"),       # an FPGA's port, own forwarding
+    ({"transparent": True, "compared": True}, "compared"),  # an FPGA's port, own forwarding
     ({"forward": False}, "old"),                            # the macro's own word
     ({"forward": False, "transparent": True}, "old"),       # an FPGA's port, NO_RW_CHECK
     ({"forward": False, "transparent": True, "poison": True}, "inverted"),
-], ids=["forwarded", "transparent", "fpga-forwarded", "macro", "fpga-undefined",
-        "fpga-undefined-poisoned"])
+], ids=["forwarded", "forwarded-compared", "transparent", "fpga-forwarded-compared", "macro",
+        "fpga-undefined", "fpga-undefined-poisoned"])
 def test_read_ahead_modes(mode, collision):
     """Each mode gives the word at the address presented a cycle before; a read at the address
-    written in that cycle gives the new word, the old one, or (poisoned) the old one inverted."""
+    written in that cycle gives the new word, the old one, or (poisoned) the old one inverted.
+    With ``forward_address`` (``compared``, drawn apart from the read address too) the written
+    word is given when the write's address is the compared one, whatever the read address, and
+    otherwise the old word (both forms read the memory before the write lands)."""
     dut = _ReadAhead(**mode)
     rng = random.Random(3)
-
-    async def testbench(ctx):
-        words = [None] * 8
-        for _ in range(CASES):
-            address, write_address = rng.randrange(8), rng.randrange(8)
-            write, word = rng.random() < 0.5, rng.randrange(256)
-            _set_all(ctx, [(dut.next_address, address), (dut.write_address, write_address),
-                           (dut.write, write), (dut.word, word)]
-                     + ([(dut.compared, address)] if "compared" in mode else []))
-            await ctx.tick()
-            old = words[address]
-            if write:
-                words[write_address] = word
-            if write and write_address == address:
-                expected = {"new": word, "old": old,
-                            "inverted": None if old is None else old ^ 0xFF}[collision]
-            else:
-                expected = words[address]
-            if expected is not None:
-                assert ctx.get(dut.data) == expected, (address, write, write_address)
-
-    simulate(dut, testbench, CASES + 2)
-
-
-@pytest.mark.parametrize("mode", [{}, {"transparent": True}], ids=["silicon", "fpga"])
-def test_read_ahead_forwards_the_write_of_the_address_compared(mode):
-    """With ``forward_address``, a write is forwarded when its address is the compared one,
-    whatever the read address; a read at the address written, with another address compared,
-    gives the old word (both forms read the memory before the write lands)."""
-    dut = _ReadAhead(compared=True, **mode)
-    rng = random.Random(4)
 
     async def testbench(ctx):
         words = [None] * 8
         for _ in range(CASES):
             address, write_address = rng.randrange(8), rng.randrange(8)
             compared = rng.choice([address, write_address, rng.randrange(8)])
-            write, word = rng.random() < 0.7, rng.randrange(256)
-            _set_all(ctx, [(dut.next_address, address), (dut.write_address, write_address),
-                           (dut.compared, compared), (dut.write, write), (dut.word, word)])
-            await ctx.tick()
-            expected = word if write and write_address == compared else words[address]
-            if write:
-                words[write_address] = word
-            if expected is not None:
-                assert ctx.get(dut.data) == expected, (address, write_address, compared)
-
-    simulate(dut, testbench, CASES + 2)
-
-
-@pytest.mark.parametrize("mode, drop, bypass", [
-    ({"transparent": True}, (), True),
-    ({"forward": False, "transparent": True}, tuple(NO_RW_CHECK), True),
-    ({"forward": False, "transparent": True}, (), False),
-], ids=["transparent", "old-word", "undefined"])
-def test_a_block_ram_read_port_has_a_bypass_unless_its_collisions_are_undefined(
-        tmp_path, mode, drop, bypass):
-    """The claim of :mod:`hw.wtu.read_ahead`: Yosys maps each FPGA read port onto an ECP5 block
-    RAM, with flip-flops beside it for the bypass of a transparent port or of a port that keeps
-    the old word (the undefined mode without the ``NO_RW_CHECK`` it sets), and none when the
-    memory carries it."""
-    port = _ReadAhead(attrs={"ram_style": "block"}, drop=drop, **mode)
-    cells = synthesized_cells(tmp_path, port, "read_ahead", "synth_ecp5 -top read_ahead")
-    assert cells.get("DP16KD") == 1, cells
-    assert ("TRELLIS_FF" in cells) == bypass, cells
-
-
-@pytest.mark.parametrize("form", ["silicon", "fpga"])
-def test_lane_memories(form):
-    """Reads ahead: the words at a cycle's ``next_score_address``/``next_address``/
-    ``next_chunk`` appear in the next cycle, including that cycle's writes to them
-    (forwarded), except the score memory's (the unit never reads a score in the cycle after
-    writing it); the max score and the aggregate bit of a beat are written at the end of the
-    cycle after it. Both forms: the FPGA one declares its read ports transparent, except the
-    score memory's, whose word at the address being written it leaves undefined (given
-    inverted here), and compares the beat's score with both candidate words of the max
-    score's update before picking one."""
-    config = TINY
-    dut = (LaneMemories if form == "silicon"
-           else built_for(LaneMemories, poisoning(ULX3S_85F_Platform)))(config)
-    depth = WTULayouts(config).chunks
-    rng = random.Random(1)
-
-    async def testbench(ctx):
-        # Reference: four lists of words; reset contents are never read by the unit, so each
-        # word is written before the first check that reads it.
-        memory = {name: [0] * depth for name in ("score", "count", "max", "aggregate")}
-        written = {name: set() for name in memory}
-        # The previous cycle's read-ahead addresses (the memories and their output registers
-        # start at 0, as the reference does).
-        read_score = read_address = read_chunk = 0
-        score_collision = False     # the previous cycle wrote the score read ahead in it
-        pending = {}                # memory -> the update of the previous cycle's beat
-        for _ in range(CASES):
-            if score_collision:
-                written["score"].discard(read_score)     # unspecified: not checked
-            for port, name, at in ((dut.stored_score, "score", read_score),
-                                   (dut.stored_count, "count", read_address),
-                                   (dut.max_score, "max", read_chunk),
-                                   (dut.aggregate, "aggregate", read_chunk)):
-                if at in written[name]:
-                    assert ctx.get(port) == memory[name][at], (name, at)
-            # As in the unit, the write address is the previous cycle's read-ahead chunk (the
-            # read-modify-writes use its words); writes hit the address read ahead in the same
-            # cycle in about a third of the cycles.
-            chunk = read_chunk
-            read_address = chunk if rng.random() < 0.3 else rng.randrange(depth)
-            read_chunk = chunk if rng.random() < 0.3 else rng.randrange(depth)
-            ops = {name: rng.random() < 0.4 for name in ("counts", "scores", "aggregate")}
-            if ops["counts"]:
-                read_address = read_chunk   # a counts beat reads ahead at the next chunk
-            # The score memory's own address: the count's, or (an FPGA build's emission)
-            # another one.
-            read_score = read_address if rng.random() < 0.5 else rng.randrange(depth)
-            score, count = rng.randrange(config.max_score + 1), rng.randrange(256)
-            first_row, select = rng.random() < 0.3, rng.getrandbits(1)
-            _set_all(ctx, [(dut.next_address, read_address), (dut.next_chunk, read_chunk),
-                           (dut.next_score_address, read_score),
-                           (dut.chunk, chunk),
-                           (dut.write_counts, ops["counts"]), (dut.count, count),
-                           (dut.write_scores, ops["scores"]), (dut.score, score),
-                           (dut.first_row, first_row), (dut.write_aggregate, ops["aggregate"]),
-                           (dut.select, select)])
-            await ctx.tick()
-            score_collision = ops["scores"] and chunk == read_score
-            if ops["counts"]:
-                memory["count"][chunk] = count
-            if ops["scores"]:
-                memory["score"][chunk] = score
-            # The max score and the aggregate bit are written at the end of the cycle after
-            # their beat; the beat's read-modify-write sees a pending word of the same address.
-            updates = {
-                "max": (ops["scores"], lambda old: score if first_row or score > old else old),
-                "aggregate": (ops["aggregate"], lambda old: select | (old & (not first_row))),
-            }
-            landed = {}
-            for name, (op, update) in updates.items():
-                if op:
-                    current = pending[name][1] if pending.get(name, (None,))[0] == chunk \
-                        else memory[name][chunk]
-                    landed[name] = (chunk, update(current),
-                                    first_row or chunk in written[name])
-            for name, (at, word, known) in pending.items():
-                memory[name][at] = word
-                if known:
-                    written[name].add(at)
-            pending = landed
-            for name, op in (("count", "counts"), ("score", "scores")):
-                if ops[op]:
-                    written[name].add(chunk)
-
-    simulate(dut, testbench, CASES + 2)
-
-
-class _ReadAhead(wiring.Component):
-    """One 8-word memory behind :func:`hw.wtu.read_ahead.read_ahead` in one of its modes; the
-    attributes named in ``drop`` are taken off the memory after ``read_ahead`` set them. With
-    ``compared``, the forwarding compares the write with an input of its own, ``compared``
-    (``forward_address``)."""
-
-    def __init__(self, attrs=None, drop=(), compared=False, **mode):
-        self._attrs, self._drop, self._compared, self._mode = attrs, drop, compared, mode
-        super().__init__({"next_address": In(3), "write_address": In(3), "write": In(1),
-                          "word": In(8), "data": Out(8)}
-                         | ({"compared": In(3)} if compared else {}))
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.memory = mem = memory.Memory(shape=unsigned(8), depth=8, init=[],
-                                                  attrs=self._attrs)
-        mode = dict(self._mode, **({"forward_address": self.compared} if self._compared
-                                   else {}))
-        read, write, data = read_ahead(m, mem, "words", **mode)
-        for key in self._drop:
-            del mem.attrs[key]
-        m.d.comb += [read.addr.eq(self.next_address), write.addr.eq(self.write_address),
-                     write.data.eq(self.word), write.en.eq(self.write), self.data.eq(data)]
-        return m
-
-
-@pytest.mark.parametrize("mode, collision", [
-    ({}, "new"),                                            # forwarding register
-    ({"transparent": True}, "new"),                         # an FPGA's transparent port
-    ({"transparent": True, "compared": True}, "new"),       # an FPGA's port, own forwarding
-    ({"forward": False}, "old"),                            # the macro's own word
-    ({"forward": False, "transparent": True}, "old"),       # an FPGA's port, NO_RW_CHECK
-    ({"forward": False, "transparent": True, "poison": True}, "inverted"),
-], ids=["forwarded", "transparent", "fpga-forwarded", "macro", "fpga-undefined",
-        "fpga-undefined-poisoned"])
-def test_read_ahead_modes(mode, collision):
-    """Each mode gives the word at the address presented a cycle before; a read at the address
-    written in that cycle gives the new word, the old one, or (poisoned) the old one inverted."""
-    dut = _ReadAhead(**mode)
-    rng = random.Random(3)
-
-    async def testbench(ctx):
-        words = [None] * 8
-        for _ in range(CASES):
-            address, write_address = rng.randrange(8), rng.randrange(8)
             write, word = rng.random() < 0.5, rng.randrange(256)
             _set_all(ctx, [(dut.next_address, address), (dut.write_address, write_address),
                            (dut.write, write), (dut.word, word)]
-                     + ([(dut.compared, address)] if "compared" in mode else []))
+                     + ([(dut.compared, compared)] if "compared" in mode else []))
             await ctx.tick()
             old = words[address]
             if write:
                 words[write_address] = word
-            if write and write_address == address:
+            if collision == "compared":
+                expected = word if write and write_address == compared else old
+            elif write and write_address == address:
                 expected = {"new": word, "old": old,
                             "inverted": None if old is None else old ^ 0xFF}[collision]
             else:
                 expected = words[address]
             if expected is not None:
-                assert ctx.get(dut.data) == expected, (address, write, write_address)
+                assert ctx.get(dut.data) == expected, (address, write, write_address, compared)
 
     simulate(dut, testbench, CASES + 2)
 
@@ -394,16 +207,6 @@ def test_a_block_ram_read_port_has_a_bypass_unless_its_collisions_are_undefined(
     cells = synthesized_cells(tmp_path, port, "read_ahead", "synth_ecp5 -top read_ahead")
     assert cells.get("DP16KD") == 1, cells
     assert ("TRELLIS_FF" in cells) == bypass, cells
-
-
-def test_a_block_ram_port_with_its_own_forwarding_has_no_bypass_of_yosys(tmp_path):
-    """An FPGA port forwarding with ``forward_address`` leaves the collision undefined, so
-    beside the block RAM are only the forwarding register's flip-flops: one for the comparison
-    and eight for the written word."""
-    port = _ReadAhead(attrs={"ram_style": "block"}, compared=True, transparent=True)
-    cells = synthesized_cells(tmp_path, port, "read_ahead", "synth_ecp5 -top read_ahead")
-    assert cells.get("DP16KD") == 1, cells
-    assert cells.get("TRELLIS_FF") == 1 + 8, cells
 
 
 @pytest.mark.parametrize("form", ["silicon", "fpga"])
