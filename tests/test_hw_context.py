@@ -12,7 +12,7 @@ are refused with ``context_refused`` and leave the context empty.
 import numpy as np
 import pytest
 
-from hw.context_port import ContextOp
+from hw.context_port import ContextOp, ImageWalker
 from hw.hcu import HashClusterUnit
 from hw.kvmu import KVManagementUnit
 from model.config import PRESETS
@@ -348,8 +348,6 @@ def test_image_walker_visits_every_word_of_the_nonempty_sections(nonzero_inputs)
     """The walker's position, word by word, against a list of the image's words (section,
     item, word of the item) built here from random counts, empty sections skipped; ``final``
     on the last word only. With ``nonzero_inputs`` the flags are driven from the counts."""
-    from hw.context_port import ImageWalker
-
     sections = [(1, 2), (5, 2), (4, 1), (3, 3)]
     rng = np.random.default_rng(5)
     dut = ImageWalker(sections, nonzero_inputs=nonzero_inputs)

@@ -137,8 +137,9 @@ class _ReadAhead(wiring.Component):
         m = Module()
         m.submodules.memory = mem = memory.Memory(shape=unsigned(8), depth=8, init=[],
                                                   attrs=self._attrs)
-        mode = dict(self._mode, **({"forward_address": self.compared} if self._compared
-                                   else {}))
+        mode = dict(self._mode)
+        if self._compared:
+            mode["forward_address"] = self.compared
         read, write, data = read_ahead(m, mem, "words", **mode)
         for key in self._drop:
             del mem.attrs[key]

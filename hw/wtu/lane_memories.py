@@ -41,8 +41,8 @@ class LaneMemories(ConfiguredComponent):
     (:data:`hw.wtu.read_ahead.NO_RW_CHECK`), so the block RAM has no bypass. The count memory
     does the same and keeps the silicon form's forwarding register, compared with
     ``next_chunk``, so no bypass compares the walk's multiplexer in ``next_address``. The max
-    score's update compares the beat's score with both
-    candidate words at once, on carry chains, and picks the result after.
+    score's update compares the beat's score with both candidate words at once, on carry
+    chains, and picks the result after.
 
     Parameters
     ----------
