@@ -210,6 +210,16 @@ def test_a_block_ram_read_port_has_a_bypass_unless_its_collisions_are_undefined(
     assert ("TRELLIS_FF" in cells) == bypass, cells
 
 
+def test_a_block_ram_port_with_its_own_forwarding_has_no_bypass_of_yosys(tmp_path):
+    """An FPGA port forwarding with ``forward_address`` leaves the collision undefined, so
+    beside the block RAM are only the forwarding register's flip-flops: one for the comparison
+    and eight for the written word."""
+    port = _ReadAhead(attrs={"ram_style": "block"}, compared=True, transparent=True)
+    cells = synthesized_cells(tmp_path, port, "read_ahead", "synth_ecp5 -top read_ahead")
+    assert cells.get("DP16KD") == 1, cells
+    assert cells.get("TRELLIS_FF") == 1 + 8, cells
+
+
 @pytest.mark.parametrize("form", ["silicon", "fpga"])
 def test_bucket_lists(form):
     """Append to lists, walk one while relinking its members into new lists, walk those; the
