@@ -8,6 +8,8 @@ import random
 
 import pytest
 from amaranth.hdl import Module, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
@@ -16,6 +18,7 @@ from hw.wtu.fast_adders import carry_chains, carry_save, fast_add, fast_add_carr
 from hw.wtu.pipeline import (product_latency, registered_product, registered_suffix_sums,
                              suffix_tree_latency)
 from model.config import PRESETS
+from tests.yosys_cells import synthesized_cells
 
 CASES = 400
 
@@ -24,6 +27,37 @@ def _run(module, testbench):
     simulator = Simulator(module)
     simulator.add_testbench(testbench)
     simulator.run()
+
+
+class _ProductCopies(wiring.Component):
+    """A 16 x 16-bit product in the FPGA form with four copies, for Yosys."""
+
+    a: In(16)
+    b: In(16)
+    enables: In(4)
+    product: Out(32)
+    copies: Out(data.ArrayLayout(32, 4))
+
+    def elaborate(self, platform):
+        m = Module()
+        product, copies = registered_product(m, self.a, self.b, 32, "product", chain=True,
+                                             copy_enables=list(self.enables))
+        m.d.comb += [self.product.eq(product)] + [self.copies[i].eq(copies[i])
+                                                  for i in range(4)]
+        return m
+
+
+def test_product_copies_are_not_merged_by_synthesis(tmp_path):
+    """The claim of :func:`hw.wtu.pipeline.registered_product`: Yosys (``synth_ecp5`` up to
+    its LUT mapping, ``opt_merge`` included) keeps the four copies apart from each other and
+    from the product's own last register: 32 bits x (the four copies and the product's three
+    registers: the multiplier's, the delay after it, the last)
+    = 224 flip-flops beside one multiplier block. Copies without their enables are merged
+    into the last register (96)."""
+    cells = synthesized_cells(tmp_path, _ProductCopies(), "copies",
+                              "synth_ecp5 -top copies -run :map_luts")
+    assert cells.get("MULT18X18D") == 1, cells
+    assert cells.get("TRELLIS_FF") == 32 * (4 + 3), cells
 
 
 def test_carry_chains_for_a_build_platform_only():
@@ -151,25 +185,37 @@ def test_carry_save_pair_sums_to_the_total(count):
 @pytest.mark.parametrize("count_bits", [4, 8, 16])
 def test_registered_product_after_its_latency(count_bits, chain):
     # Both forms (partial products and their tree; one multiplication then registers) give
-    # a x b exactly product_latency cycles after the operands, one product per cycle.
+    # a x b exactly product_latency cycles after the operands, one product per cycle, and
+    # each copy equals it whenever its enable was set in the cycle before (random enables).
     config = PRESETS["edge"].replace(count_bits=count_bits)
     m = Module()
     a, b = Signal(16), Signal(count_bits)
-    product = registered_product(m, a, b, 16 + count_bits, "product", chain=chain)
+    enables = Signal(3)
+    product, copies = registered_product(m, a, b, 16 + count_bits, "product", chain=chain,
+                                         copy_enables=list(enables))
     latency = product_latency(config)
     rng = random.Random(count_bits)
     operands = [(rng.randrange(1 << 16), rng.randrange(1 << count_bits))
                 for _ in range(CASES // 10)] + [((1 << 16) - 1, (1 << count_bits) - 1)]
+    given = [rng.getrandbits(3) for _ in range(len(operands) + latency)]
+    assert len(copies) == 3
 
     async def testbench(ctx):
+        checked = 0
         for cycle in range(len(operands) + latency):
             if cycle < len(operands):
                 ctx.set(a, operands[cycle][0])
                 ctx.set(b, operands[cycle][1])
+            ctx.set(enables, given[cycle])
             if cycle >= latency:
                 x, y = operands[cycle - latency]
                 assert ctx.get(product) == x * y, (x, y)
+                for index, copy in enumerate(copies):
+                    if given[cycle - 1] >> index & 1:
+                        assert ctx.get(copy) == x * y, (index, x, y)
+                        checked += 1
             await ctx.tick()
+        assert checked > len(operands)
 
     simulator = Simulator(m)
     simulator.add_clock(1e-6)

@@ -15,8 +15,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
-from hw.wtu.pipeline import (broadcast_stages, decide_cycles, gather_stages, threshold_in_halves,
-                             threshold_latency)
+from hw.wtu.pipeline import (broadcast_stages, decide_cycles, gather_stages, product_copies,
+                             threshold_in_halves, threshold_latency)
 from hw.wtu import (AggregateEmitter, BucketLists, BucketMasses, Decision, Lane, LaneMemories,
                     RowStatistics, Sequencer, WTULayouts)
 from hw.wtu.lane_links import broadcast, gather
@@ -292,14 +292,18 @@ def test_bucket_lists(form):
 
 
 @pytest.mark.parametrize("form", ["silicon", "fpga"])
-@pytest.mark.parametrize("lanes", [4, 16])
-def test_bucket_masses(lanes, form):
+@pytest.mark.parametrize("lanes, buckets", [(4, 4), (16, 4), (4, 16)])
+def test_bucket_masses(lanes, buckets, form):
     """Four lanes are one group of the first compression, sixteen two (ACCUMULATE_GROUP), in
-    both forms (the FPGA one's sums on carry chains)."""
-    config = TINY.replace(wtu_lanes=lanes)
+    both forms (the FPGA one's sums on carry chains). A lane's copies of its product for the
+    groups of buckets its hit is not in carry random values, which must not count."""
+    config = TINY.replace(wtu_lanes=lanes, wtu_buckets=buckets,
+                          wtu_refine_depth=min(TINY.wtu_refine_depth, 1))
     dut = (BucketMasses if form == "silicon"
            else built_for(BucketMasses, ULX3S_85F_Platform()))(config)
     lanes, buckets = config.wtu_lanes, config.wtu_buckets
+    copy_count = product_copies(config)
+    group = buckets // copy_count
     rng = random.Random(3)
 
     async def testbench(ctx):
@@ -315,7 +319,10 @@ def test_bucket_masses(lanes, form):
             _set_all(ctx, [(dut.accumulate, accumulate), (dut.clear, clear)])
             for lane in range(lanes):
                 hits = (1 << bucket[lane]) if active >> lane & 1 else 0   # one-hot or 0
-                _set_all(ctx, [(dut.hits[lane], hits), (dut.product[lane], product[lane])])
+                copies = [product[lane] if hits and g == bucket[lane] // group
+                          else rng.randrange(1 << 16) for g in range(copy_count)]
+                _set_all(ctx, [(dut.hits[lane], hits)]
+                         + [(dut.product[lane][g], copies[g]) for g in range(copy_count)])
             await ctx.tick()
             if clear:
                 mass, members = [0] * buckets, [0] * buckets

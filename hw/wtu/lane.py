@@ -1,6 +1,7 @@
 """One WTU lane: its memories, its bucket lists and its datapath, behind one port list."""
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from hw.component import ConfiguredComponent, check_config
@@ -9,7 +10,7 @@ from hw.wtu.decision import pass_bucket
 from hw.wtu.fast_adders import carry_chains, fast_geq
 from hw.wtu.lane_memories import LaneMemories
 from hw.wtu.layouts import WTULayouts
-from hw.wtu.pipeline import delayed, product_latency, registered_product
+from hw.wtu.pipeline import delayed, product_copies, product_latency, registered_product
 from hw.wtu.sequencer import chunk_after
 
 __all__ = ["Lane"]
@@ -33,8 +34,8 @@ class Lane(ConfiguredComponent):
       n`` (partial products, then their registered adder tree; one multiplier block on an
       FPGA) and, in cycle 1, the cluster's bucket in the pass (one-hot for the masses, 0 when
       not taken); the other fields follow in registers;
-    * cycle ``P + 1``: the outputs ``hits``, ``product``, ``valid`` and ``score`` and the
-      bucket lists' append.
+    * cycle ``P + 1``: the outputs ``hits``, ``product`` (and its copies for the masses),
+      ``valid`` and ``score`` and the bucket lists' append.
 
     Parameters
     ----------
@@ -75,6 +76,12 @@ class Lane(ConfiguredComponent):
     score : Out(score_bits)
         The lane's cluster in cycle ``P + 1``: its bucket one-hot (0 when not taken), its
         mass ``s x n``, whether it exists (a load beat's lane within the problem), its score.
+    product_copies : Out(ArrayLayout(score_bits + count_bits, C))
+        ``product`` for the bucket masses, once per group of ``wtu_buckets / C`` buckets (``C``
+        = :func:`hw.wtu.pipeline.product_copies`): copy ``g`` equals ``product`` whenever
+        ``hits`` has a bit in group ``g``, and holds an earlier product otherwise (an FPGA
+        build: registers of their own, each placed near its buckets; without a platform,
+        ``product`` itself).
     walk_done : Out(1)
         The lane's walk ends in this cycle (:attr:`BucketLists.walk_done`).
     select : Out(1)
@@ -118,6 +125,8 @@ class Lane(ConfiguredComponent):
             "cutoff": In(config.score_bits + 1),
             "hits": Out(config.wtu_buckets),
             "product": Out(config.score_bits + config.count_bits),
+            "product_copies": Out(data.ArrayLayout(config.score_bits + config.count_bits,
+                                                   product_copies(config))),
             "valid": Out(1),
             "score": Out(config.score_bits),
             "walk_done": Out(1),
@@ -161,15 +170,23 @@ class Lane(ConfiguredComponent):
                      score_1.eq(score), count_1.eq(memories.stored_count)]
         # Cycles 1 to P: the product; the other fields as the masses, lists and statistics
         # take them in cycle P + 1.
-        product = registered_product(m, score_1, count_1, product_bits, "product", chain=chain)
+        # The bucket decoded in cycle 1 (one-hot, 0 when not taken) for the masses; a cycle
+        # before the product shows, it enables the copies of the product whose group of
+        # buckets it names.
+        hits = Signal(config.wtu_buckets)
+        m.d.comb += hits.eq(Mux(active_1, 1 << bucket, 0))
+        hits_before = delayed(m, hits, product_stages - 1, "hits")
+        copies = product_copies(config)
+        group = config.wtu_buckets // copies
+        product, copied = registered_product(
+            m, score_1, count_1, product_bits, "product", chain=chain,
+            copy_enables=[hits_before[g * group:(g + 1) * group].any() for g in range(copies)])
         active_in = delayed(m, active_1, product_stages, "active")
         address_in = delayed(m, address_1, product_stages, "address")
         bucket_in = delayed(m, bucket, product_stages, "bucket")
-        # The bucket decoded in cycle 1 (one-hot, 0 when not taken) for the masses.
-        hits = Signal(config.wtu_buckets)
-        m.d.comb += hits.eq(Mux(active_1, 1 << bucket, 0))
+        m.d.comb += [self.product_copies[g].eq(copied[g]) for g in range(copies)]
         m.d.comb += [
-            self.hits.eq(delayed(m, hits, product_stages, "hits")),
+            self.hits.eq(delayed(m, hits_before, 1, "hits_last")),
             self.product.eq(product),
             self.valid.eq(delayed(m, valid_1, product_stages, "valid")),
             self.score.eq(delayed(m, score_1, product_stages, "score")),

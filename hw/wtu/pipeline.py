@@ -14,7 +14,8 @@ from amaranth.hdl import Cat, Const, Signal, Value
 
 from hw.wtu.fast_adders import carry_save, fast_add, fast_add_carry
 
-__all__ = ["PRODUCT_SLICE_BITS", "ACCUMULATE_GROUP", "ACCUMULATE_LATENCY", "product_latency",
+__all__ = ["PRODUCT_SLICE_BITS", "ACCUMULATE_GROUP", "ACCUMULATE_LATENCY", "PRODUCT_COPIES",
+           "product_copies", "product_latency",
            "lane_stages", "delayed", "registered_accumulation",
            "registered_product", "tree_levels", "registered_tree", "registered_split_tree",
            "registered_suffix_sums", "suffix_tree_latency",
@@ -36,6 +37,20 @@ ACCUMULATE_GROUP = 8
 #: Cycles from the operands of a :func:`registered_accumulation` to its sum counting them: the
 #: groups' carry-save pairs, the saved pair, the resolved sum.
 ACCUMULATE_LATENCY = 3
+
+#: On an FPGA, the registers that hold a lane's product for the bucket masses
+#: (:func:`registered_product`, :func:`product_copies`): one per group of buckets. With one
+#: register, each product bit drove the first carry-save groups of all sixteen buckets of the
+#: edge preset, spread over the die, and every routed run of the ECP5-85F ended there (a lane's
+#: product over 3.5 to 4.6 ns of wire into a bucket's group: 92.55 to 97.36 MHz); with four,
+#: each copy is placed between its lane and its four buckets.
+PRODUCT_COPIES = 4
+
+
+def product_copies(config):
+    """Registers of a lane's product the bucket masses take, on an FPGA: :data:`PRODUCT_COPIES`,
+    at most one per bucket; bucket ``k`` takes copy ``k // (wtu_buckets // copies)``."""
+    return min(PRODUCT_COPIES, config.wtu_buckets)
 
 
 def product_latency(config):
@@ -112,7 +127,7 @@ def registered_accumulation(m, operands, clear, enable, width, name, *, chain=Fa
     return result
 
 
-def registered_product(m, a, b, width, name, *, chain=False):
+def registered_product(m, a, b, width, name, *, chain=False, copy_enables=()):
     """``a x b`` (``width`` bits) after :func:`product_latency` cycles: the partial products of
     ``a`` with :data:`PRODUCT_SLICE_BITS`-bit slices of ``b`` registered, then added by a
     registered tree of prefix adders.
@@ -120,22 +135,43 @@ def registered_product(m, a, b, width, name, *, chain=False):
     With ``chain`` (an FPGA, :func:`hw.wtu.fast_adders.carry_chains`) the product is one
     multiplication (a multiplier block: an ECP5 MULT18X18D takes 18 x 18 bits) registered,
     then delayed to the same latency.
+
+    Returns
+    -------
+    product : Value
+    copies : list of Value
+        One per value of ``copy_enables``. With ``chain``, a register of its own beside the
+        product's last one, written like it only in the cycles that enable is set (given a
+        cycle before the product shows: ``latency - 1`` cycles after the operands), and
+        holding its value otherwise; the different enables keep Yosys from merging the
+        copies. Without ``chain``, the product itself. Either way a copy equals the product
+        in every cycle whose cycle before had its enable set.
     """
     latency = 1 + tree_levels(-(-len(b) // PRODUCT_SLICE_BITS))
     if chain:
-        product = Signal(width, name=f"{name}_block")
-        m.d.sync += product.eq(a * b)
+        before_last = a * b
+        if latency > 1:
+            block = Signal(width, name=f"{name}_block")
+            m.d.sync += block.eq(before_last)
+            before_last = delayed(m, block, latency - 2, name)
         result = Signal(width, name=name)
-        m.d.comb += result.eq(delayed(m, product, latency - 1, name))
-        return result
+        m.d.sync += result.eq(before_last)
+        copies = []
+        for index, enable in enumerate(copy_enables):
+            copy = Signal(width, name=f"{name}_copy{index}")
+            with m.If(enable):
+                m.d.sync += copy.eq(before_last)
+            copies.append(copy)
+        return result, copies
     partials = []
     for index, low in enumerate(range(0, len(b), PRODUCT_SLICE_BITS)):
         partial = Signal(width, name=f"{name}_p{index}")
         m.d.sync += partial.eq((a * b[low:low + PRODUCT_SLICE_BITS]) << low)
         partials.append(partial)
-    return registered_tree(m, partials,
-                           lambda x, y, sum_name: fast_add(m, x, y, sum_name, width), width,
-                           name)
+    product = registered_tree(m, partials,
+                              lambda x, y, sum_name: fast_add(m, x, y, sum_name, width), width,
+                              name)
+    return product, [product for _ in copy_enables]
 
 
 def tree_levels(count):

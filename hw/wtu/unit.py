@@ -112,7 +112,10 @@ another: the next row's load waits for the issue of the previous one's emission
 
 Elaborated for an FPGA build platform (:func:`hw.wtu.fast_adders.carry_chains`), every adder and
 comparison is the plain operator (the logic cells' carry chains) and a lane's product one
-multiplication (a multiplier block) registered, then delayed to the same latency; and since a
+multiplication (a multiplier block) registered, then delayed to the same latency, its last
+register copied once per group of four buckets for the masses
+(:data:`hw.wtu.pipeline.PRODUCT_COPIES`: no register drives the sums of all the buckets); and
+since a
 block RAM gives its word late in the cycle (an ECP5 DP16KD 5.83 ns after the clock), no word
 goes through logic into a read address or a comparison in its own cycle: the walk reads two
 ahead (:class:`BucketLists`) and the emission compares a registered score word, read a chunk
@@ -297,7 +300,7 @@ class WiCSumThresholdUnit(wiring.Component):
                                            f"beat_score_lane{l}")),
                 lane.beat_count.eq(delayed(m, self.counts.payload.count[l], behind,
                                            f"beat_count_lane{l}")),
-                masses.hits[l].eq(lane.hits), masses.product[l].eq(lane.product),
+                masses.hits[l].eq(lane.hits), masses.product[l].eq(lane.product_copies),
                 statistics.valid[l].eq(lane.valid), statistics.score[l].eq(lane.score),
                 statistics.product[l].eq(lane.product),
             ]
