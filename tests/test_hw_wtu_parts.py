@@ -15,8 +15,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
-from hw.wtu.pipeline import (broadcast_stages, decide_cycles, gather_stages, product_copies,
-                             threshold_in_halves, threshold_latency)
+from hw.wtu.pipeline import (broadcast_stages, buckets_per_copy, decide_cycles, gather_stages,
+                             product_copies, threshold_in_halves, threshold_latency)
 from hw.wtu import (AggregateEmitter, BucketLists, BucketMasses, Decision, Lane, LaneMemories,
                     RowStatistics, Sequencer, WTULayouts)
 from hw.wtu.lane_links import broadcast, gather
@@ -297,13 +297,13 @@ def test_bucket_masses(lanes, buckets, form):
     """Four lanes are one group of the first compression, sixteen two (ACCUMULATE_GROUP), in
     both forms (the FPGA one's sums on carry chains). A lane's copies of its product for the
     groups of buckets its hit is not in carry random values, which must not count."""
+    # 16 buckets resolve 4 of tiny's 8 score bits a pass: at most one refinement.
     config = TINY.replace(wtu_lanes=lanes, wtu_buckets=buckets,
                           wtu_refine_depth=min(TINY.wtu_refine_depth, 1))
     dut = (BucketMasses if form == "silicon"
            else built_for(BucketMasses, ULX3S_85F_Platform()))(config)
     lanes, buckets = config.wtu_lanes, config.wtu_buckets
-    copy_count = product_copies(config)
-    group = buckets // copy_count
+    copy_count, group = product_copies(config), buckets_per_copy(config)
     rng = random.Random(3)
 
     async def testbench(ctx):

@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 from hw.component import ConfiguredComponent
 from hw.wtu.fast_adders import carry_chains
 from hw.wtu.layouts import tree
-from hw.wtu.pipeline import (ACCUMULATE_LATENCY, delayed, product_copies,
+from hw.wtu.pipeline import (ACCUMULATE_LATENCY, buckets_per_copy, delayed, product_copies,
                              registered_accumulation)
 
 __all__ = ["BucketMasses", "MASS_LATENCY"]
@@ -89,7 +89,7 @@ class BucketMasses(ConfiguredComponent):
         #            which are the output.
         config = self._config
         lanes = config.wtu_lanes
-        group = config.wtu_buckets // product_copies(config)
+        group = buckets_per_copy(config)
         chain = carry_chains(platform)
         m = Module()
         clear_members = delayed(m, self.clear, 2, "members_clear")

@@ -10,7 +10,8 @@ from hw.wtu.decision import pass_bucket
 from hw.wtu.fast_adders import carry_chains, fast_geq
 from hw.wtu.lane_memories import LaneMemories
 from hw.wtu.layouts import WTULayouts
-from hw.wtu.pipeline import delayed, product_copies, product_latency, registered_product
+from hw.wtu.pipeline import (buckets_per_copy, delayed, product_copies, product_latency,
+                             registered_product)
 from hw.wtu.sequencer import chunk_after
 
 __all__ = ["Lane"]
@@ -176,8 +177,7 @@ class Lane(ConfiguredComponent):
         hits = Signal(config.wtu_buckets)
         m.d.comb += hits.eq(Mux(active_1, 1 << bucket, 0))
         hits_before = delayed(m, hits, product_stages - 1, "hits")
-        copies = product_copies(config)
-        group = config.wtu_buckets // copies
+        copies, group = product_copies(config), buckets_per_copy(config)
         product, copied = registered_product(
             m, score_1, count_1, product_bits, "product", chain=chain,
             copy_enables=[hits_before[g * group:(g + 1) * group].any() for g in range(copies)])

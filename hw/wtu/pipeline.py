@@ -15,7 +15,7 @@ from amaranth.hdl import Cat, Const, Signal, Value
 from hw.wtu.fast_adders import carry_save, fast_add, fast_add_carry
 
 __all__ = ["PRODUCT_SLICE_BITS", "ACCUMULATE_GROUP", "ACCUMULATE_LATENCY", "PRODUCT_COPIES",
-           "product_copies", "product_latency",
+           "product_copies", "buckets_per_copy", "product_latency",
            "lane_stages", "delayed", "registered_accumulation",
            "registered_product", "tree_levels", "registered_tree", "registered_split_tree",
            "registered_suffix_sums", "suffix_tree_latency",
@@ -49,8 +49,14 @@ PRODUCT_COPIES = 4
 
 def product_copies(config):
     """Registers of a lane's product the bucket masses take, on an FPGA: :data:`PRODUCT_COPIES`,
-    at most one per bucket; bucket ``k`` takes copy ``k // (wtu_buckets // copies)``."""
+    at most one per bucket; bucket ``k`` takes copy ``k // buckets_per_copy(config)``."""
     return min(PRODUCT_COPIES, config.wtu_buckets)
+
+
+def buckets_per_copy(config):
+    """Buckets that take one copy of a lane's product (:func:`product_copies`): copy ``g``
+    serves buckets ``g * B`` to ``(g + 1) * B - 1``."""
+    return config.wtu_buckets // product_copies(config)
 
 
 def product_latency(config):
