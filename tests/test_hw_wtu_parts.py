@@ -291,21 +291,6 @@ def test_bucket_lists(form):
     simulate(dut, testbench, walks * (4 * depth + 7))
 
 
-def test_bucket_lists_keep_their_tables_in_lut_ram_on_an_fpga(tmp_path):
-    """The claim of :class:`hw.wtu.bucket_lists._BucketTable`: in the FPGA form Yosys puts the
-    edge lane's per-bucket addresses (8 bits, 16 buckets) in LUT RAM, two 16 x 4-bit
-    TRELLIS_DPR16X4 per read port: the heads (the walk's start), the tails (the start and the
-    append), the second clusters (the start) and the clusters before the tails (the append),
-    5 ports. The flip-flops left are the flags (2 x 16), the walk's and the start's registers
-    (walk address, walk end, successor, start head, tail and second: 6 x 8) and three bits
-    (at_tail, walk_active, start_nonempty): 83; the registers per bucket were 4 x 16 x 8 more."""
-    lists = built_for(BucketLists, ULX3S_85F_Platform())(PRESETS["edge"])
-    cells = synthesized_cells(tmp_path, lists, "lists", "synth_ecp5 -top lists")
-    assert cells.get("TRELLIS_DPR16X4") == 5 * 2, cells
-    assert cells.get("TRELLIS_FF") == 2 * 16 + 6 * 8 + 3, cells
-    assert cells.get("DP16KD") == 1, cells
-
-
 @pytest.mark.parametrize("form", ["silicon", "fpga"])
 @pytest.mark.parametrize("lanes, buckets", [(4, 4), (16, 4), (4, 16)])
 def test_bucket_masses(lanes, buckets, form):

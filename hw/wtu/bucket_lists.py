@@ -1,12 +1,12 @@
 """One WTU lane's bucket sorter: a linked list of the lane's clusters per bucket, and its walk."""
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Module, Mux, Signal, unsigned
 from amaranth.lib import memory
 from amaranth.lib.wiring import In, Out
 
 from hw.component import (ConfiguredComponent, block_ram, builds_for_fpga,
                           poisons_undefined_reads)
-from hw.wtu.layouts import WTULayouts, one_hot_index, one_hot_select
+from hw.wtu.layouts import WTULayouts, one_hot_select
 from hw.wtu.read_ahead import read_ahead
 
 __all__ = ["BucketLists"]
@@ -32,11 +32,8 @@ class BucketLists(ConfiguredComponent):
     after it in its list; each bucket also keeps its second cluster and the one before its
     tail (an append writes the word of that one), and the walk keeps the address after its
     own in a register, which the word read ahead at the walk's address refills at each step.
-    The same addresses in the same cycles, for a word per bucket more of each kind (which the
-    silicon form, whose macros deliver their words early enough, does without). On an FPGA the
-    per-bucket words (heads, tails, second clusters, clusters before the tails) are also kept in
-    LUT RAM rather than in registers (:class:`_BucketTable`): the edge lane's lists map to 83
-    flip-flops and 153 LUTs instead of 595 and 708.
+    The same addresses in the same cycles, for a register per bucket more of each kind
+    (which the silicon form, whose macros deliver their words early enough, does without).
 
     Parameters
     ----------
@@ -100,23 +97,17 @@ class BucketLists(ConfiguredComponent):
         next_rd, next_wr, next_data = read_ahead(m, mem, "next", forward=not two_ahead,
                                                  transparent=two_ahead,
                                                  poison=poisons_undefined_reads(platform))
+        head = [Signal(addr_bits, name=f"head{k}") for k in range(buckets)]
+        tail = [Signal(addr_bits, name=f"tail{k}") for k in range(buckets)]
         nonempty = [Signal(name=f"nonempty{k}") for k in range(buckets)]
-        several = [Signal(name=f"several{k}") for k in range(buckets)] if two_ahead else []
-        # Per bucket an address: in registers, or on an FPGA in LUT RAM (one word per bucket,
-        # written at ``bucket``; :class:`_BucketTable`).
-        def table(name, data, condition=None):
-            return _BucketTable(m, name, addr_bits, buckets, self.bucket, self.append, data,
-                                condition, lut_ram=two_ahead)
-        head = table("head", self.address, [~flag for flag in nonempty])
-        tail = table("tail", self.address)
         # The memory's word for a cluster: its successor, or with ``two_ahead`` the cluster
         # after its successor. An append writes it for the bucket's tail (or for the cluster
         # before the tail), picked with its flag by balanced multiplexers over the buckets
         # (not a chain of one per bucket).
         if two_ahead:
-            second = table("second", self.address,
-                           [flag & ~more for flag, more in zip(nonempty, several)])
-            before_tail = table("before_tail", tail.at_bucket())
+            second = [Signal(addr_bits, name=f"second{k}") for k in range(buckets)]
+            before_tail = [Signal(addr_bits, name=f"before_tail{k}") for k in range(buckets)]
+            several = [Signal(name=f"several{k}") for k in range(buckets)]
             linked, linked_exists = before_tail, several
         else:
             linked, linked_exists = tail, nonempty
@@ -127,15 +118,19 @@ class BucketLists(ConfiguredComponent):
         at_tail = Signal(init=1)
         m.d.comb += [next_rd.addr.eq(self.next_walk_address),
                      self.walk_done.eq(~self.walk_active | at_tail),
-                     next_wr.addr.eq(linked.at_bucket()), next_wr.data.eq(self.address),
+                     next_wr.addr.eq(Array(linked)[self.bucket]), next_wr.data.eq(self.address),
                      next_wr.en.eq(self.append & Array(linked_exists)[self.bucket])]
         for k in range(buckets):
             with m.If(self.append & (self.bucket == k)):
-                m.d.sync += nonempty[k].eq(1)
+                with m.If(~nonempty[k]):
+                    m.d.sync += head[k].eq(self.address)
+                m.d.sync += [tail[k].eq(self.address), nonempty[k].eq(1)]
                 if two_ahead:
-                    m.d.sync += several[k].eq(nonempty[k])
+                    with m.If(nonempty[k] & ~several[k]):
+                        m.d.sync += second[k].eq(self.address)
+                    m.d.sync += [before_tail[k].eq(tail[k]), several[k].eq(nonempty[k])]
         with m.If(self.clear):
-            m.d.sync += [flag.eq(0) for flag in nonempty + several]
+            m.d.sync += [flag.eq(0) for flag in nonempty + (several if two_ahead else [])]
         m.d.comb += self.next_walk_address.eq(self.walk_address)
         m.d.sync += self.walk_address.eq(self.next_walk_address)
         # The walk's start: the selected bucket's head, tail and flag, picked a cycle ahead by
@@ -145,8 +140,8 @@ class BucketLists(ConfiguredComponent):
         start_head, start_tail = Signal(addr_bits), Signal(addr_bits)
         start_nonempty = Signal()
         select = self.start_select
-        m.d.sync += [start_head.eq(head.selected(select)),
-                     start_tail.eq(tail.selected(select)),
+        m.d.sync += [start_head.eq(one_hot_select(select, head)),
+                     start_tail.eq(one_hot_select(select, tail)),
                      start_nonempty.eq(one_hot_select(select, nonempty))]
         m.d.comb += next_walk_end.eq(Mux(self.start, start_tail, walk_end))
         m.d.sync += [walk_end.eq(next_walk_end),
@@ -157,7 +152,7 @@ class BucketLists(ConfiguredComponent):
         # address comes from registers, not from the memory's output.
         if two_ahead:
             start_second = Signal(addr_bits)
-            m.d.sync += start_second.eq(second.selected(select))
+            m.d.sync += start_second.eq(one_hot_select(select, second))
             successor = Signal(addr_bits, name="walk_successor")
             with m.If(self.start):
                 m.d.sync += successor.eq(start_second)
@@ -174,64 +169,3 @@ class BucketLists(ConfiguredComponent):
             with m.Else():
                 m.d.comb += self.next_walk_address.eq(successor)
         return m
-
-
-class _BucketTable:
-    """One address per bucket, written with the append at the append's bucket.
-
-    In registers (``lut_ram`` false): read through multiplexers over the buckets. On an FPGA
-    (``lut_ram``): a memory of ``buckets`` words with asynchronous read ports, which Yosys maps
-    to LUT RAM (an ECP5 TRELLIS_DPR16X4 holds 16 words of 4 bits and has one read port; a
-    second port is a second copy): no register per bucket and no multiplexer over them, at
-    the same words in the same cycles (a read gives the word before the cycle's write, as a
-    register does).
-
-    Parameters
-    ----------
-    m : Module
-    name : str
-    width, buckets : int
-    bucket : Value
-        The bucket an append writes (and :meth:`at_bucket` reads).
-    append : Value
-        Write ``data`` in this cycle, where ``condition`` holds for ``bucket``.
-    data : Value
-    condition : list of Value, optional
-        Per bucket, whether an append writes it (default: always).
-    lut_ram : bool
-    """
-
-    def __init__(self, m, name, width, buckets, bucket, append, data, condition=None,
-                 lut_ram=False):
-        self._m, self._bucket = m, bucket
-        condition = condition if condition is not None else [Const(1)] * buckets
-        if lut_ram:
-            self._memory = memory.Memory(shape=unsigned(width), depth=buckets, init=[])
-            m.submodules[name] = self._memory
-            write = self._memory.write_port()
-            m.d.comb += [write.addr.eq(bucket), write.data.eq(data),
-                         write.en.eq(append & Array(condition)[bucket])]
-        else:
-            self._memory = None
-            self._words = [Signal(width, name=f"{name}{k}") for k in range(buckets)]
-            for k, word in enumerate(self._words):
-                with m.If(append & (bucket == k) & condition[k]):
-                    m.d.sync += word.eq(data)
-
-    def _read(self, address):
-        port = self._memory.read_port(domain="comb")
-        self._m.d.comb += port.addr.eq(address)
-        return port.data
-
-    def at_bucket(self):
-        """The word of the append's bucket (before this cycle's write)."""
-        if self._memory is None:
-            return Array(self._words)[self._bucket]
-        return self._read(self._bucket)
-
-    def selected(self, one_hot):
-        """The word of the bucket whose bit is set in ``one_hot`` (with LUT RAM: bucket 0's
-        word when none is set; in registers 0)."""
-        if self._memory is None:
-            return one_hot_select(one_hot, self._words)
-        return self._read(one_hot_index(one_hot))

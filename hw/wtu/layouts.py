@@ -2,13 +2,13 @@
 
 import operator
 
-from amaranth.hdl import Cat, Mux, unsigned
+from amaranth.hdl import Mux, unsigned
 from amaranth.lib import data
 
 from hw.component import check_config
 from hw.wtu.pipeline import broadcast_stages, decide_cycles, gather_stages
 
-__all__ = ["WTULayouts", "bits_for", "tree", "one_hot_select", "one_hot_index"]
+__all__ = ["WTULayouts", "bits_for", "tree", "one_hot_select"]
 
 
 def bits_for(highest):
@@ -30,14 +30,6 @@ def one_hot_select(one_hot, values):
     values, a balanced tree rather than a chain of one multiplexer per value. ``values`` may be
     shorter than ``one_hot``; the bits beyond it select nothing."""
     return tree([Mux(one_hot[k], value, 0) for k, value in enumerate(values)], operator.or_)
-
-
-def one_hot_index(one_hot):
-    """The index of the bit set in ``one_hot`` (0 when none is): bit ``b`` of the index is the
-    OR of the bits whose index has bit ``b`` set."""
-    bits = max(1, (len(one_hot) - 1).bit_length())
-    return Cat(*(Cat(*(one_hot[k] for k in range(len(one_hot)) if k >> b & 1)).any()
-                 for b in range(bits)))
 
 
 class WTULayouts:
