@@ -115,12 +115,12 @@ comparison is the plain operator (the logic cells' carry chains) and a lane's pr
 multiplication (a multiplier block) registered, then delayed to the same latency, its last
 register copied once per group of four buckets for the masses
 (:data:`hw.wtu.pipeline.PRODUCT_COPIES`: no register drives the sums of all the buckets); and
-since a block RAM gives its word late in the cycle (an ECP5 DP16KD 5.83 ns after the clock),
-no word goes through logic into a read address or a comparison in its own cycle: the walk reads two
+since a block RAM gives its word late in the cycle (an ECP5 DP16KD 5.83 ns after the clock), no
+word goes through logic into a read address or a comparison in its own cycle: the walk reads two
 ahead (:class:`BucketLists`) and the emission compares a registered score word, read a chunk
-ahead (:meth:`hw.wtu.lane.Lane._emission_score`). The same integers in the same cycles;
-without a platform (silicon flow, simulators, Verilog) the prefix networks and partial
-products described above.
+ahead (:meth:`hw.wtu.lane.Lane._emission_score`). The same integers in the same cycles; without
+a platform (silicon flow, simulators, Verilog) the prefix networks and partial products
+described above.
 """
 
 from amaranth.hdl import Module, Signal, unsigned
