@@ -88,12 +88,14 @@ PLACEMENT_ONLY = "none"
 #: and routes them again as critical. On the edge sorter baseline (``router2``, the same
 #: placements) it took the routed fmax from 88.15 to 99.38 MHz at nextpnr's default seed, in
 #: 87 s of routing (seeds 2 and 3: 99.60 and 99.74), and from 90.67 to 100.51 MHz with its
-#: placer weight of 50 (:data:`PLACER_TIMING_WEIGHTS`). It is not the default because it can
-#: cost more than it gives: ``router1`` runs up to 50 rounds of rip-up, each re-routing the
-#: arcs around the ripped ones (on the edge WTU about 500 s a round, and its worst slack went
-#: from -0.31 to -0.34 ns after the first); ``router2`` repeats its iterations until no arc
-#: fails, which at a constraint the design cannot approach it may never reach (the sorter
-#: constrained at 105 MHz: more than 900 iterations, stopped).
+#: placer weight of 50 (:data:`PLACER_TIMING_WEIGHTS`). With ``router1`` it took the edge WTU
+#: from 97.68 to 100.64 MHz at the default seed (one round) and from 97.48 to 100.51 at seed 2
+#: (three rounds). It is not the default because it can cost more than it gives: ``router1``
+#: runs up to 50 rounds of rip-up, each re-routing the arcs around the ripped ones (on the edge
+#: WTU 1,200 to 2,200 s a round, and a round can make the worst slack worse; on the edge HCU
+#: the same 11 arcs failed in all 50 rounds) and keeps the last routing; ``router2`` repeats its
+#: iterations until no arc fails, which at a constraint the design cannot approach it may never
+#: reach (the sorter constrained at 105 MHz: more than 900 iterations, stopped).
 TIMING_RIPUP = "--tmg-ripup"
 
 #: The netlist nextpnr writes after a placement-only run (``--write``), beside ``top.json``:
